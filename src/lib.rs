@@ -1,0 +1,4 @@
+//! sparsam: a self-hosted, privacy-first web analytics collector.
+
+pub mod model;
+pub mod privacy;
