@@ -1,4 +1,8 @@
 //! sparsam: a self-hosted, privacy-first web analytics collector.
 
+pub mod enrich;
+pub mod ingest;
 pub mod model;
 pub mod privacy;
+pub mod report;
+pub mod config;

@@ -2,5 +2,13 @@
 //! visitor hash. Everything here runs before an event is enriched or stored.
 
 pub mod anon_ip;
+pub mod client_ip;
+pub mod optout;
+pub mod url_strip;
+pub mod visitor;
 
 pub use anon_ip::{AnonIp, IpMasks, StoredIp};
+pub use client_ip::{anonymised_client, ClientAddrPolicy};
+pub use optout::OptOutSignals;
+pub use url_strip::{strip_url, CleanUrl, UrlError};
+pub use visitor::{visitor_hash, SaltKeeper};

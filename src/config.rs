@@ -1,0 +1,657 @@
+//! Typed configuration, loaded from TOML and validated before anything
+//! listens.
+//!
+//! Every error names the offending key (e.g. `sites[0].timezone`) and what is
+//! wrong with it, so an operator can fix a file without reading code. Unknown
+//! keys are errors too: a misspelt privacy setting must not silently fall
+//! back to a default.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::privacy::IpMasks;
+
+/// A configuration problem, always tied to a key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub notice: NoticeConfig,
+    #[serde(default)]
+    pub sites: Vec<SiteConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// Directory holding the redb store and the daily salt.
+    pub data_dir: PathBuf,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// Largest accepted request body (beacons, Matomo bulk posts).
+    pub max_body_bytes: usize,
+    /// Largest accepted URL, referrer, title or search term, in bytes.
+    pub max_field_bytes: usize,
+    /// Largest number of events in one beacon or bulk request.
+    pub max_batch_events: usize,
+    /// Seconds a client may take to send its request head.
+    pub client_timeout_secs: u64,
+    /// Worker threads for HTTP (0 = one per core).
+    pub workers: usize,
+    /// Log format: "text" or "json".
+    pub log_format: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            max_field_bytes: 2048,
+            max_batch_events: 100,
+            client_timeout_secs: 5,
+            workers: 0,
+            log_format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyConfig {
+    /// Leading bits of an IPv4 address kept (16 = a.b.0.0).
+    pub ipv4_prefix: u8,
+    /// Leading bits of an IPv6 address kept (32 = an ISP's allocation).
+    pub ipv6_prefix: u8,
+    /// Must be true to keep more bits than the defaults above.
+    pub allow_weaker_masks: bool,
+    /// Name of the opt-out cookie; the only cookie sparsam ever sets.
+    pub optout_cookie: String,
+    /// Opt-out cookie lifetime in days.
+    pub optout_cookie_days: u32,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            ipv4_prefix: IpMasks::DEFAULT.v4_prefix,
+            ipv6_prefix: IpMasks::DEFAULT.v6_prefix,
+            allow_weaker_masks: false,
+            optout_cookie: "sparsam_optout".into(),
+            optout_cookie_days: 365 * 2,
+        }
+    }
+}
+
+impl PrivacyConfig {
+    pub fn masks(&self) -> IpMasks {
+        IpMasks {
+            v4_prefix: self.ipv4_prefix,
+            v6_prefix: self.ipv6_prefix,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days raw events (with shortened addresses) are kept.
+    pub raw_days: u32,
+    /// Days roll-ups (aggregates, no personal data) are kept; 0 = forever.
+    pub rollup_days: u32,
+    /// When the sweeper runs: a cron expression with seconds first.
+    pub sweep_schedule: String,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            raw_days: 90,
+            rollup_days: 0,
+            sweep_schedule: "0 30 3 * * *".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// redb page cache in MiB.
+    pub cache_mb: usize,
+    /// Batches that may wait for the writer before ingest answers 503.
+    pub queue_capacity: usize,
+    /// Distinct user agents whose classification is cached.
+    pub ua_cache_entries: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            cache_mb: 64,
+            queue_capacity: 10_000,
+            ua_cache_entries: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Reads every site and the audit view.
+    pub admin_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoticeConfig {
+    /// Who runs the service, as named in the privacy notice.
+    pub controller: String,
+    /// Where the data is processed.
+    pub processing_location: String,
+    /// Legal basis, German and English.
+    pub legal_basis_de: String,
+    pub legal_basis_en: String,
+}
+
+impl Default for NoticeConfig {
+    fn default() -> Self {
+        Self {
+            controller: "the operator of this website".into(),
+            processing_location: "on the operator's own server".into(),
+            legal_basis_de: "Einwilligung, Art. 6 Abs. 1 lit. a DSGVO".into(),
+            legal_basis_en: "consent, Art. 6(1)(a) GDPR".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Short id used in tracking snippets and API paths.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// Numeric id for Matomo clients (`idsite`).
+    #[serde(default)]
+    pub matomo_id: Option<u32>,
+    /// Hostnames whose pages may be counted for this site.
+    pub hostnames: Vec<String>,
+    /// IANA time zone for days in reports.
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Drop hits that carry `DNT: 1`.
+    #[serde(default)]
+    pub honour_dnt: bool,
+    /// Drop hits that carry `Sec-GPC: 1`.
+    #[serde(default = "yes")]
+    pub honour_gpc: bool,
+    /// URL parameters that carry a site-search term.
+    #[serde(default = "default_search_params")]
+    pub search_params: Vec<String>,
+    /// Link targets with these extensions count as downloads.
+    #[serde(default = "default_download_extensions")]
+    pub download_extensions: Vec<String>,
+    /// Query parameters kept in stored URLs (search parameters and `utm_*`
+    /// are always kept).
+    #[serde(default)]
+    pub keep_query_params: Vec<String>,
+    /// Bearer tokens that may read this site's reports.
+    #[serde(default)]
+    pub tokens: Vec<String>,
+}
+
+fn default_timezone() -> String {
+    "UTC".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_search_params() -> Vec<String> {
+    ["q", "query", "search", "s"].map(String::from).to_vec()
+}
+fn default_download_extensions() -> Vec<String> {
+    [
+        "pdf", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "odt", "ods", "odp", "csv", "txt",
+        "rtf", "zip", "gz", "7z", "rar", "epub", "mp3", "mp4",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+impl SiteConfig {
+    pub fn tz(&self) -> chrono_tz::Tz {
+        chrono_tz::Tz::from_str(&self.timezone).unwrap_or(chrono_tz::UTC)
+    }
+
+    /// True when `host` (lower-case, no port) may be counted for this site.
+    pub fn allows_host(&self, host: &str) -> bool {
+        self.hostnames.iter().any(|h| {
+            if let Some(suffix) = h.strip_prefix("*.") {
+                host == suffix || host.ends_with(&format!(".{suffix}"))
+            } else {
+                h == host
+            }
+        })
+    }
+
+    /// Query parameters that survive URL stripping.
+    pub fn is_kept_param(&self, name: &str) -> bool {
+        name.starts_with("utm_")
+            || self.search_params.iter().any(|p| p == name)
+            || self.keep_query_params.iter().any(|p| p == name)
+    }
+
+    pub fn is_download(&self, path: &str) -> bool {
+        let last = path.rsplit('/').next().unwrap_or("");
+        match last.rsplit_once('.') {
+            Some((_, ext)) => self
+                .download_extensions
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(ext)),
+            None => false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| invalid("(file)", e.to_string()))?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let problem = e.inner().message().to_string();
+            invalid(if key == "." { "(top level)".into() } else { key }, problem)
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.trusted_proxies()?;
+        let s = &self.server;
+        if s.max_body_bytes < 1024 || s.max_body_bytes > 16 * 1024 * 1024 {
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
+        if s.max_field_bytes < 64 || s.max_field_bytes > 64 * 1024 {
+            return Err(invalid(
+                "server.max_field_bytes",
+                "must be between 64 and 65536",
+            ));
+        }
+        if s.max_batch_events == 0 || s.max_batch_events > 10_000 {
+            return Err(invalid(
+                "server.max_batch_events",
+                "must be between 1 and 10000",
+            ));
+        }
+        if s.client_timeout_secs == 0 {
+            return Err(invalid(
+                "server.client_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if !matches!(s.log_format.as_str(), "text" | "json") {
+            return Err(invalid(
+                "server.log_format",
+                format!("must be \"text\" or \"json\", not {:?}", s.log_format),
+            ));
+        }
+
+        let p = &self.privacy;
+        if p.ipv4_prefix > 32 {
+            return Err(invalid("privacy.ipv4_prefix", "must be 0 to 32"));
+        }
+        if p.ipv6_prefix > 128 {
+            return Err(invalid("privacy.ipv6_prefix", "must be 0 to 128"));
+        }
+        if !p.allow_weaker_masks {
+            if p.ipv4_prefix > IpMasks::DEFAULT.v4_prefix {
+                return Err(invalid(
+                    "privacy.ipv4_prefix",
+                    format!(
+                        "{} keeps more of the address than the default {}; set privacy.allow_weaker_masks = true to allow this",
+                        p.ipv4_prefix,
+                        IpMasks::DEFAULT.v4_prefix
+                    ),
+                ));
+            }
+            if p.ipv6_prefix > IpMasks::DEFAULT.v6_prefix {
+                return Err(invalid(
+                    "privacy.ipv6_prefix",
+                    format!(
+                        "{} keeps more of the address than the default {}; set privacy.allow_weaker_masks = true to allow this",
+                        p.ipv6_prefix,
+                        IpMasks::DEFAULT.v6_prefix
+                    ),
+                ));
+            }
+        }
+        let cookie = &p.optout_cookie;
+        if cookie.is_empty()
+            || !cookie
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(invalid(
+                "privacy.optout_cookie",
+                "must be non-empty and use only letters, digits, '_' and '-'",
+            ));
+        }
+        if p.optout_cookie_days == 0 {
+            return Err(invalid("privacy.optout_cookie_days", "must be at least 1"));
+        }
+
+        let r = &self.retention;
+        if r.raw_days == 0 {
+            return Err(invalid("retention.raw_days", "must be at least 1"));
+        }
+        if r.rollup_days != 0 && r.rollup_days < r.raw_days {
+            return Err(invalid(
+                "retention.rollup_days",
+                "must be 0 (keep) or at least retention.raw_days",
+            ));
+        }
+        self.sweep_schedule()?;
+
+        if self.store.cache_mb == 0 {
+            return Err(invalid("store.cache_mb", "must be at least 1"));
+        }
+        if self.store.queue_capacity == 0 {
+            return Err(invalid("store.queue_capacity", "must be at least 1"));
+        }
+
+        if !self.auth.admin_token.is_empty() && self.auth.admin_token.len() < 16 {
+            return Err(invalid(
+                "auth.admin_token",
+                "must be at least 16 characters (or empty to disable admin access)",
+            ));
+        }
+
+        if self.sites.is_empty() {
+            return Err(invalid("sites", "at least one [[sites]] entry is required"));
+        }
+        let mut ids = HashSet::new();
+        let mut matomo_ids = HashSet::new();
+        let mut tokens: HashMap<&str, &str> = HashMap::new();
+        for (i, site) in self.sites.iter().enumerate() {
+            let key = |k: &str| format!("sites[{i}].{k}");
+            if site.id.is_empty()
+                || site.id.len() > 64
+                || !site
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(
+                    key("id"),
+                    "must be 1-64 characters of letters, digits, '-' or '_'",
+                ));
+            }
+            if !ids.insert(site.id.as_str()) {
+                return Err(invalid(
+                    key("id"),
+                    format!("{:?} is used by another site", site.id),
+                ));
+            }
+            if let Some(m) = site.matomo_id {
+                if !matomo_ids.insert(m) {
+                    return Err(invalid(
+                        key("matomo_id"),
+                        format!("{m} is used by another site"),
+                    ));
+                }
+            }
+            if site.hostnames.is_empty() {
+                return Err(invalid(
+                    key("hostnames"),
+                    "list at least one hostname whose pages may be counted",
+                ));
+            }
+            for (j, h) in site.hostnames.iter().enumerate() {
+                let bare = h.strip_prefix("*.").unwrap_or(h);
+                if bare.is_empty()
+                    || h != &h.to_ascii_lowercase()
+                    || bare.contains(['/', ':', ' ', '*'])
+                {
+                    return Err(invalid(
+                        format!("sites[{i}].hostnames[{j}]"),
+                        format!("{h:?} must be a lower-case hostname without scheme, port or path (\"*.example.org\" allows subdomains)"),
+                    ));
+                }
+            }
+            if chrono_tz::Tz::from_str(&site.timezone).is_err() {
+                return Err(invalid(
+                    key("timezone"),
+                    format!(
+                        "{:?} is not an IANA time zone (e.g. \"Europe/Berlin\")",
+                        site.timezone
+                    ),
+                ));
+            }
+            for (j, t) in site.tokens.iter().enumerate() {
+                if t.len() < 16 {
+                    return Err(invalid(
+                        format!("sites[{i}].tokens[{j}]"),
+                        "must be at least 16 characters",
+                    ));
+                }
+                if t == &self.auth.admin_token {
+                    return Err(invalid(
+                        format!("sites[{i}].tokens[{j}]"),
+                        "must differ from auth.admin_token",
+                    ));
+                }
+                if let Some(other) = tokens.insert(t.as_str(), site.id.as_str()) {
+                    if other != site.id {
+                        return Err(invalid(
+                            format!("sites[{i}].tokens[{j}]"),
+                            format!("is also a token of site {other:?}"),
+                        ));
+                    }
+                }
+            }
+            for (j, e) in site.download_extensions.iter().enumerate() {
+                if e.is_empty() || e.starts_with('.') || !e.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    return Err(invalid(
+                        format!("sites[{i}].download_extensions[{j}]"),
+                        format!("{e:?} must be letters and digits without a dot, e.g. \"pdf\""),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!(
+                    "{:?} is not an address and port such as \"127.0.0.1:8080\"",
+                    self.server.listen
+                ),
+            )
+        })
+    }
+
+    pub fn trusted_proxies(&self) -> Result<Vec<IpNet>, ConfigError> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map(|n| n.trunc())
+                    .map_err(|_| {
+                        invalid(
+                            format!("server.trusted_proxies[{i}]"),
+                            format!("{s:?} is not an address or CIDR such as \"10.0.0.0/8\""),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    pub fn sweep_schedule(&self) -> Result<cron::Schedule, ConfigError> {
+        cron::Schedule::from_str(&self.retention.sweep_schedule).map_err(|e| {
+            invalid(
+                "retention.sweep_schedule",
+                format!(
+                    "{:?} is not a cron expression with seconds first (e.g. \"0 30 3 * * *\"): {e}",
+                    self.retention.sweep_schedule
+                ),
+            )
+        })
+    }
+
+    pub fn site(&self, id: &str) -> Option<&SiteConfig> {
+        self.sites.iter().find(|s| s.id == id)
+    }
+
+    pub fn site_by_matomo_id(&self, id: u32) -> Option<&SiteConfig> {
+        self.sites.iter().find(|s| s.matomo_id == Some(id))
+    }
+
+    /// The site whose hostnames include `host` (Plausible's `d` field).
+    pub fn site_by_host(&self, host: &str) -> Option<&SiteConfig> {
+        let host = host.to_ascii_lowercase();
+        self.sites.iter().find(|s| s.allows_host(&host))
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.server.data_dir.join("sparsam.redb")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[[sites]]
+id = "demo"
+hostnames = ["localhost"]
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_private_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.privacy.masks(), IpMasks::DEFAULT);
+        assert_eq!(c.retention.raw_days, 90);
+        assert!(c.sites[0].honour_gpc);
+    }
+
+    #[test]
+    fn type_errors_name_the_key() {
+        let e = err("[server]\nlisten = 5\n[[sites]]\nid=\"a\"\nhostnames=[\"x\"]");
+        assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let e = err("[privacy]\nipv4_prefx = 8\n[[sites]]\nid=\"a\"\nhostnames=[\"x\"]");
+        assert!(e.contains("ipv4_prefx"), "{e}");
+    }
+
+    #[test]
+    fn weaker_masks_need_explicit_setting() {
+        let e = err(&format!("[privacy]\nipv4_prefix = 24\n{MINIMAL}"));
+        assert!(e.contains("privacy.ipv4_prefix") && e.contains("allow_weaker_masks"), "{e}");
+        let ok = format!("[privacy]\nipv4_prefix = 24\nallow_weaker_masks = true\n{MINIMAL}");
+        assert!(Config::parse(&ok).is_ok());
+        let stricter = format!("[privacy]\nipv4_prefix = 8\nipv6_prefix = 24\n{MINIMAL}");
+        assert!(Config::parse(&stricter).is_ok());
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let e = err("[[sites]]\nid=\"a\"\nhostnames=[\"x\"]\ntimezone=\"Mars/Base\"");
+        assert!(e.contains("sites[0].timezone") && e.contains("Mars/Base"), "{e}");
+        let e = err(&format!("[retention]\nsweep_schedule = \"0 0 * * 0\"\n{MINIMAL}"));
+        assert!(e.contains("retention.sweep_schedule"), "{e}");
+        let e = err(&format!("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n{MINIMAL}"));
+        assert!(e.contains("server.trusted_proxies[0]"), "{e}");
+        let e = err("[[sites]]\nid=\"a\"\nhostnames=[\"https://x.org\"]");
+        assert!(e.contains("sites[0].hostnames[0]"), "{e}");
+        let e = err("");
+        assert!(e.contains("sites"), "{e}");
+    }
+
+    #[test]
+    fn hosts_and_downloads() {
+        let c = Config::parse(
+            "[[sites]]\nid=\"a\"\nhostnames=[\"example.org\", \"*.example.net\"]",
+        )
+        .unwrap();
+        let s = &c.sites[0];
+        assert!(s.allows_host("example.org"));
+        assert!(!s.allows_host("evil-example.org"));
+        assert!(s.allows_host("www.example.net"));
+        assert!(s.allows_host("example.net"));
+        assert!(!s.allows_host("badexample.net"));
+        assert!(s.is_download("/files/report.PDF"));
+        assert!(!s.is_download("/files.pdf/index.html"));
+    }
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sparsam.toml");
+        Config::load(&path).unwrap();
+    }
+}

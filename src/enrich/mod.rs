@@ -1,0 +1,7 @@
+//! Enrichment: turns an anonymised hit into a classified event (device,
+//! referrer class, campaign, site-search term).
+
+pub mod client_hints;
+pub mod device;
+pub mod referrer;
+pub mod search;

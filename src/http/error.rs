@@ -1,0 +1,65 @@
+//! Errors mapped to HTTP in one place. Bodies are short JSON messages that
+//! say what to fix; they never echo a client address or a rejected value.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::ingest::{PipelineError, Reject};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Reject(#[from] Reject),
+    #[error("missing or malformed Authorization header; send `Authorization: Bearer <token>`")]
+    Unauthorized,
+    #[error("this token may not read site {0:?}")]
+    Forbidden(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("the collector is busy; retry later")]
+    Busy,
+    #[error("the event could not be stored; retry later")]
+    StoreFailed,
+    #[error("internal error")]
+    Internal,
+}
+
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::Reject(r) => ApiError::Reject(r),
+            PipelineError::Salt(err) => {
+                tracing::error!(error = %err, "visitor salt unavailable");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Reject(r) => StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Busy | ApiError::StoreFailed => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, "no-store"));
+        if matches!(self, ApiError::Busy | ApiError::StoreFailed) {
+            res.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if matches!(self, ApiError::Unauthorized) {
+            res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        res.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}

@@ -1,0 +1,177 @@
+//! Ingest routes: the pixel and the script beacon. They translate requests
+//! into hits, ask the pipeline, hand events to the store writer and answer
+//! once the events are durable.
+//!
+//! Opted-out and bot hits get exactly the answer a stored hit gets, so a
+//! page cannot tell whether its visitor was counted.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use futures_util::StreamExt;
+
+use super::client::{optout_signals, referer, request_meta};
+use super::error::ApiError;
+use super::AppState;
+use crate::ingest::{beacon, pixel, Hit, Processed, Reject};
+use crate::model::Event;
+use crate::store::SubmitError;
+
+/// A transparent 1x1 GIF.
+pub const PIXEL_GIF: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+pub fn gif_response() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/gif")
+        .insert_header((header::CACHE_CONTROL, "no-store, max-age=0"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body(PIXEL_GIF)
+}
+
+pub fn accepted_response() -> HttpResponse {
+    HttpResponse::Accepted()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body("ok")
+}
+
+fn count(outcome: &'static str, n: usize) {
+    metrics::counter!("sparsam_hits_total", "outcome" => outcome).increment(n as u64);
+}
+
+/// Is this hit dropped by DNT / GPC for its site? (The cookie is checked
+/// before this, on headers alone.)
+fn dropped_by_signals(state: &AppState, req: &HttpRequest, site_id: &str) -> bool {
+    let signals = optout_signals(req, &state.config.privacy.optout_cookie);
+    match state.config.site(site_id) {
+        Some(site) => signals.opted_out(site.honour_dnt, site.honour_gpc),
+        None => signals.cookie,
+    }
+}
+
+/// Runs hits through the pipeline and waits until their events are durable.
+pub async fn store_hits(state: &AppState, req: &HttpRequest, hits: Vec<Hit>) -> Result<(), ApiError> {
+    let meta = request_meta(req, &state.addr_policy)
+        .ok_or_else(|| ApiError::BadRequest("client address unavailable".into()))?;
+    let now = Utc::now();
+    let mut events: Vec<Event> = Vec::with_capacity(hits.len());
+    let mut bots = 0;
+    for hit in hits {
+        match state.pipeline.process(hit, &meta, now) {
+            Ok(Processed::Events(e)) => events.extend(e),
+            Ok(Processed::Bot) => bots += 1,
+            Err(e) => {
+                count("rejected", 1);
+                return Err(e.into());
+            }
+        }
+    }
+    if bots > 0 {
+        count("bot", bots);
+    }
+    if events.is_empty() {
+        return Ok(());
+    }
+    let n = events.len();
+    let ack = state.writer.submit(events).map_err(|e| match e {
+        SubmitError::QueueFull => {
+            count("busy", n);
+            ApiError::Busy
+        }
+        SubmitError::Closed => ApiError::Busy,
+    })?;
+    match ack.await {
+        Ok(Ok(())) => {
+            count("stored", n);
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "store commit failed");
+            count("store_failed", n);
+            Err(ApiError::StoreFailed)
+        }
+        Err(_) => Err(ApiError::StoreFailed),
+    }
+}
+
+/// `GET /p.gif`
+pub async fn pixel(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
+    if signals.cookie {
+        count("optout", 1);
+        return Ok(gif_response());
+    }
+    let query = req.query_string();
+    if let Some(site) = pixel::site_param(query) {
+        if dropped_by_signals(&state, &req, &site) {
+            count("optout", 1);
+            return Ok(gif_response());
+        }
+    }
+    if query.len() > state.config.server.max_field_bytes * 4 {
+        return Err(Reject::TooLong {
+            field: "query string",
+            max: state.config.server.max_field_bytes * 4,
+        }
+        .into());
+    }
+    let hit = pixel::parse_pixel(query, referer(&req))?;
+    store_hits(&state, &req, vec![hit]).await?;
+    Ok(gif_response())
+}
+
+/// Reads a request body up to `limit` bytes, refusing more with 413.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::BadRequest("request body could not be read".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(Reject::TooLong { field: "body", max: limit }.into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `POST /api/event`
+pub async fn beacon(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
+    if signals.cookie {
+        count("optout", 1);
+        return Ok(accepted_response());
+    }
+    let body = read_body(payload, state.config.server.max_body_bytes).await?;
+    let hits = beacon::parse_beacon(&body, state.config.server.max_batch_events)?;
+    let before = hits.len();
+    let hits: Vec<Hit> = hits
+        .into_iter()
+        .filter(|h| !dropped_by_signals(&state, &req, &h.site))
+        .collect();
+    if hits.len() < before {
+        count("optout", before - hits.len());
+    }
+    if !hits.is_empty() {
+        store_hits(&state, &req, hits).await?;
+    }
+    Ok(accepted_response())
+}
+
+/// `OPTIONS /api/event`: CORS preflight for clients that send JSON with
+/// `Content-Type: application/json` (the tracker itself avoids it).
+pub async fn preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "POST, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}

@@ -1,0 +1,149 @@
+//! The opt-out page, `GET/POST /optout`: embeddable in a site's privacy
+//! page (an iframe), German or English, and usable without JavaScript.
+//!
+//! `POST` with `action=optout` sets the opt-out cookie, the only cookie
+//! sparsam ever sets; `action=optin` clears it. Posts from another origin
+//! are refused, so a third-party page cannot flip a visitor's choice.
+
+use actix_web::cookie::{time::Duration, Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::client::optout_signals;
+use super::error::ApiError;
+use super::lang::{pick_lang, Lang};
+use super::AppState;
+
+#[derive(Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct OptOutForm {
+    action: String,
+    #[serde(default)]
+    lang: Option<String>,
+}
+
+fn texts(lang: Lang, opted_out: bool) -> (&'static str, &'static str, &'static str, &'static str) {
+    match (lang, opted_out) {
+        (Lang::De, false) => (
+            "Statistik-Erfassung",
+            "Ihr Besuch wird anonym statistisch erfasst. IP-Adressen werden sofort gekürzt, es werden keine Cookies gespeichert. Sie können der Erfassung widersprechen; dafür wird ein Opt-out-Cookie in Ihrem Browser gesetzt.",
+            "Nicht mehr erfassen",
+            "optout",
+        ),
+        (Lang::De, true) => (
+            "Statistik-Erfassung",
+            "Sie haben widersprochen: Ihre Besuche werden nicht erfasst, solange das Opt-out-Cookie in diesem Browser gespeichert ist.",
+            "Erfassung wieder erlauben",
+            "optin",
+        ),
+        (Lang::En, false) => (
+            "Visitor statistics",
+            "Your visit is counted anonymously. IP addresses are shortened at once and no cookies are stored. You can object; an opt-out cookie will then be set in your browser.",
+            "Stop counting my visits",
+            "optout",
+        ),
+        (Lang::En, true) => (
+            "Visitor statistics",
+            "You have opted out: your visits are not counted while the opt-out cookie is stored in this browser.",
+            "Allow counting again",
+            "optin",
+        ),
+    }
+}
+
+fn page(lang: Lang, opted_out: bool) -> HttpResponse {
+    let (title, text, button, action) = texts(lang, opted_out);
+    let state = match (lang, opted_out) {
+        (Lang::De, true) => "Status: widersprochen",
+        (Lang::De, false) => "Status: Erfassung aktiv",
+        (Lang::En, true) => "Status: opted out",
+        (Lang::En, false) => "Status: counting",
+    };
+    let code = lang.code();
+    let html = format!(
+        r#"<!doctype html>
+<html lang="{code}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title>
+<style>body{{font:16px/1.5 system-ui,sans-serif;margin:1em;color:#111;background:#fff}}button{{font:inherit;padding:.5em 1em;border:2px solid #114;border-radius:4px;background:#114;color:#fff;cursor:pointer}}button:focus{{outline:3px solid #f90}}</style>
+</head><body>
+<h1>{title}</h1>
+<p>{text}</p>
+<p id="state" data-opted-out="{opted_out}"><strong>{state}</strong></p>
+<form method="post" action="optout"><input type="hidden" name="action" value="{action}"><input type="hidden" name="lang" value="{code}"><button type="submit">{button}</button></form>
+</body></html>"#
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors *",
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .body(html)
+}
+
+/// `GET /optout`
+pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<LangQuery>) -> HttpResponse {
+    let lang = pick_lang(q.lang.as_deref(), &req);
+    let opted_out = optout_signals(&req, &state.config.privacy.optout_cookie).cookie;
+    page(lang, opted_out)
+}
+
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let host = req.connection_info().host().to_string();
+    match url::Url::parse(origin) {
+        Ok(u) => {
+            let with_port = match u.port() {
+                Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+                None => u.host_str().unwrap_or_default().to_string(),
+            };
+            with_port == host
+        }
+        Err(_) => false,
+    }
+}
+
+/// `POST /optout`
+pub async fn change(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<OptOutForm>,
+) -> Result<HttpResponse, ApiError> {
+    if !same_origin(&req) {
+        return Err(ApiError::Forbidden("the opt-out form must be sent from this page".into()));
+    }
+    let lang = pick_lang(form.lang.as_deref(), &req);
+    let secure = req.connection_info().scheme() == "https";
+    let name = state.config.privacy.optout_cookie.clone();
+    let mut cookie = Cookie::build(name, "1")
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(if secure { SameSite::None } else { SameSite::Lax })
+        .finish();
+    let opted_out = match form.action.as_str() {
+        "optout" => {
+            cookie.set_max_age(Duration::days(i64::from(state.config.privacy.optout_cookie_days)));
+            true
+        }
+        "optin" => {
+            cookie.make_removal();
+            false
+        }
+        _ => return Err(ApiError::BadRequest("action must be `optout` or `optin`".into())),
+    };
+    let mut res = page(lang, opted_out);
+    res.add_cookie(&cookie)
+        .map_err(|_| ApiError::Internal)?;
+    Ok(res)
+}

@@ -1,0 +1,10 @@
+//! Ingest: one module per wire protocol, all producing [`Hit`]s, and the
+//! pipeline that turns hits into stored events.
+
+pub mod beacon;
+pub mod hit;
+pub mod pipeline;
+pub mod pixel;
+
+pub use hit::{Hit, Reject};
+pub use pipeline::{Pipeline, PipelineError, Processed, RequestMeta};

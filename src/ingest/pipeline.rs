@@ -1,0 +1,196 @@
+//! The ingest pipeline: `Hit` + request facts → stored `Event`.
+//!
+//! Runs the same steps for every protocol, in an order that keeps personal
+//! data from spreading: site and size checks, URL stripping (before
+//! anything reads the URL), device detection (bots stop here), visitor hash
+//! from the already-truncated address, referrer and campaign, search term.
+//! Timestamps are always the server's clock at receipt.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::hit::{check_len, Hit, Reject};
+use crate::config::{Config, SiteConfig};
+use crate::enrich::client_hints::ClientHints;
+use crate::enrich::device::DeviceDetector;
+use crate::enrich::referrer::{campaign_from_params, classify, truncate};
+use crate::enrich::search::search_term;
+use crate::model::{Event, EventKind};
+use crate::privacy::visitor::SaltError;
+use crate::privacy::{strip_url, visitor_hash, AnonIp, SaltKeeper};
+
+/// What the HTTP layer learned about the request itself.
+#[derive(Clone, Debug)]
+pub struct RequestMeta {
+    pub anon_ip: AnonIp,
+    pub user_agent: String,
+    pub header_hints: ClientHints,
+}
+
+/// The result of processing one hit.
+#[derive(Debug)]
+pub enum Processed {
+    /// One or two events to store (a search results page yields a page
+    /// view and a search).
+    Events(Vec<Event>),
+    /// A bot: answered like any hit, counted in a metric, not stored.
+    Bot,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Reject(#[from] Reject),
+    #[error("visitor salt unavailable: {0}")]
+    Salt(#[from] SaltError),
+}
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    detector: DeviceDetector,
+    salts: SaltKeeper,
+}
+
+const MAX_PAGEVIEW_ID: usize = 64;
+
+impl Pipeline {
+    pub fn new(config: Arc<Config>, detector: DeviceDetector, salts: SaltKeeper) -> Self {
+        Pipeline {
+            config,
+            detector,
+            salts,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn detector(&self) -> &DeviceDetector {
+        &self.detector
+    }
+
+    /// Processes one hit received at `now`.
+    pub fn process(
+        &self,
+        hit: Hit,
+        meta: &RequestMeta,
+        now: DateTime<Utc>,
+    ) -> Result<Processed, PipelineError> {
+        let site = self
+            .config
+            .site(&hit.site)
+            .ok_or_else(|| Reject::UnknownSite(truncate(&hit.site, 64)))?;
+        let max = self.config.server.max_field_bytes;
+        check_len("url", &hit.url, max)?;
+        for (field, value) in [
+            ("ref", &hit.referrer),
+            ("title", &hit.title),
+            ("target", &hit.target),
+            ("search", &hit.search),
+            ("ua", &hit.user_agent),
+        ] {
+            if let Some(v) = value {
+                check_len(field, v, max)?;
+            }
+        }
+        if let Some(pv) = &hit.pageview_id {
+            check_len("pv", pv, MAX_PAGEVIEW_ID)?;
+        }
+
+        let page = strip_url(&hit.url, |p| site.is_kept_param(p)).map_err(|e| Reject::Invalid {
+            field: "url",
+            why: e.to_string(),
+        })?;
+        if !site.allows_host(&page.host) {
+            return Err(Reject::HostNotAllowed(site.id.clone()).into());
+        }
+
+        let user_agent = hit.user_agent.as_deref().unwrap_or(&meta.user_agent);
+        let hints = hit.hints.as_ref().unwrap_or(&meta.header_hints);
+        let device = self.detector.detect(user_agent, hints);
+        if device.bot {
+            return Ok(Processed::Bot);
+        }
+
+        let day = now.timestamp().div_euclid(86_400);
+        let salt = self.salts.salt_for(day)?;
+        let visitor = visitor_hash(&salt, &site.id, &meta.anon_ip, user_agent);
+
+        let campaign = campaign_from_params(&page.params, 200);
+        let referrer = classify(hit.referrer.as_deref(), |h| site.allows_host(h), &campaign);
+        let term = match hit.search.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => Some(truncate(t, max)),
+            _ => search_term(&page.params, &site.search_params, max),
+        };
+
+        let (kind, target) = classify_kind(site, &hit)?;
+        let event = Event {
+            site: site.id.clone(),
+            ts_ms: now.timestamp_millis(),
+            kind,
+            visitor,
+            pageview_id: hit.pageview_id.as_deref().map(pageview_id).unwrap_or(0),
+            url: page.url,
+            title: hit.title.as_deref().map(|t| truncate(t.trim(), max)).unwrap_or_default(),
+            referrer,
+            campaign,
+            target,
+            search_term: term.clone().unwrap_or_default(),
+            search_results: hit.search_results,
+            engaged_ms: hit.engaged_ms.unwrap_or(0),
+            device,
+            plugins: hit.plugins,
+            anon_ip: meta.anon_ip,
+        };
+        let mut events = Vec::with_capacity(2);
+        let search_page = kind == EventKind::PageView && term.is_some();
+        if search_page {
+            let mut search = event.clone();
+            search.kind = EventKind::Search;
+            events.push(event);
+            events.push(search);
+        } else {
+            if kind == EventKind::Search && term.is_none() {
+                return Err(Reject::Missing("search").into());
+            }
+            events.push(event);
+        }
+        Ok(Processed::Events(events))
+    }
+}
+
+/// The event kind, and the stripped link target for downloads and outbound
+/// clicks. A target without an explicit kind is a download when its
+/// extension is configured as one, otherwise an outbound link.
+fn classify_kind(site: &SiteConfig, hit: &Hit) -> Result<(EventKind, String), Reject> {
+    let target = match hit.target.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(strip_url(t, |_| false).map_err(|e| Reject::Invalid {
+            field: "target",
+            why: e.to_string(),
+        })?),
+    };
+    let kind = match (hit.kind, &target) {
+        (Some(k), _) => k,
+        (None, Some(t)) if site.is_download(&t.path) => EventKind::Download,
+        (None, Some(_)) => EventKind::Outbound,
+        (None, None) => EventKind::PageView,
+    };
+    if matches!(kind, EventKind::Download | EventKind::Outbound) && target.is_none() {
+        return Err(Reject::Missing("target"));
+    }
+    if kind == EventKind::Ping && hit.pageview_id.is_none() {
+        return Err(Reject::Missing("pv"));
+    }
+    Ok((kind, target.map(|t| t.url).unwrap_or_default()))
+}
+
+/// A page-view id as 64 bits. Ids are random strings made in the page; a
+/// plain hash maps any format (Matomo's six characters, our own) to one
+/// width. Never 0, which means "none".
+pub fn pageview_id(raw: &str) -> u64 {
+    let h = blake3::hash(raw.as_bytes());
+    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")).max(1)
+}

@@ -1,0 +1,76 @@
+//! The tracking pixel, `GET /p.gif?site=…&url=…`: works without
+//! JavaScript. Parameters: `site` (required), `url` (defaults to the
+//! `Referer` header, i.e. the embedding page), `ref`, `title`, `kind`, `pv`,
+//! `target`, `search`, `results`, `engaged_ms`, `plugins` (comma list).
+
+use super::hit::{parse_kind, parse_u32, plugins_from_names, Hit, Reject};
+
+/// Builds a hit from a pixel query string. `referer_header` is the page
+/// that embedded the pixel.
+pub fn parse_pixel(query: &str, referer_header: Option<&str>) -> Result<Hit, Reject> {
+    let mut hit = Hit::default();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let v = v.into_owned();
+        match k.as_ref() {
+            "site" => hit.site = v,
+            "url" => hit.url = v,
+            "ref" => hit.referrer = Some(v),
+            "title" => hit.title = Some(v),
+            "kind" => hit.kind = Some(parse_kind(&v)?),
+            "pv" => hit.pageview_id = Some(v),
+            "target" => hit.target = Some(v),
+            "search" => hit.search = Some(v),
+            "results" => hit.search_results = Some(parse_u32("results", &v)?),
+            "engaged_ms" => hit.engaged_ms = Some(parse_u32("engaged_ms", &v)?),
+            "plugins" => hit.plugins = plugins_from_names(v.split(',')),
+            _ => {}
+        }
+    }
+    if hit.site.is_empty() {
+        return Err(Reject::Missing("site"));
+    }
+    if hit.url.is_empty() {
+        hit.url = referer_header.unwrap_or_default().to_string();
+    }
+    if hit.url.is_empty() {
+        return Err(Reject::Missing("url"));
+    }
+    Ok(hit)
+}
+
+/// Only the `site` parameter, for the opt-out decision that comes before
+/// any other parsing.
+pub fn site_param(query: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "site")
+        .map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventKind;
+
+    #[test]
+    fn parses_fields_and_falls_back_to_referer() {
+        let h = parse_pixel("site=demo&kind=download&target=https%3A%2F%2Fx.org%2Fa.pdf", Some("https://x.org/p")).unwrap();
+        assert_eq!(h.site, "demo");
+        assert_eq!(h.url, "https://x.org/p");
+        assert_eq!(h.kind, Some(EventKind::Download));
+        assert_eq!(h.target.as_deref(), Some("https://x.org/a.pdf"));
+    }
+
+    #[test]
+    fn refuses_bad_numbers_and_missing_site() {
+        assert_eq!(parse_pixel("url=x", None).unwrap_err(), Reject::Missing("site"));
+        assert!(matches!(parse_pixel("site=a&url=x&engaged_ms=-5", None), Err(Reject::Invalid { .. })));
+        assert!(matches!(parse_pixel("site=a&url=x&engaged_ms=99999999999", None), Err(Reject::Invalid { .. })));
+        assert_eq!(parse_pixel("site=a", None).unwrap_err(), Reject::Missing("url"));
+    }
+
+    #[test]
+    fn broken_percent_encoding_does_not_panic() {
+        let h = parse_pixel("site=a&url=%ZZ%E0%A4&title=%FF%FE", Some("https://x.org/")).unwrap();
+        assert_eq!(h.site, "a");
+    }
+}

@@ -1,0 +1,177 @@
+//! Visitor counting without identifiers.
+//!
+//! A visitor is a keyed hash of (daily salt, site, anonymised address, user
+//! agent). The salt is random, lives in one small file that is overwritten
+//! in place when the UTC day changes, and is never written anywhere else, so
+//! once a day is over nobody (the operator included) can recompute that
+//! day's hashes or link a visitor across days.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::AnonIp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SaltError {
+    #[error("salt file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no random source available: {0}")]
+    Random(String),
+}
+
+const SALT_LEN: usize = 32;
+const FILE_LEN: usize = 8 + SALT_LEN;
+
+/// Holds today's salt; rotates and destroys it when the day changes.
+pub struct SaltKeeper {
+    path: PathBuf,
+    current: Mutex<(i64, [u8; SALT_LEN])>,
+}
+
+impl SaltKeeper {
+    /// Opens (or creates) the salt file in `dir`. A salt from an earlier
+    /// day is replaced at once.
+    pub fn open(dir: &Path, today: i64) -> Result<SaltKeeper, SaltError> {
+        let path = dir.join("salt");
+        let io = |source| SaltError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf).map_err(io)?;
+        let stored = (buf.len() == FILE_LEN).then(|| {
+            let day = i64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+            let salt: [u8; SALT_LEN] = buf[8..].try_into().expect("32 bytes");
+            (day, salt)
+        });
+        let current = match stored {
+            Some((day, salt)) if day == today => (day, salt),
+            _ => {
+                let salt = new_salt()?;
+                overwrite(&mut file, today, &salt).map_err(io)?;
+                (today, salt)
+            }
+        };
+        Ok(SaltKeeper {
+            path,
+            current: Mutex::new(current),
+        })
+    }
+
+    /// The salt for `day` (days since the Unix epoch, UTC). Asking for a
+    /// later day rotates: the old salt is overwritten on disk and in memory.
+    /// Asking for an earlier day (a request that straddled midnight) gets
+    /// today's salt: old salts are gone by design.
+    pub fn salt_for(&self, day: i64) -> Result<[u8; SALT_LEN], SaltError> {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if day > cur.0 {
+            let salt = new_salt()?;
+            let io = |source| SaltError::Io {
+                path: self.path.clone(),
+                source,
+            };
+            let mut file = OpenOptions::new().write(true).open(&self.path).map_err(io)?;
+            overwrite(&mut file, day, &salt).map_err(io)?;
+            *cur = (day, salt);
+        }
+        Ok(cur.1)
+    }
+
+    /// The UTC day the current salt belongs to.
+    pub fn current_day(&self) -> i64 {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+}
+
+fn new_salt() -> Result<[u8; SALT_LEN], SaltError> {
+    let mut salt = [0u8; SALT_LEN];
+    getrandom::fill(&mut salt).map_err(|e| SaltError::Random(e.to_string()))?;
+    Ok(salt)
+}
+
+/// Writes over the same bytes of the file (no new file, no rename), so the
+/// previous salt does not survive in a second copy, and syncs.
+fn overwrite(file: &mut File, day: i64, salt: &[u8; SALT_LEN]) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&day.to_le_bytes())?;
+    file.write_all(salt)?;
+    file.set_len(FILE_LEN as u64)?;
+    file.sync_all()
+}
+
+/// The visitor hash: keyed BLAKE3 over site, anonymised address and user
+/// agent. Truncated to 64 bits: enough to count, too little to be an id
+/// worth anything outside its day.
+pub fn visitor_hash(salt: &[u8; SALT_LEN], site: &str, ip: &AnonIp, user_agent: &str) -> u64 {
+    let mut h = blake3::Hasher::new_keyed(salt);
+    h.update(&(site.len() as u32).to_le_bytes());
+    h.update(site.as_bytes());
+    let ip = ip.to_bytes();
+    h.update(&(ip.len() as u32).to_le_bytes());
+    h.update(&ip);
+    h.update(user_agent.as_bytes());
+    let out = h.finalize();
+    u64::from_le_bytes(out.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::privacy::IpMasks;
+
+    fn ip(s: &str) -> AnonIp {
+        AnonIp::truncate(s.parse().unwrap(), &IpMasks::DEFAULT)
+    }
+
+    #[test]
+    fn same_inputs_same_day_same_hash_and_salt_survives_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SaltKeeper::open(dir.path(), 100).unwrap();
+        let s = k.salt_for(100).unwrap();
+        let a = visitor_hash(&s, "site", &ip("1.2.3.4"), "UA");
+        let b = visitor_hash(&s, "site", &ip("1.2.9.9"), "UA");
+        assert_eq!(a, b, "addresses in the same /16 are one visitor");
+        drop(k);
+        let k2 = SaltKeeper::open(dir.path(), 100).unwrap();
+        assert_eq!(k2.salt_for(100).unwrap(), s);
+    }
+
+    #[test]
+    fn rotation_destroys_old_salt_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SaltKeeper::open(dir.path(), 100).unwrap();
+        let old = k.salt_for(100).unwrap();
+        let new = k.salt_for(101).unwrap();
+        assert_ne!(old, new);
+        let bytes = std::fs::read(dir.path().join("salt")).unwrap();
+        assert_eq!(bytes.len(), FILE_LEN);
+        assert!(!bytes.windows(SALT_LEN).any(|w| w == old), "old salt still on disk");
+        // An earlier day never brings the old salt back.
+        assert_eq!(k.salt_for(100).unwrap(), new);
+        // A restart on a later day replaces a stale file at once.
+        drop(k);
+        let k3 = SaltKeeper::open(dir.path(), 105).unwrap();
+        assert_ne!(k3.salt_for(105).unwrap(), new);
+    }
+
+    #[test]
+    fn different_sites_and_salts_give_different_hashes() {
+        let s1 = [1u8; 32];
+        let s2 = [2u8; 32];
+        let i = ip("1.2.3.4");
+        assert_ne!(visitor_hash(&s1, "a", &i, "UA"), visitor_hash(&s1, "b", &i, "UA"));
+        assert_ne!(visitor_hash(&s1, "a", &i, "UA"), visitor_hash(&s2, "a", &i, "UA"));
+    }
+}

@@ -1,0 +1,124 @@
+//! Date ranges for reports: calendar days in the site's time zone, turned
+//! into the UTC instants the store works with.
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RangeError {
+    #[error("`{0}` must be a date like 2026-11-23")]
+    BadDate(&'static str),
+    #[error("`from` must not be after `to`")]
+    Reversed,
+    #[error("the range may span at most {0} days")]
+    TooLong(i64),
+    #[error("unknown period {0:?}; use today, yesterday, 7d, 30d, 90d, month, year or from/to dates")]
+    BadPeriod(String),
+}
+
+/// An inclusive range of local days and its UTC bounds `[start, end)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DayRange {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub start_utc: DateTime<Utc>,
+    pub end_utc: DateTime<Utc>,
+}
+
+const MAX_DAYS: i64 = 3660;
+
+fn local_midnight(tz: &Tz, day: NaiveDate) -> DateTime<Utc> {
+    let naive = day.and_hms_opt(0, 0, 0).expect("midnight exists");
+    // A day that begins inside a DST gap starts at the first valid instant.
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+        .map(|d| d.with_timezone(&Utc))
+        .unwrap_or_else(|| naive.and_utc())
+}
+
+impl DayRange {
+    pub fn new(tz: &Tz, from: NaiveDate, to: NaiveDate) -> Result<DayRange, RangeError> {
+        if from > to {
+            return Err(RangeError::Reversed);
+        }
+        if (to - from).num_days() >= MAX_DAYS {
+            return Err(RangeError::TooLong(MAX_DAYS));
+        }
+        Ok(DayRange {
+            from,
+            to,
+            start_utc: local_midnight(tz, from),
+            end_utc: local_midnight(tz, to + Duration::days(1)),
+        })
+    }
+
+    /// Parses `from`/`to` dates, or a `period` shortcut, relative to `now`.
+    pub fn parse(
+        tz: &Tz,
+        from: Option<&str>,
+        to: Option<&str>,
+        period: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<DayRange, RangeError> {
+        let today = now.with_timezone(tz).date_naive();
+        let date = |s: Option<&str>, name: &'static str| -> Result<Option<NaiveDate>, RangeError> {
+            s.filter(|s| !s.is_empty())
+                .map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| RangeError::BadDate(name)))
+                .transpose()
+        };
+        let (f, t) = (date(from, "from")?, date(to, "to")?);
+        if f.is_some() || t.is_some() {
+            let t = t.unwrap_or(today);
+            return DayRange::new(tz, f.unwrap_or(t), t);
+        }
+        let (f, t) = match period.unwrap_or("today") {
+            "today" => (today, today),
+            "yesterday" => (today - Duration::days(1), today - Duration::days(1)),
+            "7d" => (today - Duration::days(6), today),
+            "30d" => (today - Duration::days(29), today),
+            "90d" => (today - Duration::days(89), today),
+            "month" => (today.with_day(1).unwrap_or(today), today),
+            "year" => (today.with_ordinal(1).unwrap_or(today), today),
+            other => return Err(RangeError::BadPeriod(other.chars().take(32).collect())),
+        };
+        DayRange::new(tz, f, t)
+    }
+
+    pub fn days(&self) -> i64 {
+        (self.to - self.from).num_days() + 1
+    }
+
+    /// The range of equal length just before this one.
+    pub fn previous(&self, tz: &Tz) -> DayRange {
+        let len = Duration::days(self.days());
+        DayRange::new(tz, self.from - len, self.to - len).expect("same length, ordered")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn berlin_day_bounds_in_utc() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let d = NaiveDate::from_ymd_opt(2026, 7, 1).unwrap();
+        let r = DayRange::new(&tz, d, d).unwrap();
+        assert_eq!(r.start_utc.to_rfc3339(), "2026-06-30T22:00:00+00:00");
+        assert_eq!(r.end_utc.to_rfc3339(), "2026-07-01T22:00:00+00:00");
+    }
+
+    #[test]
+    fn periods_and_errors() {
+        let tz = chrono_tz::UTC;
+        let now = "2026-11-23T10:00:00Z".parse().unwrap();
+        let r = DayRange::parse(&tz, None, None, Some("7d"), now).unwrap();
+        assert_eq!(r.from.to_string(), "2026-11-17");
+        assert_eq!(r.days(), 7);
+        assert_eq!(r.previous(&tz).to.to_string(), "2026-11-16");
+        assert_eq!(DayRange::parse(&tz, Some("2026-13-01"), None, None, now), Err(RangeError::BadDate("from")));
+        assert_eq!(DayRange::parse(&tz, Some("2026-11-02"), Some("2026-11-01"), None, now), Err(RangeError::Reversed));
+        assert!(matches!(DayRange::parse(&tz, None, None, Some("forever"), now), Err(RangeError::BadPeriod(_))));
+    }
+}
