@@ -1,8 +1,9 @@
 //! sparsam: a self-hosted, privacy-first web analytics collector.
 
+pub mod config;
 pub mod enrich;
 pub mod ingest;
 pub mod model;
 pub mod privacy;
 pub mod report;
-pub mod config;
+pub mod store;

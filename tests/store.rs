@@ -1,0 +1,738 @@
+//! Integration tests of the store through its public API, on real redb
+//! files in temporary directories.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use sparsam::model::{Campaign, Device, DeviceType, Event, EventKind, Referrer, ReferrerType};
+use sparsam::privacy::{AnonIp, IpMasks};
+use sparsam::store::{
+    Counters, Dimension, Store, StoreError, StoreOptions, SubmitError, Summary, Writer,
+    WriterHandle, WriterOptions,
+};
+
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// 2026-11-05T00:00:00Z
+fn day0() -> i64 {
+    NaiveDate::from_ymd_opt(2026, 11, 5)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis()
+}
+
+fn ev(site: &str, ts_ms: i64, kind: EventKind, visitor: u64, url: &str) -> Event {
+    Event {
+        site: site.into(),
+        ts_ms,
+        kind,
+        visitor,
+        pageview_id: 0,
+        url: url.into(),
+        title: format!("title of {url}"),
+        referrer: Referrer::default(),
+        campaign: Campaign::default(),
+        target: String::new(),
+        search_term: String::new(),
+        search_results: None,
+        engaged_ms: 0,
+        device: Device {
+            device_type: DeviceType::Desktop,
+            os: "Linux".into(),
+            browser: "Firefox".into(),
+            browser_version: "133".into(),
+            ..Device::default()
+        },
+        plugins: 0,
+        anon_ip: AnonIp::truncate("181.153.77.201".parse().unwrap(), &IpMasks::DEFAULT),
+    }
+}
+
+fn pv(site: &str, ts: i64, visitor: u64, url: &str, pvid: u64) -> Event {
+    let mut e = ev(site, ts, EventKind::PageView, visitor, url);
+    e.pageview_id = pvid;
+    e
+}
+
+fn ping(site: &str, ts: i64, visitor: u64, pvid: u64, engaged_ms: u32) -> Event {
+    let mut e = ev(site, ts, EventKind::Ping, visitor, "");
+    e.pageview_id = pvid;
+    e.engaged_ms = engaged_ms;
+    e
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: Arc<Store>,
+    writer: WriterHandle,
+}
+
+fn open_with(opts: WriterOptions) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparsam.redb");
+    let store = Arc::new(Store::open(&path, &StoreOptions::default()).unwrap());
+    let writer = Writer::spawn(store.clone(), opts).unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        store,
+        writer,
+    }
+}
+
+fn open() -> Fixture {
+    open_with(WriterOptions::default())
+}
+
+/// Writes each event in its own committed batch, in order.
+fn write_each(w: &WriterHandle, events: impl IntoIterator<Item = Event>) {
+    for e in events {
+        w.submit(vec![e]).unwrap().blocking_recv().unwrap().unwrap();
+    }
+}
+
+fn scan_all(store: &Store, site: &str) -> Vec<sparsam::store::StoredEvent> {
+    let mut v = Vec::new();
+    store
+        .scan_events(site, i64::MIN / 2, i64::MAX / 2, |e| {
+            v.push(e);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    v
+}
+
+#[test]
+fn schema_version_mismatch_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    drop(Store::open(&path, &StoreOptions::default()).unwrap());
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u32>::new("meta"))
+            .unwrap()
+            .insert("schema_version", 99)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = Store::open(&path, &StoreOptions::default())
+        .err()
+        .expect("a file with schema version 99 must be refused");
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaVersion {
+                found: 99,
+                expected: 1
+            }
+        ),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("99") && msg.contains("version 1"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_acknowledges_every_concurrent_submitter() {
+    let f = open();
+    let writer = Arc::new(f.writer);
+    let mut tasks = Vec::new();
+    for t in 0..40u64 {
+        let w = writer.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25i64 {
+                let base = day0() + (t as i64) * 1000 + i * 50_000;
+                let batch = (0..4)
+                    .map(|k| pv("s", base + k, t, &format!("/p{k}"), 0))
+                    .collect();
+                w.write(batch).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    writer.shutdown().await.unwrap();
+    assert_eq!(f.store.event_count().unwrap(), 40 * 25 * 4);
+    let before = f.store.summary("s", day0(), day0() + DAY).unwrap();
+    assert_eq!(before.pageviews, 4000);
+    drop(writer);
+    drop(f.store); // the writer thread has dropped its clone: db closes here
+    let store = Store::open(&f.path, &StoreOptions::default()).unwrap();
+    assert_eq!(store.event_count().unwrap(), 4000);
+    assert_eq!(scan_all(&store, "s").len(), 4000);
+    assert_eq!(store.summary("s", day0(), day0() + DAY).unwrap(), before);
+}
+
+#[test]
+fn scripted_visits_bounces_exits_and_dwell() {
+    let f = open();
+    let t0 = day0() + 10 * HOUR;
+    let (a, b) = (0xA, 0xB);
+    write_each(
+        &f.writer,
+        [
+            pv("s", t0, a, "/a", 1),
+            pv("s", t0 + MIN, b, "/a", 10),
+            ping("s", t0 + MIN + 1, a, 1, 3000),
+            ping("s", t0 + 2 * MIN, a, 1, 5000),
+            ping("s", t0 + 3 * MIN, a, 1, 4000), // lower: no change
+            pv("s", t0 + 5 * MIN, a, "/b", 2),
+            ping("s", t0 + 6 * MIN, a, 2, 1000),
+            // 31 minutes after A's last event: a new visit
+            pv("s", t0 + 37 * MIN, a, "/c", 3),
+        ],
+    );
+    let s = f.store.summary("s", day0(), day0() + DAY).unwrap();
+    assert_eq!(
+        s,
+        Summary {
+            pageviews: 4,
+            visits: 3,
+            visitors: 2,
+            bounces: 2, // B, and A's second visit
+            dwell_ms_sum: 6000,
+            dwell_pageviews: 2,
+            avg_dwell_ms: 2000,
+            downloads: 0,
+            outbound: 0,
+            searches: 0,
+        }
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
+    let top = |d| {
+        f.store
+            .top("s", d, day, day, 10, 0)
+            .unwrap()
+            .into_iter()
+            .map(|(v, c)| (v, c.pageviews, c.visits))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        top(Dimension::Page),
+        vec![
+            ("/a".into(), 2, 0),
+            ("/b".into(), 1, 0),
+            ("/c".into(), 1, 0)
+        ]
+    );
+    assert_eq!(
+        top(Dimension::ExitPage),
+        vec![
+            ("/a".into(), 0, 1),
+            ("/b".into(), 0, 1),
+            ("/c".into(), 0, 1)
+        ]
+    );
+    // entry: visits counted once; page views of the visit follow the entry
+    assert_eq!(
+        top(Dimension::EntryPage),
+        vec![("/a".into(), 3, 2), ("/c".into(), 1, 1)]
+    );
+    assert_eq!(top(Dimension::Browser), vec![("Firefox".into(), 4, 3)]);
+    assert_eq!(
+        top(Dimension::BrowserVersion),
+        vec![("Firefox 133".into(), 4, 3)]
+    );
+    assert_eq!(top(Dimension::ReferrerType), vec![("direct".into(), 4, 3)]);
+    assert_eq!(top(Dimension::Referrer), vec![]);
+    // limit and offset
+    let page2 = f.store.top("s", Dimension::Page, day, day, 1, 1).unwrap();
+    assert_eq!(page2.len(), 1);
+    assert_eq!(page2[0].0, "/b");
+    // the first visit's bounce was taken back in its start hour
+    let hours = f.store.timeseries_hours("s", t0, t0 + HOUR).unwrap();
+    assert_eq!(hours.len(), 1);
+    assert_eq!(hours[0].1.bounces, 2);
+    // other sites see nothing
+    assert_eq!(
+        f.store.summary("other", day0(), day0() + DAY).unwrap(),
+        Summary::default()
+    );
+    f.writer.shutdown_blocking().unwrap();
+}
+
+#[test]
+fn exit_page_moves_with_the_visit_and_events_count() {
+    let f = open();
+    let t0 = day0() + HOUR;
+    let mut dl = ev("s", t0 + 2 * MIN, EventKind::Download, 1, "/a");
+    dl.target = "https://example.org/report.pdf".into();
+    let mut out = ev("s", t0 + 3 * MIN, EventKind::Outbound, 1, "/a");
+    out.target = "https://elsewhere.example/".into();
+    let mut search = ev("s", t0 + 4 * MIN, EventKind::Search, 1, "/a");
+    search.search_term = "öffnungszeiten".into();
+    let mut first = pv("s", t0, 1, "/a", 1);
+    first.referrer = Referrer {
+        kind: ReferrerType::Search,
+        name: "Google".into(),
+        url: "https://www.google.de/search".into(),
+    };
+    first.campaign.source = "newsletter".into();
+    write_each(
+        &f.writer,
+        [
+            first,
+            pv("s", t0 + MIN, 1, "/b", 2),
+            dl,
+            out,
+            search,
+            pv("s", t0 + 5 * MIN, 1, "/a", 3),
+        ],
+    );
+    let day = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
+    let exits = f
+        .store
+        .top("s", Dimension::ExitPage, day, day, 10, 0)
+        .unwrap();
+    assert_eq!(
+        exits,
+        vec![(
+            "/a".to_string(),
+            Counters {
+                pageviews: 0,
+                visits: 1,
+                events: 0
+            }
+        )]
+    );
+    let s = f.store.summary("s", day0(), day0() + DAY).unwrap();
+    assert_eq!((s.visits, s.bounces, s.pageviews), (1, 0, 3));
+    assert_eq!((s.downloads, s.outbound, s.searches), (1, 1, 1));
+    let one = |d| f.store.top("s", d, day, day, 10, 0).unwrap();
+    assert_eq!(
+        one(Dimension::Download)[0].0,
+        "https://example.org/report.pdf"
+    );
+    assert_eq!(one(Dimension::Download)[0].1.events, 1);
+    assert_eq!(one(Dimension::SearchTerm)[0].0, "öffnungszeiten");
+    assert_eq!(one(Dimension::Outbound)[0].1.events, 1);
+    // visit-level attribution: all three page views go to the visit's referrer
+    let r = one(Dimension::Referrer);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].0, "www.google.de");
+    assert_eq!((r[0].1.pageviews, r[0].1.visits), (3, 1));
+    assert_eq!(one(Dimension::SearchEngine)[0].0, "Google");
+    assert_eq!(one(Dimension::UtmSource)[0].1.visits, 1);
+    f.writer.shutdown_blocking().unwrap();
+}
+
+#[test]
+fn dimension_days_follow_the_site_time_zone() {
+    let mut tz = HashMap::new();
+    tz.insert("berlin".to_string(), chrono_tz::Europe::Berlin);
+    let f = open_with(WriterOptions {
+        site_timezones: tz,
+        ..WriterOptions::default()
+    });
+    // 23:30 UTC on Nov 5 is 00:30 on Nov 6 in Berlin (CET, UTC+1)
+    let ts = day0() + 23 * HOUR + 30 * MIN;
+    write_each(
+        &f.writer,
+        [pv("berlin", ts, 1, "/x", 1), pv("utc", ts, 1, "/x", 1)],
+    );
+    let d5 = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
+    let d6 = NaiveDate::from_ymd_opt(2026, 11, 6).unwrap();
+    let n = |site, d| {
+        f.store
+            .top(site, Dimension::Page, d, d, 10, 0)
+            .unwrap()
+            .len()
+    };
+    assert_eq!((n("berlin", d5), n("berlin", d6)), (0, 1));
+    assert_eq!((n("utc", d5), n("utc", d6)), (1, 0));
+    f.writer.shutdown_blocking().unwrap();
+}
+
+/// Deterministic pseudo-random numbers (xorshift64).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A mixed, time-ordered workload over three UTC days and two sites,
+/// including visits that run across midnight.
+fn workload() -> Vec<Event> {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut out = Vec::new();
+    let mut ts = day0() + 20 * HOUR;
+    let mut next_pvid = 1u64;
+    // visitor -> (page view id, when it was made)
+    let mut last_pvid: HashMap<u64, (u64, i64)> = HashMap::new();
+    while ts < day0() + 3 * DAY {
+        ts += 1 + rng.below(4 * MIN as u64) as i64;
+        let site = if rng.below(4) == 0 { "b" } else { "a" };
+        let visitor = rng.below(12);
+        let kind = match rng.below(10) {
+            0..=4 => EventKind::PageView,
+            5..=7 => EventKind::Ping,
+            8 => EventKind::Download,
+            _ => EventKind::Search,
+        };
+        let mut e = ev(site, ts, kind, visitor, &format!("/p{}", rng.below(5)));
+        match kind {
+            EventKind::PageView => {
+                e.pageview_id = next_pvid;
+                last_pvid.insert(visitor, (next_pvid, ts));
+                next_pvid += 1;
+            }
+            EventKind::Ping => {
+                // pings belong to a recent page view (as a tab's would)
+                e.pageview_id = match last_pvid.get(&visitor) {
+                    Some(&(id, made)) if ts - made < 2 * HOUR => id,
+                    _ => 0,
+                };
+                e.engaged_ms = rng.below(60_000) as u32;
+            }
+            EventKind::Download => e.target = format!("/f{}.pdf", rng.below(3)),
+            _ => e.search_term = format!("term{}", rng.below(3)),
+        }
+        out.push(e);
+    }
+    out
+}
+
+/// Recomputes hourly totals from raw events, written from the definitions
+/// in the store's documentation rather than from its code.
+fn recount(events: &[sparsam::store::StoredEvent]) -> HashMap<i64, Summary> {
+    let mut hours: HashMap<i64, Summary> = HashMap::new();
+    let hour = |ts: i64| ts.div_euclid(HOUR);
+    let mut seen: HashSet<(i64, u64)> = HashSet::new();
+    // visitor -> (last_ts, start_hour, pageviews)
+    let mut visits: HashMap<u64, (i64, i64, u32)> = HashMap::new();
+    let mut dwell: HashMap<u64, u32> = HashMap::new();
+    for e in events {
+        let h = hour(e.ts_ms);
+        if seen.insert((e.ts_ms.div_euclid(DAY), e.visitor)) {
+            hours.entry(h).or_default().visitors += 1;
+        }
+        let live = matches!(visits.get(&e.visitor), Some(v) if e.ts_ms - v.0 < 30 * MIN);
+        if !live {
+            visits.remove(&e.visitor);
+            if e.kind != EventKind::Ping {
+                visits.insert(e.visitor, (e.ts_ms, h, 0));
+                hours.entry(h).or_default().visits += 1;
+            }
+        }
+        if let Some(v) = visits.get_mut(&e.visitor) {
+            v.0 = e.ts_ms;
+            if e.kind == EventKind::PageView {
+                v.2 += 1;
+            }
+        }
+        let t = hours.entry(h).or_default();
+        match e.kind {
+            EventKind::PageView => t.pageviews += 1,
+            EventKind::Download => t.downloads += 1,
+            EventKind::Outbound => t.outbound += 1,
+            EventKind::Search => t.searches += 1,
+            EventKind::Ping => {
+                if e.pageview_id != 0 && e.engaged_ms > 0 {
+                    let prev = dwell.get(&e.pageview_id).copied();
+                    if e.engaged_ms > prev.unwrap_or(0) {
+                        t.dwell_ms_sum += u64::from(e.engaged_ms - prev.unwrap_or(0));
+                        if prev.is_none() {
+                            t.dwell_pageviews += 1;
+                        }
+                        dwell.insert(e.pageview_id, e.engaged_ms);
+                    }
+                }
+            }
+        }
+    }
+    // bounces: visits with at most one page view, in their start hour —
+    // recomputed by replaying visit boundaries
+    let mut current: HashMap<u64, (i64, i64, u32)> = HashMap::new();
+    let mut finished: Vec<(i64, u32)> = Vec::new();
+    for e in events {
+        let live = matches!(current.get(&e.visitor), Some(v) if e.ts_ms - v.0 < 30 * MIN);
+        if !live {
+            if let Some(v) = current.remove(&e.visitor) {
+                finished.push((v.1, v.2));
+            }
+            if e.kind != EventKind::Ping {
+                current.insert(e.visitor, (e.ts_ms, hour(e.ts_ms), 0));
+            }
+        }
+        if let Some(v) = current.get_mut(&e.visitor) {
+            v.0 = e.ts_ms;
+            v.2 += u32::from(e.kind == EventKind::PageView);
+        }
+    }
+    finished.extend(current.values().map(|v| (v.1, v.2)));
+    for (h, pvs) in finished {
+        if pvs <= 1 {
+            hours.entry(h).or_default().bounces += 1;
+        }
+    }
+    hours
+}
+
+#[test]
+fn summary_and_timeseries_equal_a_recount_from_raw_events() {
+    let f = open();
+    let events = workload();
+    assert!(events.len() > 1000, "{}", events.len());
+    // batches of varying size, in time order
+    let mut i = 0;
+    let mut rng = Rng(7);
+    while i < events.len() {
+        let n = (1 + rng.below(40) as usize).min(events.len() - i);
+        f.writer
+            .submit(events[i..i + n].to_vec())
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        i += n;
+    }
+    let (from, to) = (day0(), day0() + 4 * DAY);
+    for site in ["a", "b"] {
+        let raw = scan_all(&f.store, site);
+        assert_eq!(raw.len(), events.iter().filter(|e| e.site == site).count());
+        let expected = recount(&raw);
+        let mut total = Summary::default();
+        let mut got_hours = 0;
+        for (h, t) in f.store.timeseries_hours(site, from, to).unwrap() {
+            let want = expected.get(&h).copied().unwrap_or_default();
+            let got = Summary::from(t);
+            assert_eq!(
+                (got.pageviews, got.visits, got.visitors, got.bounces),
+                (want.pageviews, want.visits, want.visitors, want.bounces),
+                "site {site} hour {h}"
+            );
+            assert_eq!(
+                (
+                    got.dwell_ms_sum,
+                    got.dwell_pageviews,
+                    got.downloads,
+                    got.searches
+                ),
+                (
+                    want.dwell_ms_sum,
+                    want.dwell_pageviews,
+                    want.downloads,
+                    want.searches
+                ),
+                "site {site} hour {h}"
+            );
+            total.pageviews += want.pageviews;
+            total.visits += want.visits;
+            total.bounces += want.bounces;
+            got_hours += 1;
+        }
+        assert_eq!(got_hours, expected.len(), "hours with data");
+        let s = f.store.summary(site, from, to).unwrap();
+        assert_eq!(
+            (s.pageviews, s.visits, s.bounces),
+            (total.pageviews, total.visits, total.bounces)
+        );
+        assert!(
+            s.visits > 10 && s.bounces > 0 && s.bounces < s.visits,
+            "{s:?}"
+        );
+    }
+    f.writer.shutdown_blocking().unwrap();
+}
+
+#[test]
+fn drop_partition_removes_exactly_one_day_and_its_state() {
+    let f = open();
+    let d1 = day0();
+    let d2 = day0() + DAY;
+    write_each(
+        &f.writer,
+        [
+            pv("s", d1 + HOUR, 1, "/a", 1),
+            ping("s", d1 + HOUR + MIN, 1, 1, 2000),
+            pv("s", d1 + 2 * HOUR, 2, "/b", 2),
+            pv("t", d1 + 3 * HOUR, 3, "/c", 3),
+            pv("s", d2 + HOUR, 1, "/a", 4),
+            ping("s", d2 + HOUR + MIN, 1, 4, 1500),
+        ],
+    );
+    let day1 = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
+    let day2 = NaiveDate::from_ymd_opt(2026, 11, 6).unwrap();
+    assert_eq!(f.store.partitions().unwrap(), vec![day1, day2]);
+    assert_eq!(
+        f.store.partition_stats().unwrap(),
+        vec![(day1, 4), (day2, 2)]
+    );
+    assert_eq!(f.store.oldest_event_ts().unwrap(), Some(d1 + HOUR));
+    let before_s = f.store.summary("s", d1, d2 + DAY).unwrap();
+    let before_top = f
+        .store
+        .top("s", Dimension::Page, day1, day2, 10, 0)
+        .unwrap();
+
+    assert_eq!(f.store.drop_partition(day1).unwrap(), 4);
+
+    assert_eq!(f.store.partitions().unwrap(), vec![day2]);
+    assert_eq!(f.store.event_count().unwrap(), 2);
+    assert_eq!(f.store.oldest_event_ts().unwrap(), Some(d2 + HOUR));
+    assert!(scan_all(&f.store, "t").is_empty());
+    assert_eq!(scan_all(&f.store, "s").len(), 2);
+    // roll-ups untouched
+    assert_eq!(f.store.summary("s", d1, d2 + DAY).unwrap(), before_s);
+    assert_eq!(
+        f.store
+            .top("s", Dimension::Page, day1, day2, 10, 0)
+            .unwrap(),
+        before_top
+    );
+    // no table of that day remains; the other day's state does
+    let names: Vec<String> = {
+        use redb::{ReadableDatabase, TableHandle};
+        let txn = f.store.database().begin_read().unwrap();
+        txn.list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect()
+    };
+    assert!(!names.iter().any(|n| n.ends_with("20261105")), "{names:?}");
+    for p in ["events_", "seen_", "visits_", "dwell_"] {
+        assert!(
+            names.contains(&format!("{p}20261106")),
+            "{p} missing: {names:?}"
+        );
+    }
+    // dropping again (or a day without data) deletes nothing
+    assert_eq!(f.store.drop_partition(day1).unwrap(), 0);
+    f.writer.shutdown_blocking().unwrap();
+}
+
+#[test]
+fn full_queue_returns_queue_full() {
+    let f = open_with(WriterOptions {
+        queue_capacity: 3,
+        ..WriterOptions::default()
+    });
+    // Stall the writer: it blocks in begin_write while we hold the lock.
+    let blocker = f.store.database().begin_write().unwrap();
+    let mut accepted = Vec::new();
+    let mut full = 0;
+    // The writer takes at most one round (≤ 3 requests) before blocking and
+    // the queue holds 3 more, so 7 submits must see QueueFull.
+    for i in 0..7 {
+        match f.writer.submit(vec![pv("s", day0() + i, 1, "/", 0)]) {
+            Ok(rx) => accepted.push(rx),
+            Err(SubmitError::QueueFull) => full += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(full >= 1);
+    drop(blocker);
+    let n_accepted = accepted.len() as u64;
+    for rx in accepted {
+        rx.blocking_recv().unwrap().unwrap();
+    }
+    f.writer.shutdown_blocking().unwrap();
+    assert_eq!(f.store.event_count().unwrap(), n_accepted);
+    assert_eq!(f.writer.submit(vec![]).unwrap_err(), SubmitError::Closed);
+}
+
+#[test]
+fn shutdown_commits_queued_events_and_data_survives_reopen() {
+    let f = open();
+    let blocker = f.store.database().begin_write().unwrap();
+    let receivers: Vec<_> = (0..50)
+        .map(|i| {
+            f.writer
+                .submit(vec![pv("s", day0() + i * MIN, 1, "/x", 0)])
+                .unwrap()
+        })
+        .collect();
+    drop(blocker);
+    f.writer.shutdown_blocking().unwrap();
+    for mut rx in receivers {
+        assert!(rx.try_recv().unwrap().is_ok());
+    }
+    let Fixture {
+        _dir, path, store, ..
+    } = f;
+    drop(store);
+    let store = Store::open(&path, &StoreOptions::default()).unwrap();
+    assert_eq!(store.event_count().unwrap(), 50);
+    let s = store.summary("s", day0(), day0() + DAY).unwrap();
+    assert_eq!((s.pageviews, s.visits, s.visitors), (50, 1, 1));
+    // a new writer on the reopened store continues the same visit
+    let store = Arc::new(store);
+    let w = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+    write_each(&w, [pv("s", day0() + 50 * MIN, 1, "/y", 0)]);
+    w.shutdown_blocking().unwrap();
+    let s = store.summary("s", day0(), day0() + DAY).unwrap();
+    assert_eq!((s.pageviews, s.visits, s.visitors), (51, 1, 1));
+}
+
+#[test]
+fn scan_reads_only_the_range_and_can_stop_early() {
+    let f = open();
+    let events: Vec<Event> = (0..10)
+        .map(|i| pv("s", day0() + i * HOUR * 6, 1, &format!("/{i}"), 0))
+        .collect();
+    f.writer
+        .submit(events)
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    let mut seen = Vec::new();
+    f.store
+        .scan_events("s", day0() + 6 * HOUR, day0() + 30 * HOUR, |e| {
+            seen.push(e.url);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(seen, vec!["/1", "/2", "/3", "/4"]);
+    let mut n = 0;
+    f.store
+        .scan_events("s", i64::MIN / 2, i64::MAX / 2, |_| {
+            n += 1;
+            if n == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(n, 3);
+    f.writer.shutdown_blocking().unwrap();
+}
+
+#[test]
+fn garbage_on_disk_is_a_decode_error_not_a_panic() {
+    let f = open();
+    write_each(&f.writer, [pv("s", day0(), 1, "/", 0)]);
+    f.writer.shutdown_blocking().unwrap();
+    {
+        let txn = f.store.database().begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<(&str, i64, u32), &[u8]>::new(
+            "events_20261105",
+        ))
+        .unwrap()
+        .insert(("s", day0() + 1, 0), [1u8, 0, 1, 2].as_slice())
+        .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = f
+        .store
+        .scan_events("s", day0(), day0() + DAY, |_| ControlFlow::Continue(()))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Decode(_)), "{err:?}");
+}
