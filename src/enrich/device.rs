@@ -208,6 +208,17 @@ impl DeviceDetector {
             device_type(&lower, hints, w_cat, &d)
         };
 
+        // Android model code without a uap-core brand (e.g. no "Build/"):
+        // brand from the model code.
+        if d.brand.is_empty() && !d.bot {
+            if let Some(m) = android_model(ua) {
+                let b = brand_for_model(m);
+                if !b.is_empty() {
+                    d.brand = b;
+                    d.model = m.to_string();
+                }
+            }
+        }
         // Brand/model for Apple devices that uap leaves generic.
         if d.brand.is_empty() {
             if let Some((brand, model)) = apple_device(&lower) {
@@ -594,6 +605,25 @@ pub fn brand_for_model(model: &str) -> String {
         .find(|(p, _)| model.starts_with(p))
         .map(|(_, b)| b.to_string())
         .unwrap_or_default()
+}
+
+/// The model token of an Android UA: `(Linux; Android 13; SM-X710)` or
+/// `...; SM-X710 Build/...`. Chromium's reduced placeholder "K" is ignored.
+fn android_model(ua: &str) -> Option<&str> {
+    let start = ua.find("Android")?;
+    let paren_end = ua[start..].find(')').map(|i| start + i)?;
+    let inside = &ua[start..paren_end];
+    let last = inside.rsplit(';').next()?.trim();
+    let model = last.split(" Build/").next()?.trim();
+    let valid = model.len() >= 2
+        && model.len() <= 40
+        && !model.starts_with("Android")
+        && model != "K"
+        && !model.eq_ignore_ascii_case("mobile")
+        && !model.eq_ignore_ascii_case("tablet")
+        && !model.contains('/')
+        && model.chars().any(|c| c.is_ascii_alphabetic());
+    valid.then_some(model)
 }
 
 /// Apple hardware named in the user agent, when uap-core left it generic.
