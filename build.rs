@@ -22,14 +22,16 @@ fn main() {
 
     let yaml_path = match env::var_os("SPARSAM_UAP_REGEXES") {
         Some(p) => PathBuf::from(p),
-        None => locate_regexes().unwrap_or_else(|e| panic!("cannot find uap-core regexes.yaml: {e}")),
+        None => {
+            locate_regexes().unwrap_or_else(|e| panic!("cannot find uap-core regexes.yaml: {e}"))
+        }
     };
     println!("cargo:rerun-if-changed={}", yaml_path.display());
 
     let yaml = fs::read_to_string(&yaml_path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", yaml_path.display()));
-    let value: serde_json::Value =
-        serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("parsing {}: {e}", yaml_path.display()));
+    let value: serde_json::Value = serde_yaml::from_str(&yaml)
+        .unwrap_or_else(|e| panic!("parsing {}: {e}", yaml_path.display()));
     let json = serde_json::to_string(&value).expect("re-encode regexes as JSON");
 
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("uap_regexes.json");
@@ -42,7 +44,13 @@ fn locate_regexes() -> Result<PathBuf, String> {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("no CARGO_MANIFEST_DIR")?)
         .join("Cargo.toml");
     let output = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .output()
         .map_err(|e| format!("running cargo metadata: {e}"))?;
@@ -52,12 +60,15 @@ fn locate_regexes() -> Result<PathBuf, String> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    let meta: serde_json::Value =
-        serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata output: {e}"))?;
-    let packages = meta["packages"].as_array().ok_or("no packages in metadata")?;
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata output: {e}"))?;
+    let packages = meta["packages"]
+        .as_array()
+        .ok_or("no packages in metadata")?;
     for p in packages {
         if p["name"] == UAP_PACKAGE {
-            let manifest_path = PathBuf::from(p["manifest_path"].as_str().ok_or("no manifest_path")?);
+            let manifest_path =
+                PathBuf::from(p["manifest_path"].as_str().ok_or("no manifest_path")?);
             let dir = manifest_path.parent().ok_or("manifest has no parent")?;
             let path = dir.join("uap-core").join("regexes.yaml");
             if path.is_file() {

@@ -9,7 +9,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sparsam::enrich::{ClientHints, DeviceDetector};
 
 fn corpus_uas(n: usize) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/uap-core/test_ua.yaml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/uap-core/test_ua.yaml");
     let text = std::fs::read_to_string(&path).expect("uap-core test_ua.yaml");
     let mut uas: Vec<String> = text
         .lines()

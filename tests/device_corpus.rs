@@ -177,19 +177,19 @@ const FIELDS: [&str; 8] = [
 /// Floors per (corpus, field), a little below what was measured, so a
 /// regression fails. Measured values are in the printed table.
 const FLOORS: &[(&str, &str, f64)] = &[
-    ("uap test_ua", "browser", 0.0),
-    ("uap test_ua", "browser_major", 0.0),
-    ("uap test_os", "os", 0.0),
-    ("uap test_os", "os_major", 0.0),
-    ("uap test_device", "brand", 0.0),
-    ("uap test_device", "model", 0.0),
-    ("uap test_device", "bot", 0.0),
-    ("woothee", "browser", 0.0),
-    ("woothee", "browser_major", 0.0),
-    ("woothee", "os", 0.0),
-    ("woothee", "os_major", 0.0),
-    ("woothee", "device_type", 0.0),
-    ("woothee", "bot", 0.0),
+    ("uap test_ua", "browser", 90.0),
+    ("uap test_ua", "browser_major", 91.0),
+    ("uap test_os", "os", 96.0),
+    ("uap test_os", "os_major", 95.0),
+    ("uap test_device", "brand", 99.5),
+    ("uap test_device", "model", 99.5),
+    ("uap test_device", "bot", 99.5),
+    ("woothee", "browser", 82.0),
+    ("woothee", "browser_major", 82.0),
+    ("woothee", "os", 96.0),
+    ("woothee", "os_major", 98.0),
+    ("woothee", "device_type", 97.0),
+    ("woothee", "bot", 97.0),
 ];
 
 #[test]
@@ -217,7 +217,12 @@ fn corpus_agreement() {
             let wm = c.major.clone().unwrap_or_default();
             t.add(
                 "browser_major",
-                miss("browser_major", &c.user_agent_string, &wm, &major(&d.browser_version)),
+                miss(
+                    "browser_major",
+                    &c.user_agent_string,
+                    &wm,
+                    &major(&d.browser_version),
+                ),
             );
         }
     }
@@ -278,7 +283,10 @@ fn corpus_agreement() {
             let cat = c.category.as_deref().unwrap_or("UNKNOWN");
             if let Some(ok) = woothee_category_ok(cat, d.device_type) {
                 if verbose && !ok {
-                    println!("MISS type: want {cat} got {:?} :: {}", d.device_type, c.target);
+                    println!(
+                        "MISS type: want {cat} got {:?} :: {}",
+                        d.device_type, c.target
+                    );
                 }
                 t.add("device_type", ok);
             }
@@ -293,15 +301,27 @@ fn corpus_agreement() {
             // "names" of woothee are not browsers.
             if matches!(
                 name,
-                "Internet Explorer" | "Opera" | "Safari" | "Firefox" | "Chrome" | "Edge"
-                    | "Vivaldi" | "Yandex Browser" | "Webview"
+                "Internet Explorer"
+                    | "Opera"
+                    | "Safari"
+                    | "Firefox"
+                    | "Chrome"
+                    | "Edge"
+                    | "Vivaldi"
+                    | "Yandex Browser"
+                    | "Webview"
             ) {
                 let want = map_browser(name);
                 t.add("browser", miss("browser", &c.target, want, &d.browser));
                 if let Some(v) = c.version.as_deref().filter(|v| *v != "UNKNOWN") {
                     t.add(
                         "browser_major",
-                        miss("browser_major", &c.target, &major(v), &major(&d.browser_version)),
+                        miss(
+                            "browser_major",
+                            &c.target,
+                            &major(v),
+                            &major(&d.browser_version),
+                        ),
                     );
                 }
             }
@@ -309,11 +329,20 @@ fn corpus_agreement() {
             let (wo, wv) = map_woothee_os(os, c.os_version.as_deref().unwrap_or(""));
             if matches!(
                 wo.as_str(),
-                "Windows" | "macOS" | "iOS" | "Android" | "Linux" | "Windows Phone" | "BlackBerry OS"
+                "Windows"
+                    | "macOS"
+                    | "iOS"
+                    | "Android"
+                    | "Linux"
+                    | "Windows Phone"
+                    | "BlackBerry OS"
             ) {
                 t.add("os", miss("os", &c.target, &wo, &d.os));
                 if !wv.is_empty() {
-                    t.add("os_major", miss("os_major", &c.target, &wv, &major(&d.os_version)));
+                    t.add(
+                        "os_major",
+                        miss("os_major", &c.target, &wv, &major(&d.os_version)),
+                    );
                 }
             }
         }
@@ -377,7 +406,10 @@ fn android_tablet() {
     assert_eq!(d.brand, "Samsung");
     assert_eq!(d.os, "Android");
     assert_eq!(d.browser, "Chrome");
-    assert_eq!((d.engine.as_str(), d.engine_version.as_str()), ("Blink", "124.0.0.0"));
+    assert_eq!(
+        (d.engine.as_str(), d.engine_version.as_str()),
+        ("Blink", "124.0.0.0")
+    );
 }
 
 #[test]
@@ -468,8 +500,14 @@ fn reduced_ua_with_model_hint() {
     let det = DeviceDetector::new(8);
     let ua = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
     let h = hints(&[
-        ("Sec-CH-UA", r#""Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99""#),
-        ("Sec-CH-UA-Full-Version-List", r#""Chromium";v="124.0.6367.82", "Google Chrome";v="124.0.6367.82", "Not-A.Brand";v="99.0.0.0""#),
+        (
+            "Sec-CH-UA",
+            r#""Chromium";v="124", "Google Chrome";v="124", "Not-A.Brand";v="99""#,
+        ),
+        (
+            "Sec-CH-UA-Full-Version-List",
+            r#""Chromium";v="124.0.6367.82", "Google Chrome";v="124.0.6367.82", "Not-A.Brand";v="99.0.0.0""#,
+        ),
         ("Sec-CH-UA-Mobile", "?1"),
         ("Sec-CH-UA-Platform", r#""Android""#),
         ("Sec-CH-UA-Platform-Version", r#""14.0.0""#),
@@ -494,7 +532,10 @@ fn windows_11_via_platform_version() {
     assert_eq!((d.os.as_str(), d.os_version.as_str()), ("Windows", "10"));
     assert_eq!(d.browser, "Edge");
     let h = hints(&[
-        ("sec-ch-ua", r#""Microsoft Edge";v="124", "Not-A.Brand";v="99""#),
+        (
+            "sec-ch-ua",
+            r#""Microsoft Edge";v="124", "Not-A.Brand";v="99""#,
+        ),
         ("sec-ch-ua-platform", r#""Windows""#),
         ("sec-ch-ua-platform-version", r#""15.0.0""#),
     ]);
@@ -514,7 +555,10 @@ fn firefox_engine_from_rv() {
     );
     assert_eq!(d.browser, "Firefox");
     assert_eq!(d.os, "macOS");
-    assert_eq!((d.engine.as_str(), d.engine_version.as_str()), ("Gecko", "125.0"));
+    assert_eq!(
+        (d.engine.as_str(), d.engine_version.as_str()),
+        ("Gecko", "125.0")
+    );
     assert_eq!(d.device_type, DeviceType::Desktop);
 }
 
@@ -555,7 +599,11 @@ fn garbage_never_panics() {
     ] {
         let d = det.detect(ua, &ClientHints::default());
         assert!(d.browser.len() <= 1024);
-        let h = hints(&[("sec-ch-ua", ua), ("sec-ch-ua-model", ua), ("sec-ch-ua-platform-version", ua)]);
+        let h = hints(&[
+            ("sec-ch-ua", ua),
+            ("sec-ch-ua-model", ua),
+            ("sec-ch-ua-platform-version", ua),
+        ]);
         let _ = det.detect(ua, &h);
     }
 }

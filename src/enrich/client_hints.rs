@@ -366,7 +366,16 @@ mod tests {
     #[test]
     fn malformed_headers_never_panic() {
         let long = "\"".repeat(10_000) + "é;v=\\";
-        for v in ["", "\"", ";;;,,,", "\"a\\", "?2", "\"x\";v", "é\"ü\";v=\"", long.as_str()] {
+        for v in [
+            "",
+            "\"",
+            ";;;,,,",
+            "\"a\\",
+            "?2",
+            "\"x\";v",
+            "é\"ü\";v=\"",
+            long.as_str(),
+        ] {
             let _ = ClientHints::from_headers(
                 [
                     ("sec-ch-ua", v),

@@ -101,7 +101,10 @@ impl DeviceDetector {
     /// if that ever failed, detection falls back to woothee and rules.
     pub fn new(cache_capacity: usize) -> DeviceDetector {
         if let Err(e) = uap() {
-            tracing::error!(error = e, "uap-core dataset unavailable; using woothee only");
+            tracing::error!(
+                error = e,
+                "uap-core dataset unavailable; using woothee only"
+            );
         }
         DeviceDetector {
             cache: (cache_capacity > 0).then(|| Cache::new(cache_capacity)),
@@ -316,8 +319,8 @@ fn woothee_os(os: &str, version: &str) -> (&'static str, String) {
         "SunOS" => "Solaris",
         "Firefox OS" => "Firefox OS",
         "PlayStation 4" | "PlayStation Vita" | "PlayStation 3" | "PSP" => "PlayStation",
-        "Nintendo Switch" | "Nintendo Wii" | "Nintendo Wii U" | "Nintendo 3DS"
-        | "Nintendo DSi" | "Nintendo DS" => "Nintendo",
+        "Nintendo Switch" | "Nintendo Wii" | "Nintendo Wii U" | "Nintendo 3DS" | "Nintendo DSi"
+        | "Nintendo DS" => "Nintendo",
         "Xbox" | "Xbox 360" | "Xbox One" => "Xbox",
         _ => return ("", String::new()),
     };
@@ -349,12 +352,12 @@ const BOT_TOKENS: &[&str] = &[
     "axios/",
     "node-fetch",
     "undici",
-    "java/",
+    "java/1.",
     "apache-httpclient",
     "libwww-perl",
     "lwp::",
     "guzzlehttp",
-    "ruby",
+    "ruby/",
     "httpie",
     "postmanruntime",
     "insomnia",
@@ -411,7 +414,6 @@ const BOT_TOKENS: &[&str] = &[
     "slackbot",
     "discordbot",
     "telegrambot",
-    "whatsapp",
     "embedly",
     "uptimerobot",
     "pingdom",
@@ -464,8 +466,8 @@ fn apply_hints(d: &mut Device, h: &ClientHints) {
             d.browser = name;
         }
         if !version.is_empty() {
-            let keep_longer = d.browser_version.starts_with(&version)
-                && d.browser_version.len() > version.len();
+            let keep_longer =
+                d.browser_version.starts_with(&version) && d.browser_version.len() > version.len();
             if !keep_longer {
                 d.browser_version = version;
             }
@@ -535,7 +537,7 @@ fn hint_brand(brand: &str) -> (&str, u8) {
         "Chromium" => ("Chromium", 1),
         "HeadlessChrome" => ("HeadlessChrome", 3),
         "Android WebView" => ("Chrome WebView", 3),
-        b if b.is_empty() => ("", 0),
+        "" => ("", 0),
         b => (b, 3),
     }
 }
@@ -656,7 +658,10 @@ fn version_after(lower: &str, ua: &str, token: &str) -> Option<String> {
 }
 
 fn major(v: &str) -> u32 {
-    v.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0)
+    v.split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Rendering engine and its version. Blink's version follows Chromium's
@@ -692,8 +697,10 @@ fn engine(lower: &str, ua: &str, d: &Device) -> (&'static str, String) {
                 return ("WebKit", v("applewebkit/"));
             }
             // Chromium-based browsers that drop Chrome/ (rare) — trust hints.
-            if matches!(d.browser.as_str(), "Chrome" | "Edge" | "Opera" | "Samsung Internet")
-                && major(&d.browser_version) >= 28
+            if matches!(
+                d.browser.as_str(),
+                "Chrome" | "Edge" | "Opera" | "Samsung Internet"
+            ) && major(&d.browser_version) >= 28
             {
                 return ("Blink", d.browser_version.clone());
             }
@@ -726,7 +733,13 @@ fn device_type(lower: &str, hints: &ClientHints, w_cat: &str, d: &Device) -> Dev
     }
 
     // Cars: Tesla's QtCarBrowser, Android Automotive.
-    if has(&["tesla", "qtcarbrowser", "android automotive", "; automotive", "carplay"]) {
+    if has(&[
+        "tesla",
+        "qtcarbrowser",
+        "android automotive",
+        "; automotive",
+        "carplay",
+    ]) {
         return DeviceType::Car;
     }
     // Game consoles (handhelds included).
@@ -828,7 +841,11 @@ fn device_type(lower: &str, hints: &ClientHints, w_cat: &str, d: &Device) -> Dev
     }
     let android = lower.contains("android");
     let mobile_token = has(&["mobile", "iphone", "ipod", "phone", "opera mini"]);
-    if hints.form_factors.iter().any(|f| f.eq_ignore_ascii_case("tablet")) {
+    if hints
+        .form_factors
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case("tablet"))
+    {
         return DeviceType::Tablet;
     }
     match hints.mobile {
@@ -848,12 +865,16 @@ fn device_type(lower: &str, hints: &ClientHints, w_cat: &str, d: &Device) -> Dev
         "appliance" => return DeviceType::Other,
         _ => {}
     }
-    if hints.form_factors.iter().any(|f| f.eq_ignore_ascii_case("desktop")) {
+    if hints
+        .form_factors
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case("desktop"))
+    {
         return DeviceType::Desktop;
     }
     match d.os.as_str() {
-        "Windows" | "macOS" | "Linux" | "ChromeOS" | "Ubuntu" | "Fedora" | "Debian"
-        | "FreeBSD" | "OpenBSD" | "NetBSD" | "Solaris" => DeviceType::Desktop,
+        "Windows" | "macOS" | "Linux" | "ChromeOS" | "Ubuntu" | "Fedora" | "Debian" | "FreeBSD"
+        | "OpenBSD" | "NetBSD" | "Solaris" => DeviceType::Desktop,
         "iOS" | "Windows Phone" | "BlackBerry OS" | "Symbian OS" | "Firefox OS" => {
             DeviceType::Smartphone
         }

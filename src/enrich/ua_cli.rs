@@ -77,7 +77,9 @@ pub fn run(
     let mut input = input;
     loop {
         buf.clear();
-        let n = input.read_until(b'\n', &mut buf).map_err(UaCliError::Read)?;
+        let n = input
+            .read_until(b'\n', &mut buf)
+            .map_err(UaCliError::Read)?;
         if n == 0 {
             break;
         }
