@@ -5,3 +5,4 @@ pub mod client_hints;
 pub mod device;
 pub mod referrer;
 pub mod search;
+pub mod ua_cli;

@@ -1,0 +1,81 @@
+//! Build script: turns the uap-core `regexes.yaml` that ships inside the
+//! `ua-parser` crates.io package into compact JSON in `OUT_DIR`.
+//!
+//! Why: the `ua-parser` crate implements the uap-core matching rules but
+//! deliberately leaves loading the dataset to the caller. Its *published
+//! package* does carry the dataset (`uap-core/regexes.yaml`), so we take it
+//! from there through the normal cargo build: the repository holds no copy,
+//! and no step beyond `cargo build` is needed. JSON (instead of YAML) keeps
+//! the runtime on `serde_json`, which the crate already depends on.
+//!
+//! The package is located with `cargo metadata` (the `CARGO` that runs this
+//! script); `SPARSAM_UAP_REGEXES=/path/regexes.yaml` overrides it.
+
+use std::{env, fs, path::PathBuf, process::Command};
+
+const UAP_PACKAGE: &str = "ua-parser";
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=Cargo.lock");
+    println!("cargo:rerun-if-env-changed=SPARSAM_UAP_REGEXES");
+
+    let yaml_path = match env::var_os("SPARSAM_UAP_REGEXES") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            locate_regexes().unwrap_or_else(|e| panic!("cannot find uap-core regexes.yaml: {e}"))
+        }
+    };
+    println!("cargo:rerun-if-changed={}", yaml_path.display());
+
+    let yaml = fs::read_to_string(&yaml_path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", yaml_path.display()));
+    let value: serde_json::Value = serde_yaml::from_str(&yaml)
+        .unwrap_or_else(|e| panic!("parsing {}: {e}", yaml_path.display()));
+    let json = serde_json::to_string(&value).expect("re-encode regexes as JSON");
+
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR")).join("uap_regexes.json");
+    fs::write(&out, json).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
+}
+
+/// Finds `uap-core/regexes.yaml` in the resolved `ua-parser` package.
+fn locate_regexes() -> Result<PathBuf, String> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("no CARGO_MANIFEST_DIR")?)
+        .join("Cargo.toml");
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .output()
+        .map_err(|e| format!("running cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata output: {e}"))?;
+    let packages = meta["packages"]
+        .as_array()
+        .ok_or("no packages in metadata")?;
+    for p in packages {
+        if p["name"] == UAP_PACKAGE {
+            let manifest_path =
+                PathBuf::from(p["manifest_path"].as_str().ok_or("no manifest_path")?);
+            let dir = manifest_path.parent().ok_or("manifest has no parent")?;
+            let path = dir.join("uap-core").join("regexes.yaml");
+            if path.is_file() {
+                return Ok(path);
+            }
+            return Err(format!("{} not found", path.display()));
+        }
+    }
+    Err(format!("package {UAP_PACKAGE} not in the dependency graph"))
+}
