@@ -1,9 +1,17 @@
 //! sparsam: a self-hosted, privacy-first web analytics collector.
+//!
+//! Data flows `ingest` → `privacy` → `enrich` → `store`; `report` reads the
+//! store for the HTTP API; `app` wires it all together from a `config`.
 
+pub mod app;
 pub mod config;
 pub mod enrich;
+pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod privacy;
 pub mod report;
 pub mod store;
+
+pub use app::{Application, StartError};
+pub use config::Config;

@@ -126,6 +126,23 @@ impl WriterHandle {
         }
     }
 
+    /// True while the thread runs and accepts work.
+    pub fn is_running(&self) -> bool {
+        let tx_open = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed());
+        let alive = self
+            .join
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|j| !j.is_finished());
+        tx_open && alive
+    }
+
     /// Submits and waits for the commit.
     pub async fn write(&self, events: Vec<Event>) -> Result<(), WriteError> {
         let rx = self.submit(events)?;

@@ -1,0 +1,201 @@
+//! Builds the running service from a config: store, writer thread, salt,
+//! device detector, pipeline and HTTP server; and shuts it down in the
+//! right order (stop accepting, answer in-flight requests, commit what was
+//! accepted, close the store cleanly).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpServer};
+use chrono::Utc;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::config::{Config, ConfigError};
+use crate::enrich::device::{DeviceDetector, DeviceError};
+use crate::http::{self, AppState};
+use crate::ingest::Pipeline;
+use crate::privacy::visitor::SaltError;
+use crate::privacy::{ClientAddrPolicy, SaltKeeper};
+use crate::store::{Store, StoreError, StoreOptions, Writer, WriterHandle, WriterOptions};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("visitor salt: {0}")]
+    Salt(#[from] SaltError),
+    #[error("device detection: {0}")]
+    Device(#[from] DeviceError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("metrics recorder: {0}")]
+    Metrics(String),
+    #[error("HTTP server: {0}")]
+    Server(std::io::Error),
+}
+
+/// The process-wide Prometheus recorder (the `metrics` facade has one
+/// global recorder, so several apps in one test process share it).
+pub fn metrics_handle() -> Result<PrometheusHandle, StartError> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // Another recorder may already be installed (e.g. by a bench); then
+    // metrics go there and ours stays empty, which is harmless.
+    let _ = metrics::set_global_recorder(recorder);
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// Opens the store in `config.server.data_dir`, creating the directory.
+pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+    let dir = &config.server.data_dir;
+    std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let store = Store::open(
+        config.store_path(),
+        &StoreOptions {
+            cache_size: config.store.cache_mb * 1024 * 1024,
+        },
+    )?;
+    Ok(Arc::new(store))
+}
+
+pub fn writer_options(config: &Config) -> WriterOptions {
+    WriterOptions {
+        queue_capacity: config.store.queue_capacity,
+        site_timezones: config.sites.iter().map(|s| (s.id.clone(), s.tz())).collect(),
+        ..WriterOptions::default()
+    }
+}
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    writer: Arc<WriterHandle>,
+    store: Arc<Store>,
+}
+
+impl Application {
+    /// Builds everything and binds the listener (port 0 picks a free port).
+    pub fn build(config: Config) -> Result<Application, StartError> {
+        let config = Arc::new(config);
+        let metrics = metrics_handle()?;
+        let store = open_store(&config)?;
+        let writer = Arc::new(Writer::spawn(store.clone(), writer_options(&config))?);
+        let salts = SaltKeeper::open(
+            &config.server.data_dir,
+            Utc::now().timestamp().div_euclid(86_400),
+        )?;
+        let detector = DeviceDetector::try_new(config.store.ua_cache_entries)?;
+        let state = web::Data::new(AppState {
+            config: config.clone(),
+            pipeline: Pipeline::new(config.clone(), detector, salts),
+            writer: writer.clone(),
+            store: store.clone(),
+            addr_policy: ClientAddrPolicy {
+                trusted_proxies: config.trusted_proxies()?,
+                masks: config.privacy.masks(),
+            },
+            metrics,
+        });
+
+        let wanted = config.listen_addr()?;
+        let listener = TcpListener::bind(wanted).map_err(|source| StartError::Bind {
+            addr: wanted,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(StartError::Server)?;
+        let timeout = Duration::from_secs(config.server.client_timeout_secs);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(http::default_headers())
+                .configure(http::routes)
+        })
+        .client_request_timeout(timeout)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(Duration::from_secs(30))
+        .disable_signals()
+        .shutdown_timeout(10);
+        if config.server.workers > 0 {
+            server = server.workers(config.server.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(StartError::Server)?
+            .run();
+        Ok(Application {
+            addr,
+            server,
+            writer,
+            store,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or `handle().stop()`), then stops
+    /// gracefully: in-flight requests finish, the writer commits everything
+    /// queued, and the store is closed.
+    pub async fn run_until_stopped(self) -> Result<(), StartError> {
+        let handle = self.server.handle();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown requested; finishing in-flight requests");
+            handle.stop(true).await;
+        });
+        tracing::info!("listening on http://{}", self.addr);
+        let served = self.server.await;
+        self.writer.shutdown().await?;
+        drop(self.writer);
+        match Arc::try_unwrap(self.store) {
+            Ok(store) => drop(store),
+            Err(_) => tracing::warn!("store still referenced at shutdown"),
+        }
+        tracing::info!("store closed");
+        served.map_err(StartError::Server)
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

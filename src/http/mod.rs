@@ -1,0 +1,62 @@
+//! The HTTP surface: actix routes that translate requests into calls and
+//! results into responses. No analytics logic lives here.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod ingest;
+pub mod lang;
+pub mod ops;
+pub mod optout;
+pub mod report;
+
+use std::sync::Arc;
+
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::config::Config;
+use crate::ingest::Pipeline;
+use crate::privacy::ClientAddrPolicy;
+use crate::store::{Store, WriterHandle};
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pipeline: Pipeline,
+    pub writer: Arc<WriterHandle>,
+    pub store: Arc<Store>,
+    pub addr_policy: ClientAddrPolicy,
+    pub metrics: PrometheusHandle,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/p.gif", web::get().to(ingest::pixel))
+        .service(
+            web::resource("/api/event")
+                .route(web::post().to(ingest::beacon))
+                .route(web::method(actix_web::http::Method::OPTIONS).to(ingest::preflight)),
+        )
+        .route("/optout", web::get().to(optout::show))
+        .route("/optout", web::post().to(optout::change))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route(
+            "/api/v1/sites/{site}/summary",
+            web::get().to(report::summary),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(serde_json::json!({"error": "no such route"}))
+}
+
+/// Headers every response carries.
+pub fn default_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+}
