@@ -9,6 +9,7 @@ pub mod lang;
 pub mod ops;
 pub mod optout;
 pub mod report;
+pub mod tracker;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub struct AppState {
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.configure(tracker::routes);
     cfg.route("/p.gif", web::get().to(ingest::pixel))
         .service(
             web::resource("/api/event")

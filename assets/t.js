@@ -1,0 +1,67 @@
+/* sparsam tracker. No cookies (except sparsam.optOut()), no storage, no fingerprinting. */
+((w, d, n, h, s) => {
+  const site = s && s.dataset.site
+  if (!site) return
+  const api = new URL(s.src).origin + '/api/event'
+  const dl = /\.(__EXT__)$/i
+  const has = (a) => s.hasAttribute(a)
+  const off = () => /(^|;\s*)sparsam_optout=1/.test(d.cookie) ||
+    (has('data-honour-gpc') && n.globalPrivacyControl) ||
+    (has('data-honour-dnt') && n.doNotTrack == '1')
+  const now = () => performance.now()
+  let pv, url, hints, ms, since
+  const send = (o) => {
+    if (off()) return
+    o.site = site
+    o.url = url || location.href
+    o.pv = pv
+    if (hints) o.hints = hints
+    n.sendBeacon(api, JSON.stringify(o))
+  }
+  const engaged = () => Math.round(ms + (since ? now() - since : 0))
+  const ping = () => pv && send({ kind: 'ping', engaged_ms: engaged() })
+  const view = () => {
+    const ref = url || d.referrer
+    url = location.href
+    pv = Array.from(crypto.getRandomValues(new Uint32Array(2)), (x) => x.toString(36)).join('')
+    ms = 0
+    since = d.visibilityState == 'visible' ? now() : 0
+    send({ kind: 'pageview', ref, title: d.title, plugins: n.pdfViewerEnabled ? ['pdf'] : [] })
+  }
+  const nav = () => {
+    if (location.href != url) {
+      ping()
+      view()
+    }
+  }
+  const push = h.pushState
+  h.pushState = function () {
+    push.apply(this, arguments)
+    nav()
+  }
+  w.addEventListener('popstate', nav)
+  d.addEventListener('visibilitychange', () => {
+    if (d.visibilityState == 'hidden') {
+      ms = engaged()
+      since = 0
+      ping()
+    } else since = now()
+  })
+  w.addEventListener('pagehide', ping)
+  setInterval(() => since && ping(), 6e4)
+  d.addEventListener('click', (e) => {
+    const a = e.target.closest && e.target.closest('a[href]')
+    if (a && /^https?:$/.test(a.protocol) && (a.host != location.host || dl.test(a.pathname))) {
+      send({ target: a.href })
+    }
+  }, true)
+  w.sparsam = {
+    search: (search, results) => send({ kind: 'search', search, results }),
+    optOut: () => (d.cookie = 'sparsam_optout=1; path=/; max-age=63072000; SameSite=Lax'),
+    optIn: () => (d.cookie = 'sparsam_optout=; path=/; max-age=0; SameSite=Lax'),
+  }
+  const ua = n.userAgentData
+  ;(ua ? ua.getHighEntropyValues(['model', 'platformVersion', 'fullVersionList']) : Promise.resolve())
+    .then((v) => (hints = v), () => 0)
+    .then(view)
+})(window, document, navigator, history, document.currentScript)
