@@ -6,6 +6,7 @@ pub mod client;
 pub mod error;
 pub mod ingest;
 pub mod lang;
+pub mod matomo;
 pub mod ops;
 pub mod optout;
 pub mod report;
@@ -34,7 +35,7 @@ pub struct AppState {
 
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.configure(tracker::routes);
+    cfg.configure(tracker::routes).configure(matomo::routes);
     cfg.route("/p.gif", web::get().to(ingest::pixel))
         .service(
             web::resource("/api/event")

@@ -3,6 +3,7 @@
 
 pub mod beacon;
 pub mod hit;
+pub mod matomo;
 pub mod pipeline;
 pub mod pixel;
 

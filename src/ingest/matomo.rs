@@ -1,0 +1,256 @@
+//! The Matomo HTTP Tracking API (`/matomo.php`, `/piwik.php`): turns one
+//! Matomo request (query string or form body) into a [`Hit`], and a bulk
+//! body `{"requests": ["?idsite=…", …]}` into a list of them.
+//!
+//! Why: many sites already run Matomo's tracker; pointing it at sparsam
+//! must work without changing the page. Only parameters that carry data
+//! sparsam collects are read (`docs/protocols.md` lists them); every
+//! parameter that identifies a person (`_id`, `uid`, `cid`, `cip`, custom
+//! dimensions and variables, event names, …) is accepted and dropped here,
+//! so it never reaches the pipeline. The client's clock (`cdt`, `h`/`m`/`s`)
+//! is ignored: events carry the server's time.
+
+use serde::Deserialize;
+
+use super::hit::{parse_u32, Hit, Reject};
+use crate::config::Config;
+use crate::enrich::client_hints::ClientHints;
+use crate::model::{plugins, EventKind};
+
+/// What one Matomo request asks for.
+#[derive(Debug)]
+pub enum MatomoRequest {
+    /// Something sparsam records.
+    Hit(Box<Hit>),
+    /// A valid request that stores nothing: `rec` is not 1, a heartbeat
+    /// ping (Matomo pings carry no duration), or a custom action without a
+    /// page view (events, content impressions).
+    Ignored,
+}
+
+/// Matomo's plugin flags and the sparsam plugin each one means.
+const PLUGIN_FLAGS: [(&str, u16); 10] = [
+    ("pdf", plugins::PDF),
+    ("java", plugins::JAVA),
+    ("fla", plugins::FLASH),
+    ("ag", plugins::SILVERLIGHT),
+    ("qt", plugins::QUICKTIME),
+    ("realp", plugins::REALPLAYER),
+    ("wma", plugins::WINDOWS_MEDIA),
+    ("dir", plugins::DIRECTOR),
+    ("gears", plugins::GEARS),
+    ("cookie", plugins::COOKIES),
+];
+
+/// Parses one request's parameters (`a=1&b=2`, a leading `?` allowed).
+/// `ua_header`-independent: the HTTP layer supplies the header user agent;
+/// `ua` here overrides it through [`Hit::user_agent`].
+pub fn parse_request(params: &str, config: &Config) -> Result<MatomoRequest, Reject> {
+    let params = params.strip_prefix('?').unwrap_or(params);
+    let mut hit = Hit::default();
+    let mut idsite = None;
+    let mut rec = false;
+    let mut ping = false;
+    let mut custom_action = false;
+    let mut search = None;
+    for (k, v) in form_urlencoded::parse(params.as_bytes()) {
+        let v = v.into_owned();
+        match k.as_ref() {
+            "idsite" => idsite = Some(parse_u32("idsite", &v)?),
+            "rec" => rec = v.trim() == "1",
+            "url" => hit.url = v,
+            "urlref" => hit.referrer = Some(v).filter(|r| !r.is_empty()),
+            "action_name" => hit.title = Some(v),
+            "search" => search = Some(v),
+            "search_count" if !v.trim().is_empty() => {
+                hit.search_results = Some(parse_u32("search_count", &v)?)
+            }
+            "download" => {
+                hit.kind = Some(EventKind::Download);
+                hit.target = Some(v);
+            }
+            "link" => {
+                hit.kind = Some(EventKind::Outbound);
+                hit.target = Some(v);
+            }
+            "ping" => ping = v.trim() == "1",
+            "ca" => custom_action = v.trim() == "1",
+            "pv_id" => hit.pageview_id = Some(v).filter(|p| !p.is_empty()),
+            "ua" if !v.trim().is_empty() => hit.user_agent = Some(v),
+            // Malformed hints are dropped, like malformed hint headers.
+            "uadata" => hit.hints = ClientHints::from_json(&v).ok(),
+            name => {
+                if let Some((_, bit)) = PLUGIN_FLAGS.iter().find(|(n, _)| *n == name) {
+                    if v.trim() == "1" {
+                        hit.plugins |= bit;
+                    }
+                }
+                // Everything else is ignored on purpose (docs/protocols.md).
+            }
+        }
+    }
+    let idsite = idsite.ok_or(Reject::Missing("idsite"))?;
+    let site = config
+        .site_by_matomo_id(idsite)
+        .ok_or_else(|| Reject::UnknownSite(idsite.to_string()))?;
+    hit.site = site.id.clone();
+    if !rec || ping {
+        return Ok(MatomoRequest::Ignored);
+    }
+    if hit.url.is_empty() {
+        return Err(Reject::Missing("url"));
+    }
+    if let Some(term) = search.filter(|s| !s.trim().is_empty()) {
+        if hit.kind.is_none() {
+            // Matomo records a site search instead of the page view.
+            hit.kind = Some(EventKind::Search);
+        }
+        hit.search = Some(term);
+    }
+    if hit.kind.is_none() {
+        if custom_action {
+            return Ok(MatomoRequest::Ignored);
+        }
+        hit.kind = Some(EventKind::PageView);
+    }
+    Ok(MatomoRequest::Hit(Box::new(hit)))
+}
+
+#[derive(Deserialize)]
+struct Bulk {
+    requests: Vec<String>,
+}
+
+/// Parses a bulk body into its request strings (at most `max`).
+pub fn parse_bulk(body: &[u8], max: usize) -> Result<Vec<String>, Reject> {
+    let bulk: Bulk = serde_json::from_slice(body).map_err(|e| {
+        Reject::Body(format!(
+            "expected {{\"requests\": [\"?idsite=…\", …]}} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if bulk.requests.len() > max {
+        return Err(Reject::TooManyEvents(max));
+    }
+    Ok(bulk.requests)
+}
+
+/// True when a POST body is a bulk request rather than form parameters.
+pub fn is_bulk(body: &[u8]) -> bool {
+    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The `idsite` parameter only, for the per-site DNT/GPC decision.
+pub fn idsite_param(params: &str) -> Option<u32> {
+    let params = params.strip_prefix('?').unwrap_or(params);
+    form_urlencoded::parse(params.as_bytes())
+        .find(|(k, _)| k == "idsite")
+        .and_then(|(_, v)| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::parse(
+            r#"
+[[sites]]
+id = "demo"
+matomo_id = 7
+hostnames = ["example.org"]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn hit(q: &str) -> Hit {
+        match parse_request(q, &config()).unwrap() {
+            MatomoRequest::Hit(h) => *h,
+            MatomoRequest::Ignored => panic!("ignored: {q}"),
+        }
+    }
+
+    #[test]
+    fn page_view_keeps_only_collected_fields() {
+        let h = hit("?idsite=7&rec=1&url=https%3A%2F%2Fexample.org%2Fa&urlref=https%3A%2F%2Fwww.google.de%2F&action_name=A&pv_id=abc123&pdf=1&java=0&fla=1&_id=1234567890abcdef&uid=alice&cid=1234567890abcdef&cip=1.2.3.4&_idts=1&_idvc=5&_viewts=1&cdt=2001-01-01&res=1920x1080&dimension1=secret&_cvar=%7B%7D&lang=de&h=1&m=2&s=3&uadata=%7B%22model%22%3A%22Pixel%208%22%7D");
+        assert_eq!(h.site, "demo");
+        assert_eq!(h.kind, Some(EventKind::PageView));
+        assert_eq!(h.url, "https://example.org/a");
+        assert_eq!(h.referrer.as_deref(), Some("https://www.google.de/"));
+        assert_eq!(h.title.as_deref(), Some("A"));
+        assert_eq!(h.pageview_id.as_deref(), Some("abc123"));
+        assert_eq!(h.plugins, plugins::PDF | plugins::FLASH);
+        assert_eq!(h.hints.unwrap().model.as_deref(), Some("Pixel 8"));
+        let dbg = format!("{:?}", hit("idsite=7&rec=1&url=https%3A%2F%2Fexample.org%2F&uid=alice&cip=1.2.3.4&_id=feedfacefeedface&dimension1=secret"));
+        for leaked in ["alice", "1.2.3.4", "feedface", "secret"] {
+            assert!(!dbg.contains(leaked), "{leaked} must be dropped");
+        }
+    }
+
+    #[test]
+    fn downloads_links_and_searches() {
+        let d = hit("idsite=7&rec=1&url=https%3A%2F%2Fexample.org%2F&download=https%3A%2F%2Fexample.org%2Fa.pdf");
+        assert_eq!(
+            (d.kind, d.target.as_deref()),
+            (Some(EventKind::Download), Some("https://example.org/a.pdf"))
+        );
+        let l =
+            hit("idsite=7&rec=1&url=https%3A%2F%2Fexample.org%2F&link=https%3A%2F%2Fother.org%2F");
+        assert_eq!(l.kind, Some(EventKind::Outbound));
+        let s = hit("idsite=7&rec=1&url=https%3A%2F%2Fexample.org%2Fs&search=tax+forms&search_cat=x&search_count=12");
+        assert_eq!(
+            (s.kind, s.search.as_deref(), s.search_results),
+            (Some(EventKind::Search), Some("tax forms"), Some(12))
+        );
+    }
+
+    #[test]
+    fn ignored_and_refused_requests() {
+        let c = config();
+        let ignored = |q: &str| matches!(parse_request(q, &c), Ok(MatomoRequest::Ignored));
+        assert!(ignored("idsite=7&url=https%3A%2F%2Fexample.org%2F"));
+        assert!(ignored("idsite=7&rec=0&url=https%3A%2F%2Fexample.org%2F"));
+        assert!(ignored(
+            "idsite=7&rec=1&ping=1&pv_id=abc&url=https%3A%2F%2Fexample.org%2F"
+        ));
+        assert!(ignored(
+            "idsite=7&rec=1&ca=1&e_c=Video&e_a=Play&url=https%3A%2F%2Fexample.org%2F"
+        ));
+        assert_eq!(
+            parse_request("rec=1&url=x", &c).unwrap_err(),
+            Reject::Missing("idsite")
+        );
+        assert_eq!(
+            parse_request("idsite=8&rec=1&url=x", &c).unwrap_err(),
+            Reject::UnknownSite("8".into())
+        );
+        assert!(matches!(
+            parse_request("idsite=-1&rec=1", &c),
+            Err(Reject::Invalid { .. })
+        ));
+        assert_eq!(
+            parse_request("idsite=7&rec=1", &c).unwrap_err(),
+            Reject::Missing("url")
+        );
+        assert!(matches!(
+            parse_request("idsite=7&rec=1&url=%FF%ZZ&uadata=%7B", &c),
+            Ok(MatomoRequest::Hit(_))
+        ));
+    }
+
+    #[test]
+    fn bulk_bodies() {
+        let b = br#" {"requests": ["?idsite=7&rec=1&url=x", "?idsite=7"], "token_auth": "t"}"#;
+        assert!(is_bulk(b));
+        assert!(!is_bulk(b"idsite=7&rec=1"));
+        assert_eq!(parse_bulk(b, 10).unwrap().len(), 2);
+        assert_eq!(parse_bulk(b, 1).unwrap_err(), Reject::TooManyEvents(1));
+        assert!(matches!(
+            parse_bulk(b"{\"requests\": 5}", 10),
+            Err(Reject::Body(_))
+        ));
+        assert_eq!(idsite_param("?rec=1&idsite=7"), Some(7));
+    }
+}
