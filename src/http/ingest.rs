@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use super::client::{optout_signals, referer, request_meta};
 use super::error::ApiError;
 use super::AppState;
-use crate::ingest::{beacon, pixel, Hit, Processed, Reject};
+use crate::ingest::{pixel, plausible, Hit, Processed, Reject};
 use crate::model::Event;
 use crate::store::SubmitError;
 
@@ -150,7 +150,7 @@ pub async fn beacon(
         return Ok(accepted_response());
     }
     let body = read_body(payload, state.config.server.max_body_bytes).await?;
-    let hits = beacon::parse_beacon(&body, state.config.server.max_batch_events)?;
+    let hits = plausible::parse_event_body(&body, state.config.server.max_batch_events, &state.config)?;
     let before = hits.len();
     let hits: Vec<Hit> = hits
         .into_iter()

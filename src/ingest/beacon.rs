@@ -1,6 +1,7 @@
 //! Script beacons, `POST /api/event`: one JSON event, an array of events,
 //! or `{"events": [...]}`. Sent by `t.js` with `navigator.sendBeacon` as
-//! `text/plain` so cross-origin posts need no CORS preflight.
+//! `text/plain` so cross-origin posts need no CORS preflight. Plausible's
+//! event format on the same route is handled by `super::plausible`.
 //!
 //! ```json
 //! {"site":"demo","kind":"pageview","url":"https://example.org/a",
@@ -131,7 +132,7 @@ mod tests {
         assert!(matches!(parse_beacon(neg, 10), Err(Reject::Invalid { field: "engaged_ms", .. })));
         let huge = br#"{"site":"a","url":"https://x.org/","engaged_ms":1e300}"#;
         assert!(matches!(parse_beacon(huge, 10), Err(Reject::Invalid { .. })));
-        let many = format!("[{}]", vec![r#"{"site":"a","url":"https://x.org/"}"#; 11].join(","));
+        let many = format!("[{}]", [r#"{"site":"a","url":"https://x.org/"}"#; 11].join(","));
         assert_eq!(parse_beacon(many.as_bytes(), 10).unwrap_err(), Reject::TooManyEvents(10));
     }
 }

@@ -6,6 +6,7 @@ pub mod hit;
 pub mod matomo;
 pub mod pipeline;
 pub mod pixel;
+pub mod plausible;
 
 pub use hit::{Hit, Reject};
 pub use pipeline::{Pipeline, PipelineError, Processed, RequestMeta};
