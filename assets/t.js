@@ -14,7 +14,7 @@
     if (off()) return
     o.site = site
     o.url = url || location.href
-    o.pv = pv
+    if (pv) o.pv = pv
     if (hints) o.hints = hints
     n.sendBeacon(api, JSON.stringify(o))
   }
@@ -23,10 +23,11 @@
   const view = () => {
     const ref = url || d.referrer
     url = location.href
-    pv = Array.from(crypto.getRandomValues(new Uint32Array(2)), (x) => x.toString(36)).join('')
     ms = 0
     since = d.visibilityState == 'visible' ? now() : 0
-    send({ kind: 'pageview', ref, title: d.title, plugins: n.pdfViewerEnabled ? ['pdf'] : [] })
+    // A page view not sent (opted out) gets no id, so it never gets pings.
+    pv = !off() && Array.from(crypto.getRandomValues(new Uint32Array(2)), (x) => x.toString(36)).join('')
+    if (pv) send({ kind: 'pageview', ref, title: d.title, plugins: n.pdfViewerEnabled ? ['pdf'] : [] })
   }
   const nav = () => {
     if (location.href != url) {
