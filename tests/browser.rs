@@ -86,6 +86,7 @@ fn tracker_and_plausible_in_chromium() {
         .map(|e| i64::from(e.engaged_ms))
         .max()
         .unwrap_or_else(|| panic!("no ping for the landing page:\n{dump}"));
+    eprintln!("landing page: visible {visible} ms, engaged {ping} ms reported");
     assert!(
         (ping - visible).abs() <= 1000,
         "engaged {ping} ms, visible {visible} ms"
