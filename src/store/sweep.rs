@@ -107,7 +107,11 @@ impl Store {
     /// Counts (`dry_run`) or deletes roll-up rows older than `cutoff_ms`:
     /// hourly rows of hours that start before it and daily dimension rows
     /// of site-local days before its UTC day.
-    pub fn expire_rollups(&self, cutoff_ms: i64, dry_run: bool) -> Result<RollupExpiry, StoreError> {
+    pub fn expire_rollups(
+        &self,
+        cutoff_ms: i64,
+        dry_run: bool,
+    ) -> Result<RollupExpiry, StoreError> {
         let cut_hour = schema::hour_of(cutoff_ms);
         let cut_day = schema::day_number(schema::utc_day(cutoff_ms));
         let mut out = RollupExpiry::default();
@@ -180,13 +184,21 @@ mod tests {
         assert_eq!(plan.boundary, Some((schema::utc_day(cutoff), 2)));
         assert_eq!(plan.events(), 3);
         assert_eq!(store.drop_partition(schema::utc_day(base)).unwrap(), 1);
-        assert_eq!(store.trim_partition(schema::utc_day(cutoff), cutoff).unwrap(), 2);
+        assert_eq!(
+            store
+                .trim_partition(schema::utc_day(cutoff), cutoff)
+                .unwrap(),
+            2
+        );
         assert_eq!(store.event_count().unwrap(), 2);
         assert_eq!(store.oldest_event_ts().unwrap(), Some(cutoff));
         assert_eq!(store.expiry_plan(cutoff).unwrap(), ExpiryPlan::default());
         let r = store.expire_rollups(cutoff, true).unwrap();
         assert!(r.hourly_rows > 0);
         assert_eq!(store.expire_rollups(cutoff, false).unwrap(), r);
-        assert_eq!(store.expire_rollups(cutoff, true).unwrap(), RollupExpiry::default());
+        assert_eq!(
+            store.expire_rollups(cutoff, true).unwrap(),
+            RollupExpiry::default()
+        );
     }
 }
