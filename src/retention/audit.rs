@@ -427,6 +427,10 @@ pub fn audit_view(
 ) -> Result<AuditView, AuditError> {
     use crate::privacy::AnonIp;
     let masks = config.privacy.masks();
+    // Sweeps are read before the store is verified: a sweep listed as
+    // finished has committed its deletions before the verification's
+    // snapshot, so the two parts of the view never contradict each other.
+    let sweeps = last_sweeps(store, 10)?;
     let (verification, ages) = verify(store, config, now)?;
     let ex4 = AnonIp::truncate(std::net::Ipv4Addr::new(181, 153, 27, 94).into(), &masks);
     let ex6 = AnonIp::truncate(
@@ -467,7 +471,7 @@ pub fn audit_view(
         raw_events: verification.events_checked,
         raw_events_by_age: ages,
         next_sweep,
-        last_sweeps: last_sweeps(store, 10)?,
+        last_sweeps: sweeps,
         verification,
     })
 }
