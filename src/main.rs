@@ -9,10 +9,20 @@ use sparsam::enrich::device::DeviceDetector;
 use sparsam::{Application, Config};
 
 #[derive(Parser)]
-#[command(name = "sparsam", version, about = "Privacy-first web analytics collector")]
+#[command(
+    name = "sparsam",
+    version,
+    about = "Privacy-first web analytics collector"
+)]
 struct Cli {
     /// Config file.
-    #[arg(short, long, global = true, env = "SPARSAM_CONFIG", default_value = "config/sparsam.toml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SPARSAM_CONFIG",
+        default_value = "config/sparsam.toml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -25,12 +35,27 @@ enum Command {
     /// Classify user agents: one JSON object per line on stdin
     /// (`{"ua": "...", "headers": {...}}`), one classification per line out.
     Ua,
+    /// Delete expired raw data now and print what was deleted.
+    Sweep {
+        /// Only print what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the audit view (retention, masks, sweeps, verification);
+    /// exits with status 2 when the verification fails.
+    Audit {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SPARSAM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -45,7 +70,11 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load(&cli.config)
                 .with_context(|| format!("invalid configuration in {}", cli.config.display()))?;
             init_logging(config.server.log_format == "json");
-            let workers = if config.server.workers > 0 { config.server.workers } else { num_cpus() };
+            let workers = if config.server.workers > 0 {
+                config.server.workers
+            } else {
+                num_cpus()
+            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(workers.max(1))
                 .enable_all()
@@ -57,6 +86,22 @@ fn main() -> anyhow::Result<()> {
                 app.run_until_stopped().await.context("serving")
             })
         }
+        Command::Sweep { dry_run } => {
+            let config = load(&cli.config)?;
+            init_logging(false);
+            print!("{}", sparsam::retention::sweep_command(&config, dry_run)?);
+            Ok(())
+        }
+        Command::Audit { json } => {
+            let config = load(&cli.config)?;
+            let (text, ok) = sparsam::retention::audit_command(&config, json)?;
+            print!("{text}");
+            if !ok {
+                eprintln!("audit verification FAILED");
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::Ua => {
             let detector = DeviceDetector::try_new(10_000).context("loading device data")?;
             let stdin = std::io::stdin().lock();
@@ -67,6 +112,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("invalid configuration in {}", path.display()))
+}
+
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: actix routes that translate requests into calls and
 //! results into responses. No analytics logic lives here.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod error;
@@ -50,6 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/sites/{site}/summary",
             web::get().to(report::summary),
         )
+        .configure(audit::configure)
         .default_service(web::to(not_found));
 }
 
