@@ -159,7 +159,8 @@ pub async fn beacon(
         return Ok(accepted_response());
     }
     let body = read_body(payload, state.config.server.max_body_bytes).await?;
-    let hits = plausible::parse_event_body(&body, state.config.server.max_batch_events, &state.config)?;
+    let hits =
+        plausible::parse_event_body(&body, state.config.server.max_batch_events, &state.config)?;
     let before = hits.len();
     let hits: Vec<Hit> = hits
         .into_iter()
