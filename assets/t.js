@@ -9,7 +9,7 @@
     (has('data-honour-gpc') && n.globalPrivacyControl) ||
     (has('data-honour-dnt') && n.doNotTrack == '1')
   const now = () => performance.now()
-  let pv, url, hints, ms, since
+  let pv, url, hints, ms, since, last
   const send = (o) => {
     if (off()) return
     o.site = site
@@ -19,11 +19,12 @@
     n.sendBeacon(api, JSON.stringify(o))
   }
   const engaged = () => Math.round(ms + (since ? now() - since : 0))
-  const ping = () => pv && send({ kind: 'ping', engaged_ms: engaged() })
+  // Hidden then pagehide would report the same figure twice: skip repeats.
+  const ping = (e = engaged()) => pv && e != last && send({ kind: 'ping', engaged_ms: (last = e) })
   const view = () => {
     const ref = url || d.referrer
     url = location.href
-    ms = 0
+    ms = last = 0
     since = d.visibilityState == 'visible' ? now() : 0
     // A page view not sent (opted out) gets no id, so it never gets pings.
     pv = !off() && Array.from(crypto.getRandomValues(new Uint32Array(2)), (x) => x.toString(36)).join('')
@@ -48,7 +49,7 @@
       ping()
     } else since = now()
   })
-  w.addEventListener('pagehide', ping)
+  w.addEventListener('pagehide', () => ping())
   setInterval(() => since && ping(), 6e4)
   d.addEventListener('click', (e) => {
     const a = e.target.closest && e.target.closest('a[href]')
