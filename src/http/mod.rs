@@ -43,10 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/optout", web::post().to(optout::change))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
-        .route(
-            "/api/v1/sites/{site}/summary",
-            web::get().to(report::summary),
-        )
+        .configure(report::routes)
         .default_service(web::to(not_found));
 }
 
