@@ -15,16 +15,42 @@ use crate::report::filter::{dimension_names, MAX_FILTERS};
 use crate::report::{csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers};
 use crate::store::Dimension;
 
+/// The OpenAPI document describing these routes.
+pub const OPENAPI: &str = include_str!("../../assets/openapi.json");
+
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+const SITES: &str = "/api/v1/sites";
+const SUMMARY: &str = "/api/v1/sites/{site}/summary";
+const TIMESERIES: &str = "/api/v1/sites/{site}/timeseries";
+const BREAKDOWN: &str = "/api/v1/sites/{site}/breakdown/{dimension}";
+const REALTIME: &str = "/api/v1/sites/{site}/realtime";
+
+/// Every route registered by [`routes`] (the OpenAPI test checks that each
+/// appears in the document).
+pub const ROUTES: [&str; 6] = [
+    OPENAPI_PATH,
+    SITES,
+    SUMMARY,
+    TIMESERIES,
+    BREAKDOWN,
+    REALTIME,
+];
+
 /// Registers the reporting routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/sites", web::get().to(sites))
-        .route("/api/v1/sites/{site}/summary", web::get().to(summary))
-        .route("/api/v1/sites/{site}/timeseries", web::get().to(timeseries))
-        .route(
-            "/api/v1/sites/{site}/breakdown/{dimension}",
-            web::get().to(breakdown),
-        )
-        .route("/api/v1/sites/{site}/realtime", web::get().to(realtime));
+    cfg.route(OPENAPI_PATH, web::get().to(openapi))
+        .route(SITES, web::get().to(sites))
+        .route(SUMMARY, web::get().to(summary))
+        .route(TIMESERIES, web::get().to(timeseries))
+        .route(BREAKDOWN, web::get().to(breakdown))
+        .route(REALTIME, web::get().to(realtime));
+}
+
+/// `GET /api/v1/openapi.json`
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
 }
 
 const DEFAULT_LIMIT: usize = 10;
