@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod lang;
@@ -44,6 +45,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
         .configure(report::routes)
+        .configure(dashboard::routes)
         .default_service(web::to(not_found));
 }
 
