@@ -6,3 +6,6 @@ pub mod device;
 pub mod referrer;
 pub mod search;
 pub mod ua_cli;
+
+pub use client_hints::ClientHints;
+pub use device::DeviceDetector;

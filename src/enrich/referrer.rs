@@ -108,12 +108,12 @@ pub fn classify(
             }
         }
     };
-    if !campaign.source.is_empty() || !campaign.medium.is_empty() || !campaign.campaign.is_empty() {
-        if referrer.kind != ReferrerType::Internal {
-            referrer.kind = ReferrerType::Campaign;
-            if referrer.name.is_empty() {
-                referrer.name = campaign.source.clone();
-            }
+    let has_campaign =
+        !campaign.source.is_empty() || !campaign.medium.is_empty() || !campaign.campaign.is_empty();
+    if has_campaign && referrer.kind != ReferrerType::Internal {
+        referrer.kind = ReferrerType::Campaign;
+        if referrer.name.is_empty() {
+            referrer.name = campaign.source.clone();
         }
     }
     referrer

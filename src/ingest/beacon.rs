@@ -148,7 +148,7 @@ mod tests {
         ));
         let many = format!(
             "[{}]",
-            vec![r#"{"site":"a","url":"https://x.org/"}"#; 11].join(",")
+            [r#"{"site":"a","url":"https://x.org/"}"#; 11].join(",")
         );
         assert_eq!(
             parse_beacon(many.as_bytes(), 10).unwrap_err(),

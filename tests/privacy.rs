@@ -1,0 +1,406 @@
+//! Privacy invariants, each tested so that breaking it fails a test:
+//! full addresses never stored or logged, default masks, no tracking
+//! cookies, opt-out drops before storing with an identical answer, visitor
+//! hashes from the shortened address with a destroyed daily salt, stripped
+//! query strings, server-side timestamps.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use common::*;
+use serde_json::json;
+use sparsam::store::{Store, StoreOptions, StoredEvent};
+
+const FULL_V4: &str = "203.0.113.77";
+const FULL_V6: &str = "2001:db8:1234:5678:9abc:def0:1234:77";
+const SECRET: &str = "topsecret4711";
+
+fn stored_events(store_path: &Path) -> Vec<StoredEvent> {
+    let store = Store::open(store_path, &StoreOptions::default()).expect("open store");
+    let mut out = Vec::new();
+    for site in ["demo", "other"] {
+        store
+            .scan_events(site, 0, i64::MAX, |e| {
+                out.push(e);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+    }
+    out
+}
+
+/// Every file under `dir`, as bytes.
+fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(all_bytes(&p));
+        } else {
+            out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn full_addresses_never_reach_store_or_logs_but_masked_ones_do() {
+    let mut s = Server::start_with(r#"trusted_proxies = ["127.0.0.1/32"]"#, "");
+    let c = client();
+    for (ip, path) in [(FULL_V4, "/v4"), (FULL_V6, "/v6")] {
+        let url = format!(
+            "/p.gif?site=demo&url={}",
+            enc(&format!("https://example.org{path}?secret={SECRET}"))
+        );
+        let res = c
+            .get(s.url(&url))
+            .header("X-Forwarded-For", ip)
+            .header("User-Agent", CHROME_UA)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        // A rejected hit must not echo the address either.
+        let bad = c
+            .post(s.url("/api/event"))
+            .header("X-Forwarded-For", ip)
+            .body(r#"{"site":"nope","url":"https://example.org/"}"#)
+            .send()
+            .unwrap();
+        let body = bad.text().unwrap();
+        assert!(!body.contains(ip) && !body.contains("203.0.113"), "{body}");
+    }
+    let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    s.stop();
+
+    let v4: std::net::Ipv4Addr = FULL_V4.parse().unwrap();
+    let v6: std::net::Ipv6Addr = FULL_V6.parse().unwrap();
+    let needles: Vec<(&str, Vec<u8>)> = vec![
+        ("v4 text", FULL_V4.as_bytes().to_vec()),
+        ("v4 last octets", b"113.77".to_vec()),
+        ("v4 binary", v4.octets().to_vec()),
+        ("v4 third octet onwards", vec![203, 0, 113]),
+        ("v6 text", FULL_V6.as_bytes().to_vec()),
+        ("v6 text compressed", v6.to_string().into_bytes()),
+        ("v6 third group", b"1234:5678".to_vec()),
+        ("v6 binary", v6.octets().to_vec()),
+        ("v6 binary /48", v6.octets()[..6].to_vec()),
+        ("query secret", SECRET.as_bytes().to_vec()),
+    ];
+    let mut haystacks = all_bytes(&s.dir.join("data"));
+    haystacks.push(("server log".into(), s.log().into_bytes()));
+    haystacks.push(("metrics".into(), metrics.into_bytes()));
+    for (name, hay) in &haystacks {
+        for (what, needle) in &needles {
+            assert!(!contains(hay, needle), "{what} found in {name}");
+        }
+    }
+
+    // The shortened forms are there: the scan above looked at real data.
+    let events = stored_events(&s.store_path());
+    let mut masked: Vec<String> = events
+        .iter()
+        .map(|e| format!("{}/{}", e.anon_ip.addr, e.anon_ip.prefix_len))
+        .collect();
+    masked.sort();
+    assert_eq!(masked, vec!["2001:db8::/32", "203.0.0.0/16"]);
+    assert!(events.iter().all(|e| e.anon_ip.is_truncated()));
+}
+
+#[test]
+fn stricter_masks_are_applied() {
+    let mut s = Server::start_with(
+        r#"trusted_proxies = ["127.0.0.1/32"]"#,
+        "ipv4_prefix = 8\nipv6_prefix = 24",
+    );
+    let res = client()
+        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
+        .header("X-Forwarded-For", FULL_V4)
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    s.stop();
+    let e = stored_events(&s.store_path());
+    assert_eq!(
+        format!("{}/{}", e[0].anon_ip.addr, e[0].anon_ip.prefix_len),
+        "203.0.0.0/8"
+    );
+}
+
+#[test]
+fn forwarded_headers_from_untrusted_peers_are_ignored() {
+    let mut s = Server::start();
+    let res = client()
+        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
+        .header("X-Forwarded-For", FULL_V4)
+        .header("Forwarded", "for=198.51.100.9")
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    s.stop();
+    let e = stored_events(&s.store_path());
+    assert_eq!(
+        format!("{}/{}", e[0].anon_ip.addr, e[0].anon_ip.prefix_len),
+        "127.0.0.0/16"
+    );
+}
+
+#[test]
+fn tracking_sets_no_cookie_and_optout_sets_only_its_own() {
+    let s = Server::start();
+    let c = client();
+    let pixel = c
+        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert!(pixel.headers().get("set-cookie").is_none());
+    let beacon = c
+        .post(s.url("/api/event"))
+        .body(r#"{"site":"demo","url":"https://example.org/"}"#)
+        .send()
+        .unwrap();
+    assert!(beacon.headers().get("set-cookie").is_none());
+    let page = c.get(s.url("/optout")).send().unwrap();
+    assert!(
+        page.headers().get("set-cookie").is_none(),
+        "showing the page sets nothing"
+    );
+
+    let res = c
+        .post(s.url("/optout"))
+        .form(&[
+            ("action", "optout"),
+            ("lang", "en"),
+            ("name", "evil"),
+            ("value", "x"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let ck = &cookies[0];
+    assert!(ck.starts_with("sparsam_optout=1"), "{ck}");
+    assert!(
+        ck.contains("HttpOnly") && ck.contains("Max-Age=") && ck.contains("Path=/"),
+        "{ck}"
+    );
+    assert!(res.text().unwrap().contains("data-opted-out=\"true\""));
+
+    let res = c
+        .post(s.url("/optout"))
+        .form(&[("action", "optin")])
+        .send()
+        .unwrap();
+    let ck = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        ck.starts_with("sparsam_optout=") && ck.contains("Max-Age=0"),
+        "cleared: {ck}"
+    );
+
+    let cross = c
+        .post(s.url("/optout"))
+        .header("Origin", "https://evil.example")
+        .form(&[("action", "optin")])
+        .send()
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert!(cross.headers().get("set-cookie").is_none());
+}
+
+#[test]
+fn optout_page_speaks_german_and_english_and_shows_state() {
+    let s = Server::start();
+    let c = client();
+    let de = c
+        .get(s.url("/optout"))
+        .header("Accept-Language", "de-DE,de;q=0.9,en;q=0.5")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(de.contains("lang=\"de\"") && de.contains("Nicht mehr erfassen"));
+    let en = c
+        .get(s.url("/optout"))
+        .header("Accept-Language", "fr, en;q=0.8")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(en.contains("lang=\"en\"") && en.contains("Stop counting"));
+    let out = c
+        .get(s.url("/optout?lang=de"))
+        .header("Cookie", "sparsam_optout=1")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(out.contains("data-opted-out=\"true\"") && out.contains("wieder erlauben"));
+}
+
+fn snapshot(res: reqwest::blocking::Response) -> (u16, String, Vec<u8>) {
+    let status = res.status().as_u16();
+    let ct = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(res.headers().get("set-cookie").is_none());
+    (status, ct, res.bytes().unwrap().to_vec())
+}
+
+#[test]
+fn opted_out_hits_are_dropped_and_answered_identically() {
+    let s = Server::start();
+    let c = client();
+    let pixel = |extra: &[(&str, &str)], site: &str, host: &str| {
+        let mut r = c
+            .get(s.url(&format!(
+                "/p.gif?site={site}&url={}",
+                enc(&format!("https://{host}/page"))
+            )))
+            .header("User-Agent", CHROME_UA);
+        for (k, v) in extra {
+            r = r.header(*k, *v);
+        }
+        snapshot(r.send().unwrap())
+    };
+    let stored = pixel(&[], "demo", "example.org");
+    assert_eq!(pageviews(&s, "demo"), 1);
+    // Cookie, DNT and GPC on a site that honours them: dropped, same answer.
+    for signal in [
+        ("Cookie", "a=b; sparsam_optout=1"),
+        ("DNT", "1"),
+        ("Sec-GPC", "1"),
+    ] {
+        assert_eq!(
+            pixel(&[signal], "demo", "example.org"),
+            stored,
+            "{signal:?}"
+        );
+    }
+    // Even a malformed hit from an opted-out visitor is not parsed.
+    let malformed = snapshot(
+        c.get(s.url("/p.gif?site=demo&engaged_ms=-1"))
+            .header("Cookie", "sparsam_optout=1")
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(malformed, stored);
+    assert_eq!(pageviews(&s, "demo"), 1);
+
+    // Beacons behave the same way.
+    let body = r#"{"site":"demo","url":"https://example.org/b"}"#;
+    let beacon = || {
+        c.post(s.url("/api/event"))
+            .header("User-Agent", CHROME_UA)
+            .body(body)
+    };
+    let stored_b = snapshot(beacon().send().unwrap());
+    let dropped_b = snapshot(beacon().header("Sec-GPC", "1").send().unwrap());
+    assert_eq!(stored_b, dropped_b);
+    assert_eq!(pageviews(&s, "demo"), 2);
+
+    // A site that does not honour DNT/GPC still honours the cookie.
+    pixel(&[("DNT", "1"), ("Sec-GPC", "1")], "other", "other.example");
+    assert_eq!(pageviews(&s, "other"), 1);
+    pixel(&[("Cookie", "sparsam_optout=1")], "other", "other.example");
+    assert_eq!(pageviews(&s, "other"), 1);
+}
+
+#[test]
+fn visitors_are_counted_by_shortened_address_and_salt_is_not_stored() {
+    let mut s = Server::start_with(r#"trusted_proxies = ["127.0.0.1/32"]"#, "");
+    let c = client();
+    let hit = |ip: &str, ua: &str| {
+        let res = c
+            .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
+            .header("X-Forwarded-For", ip)
+            .header("User-Agent", ua)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    };
+    hit("198.51.1.1", CHROME_UA);
+    hit("198.51.200.200", CHROME_UA); // same /16, same UA: same visitor
+    hit("198.52.1.1", CHROME_UA); // other /16
+    hit("198.51.1.1", FIREFOX_UA); // other UA
+    assert_eq!(summary(&s, "demo")["visitors"], 3);
+    s.stop();
+
+    let events = stored_events(&s.store_path());
+    assert_eq!(events[0].visitor, events[1].visitor);
+    assert_ne!(events[0].visitor, events[2].visitor);
+    assert_ne!(events[0].visitor, events[3].visitor);
+
+    let salt_file = std::fs::read(s.dir.join("data/salt")).unwrap();
+    assert_eq!(
+        salt_file.len(),
+        40,
+        "one day number and one salt, nothing older"
+    );
+    let salt = &salt_file[8..];
+    let redb = std::fs::read(s.store_path()).unwrap();
+    assert!(!contains(&redb, salt), "salt must not be in the store");
+    assert!(!s.log().contains(&format!(
+        "{:02x}{:02x}{:02x}{:02x}",
+        salt[0], salt[1], salt[2], salt[3]
+    )));
+}
+
+#[test]
+fn stored_urls_keep_only_allow_listed_parameters_and_server_time() {
+    let mut s = Server::start();
+    let before = chrono::Utc::now().timestamp_millis();
+    let body = json!({
+        "site": "demo",
+        "url": "https://example.org/suche?q=grippe&session=abc123&utm_source=newsletter&email=a%40b.de#section",
+        "ref": "https://www.bund.de/page?token=xyz#frag",
+        "ts": 0,
+        "timestamp": "2001-01-01T00:00:00Z"
+    });
+    let res = client()
+        .post(s.url("/api/event"))
+        .header("User-Agent", CHROME_UA)
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let after = chrono::Utc::now().timestamp_millis();
+    s.stop();
+    let events = stored_events(&s.store_path());
+    assert!(!events.is_empty());
+    for e in &events {
+        assert_eq!(
+            e.url,
+            "https://example.org/suche?q=grippe&utm_source=newsletter"
+        );
+        assert_eq!(e.referrer.url, "https://www.bund.de/page");
+        assert!(
+            e.ts_ms >= before && e.ts_ms <= after,
+            "server clock, not the client's"
+        );
+    }
+    assert_eq!(
+        events.iter().filter(|e| e.search_term == "grippe").count(),
+        2,
+        "page view and search"
+    );
+    let redb = std::fs::read(s.store_path()).unwrap();
+    for secret in [&b"abc123"[..], b"a@b.de", b"xyz", b"section", b"frag"] {
+        assert!(!contains(&redb, secret));
+    }
+}
