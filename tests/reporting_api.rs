@@ -46,7 +46,7 @@ fn reporting_api_end_to_end() {
     assert_eq!(sum["visitors"], 2);
     assert_eq!(sum["downloads"], 1);
     assert_eq!(sum["outbound"], 1);
-    assert_eq!(sum["searches"], 1);
+    assert_eq!(sum["searches"], 2);
     assert_eq!(sum["bounce_rate"], 0.5);
     assert_eq!(sum["compare"]["pageviews"], 0);
 
@@ -128,6 +128,7 @@ fn reporting_api_end_to_end() {
         "browser_version",
         "engine",
         "plugin",
+        "search_no_results",
     ] {
         for q in ["", "&filter=page%3D~example"] {
             let b = s.json(
@@ -155,7 +156,26 @@ fn reporting_api_end_to_end() {
     assert_eq!(page2["rows"].as_array().unwrap().len(), 1);
     assert_eq!(page2["total_rows"], 3);
     let terms = s.json("/api/v1/sites/demo/breakdown/search_term", DEMO);
-    assert_eq!(terms["rows"][0]["value"], HOSTILE);
+    assert!(
+        terms["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["value"] == HOSTILE),
+        "{terms}"
+    );
+    let none = s.json("/api/v1/sites/demo/breakdown/search_no_results", DEMO);
+    assert_eq!(none["source"], "raw");
+    assert_eq!(none["rows"].as_array().unwrap().len(), 1, "{none}");
+    assert_eq!(none["rows"][0]["value"], "+no such thing");
+    let csv = s
+        .get(
+            "/api/v1/sites/demo/breakdown/search_no_results?format=csv",
+            Some(DEMO),
+        )
+        .text()
+        .unwrap();
+    assert!(csv.contains("'+no such thing"), "{csv}");
     let filtered = s.json(
         "/api/v1/sites/demo/breakdown/page?filter=device_type%3D%3Dsmartphone",
         DEMO,

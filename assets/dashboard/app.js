@@ -27,7 +27,7 @@
       d_download: "Downloads", d_outbound: "Outbound links", d_search_term: "Site search terms",
       d_device_type: "Device types", d_brand: "Brands", d_model: "Models", d_os: "Operating systems",
       d_os_version: "OS versions", d_browser: "Browsers", d_browser_version: "Browser versions",
-      d_engine: "Engines", d_plugin: "Plugins",
+      d_engine: "Engines", d_plugin: "Plugins", d_search_no_results: "Searches without results",
       metric_pageviews: "Views", metric_visits: "Visits", metric_events: "Events",
     },
     de: {
@@ -52,7 +52,7 @@
       d_download: "Downloads", d_outbound: "Ausgehende Links", d_search_term: "Suchbegriffe",
       d_device_type: "Gerätetypen", d_brand: "Marken", d_model: "Modelle", d_os: "Betriebssysteme",
       d_os_version: "BS-Versionen", d_browser: "Browser", d_browser_version: "Browser-Versionen",
-      d_engine: "Engines", d_plugin: "Plugins",
+      d_engine: "Engines", d_plugin: "Plugins", d_search_no_results: "Suchen ohne Treffer",
       metric_pageviews: "Aufrufe", metric_visits: "Besuche", metric_events: "Ereignisse",
     },
   };
@@ -60,7 +60,7 @@
     "page", "entry_page", "exit_page", "title", "referrer", "referrer_type", "search_engine",
     "utm_source", "utm_medium", "utm_campaign", "download", "outbound", "search_term",
     "device_type", "brand", "model", "os", "os_version", "browser", "browser_version",
-    "engine", "plugin",
+    "engine", "plugin", "search_no_results",
   ];
   const METRICS = ["visits", "visitors", "pageviews", "views_per_visit", "bounce_rate",
     "avg_dwell_seconds", "downloads", "searches", "outbound"];
@@ -290,7 +290,8 @@
       const btn = el("button", "rowbtn", r.value);
       btn.type = "button";
       btn.title = r.value;
-      btn.addEventListener("click", () => addFilter(d, "==", r.value));
+      // rows of search_no_results filter by their search term
+      btn.addEventListener("click", () => addFilter(d === "search_no_results" ? "search_term" : d, "==", r.value));
       const bar = el("span", "bar");
       bar.style.width = (r.share * 100).toFixed(1) + "%";
       btn.appendChild(bar);

@@ -12,8 +12,8 @@ use super::error::ApiError;
 use super::AppState;
 use crate::config::SiteConfig;
 use crate::report::filter::{dimension_names, MAX_FILTERS};
+use crate::report::query::BreakdownKind;
 use crate::report::{csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers};
-use crate::store::Dimension;
 
 /// The OpenAPI document describing these routes.
 pub const OPENAPI: &str = include_str!("../../assets/openapi.json");
@@ -415,11 +415,12 @@ pub async fn breakdown(
 ) -> Result<HttpResponse, ApiError> {
     let (site_id, dim_name) = path.into_inner();
     let (site, p) = prepare(&state, &req, &site_id)?;
-    let dim: Dimension = dim_name.parse().map_err(|_| {
+    let dim = BreakdownKind::parse(&dim_name).ok_or_else(|| {
         ApiError::BadRequest(format!(
-            "unknown dimension {:?}; valid dimensions: {}",
+            "unknown dimension {:?}; valid dimensions: {}, {}",
             dim_name.chars().take(32).collect::<String>(),
-            dimension_names()
+            dimension_names(),
+            query::SEARCH_NO_RESULTS
         ))
     })?;
     let range = p.range(site)?;

@@ -282,32 +282,74 @@ fn metric(c: &Counters, by: SortBy) -> u64 {
     }
 }
 
-/// Values of `dim` ranked by the dimension's metric, with shares.
+/// What a breakdown lists: a roll-up [`Dimension`], or site-search terms
+/// whose searches reported no results (known only from raw events, for
+/// pages that report result counts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BreakdownKind {
+    Dim(Dimension),
+    SearchNoResults,
+}
+
+/// Name of [`BreakdownKind::SearchNoResults`] in URLs.
+pub const SEARCH_NO_RESULTS: &str = "search_no_results";
+
+impl BreakdownKind {
+    pub fn parse(s: &str) -> Option<BreakdownKind> {
+        if s == SEARCH_NO_RESULTS {
+            return Some(BreakdownKind::SearchNoResults);
+        }
+        s.parse().ok().map(BreakdownKind::Dim)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakdownKind::Dim(d) => d.as_str(),
+            BreakdownKind::SearchNoResults => SEARCH_NO_RESULTS,
+        }
+    }
+}
+
+/// Values of `kind` ranked by the dimension's metric, with shares.
 pub fn breakdown(
     store: &Store,
     site: &str,
     range: &DayRange,
-    dim: Dimension,
+    kind: BreakdownKind,
     filters: &[Filter],
     limit: usize,
     offset: usize,
 ) -> Result<(Breakdown, Source), ReportError> {
-    let by = dim.sort_by();
-    let (mut all, source): (Vec<(String, Counters)>, Source) = if filters.is_empty() {
-        (
-            store.top(site, dim, range.from, range.to, usize::MAX, 0)?,
-            Source::Rollup,
-        )
-    } else {
-        let s = Scanned::load(
-            store,
-            site,
-            range.start_utc.timestamp_millis(),
-            range.end_utc.timestamp_millis(),
-            filters,
-        )?;
-        (s.breakdown(dim).into_iter().collect(), Source::Raw)
+    let dim = match kind {
+        BreakdownKind::Dim(d) => d,
+        BreakdownKind::SearchNoResults => Dimension::SearchTerm,
     };
+    let by = dim.sort_by();
+    let (mut all, source): (Vec<(String, Counters)>, Source) =
+        if kind == BreakdownKind::SearchNoResults {
+            let s = Scanned::load(
+                store,
+                site,
+                range.start_utc.timestamp_millis(),
+                range.end_utc.timestamp_millis(),
+                filters,
+            )?;
+            (s.no_result_searches().into_iter().collect(), Source::Raw)
+        } else if filters.is_empty() {
+            (
+                store.top(site, dim, range.from, range.to, usize::MAX, 0)?,
+                Source::Rollup,
+            )
+        } else {
+            let s = Scanned::load(
+                store,
+                site,
+                range.start_utc.timestamp_millis(),
+                range.end_utc.timestamp_millis(),
+                filters,
+            )?;
+            (s.breakdown(dim).into_iter().collect(), Source::Raw)
+        };
     all.sort_by(|a, b| {
         metric(&b.1, by)
             .cmp(&metric(&a.1, by))
@@ -333,7 +375,7 @@ pub fn breakdown(
         .collect();
     Ok((
         Breakdown {
-            dimension: dim.as_str(),
+            dimension: kind.as_str(),
             metric: metric_name(by),
             total,
             total_rows,

@@ -276,6 +276,22 @@ impl Scanned {
         acc
     }
 
+    /// Site-search terms of matching searches that reported zero results,
+    /// as event counts.
+    pub fn no_result_searches(&self) -> HashMap<String, Counters> {
+        let mut acc: HashMap<String, Counters> = HashMap::new();
+        for i in self.matched() {
+            let e = &self.events[i];
+            if e.kind == EventKind::Search
+                && e.search_results == Some(0)
+                && !e.search_term.is_empty()
+            {
+                acc.entry(e.search_term.clone()).or_default().events += 1;
+            }
+        }
+        acc
+    }
+
     /// Distinct visitors and page views among the matching events.
     pub fn live_counts(&self) -> (u64, u64) {
         let mut visitors = HashSet::new();

@@ -11,7 +11,8 @@ const SHOT = process.env.SPARSAM_SHOT;
 const HOSTILE = "<img src=x onerror=alert(1)>";
 const DIMS = ["page", "entry_page", "exit_page", "title", "referrer", "referrer_type", "search_engine",
   "utm_source", "utm_medium", "utm_campaign", "download", "outbound", "search_term", "device_type",
-  "brand", "model", "os", "os_version", "browser", "browser_version", "engine", "plugin"];
+  "brand", "model", "os", "os_version", "browser", "browser_version", "engine", "plugin",
+  "search_no_results"];
 
 function check(cond, msg) {
   if (!cond) throw new Error("check failed: " + msg);

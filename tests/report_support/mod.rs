@@ -200,6 +200,16 @@ pub fn seed(s: &Server) {
     );
     s.hit(
         &[
+            ("site", "demo"),
+            ("url", "https://example.org/docs"),
+            ("kind", "search"),
+            ("search", "+no such thing"),
+            ("results", "0"),
+        ],
+        fx,
+    );
+    s.hit(
+        &[
             ("site", "other"),
             ("url", "https://other.example/x"),
             ("title", "Other"),
