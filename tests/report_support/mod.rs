@@ -1,38 +1,29 @@
-//! Shared by the reporting tests: starts the real `sparsam` binary on
-//! port 0 with a temporary config and data directory, and sends hits.
+//! Shared by the reporting tests: starts the real `sparsam` binary (via
+//! `tests/common`) with two sites and known tokens, and sends hits.
 
 #![allow(dead_code)]
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 
 pub const ADMIN: &str = "admin-token-for-tests-000000";
 pub const DEMO: &str = "demo-token-for-tests-0000000";
 pub const OTHER: &str = "other-token-for-tests-000000";
 
-pub struct Server {
-    pub base: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
+#[path = "../common/mod.rs"]
+mod common;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A running server (see `tests/common`) with sites `demo`
+/// (Europe/Berlin) and `other` (UTC) and the tokens above.
+pub struct Server {
+    inner: common::Server,
+    pub base: String,
+    _dir: tempfile::TempDir,
 }
 
 impl Server {
     pub fn start() -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
-        let cfg = dir.path().join("sparsam.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                r#"
+        let config = format!(
+            r#"
 [server]
 listen = "127.0.0.1:0"
 data_dir = {data:?}
@@ -55,39 +46,18 @@ hostnames = ["other.example"]
 timezone = "UTC"
 tokens = ["{OTHER}"]
 "#
-            ),
-        )
-        .expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sparsam"))
-            .arg("--config")
-            .arg(&cfg)
-            .arg("serve")
-            .env("SPARSAM_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sparsam");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(i) = line.find("listening on http://") {
-                        let addr = line[i + "listening on http://".len()..].trim().to_string();
-                        let _ = tx.send(addr);
-                        sent = true;
-                    }
-                }
-                eprintln!("[server] {line}");
-            }
-        });
-        let addr = rx.recv().expect("server did not report its address");
+        );
+        let inner = common::Server::start_config(dir.path(), &config);
         Server {
-            base: format!("http://{addr}"),
-            child,
+            base: inner.base.clone(),
+            inner,
             _dir: dir,
         }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.inner.log()
     }
 
     pub fn url(&self, path: &str) -> String {
