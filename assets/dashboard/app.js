@@ -11,7 +11,8 @@
       signin_button: "Sign in", site: "Site", period: "Period", p_today: "Today",
       p_yesterday: "Yesterday", p_7d: "Last 7 days", p_30d: "Last 30 days",
       p_90d: "Last 90 days", p_month: "This month", p_year: "This year",
-      p_custom: "Custom range", from: "From", to: "To", apply: "Apply",
+      p_custom: "Custom range", interval: "Interval", i_auto: "Automatic", i_hour: "Hours",
+      i_day: "Days", i_week: "Weeks", i_month: "Months", from: "From", to: "To", apply: "Apply",
       realtime: "Last 30 minutes", visitors: "visitors", pageviews: "page views",
       chart_title: "Visits and page views", csv: "CSV", no_data: "No data",
       remove_filter: "Remove filter", bad_token: "This token was not accepted.",
@@ -36,7 +37,8 @@
       signin_button: "Anmelden", site: "Website", period: "Zeitraum", p_today: "Heute",
       p_yesterday: "Gestern", p_7d: "Letzte 7 Tage", p_30d: "Letzte 30 Tage",
       p_90d: "Letzte 90 Tage", p_month: "Dieser Monat", p_year: "Dieses Jahr",
-      p_custom: "Eigener Zeitraum", from: "Von", to: "Bis", apply: "Anwenden",
+      p_custom: "Eigener Zeitraum", interval: "Intervall", i_auto: "Automatisch", i_hour: "Stunden",
+      i_day: "Tage", i_week: "Wochen", i_month: "Monate", from: "Von", to: "Bis", apply: "Anwenden",
       realtime: "Letzte 30 Minuten", visitors: "Besucher", pageviews: "Seitenaufrufe",
       chart_title: "Besuche und Seitenaufrufe", csv: "CSV", no_data: "Keine Daten",
       remove_filter: "Filter entfernen", bad_token: "Dieses Token wurde nicht akzeptiert.",
@@ -356,7 +358,7 @@
     $("status").textContent = "";
     const jobs = [
       api(sitePath() + "/summary", query({ compare: "previous" })).then((s) => current() && renderSummary(s)),
-      api(sitePath() + "/timeseries", query()).then((ts) => current() && renderChart(ts)),
+      api(sitePath() + "/timeseries", query($("interval").value ? { interval: $("interval").value } : {})).then((ts) => current() && renderChart(ts)),
       loadRealtime(),
     ].concat(DIMENSIONS.map((d) =>
       api(sitePath() + "/breakdown/" + d, query({ limit: "10" })).then((b) => current() && renderList(d, b))));
@@ -399,6 +401,7 @@
       $("custom-range").hidden = !custom;
       if (!custom) refresh();
     });
+    $("interval").addEventListener("change", refresh);
     $("controls").addEventListener("submit", (ev) => { ev.preventDefault(); refresh(); });
     setInterval(() => { if (state.token && !$("app").hidden) loadRealtime().catch(() => {}); }, 30000);
     const saved = sessionStorage.getItem(STORE_KEY);

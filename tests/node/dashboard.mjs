@@ -130,6 +130,16 @@ try {
   await settled();
   await page.screenshot({ path: SHOT.replace(/\.png$/, "-de.png"), fullPage: false });
 
+  // period and interval pickers
+  await page.selectOption("#period", "7d");
+  await settled();
+  await page.selectOption("#interval", "day");
+  await settled();
+  const days = await page.$$eval("#chart circle.pt-visits", (c) => c.length);
+  check(days === 7, "7 daily points, got " + days);
+  const week = await api("/summary?period=7d");
+  check(Number(await page.getAttribute('[data-metric="pageviews"] .value', "data-value")) === week.pageviews, "7-day summary");
+
   // phone-sized screen: no horizontal scrolling
   await page.setViewportSize({ width: 375, height: 800 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
