@@ -17,9 +17,13 @@ use std::ops::ControlFlow;
 
 use crate::model::{plugins, EventKind, ReferrerType};
 use crate::store::rollup::{referrer_value, VISIT_TIMEOUT_MS};
-use crate::store::{Counters, Dimension, Store, StoreError, StoredEvent, Totals};
+use crate::store::{Counters, Dimension, Store, StoredEvent, Totals};
 
 use super::filter::Filter;
+use super::query::ReportError;
+
+/// Most raw events one filtered report reads (bounds memory per request).
+pub const MAX_SCAN_EVENTS: usize = 5_000_000;
 
 const MS_PER_HOUR: i64 = 3_600_000;
 const MS_PER_DAY: i64 = 86_400_000;
@@ -65,12 +69,23 @@ impl Scanned {
         from_ms: i64,
         to_ms: i64,
         filters: &[Filter],
-    ) -> Result<Scanned, StoreError> {
+    ) -> Result<Scanned, ReportError> {
         let mut events = Vec::new();
+        let mut too_many = false;
         store.scan_events(site, from_ms, to_ms, |e| {
+            if events.len() >= MAX_SCAN_EVENTS {
+                too_many = true;
+                return ControlFlow::Break(());
+            }
             events.push(e);
             ControlFlow::Continue(())
         })?;
+        if too_many {
+            return Err(ReportError::Invalid(format!(
+                "filtered reports read raw events, and this range holds more than \
+                 {MAX_SCAN_EVENTS} of them; choose a shorter range or remove the filters"
+            )));
+        }
         events.sort_by_key(|e| (e.ts_ms, e.seq));
         let mut current: HashMap<u64, (usize, i64)> = HashMap::new();
         let mut visits: Vec<Visit> = Vec::new();
