@@ -42,6 +42,8 @@ pub enum StartError {
     },
     #[error("metrics recorder: {0}")]
     Metrics(String),
+    #[error("audit log: {0}")]
+    Audit(String),
     #[error("HTTP server: {0}")]
     Server(std::io::Error),
 }
@@ -95,6 +97,7 @@ pub struct Application {
     server: Server,
     writer: Arc<WriterHandle>,
     store: Arc<Store>,
+    config: Arc<Config>,
 }
 
 impl Application {
@@ -109,6 +112,8 @@ impl Application {
             Utc::now().timestamp().div_euclid(86_400),
         )?;
         let detector = DeviceDetector::try_new(config.store.ua_cache_entries)?;
+        crate::retention::audit::record_settings(&store, &config, Utc::now())
+            .map_err(|e| StartError::Audit(e.to_string()))?;
         let state = web::Data::new(AppState {
             config: config.clone(),
             pipeline: Pipeline::new(config.clone(), detector, salts),
@@ -148,6 +153,7 @@ impl Application {
             server,
             writer,
             store,
+            config,
         })
     }
 
@@ -170,7 +176,10 @@ impl Application {
             handle.stop(true).await;
         });
         tracing::info!("listening on http://{}", self.addr);
+        let sweeper =
+            crate::retention::SweeperTask::spawn(self.store.clone(), self.config.clone())?;
         let served = self.server.await;
+        sweeper.stop().await;
         self.writer.shutdown().await?;
         drop(self.writer);
         match Arc::try_unwrap(self.store) {

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod model;
 pub mod privacy;
 pub mod report;
+pub mod retention;
 pub mod store;
 
 pub use app::{Application, StartError};

@@ -35,6 +35,19 @@ enum Command {
     /// Classify user agents: one JSON object per line on stdin
     /// (`{"ua": "...", "headers": {...}}`), one classification per line out.
     Ua,
+    /// Delete expired raw data now and print what was deleted.
+    Sweep {
+        /// Only print what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the audit view (retention, masks, sweeps, verification);
+    /// exits with status 2 when the verification fails.
+    Audit {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -73,6 +86,22 @@ fn main() -> anyhow::Result<()> {
                 app.run_until_stopped().await.context("serving")
             })
         }
+        Command::Sweep { dry_run } => {
+            let config = load(&cli.config)?;
+            init_logging(false);
+            print!("{}", sparsam::retention::sweep_command(&config, dry_run)?);
+            Ok(())
+        }
+        Command::Audit { json } => {
+            let config = load(&cli.config)?;
+            let (text, ok) = sparsam::retention::audit_command(&config, json)?;
+            print!("{text}");
+            if !ok {
+                eprintln!("audit verification FAILED");
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         Command::Ua => {
             let detector = DeviceDetector::try_new(10_000).context("loading device data")?;
             let stdin = std::io::stdin().lock();
@@ -81,6 +110,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).with_context(|| format!("invalid configuration in {}", path.display()))
 }
 
 fn num_cpus() -> usize {

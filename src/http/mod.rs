@@ -1,6 +1,7 @@
 //! The HTTP surface: actix routes that translate requests into calls and
 //! results into responses. No analytics logic lives here.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod dashboard;
@@ -46,6 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(ops::metrics))
         .configure(report::routes)
         .configure(dashboard::routes)
+        .configure(audit::configure)
         .default_service(web::to(not_found));
 }
 

@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod rollup;
 pub mod schema;
+pub mod sweep;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use redb::{
 
 pub use codec::{decode_event, encode_event, StoredEvent};
 pub use rollup::{Counters, Dimension, SortBy, Totals, UnknownDimension};
+pub use sweep::{ExpiryPlan, RollupExpiry};
 pub use writer::{Ack, SubmitError, WriteError, Writer, WriterHandle, WriterOptions};
 
 use schema::{EventKey, DIMS, HOURLY, META, META_SCHEMA_VERSION, SCHEMA_VERSION};

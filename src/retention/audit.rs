@@ -1,0 +1,569 @@
+//! The audit log and the audit view for data protection officers.
+//!
+//! The log is one redb table, `audit` (key: record number, value: one small
+//! JSON object). It holds sweeps (start, end, cutoff, what was deleted,
+//! outcome) and the privacy settings in force at start-up (written only when
+//! they changed). Audit records are not raw events and hold no personal
+//! data, so the sweeper never deletes them; JSON keeps them readable with
+//! any redb tool and lets record kinds grow without a schema bump.
+//!
+//! The view ([`audit_view`]) adds a verification that runs over the store:
+//! every stored address must decode, carry no bits beyond its prefix and
+//! have a prefix no longer than the configured mask, and no raw event may
+//! be older than the retention rule allows.
+
+use chrono::{DateTime, TimeZone, Utc};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::privacy::StoredIp;
+use crate::store::schema::{self, MS_PER_DAY};
+use crate::store::{Store, StoreError};
+
+pub const AUDIT: TableDefinition<u64, &str> = TableDefinition::new("audit");
+
+/// One audit record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AuditRecord {
+    Sweep(SweepRecord),
+    Settings(SettingsRecord),
+}
+
+/// A sweep as it ran. `outcome` is `running` while it runs, then `ok`,
+/// `error` (with `error` text) or `interrupted` (the process stopped before
+/// it finished; the next sweep completes the job).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SweepRecord {
+    pub started_ms: i64,
+    pub finished_ms: Option<i64>,
+    pub cutoff_ms: i64,
+    pub rollup_cutoff_ms: Option<i64>,
+    pub partitions_dropped: Vec<String>,
+    pub events_deleted: u64,
+    pub rollup_rows_deleted: u64,
+    pub duration_ms: Option<u64>,
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// Privacy settings in force, recorded at start-up when they changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    pub raw_days: u32,
+    pub rollup_days: u32,
+    pub sweep_schedule: String,
+    pub tracking_cookies: bool,
+    pub optout_cookie: String,
+    pub optout_cookie_days: u32,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        Settings {
+            ipv4_prefix: c.privacy.ipv4_prefix,
+            ipv6_prefix: c.privacy.ipv6_prefix,
+            raw_days: c.retention.raw_days,
+            rollup_days: c.retention.rollup_days,
+            sweep_schedule: c.retention.sweep_schedule.clone(),
+            tracking_cookies: false,
+            optout_cookie: c.privacy.optout_cookie.clone(),
+            optout_cookie_days: c.privacy.optout_cookie_days,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SettingsRecord {
+    pub at_ms: i64,
+    #[serde(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("audit record {0} is not valid: {1}")]
+    Record(u64, String),
+}
+
+impl From<redb::TransactionError> for AuditError {
+    fn from(e: redb::TransactionError) -> Self {
+        AuditError::Store(e.into())
+    }
+}
+impl From<redb::TableError> for AuditError {
+    fn from(e: redb::TableError) -> Self {
+        AuditError::Store(e.into())
+    }
+}
+impl From<redb::StorageError> for AuditError {
+    fn from(e: redb::StorageError) -> Self {
+        AuditError::Store(e.into())
+    }
+}
+impl From<redb::CommitError> for AuditError {
+    fn from(e: redb::CommitError) -> Self {
+        AuditError::Store(e.into())
+    }
+}
+impl From<redb::SetDurabilityError> for AuditError {
+    fn from(e: redb::SetDurabilityError) -> Self {
+        AuditError::Store(e.into())
+    }
+}
+
+fn to_json(r: &AuditRecord) -> String {
+    // Serialising plain structs of numbers and strings cannot fail.
+    serde_json::to_string(r).unwrap_or_else(|_| "{}".into())
+}
+
+fn parse(id: u64, s: &str) -> Result<AuditRecord, AuditError> {
+    serde_json::from_str(s).map_err(|e| AuditError::Record(id, e.to_string()))
+}
+
+/// Appends `rec` and returns its number.
+pub fn append(store: &Store, rec: &AuditRecord) -> Result<u64, AuditError> {
+    let mut txn = store.database().begin_write()?;
+    txn.set_durability(redb::Durability::Immediate)?;
+    let id = {
+        let mut t = txn.open_table(AUDIT)?;
+        let id = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+        t.insert(id, to_json(rec).as_str())?;
+        id
+    };
+    txn.commit()?;
+    Ok(id)
+}
+
+/// Replaces record `id`.
+pub fn update(store: &Store, id: u64, rec: &AuditRecord) -> Result<(), AuditError> {
+    let mut txn = store.database().begin_write()?;
+    txn.set_durability(redb::Durability::Immediate)?;
+    txn.open_table(AUDIT)?.insert(id, to_json(rec).as_str())?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Every record, oldest first.
+pub fn records(store: &Store) -> Result<Vec<(u64, AuditRecord)>, AuditError> {
+    let txn = store.database().begin_read()?;
+    let t = match txn.open_table(AUDIT) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        let (k, v) = row?;
+        out.push((k.value(), parse(k.value(), v.value())?));
+    }
+    Ok(out)
+}
+
+/// The last `n` sweeps, newest first.
+pub fn last_sweeps(store: &Store, n: usize) -> Result<Vec<SweepRecord>, AuditError> {
+    Ok(records(store)?
+        .into_iter()
+        .rev()
+        .filter_map(|(_, r)| match r {
+            AuditRecord::Sweep(s) => Some(s),
+            AuditRecord::Settings(_) => None,
+        })
+        .take(n)
+        .collect())
+}
+
+/// Marks sweeps left `running` by a process that stopped mid-sweep as
+/// `interrupted`. Only call while holding the store exclusively (redb's
+/// file lock guarantees no other process runs a sweep on it).
+pub fn mark_interrupted(store: &Store) -> Result<usize, AuditError> {
+    let mut n = 0;
+    for (id, r) in records(store)? {
+        if let AuditRecord::Sweep(mut s) = r {
+            if s.outcome == "running" {
+                s.outcome = "interrupted".into();
+                update(store, id, &AuditRecord::Sweep(s))?;
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Records the privacy settings of `config` unless the last settings record
+/// says the same. Returns whether a record was written.
+pub fn record_settings(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<bool, AuditError> {
+    let settings = Settings::from_config(config);
+    let last = records(store)?
+        .into_iter()
+        .rev()
+        .find_map(|(_, r)| match r {
+            AuditRecord::Settings(s) => Some(s.settings),
+            AuditRecord::Sweep(_) => None,
+        });
+    if last.as_ref() == Some(&settings) {
+        return Ok(false);
+    }
+    append(
+        store,
+        &AuditRecord::Settings(SettingsRecord {
+            at_ms: now.timestamp_millis(),
+            settings,
+        }),
+    )?;
+    Ok(true)
+}
+
+/// Raw events per age bucket.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AgeBuckets {
+    #[serde(rename = "0-7d")]
+    pub d0_7: u64,
+    #[serde(rename = "8-30d")]
+    pub d8_30: u64,
+    #[serde(rename = "31-60d")]
+    pub d31_60: u64,
+    #[serde(rename = "61-90d")]
+    pub d61_90: u64,
+    #[serde(rename = ">90d")]
+    pub over_90: u64,
+}
+
+impl AgeBuckets {
+    fn add(&mut self, age_ms: i64) {
+        // Day 0 is the first 24 hours; "0-7d" covers ages below 8 days.
+        let days = age_ms.max(0) / MS_PER_DAY;
+        match days {
+            0..=7 => self.d0_7 += 1,
+            8..=30 => self.d8_30 += 1,
+            31..=60 => self.d31_60 += 1,
+            61..=90 => self.d61_90 += 1,
+            _ => self.over_90 += 1,
+        }
+    }
+}
+
+/// The first offending record a check found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Offender {
+    pub partition: String,
+    pub site: String,
+    pub ts_ms: i64,
+    pub seq: u32,
+    pub problem: String,
+}
+
+/// The verification over the store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub ok: bool,
+    pub events_checked: u64,
+    /// Addresses that did not decode, carry bits beyond their prefix, or
+    /// keep more bits than the configured mask.
+    pub address_violations: u64,
+    /// Events older than the rule allows.
+    pub age_violations: u64,
+    /// Events whose stored value did not decode at all.
+    pub undecodable: u64,
+    /// Oldest timestamp the rule allows now (see `docs/retention.md`).
+    pub oldest_allowed_ms: i64,
+    pub first_offender: Option<Offender>,
+}
+
+/// The audit view: what a DPO needs to check retention and anonymisation.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditView {
+    pub generated_at: String,
+    pub retention: RetentionInForce,
+    pub ip_masks: IpMaskView,
+    pub cookies: CookieView,
+    pub oldest_raw_event: Option<String>,
+    pub raw_events: u64,
+    pub raw_events_by_age: AgeBuckets,
+    pub next_sweep: Option<String>,
+    pub last_sweeps: Vec<SweepRecord>,
+    pub verification: Verification,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RetentionInForce {
+    pub raw_days: u32,
+    /// 0 keeps roll-ups.
+    pub rollup_days: u32,
+    pub sweep_schedule: String,
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IpMaskView {
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    pub ipv4_example: String,
+    pub ipv6_example: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CookieView {
+    pub tracking_cookies: bool,
+    pub optout_cookie: String,
+    pub optout_cookie_days: u32,
+}
+
+fn iso(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// How old a raw event may be at `now`: `raw_days` plus one sweep interval
+/// (the gap between the scheduled sweeps around `now`), in milliseconds.
+pub fn oldest_allowed_ms(config: &Config, now: DateTime<Utc>) -> i64 {
+    let raw = i64::from(config.retention.raw_days) * MS_PER_DAY;
+    let interval = config
+        .sweep_schedule()
+        .ok()
+        .and_then(|s| {
+            let next = s.after(&now).next()?;
+            let prev = s.after(&now).next_back()?;
+            Some((next - prev).num_milliseconds())
+        })
+        .unwrap_or(MS_PER_DAY);
+    now.timestamp_millis() - raw - interval
+}
+
+/// Scans every raw event: age buckets and the verification.
+pub fn verify(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<(Verification, AgeBuckets), AuditError> {
+    let masks = config.privacy.masks();
+    let now_ms = now.timestamp_millis();
+    let mut v = Verification {
+        oldest_allowed_ms: oldest_allowed_ms(config, now),
+        ..Verification::default()
+    };
+    let mut ages = AgeBuckets::default();
+    let txn = store.database().begin_read()?;
+    let mut tables: Vec<String> = txn
+        .list_tables()?
+        .filter_map(|t| {
+            let name = redb::TableHandle::name(&t).to_owned();
+            schema::parse_day_table(schema::EVENTS_PREFIX, &name).map(|_| name)
+        })
+        .collect();
+    tables.sort();
+    for name in tables {
+        let t = txn.open_table(schema::events_table(&name))?;
+        for row in t.iter()? {
+            let (k, val) = row?;
+            let (site, ts, seq) = k.value();
+            v.events_checked += 1;
+            ages.add(now_ms - ts);
+            let mut problem = None;
+            if ts < v.oldest_allowed_ms {
+                v.age_violations += 1;
+                problem = Some(format!("older than allowed ({})", iso(ts)));
+            }
+            match crate::store::codec::decode_stored(site, ts, seq, val.value()) {
+                Ok(e) => {
+                    if let Some(p) = address_problem(&e.anon_ip, masks.v4_prefix, masks.v6_prefix) {
+                        v.address_violations += 1;
+                        problem.get_or_insert(p);
+                    }
+                }
+                Err(e) => {
+                    v.undecodable += 1;
+                    problem.get_or_insert(format!("value does not decode: {e}"));
+                }
+            }
+            if let (Some(p), None) = (problem, &v.first_offender) {
+                v.first_offender = Some(Offender {
+                    partition: name.clone(),
+                    site: site.to_owned(),
+                    ts_ms: ts,
+                    seq,
+                    problem: p,
+                });
+            }
+        }
+    }
+    v.ok = v.address_violations == 0 && v.age_violations == 0 && v.undecodable == 0;
+    Ok((v, ages))
+}
+
+fn address_problem(ip: &StoredIp, v4: u8, v6: u8) -> Option<String> {
+    let mask = if ip.addr.is_ipv4() { v4 } else { v6 };
+    if !ip.is_truncated() {
+        Some(format!(
+            "address carries bits beyond its /{} prefix",
+            ip.prefix_len
+        ))
+    } else if ip.prefix_len > mask {
+        Some(format!(
+            "address keeps {} bits, the configured mask allows {mask}",
+            ip.prefix_len
+        ))
+    } else {
+        None
+    }
+}
+
+/// Builds the audit view of `store` under `config` at `now`.
+pub fn audit_view(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<AuditView, AuditError> {
+    use crate::privacy::AnonIp;
+    let masks = config.privacy.masks();
+    // Sweeps are read before the store is verified: a sweep listed as
+    // finished has committed its deletions before the verification's
+    // snapshot, so the two parts of the view never contradict each other.
+    let sweeps = last_sweeps(store, 10)?;
+    let (verification, ages) = verify(store, config, now)?;
+    let ex4 = AnonIp::truncate(std::net::Ipv4Addr::new(181, 153, 27, 94).into(), &masks);
+    let ex6 = AnonIp::truncate(
+        "2001:db8:85a3:8d3:1319:8a2e:370:7348"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap_or(std::net::Ipv6Addr::UNSPECIFIED)
+            .into(),
+        &masks,
+    );
+    let next_sweep = config
+        .sweep_schedule()
+        .ok()
+        .and_then(|s| s.after(&now).next())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    Ok(AuditView {
+        generated_at: iso(now.timestamp_millis()),
+        retention: RetentionInForce {
+            raw_days: config.retention.raw_days,
+            rollup_days: config.retention.rollup_days,
+            sweep_schedule: config.retention.sweep_schedule.clone(),
+            rule: format!(
+                "each sweep deletes every raw event older than {} days; between sweeps no raw event is older than {} days plus one sweep interval",
+                config.retention.raw_days, config.retention.raw_days
+            ),
+        },
+        ip_masks: IpMaskView {
+            ipv4_prefix: masks.v4_prefix,
+            ipv6_prefix: masks.v6_prefix,
+            ipv4_example: ex4.masked_display(),
+            ipv6_example: ex6.masked_display(),
+        },
+        cookies: CookieView {
+            tracking_cookies: false,
+            optout_cookie: config.privacy.optout_cookie.clone(),
+            optout_cookie_days: config.privacy.optout_cookie_days,
+        },
+        oldest_raw_event: store.oldest_event_ts()?.map(iso),
+        raw_events: verification.events_checked,
+        raw_events_by_age: ages,
+        next_sweep,
+        last_sweeps: sweeps,
+        verification,
+    })
+}
+
+/// The view as text for `sparsam audit`.
+pub fn render_text(v: &AuditView) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "sparsam audit, {}", v.generated_at);
+    let _ = writeln!(
+        s,
+        "retention:      raw events {} days, roll-ups {}; schedule \"{}\"",
+        v.retention.raw_days,
+        if v.retention.rollup_days == 0 {
+            "kept".to_string()
+        } else {
+            format!("{} days", v.retention.rollup_days)
+        },
+        v.retention.sweep_schedule
+    );
+    let _ = writeln!(s, "rule:           {}", v.retention.rule);
+    let _ = writeln!(
+        s,
+        "address masks:  IPv4 /{} (e.g. {}), IPv6 /{} (e.g. {})",
+        v.ip_masks.ipv4_prefix,
+        v.ip_masks.ipv4_example,
+        v.ip_masks.ipv6_prefix,
+        v.ip_masks.ipv6_example
+    );
+    let _ = writeln!(
+        s,
+        "cookies:        none for tracking; opt-out cookie \"{}\" ({} days) only on opt-out",
+        v.cookies.optout_cookie, v.cookies.optout_cookie_days
+    );
+    let _ = writeln!(s, "raw events:     {}", v.raw_events);
+    let _ = writeln!(
+        s,
+        "oldest:         {}",
+        v.oldest_raw_event.as_deref().unwrap_or("-")
+    );
+    let a = &v.raw_events_by_age;
+    let _ = writeln!(
+        s,
+        "by age:         0-7d {}  8-30d {}  31-60d {}  61-90d {}  >90d {}",
+        a.d0_7, a.d8_30, a.d31_60, a.d61_90, a.over_90
+    );
+    let _ = writeln!(
+        s,
+        "next sweep:     {}",
+        v.next_sweep.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(s, "last sweeps:");
+    if v.last_sweeps.is_empty() {
+        let _ = writeln!(s, "  (none)");
+    }
+    for w in &v.last_sweeps {
+        let _ = writeln!(
+            s,
+            "  {}  cutoff {}  {} partitions, {} events, {} roll-up rows  {} ms  {}{}",
+            iso(w.started_ms),
+            iso(w.cutoff_ms),
+            w.partitions_dropped.len(),
+            w.events_deleted,
+            w.rollup_rows_deleted,
+            w.duration_ms.map_or("-".into(), |d| d.to_string()),
+            w.outcome,
+            w.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    let c = &v.verification;
+    let _ = writeln!(
+        s,
+        "verification:   {} ({} events checked, {} address violations, {} too old, {} undecodable)",
+        if c.ok { "OK" } else { "FAILED" },
+        c.events_checked,
+        c.address_violations,
+        c.age_violations,
+        c.undecodable
+    );
+    if let Some(o) = &c.first_offender {
+        let _ = writeln!(
+            s,
+            "first offender: {} site {:?} ts {} seq {}: {}",
+            o.partition,
+            o.site,
+            iso(o.ts_ms),
+            o.seq,
+            o.problem
+        );
+    }
+    s
+}

@@ -1,0 +1,269 @@
+//! The retention sweeper: deletes raw events older than `retention.raw_days`
+//! (and roll-ups older than `retention.rollup_days`, when set), on the cron
+//! schedule from the config, and once at start-up when a scheduled sweep
+//! was missed while the service was down.
+//!
+//! A sweep is a series of short durable transactions (one per expired day
+//! partition, one for the boundary partition, one for the roll-ups), so
+//! ingest keeps flowing while it runs, and a crash between two of them
+//! leaves a consistent store that the next sweep finishes. Every sweep
+//! writes an audit record before it starts (`running`) and completes it at
+//! the end (`ok` or `error`); a record still `running` when the next sweep
+//! starts is marked `interrupted`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::audit::{self, AuditError, AuditRecord, SweepRecord};
+use crate::config::{Config, ConfigError};
+use crate::store::schema::{self, MS_PER_DAY};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
+    #[error("sweep cancelled by shutdown")]
+    Cancelled,
+}
+
+/// What one sweep deleted (or, dry, would delete).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    pub dry_run: bool,
+    pub cutoff_ms: i64,
+    pub rollup_cutoff_ms: Option<i64>,
+    /// Partitions deleted whole (UTC days, `YYYY-MM-DD`).
+    pub partitions_dropped: Vec<String>,
+    /// Partition trimmed at the cutoff, if any.
+    pub partition_trimmed: Option<String>,
+    pub events_deleted: u64,
+    pub rollup_rows_deleted: u64,
+}
+
+/// The raw-event cutoff at `now`: events with `ts_ms < cutoff` expire.
+pub fn cutoff_ms(config: &Config, now: DateTime<Utc>) -> i64 {
+    now.timestamp_millis() - i64::from(config.retention.raw_days) * MS_PER_DAY
+}
+
+fn rollup_cutoff_ms(config: &Config, now: DateTime<Utc>) -> Option<i64> {
+    (config.retention.rollup_days > 0)
+        .then(|| now.timestamp_millis() - i64::from(config.retention.rollup_days) * MS_PER_DAY)
+}
+
+/// Runs one sweep now. A real sweep is recorded in the audit log, whatever
+/// its outcome; a dry run only reads. `cancel` is checked between steps.
+pub fn sweep_now(
+    store: &Store,
+    config: &Config,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    cancel: &AtomicBool,
+) -> Result<SweepReport, SweepError> {
+    let cutoff = cutoff_ms(config, now);
+    let rollup_cutoff = rollup_cutoff_ms(config, now);
+    let mut report = SweepReport {
+        dry_run,
+        cutoff_ms: cutoff,
+        rollup_cutoff_ms: rollup_cutoff,
+        ..SweepReport::default()
+    };
+    if dry_run {
+        let plan = store.expiry_plan(cutoff)?;
+        report.partitions_dropped = plan.whole.iter().map(|(d, _)| d.to_string()).collect();
+        report.partition_trimmed = plan.boundary.map(|(d, _)| d.to_string());
+        report.events_deleted = plan.events();
+        if let Some(rc) = rollup_cutoff {
+            let r = store.expire_rollups(rc, true)?;
+            report.rollup_rows_deleted = r.hourly_rows + r.dim_rows;
+        }
+        return Ok(report);
+    }
+
+    audit::mark_interrupted(store)?;
+    let started = Instant::now();
+    let mut record = SweepRecord {
+        started_ms: now.timestamp_millis(),
+        cutoff_ms: cutoff,
+        rollup_cutoff_ms: rollup_cutoff,
+        outcome: "running".into(),
+        ..SweepRecord::default()
+    };
+    let id = audit::append(store, &AuditRecord::Sweep(record.clone()))?;
+    let result = run_steps(store, cutoff, rollup_cutoff, cancel, &mut report);
+    record.finished_ms = Some(Utc::now().timestamp_millis());
+    record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+    record.partitions_dropped = report.partitions_dropped.clone();
+    record.events_deleted = report.events_deleted;
+    record.rollup_rows_deleted = report.rollup_rows_deleted;
+    match &result {
+        Ok(()) => record.outcome = "ok".into(),
+        Err(SweepError::Cancelled) => record.outcome = "interrupted".into(),
+        Err(e) => {
+            record.outcome = "error".into();
+            record.error = Some(e.to_string());
+        }
+    }
+    audit::update(store, id, &AuditRecord::Sweep(record.clone()))?;
+    match result {
+        Ok(()) => {
+            tracing::info!(
+                cutoff = cutoff,
+                partitions = record.partitions_dropped.len(),
+                events = record.events_deleted,
+                "retention sweep finished"
+            );
+            metrics::counter!("sparsam_sweep_events_deleted_total")
+                .increment(record.events_deleted);
+            Ok(report)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn run_steps(
+    store: &Store,
+    cutoff: i64,
+    rollup_cutoff: Option<i64>,
+    cancel: &AtomicBool,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    let plan = store.expiry_plan(cutoff)?;
+    for (day, _) in &plan.whole {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(SweepError::Cancelled);
+        }
+        // One short transaction per day: the writer waits for one day at most.
+        report.events_deleted += store.drop_partition(*day)?;
+        report.partitions_dropped.push(day.to_string());
+    }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(SweepError::Cancelled);
+    }
+    let boundary = schema::utc_day(cutoff);
+    let trimmed = store.trim_partition(boundary, cutoff)?;
+    if trimmed > 0 {
+        report.events_deleted += trimmed;
+        report.partition_trimmed = Some(boundary.to_string());
+    }
+    if let Some(rc) = rollup_cutoff {
+        let r = store.expire_rollups(rc, false)?;
+        report.rollup_rows_deleted = r.hourly_rows + r.dim_rows;
+    }
+    Ok(())
+}
+
+/// True when the scheduled time before `now` passed without a sweep
+/// starting at or after it (e.g. the service was down), or no sweep ever ran.
+pub fn sweep_missed(
+    store: &Store,
+    schedule: &cron::Schedule,
+    now: DateTime<Utc>,
+) -> Result<bool, SweepError> {
+    let last = audit::last_sweeps(store, 1)?.into_iter().next();
+    let Some(last) = last else { return Ok(true) };
+    let Some(prev) = schedule.after(&now).next_back() else {
+        return Ok(false);
+    };
+    Ok(last.started_ms < prev.timestamp_millis())
+}
+
+/// A running scheduled sweeper; [`SweeperTask::stop`] ends it.
+pub struct SweeperTask {
+    stop: watch::Sender<bool>,
+    cancel: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+impl SweeperTask {
+    /// Starts the sweeper on the current tokio runtime.
+    pub fn spawn(store: Arc<Store>, config: Arc<Config>) -> Result<SweeperTask, ConfigError> {
+        let schedule = config.sweep_schedule()?;
+        let (stop, rx) = watch::channel(false);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let handle = tokio::spawn(run(store, config, schedule, rx, cancel.clone()));
+        Ok(SweeperTask {
+            stop,
+            cancel,
+            handle,
+        })
+    }
+
+    /// Stops the sweeper; a sweep in progress stops after its current step.
+    pub async fn stop(self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let _ = self.handle.await;
+    }
+}
+
+async fn sweep_blocking(store: &Arc<Store>, config: &Arc<Config>, cancel: &Arc<AtomicBool>) {
+    let (s, c, k) = (store.clone(), config.clone(), cancel.clone());
+    match tokio::task::spawn_blocking(move || sweep_now(&s, &c, Utc::now(), false, &k)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(SweepError::Cancelled)) => tracing::info!("retention sweep interrupted by shutdown"),
+        Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
+        Err(e) => tracing::error!(error = %e, "retention sweep task failed"),
+    }
+}
+
+async fn run(
+    store: Arc<Store>,
+    config: Arc<Config>,
+    schedule: cron::Schedule,
+    mut stop: watch::Receiver<bool>,
+    cancel: Arc<AtomicBool>,
+) {
+    let missed = {
+        let (s, sch) = (store.clone(), schedule.clone());
+        tokio::task::spawn_blocking(move || sweep_missed(&s, &sch, Utc::now())).await
+    };
+    match missed {
+        Ok(Ok(true)) => {
+            tracing::info!("a scheduled retention sweep was missed; sweeping now");
+            sweep_blocking(&store, &config, &cancel).await;
+        }
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "cannot read the audit log"),
+        Err(e) => tracing::error!(error = %e, "start-up sweep check failed"),
+    }
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(next) = schedule.upcoming(Utc).next() else {
+            tracing::warn!("the sweep schedule has no future time; sweeper stops");
+            return;
+        };
+        let wait = (next - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        sweep_blocking(&store, &config, &cancel).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn previous_scheduled_time_is_before_now() {
+        let s = cron::Schedule::from_str("0 30 3 * * *").unwrap();
+        let now: DateTime<Utc> = "2026-11-05T12:00:00Z".parse().unwrap();
+        let prev = s.after(&now).next_back().unwrap();
+        assert_eq!(prev.to_rfc3339(), "2026-11-05T03:30:00+00:00");
+        let next = s.after(&now).next().unwrap();
+        assert_eq!(next.to_rfc3339(), "2026-11-06T03:30:00+00:00");
+    }
+}
