@@ -88,9 +88,9 @@ pub fn render(config: &Config, lang: Lang) -> String {
     for s in &config.sites {
         let name = if s.name.is_empty() { &s.id } else { &s.name };
         let yes_no = |b: bool| if b { t("ja", "yes") } else { t("nein", "no") };
-        let _ = write!(
+        let _ = writeln!(
             sites,
-            "<tr><td>{name}</td><td>{hosts}</td><td class=\"dnt\">{dnt}</td><td class=\"gpc\">{gpc}</td><td>{search}</td><td>{keep}</td><td>{dl}</td></tr>\n",
+            "<tr><td>{name}</td><td>{hosts}</td><td class=\"dnt\">{dnt}</td><td class=\"gpc\">{gpc}</td><td>{search}</td><td>{keep}</td><td>{dl}</td></tr>",
             name = escape_html(name),
             hosts = list(&s.hostnames),
             dnt = yes_no(s.honour_dnt),

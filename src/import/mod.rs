@@ -20,7 +20,7 @@ use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -438,9 +438,4 @@ fn run(
         rt.block_on(writer.write(batch))?;
     }
     Ok(())
-}
-
-/// The time of the oldest line an import at `now` still accepts.
-pub fn oldest_accepted(config: &Config, now: DateTime<Utc>) -> i64 {
-    cutoff_ms(config, now)
 }
