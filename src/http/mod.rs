@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod lang;
 pub mod ops;
 pub mod optout;
+pub mod privacy_notice;
 pub mod report;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/optout", web::get().to(optout::show))
         .route("/optout", web::post().to(optout::change))
+        .route("/privacy", web::get().to(privacy_notice::show))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
         .configure(report::routes)
