@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod enrich;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod model;
 pub mod privacy;

@@ -1,4 +1,4 @@
-//! The `sparsam` command line: `serve` (the default) and `ua`. Only argument
+//! The `sparsam` command line: `serve` (the default), `ua`, `import`, `sweep` and `audit`. Only argument
 //! parsing and process set-up live here; everything else is in the library.
 
 use std::path::PathBuf;
@@ -35,6 +35,19 @@ enum Command {
     /// Classify user agents: one JSON object per line on stdin
     /// (`{"ua": "...", "headers": {...}}`), one classification per line out.
     Ua,
+    /// Count page views and downloads from web server access logs
+    /// (combined format, `.gz` allowed); the server must be stopped.
+    Import {
+        /// Site id the logs belong to.
+        #[arg(long)]
+        site: String,
+        /// Log format.
+        #[arg(long, default_value = "combined")]
+        format: String,
+        /// Log files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Delete expired raw data now and print what was deleted.
     Sweep {
         /// Only print what would be deleted.
@@ -90,6 +103,17 @@ fn main() -> anyhow::Result<()> {
             let config = load(&cli.config)?;
             init_logging(false);
             print!("{}", sparsam::retention::sweep_command(&config, dry_run)?);
+            Ok(())
+        }
+        Command::Import {
+            site,
+            format,
+            files,
+        } => {
+            let config = load(&cli.config)?;
+            init_logging(false);
+            let report = sparsam::import::import_command(&config, &site, &format, &files)?;
+            print!("{}", report.render());
             Ok(())
         }
         Command::Audit { json } => {

@@ -4,12 +4,14 @@
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod lang;
 pub mod matomo;
 pub mod ops;
 pub mod optout;
+pub mod privacy_notice;
 pub mod report;
 pub mod tracker;
 
@@ -45,12 +47,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/optout", web::get().to(optout::show))
         .route("/optout", web::post().to(optout::change))
+        .route("/privacy", web::get().to(privacy_notice::show))
         .route("/healthz", web::get().to(ops::healthz))
         .route("/metrics", web::get().to(ops::metrics))
-        .route(
-            "/api/v1/sites/{site}/summary",
-            web::get().to(report::summary),
-        )
+        .configure(report::routes)
+        .configure(dashboard::routes)
         .configure(audit::configure)
         .default_service(web::to(not_found));
 }

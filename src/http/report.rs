@@ -1,67 +1,504 @@
-//! Reporting routes under `/api/v1`.
+//! Reporting routes under `/api/v1`: thin handlers that check the token,
+//! parse the query string, call [`crate::report::query`] on a blocking
+//! thread and answer JSON or CSV (`Accept: text/csv` or `?format=csv`).
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use serde::Deserialize;
+use serde_json::json;
 
-use super::auth::authorize_site;
+use super::auth::{authenticate, authorize_site, Principal};
 use super::error::ApiError;
 use super::AppState;
-use crate::report::DayRange;
+use crate::config::SiteConfig;
+use crate::report::filter::{dimension_names, MAX_FILTERS};
+use crate::report::query::BreakdownKind;
+use crate::report::{csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers};
 
-#[derive(Deserialize)]
-pub struct RangeQuery {
+/// The OpenAPI document describing these routes.
+pub const OPENAPI: &str = include_str!("../../assets/openapi.json");
+
+const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+const SITES: &str = "/api/v1/sites";
+const SUMMARY: &str = "/api/v1/sites/{site}/summary";
+const TIMESERIES: &str = "/api/v1/sites/{site}/timeseries";
+const BREAKDOWN: &str = "/api/v1/sites/{site}/breakdown/{dimension}";
+const REALTIME: &str = "/api/v1/sites/{site}/realtime";
+
+/// Every route registered by [`routes`] (the OpenAPI test checks that each
+/// appears in the document).
+pub const ROUTES: [&str; 6] = [
+    OPENAPI_PATH,
+    SITES,
+    SUMMARY,
+    TIMESERIES,
+    BREAKDOWN,
+    REALTIME,
+];
+
+/// Registers the reporting routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(OPENAPI_PATH, web::get().to(openapi))
+        .route(SITES, web::get().to(sites))
+        .route(SUMMARY, web::get().to(summary))
+        .route(TIMESERIES, web::get().to(timeseries))
+        .route(BREAKDOWN, web::get().to(breakdown))
+        .route(REALTIME, web::get().to(realtime));
+}
+
+/// `GET /api/v1/openapi.json`
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
+const DEFAULT_LIMIT: usize = 10;
+const MAX_LIMIT: usize = 1000;
+
+/// Query-string parameters every report understands.
+#[derive(Default)]
+struct Params {
     from: Option<String>,
     to: Option<String>,
     period: Option<String>,
+    compare: Option<String>,
+    interval: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+    csv: bool,
+    filters: Vec<Filter>,
 }
 
-/// `GET /api/v1/sites/{site}/summary?from=YYYY-MM-DD&to=YYYY-MM-DD`
+const KNOWN: &str = "from, to, period, compare, interval, limit, offset, format, filter";
+
+impl Params {
+    fn parse(req: &HttpRequest) -> Result<Params, ApiError> {
+        let mut p = Params::default();
+        let mut format = None;
+        for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "from" => p.from = Some(v),
+                "to" => p.to = Some(v),
+                "period" => p.period = Some(v),
+                "compare" => p.compare = Some(v),
+                "interval" => p.interval = Some(v),
+                "limit" => p.limit = Some(v),
+                "offset" => p.offset = Some(v),
+                "format" => format = Some(v),
+                "filter" => {
+                    if p.filters.len() >= MAX_FILTERS {
+                        return Err(ApiError::BadRequest(format!(
+                            "at most {MAX_FILTERS} filters may be combined"
+                        )));
+                    }
+                    p.filters.push(
+                        v.parse::<Filter>()
+                            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
+                    );
+                }
+                other => {
+                    return Err(ApiError::BadRequest(format!(
+                        "unknown query parameter {:?}; known parameters: {KNOWN}",
+                        other.chars().take(32).collect::<String>()
+                    )))
+                }
+            }
+        }
+        p.csv = match format.as_deref() {
+            Some("csv") => true,
+            Some("json") => false,
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "unknown format; use format=json or format=csv".into(),
+                ))
+            }
+            None => req
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("text/csv")),
+        };
+        Ok(p)
+    }
+
+    fn range(&self, site: &SiteConfig) -> Result<DayRange, ApiError> {
+        DayRange::parse(
+            &site.tz(),
+            self.from.as_deref(),
+            self.to.as_deref(),
+            self.period.as_deref(),
+            Utc::now(),
+        )
+        .map_err(|e| ApiError::BadRequest(e.to_string()))
+    }
+
+    fn number(
+        v: &Option<String>,
+        name: &str,
+        default: usize,
+        max: usize,
+    ) -> Result<usize, ApiError> {
+        match v {
+            None => Ok(default),
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("`{name}` must be a whole number from 0 to {max}"))
+                }),
+        }
+    }
+
+    fn filters_json(&self) -> serde_json::Value {
+        json!(self
+            .filters
+            .iter()
+            .map(|f| f.to_string())
+            .collect::<Vec<_>>())
+    }
+}
+
+fn report_error(e: ReportError) -> ApiError {
+    match e {
+        ReportError::Invalid(m) => ApiError::BadRequest(m),
+        ReportError::Store(e) => {
+            tracing::error!(error = %e, "report query failed");
+            ApiError::Internal
+        }
+    }
+}
+
+async fn run<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ReportError> + Send + 'static,
+) -> Result<T, ApiError> {
+    web::block(f)
+        .await
+        .map_err(|_| ApiError::Internal)?
+        .map_err(report_error)
+}
+
+/// Checks the token and finds the site and the parameters.
+fn prepare<'a>(
+    state: &'a AppState,
+    req: &HttpRequest,
+    site_id: &str,
+) -> Result<(&'a SiteConfig, Params), ApiError> {
+    authorize_site(req, &state.config, site_id)?;
+    let site = state.config.site(site_id).ok_or(ApiError::NotFound)?;
+    Ok((site, Params::parse(req)?))
+}
+
+fn csv_response(name: &str, body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/csv; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}.csv\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+fn json_response(v: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(v)
+}
+
+fn summary_fields(n: &SummaryNumbers) -> Vec<String> {
+    vec![
+        n.visits.to_string(),
+        n.visitors.to_string(),
+        n.pageviews.to_string(),
+        format!("{:.4}", n.views_per_visit),
+        format!("{:.4}", n.bounce_rate),
+        format!("{:.1}", n.avg_dwell_seconds),
+        n.downloads.to_string(),
+        n.outbound.to_string(),
+        n.searches.to_string(),
+    ]
+}
+
+const SUMMARY_HEADER: [&str; 9] = [
+    "visits",
+    "visitors",
+    "pageviews",
+    "views_per_visit",
+    "bounce_rate",
+    "avg_dwell_seconds",
+    "downloads",
+    "outbound",
+    "searches",
+];
+
+/// `GET /api/v1/sites` — the sites the token may read.
+pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let p = authenticate(&req, &state.config)?;
+    let params = Params::parse(&req)?;
+    let list: Vec<&SiteConfig> = state
+        .config
+        .sites
+        .iter()
+        .filter(|s| match &p {
+            Principal::Admin => true,
+            Principal::Site(id) => *id == s.id,
+        })
+        .collect();
+    if params.csv {
+        let rows = list
+            .iter()
+            .map(|s| vec![s.id.clone(), s.name.clone(), s.timezone.clone()]);
+        return Ok(csv_response(
+            "sites",
+            csv::table(&["id", "name", "timezone"], rows),
+        ));
+    }
+    let sites: Vec<_> = list
+        .iter()
+        .map(|s| json!({"id": s.id, "name": s.name, "timezone": s.timezone}))
+        .collect();
+    Ok(json_response(json!({ "sites": sites })))
+}
+
+/// `GET /api/v1/sites/{site}/summary`
 pub async fn summary(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    q: web::Query<RangeQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    authorize_site(&req, &state.config, &site_id)?;
-    let site = state.config.site(&site_id).ok_or(ApiError::NotFound)?;
-    let tz = site.tz();
-    let range = DayRange::parse(
-        &tz,
-        q.from.as_deref(),
-        q.to.as_deref(),
-        q.period.as_deref(),
-        Utc::now(),
-    )
-    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let store = state.store.clone();
-    let (start, end) = (
-        range.start_utc.timestamp_millis(),
-        range.end_utc.timestamp_millis(),
+    let (site, p) = prepare(&state, &req, &site_id)?;
+    let range = p.range(site)?;
+    let compare = match p.compare.as_deref() {
+        None | Some("") | Some("none") => None,
+        Some("previous") => Some(range.previous(&site.tz())),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "unknown compare value; use compare=previous".into(),
+            ))
+        }
+    };
+    let (store, sid, filters, r, c) = (
+        state.store.clone(),
+        site_id.clone(),
+        p.filters.clone(),
+        range.clone(),
+        compare.clone(),
     );
-    let sid = site_id.clone();
-    let s = web::block(move || store.summary(&sid, start, end))
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "summary query failed");
-            ApiError::Internal
-        })?;
-    let visits = s.visits as f64;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
+    let (now, prev, source) = run(move || {
+        let (now, source) = query::summary(&store, &sid, &r, &filters)?;
+        let prev = match c {
+            Some(c) => Some(query::summary(&store, &sid, &c, &filters)?.0),
+            None => None,
+        };
+        Ok((now, prev, source))
+    })
+    .await?;
+    let n = SummaryNumbers::from(&now);
+    let prev = prev.map(|t| SummaryNumbers::from(&t));
+    if p.csv {
+        let mut header = vec!["period", "from", "to"];
+        header.extend(SUMMARY_HEADER);
+        let mut rows = vec![];
+        let mut row = vec![
+            "current".to_string(),
+            range.from.to_string(),
+            range.to.to_string(),
+        ];
+        row.extend(summary_fields(&n));
+        rows.push(row);
+        if let (Some(pn), Some(c)) = (&prev, &compare) {
+            let mut row = vec!["previous".to_string(), c.from.to_string(), c.to.to_string()];
+            row.extend(summary_fields(pn));
+            rows.push(row);
+        }
+        return Ok(csv_response("summary", csv::table(&header, rows)));
+    }
+    let mut body = json!({
         "site": site_id,
         "from": range.from.to_string(),
         "to": range.to.to_string(),
         "timezone": site.timezone,
-        "pageviews": s.pageviews,
-        "visits": s.visits,
-        "visitors": s.visitors,
-        "views_per_visit": if visits > 0.0 { s.pageviews as f64 / visits } else { 0.0 },
-        "bounce_rate": if visits > 0.0 { s.bounces as f64 / visits } else { 0.0 },
-        "avg_dwell_seconds": if visits > 0.0 { s.dwell_ms_sum as f64 / visits / 1000.0 } else { 0.0 },
-        "downloads": s.downloads,
-        "outbound": s.outbound,
-        "searches": s.searches,
+        "filters": p.filters_json(),
+        "source": source,
+    });
+    if let (Some(obj), Ok(serde_json::Value::Object(nums))) =
+        (body.as_object_mut(), serde_json::to_value(&n))
+    {
+        obj.extend(nums);
+        if let (Some(pn), Some(c)) = (&prev, &compare) {
+            let mut cmp = json!({"from": c.from.to_string(), "to": c.to.to_string()});
+            if let (Some(co), Ok(serde_json::Value::Object(pnums))) =
+                (cmp.as_object_mut(), serde_json::to_value(pn))
+            {
+                co.extend(pnums);
+            }
+            obj.insert("compare".into(), cmp);
+        }
+    }
+    Ok(json_response(body))
+}
+
+/// `GET /api/v1/sites/{site}/timeseries?interval=hour|day|week|month`
+pub async fn timeseries(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let site_id = path.into_inner();
+    let (site, p) = prepare(&state, &req, &site_id)?;
+    let range = p.range(site)?;
+    let interval = match p.interval.as_deref() {
+        None => {
+            if range.days() <= 2 {
+                Interval::Hour
+            } else {
+                Interval::Day
+            }
+        }
+        Some(s) => Interval::parse(s).map_err(report_error)?,
+    };
+    let (store, sid, filters, r, tz) = (
+        state.store.clone(),
+        site_id.clone(),
+        p.filters.clone(),
+        range.clone(),
+        site.tz(),
+    );
+    let (buckets, source) =
+        run(move || query::timeseries(&store, &sid, &tz, &r, interval, &filters)).await?;
+    if p.csv {
+        let rows = buckets.iter().map(|b| {
+            vec![
+                b.start.clone(),
+                b.visits.to_string(),
+                b.visitors.to_string(),
+                b.pageviews.to_string(),
+                b.bounces.to_string(),
+                b.downloads.to_string(),
+                b.outbound.to_string(),
+                b.searches.to_string(),
+            ]
+        });
+        let header = [
+            "start",
+            "visits",
+            "visitors",
+            "pageviews",
+            "bounces",
+            "downloads",
+            "outbound",
+            "searches",
+        ];
+        return Ok(csv_response("timeseries", csv::table(&header, rows)));
+    }
+    Ok(json_response(json!({
+        "site": site_id,
+        "from": range.from.to_string(),
+        "to": range.to.to_string(),
+        "timezone": site.timezone,
+        "interval": interval,
+        "filters": p.filters_json(),
+        "source": source,
+        "buckets": buckets,
+    })))
+}
+
+/// `GET /api/v1/sites/{site}/breakdown/{dimension}?limit=&offset=`
+pub async fn breakdown(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (site_id, dim_name) = path.into_inner();
+    let (site, p) = prepare(&state, &req, &site_id)?;
+    let dim = BreakdownKind::parse(&dim_name).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unknown dimension {:?}; valid dimensions: {}, {}",
+            dim_name.chars().take(32).collect::<String>(),
+            dimension_names(),
+            query::SEARCH_NO_RESULTS
+        ))
+    })?;
+    let range = p.range(site)?;
+    let limit = Params::number(&p.limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
+    let offset = Params::number(&p.offset, "offset", 0, 1_000_000)?;
+    let (store, sid, filters, r) = (
+        state.store.clone(),
+        site_id.clone(),
+        p.filters.clone(),
+        range.clone(),
+    );
+    let (b, source) =
+        run(move || query::breakdown(&store, &sid, &r, dim, &filters, limit, offset)).await?;
+    if p.csv {
+        let rows = b.rows.iter().map(|r| {
+            vec![
+                r.value.clone(),
+                r.pageviews.to_string(),
+                r.visits.to_string(),
+                r.events.to_string(),
+                format!("{:.4}", r.share),
+            ]
+        });
+        return Ok(csv_response(
+            dim.as_str(),
+            csv::table(
+                &[dim.as_str(), "pageviews", "visits", "events", "share"],
+                rows,
+            ),
+        ));
+    }
+    Ok(json_response(json!({
+        "site": site_id,
+        "from": range.from.to_string(),
+        "to": range.to.to_string(),
+        "timezone": site.timezone,
+        "dimension": b.dimension,
+        "metric": b.metric,
+        "total": b.total,
+        "total_rows": b.total_rows,
+        "limit": limit,
+        "offset": offset,
+        "filters": p.filters_json(),
+        "source": source,
+        "rows": b.rows,
+    })))
+}
+
+/// `GET /api/v1/sites/{site}/realtime` — last 30 minutes, from raw events.
+pub async fn realtime(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let site_id = path.into_inner();
+    let (_, p) = prepare(&state, &req, &site_id)?;
+    let now = Utc::now();
+    let (store, sid, filters) = (state.store.clone(), site_id.clone(), p.filters.clone());
+    let (visitors, pageviews) = run(move || query::realtime(&store, &sid, now, &filters)).await?;
+    if p.csv {
+        let rows = vec![vec![
+            now.to_rfc3339(),
+            query::REALTIME_MINUTES.to_string(),
+            visitors.to_string(),
+            pageviews.to_string(),
+        ]];
+        return Ok(csv_response(
+            "realtime",
+            csv::table(&["as_of", "minutes", "visitors", "pageviews"], rows),
+        ));
+    }
+    Ok(json_response(json!({
+        "site": site_id,
+        "as_of": now.to_rfc3339(),
+        "minutes": query::REALTIME_MINUTES,
+        "visitors": visitors,
+        "pageviews": pageviews,
+        "filters": p.filters_json(),
+        "source": Source::Raw,
     })))
 }

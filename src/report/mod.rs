@@ -1,5 +1,13 @@
-//! Report model and queries shared by the reporting API and the dashboard.
+//! Report model and queries shared by the reporting API and the dashboard:
+//! date ranges, filters, roll-up queries for unfiltered reports, raw-event
+//! scans for filtered ones, and CSV output.
 
+pub mod csv;
+pub mod filter;
+pub mod query;
 pub mod range;
+pub mod scan;
 
+pub use filter::{Filter, FilterError, Op};
+pub use query::{Breakdown, Bucket, Interval, ReportError, Row, Source, SummaryNumbers};
 pub use range::{DayRange, RangeError};

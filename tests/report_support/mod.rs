@@ -1,0 +1,189 @@
+//! Shared by the reporting tests: starts the real `sparsam` binary (via
+//! `tests/common`) with two sites and known tokens, and sends hits.
+
+#![allow(dead_code)]
+
+pub const ADMIN: &str = "admin-token-for-tests-000000";
+pub const DEMO: &str = "demo-token-for-tests-0000000";
+pub const OTHER: &str = "other-token-for-tests-000000";
+
+#[path = "../common/mod.rs"]
+mod common;
+
+/// A running server (see `tests/common`) with sites `demo`
+/// (Europe/Berlin) and `other` (UTC) and the tokens above.
+pub struct Server {
+    inner: common::Server,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = {data:?}
+workers = 2
+
+[auth]
+admin_token = "{ADMIN}"
+
+[[sites]]
+id = "demo"
+name = "Demo site"
+hostnames = ["example.org"]
+timezone = "Europe/Berlin"
+tokens = ["{DEMO}"]
+
+[[sites]]
+id = "other"
+name = "Other site"
+hostnames = ["other.example"]
+timezone = "UTC"
+tokens = ["{OTHER}"]
+"#
+        );
+        let inner = common::Server::start_config(dir.path(), &config);
+        Server {
+            base: inner.base.clone(),
+            inner,
+            _dir: dir,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.inner.log()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends one pixel hit with the given query pairs and user agent.
+    pub fn hit(&self, pairs: &[(&str, &str)], ua: &str) {
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let res = reqwest::blocking::Client::new()
+            .get(self.url(&format!("/p.gif?{q}")))
+            .header("user-agent", ua)
+            .send()
+            .expect("send hit");
+        assert!(
+            res.status().is_success(),
+            "hit refused: {} {:?}",
+            res.status(),
+            res.text()
+        );
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> reqwest::blocking::Response {
+        let mut r = reqwest::blocking::Client::new().get(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send().expect("request")
+    }
+
+    pub fn json(&self, path: &str, token: &str) -> serde_json::Value {
+        let res = self.get(path, Some(token));
+        let status = res.status();
+        let body = res.text().expect("body");
+        assert!(status.is_success(), "{path}: {status} {body}");
+        serde_json::from_str(&body).expect("json")
+    }
+}
+
+pub const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+
+pub const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+
+/// Known data: two visitors (Firefox desktop, iPhone), page views incl.
+/// hostile title/path/search term, a download, an outbound click, a search.
+pub fn seed(s: &Server) {
+    let fx = FIREFOX;
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/"),
+            ("title", "Home"),
+            ("ref", "https://www.google.com/search?q=x"),
+        ],
+        fx,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/docs"),
+            ("title", HOSTILE),
+        ],
+        fx,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/docs"),
+            ("kind", "download"),
+            ("target", "https://example.org/guide.pdf"),
+        ],
+        fx,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/<script>alert(2)</script>"),
+            ("title", "=cmd|' /C calc'!A0"),
+        ],
+        fx,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/"),
+            ("title", "Home"),
+        ],
+        IPHONE,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/"),
+            ("kind", "search"),
+            ("search", HOSTILE),
+        ],
+        IPHONE,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/"),
+            ("kind", "outbound"),
+            ("target", "https://elsewhere.example/"),
+        ],
+        IPHONE,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/docs"),
+            ("kind", "search"),
+            ("search", "+no such thing"),
+            ("results", "0"),
+        ],
+        fx,
+    );
+    s.hit(
+        &[
+            ("site", "other"),
+            ("url", "https://other.example/x"),
+            ("title", "Other"),
+        ],
+        fx,
+    );
+}
