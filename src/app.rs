@@ -80,7 +80,11 @@ pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
 pub fn writer_options(config: &Config) -> WriterOptions {
     WriterOptions {
         queue_capacity: config.store.queue_capacity,
-        site_timezones: config.sites.iter().map(|s| (s.id.clone(), s.tz())).collect(),
+        site_timezones: config
+            .sites
+            .iter()
+            .map(|s| (s.id.clone(), s.tz()))
+            .collect(),
         ..WriterOptions::default()
     }
 }
@@ -138,10 +142,7 @@ impl Application {
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(StartError::Server)?
-            .run();
+        let server = server.listen(listener).map_err(StartError::Server)?.run();
         Ok(Application {
             addr,
             server,

@@ -307,7 +307,14 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let problem = e.inner().message().to_string();
-            invalid(if key == "." { "(top level)".into() } else { key }, problem)
+            invalid(
+                if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                problem,
+            )
         })?;
         config.validate()?;
         Ok(config)
@@ -336,10 +343,7 @@ impl Config {
             ));
         }
         if s.client_timeout_secs == 0 {
-            return Err(invalid(
-                "server.client_timeout_secs",
-                "must be at least 1",
-            ));
+            return Err(invalid("server.client_timeout_secs", "must be at least 1"));
         }
         if !matches!(s.log_format.as_str(), "text" | "json") {
             return Err(invalid(
@@ -502,7 +506,10 @@ impl Config {
                 }
             }
             for (j, e) in site.download_extensions.iter().enumerate() {
-                if e.is_empty() || e.starts_with('.') || !e.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                if e.is_empty()
+                    || e.starts_with('.')
+                    || !e.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
                     return Err(invalid(
                         format!("sites[{i}].download_extensions[{j}]"),
                         format!("{e:?} must be letters and digits without a dot, e.g. \"pdf\""),
@@ -612,7 +619,10 @@ hostnames = ["localhost"]
     #[test]
     fn weaker_masks_need_explicit_setting() {
         let e = err(&format!("[privacy]\nipv4_prefix = 24\n{MINIMAL}"));
-        assert!(e.contains("privacy.ipv4_prefix") && e.contains("allow_weaker_masks"), "{e}");
+        assert!(
+            e.contains("privacy.ipv4_prefix") && e.contains("allow_weaker_masks"),
+            "{e}"
+        );
         let ok = format!("[privacy]\nipv4_prefix = 24\nallow_weaker_masks = true\n{MINIMAL}");
         assert!(Config::parse(&ok).is_ok());
         let stricter = format!("[privacy]\nipv4_prefix = 8\nipv6_prefix = 24\n{MINIMAL}");
@@ -622,10 +632,17 @@ hostnames = ["localhost"]
     #[test]
     fn semantic_errors_name_the_key() {
         let e = err("[[sites]]\nid=\"a\"\nhostnames=[\"x\"]\ntimezone=\"Mars/Base\"");
-        assert!(e.contains("sites[0].timezone") && e.contains("Mars/Base"), "{e}");
-        let e = err(&format!("[retention]\nsweep_schedule = \"0 0 * * 0\"\n{MINIMAL}"));
+        assert!(
+            e.contains("sites[0].timezone") && e.contains("Mars/Base"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[retention]\nsweep_schedule = \"0 0 * * 0\"\n{MINIMAL}"
+        ));
         assert!(e.contains("retention.sweep_schedule"), "{e}");
-        let e = err(&format!("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n{MINIMAL}"));
+        let e = err(&format!(
+            "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n{MINIMAL}"
+        ));
         assert!(e.contains("server.trusted_proxies[0]"), "{e}");
         let e = err("[[sites]]\nid=\"a\"\nhostnames=[\"https://x.org\"]");
         assert!(e.contains("sites[0].hostnames[0]"), "{e}");
@@ -635,10 +652,9 @@ hostnames = ["localhost"]
 
     #[test]
     fn hosts_and_downloads() {
-        let c = Config::parse(
-            "[[sites]]\nid=\"a\"\nhostnames=[\"example.org\", \"*.example.net\"]",
-        )
-        .unwrap();
+        let c =
+            Config::parse("[[sites]]\nid=\"a\"\nhostnames=[\"example.org\", \"*.example.net\"]")
+                .unwrap();
         let s = &c.sites[0];
         assert!(s.allows_host("example.org"));
         assert!(!s.allows_host("evil-example.org"));

@@ -9,10 +9,20 @@ use sparsam::enrich::device::DeviceDetector;
 use sparsam::{Application, Config};
 
 #[derive(Parser)]
-#[command(name = "sparsam", version, about = "Privacy-first web analytics collector")]
+#[command(
+    name = "sparsam",
+    version,
+    about = "Privacy-first web analytics collector"
+)]
 struct Cli {
     /// Config file.
-    #[arg(short, long, global = true, env = "SPARSAM_CONFIG", default_value = "config/sparsam.toml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "SPARSAM_CONFIG",
+        default_value = "config/sparsam.toml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,
@@ -30,7 +40,9 @@ enum Command {
 fn init_logging(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SPARSAM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -45,7 +57,11 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load(&cli.config)
                 .with_context(|| format!("invalid configuration in {}", cli.config.display()))?;
             init_logging(config.server.log_format == "json");
-            let workers = if config.server.workers > 0 { config.server.workers } else { num_cpus() };
+            let workers = if config.server.workers > 0 {
+                config.server.workers
+            } else {
+                num_cpus()
+            };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(workers.max(1))
                 .enable_all()
@@ -68,5 +84,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

@@ -89,7 +89,11 @@ pub fn classify(
             url: clean.url,
         },
         Some(clean) => {
-            let host = clean.host.strip_prefix("www.").unwrap_or(&clean.host).to_string();
+            let host = clean
+                .host
+                .strip_prefix("www.")
+                .unwrap_or(&clean.host)
+                .to_string();
             let (kind, name) = if let Some(n) = lookup(&host, SEARCH_ENGINES) {
                 (ReferrerType::Search, n.to_string())
             } else if let Some(n) = lookup(&host, SOCIAL) {
@@ -104,8 +108,7 @@ pub fn classify(
             }
         }
     };
-    if !campaign.source.is_empty() || !campaign.medium.is_empty() || !campaign.campaign.is_empty()
-    {
+    if !campaign.source.is_empty() || !campaign.medium.is_empty() || !campaign.campaign.is_empty() {
         if referrer.kind != ReferrerType::Internal {
             referrer.kind = ReferrerType::Campaign;
             if referrer.name.is_empty() {
@@ -160,21 +163,43 @@ mod tests {
     #[test]
     fn classes() {
         assert_eq!(kind(None), (ReferrerType::Direct, String::new()));
-        assert_eq!(kind(Some("https://example.org/a?x=1")).0, ReferrerType::Internal);
+        assert_eq!(
+            kind(Some("https://example.org/a?x=1")).0,
+            ReferrerType::Internal
+        );
         assert_eq!(
             kind(Some("https://www.google.de/search?q=secret")),
             (ReferrerType::Search, "Google".into())
         );
-        assert_eq!(kind(Some("https://duckduckgo.com/")), (ReferrerType::Search, "DuckDuckGo".into()));
-        assert_eq!(kind(Some("https://l.facebook.com/l.php?u=x")), (ReferrerType::Social, "Facebook".into()));
-        assert_eq!(kind(Some("https://t.co/abc")), (ReferrerType::Social, "X".into()));
-        assert_eq!(kind(Some("https://www.bund.de/x")), (ReferrerType::Website, "bund.de".into()));
-        assert_eq!(kind(Some("https://notgoogle.com/")).0, ReferrerType::Website);
+        assert_eq!(
+            kind(Some("https://duckduckgo.com/")),
+            (ReferrerType::Search, "DuckDuckGo".into())
+        );
+        assert_eq!(
+            kind(Some("https://l.facebook.com/l.php?u=x")),
+            (ReferrerType::Social, "Facebook".into())
+        );
+        assert_eq!(
+            kind(Some("https://t.co/abc")),
+            (ReferrerType::Social, "X".into())
+        );
+        assert_eq!(
+            kind(Some("https://www.bund.de/x")),
+            (ReferrerType::Website, "bund.de".into())
+        );
+        assert_eq!(
+            kind(Some("https://notgoogle.com/")).0,
+            ReferrerType::Website
+        );
     }
 
     #[test]
     fn referrer_query_is_never_kept() {
-        let c = classify(Some("https://www.google.de/search?q=secret#x"), own, &Campaign::default());
+        let c = classify(
+            Some("https://www.google.de/search?q=secret#x"),
+            own,
+            &Campaign::default(),
+        );
         assert_eq!(c.url, "https://www.google.de/search");
     }
 
@@ -185,6 +210,9 @@ mod tests {
             ..Default::default()
         };
         let c = classify(None, own, &camp);
-        assert_eq!((c.kind, c.name.as_str()), (ReferrerType::Campaign, "newsletter"));
+        assert_eq!(
+            (c.kind, c.name.as_str()),
+            (ReferrerType::Campaign, "newsletter")
+        );
     }
 }

@@ -24,9 +24,15 @@ mod tests {
 
     #[test]
     fn finds_first_configured_parameter() {
-        let params = vec![("page".into(), "2".into()), ("q".into(), "  masern   impfung ".into())];
+        let params = vec![
+            ("page".into(), "2".into()),
+            ("q".into(), "  masern   impfung ".into()),
+        ];
         let sp = vec!["query".to_string(), "q".to_string()];
-        assert_eq!(search_term(&params, &sp, 100).as_deref(), Some("masern impfung"));
+        assert_eq!(
+            search_term(&params, &sp, 100).as_deref(),
+            Some("masern impfung")
+        );
         assert_eq!(search_term(&[("q".into(), " ".into())], &sp, 100), None);
     }
 }

@@ -30,7 +30,10 @@ pub fn authenticate(req: &HttpRequest, config: &Config) -> Result<Principal, Api
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(ApiError::Unauthorized)?;
@@ -49,7 +52,11 @@ pub fn authenticate(req: &HttpRequest, config: &Config) -> Result<Principal, Api
 }
 
 /// Checks that the token may read `site`.
-pub fn authorize_site(req: &HttpRequest, config: &Config, site: &str) -> Result<Principal, ApiError> {
+pub fn authorize_site(
+    req: &HttpRequest,
+    config: &Config,
+    site: &str,
+) -> Result<Principal, ApiError> {
     let p = authenticate(req, config)?;
     match &p {
         Principal::Admin => Ok(p),

@@ -19,9 +19,9 @@ use crate::store::SubmitError;
 
 /// A transparent 1x1 GIF.
 pub const PIXEL_GIF: &[u8] = &[
-    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00,
-    0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
 pub fn gif_response() -> HttpResponse {
@@ -55,7 +55,11 @@ fn dropped_by_signals(state: &AppState, req: &HttpRequest, site_id: &str) -> boo
 }
 
 /// Runs hits through the pipeline and waits until their events are durable.
-pub async fn store_hits(state: &AppState, req: &HttpRequest, hits: Vec<Hit>) -> Result<(), ApiError> {
+pub async fn store_hits(
+    state: &AppState,
+    req: &HttpRequest,
+    hits: Vec<Hit>,
+) -> Result<(), ApiError> {
     let meta = request_meta(req, &state.addr_policy)
         .ok_or_else(|| ApiError::BadRequest("client address unavailable".into()))?;
     let now = Utc::now();
@@ -129,9 +133,14 @@ pub async fn pixel(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::BadRequest("request body could not be read".into()))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::BadRequest("request body could not be read".into()))?;
         if body.len() + chunk.len() > limit {
-            return Err(Reject::TooLong { field: "body", max: limit }.into());
+            return Err(Reject::TooLong {
+                field: "body",
+                max: limit,
+            }
+            .into());
         }
         body.extend_from_slice(&chunk);
     }

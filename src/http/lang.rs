@@ -34,7 +34,11 @@ pub fn pick_lang(explicit: Option<&str>, req: &HttpRequest) -> Lang {
         let mut it = part.split(';');
         let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
         let q = it
-            .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|v| v.parse::<f32>().ok())
+            })
             .unwrap_or(1.0);
         let lang = if tag.starts_with("de") {
             Lang::De

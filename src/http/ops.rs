@@ -9,7 +9,9 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     if state.writer.is_running() {
         HttpResponse::Ok().content_type("text/plain").body("ok")
     } else {
-        HttpResponse::ServiceUnavailable().content_type("text/plain").body("store writer stopped")
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("store writer stopped")
     }
 }
 

@@ -90,14 +90,22 @@ fn page(lang: Lang, opted_out: bool) -> HttpResponse {
 }
 
 /// `GET /optout`
-pub async fn show(state: web::Data<AppState>, req: HttpRequest, q: web::Query<LangQuery>) -> HttpResponse {
+pub async fn show(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<LangQuery>,
+) -> HttpResponse {
     let lang = pick_lang(q.lang.as_deref(), &req);
     let opted_out = optout_signals(&req, &state.config.privacy.optout_cookie).cookie;
     page(lang, opted_out)
 }
 
 fn same_origin(req: &HttpRequest) -> bool {
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    else {
         return true;
     };
     let host = req.connection_info().host().to_string();
@@ -120,7 +128,9 @@ pub async fn change(
     form: web::Form<OptOutForm>,
 ) -> Result<HttpResponse, ApiError> {
     if !same_origin(&req) {
-        return Err(ApiError::Forbidden("the opt-out form must be sent from this page".into()));
+        return Err(ApiError::Forbidden(
+            "the opt-out form must be sent from this page".into(),
+        ));
     }
     let lang = pick_lang(form.lang.as_deref(), &req);
     let secure = req.connection_info().scheme() == "https";
@@ -129,21 +139,30 @@ pub async fn change(
         .path("/")
         .http_only(true)
         .secure(secure)
-        .same_site(if secure { SameSite::None } else { SameSite::Lax })
+        .same_site(if secure {
+            SameSite::None
+        } else {
+            SameSite::Lax
+        })
         .finish();
     let opted_out = match form.action.as_str() {
         "optout" => {
-            cookie.set_max_age(Duration::days(i64::from(state.config.privacy.optout_cookie_days)));
+            cookie.set_max_age(Duration::days(i64::from(
+                state.config.privacy.optout_cookie_days,
+            )));
             true
         }
         "optin" => {
             cookie.make_removal();
             false
         }
-        _ => return Err(ApiError::BadRequest("action must be `optout` or `optin`".into())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "action must be `optout` or `optin`".into(),
+            ))
+        }
     };
     let mut res = page(lang, opted_out);
-    res.add_cookie(&cookie)
-        .map_err(|_| ApiError::Internal)?;
+    res.add_cookie(&cookie).map_err(|_| ApiError::Internal)?;
     Ok(res)
 }

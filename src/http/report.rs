@@ -27,10 +27,19 @@ pub async fn summary(
     authorize_site(&req, &state.config, &site_id)?;
     let site = state.config.site(&site_id).ok_or(ApiError::NotFound)?;
     let tz = site.tz();
-    let range = DayRange::parse(&tz, q.from.as_deref(), q.to.as_deref(), q.period.as_deref(), Utc::now())
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let range = DayRange::parse(
+        &tz,
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.period.as_deref(),
+        Utc::now(),
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let store = state.store.clone();
-    let (start, end) = (range.start_utc.timestamp_millis(), range.end_utc.timestamp_millis());
+    let (start, end) = (
+        range.start_utc.timestamp_millis(),
+        range.end_utc.timestamp_millis(),
+    );
     let sid = site_id.clone();
     let s = web::block(move || store.summary(&sid, start, end))
         .await

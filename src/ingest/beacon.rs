@@ -90,7 +90,10 @@ fn to_hit(e: BeaconEvent) -> Result<Hit, Reject> {
     Ok(Hit {
         site: e.site.ok_or(Reject::Missing("site"))?,
         kind: e.kind.as_deref().map(parse_kind).transpose()?,
-        url: e.url.filter(|u| !u.is_empty()).ok_or(Reject::Missing("url"))?,
+        url: e
+            .url
+            .filter(|u| !u.is_empty())
+            .ok_or(Reject::Missing("url"))?,
         referrer: e.r#ref,
         title: e.title,
         pageview_id: e.pv,
@@ -126,12 +129,30 @@ mod tests {
     fn bad_bodies_are_rejected_with_reasons() {
         assert!(matches!(parse_beacon(b"{", 10), Err(Reject::Body(_))));
         assert!(matches!(parse_beacon(b"[]", 10), Err(Reject::Body(_))));
-        assert!(matches!(parse_beacon(&[0xff, 0xfe], 10), Err(Reject::Body(_))));
+        assert!(matches!(
+            parse_beacon(&[0xff, 0xfe], 10),
+            Err(Reject::Body(_))
+        ));
         let neg = br#"{"site":"a","url":"https://x.org/","engaged_ms":-1}"#;
-        assert!(matches!(parse_beacon(neg, 10), Err(Reject::Invalid { field: "engaged_ms", .. })));
+        assert!(matches!(
+            parse_beacon(neg, 10),
+            Err(Reject::Invalid {
+                field: "engaged_ms",
+                ..
+            })
+        ));
         let huge = br#"{"site":"a","url":"https://x.org/","engaged_ms":1e300}"#;
-        assert!(matches!(parse_beacon(huge, 10), Err(Reject::Invalid { .. })));
-        let many = format!("[{}]", vec![r#"{"site":"a","url":"https://x.org/"}"#; 11].join(","));
-        assert_eq!(parse_beacon(many.as_bytes(), 10).unwrap_err(), Reject::TooManyEvents(10));
+        assert!(matches!(
+            parse_beacon(huge, 10),
+            Err(Reject::Invalid { .. })
+        ));
+        let many = format!(
+            "[{}]",
+            vec![r#"{"site":"a","url":"https://x.org/"}"#; 11].join(",")
+        );
+        assert_eq!(
+            parse_beacon(many.as_bytes(), 10).unwrap_err(),
+            Reject::TooManyEvents(10)
+        );
     }
 }

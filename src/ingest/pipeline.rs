@@ -133,7 +133,11 @@ impl Pipeline {
             visitor,
             pageview_id: hit.pageview_id.as_deref().map(pageview_id).unwrap_or(0),
             url: page.url,
-            title: hit.title.as_deref().map(|t| truncate(t.trim(), max)).unwrap_or_default(),
+            title: hit
+                .title
+                .as_deref()
+                .map(|t| truncate(t.trim(), max))
+                .unwrap_or_default(),
             referrer,
             campaign,
             target,

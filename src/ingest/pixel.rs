@@ -53,7 +53,11 @@ mod tests {
 
     #[test]
     fn parses_fields_and_falls_back_to_referer() {
-        let h = parse_pixel("site=demo&kind=download&target=https%3A%2F%2Fx.org%2Fa.pdf", Some("https://x.org/p")).unwrap();
+        let h = parse_pixel(
+            "site=demo&kind=download&target=https%3A%2F%2Fx.org%2Fa.pdf",
+            Some("https://x.org/p"),
+        )
+        .unwrap();
         assert_eq!(h.site, "demo");
         assert_eq!(h.url, "https://x.org/p");
         assert_eq!(h.kind, Some(EventKind::Download));
@@ -62,10 +66,22 @@ mod tests {
 
     #[test]
     fn refuses_bad_numbers_and_missing_site() {
-        assert_eq!(parse_pixel("url=x", None).unwrap_err(), Reject::Missing("site"));
-        assert!(matches!(parse_pixel("site=a&url=x&engaged_ms=-5", None), Err(Reject::Invalid { .. })));
-        assert!(matches!(parse_pixel("site=a&url=x&engaged_ms=99999999999", None), Err(Reject::Invalid { .. })));
-        assert_eq!(parse_pixel("site=a", None).unwrap_err(), Reject::Missing("url"));
+        assert_eq!(
+            parse_pixel("url=x", None).unwrap_err(),
+            Reject::Missing("site")
+        );
+        assert!(matches!(
+            parse_pixel("site=a&url=x&engaged_ms=-5", None),
+            Err(Reject::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_pixel("site=a&url=x&engaged_ms=99999999999", None),
+            Err(Reject::Invalid { .. })
+        ));
+        assert_eq!(
+            parse_pixel("site=a", None).unwrap_err(),
+            Reject::Missing("url")
+        );
     }
 
     #[test]

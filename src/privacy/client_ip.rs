@@ -118,14 +118,22 @@ mod tests {
     #[test]
     fn untrusted_peer_headers_are_ignored() {
         let p = policy(&["10.0.0.0/8"]);
-        assert_eq!(client("203.0.113.9", None, Some("198.51.100.7"), &p), "203.0.0.0/16");
+        assert_eq!(
+            client("203.0.113.9", None, Some("198.51.100.7"), &p),
+            "203.0.0.0/16"
+        );
     }
 
     #[test]
     fn trusted_proxy_xff_is_read_right_to_left() {
         let p = policy(&["10.0.0.0/8"]);
         assert_eq!(
-            client("10.1.1.1", None, Some("1.2.3.4, 198.51.100.7, 10.2.2.2"), &p),
+            client(
+                "10.1.1.1",
+                None,
+                Some("1.2.3.4, 198.51.100.7, 10.2.2.2"),
+                &p
+            ),
             "198.51.0.0/16"
         );
     }
@@ -134,15 +142,26 @@ mod tests {
     fn forwarded_header_with_ports_and_v6() {
         let p = policy(&["10.0.0.0/8"]);
         assert_eq!(
-            client("10.1.1.1", Some("for=\"[2001:db8:cafe::17]:4711\";proto=https"), None, &p),
+            client(
+                "10.1.1.1",
+                Some("for=\"[2001:db8:cafe::17]:4711\";proto=https"),
+                None,
+                &p
+            ),
             "2001:db8::/32"
         );
-        assert_eq!(client("10.1.1.1", Some("for=192.0.2.60:8080"), None, &p), "192.0.0.0/16");
+        assert_eq!(
+            client("10.1.1.1", Some("for=192.0.2.60:8080"), None, &p),
+            "192.0.0.0/16"
+        );
     }
 
     #[test]
     fn garbage_header_falls_back_to_peer() {
         let p = policy(&["10.0.0.0/8"]);
-        assert_eq!(client("10.1.1.1", None, Some("unknown, \r\n<script>"), &p), "10.1.0.0/16");
+        assert_eq!(
+            client("10.1.1.1", None, Some("unknown, \r\n<script>"), &p),
+            "10.1.0.0/16"
+        );
     }
 }

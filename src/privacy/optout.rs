@@ -14,7 +14,12 @@ pub struct OptOutSignals {
 
 impl OptOutSignals {
     /// Reads the signals from raw header values.
-    pub fn from_headers(cookie_header: Option<&str>, cookie_name: &str, dnt: Option<&str>, gpc: Option<&str>) -> Self {
+    pub fn from_headers(
+        cookie_header: Option<&str>,
+        cookie_name: &str,
+        dnt: Option<&str>,
+        gpc: Option<&str>,
+    ) -> Self {
         OptOutSignals {
             cookie: cookie_header.is_some_and(|h| has_cookie(h, cookie_name)),
             dnt: dnt.is_some_and(|v| v.trim() == "1"),

@@ -87,7 +87,10 @@ mod tests {
 
     #[test]
     fn rejects_non_http() {
-        assert_eq!(strip_url("javascript:alert(1)", keep), Err(UrlError::NotHttp));
+        assert_eq!(
+            strip_url("javascript:alert(1)", keep),
+            Err(UrlError::NotHttp)
+        );
         assert_eq!(strip_url("not a url", keep), Err(UrlError::Malformed));
     }
 }

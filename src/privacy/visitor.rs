@@ -82,7 +82,10 @@ impl SaltKeeper {
                 path: self.path.clone(),
                 source,
             };
-            let mut file = OpenOptions::new().write(true).open(&self.path).map_err(io)?;
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .map_err(io)?;
             overwrite(&mut file, day, &salt).map_err(io)?;
             *cur = (day, salt);
         }
@@ -157,7 +160,10 @@ mod tests {
         assert_ne!(old, new);
         let bytes = std::fs::read(dir.path().join("salt")).unwrap();
         assert_eq!(bytes.len(), FILE_LEN);
-        assert!(!bytes.windows(SALT_LEN).any(|w| w == old), "old salt still on disk");
+        assert!(
+            !bytes.windows(SALT_LEN).any(|w| w == old),
+            "old salt still on disk"
+        );
         // An earlier day never brings the old salt back.
         assert_eq!(k.salt_for(100).unwrap(), new);
         // A restart on a later day replaces a stale file at once.
@@ -171,7 +177,13 @@ mod tests {
         let s1 = [1u8; 32];
         let s2 = [2u8; 32];
         let i = ip("1.2.3.4");
-        assert_ne!(visitor_hash(&s1, "a", &i, "UA"), visitor_hash(&s1, "b", &i, "UA"));
-        assert_ne!(visitor_hash(&s1, "a", &i, "UA"), visitor_hash(&s2, "a", &i, "UA"));
+        assert_ne!(
+            visitor_hash(&s1, "a", &i, "UA"),
+            visitor_hash(&s1, "b", &i, "UA")
+        );
+        assert_ne!(
+            visitor_hash(&s1, "a", &i, "UA"),
+            visitor_hash(&s2, "a", &i, "UA")
+        );
     }
 }

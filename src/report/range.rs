@@ -12,7 +12,9 @@ pub enum RangeError {
     Reversed,
     #[error("the range may span at most {0} days")]
     TooLong(i64),
-    #[error("unknown period {0:?}; use today, yesterday, 7d, 30d, 90d, month, year or from/to dates")]
+    #[error(
+        "unknown period {0:?}; use today, yesterday, 7d, 30d, 90d, month, year or from/to dates"
+    )]
     BadPeriod(String),
 }
 
@@ -32,7 +34,10 @@ fn local_midnight(tz: &Tz, day: NaiveDate) -> DateTime<Utc> {
     // A day that begins inside a DST gap starts at the first valid instant.
     tz.from_local_datetime(&naive)
         .earliest()
-        .or_else(|| tz.from_local_datetime(&(naive + Duration::hours(1))).earliest())
+        .or_else(|| {
+            tz.from_local_datetime(&(naive + Duration::hours(1)))
+                .earliest()
+        })
         .map(|d| d.with_timezone(&Utc))
         .unwrap_or_else(|| naive.and_utc())
 }
@@ -64,7 +69,9 @@ impl DayRange {
         let today = now.with_timezone(tz).date_naive();
         let date = |s: Option<&str>, name: &'static str| -> Result<Option<NaiveDate>, RangeError> {
             s.filter(|s| !s.is_empty())
-                .map(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| RangeError::BadDate(name)))
+                .map(|s| {
+                    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| RangeError::BadDate(name))
+                })
                 .transpose()
         };
         let (f, t) = (date(from, "from")?, date(to, "to")?);
@@ -117,8 +124,17 @@ mod tests {
         assert_eq!(r.from.to_string(), "2026-11-17");
         assert_eq!(r.days(), 7);
         assert_eq!(r.previous(&tz).to.to_string(), "2026-11-16");
-        assert_eq!(DayRange::parse(&tz, Some("2026-13-01"), None, None, now), Err(RangeError::BadDate("from")));
-        assert_eq!(DayRange::parse(&tz, Some("2026-11-02"), Some("2026-11-01"), None, now), Err(RangeError::Reversed));
-        assert!(matches!(DayRange::parse(&tz, None, None, Some("forever"), now), Err(RangeError::BadPeriod(_))));
+        assert_eq!(
+            DayRange::parse(&tz, Some("2026-13-01"), None, None, now),
+            Err(RangeError::BadDate("from"))
+        );
+        assert_eq!(
+            DayRange::parse(&tz, Some("2026-11-02"), Some("2026-11-01"), None, now),
+            Err(RangeError::Reversed)
+        );
+        assert!(matches!(
+            DayRange::parse(&tz, None, None, Some("forever"), now),
+            Err(RangeError::BadPeriod(_))
+        ));
     }
 }
