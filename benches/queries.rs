@@ -74,11 +74,12 @@ fn overview(store: &Store, site: &str) -> usize {
 fn timeseries_days(store: &Store, site: &str) -> Vec<(i64, u64)> {
     let (from_ms, to_ms, _, _) = range(90);
     let mut days: Vec<(i64, u64)> = Vec::with_capacity(90);
-    for (hour_ms, t) in store
+    for (hour, t) in store
         .timeseries_hours(site, from_ms, to_ms)
         .expect("timeseries")
     {
-        let day = hour_ms.div_euclid(DAY_MS);
+        // Keys are hours since the Unix epoch.
+        let day = hour.div_euclid(24);
         match days.last_mut() {
             Some((d, pv)) if *d == day => *pv += t.pageviews,
             _ => days.push((day, t.pageviews)),
