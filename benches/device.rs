@@ -6,7 +6,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sparsam::enrich::{ClientHints, DeviceDetector};
+use sparsam::enrich::client_hints::ClientHints;
+use sparsam::enrich::device::DeviceDetector;
 
 fn corpus_uas(n: usize) -> Vec<String> {
     let path =

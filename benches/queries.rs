@@ -1,0 +1,252 @@
+//! Query, storage, sweep and start-up cost on a big store made by
+//! `gen-data`. Skipped (prints a note) unless `SPARSAM_BENCH_STORE` names
+//! the data directory that holds `sparsam.redb`:
+//!
+//! ```text
+//! cargo run --release --bin gen-data -- --data-dir /tmp/s1m --events 1000000
+//! SPARSAM_BENCH_STORE=/tmp/s1m cargo bench --bench queries
+//! ```
+//!
+//! Measured with criterion: the dashboard's overview (summary plus five
+//! top-10 lists over 90 days), the 90-day timeseries by day, and a filtered
+//! 90-day query no roll-up answers (top pages where referrer type = search
+//! and device = tablet, a scan of raw events). Measured once, on a copy of
+//! the store: bytes on disk per event, dropping the largest day partition
+//! (what the sweeper does), and start-up of the real binary to its first
+//! accepted pixel hit.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use criterion::Criterion;
+use sparsam::model::{DeviceType, EventKind, ReferrerType};
+use sparsam::store::{Dimension, Store, StoreOptions};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn open(path: &Path) -> Store {
+    Store::open(
+        path,
+        &StoreOptions {
+            cache_size: 64 * 1024 * 1024,
+        },
+    )
+    .expect("open store")
+}
+
+fn range(days: i64) -> (i64, i64, NaiveDate, NaiveDate) {
+    let today = Utc::now().timestamp_millis().div_euclid(DAY_MS);
+    let (from_d, to_d) = (today - days + 1, today);
+    let date = |d: i64| {
+        chrono::DateTime::from_timestamp_millis(d * DAY_MS)
+            .expect("date")
+            .date_naive()
+    };
+    (
+        from_d * DAY_MS,
+        (to_d + 1) * DAY_MS,
+        date(from_d),
+        date(to_d),
+    )
+}
+
+fn overview(store: &Store, site: &str) -> usize {
+    let (from_ms, to_ms, from, to) = range(90);
+    let s = store.summary(site, from_ms, to_ms).expect("summary");
+    let mut n = s.pageviews as usize;
+    for dim in [
+        Dimension::Page,
+        Dimension::Referrer,
+        Dimension::Browser,
+        Dimension::Os,
+        Dimension::DeviceType,
+    ] {
+        n += store.top(site, dim, from, to, 10, 0).expect("top").len();
+    }
+    n
+}
+
+fn timeseries_days(store: &Store, site: &str) -> Vec<(i64, u64)> {
+    let (from_ms, to_ms, _, _) = range(90);
+    let mut days: Vec<(i64, u64)> = Vec::with_capacity(90);
+    for (hour, t) in store
+        .timeseries_hours(site, from_ms, to_ms)
+        .expect("timeseries")
+    {
+        // Keys are hours since the Unix epoch.
+        let day = hour.div_euclid(24);
+        match days.last_mut() {
+            Some((d, pv)) if *d == day => *pv += t.pageviews,
+            _ => days.push((day, t.pageviews)),
+        }
+    }
+    days
+}
+
+fn filtered_scan(store: &Store, site: &str) -> Vec<(String, u64)> {
+    let (from_ms, to_ms, _, _) = range(90);
+    let mut pages: HashMap<String, u64> = HashMap::new();
+    store
+        .scan_events(site, from_ms, to_ms, |e| {
+            if e.kind == EventKind::PageView
+                && e.referrer.kind == ReferrerType::Search
+                && e.device.device_type == DeviceType::Tablet
+            {
+                *pages.entry(e.url).or_default() += 1;
+            }
+            ControlFlow::Continue(())
+        })
+        .expect("scan");
+    let mut rows: Vec<(String, u64)> = pages.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    rows.truncate(10);
+    rows
+}
+
+fn copy_store(dir: &Path) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::Builder::new()
+        .prefix("sparsam-bench-")
+        .tempdir_in(
+            std::env::var_os("SPARSAM_BENCH_TMP")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir),
+        )
+        .expect("temp dir");
+    let path = tmp.path().join("sparsam.redb");
+    std::fs::copy(dir.join("sparsam.redb"), &path).expect("copy store");
+    (tmp, path)
+}
+
+fn sweep(dir: &Path) {
+    let (_tmp, path) = copy_store(dir);
+    let store = open(&path);
+    let stats = store.partition_stats().expect("stats");
+    let Some(&(day, n)) = stats.iter().max_by_key(|(_, n)| *n) else {
+        println!("sweep: store has no partitions");
+        return;
+    };
+    let t = Instant::now();
+    let deleted = store.drop_partition(day).expect("drop_partition");
+    println!(
+        "sweep: drop_partition({day}) deleted {deleted} of {n} events in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+fn startup(dir: &Path, site: &str) {
+    let (tmp, _path) = copy_store(dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let config = tmp.path().join("sparsam.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n\
+             [[sites]]\nid = \"{site}\"\nhostnames = [\"example.org\", \"*.example.org\"]\n\
+             tokens = [\"bench-token-000000000000\"]\n",
+            tmp.path().display()
+        ),
+    )
+    .expect("write config");
+    let url = format!(
+        "http://127.0.0.1:{port}/p.gif?site={site}&url=https%3A%2F%2Fwww.example.org%2Fstart"
+    );
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsam"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("SPARSAM_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sparsam");
+    let mut answered = None;
+    while t.elapsed() < Duration::from_secs(60) {
+        match client
+            .get(&url)
+            .header(
+                "User-Agent",
+                "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+            )
+            .send()
+        {
+            Ok(r) if r.status().is_success() => {
+                answered = Some(t.elapsed());
+                break;
+            }
+            Ok(r) => {
+                println!("startup: first answer was {}", r.status());
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    match answered {
+        Some(d) => println!(
+            "startup: spawn to first accepted pixel hit: {:.1} ms",
+            d.as_secs_f64() * 1e3
+        ),
+        None => println!("startup: no accepted hit within 60 s"),
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
+
+fn main() {
+    let Some(dir) = std::env::var_os("SPARSAM_BENCH_STORE").map(PathBuf::from) else {
+        println!("queries: skipped; set SPARSAM_BENCH_STORE to a data dir made by gen-data");
+        return;
+    };
+    let site = std::env::var("SPARSAM_BENCH_SITE").unwrap_or_else(|_| "bench".into());
+    let file = dir.join("sparsam.redb");
+    {
+        let store = open(&file);
+        let events = store.event_count().expect("count");
+        let bytes = std::fs::metadata(&file).expect("stat").len();
+        println!(
+            "storage: {events} events, {} partitions, {bytes} bytes = {:.1} bytes per event",
+            store.partitions().expect("partitions").len(),
+            bytes as f64 / events.max(1) as f64
+        );
+        println!(
+            "check: overview rows {}, days {}, filtered top pages {}",
+            overview(&store, &site),
+            timeseries_days(&store, &site).len(),
+            filtered_scan(&store, &site).len()
+        );
+
+        let mut c = Criterion::default().configure_from_args();
+        let mut g = c.benchmark_group("queries_90d");
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(3));
+        g.bench_function("summary_plus_five_top10", |b| {
+            b.iter(|| black_box(overview(&store, &site)))
+        });
+        g.bench_function("timeseries_by_day", |b| {
+            b.iter(|| black_box(timeseries_days(&store, &site)))
+        });
+        g.bench_function("filtered_scan_search_tablet_top_pages", |b| {
+            b.iter(|| black_box(filtered_scan(&store, &site)))
+        });
+        g.finish();
+        c.final_summary();
+    }
+    sweep(&dir);
+    startup(&dir, &site);
+}
