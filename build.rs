@@ -8,8 +8,12 @@
 //! and no step beyond `cargo build` is needed. JSON (instead of YAML) keeps
 //! the runtime on `serde_json`, which the crate already depends on.
 //!
-//! The package is located with `cargo metadata` (the `CARGO` that runs this
-//! script); `SPARSAM_UAP_REGEXES=/path/regexes.yaml` overrides it.
+//! The package is located in cargo's registry cache (`$CARGO_HOME/registry/
+//! src/*/ua-parser-<locked version>`, which cargo has unpacked before any
+//! build script runs); failing that, with `cargo metadata` (the `CARGO` that
+//! runs this script, for the host platform only, so it needs no package that
+//! the build did not download). `SPARSAM_UAP_REGEXES=/path/regexes.yaml`
+//! overrides both.
 
 use std::{env, fs, path::PathBuf, process::Command};
 
@@ -22,9 +26,11 @@ fn main() {
 
     let yaml_path = match env::var_os("SPARSAM_UAP_REGEXES") {
         Some(p) => PathBuf::from(p),
-        None => {
-            locate_regexes().unwrap_or_else(|e| panic!("cannot find uap-core regexes.yaml: {e}"))
-        }
+        None => locate_in_registry()
+            .or_else(|registry_err| {
+                locate_with_metadata().map_err(|meta_err| format!("{registry_err}; {meta_err}"))
+            })
+            .unwrap_or_else(|e| panic!("cannot find uap-core regexes.yaml: {e}")),
     };
     println!("cargo:rerun-if-changed={}", yaml_path.display());
 
@@ -38,19 +44,60 @@ fn main() {
     fs::write(&out, json).unwrap_or_else(|e| panic!("writing {}: {e}", out.display()));
 }
 
+/// Finds `uap-core/regexes.yaml` in the unpacked registry copy of the
+/// `ua-parser` version that `Cargo.lock` pins.
+fn locate_in_registry() -> Result<PathBuf, String> {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("no CARGO_MANIFEST_DIR")?);
+    let lock = fs::read_to_string(manifest_dir.join("Cargo.lock"))
+        .map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let version = locked_version(&lock, UAP_PACKAGE)
+        .ok_or_else(|| format!("{UAP_PACKAGE} not in Cargo.lock"))?;
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .ok_or("neither CARGO_HOME nor HOME is set")?;
+    let src = cargo_home.join("registry").join("src");
+    let registries = fs::read_dir(&src).map_err(|e| format!("reading {}: {e}", src.display()))?;
+    for registry in registries.flatten() {
+        let path = registry
+            .path()
+            .join(format!("{UAP_PACKAGE}-{version}"))
+            .join("uap-core")
+            .join("regexes.yaml");
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    Err(format!(
+        "{UAP_PACKAGE}-{version}/uap-core/regexes.yaml not under {}",
+        src.display()
+    ))
+}
+
+/// The version of `package` in a `Cargo.lock` text.
+fn locked_version(lock: &str, package: &str) -> Option<String> {
+    let name_line = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == name_line {
+            let version = lines.next()?.trim().strip_prefix("version = \"")?;
+            return Some(version.trim_end_matches('"').to_string());
+        }
+    }
+    None
+}
+
 /// Finds `uap-core/regexes.yaml` in the resolved `ua-parser` package.
-fn locate_regexes() -> Result<PathBuf, String> {
+fn locate_with_metadata() -> Result<PathBuf, String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").ok_or("no CARGO_MANIFEST_DIR")?)
         .join("Cargo.toml");
+    let target = env::var("TARGET").map_err(|e| format!("TARGET: {e}"))?;
     let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
+        .args(["metadata", "--format-version", "1", "--filter-platform"])
+        .arg(&target)
+        .arg("--manifest-path")
         .arg(&manifest)
         .output()
         .map_err(|e| format!("running cargo metadata: {e}"))?;
