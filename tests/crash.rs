@@ -1,0 +1,294 @@
+//! Crash safety: the real binary under load is killed (SIGKILL) or stopped
+//! (SIGTERM) at seeded random moments and restarted on the same store.
+//! Every event that got a success answer must be in the store afterwards,
+//! and the store must open cleanly every time. Requests that got no answer
+//! may or may not be stored.
+//!
+//! `SPARSAM_CRASH_ROUNDS` (default 20) and `SPARSAM_CRASH_SEED` override the
+//! number of SIGKILL rounds and the seed, for longer runs.
+
+mod common;
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use sparsam::store::{Store, StoreOptions};
+
+const CLIENT_THREADS: usize = 4;
+/// Upper bound of requests per client thread and round.
+const MAX_REQUESTS_PER_THREAD: usize = 20_000;
+/// Upper bound of polls while waiting for the load to get going.
+const MAX_WAIT_POLLS: usize = 6_000;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What the clients of one round learned.
+#[derive(Default)]
+struct Outcome {
+    /// Page paths of events answered with 2xx.
+    acked: HashSet<String>,
+    /// Page paths of events sent without a success answer.
+    unanswered: HashSet<String>,
+}
+
+/// Client threads sending pixel hits and beacon batches, each event with a
+/// unique path `/crash/{tag}/t{thread}/n{i}[a|b]`, until told to stop, the
+/// server goes away, or the per-thread bound is reached.
+struct Load {
+    stop: Arc<AtomicBool>,
+    acked_count: Arc<AtomicUsize>,
+    outcome: Arc<Mutex<Outcome>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(base: &str, tag: &str) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked_count = Arc::new(AtomicUsize::new(0));
+        let outcome = Arc::new(Mutex::new(Outcome::default()));
+        let threads = (0..CLIENT_THREADS)
+            .map(|t| {
+                let (base, tag) = (base.to_string(), tag.to_string());
+                let (stop, acked_count, outcome) =
+                    (stop.clone(), acked_count.clone(), outcome.clone());
+                std::thread::spawn(move || {
+                    let c = client();
+                    for i in 0..MAX_REQUESTS_PER_THREAD {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let path = format!("/crash/{tag}/t{t}/n{i}");
+                        let (paths, res) = if i % 2 == 0 {
+                            let url = format!(
+                                "{base}/p.gif?site=demo&url={}",
+                                enc(&format!("https://example.org{path}"))
+                            );
+                            (
+                                vec![path],
+                                c.get(url).header("User-Agent", CHROME_UA).send(),
+                            )
+                        } else {
+                            let (a, b) = (format!("{path}a"), format!("{path}b"));
+                            let body = json!([
+                                {"site": "demo", "kind": "pageview", "url": format!("https://example.org{a}")},
+                                {"site": "demo", "kind": "pageview", "url": format!("https://example.org{b}")},
+                            ]);
+                            (
+                                vec![a, b],
+                                c.post(format!("{base}/api/event"))
+                                    .header("User-Agent", FIREFOX_UA)
+                                    .header("Content-Type", "text/plain")
+                                    .body(body.to_string())
+                                    .send(),
+                            )
+                        };
+                        let ok = match res {
+                            Ok(r) if r.status().is_success() => r.bytes().is_ok(),
+                            _ => false,
+                        };
+                        let mut o = outcome.lock().unwrap();
+                        if ok {
+                            acked_count.fetch_add(paths.len(), Ordering::Relaxed);
+                            o.acked.extend(paths);
+                        } else {
+                            o.unanswered.extend(paths);
+                            // The server is going away; further requests
+                            // would only be refused.
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            acked_count,
+            outcome,
+            threads,
+        }
+    }
+
+    /// Waits (bounded by a poll count) until at least `n` events are acked.
+    fn wait_for_acks(&self, n: usize) {
+        for _ in 0..MAX_WAIT_POLLS {
+            if self.acked_count.load(Ordering::Relaxed) >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("load did not reach {n} acknowledged events");
+    }
+
+    fn finish(self) -> Outcome {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().expect("client thread");
+        }
+        Arc::try_unwrap(self.outcome)
+            .ok()
+            .expect("threads joined")
+            .into_inner()
+            .unwrap()
+    }
+}
+
+/// Opens the store file directly (the server must be stopped) and returns
+/// the paths of every stored event of site `demo`.
+fn stored_paths(store_path: &Path) -> HashSet<String> {
+    let store = Store::open(store_path, &StoreOptions::default())
+        .unwrap_or_else(|e| panic!("store must open cleanly after the crash: {e}"));
+    let mut paths = HashSet::new();
+    store
+        .scan_events("demo", 0, i64::MAX, |e| {
+            let path = e
+                .url
+                .strip_prefix("https://example.org")
+                .unwrap_or(&e.url)
+                .to_string();
+            paths.insert(path);
+            ControlFlow::Continue(())
+        })
+        .expect("scan events");
+    paths
+}
+
+fn missing(acked: &HashSet<String>, found: &HashSet<String>) -> Vec<String> {
+    let mut m: Vec<String> = acked.difference(found).cloned().collect();
+    m.sort();
+    m
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_no_acknowledged_event() {
+    let rounds = env_number("SPARSAM_CRASH_ROUNDS", 20);
+    let seed = env_number("SPARSAM_CRASH_SEED", 0x5EED_C0FFEE);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    println!("SIGKILL rounds: {rounds}, seed {seed:#x}");
+
+    let mut server = Server::start();
+    let tmp = server.take_tempdir();
+    let config = std::fs::read_to_string(&server.config_path).expect("config");
+    let store_path = server.store_path();
+    let mut all_acked: HashSet<String> = HashSet::new();
+    let (mut total_acked, mut total_unanswered, mut total_unanswered_found) = (0, 0, 0);
+
+    for round in 0..rounds {
+        let load = Load::start(&server.base, &format!("r{round}"));
+        // A random moment: after a random number of acknowledged events,
+        // plus a random pause, so kills land in every phase of a commit.
+        load.wait_for_acks(rng.usize(1..=300));
+        std::thread::sleep(Duration::from_millis(rng.u64(0..=40)));
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("wait for the killed server");
+        let outcome = load.finish();
+
+        let found = stored_paths(&store_path);
+        all_acked.extend(outcome.acked.iter().cloned());
+        let lost = missing(&all_acked, &found);
+        let unanswered_found = outcome.unanswered.intersection(&found).count();
+        let round_found = outcome.acked.iter().filter(|p| found.contains(*p)).count();
+        println!(
+            "round {round:>2}: acked {:>4}, found {:>4}, unanswered {} (of which stored {}), store total {}",
+            outcome.acked.len(),
+            round_found,
+            outcome.unanswered.len(),
+            unanswered_found,
+            found.len()
+        );
+        assert!(
+            lost.is_empty(),
+            "round {round}: {} acknowledged events missing after SIGKILL, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        total_acked += outcome.acked.len();
+        total_unanswered += outcome.unanswered.len();
+        total_unanswered_found += unanswered_found;
+
+        server = Server::start_config(&server.dir, &config);
+    }
+    println!(
+        "total: {rounds} rounds, acked {total_acked}, all found; unanswered {total_unanswered} (of which stored {total_unanswered_found})"
+    );
+    assert!(total_acked > 0);
+
+    // The restarted server reads the same store and keeps taking hits.
+    let res = client()
+        .get(server.url(&format!(
+            "/p.gif?site=demo&url={}",
+            enc("https://example.org/crash/after")
+        )))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .expect("hit after the last restart");
+    assert_eq!(res.status(), 200);
+    server.stop();
+    let found = stored_paths(&store_path);
+    assert!(found.contains("/crash/after"));
+    assert!(missing(&all_acked, &found).is_empty());
+    drop(server);
+    drop(tmp);
+}
+
+#[test]
+fn sigterm_commits_every_accepted_event_and_exits_zero() {
+    let mut server = Server::start();
+    let tmp = server.take_tempdir();
+    let config = std::fs::read_to_string(&server.config_path).expect("config");
+    let store_path = server.store_path();
+
+    let load = Load::start(&server.base, "term");
+    load.wait_for_acks(200);
+    // Requests are in flight on every client thread when the signal lands.
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = server.child.wait().expect("wait");
+    let outcome = load.finish();
+    assert!(
+        status.success(),
+        "SIGTERM must exit 0, got {status}; log:\n{}",
+        server.log()
+    );
+    assert!(server.log().contains("store closed"), "{}", server.log());
+
+    // Restart on the same store: it opens and serves reports.
+    let restarted = Server::start_config(&server.dir, &config);
+    assert!(pageviews(&restarted, "demo") >= 1);
+    let mut restarted = restarted;
+    restarted.stop();
+
+    let found = stored_paths(&store_path);
+    let lost = missing(&outcome.acked, &found);
+    println!(
+        "SIGTERM: acked {}, found {}, unanswered {} (of which stored {})",
+        outcome.acked.len(),
+        outcome.acked.len() - lost.len(),
+        outcome.unanswered.len(),
+        outcome.unanswered.intersection(&found).count()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events missing after SIGTERM, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    drop(server);
+    drop(tmp);
+}
