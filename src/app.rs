@@ -31,6 +31,11 @@ pub enum StartError {
     },
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("store {path}: {source}")]
+    OpenStore {
+        path: std::path::PathBuf,
+        source: StoreError,
+    },
     #[error("visitor salt: {0}")]
     Salt(#[from] SaltError),
     #[error("device detection: {0}")]
@@ -70,12 +75,14 @@ pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
         path: dir.clone(),
         source,
     })?;
+    let path = config.store_path();
     let store = Store::open(
-        config.store_path(),
+        &path,
         &StoreOptions {
             cache_size: config.store.cache_mb * 1024 * 1024,
         },
-    )?;
+    )
+    .map_err(|source| StartError::OpenStore { path, source })?;
     Ok(Arc::new(store))
 }
 

@@ -736,3 +736,52 @@ fn garbage_on_disk_is_a_decode_error_not_a_panic() {
         .unwrap_err();
     assert!(matches!(err, StoreError::Decode(_)), "{err:?}");
 }
+
+#[test]
+fn older_schema_version_is_refused_by_the_binary_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store_path = data.join("sparsam.redb");
+    {
+        let db = redb::Database::create(&store_path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u32>::new("meta"))
+            .unwrap()
+            .insert("schema_version", 0)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let config = dir.path().join("sparsam.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[auth]\nadmin_token = \"test-admin-token-0123456789\"\n[[sites]]\nid = \"demo\"\nhostnames = [\"example.org\"]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sparsam"))
+        .arg("--config")
+        .arg(&config)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+    assert!(
+        err.contains("schema version 0") && err.contains("version 1"),
+        "both versions named: {err}"
+    );
+    assert!(err.contains("older"), "{err}");
+    assert!(err.contains("no automatic migration"), "{err}");
+    assert!(err.contains(&store_path.display().to_string()), "{err}");
+    // The refused file still says what it is.
+    let db = redb::Database::create(&store_path).unwrap();
+    let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta = txn
+        .open_table(redb::TableDefinition::<&str, u32>::new("meta"))
+        .unwrap();
+    assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), 0);
+}

@@ -362,9 +362,10 @@ pub fn import_command(
     }
 
     let store = open_store(config).map_err(|e| match e {
-        StartError::Store(StoreError::Db(redb::Error::DatabaseAlreadyOpen)) => {
-            ImportError::InUse(config.store_path().display().to_string())
-        }
+        StartError::OpenStore {
+            source: StoreError::Db(redb::Error::DatabaseAlreadyOpen),
+            ..
+        } => ImportError::InUse(config.store_path().display().to_string()),
         e => ImportError::Store(e.to_string()),
     })?;
     let writer = Writer::spawn(Arc::clone(&store), writer_options(config))?;

@@ -37,10 +37,7 @@ use schema::{EventKey, DIMS, HOURLY, META, META_SCHEMA_VERSION, SCHEMA_VERSION};
 pub enum StoreError {
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
-    #[error(
-        "store schema version {found} found, this build reads version {expected}; \
-         refusing to open (migrate or point to another file)"
-    )]
+    #[error("{}", schema_version_message(*found, *expected))]
     SchemaVersion { found: u32, expected: u32 },
     #[error("file holds tables but no sparsam schema version; refusing to open it")]
     NotAStore,
@@ -52,6 +49,27 @@ pub enum StoreError {
     Spawn(#[source] std::io::Error),
     #[error("store writer thread panicked")]
     WriterPanicked,
+}
+
+/// Why a file with another schema version is refused, and what to do.
+/// There is no automatic migration: a release that changes the layout bumps
+/// [`SCHEMA_VERSION`] and must ship its own migration if it wants to read
+/// older files; until then, refusing is the only way never to misread one.
+fn schema_version_message(found: u32, expected: u32) -> String {
+    if found < expected {
+        format!(
+            "store schema version {found} found, older than version {expected} that this \
+             build reads; refusing to open it, and there is no automatic migration: keep \
+             running the sparsam release that wrote it, or move the file aside so that a \
+             new store is created"
+        )
+    } else {
+        format!(
+            "store schema version {found} found, newer than version {expected} that this \
+             build reads (written by a newer sparsam); refusing to open it: upgrade sparsam, \
+             or point data_dir to another store"
+        )
+    }
 }
 
 macro_rules! from_redb {
