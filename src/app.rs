@@ -182,6 +182,7 @@ impl Application {
             tracing::info!("shutdown requested; finishing in-flight requests");
             handle.stop(true).await;
         });
+        catch_file_size_signal();
         tracing::info!("listening on http://{}", self.addr);
         let sweeper =
             crate::retention::SweeperTask::spawn(self.store.clone(), self.config.clone())?;
@@ -195,6 +196,28 @@ impl Application {
         }
         tracing::info!("store closed");
         served.map_err(StartError::Server)
+    }
+}
+
+/// Turns SIGXFSZ (file-size limit reached) from "terminate the process"
+/// into a logged event, so that a write past the limit fails with an error
+/// the store handles (503 to ingest, reopen, resume) like a full disk.
+fn catch_file_size_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::from_raw(libc::SIGXFSZ)) {
+            Ok(mut sig) => {
+                tokio::spawn(async move {
+                    while sig.recv().await.is_some() {
+                        tracing::warn!(
+                            "file size limit reached (SIGXFSZ); writes fail until it is raised"
+                        );
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot catch SIGXFSZ"),
+        }
     }
 }
 

@@ -292,3 +292,115 @@ fn sigterm_commits_every_accepted_event_and_exits_zero() {
     drop(server);
     drop(tmp);
 }
+
+/// Sets the file-size limit (RLIMIT_FSIZE) of a running process.
+fn set_file_size_limit(pid: u32, limit: &str) {
+    let status = Command::new("prlimit")
+        .arg("--pid")
+        .arg(pid.to_string())
+        .arg(format!("--fsize={limit}"))
+        .status()
+        .expect("prlimit (util-linux) is needed for the disk-full test");
+    assert!(status.success(), "prlimit --fsize={limit} failed");
+}
+
+/// A beacon batch of 50 page views with long titles (about 50 KB), so the
+/// store file must grow after a few requests.
+fn bulky_batch(tag: &str, i: usize) -> (Vec<String>, String) {
+    let title = "x".repeat(900);
+    let paths: Vec<String> = (0..50).map(|k| format!("/full/{tag}/{i}/{k}")).collect();
+    let events: Vec<_> = paths
+        .iter()
+        .map(|p| json!({"site": "demo", "kind": "pageview", "url": format!("https://example.org{p}"), "title": title}))
+        .collect();
+    (paths, serde_json::Value::Array(events).to_string())
+}
+
+#[test]
+fn disk_full_answers_503_keeps_reports_and_resumes_by_itself() {
+    let mut server = Server::start();
+    let tmp = server.take_tempdir();
+    let store_path = server.store_path();
+    let c = client();
+    let send = |tag: &str, i: usize| {
+        let (paths, body) = bulky_batch(tag, i);
+        let res = c
+            .post(server.url("/api/event"))
+            .header("User-Agent", CHROME_UA)
+            .body(body)
+            .send()
+            .expect("beacon");
+        (paths, res)
+    };
+    let mut acked: HashSet<String> = HashSet::new();
+    for i in 0..3 {
+        let (paths, res) = send("before", i);
+        assert_eq!(res.status(), 202);
+        acked.extend(paths);
+    }
+    let before = pageviews(&server, "demo");
+
+    // "Disk full": the store file may not grow beyond its present size.
+    let size = std::fs::metadata(&store_path).expect("store file").len();
+    set_file_size_limit(server.child.id(), &format!("{size}:unlimited"));
+    let mut refused = None;
+    for i in 0..400 {
+        let (paths, res) = send("full", i);
+        if res.status().is_success() {
+            acked.extend(paths);
+            continue;
+        }
+        refused = Some(res);
+        break;
+    }
+    let res = refused.expect("ingest must fail once the store file cannot grow");
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"), "Retry-After");
+    let reason: serde_json::Value = res.json().expect("JSON reason");
+    assert!(reason["error"].is_string(), "{reason}");
+
+    // Health and reports keep working, and report what was stored.
+    let health = c.get(server.url("/healthz")).send().expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(pageviews(&server, "demo") >= before);
+    let (_, res) = send("still-full", 0);
+    assert_eq!(res.status(), 503, "still full");
+
+    // Space is back: ingest resumes without a restart.
+    set_file_size_limit(server.child.id(), "unlimited:unlimited");
+    let mut resumed = false;
+    for i in 0..50 {
+        let (paths, res) = send("after", i);
+        if res.status().is_success() {
+            acked.extend(paths);
+            resumed = true;
+            break;
+        }
+        assert_eq!(res.status(), 503);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(resumed, "ingest did not resume; log:\n{}", server.log());
+    let after = pageviews(&server, "demo");
+    assert!(after >= before + 50, "{before} -> {after}");
+    assert!(
+        server.log().contains("store reopened after an I/O error"),
+        "{}",
+        server.log()
+    );
+
+    server.stop();
+    let found = stored_paths(&store_path);
+    let lost = missing(&acked, &found);
+    println!(
+        "disk full: acked {} events, all found: {}; store file limited at {size} bytes",
+        acked.len(),
+        lost.is_empty()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged events missing",
+        lost.len()
+    );
+    drop(server);
+    drop(tmp);
+}

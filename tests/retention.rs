@@ -149,7 +149,7 @@ fn just_inside_survives_just_outside_is_gone_and_audit_agrees() {
     assert_eq!(left, vec![inside, recent]);
     assert_eq!(store.oldest_event_ts().unwrap(), Some(inside));
     // The old day's state tables went with its partition.
-    let txn = store.database().begin_read().unwrap();
+    let txn = store.database().unwrap().begin_read().unwrap();
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
@@ -215,7 +215,7 @@ fn planted_violations_are_reported() {
     bytes.extend_from_slice(&[6, 4, 32, 181, 153, 27, 94]);
     let table = schema::day_table_name(schema::EVENTS_PREFIX, schema::utc_day(ts));
     {
-        let txn = store.database().begin_write().unwrap();
+        let txn = store.database().unwrap().begin_write().unwrap();
         txn.open_table(schema::events_table(&table))
             .unwrap()
             .insert(("demo", ts + 5, 999_999u32), bytes.as_slice())

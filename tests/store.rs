@@ -599,7 +599,7 @@ fn drop_partition_removes_exactly_one_day_and_its_state() {
     // no table of that day remains; the other day's state does
     let names: Vec<String> = {
         use redb::{ReadableDatabase, TableHandle};
-        let txn = f.store.database().begin_read().unwrap();
+        let txn = f.store.database().unwrap().begin_read().unwrap();
         txn.list_tables()
             .unwrap()
             .map(|t| t.name().to_owned())
@@ -624,7 +624,7 @@ fn full_queue_returns_queue_full() {
         ..WriterOptions::default()
     });
     // Stall the writer: it blocks in begin_write while we hold the lock.
-    let blocker = f.store.database().begin_write().unwrap();
+    let blocker = f.store.database().unwrap().begin_write().unwrap();
     let mut accepted = Vec::new();
     let mut full = 0;
     // The writer takes at most one round (≤ 3 requests) before blocking and
@@ -650,7 +650,7 @@ fn full_queue_returns_queue_full() {
 #[test]
 fn shutdown_commits_queued_events_and_data_survives_reopen() {
     let f = open();
-    let blocker = f.store.database().begin_write().unwrap();
+    let blocker = f.store.database().unwrap().begin_write().unwrap();
     let receivers: Vec<_> = (0..50)
         .map(|i| {
             f.writer
@@ -721,7 +721,7 @@ fn garbage_on_disk_is_a_decode_error_not_a_panic() {
     write_each(&f.writer, [pv("s", day0(), 1, "/", 0)]);
     f.writer.shutdown_blocking().unwrap();
     {
-        let txn = f.store.database().begin_write().unwrap();
+        let txn = f.store.database().unwrap().begin_write().unwrap();
         txn.open_table(redb::TableDefinition::<(&str, i64, u32), &[u8]>::new(
             "events_20261105",
         ))

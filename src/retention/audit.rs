@@ -128,7 +128,7 @@ fn parse(id: u64, s: &str) -> Result<AuditRecord, AuditError> {
 
 /// Appends `rec` and returns its number.
 pub fn append(store: &Store, rec: &AuditRecord) -> Result<u64, AuditError> {
-    let mut txn = store.database().begin_write()?;
+    let mut txn = store.database()?.begin_write()?;
     txn.set_durability(redb::Durability::Immediate)?;
     let id = {
         let mut t = txn.open_table(AUDIT)?;
@@ -142,7 +142,7 @@ pub fn append(store: &Store, rec: &AuditRecord) -> Result<u64, AuditError> {
 
 /// Replaces record `id`.
 pub fn update(store: &Store, id: u64, rec: &AuditRecord) -> Result<(), AuditError> {
-    let mut txn = store.database().begin_write()?;
+    let mut txn = store.database()?.begin_write()?;
     txn.set_durability(redb::Durability::Immediate)?;
     txn.open_table(AUDIT)?.insert(id, to_json(rec).as_str())?;
     txn.commit()?;
@@ -151,7 +151,7 @@ pub fn update(store: &Store, id: u64, rec: &AuditRecord) -> Result<(), AuditErro
 
 /// Every record, oldest first.
 pub fn records(store: &Store) -> Result<Vec<(u64, AuditRecord)>, AuditError> {
-    let txn = store.database().begin_read()?;
+    let txn = store.database()?.begin_read()?;
     let t = match txn.open_table(AUDIT) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -354,7 +354,7 @@ pub fn verify(
         ..Verification::default()
     };
     let mut ages = AgeBuckets::default();
-    let txn = store.database().begin_read()?;
+    let txn = store.database()?.begin_read()?;
     let mut tables: Vec<String> = txn
         .list_tables()?
         .filter_map(|t| {

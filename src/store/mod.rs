@@ -10,6 +10,7 @@
 //! and [`rollup`] for what the counters mean.
 
 pub mod codec;
+mod reopen;
 pub mod rollup;
 pub mod schema;
 pub mod sweep;
@@ -17,8 +18,8 @@ pub mod writer;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use chrono::NaiveDate;
 use redb::{
@@ -49,6 +50,9 @@ pub enum StoreError {
     Spawn(#[source] std::io::Error),
     #[error("store writer thread panicked")]
     WriterPanicked,
+    /// The database is being reopened after an I/O failure (see `reopen`).
+    #[error("store is unavailable while it is reopened after an I/O error")]
+    Unavailable,
 }
 
 /// Why a file with another schema version is refused, and what to do.
@@ -141,22 +145,45 @@ impl From<Totals> for Summary {
 
 /// The redb-backed store. Share it in an `Arc`; reads are concurrent.
 pub struct Store {
-    pub(crate) db: Database,
+    /// The open database. redb fails every later operation of a `Database`
+    /// after one failed write (e.g. disk full), so the writer replaces it
+    /// through [`Store::reopen`]; `None` only while that has not succeeded.
+    db: RwLock<Option<Arc<Database>>>,
+    path: PathBuf,
+    opts: StoreOptions,
 }
 
 impl Store {
     /// Opens (or creates) the store at `path` and checks its schema version.
     pub fn open(path: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store, StoreError> {
-        let db = Database::builder()
-            .set_cache_size(opts.cache_size)
-            .create(path)?;
-        let store = Store { db };
+        let path = path.as_ref().to_path_buf();
+        let db = Self::open_database(&path, opts)?;
+        let store = Store {
+            db: RwLock::new(Some(Arc::new(db))),
+            path,
+            opts: opts.clone(),
+        };
         store.check_schema()?;
         Ok(store)
     }
 
+    fn open_database(path: &Path, opts: &StoreOptions) -> Result<Database, StoreError> {
+        Ok(Database::builder()
+            .set_cache_size(opts.cache_size)
+            .create(path)?)
+    }
+
+    /// The current database handle (cheap clone of an `Arc`).
+    pub(crate) fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Unavailable)
+    }
+
     fn check_schema(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.db()?.begin_write()?;
         let found = {
             let any_tables = txn.list_tables()?.next().is_some();
             let mut meta = txn.open_table(META)?;
@@ -186,8 +213,10 @@ impl Store {
     /// The underlying database, for maintenance (stats, compaction). Writing
     /// through it bypasses the writer and its roll-ups: don't, except in
     /// tests (holding a write transaction is how tests stall the writer).
-    pub fn database(&self) -> &Database {
-        &self.db
+    /// Fails with [`StoreError::Unavailable`] while the database is being
+    /// reopened after an I/O error.
+    pub fn database(&self) -> Result<Arc<Database>, StoreError> {
+        self.db()
     }
 
     fn day_tables(txn: &ReadTransaction, prefix: &str) -> Result<Vec<NaiveDate>, StoreError> {
@@ -201,13 +230,13 @@ impl Store {
 
     /// UTC days that have a raw event partition, oldest first.
     pub fn partitions(&self) -> Result<Vec<NaiveDate>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         Self::day_tables(&txn, schema::EVENTS_PREFIX)
     }
 
     /// Events per partition, oldest first.
     pub fn partition_stats(&self) -> Result<Vec<(NaiveDate, u64)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let mut out = Vec::new();
         for day in Self::day_tables(&txn, schema::EVENTS_PREFIX)? {
             let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
@@ -226,7 +255,7 @@ impl Store {
     /// dwell state kept for that day, in one durable transaction. Roll-ups
     /// stay. Returns how many events were deleted (0 if there were none).
     pub fn drop_partition(&self, day: NaiveDate) -> Result<u64, StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let events_name = schema::day_table_name(schema::EVENTS_PREFIX, day);
         let exists = txn.list_tables()?.any(|t| t.name() == events_name);
@@ -248,7 +277,7 @@ impl Store {
 
     /// Timestamp of the oldest raw event, if any.
     pub fn oldest_event_ts(&self) -> Result<Option<i64>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         for day in Self::day_tables(&txn, schema::EVENTS_PREFIX)? {
             let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
             let t = txn.open_table(schema::events_table(&name))?;
@@ -297,7 +326,7 @@ impl Store {
         if from_ms >= to_ms {
             return Ok(());
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let first = schema::utc_day(from_ms);
         let last = schema::utc_day(to_ms - 1);
         for day in Self::day_tables(&txn, schema::EVENTS_PREFIX)? {
@@ -333,7 +362,7 @@ impl Store {
         if from_h >= to_h {
             return Ok(out);
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = match txn.open_table(HOURLY) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(out),
@@ -371,7 +400,7 @@ impl Store {
         if from > to {
             return Ok(Vec::new());
         }
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let t = match txn.open_table(DIMS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -436,7 +465,7 @@ mod tests {
         let p = dir.path().join("db");
         drop(Store::open(&p, &StoreOptions::default()).unwrap());
         let s = Store::open(&p, &StoreOptions::default()).unwrap();
-        let txn = s.db.begin_read().unwrap();
+        let txn = s.db().unwrap().begin_read().unwrap();
         let meta = txn.open_table(META).unwrap();
         assert_eq!(
             meta.get(META_SCHEMA_VERSION).unwrap().unwrap().value(),

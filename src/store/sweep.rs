@@ -41,7 +41,7 @@ pub struct RollupExpiry {
 impl Store {
     /// Which partitions and events are older than `cutoff_ms` (read only).
     pub fn expiry_plan(&self, cutoff_ms: i64) -> Result<ExpiryPlan, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let boundary_day = schema::utc_day(cutoff_ms);
         let mut plan = ExpiryPlan::default();
         for day in Self::day_tables(&txn, schema::EVENTS_PREFIX)? {
@@ -86,7 +86,7 @@ impl Store {
     /// Deletes the events of partition `day` older than `cutoff_ms`, in one
     /// durable transaction. Returns how many were deleted.
     pub fn trim_partition(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
         if !txn.list_tables()?.any(|t| t.name() == name) {
@@ -116,7 +116,7 @@ impl Store {
         let cut_day = schema::day_number(schema::utc_day(cutoff_ms));
         let mut out = RollupExpiry::default();
         if dry_run {
-            let txn = self.db.begin_read()?;
+            let txn = self.db()?.begin_read()?;
             match txn.open_table(HOURLY) {
                 Ok(t) => {
                     for row in t.iter()? {
@@ -137,7 +137,7 @@ impl Store {
             }
             return Ok(out);
         }
-        let mut txn = self.db.begin_write()?;
+        let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         {
             let mut t = txn.open_table(HOURLY)?;

@@ -81,7 +81,7 @@ impl Writer {
     /// counter cannot be read or the thread cannot be started.
     pub fn spawn(store: Arc<Store>, opts: WriterOptions) -> Result<WriterHandle, StoreError> {
         let next_seq = {
-            let txn = store.db.begin_read()?;
+            let txn = store.db()?.begin_read()?;
             match txn.open_table(META) {
                 Ok(t) => t.get(META_NEXT_SEQ)?.map_or(0, |v| v.value()),
                 Err(redb::TableError::TableDoesNotExist(_)) => 0,
@@ -226,6 +226,7 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>, 
                 for r in buf.drain(..) {
                     let _ = r.reply.send(Err(StoreError::Batch(e.clone())));
                 }
+                super::reopen::after_failed_batch(&store, &e);
             }
         }
     }
@@ -239,7 +240,7 @@ fn write_batch(
     batch: &[Request],
     seq: &mut u32,
 ) -> Result<(), StoreError> {
-    let mut txn = store.db.begin_write()?;
+    let mut txn = store.db()?.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let mut events: Vec<(&Event, u32)> = batch
         .iter()
@@ -266,7 +267,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap());
         // Hold the write lock so the writer blocks in begin_write.
-        let blocker = store.db.begin_write().unwrap();
+        let blocker = store.db().unwrap().begin_write().unwrap();
         let cap = 2;
         let handle = Writer::spawn(
             store.clone(),
