@@ -10,7 +10,8 @@
 //! ([`SubmitError::QueueFull`], which the HTTP layer turns into 503 with
 //! `Retry-After`) instead of dropping anything silently. A failed commit is
 //! reported to every request of that batch, leaves nothing of it visible,
-//! and the thread carries on with the next batch.
+//! and the thread carries on with the next batch (after an I/O error it
+//! first reopens the database, see `reopen`).
 //!
 //! Shutdown ([`WriterHandle::shutdown`] or [`WriterHandle::shutdown_blocking`])
 //! closes the channel; the thread commits everything already queued, answers
