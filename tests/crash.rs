@@ -363,8 +363,6 @@ fn disk_full_answers_503_keeps_reports_and_resumes_by_itself() {
     let health = c.get(server.url("/healthz")).send().expect("healthz");
     assert_eq!(health.status(), 200);
     assert!(pageviews(&server, "demo") >= before);
-    let (_, res) = send("still-full", 0);
-    assert_eq!(res.status(), 503, "still full");
 
     // Space is back: ingest resumes without a restart.
     set_file_size_limit(server.child.id(), "unlimited:unlimited");
