@@ -12,6 +12,7 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v node >/dev/null || need_apt+=(nodejs npm)
+command -v prlimit >/dev/null || need_apt+=(util-linux)   # disk-full test (tests/crash.rs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   $SUDO apt-get update -qq
