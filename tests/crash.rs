@@ -2,7 +2,8 @@
 //! (SIGTERM) at seeded random moments and restarted on the same store.
 //! Every event that got a success answer must be in the store afterwards,
 //! and the store must open cleanly every time. Requests that got no answer
-//! may or may not be stored.
+//! may or may not be stored. A file-size limit set on the running server
+//! with `prlimit` (util-linux) stands in for a full disk.
 //!
 //! `SPARSAM_CRASH_ROUNDS` (default 20) and `SPARSAM_CRASH_SEED` override the
 //! number of SIGKILL rounds and the seed, for longer runs.
