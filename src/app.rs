@@ -124,6 +124,7 @@ impl Application {
                 masks: config.privacy.masks(),
             },
             metrics,
+            rate_limit: http::rate_limit::PrefixLimiter::from_config(&config.server),
         });
 
         let wanted = config.listen_addr()?;
