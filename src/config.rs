@@ -71,6 +71,8 @@ pub struct ServerConfig {
     pub max_batch_events: usize,
     /// Seconds a client may take to send its request head.
     pub client_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open (0 = no keep-alive).
+    pub keep_alive_secs: u64,
     /// Ingest requests allowed per minute from one shortened address
     /// prefix (0 = no limit).
     pub rate_limit_per_minute: u32,
@@ -93,6 +95,7 @@ impl Default for ServerConfig {
             max_field_bytes: 2048,
             max_batch_events: 100,
             client_timeout_secs: 5,
+            keep_alive_secs: 30,
             rate_limit_per_minute: 6000,
             rate_limit_burst: 600,
             workers: 0,
@@ -352,6 +355,9 @@ impl Config {
         }
         if s.client_timeout_secs == 0 {
             return Err(invalid("server.client_timeout_secs", "must be at least 1"));
+        }
+        if s.keep_alive_secs > 3600 {
+            return Err(invalid("server.keep_alive_secs", "must be 0 to 3600"));
         }
         if s.rate_limit_per_minute > 0 && s.rate_limit_burst == 0 {
             return Err(invalid(
