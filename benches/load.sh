@@ -62,6 +62,8 @@ listen = "127.0.0.1:0"
 data_dir = "$WORK/data"
 trusted_proxies = ["127.0.0.1/32"]
 log_format = "text"
+# One load generator on one address: measure throughput, not the limiter.
+rate_limit_per_minute = 0
 
 [store]
 cache_mb = 64

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use chrono::Utc;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -131,6 +132,7 @@ impl Application {
                 masks: config.privacy.masks(),
             },
             metrics,
+            rate_limit: http::rate_limit::PrefixLimiter::from_config(&config.server),
         });
 
         let wanted = config.listen_addr()?;
@@ -140,6 +142,10 @@ impl Application {
         })?;
         let addr = listener.local_addr().map_err(StartError::Server)?;
         let timeout = Duration::from_secs(config.server.client_timeout_secs);
+        let keep_alive = match config.server.keep_alive_secs {
+            0 => KeepAlive::Disabled,
+            secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+        };
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -148,7 +154,7 @@ impl Application {
         })
         .client_request_timeout(timeout)
         .client_disconnect_timeout(Duration::from_secs(1))
-        .keep_alive(Duration::from_secs(30))
+        .keep_alive(keep_alive)
         .disable_signals()
         .shutdown_timeout(10);
         if config.server.workers > 0 {

@@ -71,6 +71,14 @@ pub struct ServerConfig {
     pub max_batch_events: usize,
     /// Seconds a client may take to send its request head.
     pub client_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open (0 = no keep-alive).
+    pub keep_alive_secs: u64,
+    /// Ingest requests allowed per minute from one shortened address
+    /// prefix (0 = no limit).
+    pub rate_limit_per_minute: u32,
+    /// Requests one prefix may send at once before the per-minute rate
+    /// applies.
+    pub rate_limit_burst: u32,
     /// Worker threads for HTTP (0 = one per core).
     pub workers: usize,
     /// Log format: "text" or "json".
@@ -87,6 +95,9 @@ impl Default for ServerConfig {
             max_field_bytes: 2048,
             max_batch_events: 100,
             client_timeout_secs: 5,
+            keep_alive_secs: 30,
+            rate_limit_per_minute: 6000,
+            rate_limit_burst: 600,
             workers: 0,
             log_format: "text".into(),
         }
@@ -344,6 +355,15 @@ impl Config {
         }
         if s.client_timeout_secs == 0 {
             return Err(invalid("server.client_timeout_secs", "must be at least 1"));
+        }
+        if s.keep_alive_secs > 3600 {
+            return Err(invalid("server.keep_alive_secs", "must be 0 to 3600"));
+        }
+        if s.rate_limit_per_minute > 0 && s.rate_limit_burst == 0 {
+            return Err(invalid(
+                "server.rate_limit_burst",
+                "must be at least 1 while server.rate_limit_per_minute is above 0",
+            ));
         }
         if !matches!(s.log_format.as_str(), "text" | "json") {
             return Err(invalid(

@@ -53,6 +53,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 fn full_addresses_never_reach_store_or_logs_but_masked_ones_do() {
     let mut s = Server::start_with(r#"trusted_proxies = ["127.0.0.1/32"]"#, "");
     let c = client();
+    let mut error_bodies = Vec::new();
     for (ip, path) in [(FULL_V4, "/v4"), (FULL_V6, "/v6")] {
         let url = format!(
             "/p.gif?site=demo&url={}",
@@ -74,6 +75,24 @@ fn full_addresses_never_reach_store_or_logs_but_masked_ones_do() {
             .unwrap();
         let body = bad.text().unwrap();
         assert!(!body.contains(ip) && !body.contains("203.0.113"), "{body}");
+        // Every other kind of refusal, from the same address: kept for the
+        // byte scan below.
+        for path in [
+            "/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F%FF",
+            "/p.gif?site=demo&url=https%3A%2F%2Fevil.example%2F",
+            "/matomo.php?idsite=99&rec=1&url=https%3A%2F%2Fexample.org%2F",
+            "/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F&search_count=-1",
+            "/api/v1/sites/demo/summary",
+            "/no-such-route",
+        ] {
+            let res = c
+                .get(s.url(path))
+                .header("X-Forwarded-For", ip)
+                .send()
+                .unwrap();
+            assert!(res.status().is_client_error(), "{path}");
+            error_bodies.extend(res.bytes().unwrap());
+        }
     }
     let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
     s.stop();
@@ -92,9 +111,20 @@ fn full_addresses_never_reach_store_or_logs_but_masked_ones_do() {
         ("v6 binary /48", v6.octets()[..6].to_vec()),
         ("query secret", SECRET.as_bytes().to_vec()),
     ];
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut needles = needles;
+    for (what, bytes) in [
+        ("v4 hex", v4.octets().to_vec()),
+        ("v6 hex", v6.octets().to_vec()),
+    ] {
+        needles.push((what, hex(&bytes).into_bytes()));
+        needles.push((what, hex(&bytes).to_uppercase().into_bytes()));
+    }
+    needles.push(("v4 as integer", u32::from(v4).to_string().into_bytes()));
     let mut haystacks = all_bytes(&s.dir.join("data"));
     haystacks.push(("server log".into(), s.log().into_bytes()));
     haystacks.push(("metrics".into(), metrics.into_bytes()));
+    haystacks.push(("error bodies".into(), error_bodies));
     for (name, hay) in &haystacks {
         for (what, needle) in &needles {
             assert!(!contains(hay, needle), "{what} found in {name}");

@@ -20,6 +20,8 @@ pub enum ApiError {
     NotFound,
     #[error("the collector is busy; retry later")]
     Busy,
+    #[error("too many requests from this network; retry in {0} s")]
+    RateLimited(u64),
     #[error("the event could not be stored; retry later")]
     StoreFailed,
     #[error("internal error")]
@@ -49,6 +51,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Busy | ApiError::StoreFailed => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -58,6 +61,9 @@ impl ResponseError for ApiError {
         res.insert_header((header::CACHE_CONTROL, "no-store"));
         if matches!(self, ApiError::Busy | ApiError::StoreFailed) {
             res.insert_header((header::RETRY_AFTER, "1"));
+        }
+        if let ApiError::RateLimited(secs) = self {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         if matches!(self, ApiError::Unauthorized) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

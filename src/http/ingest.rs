@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 
 use super::client::{optout_signals, referer, request_meta};
 use super::error::ApiError;
+use super::rate_limit::admit;
 use super::AppState;
 use crate::ingest::{pixel, plausible, Hit, Processed, Reject};
 use crate::model::Event;
@@ -105,6 +106,7 @@ pub async fn store_hits(
 
 /// `GET /p.gif`
 pub async fn pixel(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    admit(&state, &req)?;
     let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
     if signals.cookie {
         count("optout", 1);
@@ -153,6 +155,7 @@ pub async fn beacon(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    admit(&state, &req)?;
     let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
     if signals.cookie {
         count("optout", 1);

@@ -14,6 +14,7 @@ use chrono::Utc;
 use super::client::{optout_signals, request_meta};
 use super::error::ApiError;
 use super::ingest::{gif_response, read_body, store_hits};
+use super::rate_limit::admit;
 use super::AppState;
 use crate::ingest::matomo::{idsite_param, is_bulk, parse_bulk, parse_request, MatomoRequest};
 use crate::ingest::{Hit, Reject};
@@ -78,6 +79,7 @@ async fn single(
 
 /// `GET /matomo.php`
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    admit(&state, &req)?;
     let query = req.query_string().to_string();
     if cookie_opt_out(&state, &req) {
         count("optout", 1);
@@ -106,6 +108,7 @@ pub async fn post(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    admit(&state, &req)?;
     let query = req.query_string().to_string();
     let opted_out = cookie_opt_out(&state, &req);
     let body = read_body(payload, state.config.server.max_body_bytes).await?;

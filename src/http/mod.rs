@@ -12,6 +12,7 @@ pub mod matomo;
 pub mod ops;
 pub mod optout;
 pub mod privacy_notice;
+pub mod rate_limit;
 pub mod report;
 pub mod tracker;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub addr_policy: ClientAddrPolicy,
     pub metrics: PrometheusHandle,
+    /// Per-prefix limit on ingest requests; `None` when switched off.
+    pub rate_limit: Option<rate_limit::PrefixLimiter>,
 }
 
 /// Registers every route.

@@ -14,6 +14,7 @@ use super::client::optout_signals;
 use super::error::ApiError;
 use super::lang::{pick_lang, Lang};
 use super::AppState;
+use crate::config::Config;
 
 #[derive(Deserialize)]
 pub struct LangQuery {
@@ -56,7 +57,26 @@ fn texts(lang: Lang, opted_out: bool) -> (&'static str, &'static str, &'static s
     }
 }
 
-fn page(lang: Lang, opted_out: bool) -> HttpResponse {
+/// `frame-ancestors` for the opt-out page: it is meant to be embedded by
+/// the configured sites' own pages, and by no other origin (clickjacking).
+fn frame_ancestors(config: &Config) -> String {
+    let mut sources = vec!["'self'".to_string()];
+    for host in config.sites.iter().flat_map(|s| &s.hostnames) {
+        // Hostnames are validated at start-up; keep only characters a CSP
+        // host source may hold so nothing can extend the header.
+        let host: String = host
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '*' | ':' | '[' | ']'))
+            .collect();
+        if !host.is_empty() {
+            sources.push(format!("https://{host}"));
+            sources.push(format!("http://{host}"));
+        }
+    }
+    sources.join(" ")
+}
+
+fn page(config: &Config, lang: Lang, opted_out: bool) -> HttpResponse {
     let (title, text, button, action) = texts(lang, opted_out);
     let state = match (lang, opted_out) {
         (Lang::De, true) => "Status: widersprochen",
@@ -82,7 +102,10 @@ fn page(lang: Lang, opted_out: bool) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors *",
+            format!(
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors {}",
+                frame_ancestors(config)
+            ),
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
@@ -97,7 +120,7 @@ pub async fn show(
 ) -> HttpResponse {
     let lang = pick_lang(q.lang.as_deref(), &req);
     let opted_out = optout_signals(&req, &state.config.privacy.optout_cookie).cookie;
-    page(lang, opted_out)
+    page(&state.config, lang, opted_out)
 }
 
 fn same_origin(req: &HttpRequest) -> bool {
@@ -162,7 +185,7 @@ pub async fn change(
             ))
         }
     };
-    let mut res = page(lang, opted_out);
+    let mut res = page(&state.config, lang, opted_out);
     res.add_cookie(&cookie).map_err(|_| ApiError::Internal)?;
     Ok(res)
 }

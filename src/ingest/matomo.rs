@@ -13,6 +13,7 @@
 use serde::Deserialize;
 
 use super::hit::{parse_u32, Hit, Reject};
+use super::query::strict_pairs;
 use crate::config::Config;
 use crate::enrich::client_hints::ClientHints;
 use crate::model::{plugins, EventKind};
@@ -53,9 +54,8 @@ pub fn parse_request(params: &str, config: &Config) -> Result<MatomoRequest, Rej
     let mut ping = false;
     let mut custom_action = false;
     let mut search = None;
-    for (k, v) in form_urlencoded::parse(params.as_bytes()) {
-        let v = v.into_owned();
-        match k.as_ref() {
+    for (k, v) in strict_pairs(params)? {
+        match k.as_str() {
             "idsite" => idsite = Some(parse_u32("idsite", &v)?),
             "rec" => rec = v.trim() == "1",
             "url" => hit.url = v,
@@ -235,8 +235,12 @@ hostnames = ["example.org"]
             Reject::Missing("url")
         );
         assert!(matches!(
-            parse_request("idsite=7&rec=1&url=%FF%ZZ&uadata=%7B", &c),
+            parse_request("idsite=7&rec=1&url=x%ZZ&uadata=%7B", &c),
             Ok(MatomoRequest::Hit(_))
+        ));
+        assert!(matches!(
+            parse_request("idsite=7&rec=1&url=%FF%ZZ", &c),
+            Err(Reject::Invalid { field: "query", .. })
         ));
     }
 

@@ -7,6 +7,7 @@ pub mod matomo;
 pub mod pipeline;
 pub mod pixel;
 pub mod plausible;
+pub mod query;
 
 pub use hit::{Hit, Reject};
 pub use pipeline::{Pipeline, PipelineError, Processed, RequestMeta};

@@ -84,6 +84,7 @@ impl Pipeline {
             .ok_or_else(|| Reject::UnknownSite(truncate(&hit.site, 64)))?;
         let max = self.config.server.max_field_bytes;
         check_len("url", &hit.url, max)?;
+        check_len("user agent", &meta.user_agent, max)?;
         for (field, value) in [
             ("ref", &hit.referrer),
             ("title", &hit.title),

@@ -4,14 +4,14 @@
 //! `target`, `search`, `results`, `engaged_ms`, `plugins` (comma list).
 
 use super::hit::{parse_kind, parse_u32, plugins_from_names, Hit, Reject};
+use super::query::strict_pairs;
 
 /// Builds a hit from a pixel query string. `referer_header` is the page
 /// that embedded the pixel.
 pub fn parse_pixel(query: &str, referer_header: Option<&str>) -> Result<Hit, Reject> {
     let mut hit = Hit::default();
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        let v = v.into_owned();
-        match k.as_ref() {
+    for (k, v) in strict_pairs(query)? {
+        match k.as_str() {
             "site" => hit.site = v,
             "url" => hit.url = v,
             "ref" => hit.referrer = Some(v),
@@ -85,8 +85,15 @@ mod tests {
     }
 
     #[test]
-    fn broken_percent_encoding_does_not_panic() {
-        let h = parse_pixel("site=a&url=%ZZ%E0%A4&title=%FF%FE", Some("https://x.org/")).unwrap();
-        assert_eq!(h.site, "a");
+    fn broken_percent_encoding_is_refused_not_altered() {
+        let err = parse_pixel("site=a&url=%ZZ%E0%A4&title=%FF%FE", Some("https://x.org/"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`url`") && err.contains("UTF-8"), "{err}");
+        let h = parse_pixel("site=a&url=%ZZ", None).unwrap();
+        assert_eq!(
+            h.url, "%ZZ",
+            "a stray % that decodes to nothing is kept as text"
+        );
     }
 }

@@ -1,0 +1,197 @@
+//! Access control against the real binary: every protected `/api/v1`
+//! route in `assets/openapi.json` refuses missing, wrong, query-string and
+//! non-Bearer tokens with 401 and another site's token with 403; the audit
+//! route is admin-only; the dashboard cannot be framed and the opt-out page
+//! only by the configured sites; no route's answer carries a token or the
+//! visitor salt.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn get(s: &Server, path: &str, auth: Option<&str>) -> (u16, String, reqwest::header::HeaderMap) {
+    let mut req = client().get(s.url(path));
+    if let Some(a) = auth {
+        req = req.header("Authorization", a);
+    }
+    let res = req.send().unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    (status, res.text().unwrap(), headers)
+}
+
+fn protected_paths() -> Vec<String> {
+    let doc: Value =
+        serde_json::from_str(include_str!("../assets/openapi.json")).expect("openapi.json");
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let public = item["get"]["security"]
+            .as_array()
+            .is_some_and(|a| a.is_empty());
+        if !public {
+            out.push(
+                path.replace("{site}", "demo")
+                    .replace("{dimension}", "page"),
+            );
+        }
+    }
+    assert!(out.len() >= 5, "protected routes found: {out:?}");
+    out
+}
+
+#[test]
+fn every_protected_route_refuses_bad_tokens() {
+    let s = Server::start();
+    let site_bearer = format!("Bearer {SITE_TOKEN}");
+    let other_bearer = format!("Bearer {OTHER_TOKEN}");
+    let admin_bearer = format!("Bearer {ADMIN_TOKEN}");
+    for path in protected_paths() {
+        let with_query = |q: &str| {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{sep}{q}")
+        };
+        let unauthorized: Vec<(String, Option<String>)> = vec![
+            (path.clone(), None),
+            (path.clone(), Some("Bearer wrong-token-0123456789".into())),
+            (path.clone(), Some(format!("Bearer {ADMIN_TOKEN}x"))),
+            (path.clone(), Some(format!("Bearer {}", &ADMIN_TOKEN[..10]))),
+            (path.clone(), Some(format!("Basic {ADMIN_TOKEN}"))),
+            (path.clone(), Some(ADMIN_TOKEN.into())),
+            (path.clone(), Some("Bearer ".into())),
+            (with_query(&format!("token={ADMIN_TOKEN}")), None),
+            (with_query(&format!("access_token={ADMIN_TOKEN}")), None),
+            (with_query(&format!("token_auth={ADMIN_TOKEN}")), None),
+        ];
+        for (url, auth) in unauthorized {
+            let (status, body, headers) = get(&s, &url, auth.as_deref());
+            assert_eq!(status, 401, "GET {url} with {auth:?}: {body}");
+            assert!(body.contains("\"error\""), "{url}: {body}");
+            assert!(headers.get("www-authenticate").is_some(), "{url}");
+        }
+        let (admin_status, _, _) = get(&s, &path, Some(&admin_bearer));
+        assert_eq!(admin_status, 200, "GET {path} with the admin token");
+        if path.contains("/demo/") {
+            let (status, body, _) = get(&s, &path, Some(&other_bearer));
+            assert_eq!(status, 403, "GET {path} with another site's token: {body}");
+            let (status, _, _) = get(&s, &path, Some(&site_bearer));
+            assert_eq!(status, 200, "GET {path} with the site's token");
+        }
+    }
+    // The audit view is for the operator only.
+    let (status, body, _) = get(&s, "/api/v1/audit", Some(&site_bearer));
+    assert_eq!(status, 403, "audit with a site token: {body}");
+    let (status, _, _) = get(&s, "/api/v1/audit", None);
+    assert_eq!(status, 401);
+    let (status, _, _) = get(&s, "/api/v1/audit", Some(&admin_bearer));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn dashboard_cannot_be_framed_and_optout_only_by_the_sites() {
+    let s = Server::start();
+    for path in [
+        "/dashboard",
+        "/dashboard/",
+        "/dashboard/app.js",
+        "/dashboard/nope",
+    ] {
+        let (_, _, h) = get(&s, path, None);
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+    }
+    let (status, _, h) = get(&s, "/optout", None);
+    assert_eq!(status, 200);
+    let csp = h["content-security-policy"].to_str().unwrap();
+    let ancestors = csp
+        .split(';')
+        .map(str::trim)
+        .find_map(|d| d.strip_prefix("frame-ancestors "))
+        .unwrap_or_else(|| panic!("no frame-ancestors in {csp}"));
+    let sources: Vec<&str> = ancestors.split_whitespace().collect();
+    assert!(!sources.contains(&"*"), "{csp}");
+    for host in ["example.org", "localhost", "other.example"] {
+        assert!(
+            sources.contains(&format!("https://{host}").as_str()),
+            "{csp}"
+        );
+    }
+    assert!(
+        sources.iter().all(|src| *src == "'self'"
+            || ["example.org", "localhost", "127.0.0.1", "other.example"]
+                .iter()
+                .any(|h| src.ends_with(&format!("://{h}")))),
+        "a source beyond the configured sites: {csp}"
+    );
+}
+
+#[test]
+fn no_route_reveals_tokens_or_the_salt() {
+    let s = Server::start();
+    // Some data, so reports are not empty.
+    client()
+        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    let mut salt_files = Vec::new();
+    for e in std::fs::read_dir(s.dir.join("data")).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name().unwrap().to_string_lossy().contains("salt") {
+            salt_files.push(std::fs::read(&p).unwrap());
+        }
+    }
+    assert!(!salt_files.is_empty(), "no salt file to compare against");
+    // The salt is the file's tail; any 8 of its bytes, in hex or raw, is a leak.
+    let mut needles: Vec<Vec<u8>> = vec![
+        ADMIN_TOKEN.as_bytes().to_vec(),
+        SITE_TOKEN.as_bytes().to_vec(),
+        OTHER_TOKEN.as_bytes().to_vec(),
+    ];
+    for f in &salt_files {
+        let tail = &f[f.len().saturating_sub(16)..];
+        let hex: String = tail[..8].iter().map(|b| format!("{b:02x}")).collect();
+        needles.push(hex.into_bytes());
+        needles.push(tail[..8].to_vec());
+    }
+    let admin = format!("Bearer {ADMIN_TOKEN}");
+    let mut paths: Vec<String> = protected_paths();
+    paths.extend(
+        [
+            "/api/v1/openapi.json",
+            "/api/v1/audit",
+            "/api/v1/sites/demo/summary?format=csv",
+            "/healthz",
+            "/metrics",
+            "/optout",
+            "/privacy",
+            "/t.js",
+            "/dashboard/",
+            "/no-such-route",
+            "/p.gif?site=nope&url=x",
+        ]
+        .map(String::from),
+    );
+    for path in &paths {
+        for auth in [None, Some(admin.as_str())] {
+            let res = {
+                let mut r = client().get(s.url(path));
+                if let Some(a) = auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send().unwrap()
+            };
+            let head = format!("{:?}", res.headers());
+            let body = res.bytes().unwrap();
+            for n in &needles {
+                let hit = |hay: &[u8]| hay.windows(n.len()).any(|w| w == n.as_slice());
+                assert!(
+                    !hit(&body) && !hit(head.as_bytes()),
+                    "GET {path} reveals a secret ({})",
+                    String::from_utf8_lossy(n)
+                );
+            }
+        }
+    }
+}
