@@ -24,6 +24,8 @@ pub enum ApiError {
     RateLimited(u64),
     #[error("the event could not be stored; retry later")]
     StoreFailed,
+    #[error("the store is being reopened after a write failure (is the disk full?); retry later")]
+    StoreUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -50,7 +52,9 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Busy | ApiError::StoreFailed => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy | ApiError::StoreFailed | ApiError::StoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -59,7 +63,10 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CACHE_CONTROL, "no-store"));
-        if matches!(self, ApiError::Busy | ApiError::StoreFailed) {
+        if matches!(
+            self,
+            ApiError::Busy | ApiError::StoreFailed | ApiError::StoreUnavailable
+        ) {
             res.insert_header((header::RETRY_AFTER, "1"));
         }
         if let ApiError::RateLimited(secs) = self {

@@ -14,6 +14,7 @@ use crate::config::SiteConfig;
 use crate::report::filter::{dimension_names, MAX_FILTERS};
 use crate::report::query::BreakdownKind;
 use crate::report::{csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers};
+use crate::store::StoreError;
 
 /// The OpenAPI document describing these routes.
 pub const OPENAPI: &str = include_str!("../../assets/openapi.json");
@@ -164,6 +165,9 @@ impl Params {
 fn report_error(e: ReportError) -> ApiError {
     match e {
         ReportError::Invalid(m) => ApiError::BadRequest(m),
+        // Only while the writer reopens the file after a failed write (see
+        // store::reopen): a retry soon succeeds, so say so instead of 500.
+        ReportError::Store(StoreError::Unavailable) => ApiError::StoreUnavailable,
         ReportError::Store(e) => {
             tracing::error!(error = %e, "report query failed");
             ApiError::Internal
