@@ -1,5 +1,6 @@
-//! Store benchmarks: event encode/decode, and a 1,000-event batch through
-//! the writer (one group commit, fsynced) on a real redb file.
+//! Store benchmarks: event block encode/decode (all columns, and the few a
+//! filtered report reads), and batches of 1, 64 and 1,000 events through
+//! the writer (one group commit each, fsynced) on a real redb file.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use sparsam::model::{Campaign, Device, DeviceType, Event, EventKind, Referrer, ReferrerType};
 use sparsam::privacy::{AnonIp, IpMasks};
-use sparsam::store::{decode_event, encode_event, Store, StoreOptions, Writer, WriterOptions};
+use sparsam::store::codec::{decode_block, BlockBuilder, BLOCK_MAX_EVENTS};
+use sparsam::store::{Col, Cols, RawEvent, Store, StoreOptions, Writer, WriterOptions};
 
 fn event(ts_ms: i64, visitor: u64) -> Event {
     Event {
@@ -46,12 +48,69 @@ fn event(ts_ms: i64, visitor: u64) -> Event {
     }
 }
 
+/// A full block of realistic-looking events: ids as a dictionary hands
+/// them out (skewed), a third of the visitors new, most with page-view ids.
+fn full_block() -> BlockBuilder {
+    let mut b = BlockBuilder::new(0, 0);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut ts = 1_790_000_000_000i64;
+    for i in 0..BLOCK_MAX_EVENTS as u32 {
+        ts += (next() % 3000) as i64;
+        let new_visitor = i % 3 == 0;
+        let raw = RawEvent {
+            ts_ms: ts,
+            visitor: if new_visitor {
+                b.next_visitor()
+            } else {
+                (next() % u64::from(b.next_visitor().max(1))) as u32
+            },
+            pageview: b.next_pageview() + 1,
+            url: (next() % 2000) as u32 + 1,
+            title: (next() % 2000) as u32 + 1,
+            referrer: (next() % 50) as u32 + 1,
+            device: (next() % 300) as u32 + 1,
+            plugins: 513,
+            ..RawEvent::default()
+        };
+        let visitor = if raw.visitor == b.next_visitor() {
+            Some(next())
+        } else {
+            None
+        };
+        let ip = [4, 16, (next() % 256) as u8, (next() % 256) as u8];
+        b.push(&raw, visitor, Some(next()), &ip);
+    }
+    b
+}
+
 fn codec(c: &mut Criterion) {
-    let e = event(1_790_000_000_000, 42);
-    let bytes = encode_event(&e);
-    c.bench_function("encode_event", |b| b.iter(|| encode_event(black_box(&e))));
-    c.bench_function("decode_event", |b| {
-        b.iter(|| decode_event("example", 1_790_000_000_000, black_box(&bytes)).unwrap())
+    let block = full_block();
+    let bytes = block.encode();
+    println!(
+        "block of {} events: {} bytes ({:.1} bytes/event)",
+        BLOCK_MAX_EVENTS,
+        bytes.len(),
+        bytes.len() as f64 / BLOCK_MAX_EVENTS as f64
+    );
+    c.bench_function("block/encode_1024", |b| {
+        b.iter(|| black_box(&block).encode())
+    });
+    c.bench_function("block/decode_1024_all_columns", |b| {
+        b.iter(|| decode_block(black_box(&bytes), Cols::ALL).unwrap())
+    });
+    let few = Cols::NONE
+        .with(Col::Visitor)
+        .with(Col::Url)
+        .with(Col::Referrer)
+        .with(Col::Device);
+    c.bench_function("block/decode_1024_four_columns", |b| {
+        b.iter(|| decode_block(black_box(&bytes), few).unwrap())
     });
 }
 
@@ -65,22 +124,24 @@ fn writer_batch(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(3));
-    group.bench_function("insert_1000_events_one_batch", |b| {
-        b.iter(|| {
-            let batch: Vec<Event> = (0..1000u64)
-                .map(|i| {
-                    ts += 7;
-                    event(ts, i % 200)
-                })
-                .collect();
-            writer
-                .submit(batch)
-                .unwrap()
-                .blocking_recv()
-                .unwrap()
-                .unwrap();
-        })
-    });
+    for n in [1u64, 64, 1000] {
+        group.bench_function(format!("commit_{n}_events"), |b| {
+            b.iter(|| {
+                let batch: Vec<Event> = (0..n)
+                    .map(|i| {
+                        ts += 7;
+                        event(ts, (ts as u64 / 7 + i) % 5000)
+                    })
+                    .collect();
+                writer
+                    .submit(batch)
+                    .unwrap()
+                    .blocking_recv()
+                    .unwrap()
+                    .unwrap();
+            })
+        });
+    }
     group.finish();
     writer.shutdown_blocking().unwrap();
 }

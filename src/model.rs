@@ -167,6 +167,12 @@ pub struct Campaign {
     pub campaign: String,
 }
 
+/// `engaged_ms` of a ping that carries no measurement of its own (Matomo's
+/// heartbeat): the store times it as the time since its page view was
+/// received. Never stored as such, and above any engaged time a client may
+/// report.
+pub const ENGAGED_SERVER_TIMED: u32 = u32::MAX;
+
 /// Browser capabilities the disclosure allows, as bit flags.
 pub mod plugins {
     pub const PDF: u16 = 1 << 0;

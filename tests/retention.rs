@@ -207,18 +207,21 @@ fn planted_violations_are_reported() {
         vec![event(ts, 1), event(now.timestamp_millis() - 200 * DAY, 2)],
     );
 
-    // An address stored with all 32 bits, written past the writer.
-    let mut bytes = sparsam::store::encode_event(&event(ts + 5, 3));
-    let short = AnonIp::truncate("181.153.27.94".parse().unwrap(), &IpMasks::DEFAULT).to_bytes();
-    assert!(bytes.ends_with(&short));
-    bytes.truncate(bytes.len() - short.len() - 1);
-    bytes.extend_from_slice(&[6, 4, 32, 181, 153, 27, 94]);
+    // An address stored with all 32 bits, in a block written past the
+    // writer.
+    let mut block = sparsam::store::codec::BlockBuilder::new(1000, 1000);
+    let raw = sparsam::store::RawEvent {
+        ts_ms: ts + 5,
+        visitor: 1000,
+        ..Default::default()
+    };
+    block.push(&raw, Some(7), None, &[4, 32, 181, 153, 27, 94]);
     let table = schema::day_table_name(schema::EVENTS_PREFIX, schema::utc_day(ts));
     {
         let txn = store.database().unwrap().begin_write().unwrap();
         txn.open_table(schema::events_table(&table))
             .unwrap()
-            .insert(("demo", ts + 5, 999_999u32), bytes.as_slice())
+            .insert(("demo", 999u32), block.encode().as_slice())
             .unwrap();
         txn.commit().unwrap();
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::filter::Filter;
 use super::range::DayRange;
-use super::scan::Scanned;
+use super::scan;
 use crate::store::{Counters, Dimension, SortBy, Store, StoreError, Totals};
 
 /// Which data answered a report.
@@ -147,10 +147,7 @@ fn hourly(
     if filters.is_empty() {
         Ok((store.timeseries_hours(site, a, b)?, Source::Rollup))
     } else {
-        Ok((
-            Scanned::load(store, site, a, b, filters)?.hourly(),
-            Source::Raw,
-        ))
+        Ok((scan::hourly(store, site, a, b, filters)?, Source::Raw))
     }
 }
 
@@ -325,31 +322,46 @@ pub fn breakdown(
         BreakdownKind::SearchNoResults => Dimension::SearchTerm,
     };
     let by = dim.sort_by();
-    let (mut all, source): (Vec<(String, Counters)>, Source) =
-        if kind == BreakdownKind::SearchNoResults {
-            let s = Scanned::load(
-                store,
-                site,
-                range.start_utc.timestamp_millis(),
-                range.end_utc.timestamp_millis(),
-                filters,
-            )?;
-            (s.no_result_searches().into_iter().collect(), Source::Raw)
-        } else if filters.is_empty() {
-            (
-                store.top(site, dim, range.from, range.to, usize::MAX, 0)?,
-                Source::Rollup,
-            )
-        } else {
-            let s = Scanned::load(
-                store,
-                site,
-                range.start_utc.timestamp_millis(),
-                range.end_utc.timestamp_millis(),
-                filters,
-            )?;
-            (s.breakdown(dim).into_iter().collect(), Source::Raw)
-        };
+    let (from_ms, to_ms) = (
+        range.start_utc.timestamp_millis(),
+        range.end_utc.timestamp_millis(),
+    );
+    if kind != BreakdownKind::SearchNoResults && filters.is_empty() {
+        let r = store.ranked(site, dim, range.from, range.to, limit, offset)?;
+        let rows = r
+            .rows
+            .into_iter()
+            .map(|(value, c)| Row {
+                share: if r.total > 0 {
+                    metric(&c, by) as f64 / r.total as f64
+                } else {
+                    0.0
+                },
+                value,
+                pageviews: c.pageviews,
+                visits: c.visits,
+                events: c.events,
+            })
+            .collect();
+        return Ok((
+            Breakdown {
+                dimension: kind.as_str(),
+                metric: metric_name(by),
+                total: r.total,
+                total_rows: r.total_rows,
+                rows,
+            },
+            Source::Rollup,
+        ));
+    }
+    let mut all: Vec<(String, Counters)> = if kind == BreakdownKind::SearchNoResults {
+        scan::no_result_searches(store, site, from_ms, to_ms, filters)?
+    } else {
+        scan::breakdown(store, site, from_ms, to_ms, filters, dim)?
+    }
+    .into_iter()
+    .collect();
+    let source = Source::Raw;
     all.sort_by(|a, b| {
         metric(&b.1, by)
             .cmp(&metric(&a.1, by))
@@ -397,5 +409,5 @@ pub fn realtime(
 ) -> Result<(u64, u64), ReportError> {
     let to = now.timestamp_millis() + 1;
     let from = to - REALTIME_MINUTES * 60_000;
-    Ok(Scanned::load(store, site, from, to, filters)?.live_counts())
+    scan::live_counts(store, site, from, to, filters)
 }

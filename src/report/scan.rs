@@ -1,7 +1,7 @@
 //! Filtered reports from raw events. Roll-ups answer unfiltered questions;
 //! once a filter slices by a dimension, the answer is computed here by
 //! reading the raw events of the range (which exist only for the retention
-//! period), rebuilding visits in memory with the same rules as the roll-ups
+//! period), rebuilding visits with the same rules as the roll-ups
 //! (30-minute gap, pings never start a visit), and counting what matches.
 //!
 //! Filter semantics: an event matches when every filter holds for it.
@@ -11,313 +11,609 @@
 //! `outbound` and `search_term` only have values on those event kinds.
 //! A visit counts when any of its events matches; visits that began before
 //! the range start with their first event inside it.
+//!
+//! The scan streams: one UTC day of events is decoded at a time (only the
+//! columns the question needs), each visit's events are held until the
+//! visit is over, then judged and counted. Strings are never materialised
+//! per event: filters are decided once per distinct dictionary id, and
+//! breakdown rows are counted by id and named at the end.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ops::ControlFlow;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{plugins, EventKind, ReferrerType};
 use crate::store::rollup::{referrer_value, VISIT_TIMEOUT_MS};
-use crate::store::{Counters, Dimension, Store, StoredEvent, Totals};
+use crate::store::{Col, Cols, Counters, Dimension, RawEvent, Resolver, Store, StoreError, Totals};
 
 use super::filter::Filter;
 use super::query::ReportError;
 
-/// Most raw events one filtered report reads (bounds memory per request).
-pub const MAX_SCAN_EVENTS: usize = 5_000_000;
-
 const MS_PER_HOUR: i64 = 3_600_000;
 const MS_PER_DAY: i64 = 86_400_000;
 
-#[derive(Debug, Default)]
-struct Visit {
-    start_ts: i64,
-    pageviews: u32,
-    entry: String,
-    exit: String,
-    referrer: String,
-    referrer_type: ReferrerType,
-    search_engine: String,
-    utm_source: String,
-    utm_medium: String,
-    utm_campaign: String,
+/// What a scan counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Hourly totals (summary and time series).
+    Hourly,
+    /// Counters per value of a dimension.
+    Breakdown(Dimension),
+    /// Search terms of searches that reported no results.
+    NoResultSearches,
+    /// Distinct visitors and page views (realtime).
+    Live,
 }
 
-/// Raw events of one site and range with their rebuilt visits, and which
-/// of them pass the filters.
-pub struct Scanned {
-    events: Vec<StoredEvent>,
-    visit_of: Vec<Option<usize>>,
-    visits: Vec<Visit>,
-    matched: Vec<bool>,
+/// The answer of a scan, shaped by its [`Want`].
+#[derive(Debug)]
+pub enum Output {
+    Hourly(Vec<(i64, Totals)>),
+    Rows(HashMap<String, Counters>),
+    Live { visitors: u64, pageviews: u64 },
+}
+
+/// Where a dimension's value of an event comes from: a dictionary id and
+/// which part of the entry it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Part {
+    Text,
+    RefHost,
+    RefType,
+    RefEngine,
+    Utm(u8),
+    Device(Dimension),
+    /// The id is the plugin bit set itself.
+    Plugins,
+}
+
+type Key = (Part, u32);
+
+/// One event, as the scan keeps it while its visit runs.
+#[derive(Clone, Copy, Debug)]
+struct Ev {
+    raw: RawEvent,
+    /// Range-wide number of the visitor hash.
+    visitor: u32,
+    /// Range-wide number of the page-view id, plus one (0 = none).
+    pageview: u32,
+}
+
+#[derive(Debug)]
+struct Visit {
+    start_ts: i64,
+    last_ts: i64,
+    pageviews: u32,
+    entry: u32,
+    exit: u32,
+    referrer: u32,
+    campaign: u32,
+    events: Vec<Ev>,
+}
+
+/// Decides filters and names values, once per distinct dictionary id.
+struct Values<'f> {
+    res: Resolver,
+    filters: &'f [Filter],
+    names: FxHashMap<Key, Vec<String>>,
+    verdicts: FxHashMap<(usize, Key), bool>,
+}
+
+impl Values<'_> {
+    fn names(&mut self, key: Key) -> Result<&Vec<String>, StoreError> {
+        if !self.names.contains_key(&key) {
+            let (part, id) = key;
+            let one = |s: String| if s.is_empty() { Vec::new() } else { vec![s] };
+            let v = match part {
+                Part::Text => one(self.res.text(id)?),
+                Part::RefHost => {
+                    let r = self.res.referrer(id)?;
+                    if r.url.is_empty() {
+                        Vec::new()
+                    } else {
+                        one(referrer_value(&r.url).to_owned())
+                    }
+                }
+                Part::RefType => one(self.res.referrer(id)?.kind.as_str().to_owned()),
+                Part::RefEngine => {
+                    let r = self.res.referrer(id)?;
+                    if r.kind == ReferrerType::Search {
+                        one(r.name)
+                    } else {
+                        Vec::new()
+                    }
+                }
+                Part::Utm(i) => {
+                    let c = self.res.campaign(id)?;
+                    one(match i {
+                        0 => c.source,
+                        1 => c.medium,
+                        _ => c.campaign,
+                    })
+                }
+                Part::Device(dim) => {
+                    let d = self.res.device(id)?;
+                    one(match dim {
+                        Dimension::DeviceType => d.device_type.as_str().to_owned(),
+                        Dimension::Brand => d.brand,
+                        Dimension::Model => d.model,
+                        Dimension::Os => d.os,
+                        Dimension::OsVersion => joined(&d.os, &d.os_version),
+                        Dimension::Browser => d.browser,
+                        Dimension::BrowserVersion => joined(&d.browser, &d.browser_version),
+                        _ => d.engine,
+                    })
+                }
+                Part::Plugins => plugins::NAMES
+                    .iter()
+                    .filter(|(bit, _)| id & u32::from(*bit) != 0)
+                    .map(|(_, n)| (*n).to_owned())
+                    .collect(),
+            };
+            self.names.insert(key, v);
+        }
+        self.names
+            .get(&key)
+            .ok_or_else(|| StoreError::Decode("value cache".into()))
+    }
+
+    fn matches(&mut self, i: usize, key: Option<Key>) -> Result<bool, StoreError> {
+        let Some(key) = key else {
+            return Ok(self.filters[i].matches::<&str>(&[]));
+        };
+        if let Some(&v) = self.verdicts.get(&(i, key)) {
+            return Ok(v);
+        }
+        let names = self.names(key)?.clone();
+        let v = self.filters[i].matches(&names);
+        self.verdicts.insert((i, key), v);
+        Ok(v)
+    }
 }
 
 fn joined(a: &str, b: &str) -> String {
-    if b.is_empty() {
-        String::new()
-    } else if a.is_empty() {
-        b.to_owned()
-    } else {
-        format!("{a} {b}")
+    crate::store::rollup::joined(a, b)
+}
+
+/// The key of `dim`'s value for event `e` in `visit` (None: no value).
+fn key_of(e: &RawEvent, visit: Option<&Visit>, dim: Dimension) -> Option<Key> {
+    let nz = |part: Part, id: u32| (id != 0).then_some((part, id));
+    match dim {
+        Dimension::Page => nz(Part::Text, e.url),
+        Dimension::Title => nz(Part::Text, e.title),
+        Dimension::EntryPage => visit.and_then(|v| nz(Part::Text, v.entry)),
+        Dimension::ExitPage => visit.and_then(|v| nz(Part::Text, v.exit)),
+        Dimension::Referrer => visit.and_then(|v| nz(Part::RefHost, v.referrer)),
+        Dimension::ReferrerType => visit.and_then(|v| nz(Part::RefType, v.referrer)),
+        Dimension::SearchEngine => visit.and_then(|v| nz(Part::RefEngine, v.referrer)),
+        Dimension::UtmSource => visit.and_then(|v| nz(Part::Utm(0), v.campaign)),
+        Dimension::UtmMedium => visit.and_then(|v| nz(Part::Utm(1), v.campaign)),
+        Dimension::UtmCampaign => visit.and_then(|v| nz(Part::Utm(2), v.campaign)),
+        Dimension::Download => (e.kind == EventKind::Download)
+            .then(|| nz(Part::Text, e.target))
+            .flatten(),
+        Dimension::Outbound => (e.kind == EventKind::Outbound)
+            .then(|| nz(Part::Text, e.target))
+            .flatten(),
+        Dimension::SearchTerm => (e.kind == EventKind::Search)
+            .then(|| nz(Part::Text, e.search_term))
+            .flatten(),
+        Dimension::DeviceType
+        | Dimension::Brand
+        | Dimension::Model
+        | Dimension::Os
+        | Dimension::OsVersion
+        | Dimension::Browser
+        | Dimension::BrowserVersion
+        | Dimension::Engine => nz(Part::Device(dim), e.device),
+        Dimension::Plugin => nz(Part::Plugins, u32::from(e.plugins)),
     }
 }
 
-impl Scanned {
-    /// Reads `site`'s events in `[from_ms, to_ms)` and applies `filters`.
-    pub fn load(
-        store: &Store,
-        site: &str,
-        from_ms: i64,
-        to_ms: i64,
-        filters: &[Filter],
-    ) -> Result<Scanned, ReportError> {
-        let mut events = Vec::new();
-        let mut too_many = false;
-        store.scan_events(site, from_ms, to_ms, |e| {
-            if events.len() >= MAX_SCAN_EVENTS {
-                too_many = true;
-                return ControlFlow::Break(());
-            }
-            events.push(e);
-            ControlFlow::Continue(())
-        })?;
-        if too_many {
-            return Err(ReportError::Invalid(format!(
-                "filtered reports read raw events, and this range holds more than \
-                 {MAX_SCAN_EVENTS} of them; choose a shorter range or remove the filters"
-            )));
+/// Columns a dimension's values need (besides time and kind).
+fn cols_for(dim: Dimension) -> Cols {
+    let c = Cols::NONE;
+    match dim {
+        Dimension::Page | Dimension::EntryPage | Dimension::ExitPage => c.with(Col::Url),
+        Dimension::Title => c.with(Col::Title),
+        Dimension::Referrer | Dimension::ReferrerType | Dimension::SearchEngine => {
+            c.with(Col::Referrer)
         }
-        events.sort_by_key(|e| (e.ts_ms, e.seq));
-        let mut current: HashMap<u64, (usize, i64)> = HashMap::new();
-        let mut visits: Vec<Visit> = Vec::new();
-        let mut visit_of = Vec::with_capacity(events.len());
-        for e in &events {
-            let live = current
-                .get(&e.visitor)
-                .filter(|(_, last)| e.ts_ms - *last < VISIT_TIMEOUT_MS)
-                .map(|(i, _)| *i);
-            let idx = match live {
-                Some(i) => Some(i),
-                None if e.kind != EventKind::Ping => {
-                    visits.push(Visit {
-                        start_ts: e.ts_ms,
-                        referrer: if e.referrer.url.is_empty() {
-                            String::new()
-                        } else {
-                            referrer_value(&e.referrer.url).to_owned()
-                        },
-                        referrer_type: e.referrer.kind,
-                        search_engine: if e.referrer.kind == ReferrerType::Search {
-                            e.referrer.name.clone()
-                        } else {
-                            String::new()
-                        },
-                        utm_source: e.campaign.source.clone(),
-                        utm_medium: e.campaign.medium.clone(),
-                        utm_campaign: e.campaign.campaign.clone(),
-                        ..Visit::default()
-                    });
-                    Some(visits.len() - 1)
-                }
-                None => None,
-            };
-            if let Some(i) = idx {
-                current.insert(e.visitor, (i, e.ts_ms));
-                let v = &mut visits[i];
-                if e.kind == EventKind::PageView {
-                    v.pageviews = v.pageviews.saturating_add(1);
-                    if v.entry.is_empty() {
-                        v.entry = e.url.clone();
-                    }
-                    v.exit = e.url.clone();
-                }
-            }
-            visit_of.push(idx);
+        Dimension::UtmSource | Dimension::UtmMedium | Dimension::UtmCampaign => {
+            c.with(Col::Campaign)
         }
-        let mut s = Scanned {
-            events,
-            visit_of,
-            visits,
-            matched: Vec::new(),
-        };
-        s.matched = (0..s.events.len())
-            .map(|i| filters.iter().all(|f| f.matches(&s.values(i, f.dim))))
+        Dimension::Download | Dimension::Outbound => c.with(Col::Target),
+        Dimension::SearchTerm => c.with(Col::SearchTerm),
+        Dimension::Plugin => c.with(Col::Plugins),
+        _ => c.with(Col::Device),
+    }
+}
+
+fn or(a: Cols, b: Cols) -> Cols {
+    let mut c = a;
+    for col in [
+        Col::Url,
+        Col::Title,
+        Col::Referrer,
+        Col::Campaign,
+        Col::Target,
+        Col::SearchTerm,
+        Col::SearchResults,
+        Col::Engaged,
+        Col::Device,
+        Col::Plugins,
+        Col::Pageview,
+        Col::Visitor,
+    ] {
+        if b.has(col) {
+            c = c.with(col);
+        }
+    }
+    c
+}
+
+/// Accumulates what `want` asks for over matching events.
+struct Acc {
+    want: Want,
+    hours: HashMap<i64, Totals>,
+    visitors_by_day: FxHashSet<(i64, u32)>,
+    dwell: FxHashMap<u32, u32>,
+    rows: FxHashMap<Key, Counters>,
+    live_visitors: FxHashSet<u32>,
+    pageviews: u64,
+}
+
+/// Scans `site`'s raw events in `[from_ms, to_ms)` and counts what `want`
+/// asks for over the events that pass `filters`.
+pub fn scan(
+    store: &Store,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+    filters: &[Filter],
+    want: Want,
+) -> Result<Output, ReportError> {
+    let snap = store.snapshot()?;
+    let mut cols = Cols::NONE
+        .with(Col::Visitor)
+        .with(Col::Url)
+        .with(Col::Referrer)
+        .with(Col::Campaign);
+    for f in filters {
+        cols = or(cols, cols_for(f.dim));
+    }
+    cols = match want {
+        Want::Hourly => cols.with(Col::Pageview).with(Col::Engaged),
+        Want::Breakdown(d) => or(cols, cols_for(d)),
+        Want::NoResultSearches => cols.with(Col::SearchTerm).with(Col::SearchResults),
+        Want::Live => cols,
+    };
+    let mut values = Values {
+        res: snap.resolver()?,
+        filters,
+        names: FxHashMap::default(),
+        verdicts: FxHashMap::default(),
+    };
+    let mut acc = Acc {
+        want,
+        hours: HashMap::new(),
+        visitors_by_day: FxHashSet::default(),
+        dwell: FxHashMap::default(),
+        rows: FxHashMap::default(),
+        live_visitors: FxHashSet::default(),
+        pageviews: 0,
+    };
+    // range-wide numbering of visitor hashes and page-view ids, and the
+    // visit each visitor has running
+    let mut visitor_no: FxHashMap<u64, u32> = FxHashMap::default();
+    let mut pageview_no: FxHashMap<u64, u32> = FxHashMap::default();
+    let mut current: Vec<Option<Visit>> = Vec::new();
+    let mut failure: Option<StoreError> = None;
+
+    snap.scan_days(site, from_ms, to_ms, cols, |day| {
+        let vmap: Vec<u32> = day
+            .visitor_hashes
+            .iter()
+            .map(|h| {
+                let n = visitor_no.len() as u32;
+                *visitor_no.entry(*h).or_insert(n)
+            })
             .collect();
-        Ok(s)
-    }
-
-    /// The values event `i` has for `dim` (empty values left out).
-    fn values(&self, i: usize, dim: Dimension) -> Vec<String> {
-        let e = &self.events[i];
-        let v = self.visit_of[i].map(|j| &self.visits[j]);
-        let d = &e.device;
-        let of_kind = |k: EventKind, s: &str| {
-            if e.kind == k {
-                s.to_owned()
-            } else {
-                String::new()
+        current.resize_with(visitor_no.len(), || None);
+        let pmap: Vec<u32> = day
+            .pageview_ids
+            .iter()
+            .map(|id| {
+                let n = pageview_no.len() as u32;
+                *pageview_no.entry(*id).or_insert(n)
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..day.events.len()).collect();
+        order.sort_by_key(|&i| (day.events[i].ts_ms, day.seqs[i]));
+        for i in order {
+            let raw = day.events[i];
+            let Some(&visitor) = vmap.get(raw.visitor as usize) else {
+                failure = Some(StoreError::Decode(
+                    "event refers to an unknown visitor".into(),
+                ));
+                return Ok(ControlFlow::Break(()));
+            };
+            let pageview = match raw.pageview {
+                0 => 0,
+                p => pmap.get(p as usize - 1).map_or(0, |n| n + 1),
+            };
+            let e = Ev {
+                raw,
+                visitor,
+                pageview,
+            };
+            let slot = &mut current[visitor as usize];
+            let live = matches!(slot, Some(v) if raw.ts_ms - v.last_ts < VISIT_TIMEOUT_MS);
+            if !live {
+                if let Some(v) = slot.take() {
+                    if let Err(err) = acc.visit(&mut values, &v) {
+                        failure = Some(err);
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                if raw.kind != EventKind::Ping {
+                    *slot = Some(Visit {
+                        start_ts: raw.ts_ms,
+                        last_ts: raw.ts_ms,
+                        pageviews: 0,
+                        entry: 0,
+                        exit: 0,
+                        referrer: raw.referrer,
+                        campaign: raw.campaign,
+                        events: Vec::new(),
+                    });
+                }
             }
-        };
-        let one = match dim {
-            Dimension::Page => e.url.clone(),
-            Dimension::Title => e.title.clone(),
-            Dimension::EntryPage => v.map(|v| v.entry.clone()).unwrap_or_default(),
-            Dimension::ExitPage => v.map(|v| v.exit.clone()).unwrap_or_default(),
-            Dimension::Referrer => v.map(|v| v.referrer.clone()).unwrap_or_default(),
-            Dimension::ReferrerType => v
-                .map(|v| v.referrer_type.as_str().to_owned())
-                .unwrap_or_default(),
-            Dimension::SearchEngine => v.map(|v| v.search_engine.clone()).unwrap_or_default(),
-            Dimension::UtmSource => v.map(|v| v.utm_source.clone()).unwrap_or_default(),
-            Dimension::UtmMedium => v.map(|v| v.utm_medium.clone()).unwrap_or_default(),
-            Dimension::UtmCampaign => v.map(|v| v.utm_campaign.clone()).unwrap_or_default(),
-            Dimension::Download => of_kind(EventKind::Download, &e.target),
-            Dimension::Outbound => of_kind(EventKind::Outbound, &e.target),
-            Dimension::SearchTerm => of_kind(EventKind::Search, &e.search_term),
-            Dimension::DeviceType => d.device_type.as_str().to_owned(),
-            Dimension::Brand => d.brand.clone(),
-            Dimension::Model => d.model.clone(),
-            Dimension::Os => d.os.clone(),
-            Dimension::OsVersion => joined(&d.os, &d.os_version),
-            Dimension::Browser => d.browser.clone(),
-            Dimension::BrowserVersion => joined(&d.browser, &d.browser_version),
-            Dimension::Engine => d.engine.clone(),
-            Dimension::Plugin => {
-                return plugins::NAMES
-                    .iter()
-                    .filter(|(bit, _)| e.plugins & bit != 0)
-                    .map(|(_, n)| (*n).to_owned())
-                    .collect()
+            match slot {
+                Some(v) => {
+                    v.last_ts = v.last_ts.max(raw.ts_ms);
+                    if raw.kind == EventKind::PageView {
+                        v.pageviews = v.pageviews.saturating_add(1);
+                        if v.entry == 0 {
+                            v.entry = raw.url;
+                        }
+                        v.exit = raw.url;
+                    }
+                    v.events.push(e);
+                }
+                None => {
+                    if let Err(err) = acc.event(&mut values, &e, None, &mut false) {
+                        failure = Some(err);
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
             }
-        };
-        if one.is_empty() {
-            Vec::new()
-        } else {
-            vec![one]
         }
-    }
-
-    fn matched(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.events.len()).filter(|&i| self.matched[i])
-    }
-
-    /// Hourly totals of the matching events, oldest first; hours without
-    /// data left out (the shape of [`Store::timeseries_hours`]).
-    pub fn hourly(&self) -> Vec<(i64, Totals)> {
-        let mut hours: HashMap<i64, Totals> = HashMap::new();
-        let mut visitors: HashSet<(i64, u64)> = HashSet::new();
-        let mut visits: HashSet<usize> = HashSet::new();
-        let mut dwell: HashMap<u64, u32> = HashMap::new();
-        for i in self.matched() {
-            let e = &self.events[i];
-            let hour = e.ts_ms.div_euclid(MS_PER_HOUR);
-            if visitors.insert((e.ts_ms.div_euclid(MS_PER_DAY), e.visitor)) {
-                hours.entry(hour).or_default().visitors += 1;
+        // visits that cannot go on past this day are counted now
+        let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(to_ms);
+        for slot in current.iter_mut() {
+            if matches!(slot, Some(v) if day_end - v.last_ts >= VISIT_TIMEOUT_MS) {
+                if let Some(v) = slot.take() {
+                    if let Err(err) = acc.visit(&mut values, &v) {
+                        failure = Some(err);
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
             }
-            if let Some(j) = self.visit_of[i] {
-                if visits.insert(j) {
-                    let v = &self.visits[j];
-                    let t = hours.entry(v.start_ts.div_euclid(MS_PER_HOUR)).or_default();
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    for v in current.into_iter().flatten() {
+        acc.visit(&mut values, &v)?;
+    }
+    acc.finish(&mut values)
+}
+
+impl Acc {
+    fn visit(&mut self, values: &mut Values<'_>, v: &Visit) -> Result<(), StoreError> {
+        let mut counted = false;
+        for e in &v.events {
+            self.event(values, e, Some(v), &mut counted)?;
+        }
+        Ok(())
+    }
+
+    /// Counts one event if it matches. `counted` says whether its visit was
+    /// counted already (by an earlier matching event).
+    fn event(
+        &mut self,
+        values: &mut Values<'_>,
+        e: &Ev,
+        visit: Option<&Visit>,
+        counted: &mut bool,
+    ) -> Result<(), StoreError> {
+        for i in 0..values.filters.len() {
+            let key = key_of(&e.raw, visit, values.filters[i].dim);
+            if !values.matches(i, key)? {
+                return Ok(());
+            }
+        }
+        let first = visit.is_some() && !std::mem::replace(counted, true);
+        let r = &e.raw;
+        match self.want {
+            Want::Hourly => {
+                let hour = r.ts_ms.div_euclid(MS_PER_HOUR);
+                if self
+                    .visitors_by_day
+                    .insert((r.ts_ms.div_euclid(MS_PER_DAY), e.visitor))
+                {
+                    self.hours.entry(hour).or_default().visitors += 1;
+                }
+                if let (true, Some(v)) = (first, visit) {
+                    let t = self
+                        .hours
+                        .entry(v.start_ts.div_euclid(MS_PER_HOUR))
+                        .or_default();
                     t.visits += 1;
                     if v.pageviews <= 1 {
                         t.bounces += 1;
                     }
                 }
-            }
-            let t = hours.entry(hour).or_default();
-            match e.kind {
-                EventKind::PageView => t.pageviews += 1,
-                EventKind::Download => t.downloads += 1,
-                EventKind::Outbound => t.outbound += 1,
-                EventKind::Search => t.searches += 1,
-                EventKind::Ping => {
-                    if e.pageview_id != 0 && e.engaged_ms > 0 {
-                        let before = dwell.get(&e.pageview_id).copied();
-                        if e.engaged_ms > before.unwrap_or(0) {
-                            t.dwell_ms_sum += u64::from(e.engaged_ms - before.unwrap_or(0));
-                            if before.is_none() {
-                                t.dwell_pageviews += 1;
+                let t = self.hours.entry(hour).or_default();
+                match r.kind {
+                    EventKind::PageView => t.pageviews += 1,
+                    EventKind::Download => t.downloads += 1,
+                    EventKind::Outbound => t.outbound += 1,
+                    EventKind::Search => t.searches += 1,
+                    EventKind::Ping => {
+                        if e.pageview != 0 && r.engaged_ms > 0 {
+                            let before = self.dwell.get(&e.pageview).copied();
+                            if r.engaged_ms > before.unwrap_or(0) {
+                                t.dwell_ms_sum += u64::from(r.engaged_ms - before.unwrap_or(0));
+                                if before.is_none() {
+                                    t.dwell_pageviews += 1;
+                                }
+                                self.dwell.insert(e.pageview, r.engaged_ms);
                             }
-                            dwell.insert(e.pageview_id, e.engaged_ms);
                         }
                     }
                 }
             }
+            Want::Breakdown(dim) => {
+                let is_pv = r.kind == EventKind::PageView;
+                let key = key_of(r, visit, dim);
+                match dim {
+                    Dimension::Page | Dimension::Title => {
+                        if let (true, Some(k)) = (is_pv, key) {
+                            self.rows.entry(k).or_default().pageviews += 1;
+                        }
+                    }
+                    Dimension::Download | Dimension::Outbound | Dimension::SearchTerm => {
+                        if let Some(k) = key {
+                            self.rows.entry(k).or_default().events += 1;
+                        }
+                    }
+                    _ => {
+                        if visit.is_none() {
+                            return Ok(());
+                        }
+                        if let Some(k) = key {
+                            let c = self.rows.entry(k).or_default();
+                            if first {
+                                c.visits += 1;
+                            }
+                            if is_pv && dim != Dimension::ExitPage {
+                                c.pageviews += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            Want::NoResultSearches => {
+                if r.kind == EventKind::Search && r.search_results == 1 && r.search_term != 0 {
+                    self.rows
+                        .entry((Part::Text, r.search_term))
+                        .or_default()
+                        .events += 1;
+                }
+            }
+            Want::Live => {
+                self.live_visitors.insert(e.visitor);
+                if r.kind == EventKind::PageView {
+                    self.pageviews += 1;
+                }
+            }
         }
-        let mut out: Vec<(i64, Totals)> = hours.into_iter().collect();
-        out.sort_unstable_by_key(|(h, _)| *h);
-        out
+        Ok(())
     }
 
-    /// Counters per value of `dim` over the matching events, counted as
-    /// the roll-ups count them (see [`crate::store::rollup`]).
-    pub fn breakdown(&self, dim: Dimension) -> HashMap<String, Counters> {
-        let mut acc: HashMap<String, Counters> = HashMap::new();
-        let mut seen_visits: HashSet<usize> = HashSet::new();
-        for i in self.matched() {
-            let e = &self.events[i];
-            let is_pv = e.kind == EventKind::PageView;
-            match dim {
-                Dimension::Page | Dimension::Title => {
-                    if is_pv {
-                        for v in self.values(i, dim) {
-                            acc.entry(v).or_default().pageviews += 1;
-                        }
-                    }
-                }
-                Dimension::Download | Dimension::Outbound | Dimension::SearchTerm => {
-                    for v in self.values(i, dim) {
-                        acc.entry(v).or_default().events += 1;
-                    }
-                }
-                _ => {
-                    let first = match self.visit_of[i] {
-                        Some(j) => seen_visits.insert(j),
-                        None => continue,
-                    };
-                    let vals = self.values(i, dim);
-                    for v in vals {
-                        let c = acc.entry(v).or_default();
-                        if first {
-                            c.visits += 1;
-                        }
-                        if is_pv && dim != Dimension::ExitPage {
-                            c.pageviews += 1;
-                        }
-                    }
-                }
+    fn finish(self, values: &mut Values<'_>) -> Result<Output, ReportError> {
+        Ok(match self.want {
+            Want::Hourly => {
+                let mut out: Vec<(i64, Totals)> = self.hours.into_iter().collect();
+                out.sort_unstable_by_key(|(h, _)| *h);
+                Output::Hourly(out)
             }
-        }
-        acc.retain(|_, c| *c != Counters::default());
-        acc
+            Want::Live => Output::Live {
+                visitors: self.live_visitors.len() as u64,
+                pageviews: self.pageviews,
+            },
+            Want::Breakdown(_) | Want::NoResultSearches => {
+                let mut rows: HashMap<String, Counters> = HashMap::new();
+                for (key, c) in self.rows {
+                    for name in values.names(key)?.clone() {
+                        rows.entry(name).or_default().add(&c);
+                    }
+                }
+                rows.retain(|_, c| *c != Counters::default());
+                Output::Rows(rows)
+            }
+        })
     }
+}
 
-    /// Site-search terms of matching searches that reported zero results,
-    /// as event counts.
-    pub fn no_result_searches(&self) -> HashMap<String, Counters> {
-        let mut acc: HashMap<String, Counters> = HashMap::new();
-        for i in self.matched() {
-            let e = &self.events[i];
-            if e.kind == EventKind::Search
-                && e.search_results == Some(0)
-                && !e.search_term.is_empty()
-            {
-                acc.entry(e.search_term.clone()).or_default().events += 1;
-            }
-        }
-        acc
+fn shape() -> ReportError {
+    ReportError::Invalid("internal error: scan answered in another shape".into())
+}
+
+/// Hourly totals of the matching events, oldest first; hours without data
+/// left out (the shape of [`Store::timeseries_hours`]).
+pub fn hourly(
+    store: &Store,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+    filters: &[Filter],
+) -> Result<Vec<(i64, Totals)>, ReportError> {
+    match scan(store, site, from_ms, to_ms, filters, Want::Hourly)? {
+        Output::Hourly(h) => Ok(h),
+        _ => Err(shape()),
     }
+}
 
-    /// Distinct visitors and page views among the matching events.
-    pub fn live_counts(&self) -> (u64, u64) {
-        let mut visitors = HashSet::new();
-        let mut pageviews = 0u64;
-        for i in self.matched() {
-            let e = &self.events[i];
-            visitors.insert(e.visitor);
-            if e.kind == EventKind::PageView {
-                pageviews += 1;
-            }
-        }
-        (visitors.len() as u64, pageviews)
+/// Counters per value of `dim` over the matching events, counted as the
+/// roll-ups count them (see [`crate::store::rollup`]).
+pub fn breakdown(
+    store: &Store,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+    filters: &[Filter],
+    dim: Dimension,
+) -> Result<HashMap<String, Counters>, ReportError> {
+    match scan(store, site, from_ms, to_ms, filters, Want::Breakdown(dim))? {
+        Output::Rows(r) => Ok(r),
+        _ => Err(shape()),
+    }
+}
+
+/// Site-search terms of matching searches that reported zero results, as
+/// event counts.
+pub fn no_result_searches(
+    store: &Store,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+    filters: &[Filter],
+) -> Result<HashMap<String, Counters>, ReportError> {
+    match scan(store, site, from_ms, to_ms, filters, Want::NoResultSearches)? {
+        Output::Rows(r) => Ok(r),
+        _ => Err(shape()),
+    }
+}
+
+/// Distinct visitors and page views among the matching events.
+pub fn live_counts(
+    store: &Store,
+    site: &str,
+    from_ms: i64,
+    to_ms: i64,
+    filters: &[Filter],
+) -> Result<(u64, u64), ReportError> {
+    match scan(store, site, from_ms, to_ms, filters, Want::Live)? {
+        Output::Live {
+            visitors,
+            pageviews,
+        } => Ok((visitors, pageviews)),
+        _ => Err(shape()),
     }
 }

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::privacy::StoredIp;
-use crate::store::schema::{self, MS_PER_DAY};
-use crate::store::{Store, StoreError};
+use crate::store::schema::MS_PER_DAY;
+use crate::store::{Col, Cols, Store, StoreError};
 
 pub const AUDIT: TableDefinition<u64, &str> = TableDefinition::new("audit");
 
@@ -42,6 +42,9 @@ pub struct SweepRecord {
     pub rollup_cutoff_ms: Option<i64>,
     pub partitions_dropped: Vec<String>,
     pub events_deleted: u64,
+    /// Dictionary strings deleted because no surviving event uses them.
+    #[serde(default)]
+    pub strings_deleted: u64,
     pub rollup_rows_deleted: u64,
     pub duration_ms: Option<u64>,
     pub outcome: String,
@@ -272,8 +275,13 @@ pub struct Verification {
     pub address_violations: u64,
     /// Events older than the rule allows.
     pub age_violations: u64,
-    /// Events whose stored value did not decode at all.
+    /// Stored blocks of events that did not decode at all.
     pub undecodable: u64,
+    /// Strings in the raw dictionary.
+    pub strings_checked: u64,
+    /// Dictionary strings kept although every event that could use them is
+    /// older than the rule allows.
+    pub string_violations: u64,
     /// Oldest timestamp the rule allows now (see `docs/retention.md`).
     pub oldest_allowed_ms: i64,
     pub first_offender: Option<Offender>,
@@ -354,20 +362,28 @@ pub fn verify(
         ..Verification::default()
     };
     let mut ages = AgeBuckets::default();
-    let txn = store.database()?.begin_read()?;
-    let mut tables: Vec<String> = txn
-        .list_tables()?
-        .filter_map(|t| {
-            let name = redb::TableHandle::name(&t).to_owned();
-            schema::parse_day_table(schema::EVENTS_PREFIX, &name).map(|_| name)
-        })
-        .collect();
-    tables.sort();
-    for name in tables {
-        let t = txn.open_table(schema::events_table(&name))?;
-        for row in t.iter()? {
-            let (k, val) = row?;
-            let (site, ts, seq) = k.value();
+    let snap = store.snapshot()?;
+    snap.for_each_block(Cols::NONE.with(Col::Ip), |day, site, no, block| {
+        let partition =
+            crate::store::schema::day_table_name(crate::store::schema::EVENTS_PREFIX, day);
+        let block = match block {
+            Ok(b) => b,
+            Err(e) => {
+                v.undecodable += 1;
+                if v.first_offender.is_none() {
+                    v.first_offender = Some(Offender {
+                        partition,
+                        site: site.to_owned(),
+                        ts_ms: 0,
+                        seq: no << crate::store::codec::SEQ_INDEX_BITS,
+                        problem: format!("block does not decode: {e}"),
+                    });
+                }
+                return;
+            }
+        };
+        for (i, e) in block.events.iter().enumerate() {
+            let ts = e.ts_ms;
             v.events_checked += 1;
             ages.add(now_ms - ts);
             let mut problem = None;
@@ -375,30 +391,44 @@ pub fn verify(
                 v.age_violations += 1;
                 problem = Some(format!("older than allowed ({})", iso(ts)));
             }
-            match crate::store::codec::decode_stored(site, ts, seq, val.value()) {
-                Ok(e) => {
-                    if let Some(p) = address_problem(&e.anon_ip, masks.v4_prefix, masks.v6_prefix) {
+            let ip = block
+                .ips
+                .get(usize::from(e.ip))
+                .and_then(|b| StoredIp::decode(b));
+            match ip {
+                Some(ip) => {
+                    if let Some(p) = address_problem(&ip, masks.v4_prefix, masks.v6_prefix) {
                         v.address_violations += 1;
                         problem.get_or_insert(p);
                     }
                 }
-                Err(e) => {
-                    v.undecodable += 1;
-                    problem.get_or_insert(format!("value does not decode: {e}"));
+                None => {
+                    v.address_violations += 1;
+                    problem.get_or_insert("address does not decode".to_owned());
                 }
             }
             if let (Some(p), None) = (problem, &v.first_offender) {
                 v.first_offender = Some(Offender {
-                    partition: name.clone(),
+                    partition: partition.clone(),
                     site: site.to_owned(),
                     ts_ms: ts,
-                    seq,
+                    seq: (no << crate::store::codec::SEQ_INDEX_BITS) | i as u32,
                     problem: p,
                 });
             }
         }
-    }
-    v.ok = v.address_violations == 0 && v.age_violations == 0 && v.undecodable == 0;
+    })?;
+    // Dictionary strings must not outlive the events that may use them.
+    snap.for_each_string_bound(|_, bound| {
+        v.strings_checked += 1;
+        if bound <= v.oldest_allowed_ms {
+            v.string_violations += 1;
+        }
+    })?;
+    v.ok = v.address_violations == 0
+        && v.age_violations == 0
+        && v.undecodable == 0
+        && v.string_violations == 0;
     Ok((v, ages))
 }
 

@@ -46,6 +46,9 @@ pub struct SweepReport {
     /// Partition trimmed at the cutoff, if any.
     pub partition_trimmed: Option<String>,
     pub events_deleted: u64,
+    /// Interned strings (URLs, titles, search terms, …) that only deleted
+    /// events used.
+    pub strings_deleted: u64,
     pub rollup_rows_deleted: u64,
 }
 
@@ -81,6 +84,7 @@ pub fn sweep_now(
         report.partitions_dropped = plan.whole.iter().map(|(d, _)| d.to_string()).collect();
         report.partition_trimmed = plan.boundary.map(|(d, _)| d.to_string());
         report.events_deleted = plan.events();
+        report.strings_deleted = plan.strings;
         if let Some(rc) = rollup_cutoff {
             let r = store.expire_rollups(rc, true)?;
             report.rollup_rows_deleted = r.hourly_rows + r.dim_rows;
@@ -103,6 +107,7 @@ pub fn sweep_now(
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     record.partitions_dropped = report.partitions_dropped.clone();
     record.events_deleted = report.events_deleted;
+    record.strings_deleted = report.strings_deleted;
     record.rollup_rows_deleted = report.rollup_rows_deleted;
     match &result {
         Ok(()) => record.outcome = "ok".into(),
@@ -154,6 +159,10 @@ fn run_steps(
         report.events_deleted += trimmed;
         report.partition_trimmed = Some(boundary.to_string());
     }
+    if cancel.load(Ordering::Relaxed) {
+        return Err(SweepError::Cancelled);
+    }
+    report.strings_deleted = store.expire_strings(cutoff)?;
     if let Some(rc) = rollup_cutoff {
         let r = store.expire_rollups(rc, false)?;
         report.rollup_rows_deleted = r.hourly_rows + r.dim_rows;

@@ -1,37 +1,47 @@
-//! The embedded store: raw events partitioned by UTC day, roll-ups, and the
+//! The embedded store: raw events in day partitions, roll-ups, and the
 //! queries the reporting side needs, on one redb file.
 //!
 //! [`Store`] opens the file (checking the schema version so an incompatible
 //! file is refused, never misread) and answers queries in short read
-//! transactions. All writes go through the single [`Writer`] thread, which
-//! commits batches (group commit); the one exception is
-//! [`Store::drop_partition`], used by the retention sweeper, which takes
-//! redb's write lock between two batches. See [`schema`] for the key layout
-//! and [`rollup`] for what the counters mean.
+//! transactions. All event writes go through the single [`Writer`] thread,
+//! which commits batches (group commit). Maintenance (the retention
+//! sweeper's deletions) takes redb's write lock between two batches and
+//! bumps [`Store::generation`], which tells the writer to rebuild what it
+//! keeps in memory. See [`schema`] for the layout, [`codec`] for the block
+//! format, [`rollup`] for what the counters mean.
 
+mod apply;
 pub mod codec;
+pub mod dict;
 mod reopen;
 pub mod rollup;
 pub mod schema;
+mod seal;
+mod state;
 pub mod sweep;
 pub mod writer;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::NaiveDate;
 use redb::{
-    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle,
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle,
 };
+use rustc_hash::FxHashMap;
 
-pub use codec::{decode_event, encode_event, StoredEvent};
+pub use codec::{Block, Col, Cols, Interned, RawEvent, StoredEvent};
 pub use rollup::{Counters, Dimension, SortBy, Totals, UnknownDimension};
 pub use sweep::{ExpiryPlan, RollupExpiry};
 pub use writer::{Ack, SubmitError, WriteError, Writer, WriterHandle, WriterOptions};
 
-use schema::{EventKey, DIMS, HOURLY, META, META_SCHEMA_VERSION, SCHEMA_VERSION};
+use schema::{
+    DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, HOURLY, META, META_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+};
 
 /// Errors at the store's boundary.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +153,272 @@ impl From<Totals> for Summary {
     }
 }
 
+/// One page of a ranked dimension, with what the whole list adds up to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ranked {
+    /// `(value, counters)`, by the dimension's metric descending, ties by
+    /// value ascending.
+    pub rows: Vec<(String, Counters)>,
+    /// Number of values with any count in the range.
+    pub total_rows: usize,
+    /// Sum of the ranking metric over all values.
+    pub total: u64,
+}
+
+/// The raw events of one site and UTC day that a [`Snapshot::scan_days`]
+/// visited, with what is needed to link them across days.
+#[derive(Clone, Debug, Default)]
+pub struct DayEvents {
+    pub day: NaiveDate,
+    /// Events of the day inside the scanned range, in the order the writer
+    /// processed them (time order, except for imports of older data).
+    pub events: Vec<RawEvent>,
+    /// Position of each event within the day (see [`StoredEvent::seq`]).
+    pub seqs: Vec<u32>,
+    /// Full visitor hash of each visitor number of the day (when the
+    /// visitor column was scanned).
+    pub visitor_hashes: Vec<u64>,
+    /// Page-view id of each page-view number of the day (when scanned).
+    pub pageview_ids: Vec<u64>,
+    /// Address table per event (when the address column was scanned).
+    pub ips: Vec<Vec<u8>>,
+}
+
+/// A consistent view of the store for reading raw events: every scan and
+/// every string lookup through it sees the same committed state.
+pub struct Snapshot {
+    txn: ReadTransaction,
+}
+
+/// Resolves raw dictionary ids within a [`Snapshot`], with a cache.
+pub struct Resolver {
+    strings: Option<ReadOnlyTable<u32, &'static [u8]>>,
+    cache: FxHashMap<u32, Interned>,
+}
+
+impl Resolver {
+    /// The dictionary entry `id` (which must be non-zero).
+    pub fn get(&mut self, id: u32) -> Result<&Interned, StoreError> {
+        if !self.cache.contains_key(&id) {
+            let t = self.strings.as_ref().ok_or_else(|| {
+                StoreError::Decode(format!(
+                    "event refers to dictionary entry {id}, but there is no dictionary"
+                ))
+            })?;
+            let v = dict::resolve_raw(t, id)?;
+            if self.cache.len() >= 500_000 {
+                self.cache.clear();
+            }
+            self.cache.insert(id, v);
+        }
+        self.cache
+            .get(&id)
+            .ok_or_else(|| StoreError::Decode("resolver cache".into()))
+    }
+
+    /// The text of a plain-string id (0 = empty).
+    pub fn text(&mut self, id: u32) -> Result<String, StoreError> {
+        if id == 0 {
+            return Ok(String::new());
+        }
+        match self.get(id)? {
+            Interned::Text(s) => Ok(s.clone()),
+            _ => Err(kind_error(id, "text")),
+        }
+    }
+
+    pub fn device(&mut self, id: u32) -> Result<crate::model::Device, StoreError> {
+        if id == 0 {
+            return Ok(Default::default());
+        }
+        match self.get(id)? {
+            Interned::Device(d) => Ok(d.clone()),
+            _ => Err(kind_error(id, "device")),
+        }
+    }
+
+    pub fn referrer(&mut self, id: u32) -> Result<crate::model::Referrer, StoreError> {
+        if id == 0 {
+            return Ok(Default::default());
+        }
+        match self.get(id)? {
+            Interned::Referrer(r) => Ok(r.clone()),
+            _ => Err(kind_error(id, "referrer")),
+        }
+    }
+
+    pub fn campaign(&mut self, id: u32) -> Result<crate::model::Campaign, StoreError> {
+        if id == 0 {
+            return Ok(Default::default());
+        }
+        match self.get(id)? {
+            Interned::Campaign(c) => Ok(c.clone()),
+            _ => Err(kind_error(id, "campaign")),
+        }
+    }
+}
+
+fn kind_error(id: u32, want: &str) -> StoreError {
+    StoreError::Decode(format!("dictionary entry {id} is not a {want}"))
+}
+
+fn open_optional<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn day_tables(txn: &ReadTransaction) -> Result<Vec<NaiveDate>, StoreError> {
+    let mut days: Vec<NaiveDate> = txn
+        .list_tables()?
+        .filter_map(|t| schema::parse_day_table(schema::EVENTS_PREFIX, t.name()))
+        .collect();
+    days.sort_unstable();
+    Ok(days)
+}
+
+impl Snapshot {
+    /// UTC days that have a raw event partition, oldest first.
+    pub fn partitions(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        day_tables(&self.txn)
+    }
+
+    /// A string resolver over this snapshot.
+    pub fn resolver(&self) -> Result<Resolver, StoreError> {
+        Ok(Resolver {
+            strings: open_optional(&self.txn, schema::STRINGS)?,
+            cache: FxHashMap::default(),
+        })
+    }
+
+    /// Sites with events in partition `day`.
+    pub fn sites_of(&self, day: NaiveDate) -> Result<Vec<String>, StoreError> {
+        let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
+        let Some(t) = open_optional(&self.txn, schema::events_table(&name))? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<String> = Vec::new();
+        let mut next = t.first()?.map(|(k, _)| k.value().0.to_owned());
+        while let Some(site) = next {
+            next = match t
+                .range::<schema::BlockKey>((
+                    std::ops::Bound::Excluded((site.as_str(), u32::MAX)),
+                    std::ops::Bound::Unbounded,
+                ))?
+                .next()
+            {
+                Some(r) => Some(r?.0.value().0.to_owned()),
+                None => None,
+            };
+            out.push(site);
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every stored block of every partition and site
+    /// (partition day, site, block number, the block decoded with `cols`
+    /// or why it did not decode), for checks that must see every byte and
+    /// go on past a bad block.
+    pub fn for_each_block(
+        &self,
+        cols: Cols,
+        mut f: impl FnMut(NaiveDate, &str, u32, Result<Block, StoreError>),
+    ) -> Result<(), StoreError> {
+        for day in day_tables(&self.txn)? {
+            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
+            let t = self.txn.open_table(schema::events_table(&name))?;
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let (site, no) = k.value();
+                f(day, site, no, codec::decode_block(v.value(), cols));
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the bound of every raw dictionary entry (an upper
+    /// bound on the receipt time of the events that use it).
+    pub fn for_each_string_bound(&self, mut f: impl FnMut(u32, i64)) -> Result<(), StoreError> {
+        if let Some(t) = open_optional(&self.txn, schema::STRINGS)? {
+            for row in t.iter()? {
+                let (k, v) = row?;
+                f(k.value(), dict::split_raw_value(v.value())?.0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the raw events of `site` in `[from_ms, to_ms)`, one
+    /// UTC day at a time, oldest day first, decoding only `cols` (plus
+    /// time and kind). Visitor hashes and page-view ids are collected from
+    /// the whole day, so they link across the range's edges.
+    pub fn scan_days(
+        &self,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
+        cols: Cols,
+        mut f: impl FnMut(&DayEvents) -> Result<ControlFlow<()>, StoreError>,
+    ) -> Result<(), StoreError> {
+        if from_ms >= to_ms {
+            return Ok(());
+        }
+        let first = schema::utc_day(from_ms);
+        let last = schema::utc_day(to_ms - 1);
+        for day in day_tables(&self.txn)? {
+            if day < first || day > last {
+                continue;
+            }
+            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
+            let t = self.txn.open_table(schema::events_table(&name))?;
+            let mut out = DayEvents {
+                day,
+                ..DayEvents::default()
+            };
+            for row in t.range::<schema::BlockKey>((site, 0)..=(site, u32::MAX))? {
+                let (k, v) = row?;
+                let no = k.value().1;
+                let block = codec::decode_block(v.value(), cols)?;
+                if cols.has(Col::Visitor) {
+                    if block.first_visitor as usize != out.visitor_hashes.len() {
+                        return Err(StoreError::Decode(format!(
+                            "event block {no} of {name} does not continue the visitor numbering"
+                        )));
+                    }
+                    out.visitor_hashes.extend_from_slice(&block.new_visitors);
+                }
+                if cols.has(Col::Pageview) {
+                    if block.first_pageview as usize != out.pageview_ids.len() {
+                        return Err(StoreError::Decode(format!(
+                            "event block {no} of {name} does not continue the page-view numbering"
+                        )));
+                    }
+                    out.pageview_ids.extend_from_slice(&block.new_pageviews);
+                }
+                let base = no.checked_shl(codec::SEQ_INDEX_BITS).unwrap_or(u32::MAX);
+                for (i, e) in block.events.iter().enumerate() {
+                    if e.ts_ms >= from_ms && e.ts_ms < to_ms {
+                        if cols.has(Col::Ip) {
+                            out.ips.push(block.ips[usize::from(e.ip)].clone());
+                        }
+                        out.events.push(*e);
+                        out.seqs.push(base | i as u32);
+                    }
+                }
+            }
+            if f(&out)?.is_break() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The redb-backed store. Share it in an `Arc`; reads are concurrent.
 pub struct Store {
     /// The open database. redb fails every later operation of a `Database`
@@ -151,6 +427,9 @@ pub struct Store {
     db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
     opts: StoreOptions,
+    /// Bumped by every change made outside the writer (see the module
+    /// comment); the writer compares it with what its memory matches.
+    generation: AtomicU64,
 }
 
 impl Store {
@@ -162,6 +441,7 @@ impl Store {
             db: RwLock::new(Some(Arc::new(db))),
             path,
             opts: opts.clone(),
+            generation: AtomicU64::new(0),
         };
         store.check_schema()?;
         Ok(store)
@@ -180,6 +460,17 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
             .ok_or(StoreError::Unavailable)
+    }
+
+    /// Counter of changes made to stored events outside the writer.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Called by maintenance while it holds the write transaction, before
+    /// it commits: the writer, blocked on the lock, sees the new value.
+    pub(crate) fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -219,31 +510,33 @@ impl Store {
         self.db()
     }
 
-    fn day_tables(txn: &ReadTransaction, prefix: &str) -> Result<Vec<NaiveDate>, StoreError> {
-        let mut days: Vec<NaiveDate> = txn
-            .list_tables()?
-            .filter_map(|t| schema::parse_day_table(prefix, t.name()))
-            .collect();
-        days.sort_unstable();
-        Ok(days)
+    /// A consistent read view for scanning raw events.
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Ok(Snapshot {
+            txn: self.db()?.begin_read()?,
+        })
     }
 
     /// UTC days that have a raw event partition, oldest first.
     pub fn partitions(&self) -> Result<Vec<NaiveDate>, StoreError> {
-        let txn = self.db()?.begin_read()?;
-        Self::day_tables(&txn, schema::EVENTS_PREFIX)
+        self.snapshot()?.partitions()
     }
 
     /// Events per partition, oldest first.
     pub fn partition_stats(&self) -> Result<Vec<(NaiveDate, u64)>, StoreError> {
         let txn = self.db()?.begin_read()?;
-        let mut out = Vec::new();
-        for day in Self::day_tables(&txn, schema::EVENTS_PREFIX)? {
-            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
-            let t = txn.open_table(schema::events_table(&name))?;
-            out.push((day, t.len()?));
+        let days = day_tables(&txn)?;
+        let mut counts: HashMap<i32, u64> = HashMap::new();
+        if let Some(t) = open_optional(&txn, DAY_COUNTS)? {
+            for row in t.iter()? {
+                let (k, v) = row?;
+                *counts.entry(k.value().0).or_default() += v.value();
+            }
         }
-        Ok(out)
+        Ok(days
+            .into_iter()
+            .map(|d| (d, counts.get(&schema::day_number(d)).copied().unwrap_or(0)))
+            .collect())
     }
 
     /// Number of raw events stored.
@@ -251,25 +544,34 @@ impl Store {
         Ok(self.partition_stats()?.iter().map(|(_, n)| n).sum())
     }
 
-    /// Deletes the raw events of UTC day `day` and the visit, visitor and
-    /// dwell state kept for that day, in one durable transaction. Roll-ups
-    /// stay. Returns how many events were deleted (0 if there were none).
+    /// Deletes the raw events of UTC day `day` (one table) in one durable
+    /// transaction. Roll-ups stay. Returns how many events were deleted.
     pub fn drop_partition(&self, day: NaiveDate) -> Result<u64, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
-        let events_name = schema::day_table_name(schema::EVENTS_PREFIX, day);
-        let exists = txn.list_tables()?.any(|t| t.name() == events_name);
-        let deleted = if exists {
-            txn.open_table(schema::events_table(&events_name))?.len()?
-        } else {
-            0
-        };
+        let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
+        let n = schema::day_number(day);
+        let mut deleted = 0;
         let mut any = false;
-        for prefix in schema::DAY_PREFIXES {
-            let name = schema::day_table_name(prefix, day);
-            any |= txn.delete_table(redb::TableDefinition::<(), ()>::new(&name))?;
+        {
+            let mut counts = txn.open_table(DAY_COUNTS)?;
+            let keys: Vec<(i32, String)> = counts
+                .range::<schema::DayCountKey>((n, "")..(n.saturating_add(1), ""))?
+                .map(|r| {
+                    r.map(|(k, v)| {
+                        deleted += v.value();
+                        (k.value().0, k.value().1.to_owned())
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            for (d, s) in &keys {
+                counts.remove((*d, s.as_str()))?;
+                any = true;
+            }
         }
+        any |= txn.delete_table(redb::TableDefinition::<(), ()>::new(&name))?;
         if any {
+            self.bump_generation();
             txn.commit()?;
         }
         Ok(deleted)
@@ -277,34 +579,19 @@ impl Store {
 
     /// Timestamp of the oldest raw event, if any.
     pub fn oldest_event_ts(&self) -> Result<Option<i64>, StoreError> {
-        let txn = self.db()?.begin_read()?;
-        for day in Self::day_tables(&txn, schema::EVENTS_PREFIX)? {
-            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
-            let t = txn.open_table(schema::events_table(&name))?;
-            // Keys sort by site first: visit each site's first key by
-            // skipping past the site's last possible key.
+        let snap = self.snapshot()?;
+        for day in snap.partitions()? {
             let mut oldest: Option<i64> = None;
-            let mut next = t.first()?.map(|(k, _)| {
-                let (s, ts, _) = k.value();
-                (s.to_owned(), ts)
-            });
-            while let Some((site, ts)) = next {
-                oldest = Some(oldest.map_or(ts, |o| o.min(ts)));
-                let after: EventKey = (&site, i64::MAX, u32::MAX);
-                next = match t
-                    .range::<EventKey>((
-                        std::ops::Bound::Excluded(after),
-                        std::ops::Bound::Unbounded,
-                    ))?
-                    .next()
-                {
-                    Some(r) => {
-                        let (k, _) = r?;
-                        let (s, ts, _) = k.value();
-                        Some((s.to_owned(), ts))
+            for site in snap.sites_of(day)? {
+                snap.scan_days(&site, i64::MIN, i64::MAX, Cols::NONE, |d| {
+                    if d.day == day {
+                        for e in &d.events {
+                            oldest = Some(oldest.map_or(e.ts_ms, |o| o.min(e.ts_ms)));
+                        }
+                        return Ok(ControlFlow::Break(()));
                     }
-                    None => None,
-                };
+                    Ok(ControlFlow::Continue(()))
+                })?;
             }
             if oldest.is_some() {
                 return Ok(oldest);
@@ -314,8 +601,8 @@ impl Store {
     }
 
     /// Calls `f` with every raw event of `site` in `[from_ms, to_ms)`, in
-    /// key order (time, then sequence), until it returns `Break`. Reads only
-    /// the partitions and key ranges needed.
+    /// time order (then position), until it returns `Break`. Reads only
+    /// the partitions needed.
     pub fn scan_events(
         &self,
         site: &str,
@@ -323,30 +610,50 @@ impl Store {
         to_ms: i64,
         mut f: impl FnMut(StoredEvent) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        if from_ms >= to_ms {
-            return Ok(());
-        }
-        let txn = self.db()?.begin_read()?;
-        let first = schema::utc_day(from_ms);
-        let last = schema::utc_day(to_ms - 1);
-        for day in Self::day_tables(&txn, schema::EVENTS_PREFIX)? {
-            if day < first || day > last {
-                continue;
-            }
-            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
-            let t = txn.open_table(schema::events_table(&name))?;
-            let lo: EventKey = (site, from_ms, 0);
-            let hi: EventKey = (site, to_ms, 0);
-            for row in t.range(lo..hi)? {
-                let (k, v) = row?;
-                let (s, ts, seq) = k.value();
-                let e = codec::decode_stored(s, ts, seq, v.value())?;
-                if f(e).is_break() {
-                    return Ok(());
+        let snap = self.snapshot()?;
+        let mut res = snap.resolver()?;
+        snap.scan_days(site, from_ms, to_ms, Cols::ALL, |d| {
+            let mut order: Vec<usize> = (0..d.events.len()).collect();
+            order.sort_by_key(|&i| (d.events[i].ts_ms, d.seqs[i]));
+            for i in order {
+                let e = &d.events[i];
+                let stored = StoredEvent {
+                    site: site.to_owned(),
+                    ts_ms: e.ts_ms,
+                    seq: d.seqs[i],
+                    kind: e.kind,
+                    visitor: d
+                        .visitor_hashes
+                        .get(e.visitor as usize)
+                        .copied()
+                        .unwrap_or(0),
+                    pageview_id: match e.pageview {
+                        0 => 0,
+                        n => d.pageview_ids.get(n as usize - 1).copied().unwrap_or(0),
+                    },
+                    url: res.text(e.url)?,
+                    title: res.text(e.title)?,
+                    referrer: res.referrer(e.referrer)?,
+                    campaign: res.campaign(e.campaign)?,
+                    target: res.text(e.target)?,
+                    search_term: res.text(e.search_term)?,
+                    search_results: match e.search_results {
+                        0 => None,
+                        n => Some(u32::try_from(n - 1).unwrap_or(u32::MAX)),
+                    },
+                    engaged_ms: e.engaged_ms,
+                    device: res.device(e.device)?,
+                    plugins: e.plugins,
+                    anon_ip: crate::privacy::StoredIp::decode(&d.ips[i]).ok_or_else(|| {
+                        StoreError::Decode("event block: bad address bytes".into())
+                    })?,
+                };
+                if f(stored).is_break() {
+                    return Ok(ControlFlow::Break(()));
                 }
             }
-        }
-        Ok(())
+            Ok(ControlFlow::Continue(()))
+        })
     }
 
     /// Hourly totals of `site` for the hours starting in `[from_ms, to_ms)`,
@@ -363,10 +670,8 @@ impl Store {
             return Ok(out);
         }
         let txn = self.db()?.begin_read()?;
-        let t = match txn.open_table(HOURLY) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(out),
-            Err(e) => return Err(e.into()),
+        let Some(t) = open_optional(&txn, HOURLY)? else {
+            return Ok(out);
         };
         for row in t.range((site, from_h)..(site, to_h))? {
             let (k, v) = row?;
@@ -385,9 +690,108 @@ impl Store {
         Ok(t.into())
     }
 
+    /// Counters of every value of `dim` for `site` over the site-local days
+    /// `from..=to`, by roll-up value id, read inside `txn`.
+    fn dim_counts(
+        txn: &ReadTransaction,
+        site: &str,
+        dim: Dimension,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<FxHashMap<u32, [i64; 3]>, StoreError> {
+        let mut acc: FxHashMap<u32, [i64; 3]> = FxHashMap::default();
+        if from > to {
+            return Ok(acc);
+        }
+        let d = dim as u8;
+        let (a, b) = (schema::day_number(from), schema::day_number(to));
+        if let Some(t) = open_optional(txn, DIMS_SEALED)? {
+            for row in t.range::<schema::SealedKey>((site, d, a)..=(site, d, b))? {
+                let (_, v) = row?;
+                rollup::for_each_sealed(v.value(), |id, c| {
+                    let x = acc.entry(id).or_default();
+                    x[0] = x[0].saturating_add_unsigned(c.pageviews);
+                    x[1] = x[1].saturating_add_unsigned(c.visits);
+                    x[2] = x[2].saturating_add_unsigned(c.events);
+                })?;
+            }
+        }
+        if let Some(t) = open_optional(txn, DIMS_OPEN)? {
+            for row in t.range::<schema::DimKey>((site, d, a, 0)..=(site, d, b, u32::MAX))? {
+                let (k, v) = row?;
+                let c = rollup::decode_signed(v.value())?;
+                let x = acc.entry(k.value().3).or_default();
+                for (x, dx) in x.iter_mut().zip(c) {
+                    *x = x.saturating_add(dx);
+                }
+            }
+        }
+        Ok(acc)
+    }
+
     /// Values of `dim` for `site` over the site-local days `from..=to`,
     /// ranked by [`Dimension::sort_by`] (descending, ties by value), then
-    /// `offset` skipped and at most `limit` returned.
+    /// `offset` skipped and at most `limit` returned, with the number of
+    /// values and the metric's total over all of them. Only the strings of
+    /// the rows that can make the page are looked up.
+    pub fn ranked(
+        &self,
+        site: &str,
+        dim: Dimension,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Ranked, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let acc = Self::dim_counts(&txn, site, dim, from, to)?;
+        let by = dim.sort_by();
+        let clamp = |x: i64| u64::try_from(x).unwrap_or(0);
+        let mut rows: Vec<(u32, Counters)> = acc
+            .into_iter()
+            .map(|(id, c)| {
+                (
+                    id,
+                    Counters {
+                        pageviews: clamp(c[0]),
+                        visits: clamp(c[1]),
+                        events: clamp(c[2]),
+                    },
+                )
+            })
+            .filter(|(_, c)| *c != Counters::default())
+            .collect();
+        let total_rows = rows.len();
+        let total = rows.iter().map(|(_, c)| c.get(by)).sum();
+        let want = offset.saturating_add(limit).min(total_rows);
+        if want == 0 {
+            return Ok(Ranked {
+                rows: Vec::new(),
+                total_rows,
+                total,
+            });
+        }
+        // Everything ranked at or above the metric of the last wanted row
+        // can make the page; only those need their strings (for ties).
+        rows.sort_unstable_by_key(|(_, c)| std::cmp::Reverse(c.get(by)));
+        let cut = rows[want - 1].1.get(by);
+        let candidates = rows.partition_point(|(_, c)| c.get(by) >= cut);
+        rows.truncate(candidates);
+        let values = open_optional(&txn, DIM_VALUES)?
+            .ok_or_else(|| StoreError::Decode("roll-ups without a value dictionary".into()))?;
+        let mut named: Vec<(String, Counters)> = Vec::with_capacity(rows.len());
+        for (id, c) in rows {
+            named.push((dict::resolve_dim(&values, id)?, c));
+        }
+        named.sort_by(|a, b| b.1.get(by).cmp(&a.1.get(by)).then_with(|| a.0.cmp(&b.0)));
+        Ok(Ranked {
+            rows: named.into_iter().skip(offset).take(limit).collect(),
+            total_rows,
+            total,
+        })
+    }
+
+    /// The rows of [`Store::ranked`] alone.
     pub fn top(
         &self,
         site: &str,
@@ -397,34 +801,7 @@ impl Store {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<(String, Counters)>, StoreError> {
-        if from > to {
-            return Ok(Vec::new());
-        }
-        let txn = self.db()?.begin_read()?;
-        let t = match txn.open_table(DIMS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let d = dim as u8;
-        let lo: schema::DimKey = (site, d, schema::day_number(from), "");
-        let hi: schema::DimKey = (site, d, schema::day_number(to).saturating_add(1), "");
-        let mut acc: HashMap<String, Counters> = HashMap::new();
-        for row in t.range(lo..hi)? {
-            let (k, v) = row?;
-            let c = rollup::decode_counters(v.value())?;
-            let value = k.value().3;
-            match acc.get_mut(value) {
-                Some(x) => x.add(&c),
-                None => {
-                    acc.insert(value.to_owned(), c);
-                }
-            }
-        }
-        let by = dim.sort_by();
-        let mut rows: Vec<(String, Counters)> = acc.into_iter().collect();
-        rows.sort_by(|a, b| b.1.get(by).cmp(&a.1.get(by)).then_with(|| a.0.cmp(&b.0)));
-        Ok(rows.into_iter().skip(offset).take(limit).collect())
+        Ok(self.ranked(site, dim, from, to, limit, offset)?.rows)
     }
 }
 

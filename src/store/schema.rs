@@ -1,56 +1,80 @@
 //! Table definitions and key layout of the redb file.
 //!
-//! Raw, personal-ish data lives in tables named per UTC day, so that the
-//! retention sweeper can delete a whole day by deleting its tables, which is
-//! exact and does not touch anything else:
+//! Raw events, the only personal-ish data, live in one table per UTC day,
+//! so that the retention sweeper deletes a whole day by deleting its table:
 //!
-//! | table              | key                                   | value |
-//! | ------------------ | ------------------------------------- | ----- |
-//! | `events_YYYYMMDD`  | (site, ts_ms: i64, seq: u32)          | [`encode_event`](super::codec::encode_event) bytes |
-//! | `seen_YYYYMMDD`    | (site, visitor: u64)                  | `()`  — visitors already counted that day |
-//! | `visits_YYYYMMDD`  | (site, visitor: u64)                  | visit state bytes (see `rollup`) |
-//! | `dwell_YYYYMMDD`   | (site, pageview_id: u64)              | max engaged ms reported (u32) |
+//! | table              | key                         | value |
+//! | ------------------ | --------------------------- | ----- |
+//! | `events_YYYYMMDD`  | (site, block: u32)          | an event block ([`super::codec`]) |
 //!
-//! Aggregates, which hold no personal data and are kept on their own
-//! retention, are not partitioned:
+//! Blocks of one (site, day) are numbered from 0 in the order they were
+//! written; each holds up to [`super::codec::BLOCK_MAX_EVENTS`] events in
+//! the order the writer processed them (time order, batch by batch).
 //!
-//! | table     | key                                              | value |
-//! | --------- | ------------------------------------------------ | ----- |
-//! | `meta`    | name (`schema_version`, `next_seq`)              | u32   |
-//! | `hourly`  | (site, hour: i64 hours since the epoch, UTC)     | totals (varints) |
-//! | `dims`    | (site, dimension: u8, local day: i32, value)     | counters (varints) |
+//! Strings of raw events are interned in a dictionary that expires with
+//! the events: every entry carries an upper bound on the receipt time of
+//! the events that use it, and the sweeper deletes entries whose bound is
+//! past the retention cutoff.
 //!
-//! redb compares tuple keys element by element, so events sort by site, then
-//! time, then sequence, and a report over one site and a time range reads
-//! one contiguous key range per day table. `dims` puts the dimension before
-//! the date so that a "top values of one dimension over a date range" query
-//! is one contiguous range too. The local day is days since 1970-01-01 in the
-//! site's time zone.
+//! | table             | key                 | value |
+//! | ----------------- | ------------------- | ----- |
+//! | `strings`         | id: u32 (from 1)    | bound (ivarint ms) + tagged bytes |
+//! | `string_ids`      | tagged bytes        | id: u32 |
+//! | `day_counts`      | (day: i32, site)    | events: u64 |
+//!
+//! Aggregates hold no personal data and have their own retention. Their
+//! dimension values are interned in a dictionary of their own (it is not
+//! swept with raw events):
+//!
+//! | table             | key                                        | value |
+//! | ----------------- | ------------------------------------------ | ----- |
+//! | `meta`            | name                                       | u32   |
+//! | `hourly`          | (site, hour: i64 hours since the epoch)    | totals (varints) |
+//! | `dims_open`       | (site, dimension: u8, local day: i32, value id: u32) | counters |
+//! | `dims_sealed`     | (site, dimension: u8, local day: i32)      | all values of that day, packed |
+//! | `dim_values`      | value id: u32 (from 1)                     | string |
+//! | `dim_value_ids`   | string                                     | value id |
+//! | `audit`           | see `retention::audit`                     | |
+//!
+//! The writer counts into `dims_open`, one row per value; once a site's
+//! local day is over it *seals* the day: all of its rows for a dimension
+//! become one packed value in `dims_sealed`. A 90-day report then reads 90
+//! packed values per dimension instead of hundreds of thousands of rows.
+//! Rows that arrive for a sealed day later (log import) stay in
+//! `dims_open` until the next sealing; readers add both.
+//! Days are numbered from 1970-01-01: UTC days for partitions, the site's
+//! local days for dimension roll-ups.
 
 use chrono::{Datelike, NaiveDate};
 use redb::TableDefinition;
 
 /// Bumped whenever the layout or an encoding changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 pub const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 pub const META_SCHEMA_VERSION: &str = "schema_version";
-pub const META_NEXT_SEQ: &str = "next_seq";
+pub const META_NEXT_STRING: &str = "next_string_id";
+pub const META_NEXT_DIM_VALUE: &str = "next_dim_value_id";
 
-pub type EventKey<'a> = (&'a str, i64, u32);
-pub type VisitorKey<'a> = (&'a str, u64);
+pub type BlockKey<'a> = (&'a str, u32);
 pub type HourKey<'a> = (&'a str, i64);
-pub type DimKey<'a> = (&'a str, u8, i32, &'a str);
+pub type DimKey<'a> = (&'a str, u8, i32, u32);
+pub type SealedKey<'a> = (&'a str, u8, i32);
+pub type DayCountKey<'a> = (i32, &'a str);
 
+pub const STRINGS: TableDefinition<u32, &[u8]> = TableDefinition::new("strings");
+pub const STRING_IDS: TableDefinition<&[u8], u32> = TableDefinition::new("string_ids");
+pub const DAY_COUNTS: TableDefinition<DayCountKey<'static>, u64> =
+    TableDefinition::new("day_counts");
 pub const HOURLY: TableDefinition<HourKey<'static>, &[u8]> = TableDefinition::new("hourly");
-pub const DIMS: TableDefinition<DimKey<'static>, &[u8]> = TableDefinition::new("dims");
+pub const DIMS_OPEN: TableDefinition<DimKey<'static>, &[u8]> = TableDefinition::new("dims_open");
+pub const DIMS_SEALED: TableDefinition<SealedKey<'static>, &[u8]> =
+    TableDefinition::new("dims_sealed");
+pub const DIM_VALUES: TableDefinition<u32, &str> = TableDefinition::new("dim_values");
+pub const DIM_VALUE_IDS: TableDefinition<&str, u32> = TableDefinition::new("dim_value_ids");
 
-/// Prefixes of the per-day tables; the sweeper deletes all four together.
+/// Prefix of the per-day event tables.
 pub const EVENTS_PREFIX: &str = "events_";
-pub const SEEN_PREFIX: &str = "seen_";
-pub const VISITS_PREFIX: &str = "visits_";
-pub const DWELL_PREFIX: &str = "dwell_";
-pub const DAY_PREFIXES: [&str; 4] = [EVENTS_PREFIX, SEEN_PREFIX, VISITS_PREFIX, DWELL_PREFIX];
 
 pub const MS_PER_HOUR: i64 = 3_600_000;
 pub const MS_PER_DAY: i64 = 86_400_000;
@@ -74,27 +98,15 @@ pub fn parse_day_table(prefix: &str, name: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(digits, "%Y%m%d").ok()
 }
 
-pub fn events_table(name: &str) -> TableDefinition<'_, EventKey<'static>, &'static [u8]> {
-    TableDefinition::new(name)
-}
-
-pub fn seen_table(name: &str) -> TableDefinition<'_, VisitorKey<'static>, ()> {
-    TableDefinition::new(name)
-}
-
-pub fn visits_table(name: &str) -> TableDefinition<'_, VisitorKey<'static>, &'static [u8]> {
-    TableDefinition::new(name)
-}
-
-pub fn dwell_table(name: &str) -> TableDefinition<'_, VisitorKey<'static>, u32> {
+pub fn events_table(name: &str) -> TableDefinition<'_, BlockKey<'static>, &'static [u8]> {
     TableDefinition::new(name)
 }
 
 /// The UTC day of a millisecond timestamp.
 pub fn utc_day(ts_ms: i64) -> NaiveDate {
     let days = ts_ms.div_euclid(MS_PER_DAY);
-    epoch()
-        .checked_add_signed(chrono::TimeDelta::days(days))
+    chrono::TimeDelta::try_days(days)
+        .and_then(|d| epoch().checked_add_signed(d))
         .unwrap_or(if days < 0 {
             NaiveDate::MIN
         } else {
@@ -111,10 +123,21 @@ pub fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN)
 }
 
-/// Days since 1970-01-01, as stored in `dims` keys.
+/// Days since 1970-01-01, as stored in keys.
 pub fn day_number(day: NaiveDate) -> i32 {
     let n = (day - epoch()).num_days();
     i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
+}
+
+/// The day with number `n` (inverse of [`day_number`]).
+pub fn day_from_number(n: i32) -> NaiveDate {
+    chrono::TimeDelta::try_days(i64::from(n))
+        .and_then(|d| epoch().checked_add_signed(d))
+        .unwrap_or(if n < 0 {
+            NaiveDate::MIN
+        } else {
+            NaiveDate::MAX
+        })
 }
 
 /// Milliseconds since the epoch at 00:00 UTC of `day`.
@@ -132,7 +155,7 @@ mod tests {
         let n = day_table_name(EVENTS_PREFIX, d);
         assert_eq!(n, "events_20261105");
         assert_eq!(parse_day_table(EVENTS_PREFIX, &n), Some(d));
-        assert_eq!(parse_day_table(SEEN_PREFIX, &n), None);
+        assert_eq!(parse_day_table("seen_", &n), None);
         assert_eq!(parse_day_table(EVENTS_PREFIX, "events_2026110"), None);
         assert_eq!(parse_day_table(EVENTS_PREFIX, "events_20261340"), None);
     }
@@ -146,5 +169,8 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
         assert_eq!(utc_day(day_start_ms(d)), d);
         assert_eq!(utc_day(day_start_ms(d) - 1), d.pred_opt().unwrap());
+        assert_eq!(day_from_number(day_number(d)), d);
+        assert_eq!(utc_day(i64::MIN), NaiveDate::MIN);
+        assert_eq!(utc_day(i64::MAX), NaiveDate::MAX);
     }
 }

@@ -1,19 +1,30 @@
 //! Deleting expired data, in short transactions, for the retention sweeper.
 //!
 //! The rule is exact: every raw event with `ts_ms < cutoff` goes. Day
-//! partitions that end at or before the cutoff are dropped whole (events
-//! and the day's visitor, visit and dwell state, one transaction per day);
-//! the one partition the cutoff falls into is trimmed key by key. Each step
-//! is its own durable transaction, so the writer (which needs redb's single
-//! write lock too) waits at most for one step, never for a whole sweep, and
-//! a crash between steps leaves a consistent file that the next sweep
-//! finishes. Roll-ups are trimmed by their own cutoff.
+//! partitions that end at or before the cutoff are dropped whole (one
+//! table, one transaction per day); the one partition the cutoff falls
+//! into is rewritten without its expired events. Dictionary strings whose
+//! bound (the end of the hour of their last use) is at or before the cutoff
+//! are used by no surviving event and go too. Each step is its own durable
+//! transaction, so the writer waits at most for one step, never for a
+//! whole sweep, and a crash between steps leaves a consistent file that the
+//! next sweep finishes. Every step bumps the store's generation so the
+//! writer rebuilds what it remembers. Roll-ups are trimmed by their own
+//! cutoff, and roll-up values no roll-up uses any more are deleted with them.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 
 use chrono::NaiveDate;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 
-use super::schema::{self, DIMS, HOURLY};
-use super::{Store, StoreError};
+use super::codec::{decode_block, BlockBuilder, Cols, RawEvent};
+use super::dict::split_raw_value;
+use super::schema::{
+    self, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS, HOURLY, STRINGS,
+    STRING_IDS,
+};
+use super::{open_optional, Store, StoreError};
 
 /// What deleting everything before a cutoff involves (or involved).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,6 +34,8 @@ pub struct ExpiryPlan {
     /// The partition the cutoff falls into, with the number of its events
     /// older than the cutoff (only when that number is not zero).
     pub boundary: Option<(NaiveDate, u64)>,
+    /// Dictionary strings used only by events before the cutoff.
+    pub strings: u64,
 }
 
 impl ExpiryPlan {
@@ -39,52 +52,50 @@ pub struct RollupExpiry {
 }
 
 impl Store {
-    /// Which partitions and events are older than `cutoff_ms` (read only).
+    /// Which partitions, events and strings are older than `cutoff_ms`
+    /// (read only).
     pub fn expiry_plan(&self, cutoff_ms: i64) -> Result<ExpiryPlan, StoreError> {
-        let txn = self.db()?.begin_read()?;
         let boundary_day = schema::utc_day(cutoff_ms);
+        let stats = self.partition_stats()?;
         let mut plan = ExpiryPlan::default();
-        for day in Self::day_tables(&txn, schema::EVENTS_PREFIX)? {
-            if day > boundary_day {
-                break;
-            }
-            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
-            let t = txn.open_table(schema::events_table(&name))?;
+        for (day, n) in stats {
             if day < boundary_day {
-                plan.whole.push((day, t.len()?));
-            } else {
-                let mut n = 0u64;
-                for row in t.iter()? {
-                    let (k, _) = row?;
-                    if k.value().1 < cutoff_ms {
-                        n += 1;
-                    }
+                plan.whole.push((day, n));
+            } else if day == boundary_day {
+                let snap = self.snapshot()?;
+                let mut old = 0u64;
+                for site in snap.sites_of(day)? {
+                    snap.scan_days(
+                        &site,
+                        schema::day_start_ms(day),
+                        cutoff_ms,
+                        Cols::NONE,
+                        |d| {
+                            old += d.events.len() as u64;
+                            Ok(ControlFlow::Continue(()))
+                        },
+                    )?;
                 }
-                if n > 0 {
-                    plan.boundary = Some((day, n));
-                }
-            }
-        }
-        // Day-state tables without an events table (e.g. only pings whose
-        // page view expired) also count as whole partitions to drop.
-        let mut extra: Vec<NaiveDate> = Vec::new();
-        for prefix in &schema::DAY_PREFIXES[1..] {
-            for day in Self::day_tables(&txn, prefix)? {
-                if day < boundary_day
-                    && !plan.whole.iter().any(|(d, _)| *d == day)
-                    && !extra.contains(&day)
-                {
-                    extra.push(day);
+                if old > 0 {
+                    plan.boundary = Some((day, old));
                 }
             }
         }
-        plan.whole.extend(extra.into_iter().map(|d| (d, 0)));
-        plan.whole.sort_unstable();
+        let txn = self.db()?.begin_read()?;
+        if let Some(t) = open_optional(&txn, STRINGS)? {
+            for row in t.iter()? {
+                let (_, v) = row?;
+                if split_raw_value(v.value())?.0 <= cutoff_ms {
+                    plan.strings += 1;
+                }
+            }
+        }
         Ok(plan)
     }
 
     /// Deletes the events of partition `day` older than `cutoff_ms`, in one
-    /// durable transaction. Returns how many were deleted.
+    /// durable transaction, by rewriting each site's blocks without them.
+    /// Returns how many were deleted.
     pub fn trim_partition(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
@@ -92,21 +103,93 @@ impl Store {
         if !txn.list_tables()?.any(|t| t.name() == name) {
             return Ok(0);
         }
-        let deleted = {
+        let mut deleted = 0u64;
+        let mut kept_by_site: Vec<(String, u64)> = Vec::new();
+        {
             let mut t = txn.open_table(schema::events_table(&name))?;
-            let before = t.len()?;
-            t.retain(|k, _| k.1 >= cutoff_ms)?;
-            before - t.len()?
-        };
-        if deleted > 0 {
-            txn.commit()?;
+            let mut blocks: HashMap<String, Vec<(u32, Vec<u8>)>> = HashMap::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let (site, no) = k.value();
+                blocks
+                    .entry(site.to_owned())
+                    .or_default()
+                    .push((no, v.value().to_vec()));
+            }
+            for (site, rows) in blocks {
+                let (new_blocks, removed) = rewrite_without_old(&rows, cutoff_ms)?;
+                if removed == 0 {
+                    continue;
+                }
+                deleted += removed;
+                for (no, _) in &rows {
+                    t.remove((site.as_str(), *no))?;
+                }
+                let mut kept = 0u64;
+                for (no, b) in new_blocks.iter().enumerate() {
+                    kept += b.len() as u64;
+                    let no = u32::try_from(no).unwrap_or(u32::MAX);
+                    t.insert((site.as_str(), no), b.encode().as_slice())?;
+                }
+                kept_by_site.push((site, kept));
+            }
         }
+        if deleted == 0 {
+            return Ok(0);
+        }
+        {
+            let mut counts = txn.open_table(DAY_COUNTS)?;
+            let d = schema::day_number(day);
+            for (site, kept) in &kept_by_site {
+                if *kept == 0 {
+                    counts.remove((d, site.as_str()))?;
+                } else {
+                    counts.insert((d, site.as_str()), *kept)?;
+                }
+            }
+        }
+        self.bump_generation();
+        txn.commit()?;
         Ok(deleted)
+    }
+
+    /// Deletes dictionary strings that no event at or after `cutoff_ms` can
+    /// use (their bound is at or before it). Run after the partitions
+    /// before the cutoff are gone. Returns how many were deleted.
+    pub fn expire_strings(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let mut doomed: Vec<(u32, Vec<u8>)> = Vec::new();
+        {
+            let t = txn.open_table(STRINGS)?;
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let (bound, key) = split_raw_value(v.value())?;
+                if bound <= cutoff_ms {
+                    doomed.push((k.value(), key.to_vec()));
+                }
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        {
+            let mut strings = txn.open_table(STRINGS)?;
+            let mut ids = txn.open_table(STRING_IDS)?;
+            for (id, key) in &doomed {
+                strings.remove(*id)?;
+                ids.remove(key.as_slice())?;
+            }
+        }
+        self.bump_generation();
+        txn.commit()?;
+        Ok(doomed.len() as u64)
     }
 
     /// Counts (`dry_run`) or deletes roll-up rows older than `cutoff_ms`:
     /// hourly rows of hours that start before it and daily dimension rows
-    /// of site-local days before its UTC day.
+    /// of site-local days before its UTC day; then the roll-up values that
+    /// no remaining row uses.
     pub fn expire_rollups(
         &self,
         cutoff_ms: i64,
@@ -117,23 +200,23 @@ impl Store {
         let mut out = RollupExpiry::default();
         if dry_run {
             let txn = self.db()?.begin_read()?;
-            match txn.open_table(HOURLY) {
-                Ok(t) => {
-                    for row in t.iter()? {
-                        out.hourly_rows += u64::from(row?.0.value().1 < cut_hour);
-                    }
+            if let Some(t) = open_optional(&txn, HOURLY)? {
+                for row in t.iter()? {
+                    out.hourly_rows += u64::from(row?.0.value().1 < cut_hour);
                 }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(e.into()),
             }
-            match txn.open_table(DIMS) {
-                Ok(t) => {
-                    for row in t.iter()? {
-                        out.dim_rows += u64::from(row?.0.value().2 < cut_day);
+            if let Some(t) = open_optional(&txn, DIMS_OPEN)? {
+                for row in t.iter()? {
+                    out.dim_rows += u64::from(row?.0.value().2 < cut_day);
+                }
+            }
+            if let Some(t) = open_optional(&txn, DIMS_SEALED)? {
+                for row in t.iter()? {
+                    let (k, v) = row?;
+                    if k.value().2 < cut_day {
+                        super::rollup::for_each_sealed(v.value(), |_, _| out.dim_rows += 1)?;
                     }
                 }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(e.into()),
             }
             return Ok(out);
         }
@@ -146,14 +229,127 @@ impl Store {
             out.hourly_rows = before - t.len()?;
         }
         {
-            let mut t = txn.open_table(DIMS)?;
+            let mut t = txn.open_table(DIMS_OPEN)?;
             let before = t.len()?;
             t.retain(|k, _| k.2 >= cut_day)?;
             out.dim_rows = before - t.len()?;
         }
+        {
+            let mut t = txn.open_table(DIMS_SEALED)?;
+            let mut old: Vec<(String, u8, i32)> = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let (site, dim, day) = k.value();
+                if day < cut_day {
+                    super::rollup::for_each_sealed(v.value(), |_, _| out.dim_rows += 1)?;
+                    old.push((site.to_owned(), dim, day));
+                }
+            }
+            for (site, dim, day) in &old {
+                t.remove((site.as_str(), *dim, *day))?;
+            }
+        }
+        if out.dim_rows > 0 {
+            // values that no remaining roll-up row refers to
+            let mut used: HashSet<u32> = HashSet::new();
+            for row in txn.open_table(DIMS_OPEN)?.iter()? {
+                used.insert(row?.0.value().3);
+            }
+            for row in txn.open_table(DIMS_SEALED)?.iter()? {
+                super::rollup::for_each_sealed(row?.1.value(), |id, _| {
+                    used.insert(id);
+                })?;
+            }
+            let mut unused: Vec<(u32, String)> = Vec::new();
+            for row in txn.open_table(DIM_VALUES)?.iter()? {
+                let (k, v) = row?;
+                if !used.contains(&k.value()) {
+                    unused.push((k.value(), v.value().to_owned()));
+                }
+            }
+            let mut values = txn.open_table(DIM_VALUES)?;
+            let mut ids = txn.open_table(DIM_VALUE_IDS)?;
+            for (id, s) in &unused {
+                values.remove(*id)?;
+                ids.remove(s.as_str())?;
+            }
+        }
+        self.bump_generation();
         txn.commit()?;
         Ok(out)
     }
+}
+
+/// Re-encodes one site's blocks of a day without the events before
+/// `cutoff_ms`, numbering visitors and page views afresh. Returns the new
+/// blocks and how many events were left out.
+fn rewrite_without_old(
+    rows: &[(u32, Vec<u8>)],
+    cutoff_ms: i64,
+) -> Result<(Vec<BlockBuilder>, u64), StoreError> {
+    let mut hashes: Vec<u64> = Vec::new();
+    let mut pageview_ids: Vec<u64> = Vec::new();
+    let mut visitor_no: HashMap<u64, u32> = HashMap::new();
+    let mut pageview_no: HashMap<u64, u32> = HashMap::new();
+    let mut out: Vec<BlockBuilder> = vec![BlockBuilder::new(0, 0)];
+    let mut removed = 0u64;
+    for (_, bytes) in rows {
+        let block = decode_block(bytes, Cols::ALL)?;
+        hashes.extend_from_slice(&block.new_visitors);
+        pageview_ids.extend_from_slice(&block.new_pageviews);
+        for e in &block.events {
+            if e.ts_ms < cutoff_ms {
+                removed += 1;
+                continue;
+            }
+            let hash = *hashes
+                .get(e.visitor as usize)
+                .ok_or_else(|| StoreError::Decode("event block: visitor number".into()))?;
+            let mut tail = out.pop().unwrap_or_else(|| BlockBuilder::new(0, 0));
+            if tail.is_full() {
+                let next = BlockBuilder::new(visitor_no.len() as u32, pageview_no.len() as u32);
+                out.push(tail);
+                tail = next;
+            }
+            let (visitor, new_visitor) = match visitor_no.get(&hash) {
+                Some(&n) => (n, None),
+                None => {
+                    let n = visitor_no.len() as u32;
+                    visitor_no.insert(hash, n);
+                    (n, Some(hash))
+                }
+            };
+            let (pageview, new_pageview) = match e.pageview {
+                0 => (0, None),
+                p => {
+                    let id = *pageview_ids.get(p as usize - 1).ok_or_else(|| {
+                        StoreError::Decode("event block: page-view number".into())
+                    })?;
+                    match pageview_no.get(&id) {
+                        Some(&n) => (n + 1, None),
+                        None => {
+                            let n = pageview_no.len() as u32;
+                            pageview_no.insert(id, n);
+                            (n + 1, Some(id))
+                        }
+                    }
+                }
+            };
+            let raw = RawEvent {
+                visitor,
+                pageview,
+                ..*e
+            };
+            let ip = block
+                .ips
+                .get(usize::from(e.ip))
+                .ok_or_else(|| StoreError::Decode("event block: address index".into()))?;
+            tail.push(&raw, new_visitor, new_pageview, ip);
+            out.push(tail);
+        }
+    }
+    out.retain(|b| !b.is_empty());
+    Ok((out, removed))
 }
 
 #[cfg(test)]
@@ -192,7 +388,8 @@ mod tests {
         );
         assert_eq!(store.event_count().unwrap(), 2);
         assert_eq!(store.oldest_event_ts().unwrap(), Some(cutoff));
-        assert_eq!(store.expiry_plan(cutoff).unwrap(), ExpiryPlan::default());
+        let after = store.expiry_plan(cutoff).unwrap();
+        assert_eq!((after.whole.len(), after.boundary), (0, None));
         let r = store.expire_rollups(cutoff, true).unwrap();
         assert!(r.hourly_rows > 0);
         assert_eq!(store.expire_rollups(cutoff, false).unwrap(), r);
@@ -200,5 +397,15 @@ mod tests {
             store.expire_rollups(cutoff, true).unwrap(),
             RollupExpiry::default()
         );
+        // the surviving events still read back whole
+        let mut n = 0;
+        store
+            .scan_events("a", 0, i64::MAX, |e| {
+                assert_eq!(e.url, "https://example.org/");
+                n += 1;
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(n, 2);
     }
 }

@@ -4,7 +4,7 @@
 //! per hit would cap ingest near 700 hits/s. Instead requests go over a
 //! bounded channel; the writer thread drains whatever is queued (up to
 //! `max_batch` requests), writes it all in one `Durability::Immediate`
-//! transaction (raw events, visit state and roll-ups together), commits, and
+//! transaction (raw events and roll-ups together, see `apply`), commits, and
 //! only then answers every request in the batch. An acknowledged event is
 //! therefore on disk. A full channel is reported to the caller at once
 //! ([`SubmitError::QueueFull`], which the HTTP layer turns into 503 with
@@ -12,6 +12,9 @@
 //! reported to every request of that batch, leaves nothing of it visible,
 //! and the thread carries on with the next batch (after an I/O error it
 //! first reopens the database, see `reopen`).
+//!
+//! When nothing is queued, the thread also seals closed days of the
+//! dimension roll-ups (`seal`), in short transactions of their own.
 //!
 //! Shutdown ([`WriterHandle::shutdown`] or [`WriterHandle::shutdown_blocking`])
 //! closes the channel; the thread commits everything already queued, answers
@@ -22,17 +25,21 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono_tz::Tz;
-use redb::{Durability, ReadableDatabase};
+use redb::Durability;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::model::Event;
 
-use super::rollup::BatchApplier;
-use super::schema::{META, META_NEXT_SEQ};
+use super::apply::{local_day, WriterState};
 use super::{Store, StoreError};
+
+/// How often an idle writer looks for closed days to seal.
+const SEAL_EVERY: Duration = Duration::from_secs(60);
+/// Rows moved per sealing transaction (bounds how long it holds the lock).
+const SEAL_ROWS: usize = 50_000;
 
 /// Answer to one submitted batch: `Ok` once its events are committed.
 pub type Ack = Result<(), StoreError>;
@@ -78,21 +85,14 @@ struct Request {
 pub struct Writer;
 
 impl Writer {
-    /// Spawns the writer thread over `store`. Fails if the stored sequence
-    /// counter cannot be read or the thread cannot be started.
+    /// Spawns the writer thread over `store`. Fails if the thread cannot
+    /// be started.
     pub fn spawn(store: Arc<Store>, opts: WriterOptions) -> Result<WriterHandle, StoreError> {
-        let next_seq = {
-            let txn = store.db()?.begin_read()?;
-            match txn.open_table(META) {
-                Ok(t) => t.get(META_NEXT_SEQ)?.map_or(0, |v| v.value()),
-                Err(redb::TableError::TableDoesNotExist(_)) => 0,
-                Err(e) => return Err(e.into()),
-            }
-        };
+        store.db()?;
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
         let join = std::thread::Builder::new()
             .name("sparsam-store-writer".into())
-            .spawn(move || run(store, opts, rx, next_seq))
+            .spawn(move || run(store, opts, rx))
             .map_err(StoreError::Spawn)?;
         Ok(WriterHandle {
             tx: Mutex::new(Some(tx)),
@@ -200,18 +200,27 @@ pub enum WriteError {
     Lost,
 }
 
-fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>, mut seq: u32) {
+fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) {
     let max_batch = opts.max_batch.max(1);
     let mut buf: Vec<Request> = Vec::with_capacity(max_batch.min(4096));
+    let mut state = WriterState::default();
+    // Seal once soon after start-up (days may have closed while down).
+    let mut last_seal = Instant::now()
+        .checked_sub(SEAL_EVERY)
+        .unwrap_or_else(Instant::now);
     loop {
         buf.clear();
+        if rx.is_empty() && last_seal.elapsed() >= SEAL_EVERY {
+            seal(&store, &opts);
+            last_seal = Instant::now();
+        }
         if rx.blocking_recv_many(&mut buf, max_batch) == 0 {
             break; // closed and drained
         }
         metrics::gauge!("sparsam_store_queue_depth").set(rx.len() as f64);
         let started = Instant::now();
         let n_events: usize = buf.iter().map(|r| r.events.len()).sum();
-        let result = write_batch(&store, &opts, &buf, &mut seq);
+        let result = write_batch(&store, &opts, &buf, &mut state);
         metrics::histogram!("sparsam_store_commit_seconds").record(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
@@ -223,11 +232,37 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>, 
             }
             Err(e) => {
                 tracing::error!(error = %e, requests = buf.len(), "store batch failed");
+                // memory may hold parts of the failed batch: start over
+                state.reset();
                 let e = Arc::new(e);
                 for r in buf.drain(..) {
                     let _ = r.reply.send(Err(StoreError::Batch(e.clone())));
                 }
                 super::reopen::after_failed_batch(&store, &e);
+            }
+        }
+    }
+}
+
+/// Seals closed days of the dimension roll-ups, a chunk at a time, while
+/// nothing else is waiting.
+fn seal(store: &Store, opts: &WriterOptions) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let today = |site: &str| {
+        let tz = opts.site_timezones.get(site).copied().unwrap_or(Tz::UTC);
+        local_day(tz, now)
+    };
+    for _ in 0..1000 {
+        let db = match store.db() {
+            Ok(db) => db,
+            Err(_) => return,
+        };
+        match super::seal::seal_closed_days(&db, &today, SEAL_ROWS) {
+            Ok(n) if n >= SEAL_ROWS => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "sealing closed roll-up days failed; will retry");
+                return;
             }
         }
     }
@@ -239,22 +274,20 @@ fn write_batch(
     store: &Store,
     opts: &WriterOptions,
     batch: &[Request],
-    seq: &mut u32,
+    state: &mut WriterState,
 ) -> Result<(), StoreError> {
     let mut txn = store.db()?.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    let mut events: Vec<(&Event, u32)> = batch
-        .iter()
-        .flat_map(|r| r.events.iter().map(|e| (e, 0)))
-        .collect();
-    let mut next = *seq;
-    BatchApplier::new(&txn, &opts.site_timezones)?.apply(&mut events, &mut next)?;
-    {
-        let mut meta = txn.open_table(META)?;
-        meta.insert(META_NEXT_SEQ, next)?;
+    // Read after taking the write lock: maintenance bumps it before it
+    // commits, so a change made while we waited is seen here.
+    let generation = store.generation();
+    if generation != state.generation {
+        state.reset();
+        state.generation = generation;
     }
+    let events: Vec<&Event> = batch.iter().flat_map(|r| r.events.iter()).collect();
+    state.apply_batch(&txn, &events, &opts.site_timezones)?;
     txn.commit()?;
-    *seq = next;
     Ok(())
 }
 
@@ -306,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn sequence_numbers_continue_after_restart() {
+    fn events_with_equal_times_are_all_kept_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         for _ in 0..2 {

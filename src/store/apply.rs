@@ -1,0 +1,492 @@
+//! Writing one batch of events inside the writer's transaction: intern
+//! their strings, run them through the per-day state machine
+//! ([`super::state`]), append them to their day's block, and add the
+//! resulting roll-up changes to `hourly` and `dims_open`.
+//!
+//! [`WriterState`] is everything the writer thread keeps in memory between
+//! batches (day states, dictionary caches). It holds only what is already
+//! committed plus the batch in progress, so whenever a batch fails, or the
+//! store was changed behind the writer's back (the sweeper), the writer
+//! throws it away and it is rebuilt from the file on demand.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::TimeZone;
+use chrono_tz::Tz;
+use redb::{ReadableTable, Table, TableHandle, WriteTransaction};
+
+use crate::model::{plugins, Event, ReferrerType};
+
+use super::codec::{campaign_key, device_key, referrer_key, text_key, Interned, RawEvent};
+use super::dict::{resolve_raw, DimInterner, DimTables, RawInterner, RawTables};
+use super::rollup::{
+    decode_signed, decode_totals, encode_signed, encode_totals, joined, referrer_value, Dimension,
+    Totals,
+};
+use super::schema::{
+    self, BlockKey, DimKey, HourKey, DAY_COUNTS, DIMS_OPEN, DIM_VALUES, DIM_VALUE_IDS, HOURLY,
+    META, META_NEXT_DIM_VALUE, META_NEXT_STRING, STRINGS, STRING_IDS,
+};
+use super::state::{DayState, Group, Input, Sink, C, T};
+
+const _: () = assert!(C::Pageviews as usize == 0 && C::Events as usize == 2);
+use super::StoreError;
+
+/// Day states kept in memory beyond the two newest days of each site.
+const MAX_DAYS_IN_MEMORY: usize = 8;
+
+/// Dimension values a raw dictionary entry stands for.
+#[derive(Clone, Copy, Debug)]
+enum Derived {
+    Text(u32),
+    Referrer([u32; 3]),
+    Campaign([u32; 3]),
+    Device([u32; 8]),
+}
+
+const REFERRER_DIMS: [Dimension; 3] = [
+    Dimension::Referrer,
+    Dimension::ReferrerType,
+    Dimension::SearchEngine,
+];
+const CAMPAIGN_DIMS: [Dimension; 3] = [
+    Dimension::UtmSource,
+    Dimension::UtmMedium,
+    Dimension::UtmCampaign,
+];
+const DEVICE_DIMS: [Dimension; 8] = [
+    Dimension::DeviceType,
+    Dimension::Brand,
+    Dimension::Model,
+    Dimension::Os,
+    Dimension::OsVersion,
+    Dimension::Browser,
+    Dimension::BrowserVersion,
+    Dimension::Engine,
+];
+
+/// The local day number of `ts_ms` in `tz`.
+pub(crate) fn local_day(tz: Tz, ts_ms: i64) -> i32 {
+    match tz.timestamp_millis_opt(ts_ms).single() {
+        Some(t) => schema::day_number(t.date_naive()),
+        None => schema::day_number(schema::utc_day(ts_ms)),
+    }
+}
+
+/// Roll-up changes of one batch, keyed by raw dictionary ids.
+#[derive(Default)]
+struct Deltas {
+    hourly: HashMap<(u16, i64), [i64; 9]>,
+    dims: HashMap<(u16, Group, i32, u32), [i64; 3]>,
+}
+
+struct SiteSink<'a> {
+    site: u16,
+    deltas: &'a mut Deltas,
+}
+
+impl Sink for SiteSink<'_> {
+    fn total(&mut self, hour: i64, field: T, by: i64) {
+        self.deltas.hourly.entry((self.site, hour)).or_default()[field as usize] += by;
+    }
+
+    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: C, by: i64) {
+        if raw == 0 {
+            return;
+        }
+        self.deltas
+            .dims
+            .entry((self.site, group, local_day, raw))
+            .or_default()[field as usize] += by;
+    }
+}
+
+/// The writer thread's memory. See the module comment.
+#[derive(Default)]
+pub(crate) struct WriterState {
+    ready: bool,
+    days: HashMap<(u16, i32), DayState>,
+    last_use: HashMap<(u16, i32), u64>,
+    tick: u64,
+    sites: Vec<String>,
+    site_ids: HashMap<String, u16>,
+    raw: RawInterner,
+    dims: DimInterner,
+    derived: HashMap<u32, Derived>,
+    /// The store's maintenance generation this memory matches.
+    pub generation: u64,
+}
+
+impl WriterState {
+    /// Forgets everything; it is rebuilt from the file when needed.
+    pub(crate) fn reset(&mut self) {
+        *self = WriterState::default();
+    }
+
+    fn init(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        if self.ready {
+            return Ok(());
+        }
+        let meta = txn.open_table(META)?;
+        let get =
+            |k: &str| -> Result<u32, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
+        self.raw = RawInterner::new(get(META_NEXT_STRING)?);
+        self.dims = DimInterner::new(get(META_NEXT_DIM_VALUE)?);
+        self.ready = true;
+        Ok(())
+    }
+
+    fn site_id(&mut self, site: &str) -> Result<u16, StoreError> {
+        if let Some(&id) = self.site_ids.get(site) {
+            return Ok(id);
+        }
+        let id = u16::try_from(self.sites.len())
+            .map_err(|_| StoreError::Decode("more than 65,535 sites in one writer".into()))?;
+        self.sites.push(site.to_owned());
+        self.site_ids.insert(site.to_owned(), id);
+        Ok(id)
+    }
+
+    /// Writes `events` (any order; processed in time order) in `txn`.
+    pub(crate) fn apply_batch(
+        &mut self,
+        txn: &WriteTransaction,
+        events: &[&Event],
+        timezones: &HashMap<String, Tz>,
+    ) -> Result<(), StoreError> {
+        self.init(txn)?;
+        let mut existing: HashSet<String> =
+            txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+        let mut raw_t = RawTables {
+            strings: txn.open_table(STRINGS)?,
+            ids: txn.open_table(STRING_IDS)?,
+        };
+        let mut order: Vec<&Event> = events.to_vec();
+        order.sort_by_key(|e| e.ts_ms);
+
+        let mut deltas = Deltas::default();
+        let mut tables: HashMap<i32, Table<'_, BlockKey<'static>, &'static [u8]>> = HashMap::new();
+        let mut touched: Vec<(u16, i32)> = Vec::new();
+        for e in order {
+            let site = self.site_id(&e.site)?;
+            let day = schema::day_number(schema::utc_day(e.ts_ms));
+            let tz = timezones.get(&e.site).copied().unwrap_or(Tz::UTC);
+            let local = move |ts: i64| local_day(tz, ts);
+            self.tick += 1;
+            for d in [day.saturating_sub(1), day] {
+                self.last_use.insert((site, d), self.tick);
+                if self.days.contains_key(&(site, d)) {
+                    continue;
+                }
+                let name =
+                    schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(d));
+                let present = existing.contains(&name);
+                if d != day && !present {
+                    continue;
+                }
+                if !tables.contains_key(&d) && (present || d == day) {
+                    tables.insert(d, txn.open_table(schema::events_table(&name))?);
+                    existing.insert(name);
+                }
+                let state = if present {
+                    let prev = self.days.get(&(site, d.saturating_sub(1)));
+                    let t = tables.get(&d).ok_or(StoreError::Unavailable)?;
+                    DayState::load(t, &e.site, if d == day { prev } else { None }, &local)?
+                } else {
+                    DayState::empty()
+                };
+                self.days.insert((site, d), state);
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(day) {
+                let name =
+                    schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(day));
+                slot.insert(txn.open_table(schema::events_table(&name))?);
+                existing.insert(name);
+            }
+
+            let ts = e.ts_ms;
+            let mut intern = |key: Vec<u8>| self.raw.intern(&mut raw_t, key, ts);
+            let text = |s: &str, intern: &mut dyn FnMut(Vec<u8>) -> Result<u32, StoreError>| {
+                if s.is_empty() {
+                    Ok(0)
+                } else {
+                    intern(text_key(s))
+                }
+            };
+            let url = text(&e.url, &mut intern)?;
+            let title = text(&e.title, &mut intern)?;
+            let target = text(&e.target, &mut intern)?;
+            let search_term = text(&e.search_term, &mut intern)?;
+            let referrer = intern(referrer_key(&e.referrer))?;
+            let campaign = if e.campaign == Default::default() {
+                0
+            } else {
+                intern(campaign_key(&e.campaign))?
+            };
+            let device = intern(device_key(&e.device))?;
+            let input = Input {
+                ts_ms: e.ts_ms,
+                kind: e.kind,
+                visitor_hash: e.visitor,
+                pageview_id: e.pageview_id,
+                url,
+                title,
+                referrer,
+                campaign,
+                target,
+                search_term,
+                engaged_ms: e.engaged_ms,
+                device,
+                plugins: e.plugins,
+            };
+            let mut cur = self
+                .days
+                .remove(&(site, day))
+                .ok_or(StoreError::Unavailable)?;
+            let prev = self.days.get(&(site, day.saturating_sub(1)));
+            let step = cur.step(
+                prev,
+                &input,
+                &local,
+                &mut SiteSink {
+                    site,
+                    deltas: &mut deltas,
+                },
+            );
+            let raw = RawEvent {
+                ts_ms: e.ts_ms,
+                kind: e.kind,
+                visitor: step.visitor,
+                pageview: step.pageview,
+                url,
+                title,
+                referrer,
+                campaign,
+                target,
+                search_term,
+                search_results: e.search_results.map_or(0, |n| u64::from(n) + 1),
+                engaged_ms: step.engaged_ms,
+                device,
+                plugins: e.plugins,
+                ip: 0,
+            };
+            let full = cur.push(&raw, &step, &input, &e.anon_ip.to_bytes());
+            self.days.insert((site, day), cur);
+            if let Some((no, block)) = full {
+                let t = tables.get_mut(&day).ok_or(StoreError::Unavailable)?;
+                t.insert((e.site.as_str(), no), block.encode().as_slice())?;
+            }
+            touched.push((site, day));
+        }
+
+        // ---- tails and counts
+        touched.sort_unstable();
+        touched.dedup();
+        {
+            let mut counts = txn.open_table(DAY_COUNTS)?;
+            for key in &touched {
+                let site = &self.sites[usize::from(key.0)];
+                let Some(st) = self.days.get_mut(key) else {
+                    continue;
+                };
+                if st.tail_dirty {
+                    let t = tables.get_mut(&key.1).ok_or(StoreError::Unavailable)?;
+                    t.insert((site.as_str(), st.tail_no), st.tail.encode().as_slice())?;
+                    st.tail_dirty = false;
+                }
+                if st.added > 0 {
+                    let k = (key.1, site.as_str());
+                    let old = counts.get(k)?.map_or(0, |v| v.value());
+                    counts.insert(k, old + st.added)?;
+                    st.added = 0;
+                }
+            }
+        }
+        drop(tables);
+
+        // ---- roll-ups
+        let mut dim_t = DimTables {
+            values: txn.open_table(DIM_VALUES)?,
+            ids: txn.open_table(DIM_VALUE_IDS)?,
+        };
+        self.apply_deltas(txn, deltas, &raw_t, &mut dim_t)?;
+        drop(raw_t);
+        drop(dim_t);
+        {
+            let mut meta = txn.open_table(META)?;
+            if let Some(n) = self.raw.take_next() {
+                meta.insert(META_NEXT_STRING, n)?;
+            }
+            if let Some(n) = self.dims.take_next() {
+                meta.insert(META_NEXT_DIM_VALUE, n)?;
+            }
+        }
+        self.evict();
+        Ok(())
+    }
+
+    /// Drops day states that are neither among the newest two days of
+    /// their site nor recently used, to bound memory.
+    fn evict(&mut self) {
+        if self.days.len() <= MAX_DAYS_IN_MEMORY {
+            return;
+        }
+        let mut newest: HashMap<u16, i32> = HashMap::new();
+        for &(s, d) in self.days.keys() {
+            let n = newest.entry(s).or_insert(d);
+            *n = (*n).max(d);
+        }
+        let mut keys: Vec<((u16, i32), u64)> = self
+            .days
+            .keys()
+            .filter(|(s, d)| *d < newest[s].saturating_sub(1))
+            .map(|k| (*k, self.last_use.get(k).copied().unwrap_or(0)))
+            .collect();
+        keys.sort_by_key(|(_, t)| *t);
+        let excess = self.days.len().saturating_sub(MAX_DAYS_IN_MEMORY);
+        for (k, _) in keys.into_iter().take(excess) {
+            self.days.remove(&k);
+            self.last_use.remove(&k);
+        }
+    }
+
+    fn derive(
+        &mut self,
+        raw_t: &RawTables<'_>,
+        dim_t: &mut DimTables<'_>,
+        raw: u32,
+    ) -> Result<Derived, StoreError> {
+        if let Some(d) = self.derived.get(&raw) {
+            return Ok(*d);
+        }
+        let mut i = |s: &str| self.dims.intern(dim_t, s);
+        let d = match resolve_raw(&raw_t.strings, raw)? {
+            Interned::Text(s) => Derived::Text(i(&s)?),
+            Interned::Referrer(r) => {
+                let host = if r.url.is_empty() {
+                    ""
+                } else {
+                    referrer_value(&r.url)
+                };
+                let engine = if r.kind == ReferrerType::Search {
+                    r.name.as_str()
+                } else {
+                    ""
+                };
+                Derived::Referrer([i(host)?, i(r.kind.as_str())?, i(engine)?])
+            }
+            Interned::Campaign(c) => {
+                Derived::Campaign([i(&c.source)?, i(&c.medium)?, i(&c.campaign)?])
+            }
+            Interned::Device(d) => Derived::Device([
+                i(d.device_type.as_str())?,
+                i(&d.brand)?,
+                i(&d.model)?,
+                i(&d.os)?,
+                i(&joined(&d.os, &d.os_version))?,
+                i(&d.browser)?,
+                i(&joined(&d.browser, &d.browser_version))?,
+                i(&d.engine)?,
+            ]),
+        };
+        if self.derived.len() >= 200_000 {
+            self.derived.clear();
+        }
+        self.derived.insert(raw, d);
+        Ok(d)
+    }
+
+    fn apply_deltas(
+        &mut self,
+        txn: &WriteTransaction,
+        deltas: Deltas,
+        raw_t: &RawTables<'_>,
+        dim_t: &mut DimTables<'_>,
+    ) -> Result<(), StoreError> {
+        let mut hourly = txn.open_table(HOURLY)?;
+        for ((site, hour), d) in deltas.hourly {
+            let key: HourKey = (&self.sites[usize::from(site)], hour);
+            let old = match hourly.get(key)? {
+                Some(v) => decode_totals(v.value())?,
+                None => Totals::default(),
+            };
+            let mut a = old.as_array();
+            for (x, dx) in a.iter_mut().zip(d) {
+                *x = x.saturating_add_signed(dx);
+            }
+            hourly.insert(key, encode_totals(&Totals::from_array(a)).as_slice())?;
+        }
+        drop(hourly);
+
+        let mut rows: HashMap<(u16, Dimension, i32, u32), [i64; 3]> = HashMap::new();
+        let mismatch = |raw: u32| {
+            StoreError::Decode(format!(
+                "dictionary entry {raw} is not the kind of value its roll-up expects"
+            ))
+        };
+        for ((site, group, day, raw), d) in deltas.dims {
+            let mut add = |dim: Dimension, id: u32| {
+                if id != 0 {
+                    let r = rows.entry((site, dim, day, id)).or_default();
+                    for (x, dx) in r.iter_mut().zip(d) {
+                        *x += dx;
+                    }
+                }
+            };
+            match group {
+                Group::Plugins => {
+                    for (bit, name) in plugins::NAMES {
+                        if raw & u32::from(bit) != 0 {
+                            let id = self.dims.intern(dim_t, name)?;
+                            add(Dimension::Plugin, id);
+                        }
+                    }
+                }
+                Group::Text(dim) => match self.derive(raw_t, dim_t, raw)? {
+                    Derived::Text(id) => add(dim, id),
+                    _ => return Err(mismatch(raw)),
+                },
+                Group::Referrer => match self.derive(raw_t, dim_t, raw)? {
+                    Derived::Referrer(ids) => REFERRER_DIMS
+                        .iter()
+                        .zip(ids)
+                        .for_each(|(d, id)| add(*d, id)),
+                    _ => return Err(mismatch(raw)),
+                },
+                Group::Campaign => match self.derive(raw_t, dim_t, raw)? {
+                    Derived::Campaign(ids) => CAMPAIGN_DIMS
+                        .iter()
+                        .zip(ids)
+                        .for_each(|(d, id)| add(*d, id)),
+                    _ => return Err(mismatch(raw)),
+                },
+                Group::Device => match self.derive(raw_t, dim_t, raw)? {
+                    Derived::Device(ids) => {
+                        DEVICE_DIMS.iter().zip(ids).for_each(|(d, id)| add(*d, id))
+                    }
+                    _ => return Err(mismatch(raw)),
+                },
+            }
+        }
+        let mut dims = txn.open_table(DIMS_OPEN)?;
+        for ((site, dim, day, id), d) in rows {
+            if d == [0; 3] {
+                continue;
+            }
+            let key: DimKey = (&self.sites[usize::from(site)], dim as u8, day, id);
+            let mut new = match dims.get(key)? {
+                Some(v) => decode_signed(v.value())?,
+                None => [0; 3],
+            };
+            for (x, dx) in new.iter_mut().zip(d) {
+                *x = x.saturating_add(dx);
+            }
+            if new == [0; 3] {
+                dims.remove(key)?;
+            } else {
+                dims.insert(key, encode_signed(new).as_slice())?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! The two string dictionaries: one for raw events, one for roll-ups.
+//!
+//! Raw events refer to their strings (URL, title, referrer, campaign,
+//! device classification, download target, search term) by number. Each
+//! entry of the raw dictionary carries an upper bound on the receipt time
+//! of every event that uses it (the end of the hour of its latest use), so
+//! the retention sweeper can delete exactly the entries that no surviving
+//! event can use: those whose bound is at or before the cutoff. A search
+//! term typed once is therefore gone at most an hour after its event.
+//!
+//! Roll-ups (which hold no personal data and live as long as the roll-up
+//! retention says) number their dimension values in a dictionary of their
+//! own, so that sweeping raw data never has to look at roll-ups.
+//!
+//! The writer thread owns [`RawInterner`] and [`DimInterner`]: they cache
+//! lookups in memory and write new entries in the writer's transaction.
+//! Readers resolve numbers with [`resolve_raw`] and [`resolve_dim`].
+
+use std::collections::HashMap;
+
+use redb::{ReadableTable, Table};
+
+use super::codec::{decode_interned, put_ivarint, Interned, Reader};
+use super::schema::{hour_of, MS_PER_HOUR};
+use super::StoreError;
+
+/// Most entries a writer-side cache holds before it starts over.
+const CACHE_LIMIT: usize = 200_000;
+
+/// The bound recorded for a use at `ts_ms`: the end of its UTC hour.
+pub fn bound_for(ts_ms: i64) -> i64 {
+    hour_of(ts_ms).saturating_add(1).saturating_mul(MS_PER_HOUR)
+}
+
+/// Splits a stored raw-dictionary value into (bound, tagged bytes).
+pub fn split_raw_value(v: &[u8]) -> Result<(i64, &[u8]), StoreError> {
+    let mut r = Reader::new(v, "dictionary entry");
+    let bound = r.ivarint()?;
+    Ok((bound, r.rest()))
+}
+
+fn raw_value(bound: i64, key: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(10 + key.len());
+    put_ivarint(&mut v, bound);
+    v.extend_from_slice(key);
+    v
+}
+
+/// Writer-side interning into the raw dictionary.
+#[derive(Default)]
+pub(crate) struct RawInterner {
+    /// tagged bytes -> (id, bound as stored)
+    cache: HashMap<Vec<u8>, (u32, i64)>,
+    next_id: u32,
+    next_dirty: bool,
+}
+
+/// The raw dictionary's tables, open in the writer's transaction.
+pub(crate) struct RawTables<'t> {
+    pub strings: Table<'t, u32, &'static [u8]>,
+    pub ids: Table<'t, &'static [u8], u32>,
+}
+
+impl RawInterner {
+    pub(crate) fn new(next_id: u32) -> Self {
+        RawInterner {
+            cache: HashMap::new(),
+            next_id: next_id.max(1),
+            next_dirty: false,
+        }
+    }
+
+    /// The next id to hand out, and whether it changed since the last call.
+    pub(crate) fn take_next(&mut self) -> Option<u32> {
+        std::mem::take(&mut self.next_dirty).then_some(self.next_id)
+    }
+
+    /// The id of `key` (tagged bytes), creating the entry if needed, and
+    /// making sure its bound covers a use at `ts_ms`.
+    pub(crate) fn intern(
+        &mut self,
+        t: &mut RawTables<'_>,
+        key: Vec<u8>,
+        ts_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let need = bound_for(ts_ms);
+        if let Some(&(id, bound)) = self.cache.get(&key) {
+            if bound >= need {
+                return Ok(id);
+            }
+        }
+        let existing = match self.cache.get(&key) {
+            Some(&(id, bound)) => Some((id, bound)),
+            None => match t.ids.get(key.as_slice())?.map(|v| v.value()) {
+                Some(id) => {
+                    let bound = match t.strings.get(id)? {
+                        Some(v) => split_raw_value(v.value())?.0,
+                        None => {
+                            return Err(StoreError::Decode(format!(
+                                "dictionary id {id} has no entry"
+                            )))
+                        }
+                    };
+                    Some((id, bound))
+                }
+                None => None,
+            },
+        };
+        let id = match existing {
+            Some((id, bound)) if bound >= need => {
+                self.remember(key, id, bound);
+                return Ok(id);
+            }
+            Some((id, _)) => id,
+            None => {
+                let id = self.next_id;
+                self.next_id = self
+                    .next_id
+                    .checked_add(1)
+                    .ok_or_else(|| StoreError::Decode("dictionary ids exhausted".into()))?;
+                self.next_dirty = true;
+                t.ids.insert(key.as_slice(), id)?;
+                id
+            }
+        };
+        t.strings.insert(id, raw_value(need, &key).as_slice())?;
+        self.remember(key, id, need);
+        Ok(id)
+    }
+
+    fn remember(&mut self, key: Vec<u8>, id: u32, bound: i64) {
+        if self.cache.len() >= CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.insert(key, (id, bound));
+    }
+}
+
+/// Looks up raw dictionary entry `id`.
+pub fn resolve_raw(
+    strings: &impl ReadableTable<u32, &'static [u8]>,
+    id: u32,
+) -> Result<Interned, StoreError> {
+    match strings.get(id)? {
+        Some(v) => decode_interned(split_raw_value(v.value())?.1),
+        None => Err(StoreError::Decode(format!(
+            "event refers to dictionary entry {id}, which does not exist"
+        ))),
+    }
+}
+
+/// Writer-side interning into the roll-up dictionary.
+#[derive(Default)]
+pub(crate) struct DimInterner {
+    cache: HashMap<Box<str>, u32>,
+    next_id: u32,
+    next_dirty: bool,
+}
+
+/// The roll-up dictionary's tables, open in the writer's transaction.
+pub(crate) struct DimTables<'t> {
+    pub values: Table<'t, u32, &'static str>,
+    pub ids: Table<'t, &'static str, u32>,
+}
+
+impl DimInterner {
+    pub(crate) fn new(next_id: u32) -> Self {
+        DimInterner {
+            cache: HashMap::new(),
+            next_id: next_id.max(1),
+            next_dirty: false,
+        }
+    }
+
+    pub(crate) fn take_next(&mut self) -> Option<u32> {
+        std::mem::take(&mut self.next_dirty).then_some(self.next_id)
+    }
+
+    /// The id of dimension value `s`; 0 for the empty string (never counted).
+    pub(crate) fn intern(&mut self, t: &mut DimTables<'_>, s: &str) -> Result<u32, StoreError> {
+        if s.is_empty() {
+            return Ok(0);
+        }
+        if let Some(&id) = self.cache.get(s) {
+            return Ok(id);
+        }
+        let found = t.ids.get(s)?.map(|v| v.value());
+        let id = match found {
+            Some(id) => id,
+            None => {
+                let id = self.next_id;
+                self.next_id = self
+                    .next_id
+                    .checked_add(1)
+                    .ok_or_else(|| StoreError::Decode("dimension value ids exhausted".into()))?;
+                self.next_dirty = true;
+                t.ids.insert(s, id)?;
+                t.values.insert(id, s)?;
+                id
+            }
+        };
+        if self.cache.len() >= CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.insert(s.into(), id);
+        Ok(id)
+    }
+}
+
+/// Looks up roll-up dictionary entry `id`.
+pub fn resolve_dim(
+    values: &impl ReadableTable<u32, &'static str>,
+    id: u32,
+) -> Result<String, StoreError> {
+    match values.get(id)? {
+        Some(v) => Ok(v.value().to_owned()),
+        None => Err(StoreError::Decode(format!(
+            "roll-up refers to dimension value {id}, which does not exist"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_cover_the_whole_hour_of_use() {
+        assert_eq!(bound_for(0), MS_PER_HOUR);
+        assert_eq!(bound_for(MS_PER_HOUR - 1), MS_PER_HOUR);
+        assert_eq!(bound_for(MS_PER_HOUR), 2 * MS_PER_HOUR);
+        assert_eq!(bound_for(-1), 0);
+        let v = raw_value(bound_for(5), b"\0abc");
+        assert_eq!(split_raw_value(&v).unwrap(), (MS_PER_HOUR, &b"\0abc"[..]));
+    }
+}

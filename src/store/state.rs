@@ -1,0 +1,461 @@
+//! What the writer remembers about one (site, UTC day) while it writes:
+//! which visitor hashes and page-view ids it has numbered, each visitor's
+//! current visit, each page view's largest engaged time, and the block
+//! that new events are appended to.
+//!
+//! None of this is stored as such: it is exactly what replaying the day's
+//! stored events through [`DayState::step`] produces, so after a restart
+//! (or anything else that invalidates memory) the writer rebuilds it from
+//! the day's blocks ([`DayState::load`]). That keeps visitor hashes out of
+//! every table but the events themselves, and each commit small.
+//!
+//! `step` is also the single definition of how events turn into roll-up
+//! changes ([`Sink`]); the live writer passes a sink that collects them,
+//! a replay one that drops them.
+
+use std::collections::HashMap;
+
+use redb::ReadableTable;
+
+use crate::model::{EventKind, ENGAGED_SERVER_TIMED};
+
+use super::codec::{decode_block, BlockBuilder, Cols, RawEvent, BLOCK_MAX_EVENTS};
+use super::rollup::{Dimension, VISIT_TIMEOUT_MS};
+use super::schema::{hour_of, BlockKey};
+use super::StoreError;
+
+/// Hourly total fields, in [`super::rollup::Totals`] order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum T {
+    Pageviews = 0,
+    Visits = 1,
+    Visitors = 2,
+    Bounces = 3,
+    DwellSum = 4,
+    DwellPageviews = 5,
+    Downloads = 6,
+    Outbound = 7,
+    Searches = 8,
+}
+
+/// Dimension counter fields, in [`super::rollup::Counters`] order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum C {
+    Pageviews = 0,
+    Visits = 1,
+    Events = 2,
+}
+
+/// What a roll-up change is about, in terms of raw dictionary ids; the
+/// writer expands groups into dimension values when it applies them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Group {
+    /// A dimension whose value is the raw string itself (page, title,
+    /// entry/exit page, download, outbound, search term).
+    Text(Dimension),
+    /// Referrer host, referrer type and search engine of a raw referrer.
+    Referrer,
+    /// `utm_*` of a raw campaign.
+    Campaign,
+    /// Device type, brand, model, OS (+version), browser (+version),
+    /// engine of a raw device classification.
+    Device,
+    /// One row per plugin bit; the "raw id" is the bit set.
+    Plugins,
+}
+
+/// Receives roll-up changes from [`DayState::step`].
+pub(crate) trait Sink {
+    fn total(&mut self, hour: i64, field: T, by: i64);
+    /// `raw == 0` means an empty value, which is not counted.
+    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: C, by: i64);
+}
+
+/// A sink that forgets everything (replays).
+pub(crate) struct NoSink;
+
+impl Sink for NoSink {
+    fn total(&mut self, _: i64, _: T, _: i64) {}
+    fn dim(&mut self, _: Group, _: i32, _: u32, _: C, _: i64) {}
+}
+
+/// One event as the state machine sees it: strings already interned.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Input {
+    pub ts_ms: i64,
+    pub kind: EventKind,
+    pub visitor_hash: u64,
+    pub pageview_id: u64,
+    pub url: u32,
+    pub title: u32,
+    pub referrer: u32,
+    pub campaign: u32,
+    pub target: u32,
+    pub search_term: u32,
+    pub engaged_ms: u32,
+    pub device: u32,
+    pub plugins: u16,
+}
+
+/// The state of one visit (raw dictionary ids for its attributes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct VisitState {
+    pub start_ts: i64,
+    pub last_ts: i64,
+    pub pageviews: u32,
+    pub entry: u32,
+    pub exit: u32,
+    pub referrer: u32,
+    pub campaign: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageviewInfo {
+    /// When the page-view id was first seen (its page view, normally).
+    pub first_ts: i64,
+    pub max_engaged: u32,
+}
+
+/// How [`DayState::step`] numbered an event, for its block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Step {
+    pub visitor: u32,
+    pub new_visitor: bool,
+    /// 0 or page-view number + 1.
+    pub pageview: u32,
+    pub new_pageview: bool,
+    /// Engaged time to store (server-timed for pings that sent none).
+    pub engaged_ms: u32,
+}
+
+/// The writer's memory of one (site, UTC day).
+pub(crate) struct DayState {
+    visitors: HashMap<u64, u32>,
+    visits: Vec<Option<VisitState>>,
+    pageview_ids: HashMap<u64, u32>,
+    pageviews: Vec<PageviewInfo>,
+    /// Block new events go to, and its number.
+    pub tail: BlockBuilder,
+    pub tail_no: u32,
+    /// The tail changed since it was last written.
+    pub tail_dirty: bool,
+    /// Events added since the day's count was last written.
+    pub added: u64,
+}
+
+impl DayState {
+    pub(crate) fn empty() -> DayState {
+        DayState {
+            visitors: HashMap::new(),
+            visits: Vec::new(),
+            pageview_ids: HashMap::new(),
+            pageviews: Vec::new(),
+            tail: BlockBuilder::new(0, 0),
+            tail_no: 0,
+            tail_dirty: false,
+            added: 0,
+        }
+    }
+
+    fn visit_of(&self, hash: u64) -> Option<VisitState> {
+        self.visitors
+            .get(&hash)
+            .and_then(|&n| self.visits.get(n as usize).copied().flatten())
+    }
+
+    fn pageview_of(&self, id: u64) -> Option<PageviewInfo> {
+        self.pageview_ids
+            .get(&id)
+            .and_then(|&n| self.pageviews.get(n as usize).copied())
+    }
+
+    /// Applies one event: numbers its visitor and page view, moves its
+    /// visit on, and reports the roll-up changes to `sink`. `prev` is the
+    /// same site's previous UTC day, for visits and page views that run
+    /// across midnight. `local_day` maps a timestamp to the site's day.
+    pub(crate) fn step(
+        &mut self,
+        prev: Option<&DayState>,
+        e: &Input,
+        local_day: &dyn Fn(i64) -> i32,
+        sink: &mut dyn Sink,
+    ) -> Step {
+        let hour = hour_of(e.ts_ms);
+        let local = local_day(e.ts_ms);
+
+        // ---- numbering
+        let (visitor, new_visitor) = match self.visitors.get(&e.visitor_hash) {
+            Some(&n) => (n, false),
+            None => {
+                let n = self.visits.len() as u32;
+                self.visitors.insert(e.visitor_hash, n);
+                self.visits.push(None);
+                (n, true)
+            }
+        };
+        if new_visitor {
+            sink.total(hour, T::Visitors, 1);
+        }
+        let (pageview, new_pageview) = if e.pageview_id == 0 {
+            (0, false)
+        } else {
+            match self.pageview_ids.get(&e.pageview_id) {
+                Some(&n) => (n + 1, false),
+                None => {
+                    let n = self.pageviews.len() as u32;
+                    let carried = prev.and_then(|p| p.pageview_of(e.pageview_id));
+                    self.pageview_ids.insert(e.pageview_id, n);
+                    self.pageviews.push(PageviewInfo {
+                        first_ts: carried.map_or(e.ts_ms, |c| c.first_ts),
+                        max_engaged: carried.map_or(0, |c| c.max_engaged),
+                    });
+                    (n + 1, true)
+                }
+            }
+        };
+
+        // ---- visit
+        let mut state =
+            self.visits[visitor as usize].or_else(|| prev.and_then(|p| p.visit_of(e.visitor_hash)));
+        let live = matches!(&state, Some(s) if e.ts_ms - s.last_ts < VISIT_TIMEOUT_MS);
+        if !live {
+            state = None;
+        }
+        if state.is_none() && e.kind != EventKind::Ping {
+            let s = VisitState {
+                start_ts: e.ts_ms,
+                last_ts: e.ts_ms,
+                pageviews: 0,
+                entry: 0,
+                exit: 0,
+                referrer: e.referrer,
+                campaign: e.campaign,
+            };
+            sink.total(hour, T::Visits, 1);
+            sink.total(hour, T::Bounces, 1);
+            visit_dims(sink, local, &s, e, C::Visits);
+            state = Some(s);
+        }
+        if let Some(s) = state.as_mut() {
+            s.last_ts = s.last_ts.max(e.ts_ms);
+            if e.kind == EventKind::PageView {
+                s.pageviews = s.pageviews.saturating_add(1);
+                let start_local = local_day(s.start_ts);
+                if s.pageviews == 1 {
+                    s.entry = e.url;
+                    sink.dim(
+                        Group::Text(Dimension::EntryPage),
+                        start_local,
+                        e.url,
+                        C::Visits,
+                        1,
+                    );
+                }
+                if s.pageviews == 2 {
+                    sink.total(hour_of(s.start_ts), T::Bounces, -1);
+                }
+                if s.exit != e.url {
+                    let old = std::mem::replace(&mut s.exit, e.url);
+                    let exit = Group::Text(Dimension::ExitPage);
+                    sink.dim(exit, start_local, old, C::Visits, -1);
+                    sink.dim(exit, start_local, e.url, C::Visits, 1);
+                }
+                visit_dims(sink, local, s, e, C::Pageviews);
+                sink.dim(
+                    Group::Text(Dimension::EntryPage),
+                    local,
+                    s.entry,
+                    C::Pageviews,
+                    1,
+                );
+            }
+            self.visits[visitor as usize] = Some(*s);
+        }
+
+        // ---- per kind
+        let mut engaged_ms = e.engaged_ms;
+        match e.kind {
+            EventKind::PageView => {
+                sink.total(hour, T::Pageviews, 1);
+                sink.dim(Group::Text(Dimension::Page), local, e.url, C::Pageviews, 1);
+                sink.dim(
+                    Group::Text(Dimension::Title),
+                    local,
+                    e.title,
+                    C::Pageviews,
+                    1,
+                );
+            }
+            EventKind::Ping if pageview == 0 => {
+                if engaged_ms == ENGAGED_SERVER_TIMED {
+                    engaged_ms = 0;
+                }
+            }
+            EventKind::Ping => {
+                let info = &mut self.pageviews[(pageview - 1) as usize];
+                if engaged_ms == ENGAGED_SERVER_TIMED {
+                    // a heartbeat without a measurement: the time since
+                    // the page view (0 when the page view is unknown)
+                    engaged_ms =
+                        u32::try_from((e.ts_ms - info.first_ts).max(0)).unwrap_or(u32::MAX - 1);
+                }
+                let before = info.max_engaged;
+                if engaged_ms > before {
+                    sink.total(hour, T::DwellSum, i64::from(engaged_ms - before));
+                    if before == 0 {
+                        sink.total(hour, T::DwellPageviews, 1);
+                    }
+                    info.max_engaged = engaged_ms;
+                }
+            }
+            EventKind::Download => {
+                sink.total(hour, T::Downloads, 1);
+                sink.dim(
+                    Group::Text(Dimension::Download),
+                    local,
+                    e.target,
+                    C::Events,
+                    1,
+                );
+            }
+            EventKind::Outbound => {
+                sink.total(hour, T::Outbound, 1);
+                sink.dim(
+                    Group::Text(Dimension::Outbound),
+                    local,
+                    e.target,
+                    C::Events,
+                    1,
+                );
+            }
+            EventKind::Search => {
+                sink.total(hour, T::Searches, 1);
+                sink.dim(
+                    Group::Text(Dimension::SearchTerm),
+                    local,
+                    e.search_term,
+                    C::Events,
+                    1,
+                );
+            }
+        }
+        Step {
+            visitor,
+            new_visitor,
+            pageview,
+            new_pageview,
+            engaged_ms,
+        }
+    }
+
+    /// Rebuilds the state of one (site, day) from its stored blocks, in
+    /// the order they were written. `blocks` is the day's event table.
+    pub(crate) fn load(
+        blocks: &impl ReadableTable<BlockKey<'static>, &'static [u8]>,
+        site: &str,
+        prev: Option<&DayState>,
+        local_day: &dyn Fn(i64) -> i32,
+    ) -> Result<DayState, StoreError> {
+        let mut st = DayState::empty();
+        let mut hashes: Vec<u64> = Vec::new();
+        let mut pageview_ids: Vec<u64> = Vec::new();
+        let mut last: Option<(u32, super::codec::Block)> = None;
+        for row in blocks.range::<BlockKey>((site, 0)..=(site, u32::MAX))? {
+            let (k, v) = row?;
+            let no = k.value().1;
+            let block = decode_block(v.value(), Cols::ALL)?;
+            if block.first_visitor as usize != hashes.len()
+                || block.first_pageview as usize != pageview_ids.len()
+            {
+                return Err(StoreError::Decode(format!(
+                    "event block {no} of site {site:?} does not continue the numbering of the \
+                     blocks before it"
+                )));
+            }
+            hashes.extend_from_slice(&block.new_visitors);
+            pageview_ids.extend_from_slice(&block.new_pageviews);
+            for r in &block.events {
+                let input = Input {
+                    ts_ms: r.ts_ms,
+                    kind: r.kind,
+                    visitor_hash: hashes[r.visitor as usize],
+                    pageview_id: if r.pageview == 0 {
+                        0
+                    } else {
+                        pageview_ids[(r.pageview - 1) as usize]
+                    },
+                    url: r.url,
+                    title: r.title,
+                    referrer: r.referrer,
+                    campaign: r.campaign,
+                    target: r.target,
+                    search_term: r.search_term,
+                    engaged_ms: r.engaged_ms,
+                    device: r.device,
+                    plugins: r.plugins,
+                };
+                let s = st.step(prev, &input, local_day, &mut NoSink);
+                if s.visitor != r.visitor || s.pageview != r.pageview {
+                    return Err(StoreError::Decode(format!(
+                        "event block {no} of site {site:?} numbers its visitors differently \
+                         from a replay"
+                    )));
+                }
+            }
+            last = Some((no, block));
+        }
+        match last {
+            Some((no, block)) if block.events.len() < BLOCK_MAX_EVENTS => {
+                st.tail = BlockBuilder::from_block(&block);
+                st.tail_no = no;
+            }
+            Some((no, _)) => {
+                st.tail = BlockBuilder::new(st.visits.len() as u32, st.pageviews.len() as u32);
+                st.tail_no = no.checked_add(1).ok_or_else(|| {
+                    StoreError::Decode(format!("site {site:?} has too many blocks in one day"))
+                })?;
+            }
+            None => {}
+        }
+        Ok(st)
+    }
+
+    /// Appends an event to the tail. Returns the full tail (and its
+    /// number) when this event filled it; a new tail then starts.
+    pub(crate) fn push(
+        &mut self,
+        raw: &RawEvent,
+        step: &Step,
+        input: &Input,
+        ip: &[u8],
+    ) -> Option<(u32, BlockBuilder)> {
+        self.tail.push(
+            raw,
+            step.new_visitor.then_some(input.visitor_hash),
+            step.new_pageview.then_some(input.pageview_id),
+            ip,
+        );
+        self.tail_dirty = true;
+        self.added += 1;
+        if self.tail.is_full() {
+            let next = BlockBuilder::new(self.visits.len() as u32, self.pageviews.len() as u32);
+            let full = std::mem::replace(&mut self.tail, next);
+            let no = self.tail_no;
+            self.tail_no = self.tail_no.saturating_add(1);
+            self.tail_dirty = false;
+            Some((no, full))
+        } else {
+            None
+        }
+    }
+}
+
+/// Counts one visit or one page view against the visit-level dimensions
+/// (referrer and campaign from the visit, device from the event: the same
+/// user agent made the same visitor hash).
+fn visit_dims(sink: &mut dyn Sink, day: i32, s: &VisitState, e: &Input, field: C) {
+    sink.dim(Group::Referrer, day, s.referrer, field, 1);
+    sink.dim(Group::Campaign, day, s.campaign, field, 1);
+    sink.dim(Group::Device, day, e.device, field, 1);
+    sink.dim(Group::Plugins, day, u32::from(e.plugins), field, 1);
+}
