@@ -7,24 +7,27 @@
 //! SPARSAM_BENCH_STORE=/tmp/s1m cargo bench --bench queries
 //! ```
 //!
-//! Measured with criterion: the dashboard's overview (summary plus five
-//! top-10 lists over 90 days), the 90-day timeseries by day, and a filtered
-//! 90-day query no roll-up answers (top pages where referrer type = search
-//! and device = tablet, a scan of raw events). Measured once, on a copy of
-//! the store: bytes on disk per event, dropping the largest day partition
-//! (what the sweeper does), and start-up of the real binary to its first
-//! accepted pixel hit.
+//! Measured with criterion, through the same report functions the API
+//! calls: the dashboard's overview (summary plus five top-10 lists over 90
+//! days), the 90-day timeseries by day, and a filtered 90-day query no
+//! roll-up answers (top pages where referrer type = search and device =
+//! tablet, a scan of raw events). Measured once: bytes on disk per event
+//! (the whole file, and the raw-event tables alone), and, on a copy of the
+//! store, dropping the largest day partition (what the sweeper does) and
+//! start-up of the real binary to its first accepted pixel hit.
 
-use std::collections::HashMap;
 use std::hint::black_box;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
+use chrono_tz::Tz;
 use criterion::Criterion;
-use sparsam::model::{DeviceType, EventKind, ReferrerType};
+use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
+use sparsam::report::filter::Filter;
+use sparsam::report::query::{self, BreakdownKind, Interval};
+use sparsam::report::range::DayRange;
 use sparsam::store::{Dimension, Store, StoreOptions};
 
 const DAY_MS: i64 = 86_400_000;
@@ -55,10 +58,16 @@ fn range(days: i64) -> (i64, i64, NaiveDate, NaiveDate) {
     )
 }
 
+fn day_range() -> DayRange {
+    let (_, _, from, to) = range(90);
+    DayRange::new(&Tz::UTC, from, to).expect("range")
+}
+
+/// What the dashboard's first screen asks: summary and five top-10 lists.
 fn overview(store: &Store, site: &str) -> usize {
-    let (from_ms, to_ms, from, to) = range(90);
-    let s = store.summary(site, from_ms, to_ms).expect("summary");
-    let mut n = s.pageviews as usize;
+    let r = day_range();
+    let (t, _) = query::summary(store, site, &r, &[]).expect("summary");
+    let mut n = t.pageviews as usize;
     for dim in [
         Dimension::Page,
         Dimension::Referrer,
@@ -66,46 +75,68 @@ fn overview(store: &Store, site: &str) -> usize {
         Dimension::Os,
         Dimension::DeviceType,
     ] {
-        n += store.top(site, dim, from, to, 10, 0).expect("top").len();
+        let (b, _) = query::breakdown(store, site, &r, BreakdownKind::Dim(dim), &[], 10, 0)
+            .expect("breakdown");
+        n += b.rows.len();
     }
     n
 }
 
-fn timeseries_days(store: &Store, site: &str) -> Vec<(i64, u64)> {
-    let (from_ms, to_ms, _, _) = range(90);
-    let mut days: Vec<(i64, u64)> = Vec::with_capacity(90);
-    for (hour, t) in store
-        .timeseries_hours(site, from_ms, to_ms)
-        .expect("timeseries")
-    {
-        // Keys are hours since the Unix epoch.
-        let day = hour.div_euclid(24);
-        match days.last_mut() {
-            Some((d, pv)) if *d == day => *pv += t.pageviews,
-            _ => days.push((day, t.pageviews)),
-        }
-    }
-    days
+fn timeseries_days(store: &Store, site: &str) -> usize {
+    let (b, _) = query::timeseries(store, site, &Tz::UTC, &day_range(), Interval::Day, &[])
+        .expect("timeseries");
+    b.len()
 }
 
+/// Top pages of visits from search engines on tablets: no roll-up can
+/// answer this, so it scans the raw events of 90 days.
 fn filtered_scan(store: &Store, site: &str) -> Vec<(String, u64)> {
-    let (from_ms, to_ms, _, _) = range(90);
-    let mut pages: HashMap<String, u64> = HashMap::new();
-    store
-        .scan_events(site, from_ms, to_ms, |e| {
-            if e.kind == EventKind::PageView
-                && e.referrer.kind == ReferrerType::Search
-                && e.device.device_type == DeviceType::Tablet
-            {
-                *pages.entry(e.url).or_default() += 1;
-            }
-            ControlFlow::Continue(())
-        })
-        .expect("scan");
-    let mut rows: Vec<(String, u64)> = pages.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    rows.truncate(10);
-    rows
+    let filters: Vec<Filter> = ["referrer_type==search", "device_type==tablet"]
+        .iter()
+        .map(|f| f.parse().expect("filter"))
+        .collect();
+    let (b, _) = query::breakdown(
+        store,
+        site,
+        &day_range(),
+        BreakdownKind::Dim(Dimension::Page),
+        &filters,
+        10,
+        0,
+    )
+    .expect("filtered breakdown");
+    b.rows.into_iter().map(|r| (r.value, r.pageviews)).collect()
+}
+
+/// Bytes of the file's pages held by each group of tables.
+fn storage_by_group(store: &Store) -> Vec<(&'static str, u64)> {
+    let db = store.database().expect("db");
+    let txn = db.begin_read().expect("read");
+    let mut groups: Vec<(&'static str, u64)> = vec![
+        ("raw events (day partitions)", 0),
+        ("raw string dictionary", 0),
+        ("roll-ups", 0),
+        ("other", 0),
+    ];
+    for t in txn.list_tables().expect("tables") {
+        let name = t.name().to_owned();
+        let stats = match txn.open_untyped_table(t) {
+            Ok(t) => t.stats().expect("stats"),
+            Err(_) => continue,
+        };
+        let bytes = stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes();
+        let g = if name.starts_with("events_") {
+            0
+        } else if name == "strings" || name == "string_ids" || name == "day_counts" {
+            1
+        } else if name.starts_with("dims") || name == "hourly" || name.starts_with("dim_value") {
+            2
+        } else {
+            3
+        };
+        groups[g].1 += bytes;
+    }
+    groups
 }
 
 fn copy_store(dir: &Path) -> (tempfile::TempDir, PathBuf) {
@@ -223,11 +254,17 @@ fn main() {
             store.partitions().expect("partitions").len(),
             bytes as f64 / events.max(1) as f64
         );
+        for (group, b) in storage_by_group(&store) {
+            println!(
+                "storage: {group}: {b} bytes = {:.1} bytes per event",
+                b as f64 / events.max(1) as f64
+            );
+        }
         println!(
-            "check: overview rows {}, days {}, filtered top pages {}",
+            "check: overview rows {}, days {}, filtered top pages {:?}",
             overview(&store, &site),
-            timeseries_days(&store, &site).len(),
-            filtered_scan(&store, &site).len()
+            timeseries_days(&store, &site),
+            filtered_scan(&store, &site)
         );
 
         let mut c = Criterion::default().configure_from_args();
