@@ -181,12 +181,9 @@ pub async fn beacon(
 ) -> Result<HttpResponse, ApiError> {
     admit(&state, &req)?;
     let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
-    // The cookie (or a signal every site honours) drops the request before
-    // its body is even read.
-    if signals.drops_request(&state.config.sites, Vec::new) {
-        count("optout", 1);
-        return Ok(accepted_response());
-    }
+    // The body is received (within the size limit, as for everyone, so the
+    // connection is handled alike) but not looked at before the opt-out
+    // decision, which reads at most the site names in it.
     let body = read_body(payload, state.config.server.max_body_bytes).await?;
     if signals.drops_request(&state.config.sites, || {
         site_ref::beacon_sites(&body, &state.config)
