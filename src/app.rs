@@ -88,6 +88,9 @@ pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     Ok(Arc::new(store))
 }
 
+/// Writer settings from the config; settings the config does not name keep
+/// the store's defaults.
+#[allow(clippy::needless_update)]
 pub fn writer_options(config: &Config) -> WriterOptions {
     WriterOptions {
         queue_capacity: config.store.queue_capacity,
