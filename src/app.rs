@@ -1,5 +1,6 @@
-//! Builds the running service from a config: store, writer thread, salt,
-//! device detector, pipeline and HTTP server; and shuts it down in the
+//! Builds the running service from a config: store, writer thread, salt
+//! (rotated at each UTC midnight by a small task), device detector,
+//! pipeline and HTTP server; and shuts it down in the
 //! right order (stop accepting, answer in-flight requests, commit what was
 //! accepted, close the store cleanly).
 
@@ -17,7 +18,7 @@ use crate::config::{Config, ConfigError};
 use crate::enrich::device::{DeviceDetector, DeviceError};
 use crate::http::{self, AppState};
 use crate::ingest::Pipeline;
-use crate::privacy::visitor::SaltError;
+use crate::privacy::visitor::{until_next_check, utc_day, SaltError};
 use crate::privacy::{ClientAddrPolicy, SaltKeeper};
 use crate::store::{Store, StoreError, StoreOptions, Writer, WriterHandle, WriterOptions};
 
@@ -87,9 +88,13 @@ pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     Ok(Arc::new(store))
 }
 
+/// Writer settings from the config; settings the config does not name keep
+/// the store's defaults.
+#[allow(clippy::needless_update)]
 pub fn writer_options(config: &Config) -> WriterOptions {
     WriterOptions {
         queue_capacity: config.store.queue_capacity,
+        max_batch: config.store.max_batch,
         site_timezones: config
             .sites
             .iter()
@@ -106,6 +111,7 @@ pub struct Application {
     writer: Arc<WriterHandle>,
     store: Arc<Store>,
     config: Arc<Config>,
+    salts: Arc<SaltKeeper>,
 }
 
 impl Application {
@@ -115,16 +121,15 @@ impl Application {
         let metrics = metrics_handle()?;
         let store = open_store(&config)?;
         let writer = Arc::new(Writer::spawn(store.clone(), writer_options(&config))?);
-        let salts = SaltKeeper::open(
-            &config.server.data_dir,
-            Utc::now().timestamp().div_euclid(86_400),
-        )?;
+        let salts = SaltKeeper::open(&config.server.data_dir, utc_day(Utc::now()))?;
         let detector = DeviceDetector::try_new(config.store.ua_cache_entries)?;
+        let pipeline = Pipeline::new(config.clone(), detector, salts);
+        let salts = pipeline.salt_keeper();
         crate::retention::audit::record_settings(&store, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;
         let state = web::Data::new(AppState {
             config: config.clone(),
-            pipeline: Pipeline::new(config.clone(), detector, salts),
+            pipeline,
             writer: writer.clone(),
             store: store.clone(),
             addr_policy: ClientAddrPolicy {
@@ -167,6 +172,7 @@ impl Application {
             writer,
             store,
             config,
+            salts,
         })
     }
 
@@ -192,7 +198,9 @@ impl Application {
         tracing::info!("listening on http://{}", self.addr);
         let sweeper =
             crate::retention::SweeperTask::spawn(self.store.clone(), self.config.clone())?;
+        let salt_rotation = tokio::spawn(rotate_salt_daily(self.salts.clone()));
         let served = self.server.await;
+        salt_rotation.abort();
         sweeper.stop().await;
         self.writer.shutdown().await?;
         drop(self.writer);
@@ -202,6 +210,20 @@ impl Application {
         }
         tracing::info!("store closed");
         served.map_err(StartError::Server)
+    }
+}
+
+/// Rotates the visitor salt at start-up and at each UTC midnight, whether
+/// or not hits arrive, so a quiet site does not keep yesterday's salt.
+async fn rotate_salt_daily(salts: Arc<SaltKeeper>) {
+    loop {
+        let now = Utc::now();
+        match salts.rotate(utc_day(now)) {
+            Ok(true) => tracing::info!("visitor salt rotated; the previous one is destroyed"),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "visitor salt rotation failed"),
+        }
+        tokio::time::sleep(until_next_check(now)).await;
     }
 }
 

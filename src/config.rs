@@ -54,6 +54,10 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
 }
 
+/// Bounds of `server.max_engaged_seconds`: one minute to one week.
+pub const MIN_ENGAGED_SECONDS: u32 = 60;
+pub const MAX_ENGAGED_SECONDS: u32 = 7 * 86_400;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -69,6 +73,9 @@ pub struct ServerConfig {
     pub max_field_bytes: usize,
     /// Largest number of events in one beacon or bulk request.
     pub max_batch_events: usize,
+    /// Most engaged time one page view may report, in seconds; a ping
+    /// reporting more is refused.
+    pub max_engaged_seconds: u32,
     /// Seconds a client may take to send its request head.
     pub client_timeout_secs: u64,
     /// Seconds an idle keep-alive connection stays open (0 = no keep-alive).
@@ -94,6 +101,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             max_field_bytes: 2048,
             max_batch_events: 100,
+            max_engaged_seconds: 86_400,
             client_timeout_secs: 5,
             keep_alive_secs: 30,
             rate_limit_per_minute: 6000,
@@ -168,6 +176,8 @@ pub struct StoreConfig {
     pub cache_mb: usize,
     /// Batches that may wait for the writer before ingest answers 503.
     pub queue_capacity: usize,
+    /// Most queued requests committed in one transaction.
+    pub max_batch: usize,
     /// Distinct user agents whose classification is cached.
     pub ua_cache_entries: usize,
 }
@@ -177,6 +187,7 @@ impl Default for StoreConfig {
         Self {
             cache_mb: 64,
             queue_capacity: 10_000,
+            max_batch: 1024,
             ua_cache_entries: 10_000,
         }
     }
@@ -353,6 +364,12 @@ impl Config {
                 "must be between 1 and 10000",
             ));
         }
+        if !(MIN_ENGAGED_SECONDS..=MAX_ENGAGED_SECONDS).contains(&s.max_engaged_seconds) {
+            return Err(invalid(
+                "server.max_engaged_seconds",
+                format!("must be between {MIN_ENGAGED_SECONDS} and {MAX_ENGAGED_SECONDS} (one minute to one week)"),
+            ));
+        }
         if s.client_timeout_secs == 0 {
             return Err(invalid("server.client_timeout_secs", "must be at least 1"));
         }
@@ -433,6 +450,9 @@ impl Config {
         }
         if self.store.queue_capacity == 0 {
             return Err(invalid("store.queue_capacity", "must be at least 1"));
+        }
+        if self.store.max_batch == 0 || self.store.max_batch > 100_000 {
+            return Err(invalid("store.max_batch", "must be between 1 and 100000"));
         }
 
         if !self.auth.admin_token.is_empty() && self.auth.admin_token.len() < 16 {
@@ -668,6 +688,16 @@ hostnames = ["localhost"]
         assert!(e.contains("sites[0].hostnames[0]"), "{e}");
         let e = err("");
         assert!(e.contains("sites"), "{e}");
+        for bad in ["0", "59", "604801"] {
+            let e = err(&format!("[server]\nmax_engaged_seconds = {bad}\n{MINIMAL}"));
+            assert!(e.contains("server.max_engaged_seconds"), "{e}");
+        }
+        let e = err(&format!("[server]\nmax_engaged_seconds = -1\n{MINIMAL}"));
+        assert!(e.contains("server.max_engaged_seconds"), "{e}");
+        for bad in ["0", "100001"] {
+            let e = err(&format!("[store]\nmax_batch = {bad}\n{MINIMAL}"));
+            assert!(e.contains("store.max_batch"), "{e}");
+        }
     }
 
     #[test]

@@ -134,7 +134,8 @@ enum Expect {
     /// One of these statuses (protocol-level limits answered by the HTTP
     /// layer before any handler runs).
     OneOf(&'static [u16]),
-    /// A success: the hostile part is ignored on purpose.
+    /// A success: the hostile part is ignored on purpose, or stored to
+    /// site `sink` where it is harmless (a huge but valid result count).
     Ignored,
 }
 
@@ -175,7 +176,9 @@ fn admin() -> (&'static str, &'static [u8]) {
 /// Script payloads stored as text by the known data.
 const SCRIPT_TITLE: &str = "<script>alert('title')</script>";
 const SCRIPT_PATH: &str = "/\"><img src=x onerror=alert(1)>";
-const SCRIPT_REF: &str = "https://ref.example/<script>alert('ref')</script>";
+/// A host may hold quotes and parentheses (markup characters make the URL
+/// invalid, and an invalid referrer counts as direct), the path anything.
+const SCRIPT_REF: &str = "https://x'-alert('ref')-'.example/<script>alert('ref')</script>";
 const FORMULA_TERMS: [&str; 6] = [
     "=HYPERLINK(\"https://evil.example\")",
     "+cmd|' /C calc'!A0",
@@ -215,6 +218,37 @@ fn json_with_script_as_string(r: &Reply) -> Result<(), String> {
     let text = v.to_string();
     if !text.contains(SCRIPT_TITLE) {
         return Err(format!("title not returned as a JSON string: {text}"));
+    }
+    Ok(())
+}
+
+/// What the referrer report shows of `SCRIPT_REF`: its host, quotes and
+/// all, as a value.
+fn is_script_ref(s: &str) -> bool {
+    s.trim_matches('"') == "x'-alert('ref')-'.example"
+}
+
+fn json_strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a.iter().flat_map(json_strings).collect(),
+        Value::Object(o) => o.values().flat_map(json_strings).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A report holding the script payload is data a browser never runs: a
+/// JSON or CSV content type, `nosniff`, and no raw markup outside the
+/// value.
+fn script_ref_as_data(r: &Reply, kind: &str) -> Result<(), String> {
+    if !r.header("content-type").iter().any(|c| c.contains(kind)) {
+        return Err(format!("not {kind}: {:?}", r.header("content-type")));
+    }
+    if r.header("x-content-type-options") != ["nosniff"] {
+        return Err("no X-Content-Type-Options: nosniff".into());
+    }
+    if r.body_text().contains("<script>alert('ref')") {
+        return Err("the referrer's markup came back unescaped".into());
     }
     Ok(())
 }
@@ -407,6 +441,117 @@ fn table() -> Vec<Row> {
             Status(400, "search_count"),
         ),
         row(
+            "beacon: dwell time at u32::MAX",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                &event(r#","kind":"ping","pv":"p1","engaged_ms":4294967295"#),
+            ),
+            Status(400, "engaged_ms"),
+        ),
+        row(
+            "beacon: dwell time just above server.max_engaged_seconds",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                &event(r#","kind":"ping","pv":"p1","engaged_ms":86400001"#),
+            ),
+            Status(400, "engaged_ms"),
+        ),
+        row(
+            "beacon: dwell time above u32::MAX",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                &event(r#","kind":"ping","pv":"p1","engaged_ms":4294967296"#),
+            ),
+            Status(400, "engaged_ms"),
+        ),
+        row(
+            "beacon: negative dwell time",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                &event(r#","kind":"ping","pv":"p1","engaged_ms":-1"#),
+            ),
+            Status(400, "engaged_ms"),
+        ),
+        row(
+            "pixel: dwell time at u32::MAX",
+            get(
+                b"/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F&kind=ping&pv=p1&engaged_ms=4294967295",
+                &[],
+            ),
+            Status(400, "engaged_ms"),
+        ),
+        row(
+            "Matomo bulk: search count above u32::MAX is refused per request",
+            post(
+                b"/matomo.php",
+                &[JSON_CT],
+                br#"{"requests":["?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F&search=x&search_count=4294967296"]}"#,
+            ),
+            Status(200, "\"invalid\":1"),
+        ),
+        row(
+            "beacon: search count at u32::MAX is kept as a number",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                &sink(r#","kind":"search","search":"big","results":4294967295"#),
+            ),
+            Ignored,
+        ),
+        row(
+            "beacon: search count above u32::MAX",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                &event(r#","kind":"search","search":"x","results":4294967296"#),
+            ),
+            Status(400, "results"),
+        ),
+        row(
+            "pixel: search count at u32::MAX is kept as a number",
+            get(
+                b"/p.gif?site=sink&url=https%3A%2F%2Fsink.example%2Fbig&search=big&results=4294967295",
+                &[],
+            ),
+            Ignored,
+        ),
+        row(
+            "pixel: negative search count",
+            get(
+                b"/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F&search=x&results=-1",
+                &[],
+            ),
+            Status(400, "results"),
+        ),
+        row(
+            "Matomo: search count at u32::MAX is kept as a number",
+            get(
+                b"/matomo.php?idsite=2&rec=1&url=https%3A%2F%2Fsink.example%2Fbig&search=big&search_count=4294967295",
+                &[],
+            ),
+            Ignored,
+        ),
+        row(
+            "Matomo: search count above u32::MAX",
+            get(
+                b"/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F&search=x&search_count=4294967296",
+                &[],
+            ),
+            Status(400, "search_count"),
+        ),
+        row(
+            "Matomo: negative search count",
+            get(
+                b"/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F&search=x&search_count=-1",
+                &[],
+            ),
+            Status(400, "search_count"),
+        ),
+        row(
             "Matomo: out-of-range h/m/s are ignored",
             get(
                 b"/matomo.php?idsite=2&rec=1&url=https%3A%2F%2Fsink.example%2Fhms&h=99999999999&m=-7&s=1e9",
@@ -514,6 +659,34 @@ fn table() -> Vec<Row> {
             json_with_script_as_string,
         ),
         checked(
+            "API returns a script payload in the referrer as a JSON string",
+            get(b"/api/v1/sites/demo/breakdown/referrer?period=today", &[admin()]),
+            Status(200, ""),
+            |r| {
+                script_ref_as_data(r, "json")?;
+                let v: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+                if !json_strings(&v).iter().any(|s| is_script_ref(s)) {
+                    return Err(format!("referrer not returned as a JSON string: {v}"));
+                }
+                Ok(())
+            },
+        ),
+        checked(
+            "CSV returns a script payload in the referrer as a field",
+            get(
+                b"/api/v1/sites/demo/breakdown/referrer?period=today&format=csv",
+                &[admin()],
+            ),
+            Status(200, ""),
+            |r| {
+                script_ref_as_data(r, "csv")?;
+                if !r.body_text().lines().any(|l| l.split(',').any(is_script_ref)) {
+                    return Err(format!("referrer missing from CSV {:?}", r.body_text()));
+                }
+                Ok(())
+            },
+        ),
+        checked(
             "CSV neutralises formula and control prefixes",
             get(
                 b"/api/v1/sites/demo/breakdown/search_term?period=today&format=csv",
@@ -607,11 +780,13 @@ fn snapshot(s: &Server) -> (Value, Value, Value) {
 /// title, referrer and search terms.
 fn store_known_data(s: &Server) -> usize {
     let c = client();
+    // The page view with the script referrer comes first: the referrer
+    // report counts the referrer a visit arrived with.
     let mut events = vec![
-        json!({"site": "demo", "url": "https://example.org/", "title": "Home"}),
-        json!({"site": "demo", "url": "https://example.org/a", "title": "A"}),
         json!({"site": "demo", "url": format!("https://example.org{SCRIPT_PATH}"),
                "title": SCRIPT_TITLE, "ref": SCRIPT_REF}),
+        json!({"site": "demo", "url": "https://example.org/", "title": "Home"}),
+        json!({"site": "demo", "url": "https://example.org/a", "title": "A"}),
     ];
     for term in FORMULA_TERMS {
         events.push(json!({"site": "demo", "kind": "search",
@@ -695,6 +870,12 @@ fn hostile_rows_get_their_answer_and_harm_nothing() {
 
     let demo = stored(&s.store_path(), "demo");
     assert_eq!(demo.len(), known, "raw event count of demo changed");
+    // The script referrer is stored as text, stripped like every URL.
+    let script = demo.iter().find(|e| e.title == SCRIPT_TITLE).unwrap();
+    assert_eq!(
+        script.referrer.url,
+        "https://x'-alert('ref')-'.example/%3Cscript%3Ealert('ref')%3C/script%3E"
+    );
     // Rows that were ignored on purpose stored only harmless events: server
     // time and the peer's shortened address, never a forwarded one.
     let sink = stored(&s.store_path(), "sink");

@@ -204,6 +204,14 @@ fn bad_input_gets_a_reason_and_stores_nothing() {
             "url",
         ),
         (
+            "dwell time above server.max_engaged_seconds",
+            c.post(s.url("/api/event")).body(
+                r#"{"site":"demo","kind":"ping","pv":"p1","url":"https://example.org/","engaged_ms":86400001}"#,
+            ),
+            400,
+            "engaged_ms",
+        ),
+        (
             "pixel huge number",
             c.get(s.url(
                 "/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F&engaged_ms=99999999999999",
@@ -230,16 +238,43 @@ fn bad_input_gets_a_reason_and_stores_nothing() {
 #[test]
 fn bots_are_not_counted_but_answered_like_visitors() {
     let s = Server::start();
-    let res = client()
-        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
-        .header(
-            "User-Agent",
-            "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    let c = client();
+    const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+    let pixel = |ua: &str| {
+        observe(
+            c.get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
+                .header("User-Agent", ua)
+                .send()
+                .unwrap(),
         )
-        .send()
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    };
+    let beacon = |ua: &str| {
+        observe(
+            c.post(s.url("/api/event"))
+                .header("User-Agent", ua)
+                .body(r#"{"site":"demo","url":"https://example.org/b"}"#)
+                .send()
+                .unwrap(),
+        )
+    };
+    let matomo = |ua: &str| {
+        observe(
+            c.get(
+                s.url("/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2Fm&send_image=0"),
+            )
+            .header("User-Agent", ua)
+            .send()
+            .unwrap(),
+        )
+    };
+    let bot = (pixel(BOT), beacon(BOT), matomo(BOT));
     assert_eq!(pageviews(&s, "demo"), 0);
+    let human = (pixel(CHROME_UA), beacon(CHROME_UA), matomo(CHROME_UA));
+    assert_eq!(pageviews(&s, "demo"), 3);
+    // Status, every header but Date, and body: the same.
+    assert_eq!(bot, human);
+    assert_eq!(bot.0 .0, 200);
+    assert!(bot.0 .2.starts_with(b"GIF89a"));
     let metrics = client()
         .get(s.url("/metrics"))
         .send()
@@ -247,8 +282,131 @@ fn bots_are_not_counted_but_answered_like_visitors() {
         .text()
         .unwrap();
     assert!(
-        metrics.contains("sparsam_hits_total{outcome=\"bot\"} 1"),
+        metrics.contains("sparsam_hits_total{outcome=\"bot\"} 3"),
         "{metrics}"
+    );
+}
+
+#[test]
+fn body_client_hints_add_to_header_hints() {
+    let mut s = Server::start();
+    const REDUCED: &str = "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36";
+    let res = client()
+        .post(s.url("/api/event"))
+        .header("User-Agent", REDUCED)
+        .header("Sec-CH-UA-Model", "\"Pixel 8\"")
+        .header("Sec-CH-UA-Platform", "\"Android\"")
+        .header("Sec-CH-UA-Platform-Version", "\"13.0.0\"")
+        .body(
+            r#"{"site":"demo","url":"https://example.org/","hints":{"platformVersion":"14.0.0"}}"#,
+        )
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    s.stop();
+    let events = stored_events(&s.store_path());
+    let d = &events[0].device;
+    assert_eq!(
+        d.model, "Pixel 8",
+        "the header's model fills the gap: {d:?}"
+    );
+    assert_eq!(d.brand, "Google", "{d:?}");
+    assert_eq!(d.os_version, "14", "the body's version wins: {d:?}");
+}
+
+#[test]
+fn full_store_queue_answers_503_and_loses_no_acknowledged_event() {
+    use std::sync::{Arc, Barrier};
+    let mut s = Server::start_with(
+        "rate_limit_per_minute = 0\n[store]\nqueue_capacity = 1\nmax_batch = 1",
+        "",
+    );
+    let base = s.base.clone();
+    let mut acked: Vec<String> = Vec::new();
+    let mut busy = 0;
+    let mut rounds = 0;
+    const THREADS: usize = 24;
+    while busy == 0 || rounds < 3 {
+        assert!(rounds < 60, "no 503 in {rounds} bursts of {THREADS}");
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (base, barrier) = (base.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let path = format!("burst/{rounds}/{i}");
+                    let c = client();
+                    let req = if i % 2 == 0 {
+                        c.get(format!(
+                            "{base}/p.gif?site=demo&url={}",
+                            enc(&format!("https://example.org/{path}"))
+                        ))
+                    } else {
+                        c.post(format!("{base}/api/event")).body(format!(
+                            r#"{{"site":"demo","url":"https://example.org/{path}"}}"#
+                        ))
+                    };
+                    let req = req.header("User-Agent", CHROME_UA);
+                    barrier.wait();
+                    let res = req.send().unwrap();
+                    let status = res.status().as_u16();
+                    let retry = res
+                        .headers()
+                        .get("retry-after")
+                        .map(|v| v.to_str().unwrap().to_string());
+                    let body = res.text().unwrap();
+                    (path, status, retry, body)
+                })
+            })
+            .collect();
+        for h in handles {
+            let (path, status, retry, body) = h.join().unwrap();
+            match status {
+                200 | 202 => acked.push(format!("https://example.org/{path}")),
+                503 => {
+                    busy += 1;
+                    assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok()), "{body}");
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                    assert!(
+                        v["error"].as_str().unwrap().contains("busy"),
+                        "JSON reason: {body}"
+                    );
+                }
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        rounds += 1;
+    }
+    // Still serving once the burst is over.
+    let after = client()
+        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2Fafter"))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(after.status(), 200);
+    acked.push("https://example.org/after".into());
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("sparsam_hits_total{outcome=\"busy\"}"),
+        "{metrics}"
+    );
+    s.stop();
+
+    // Every acknowledged event is stored, and nothing that was refused.
+    let mut stored: Vec<String> = stored_events(&s.store_path())
+        .into_iter()
+        .map(|e| e.url)
+        .collect();
+    stored.sort();
+    acked.sort();
+    assert_eq!(stored, acked, "{busy} answered 503 over {rounds} bursts");
+    eprintln!(
+        "{} acknowledged, {busy} answered 503, {rounds} bursts of {THREADS}",
+        acked.len()
     );
 }
 
@@ -325,6 +483,7 @@ fn ua_subcommand_classifies_lines() {
         let stdin = child.stdin.as_mut().unwrap();
         writeln!(stdin, "{}", json!({"ua": "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36", "headers": {"Sec-CH-UA-Model": "\"Pixel 8\""}})).unwrap();
         writeln!(stdin, "not json").unwrap();
+        writeln!(stdin, "{}", json!({"ua": "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36", "headers": {"Sec-CH-UA-Model": "Pixel 8"}})).unwrap();
     }
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
@@ -332,8 +491,13 @@ fn ua_subcommand_classifies_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["model"], "Pixel 8");
     assert_eq!(lines[0]["device_type"], "smartphone");
     assert!(lines[1]["error"].is_string());
+    assert_eq!(
+        lines[2]["model"], "Pixel 8",
+        "bare value, as people type it"
+    );
+    assert_eq!(lines[2]["brand"], "Google");
 }

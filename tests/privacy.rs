@@ -6,30 +6,15 @@
 
 mod common;
 
-use std::ops::ControlFlow;
 use std::path::Path;
 
 use common::*;
 use serde_json::json;
-use sparsam::store::{Store, StoreOptions, StoredEvent};
+use sparsam::privacy::{visitor_hash, AnonIp, IpMasks};
 
 const FULL_V4: &str = "203.0.113.77";
 const FULL_V6: &str = "2001:db8:1234:5678:9abc:def0:1234:77";
 const SECRET: &str = "topsecret4711";
-
-fn stored_events(store_path: &Path) -> Vec<StoredEvent> {
-    let store = Store::open(store_path, &StoreOptions::default()).expect("open store");
-    let mut out = Vec::new();
-    for site in ["demo", "other"] {
-        store
-            .scan_events(site, 0, i64::MAX, |e| {
-                out.push(e);
-                ControlFlow::Continue(())
-            })
-            .unwrap();
-    }
-    out
-}
 
 /// Every file under `dir`, as bytes.
 fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -281,74 +266,200 @@ fn optout_page_speaks_german_and_english_and_shows_state() {
     assert!(out.contains("data-opted-out=\"true\"") && out.contains("wieder erlauben"));
 }
 
-fn snapshot(res: reqwest::blocking::Response) -> (u16, String, Vec<u8>) {
-    let status = res.status().as_u16();
-    let ct = res
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    assert!(res.headers().get("set-cookie").is_none());
-    (status, ct, res.bytes().unwrap().to_vec())
+/// One ingest protocol: a request that stores a hit, and one that is
+/// malformed (refused with a 4xx when nobody opted out). `path` goes into
+/// the page URL so stored events can be traced to their request.
+struct Protocol {
+    name: &'static str,
+    valid: fn(&reqwest::blocking::Client, &Server, &str) -> reqwest::blocking::RequestBuilder,
+    malformed: fn(&reqwest::blocking::Client, &Server, &str) -> reqwest::blocking::RequestBuilder,
+}
+
+fn protocols() -> Vec<Protocol> {
+    vec![
+        Protocol {
+            name: "pixel",
+            valid: |c, s, path| {
+                c.get(s.url(&format!(
+                    "/p.gif?site=demo&url={}",
+                    enc(&format!("https://example.org/{path}"))
+                )))
+            },
+            malformed: |c, s, path| {
+                c.get(s.url(&format!(
+                    "/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F{path}%FF&engaged_ms=-1"
+                )))
+            },
+        },
+        Protocol {
+            name: "beacon",
+            valid: |c, s, path| {
+                c.post(s.url("/api/event")).body(format!(
+                    r#"{{"site":"demo","url":"https://example.org/{path}"}}"#
+                ))
+            },
+            malformed: |c, s, path| {
+                c.post(s.url("/api/event")).body(format!(
+                    r#"{{"site":"demo","url":"https://example.org/{path}","engaged_ms":-1"#
+                ))
+            },
+        },
+        Protocol {
+            name: "Plausible",
+            valid: |c, s, path| {
+                c.post(s.url("/api/event")).body(format!(
+                    r#"{{"n":"pageview","d":"example.org","u":"https://example.org/{path}"}}"#
+                ))
+            },
+            malformed: |c, s, path| {
+                c.post(s.url("/api/event")).body(format!(
+                    r#"{{"n":"pageview","d":"example.org","u":"https://example.org/{path}","#
+                ))
+            },
+        },
+        Protocol {
+            name: "Matomo GET",
+            valid: |c, s, path| {
+                c.get(s.url(&format!(
+                    "/matomo.php?idsite=1&rec=1&url={}",
+                    enc(&format!("https://example.org/{path}"))
+                )))
+            },
+            malformed: |c, s, path| {
+                c.get(s.url(&format!(
+                    "/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F{path}%FF%FE"
+                )))
+            },
+        },
+        Protocol {
+            name: "Matomo POST form",
+            valid: |c, s, path| {
+                c.post(s.url("/matomo.php"))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(format!(
+                        "idsite=1&rec=1&url={}",
+                        enc(&format!("https://example.org/{path}"))
+                    ))
+            },
+            malformed: |c, s, path| {
+                let mut body =
+                    format!("idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F{path}").into_bytes();
+                body.extend_from_slice(&[0xff, 0xfe]);
+                c.post(s.url("/matomo.php"))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .body(body)
+            },
+        },
+        Protocol {
+            name: "Matomo bulk",
+            valid: |c, s, path| {
+                c.post(s.url("/matomo.php")).body(format!(
+                    r#"{{"requests":["?idsite=1&rec=1&url={}"]}}"#,
+                    enc(&format!("https://example.org/{path}"))
+                ))
+            },
+            malformed: |c, s, path| {
+                c.post(s.url("/matomo.php")).body(format!(
+                    r#"{{"requests":["?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F{path}%FF""#
+                ))
+            },
+        },
+    ]
 }
 
 #[test]
 fn opted_out_hits_are_dropped_and_answered_identically() {
-    let s = Server::start();
+    let mut s = Server::start();
     let c = client();
-    let pixel = |extra: &[(&str, &str)], site: &str, host: &str| {
-        let mut r = c
-            .get(s.url(&format!(
-                "/p.gif?site={site}&url={}",
-                enc(&format!("https://{host}/page"))
-            )))
-            .header("User-Agent", CHROME_UA);
-        for (k, v) in extra {
-            r = r.header(*k, *v);
-        }
-        snapshot(r.send().unwrap())
-    };
-    let stored = pixel(&[], "demo", "example.org");
-    assert_eq!(pageviews(&s, "demo"), 1);
-    // Cookie, DNT and GPC on a site that honours them: dropped, same answer.
-    for signal in [
-        ("Cookie", "a=b; sparsam_optout=1"),
-        ("DNT", "1"),
-        ("Sec-GPC", "1"),
-    ] {
-        assert_eq!(
-            pixel(&[signal], "demo", "example.org"),
-            stored,
-            "{signal:?}"
+    let signals = [
+        ("cookie", ("Cookie", "a=b; sparsam_optout=1")),
+        ("DNT", ("DNT", "1")),
+        ("GPC", ("Sec-GPC", "1")),
+    ];
+    let mut failures = Vec::new();
+    for p in protocols() {
+        let stored = observe(
+            (p.valid)(&c, &s, &format!("stored-{}", p.name.replace(' ', "-")))
+                .header("User-Agent", CHROME_UA)
+                .send()
+                .unwrap(),
         );
-    }
-    // Even a malformed hit from an opted-out visitor is not parsed.
-    let malformed = snapshot(
-        c.get(s.url("/p.gif?site=demo&engaged_ms=-1"))
-            .header("Cookie", "sparsam_optout=1")
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(malformed, stored);
-    assert_eq!(pageviews(&s, "demo"), 1);
-
-    // Beacons behave the same way.
-    let body = r#"{"site":"demo","url":"https://example.org/b"}"#;
-    let beacon = || {
-        c.post(s.url("/api/event"))
+        assert!(
+            (200..300).contains(&stored.0),
+            "{}: stored hit got {}",
+            p.name,
+            stored.0
+        );
+        assert!(stored.1.iter().all(|(k, _)| k != "set-cookie"));
+        let refused = (p.malformed)(&c, &s, "refused")
             .header("User-Agent", CHROME_UA)
-            .body(body)
-    };
-    let stored_b = snapshot(beacon().send().unwrap());
-    let dropped_b = snapshot(beacon().header("Sec-GPC", "1").send().unwrap());
-    assert_eq!(stored_b, dropped_b);
-    assert_eq!(pageviews(&s, "demo"), 2);
+            .send()
+            .unwrap()
+            .status();
+        assert!(
+            refused.is_client_error(),
+            "{}: the malformed request must be refused without opt-out, got {refused}",
+            p.name
+        );
+        for (signal, header) in signals {
+            for (form, make) in [("valid", p.valid), ("malformed", p.malformed)] {
+                let got = observe(
+                    make(&c, &s, "opted-out")
+                        .header("User-Agent", CHROME_UA)
+                        .header(header.0, header.1)
+                        .send()
+                        .unwrap(),
+                );
+                if got != stored {
+                    failures.push(format!(
+                        "{} {form} with {signal}: {:?} {:?} vs stored {:?} {:?}",
+                        p.name,
+                        got.0,
+                        String::from_utf8_lossy(&got.2),
+                        stored.0,
+                        String::from_utf8_lossy(&stored.2)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(pageviews(&s, "demo"), protocols().len() as i64);
 
     // A site that does not honour DNT/GPC still honours the cookie.
-    pixel(&[("DNT", "1"), ("Sec-GPC", "1")], "other", "other.example");
-    assert_eq!(pageviews(&s, "other"), 1);
-    pixel(&[("Cookie", "sparsam_optout=1")], "other", "other.example");
-    assert_eq!(pageviews(&s, "other"), 1);
+    let other = |extra: Option<(&str, &str)>| {
+        let mut r = c
+            .get(s.url("/p.gif?site=other&url=https%3A%2F%2Fother.example%2F"))
+            .header("User-Agent", CHROME_UA);
+        if let Some((k, v)) = extra {
+            r = r.header(k, v);
+        }
+        assert_eq!(r.send().unwrap().status(), 200);
+    };
+    other(Some(("DNT", "1")));
+    other(Some(("Sec-GPC", "1")));
+    assert_eq!(pageviews(&s, "other"), 2);
+    other(Some(("Cookie", "sparsam_optout=1")));
+    assert_eq!(pageviews(&s, "other"), 2);
+    // A batch naming a site that honours DNT is dropped whole.
+    let mixed = c
+        .post(s.url("/api/event"))
+        .header("User-Agent", CHROME_UA)
+        .header("DNT", "1")
+        .body(r#"[{"site":"other","url":"https://other.example/mixed"},{"site":"demo","url":"https://example.org/mixed"}]"#)
+        .send()
+        .unwrap();
+    assert_eq!(mixed.status(), 202);
+
+    s.stop();
+    let events = stored_events(&s.store_path());
+    let urls: Vec<&str> = events.iter().map(|e| e.url.as_str()).collect();
+    assert!(
+        urls.iter()
+            .all(|u| !u.contains("opted-out") && !u.contains("refused") && !u.contains("mixed")),
+        "{urls:?}"
+    );
+    assert_eq!(events.len(), protocols().len() + 2, "{urls:?}");
 }
 
 #[test]
@@ -364,6 +475,7 @@ fn visitors_are_counted_by_shortened_address_and_salt_is_not_stored() {
             .unwrap();
         assert_eq!(res.status(), 200);
     };
+    let today_before = utc_day();
     hit("198.51.1.1", CHROME_UA);
     hit("198.51.200.200", CHROME_UA); // same /16, same UA: same visitor
     hit("198.52.1.1", CHROME_UA); // other /16
@@ -376,11 +488,21 @@ fn visitors_are_counted_by_shortened_address_and_salt_is_not_stored() {
     assert_ne!(events[0].visitor, events[2].visitor);
     assert_ne!(events[0].visitor, events[3].visitor);
 
+    // The salt file holds today's day and the salt the hashes were made
+    // with: nothing else, nothing older.
     let salt_file = std::fs::read(s.dir.join("data/salt")).unwrap();
+    assert_eq!(salt_file.len(), 40, "one day number and one salt");
+    let day = i64::from_le_bytes(salt_file[..8].try_into().unwrap());
+    assert!(
+        (today_before..=utc_day()).contains(&day),
+        "salt stamped with day {day}, not today"
+    );
+    let file_salt: [u8; 32] = salt_file[8..].try_into().unwrap();
+    let anon = AnonIp::truncate("198.51.1.1".parse().unwrap(), &IpMasks::DEFAULT);
     assert_eq!(
-        salt_file.len(),
-        40,
-        "one day number and one salt, nothing older"
+        events[0].visitor,
+        visitor_hash(&file_salt, "demo", &anon, CHROME_UA),
+        "visitors are hashed with the salt on disk"
     );
     let salt = &salt_file[8..];
     let redb = std::fs::read(s.store_path()).unwrap();
@@ -389,6 +511,54 @@ fn visitors_are_counted_by_shortened_address_and_salt_is_not_stored() {
         "{:02x}{:02x}{:02x}{:02x}",
         salt[0], salt[1], salt[2], salt[3]
     )));
+}
+
+fn utc_day() -> i64 {
+    chrono::Utc::now().timestamp().div_euclid(86_400)
+}
+
+#[test]
+fn stale_salt_is_destroyed_at_start_up_before_any_hit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let old_salt = [0xA5u8; 32];
+    let yesterday = utc_day() - 1;
+    let mut file = yesterday.to_le_bytes().to_vec();
+    file.extend_from_slice(&old_salt);
+    std::fs::write(data.join("salt"), &file).unwrap();
+
+    let mut s = Server::start_config(tmp.path(), &test_config(&data, "", ""));
+    // No hit has arrived: the salt is replaced already.
+    let now = std::fs::read(data.join("salt")).unwrap();
+    assert_eq!(now.len(), 40);
+    let day = i64::from_le_bytes(now[..8].try_into().unwrap());
+    assert!(day > yesterday, "salt of day {day} kept");
+    for (name, bytes) in all_bytes(&data) {
+        assert!(!contains(&bytes, &old_salt), "yesterday's salt in {name}");
+    }
+
+    // Hits are hashed with the new salt, never with yesterday's.
+    let res = client()
+        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    s.stop();
+    let events = stored_events(&s.store_path());
+    let anon = AnonIp::truncate("127.0.0.1".parse().unwrap(), &IpMasks::DEFAULT);
+    let new_salt: [u8; 32] = std::fs::read(data.join("salt")).unwrap()[8..]
+        .try_into()
+        .unwrap();
+    assert_eq!(
+        events[0].visitor,
+        visitor_hash(&new_salt, "demo", &anon, CHROME_UA)
+    );
+    assert_ne!(
+        events[0].visitor,
+        visitor_hash(&old_salt, "demo", &anon, CHROME_UA)
+    );
 }
 
 #[test]

@@ -99,12 +99,48 @@ fn matomo_tracker_client_is_understood() {
     let search = events.iter().find(|e| e.kind == EventKind::Search).unwrap();
     assert_eq!(search.search_term, "tax forms");
     assert_eq!(search.search_results, Some(3));
-    assert!(
-        !events.iter().any(|e| e.kind == EventKind::Ping),
-        "Matomo pings store nothing"
-    );
+    // The heartbeat ping becomes a ping of the guide's page view, with no
+    // engaged time of its own (the store times it).
+    let pings: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Ping)
+        .collect();
+    assert_eq!(pings.len(), 1, "{all}");
+    assert_eq!(pings[0].pageview_id, pv.pageview_id);
+    assert_eq!(pings[0].engaged_ms, 0);
+    assert_eq!(pings[0].url, "http://127.0.0.1/docs/guide.html");
     assert!(events.iter().any(|e| e.url == "http://localhost/bulk/two"));
-    assert_eq!(events.len(), 7, "{all}");
+    assert_eq!(events.len(), 8, "{all}");
+}
+
+/// A Matomo heartbeat carries no duration; the store times such a ping as
+/// the time since its page view, so dwell time is above zero.
+#[test]
+fn matomo_heartbeat_gives_dwell_time() {
+    let c = Collector::start("");
+    let client = Client::builder().user_agent(FIREFOX).build().unwrap();
+    let hit = |extra: &str| {
+        let res = client
+            .get(c.url(&format!(
+                "/matomo.php?idsite=1&rec=1&url=http%3A%2F%2F127.0.0.1%2Fread&pv_id=Rd34Ef{extra}"
+            )))
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    };
+    hit("&action_name=Read");
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    hit("&ping=1");
+    let summary = c.summary();
+    assert_eq!(summary["pageviews"], 1, "{summary}");
+    let dwell = summary["avg_dwell_seconds"].as_f64().unwrap_or(0.0);
+    assert!(dwell >= 2.0, "server-timed ping: {summary}");
+    let events = c.stop_and_scan();
+    let ping = events.iter().find(|e| e.kind == EventKind::Ping).unwrap();
+    assert_eq!(
+        ping.pageview_id,
+        sparsam::ingest::pipeline::pageview_id("Rd34Ef")
+    );
 }
 
 #[test]

@@ -95,6 +95,34 @@ impl ClientHints {
         h
     }
 
+    /// These hints with gaps filled from `base`: per field, a value given
+    /// here wins and `base` supplies the fields not given here. Used for
+    /// hints sent in an event body (here) over the request headers' (base).
+    pub fn or(&self, base: &ClientHints) -> ClientHints {
+        let list = |mine: &Vec<Brand>, theirs: &Vec<Brand>| {
+            if mine.is_empty() { theirs } else { mine }.clone()
+        };
+        ClientHints {
+            brands: list(&self.brands, &base.brands),
+            full_version_list: list(&self.full_version_list, &base.full_version_list),
+            mobile: self.mobile.or(base.mobile),
+            platform: self.platform.clone().or_else(|| base.platform.clone()),
+            platform_version: self
+                .platform_version
+                .clone()
+                .or_else(|| base.platform_version.clone()),
+            model: self.model.clone().or_else(|| base.model.clone()),
+            form_factors: if self.form_factors.is_empty() {
+                &base.form_factors
+            } else {
+                &self.form_factors
+            }
+            .clone(),
+            arch: self.arch.clone().or_else(|| base.arch.clone()),
+            bitness: self.bitness.clone().or_else(|| base.bitness.clone()),
+        }
+    }
+
     /// Parses the tracker's JSON (`getHighEntropyValues` output, or Matomo's
     /// `uadata` parameter, which has the same shape).
     pub fn from_json(json: &str) -> Result<ClientHints, serde_json::Error> {
@@ -208,9 +236,14 @@ fn parse_brand_list(value: &str) -> Vec<Brand> {
     clean_brands(items)
 }
 
-/// A structured-field string (`"Windows"`), or a bare token as a lenient
-/// fallback. Empty strings give `None`.
+/// A structured-field string (`"Pixel 8"`, as browsers send it), or a
+/// bare value as people type it (`Pixel 8`), which is taken whole. Empty
+/// strings give `None`.
 fn sf_string(value: &str) -> Option<String> {
+    let value = value.trim();
+    if !value.starts_with('"') {
+        return non_empty(value.to_string());
+    }
     let mut items = parse_sf_list(value);
     if items.len() != 1 {
         return None;
@@ -326,6 +359,55 @@ mod tests {
         assert_eq!(h.platform.as_deref(), Some("Android"));
         assert_eq!(h.model.as_deref(), Some("SM-S918B"));
         assert_eq!(h.form_factors, vec!["Mobile".to_string()]);
+    }
+
+    #[test]
+    fn string_hints_quoted_or_bare() {
+        let h = |v: &str| {
+            ClientHints::from_headers(
+                [("Sec-CH-UA-Model", v), ("Sec-CH-UA-Platform-Version", v)].into_iter(),
+            )
+        };
+        for (value, want) in [
+            (r#""Pixel 8""#, Some("Pixel 8")),
+            ("Pixel 8", Some("Pixel 8")),
+            ("  Pixel 8 Pro ", Some("Pixel 8 Pro")),
+            (r#""SM-S918B""#, Some("SM-S918B")),
+            ("SM-S918B", Some("SM-S918B")),
+            (r#""""#, None),
+            ("", None),
+            (r#""a", "b""#, None),
+        ] {
+            let got = h(value);
+            assert_eq!(got.model.as_deref(), want, "{value:?}");
+            assert_eq!(got.platform_version.as_deref(), want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn body_hints_fill_gaps_from_header_hints() {
+        let header = ClientHints::from_headers(
+            [
+                (
+                    "Sec-CH-UA",
+                    r#""Chromium";v="124", "Google Chrome";v="124""#,
+                ),
+                ("Sec-CH-UA-Mobile", "?1"),
+                ("Sec-CH-UA-Platform", r#""Android""#),
+                ("Sec-CH-UA-Model", r#""Pixel 7""#),
+            ]
+            .into_iter(),
+        );
+        let body =
+            ClientHints::from_json(r#"{"model":"Pixel 8","platformVersion":"14.0.0"}"#).unwrap();
+        let merged = body.or(&header);
+        assert_eq!(merged.model.as_deref(), Some("Pixel 8"), "body wins");
+        assert_eq!(merged.platform_version.as_deref(), Some("14.0.0"));
+        assert_eq!(merged.platform.as_deref(), Some("Android"), "header fills");
+        assert_eq!(merged.mobile, Some(true));
+        assert_eq!(merged.brands, header.brands);
+        assert_eq!(ClientHints::default().or(&header), header);
+        assert_eq!(body.or(&ClientHints::default()), body);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! for checking detection against samples from real logs.
 //!
 //! Input: one JSON object per line, `{"ua": "...", "headers": {"Sec-CH-UA-Model": "..."}}`
-//! (`headers` optional; any client-hint header names, case-insensitive).
+//! (`headers` optional; any client-hint header names, case-insensitive; a
+//! string hint may be written as browsers send it, `"\"Pixel 8\""`, or bare,
+//! `"Pixel 8"`).
 //! Output: one JSON object per line with exactly the fields `device_type,
 //! brand, model, os, os_version, browser, browser_version, engine,
 //! engine_version, bot`. A bad line prints `{"error": "...", "line": N}`
@@ -148,17 +150,19 @@ mod tests {
             "not json\n",
             "\n",
             r#"{"ua": "curl/8.5.0"}"#,
+            "\n",
+            r#"{"ua": "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36", "headers": {"sec-ch-ua-model": "Pixel 8"}}"#,
             "\n"
         );
         let mut out = Vec::new();
         let stats = run(input.as_bytes(), &mut out, &det).unwrap();
-        assert_eq!(stats, Stats { ok: 2, errors: 1 });
+        assert_eq!(stats, Stats { ok: 3, errors: 1 });
         let lines: Vec<serde_json::Value> = String::from_utf8(out)
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
         assert_eq!(lines[0]["model"], "Pixel 8");
         assert_eq!(lines[0]["brand"], "Google");
         let keys: Vec<&str> = lines[0]
@@ -172,5 +176,8 @@ mod tests {
         assert!(lines[1]["error"].as_str().unwrap().contains("JSON"));
         assert_eq!(lines[2]["bot"], true);
         assert_eq!(lines[2]["device_type"], "bot");
+        // The model typed bare, not as a quoted structured-field string.
+        assert_eq!(lines[3]["model"], "Pixel 8");
+        assert_eq!(lines[3]["brand"], "Google");
     }
 }

@@ -3,7 +3,8 @@
 //! once the events are durable.
 //!
 //! Opted-out and bot hits get exactly the answer a stored hit gets, so a
-//! page cannot tell whether its visitor was counted.
+//! page cannot tell whether its visitor was counted. The opt-out decision
+//! (`crate::privacy::optout`) comes before the query or body is parsed.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,8 +15,9 @@ use super::client::{optout_signals, referer, request_meta};
 use super::error::ApiError;
 use super::rate_limit::admit;
 use super::AppState;
-use crate::ingest::{pixel, plausible, Hit, Processed, Reject};
+use crate::ingest::{pixel, plausible, site_ref, Hit, Processed, Reject, RequestMeta};
 use crate::model::Event;
+use crate::privacy::OptOutSignals;
 use crate::store::SubmitError;
 
 /// A transparent 1x1 GIF.
@@ -45,29 +47,27 @@ fn count(outcome: &'static str, n: usize) {
     metrics::counter!("sparsam_hits_total", "outcome" => outcome).increment(n as u64);
 }
 
-/// Is this hit dropped by DNT / GPC for its site? (The cookie is checked
-/// before this, on headers alone.)
-fn dropped_by_signals(state: &AppState, req: &HttpRequest, site_id: &str) -> bool {
-    let signals = optout_signals(req, &state.config.privacy.optout_cookie);
+/// Is a parsed hit for `site_id` dropped by the opt-out signals? The
+/// safety net after parsing; the decision that counts comes before it.
+pub fn hit_opted_out(state: &AppState, signals: &OptOutSignals, site_id: &str) -> bool {
     match state.config.site(site_id) {
         Some(site) => signals.opted_out(site.honour_dnt, site.honour_gpc),
         None => signals.cookie,
     }
 }
 
-/// Runs hits through the pipeline and waits until their events are durable.
-pub async fn store_hits(
+/// Runs hits through the pipeline: their events, or the first refusal.
+/// Bots are counted in a metric and yield no events.
+pub fn process_hits(
     state: &AppState,
-    req: &HttpRequest,
+    meta: &RequestMeta,
     hits: Vec<Hit>,
-) -> Result<(), ApiError> {
-    let meta = request_meta(req, &state.addr_policy)
-        .ok_or_else(|| ApiError::BadRequest("client address unavailable".into()))?;
+) -> Result<Vec<Event>, ApiError> {
     let now = Utc::now();
     let mut events: Vec<Event> = Vec::with_capacity(hits.len());
     let mut bots = 0;
     for hit in hits {
-        match state.pipeline.process(hit, &meta, now) {
+        match state.pipeline.process(hit, meta, now) {
             Ok(Processed::Events(e)) => events.extend(e),
             Ok(Processed::Bot) => bots += 1,
             Err(e) => {
@@ -79,6 +79,19 @@ pub async fn store_hits(
     if bots > 0 {
         count("bot", bots);
     }
+    Ok(events)
+}
+
+/// The request facts the pipeline needs (shortened address, user agent,
+/// header client hints).
+pub fn meta(state: &AppState, req: &HttpRequest) -> Result<RequestMeta, ApiError> {
+    request_meta(req, &state.addr_policy)
+        .ok_or_else(|| ApiError::BadRequest("client address unavailable".into()))
+}
+
+/// Hands events to the store writer and waits until they are durable. A
+/// full queue is 503 with `Retry-After` (nothing of the batch is stored).
+pub async fn submit(state: &AppState, events: Vec<Event>) -> Result<(), ApiError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -104,20 +117,27 @@ pub async fn store_hits(
     }
 }
 
+/// Runs hits through the pipeline and waits until their events are durable.
+pub async fn store_hits(
+    state: &AppState,
+    req: &HttpRequest,
+    hits: Vec<Hit>,
+) -> Result<(), ApiError> {
+    let meta = meta(state, req)?;
+    let events = process_hits(state, &meta, hits)?;
+    submit(state, events).await
+}
+
 /// `GET /p.gif`
 pub async fn pixel(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admit(&state, &req)?;
     let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
-    if signals.cookie {
+    let query = req.query_string();
+    if signals.drops_request(&state.config.sites, || {
+        site_ref::pixel_sites(query, &state.config)
+    }) {
         count("optout", 1);
         return Ok(gif_response());
-    }
-    let query = req.query_string();
-    if let Some(site) = pixel::site_param(query) {
-        if dropped_by_signals(&state, &req, &site) {
-            count("optout", 1);
-            return Ok(gif_response());
-        }
     }
     if query.len() > state.config.server.max_field_bytes * 4 {
         return Err(Reject::TooLong {
@@ -127,6 +147,10 @@ pub async fn pixel(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         .into());
     }
     let hit = pixel::parse_pixel(query, referer(&req))?;
+    if hit_opted_out(&state, &signals, &hit.site) {
+        count("optout", 1);
+        return Ok(gif_response());
+    }
     store_hits(&state, &req, vec![hit]).await?;
     Ok(gif_response())
 }
@@ -157,17 +181,22 @@ pub async fn beacon(
 ) -> Result<HttpResponse, ApiError> {
     admit(&state, &req)?;
     let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
-    if signals.cookie {
+    // The body is received (within the size limit, as for everyone, so the
+    // connection is handled alike) but not looked at before the opt-out
+    // decision, which reads at most the site names in it.
+    let body = read_body(payload, state.config.server.max_body_bytes).await?;
+    if signals.drops_request(&state.config.sites, || {
+        site_ref::beacon_sites(&body, &state.config)
+    }) {
         count("optout", 1);
         return Ok(accepted_response());
     }
-    let body = read_body(payload, state.config.server.max_body_bytes).await?;
     let hits =
         plausible::parse_event_body(&body, state.config.server.max_batch_events, &state.config)?;
     let before = hits.len();
     let hits: Vec<Hit> = hits
         .into_iter()
-        .filter(|h| !dropped_by_signals(&state, &req, &h.site))
+        .filter(|h| !hit_opted_out(&state, &signals, &h.site))
         .collect();
     if hits.len() < before {
         count("optout", before - hits.len());

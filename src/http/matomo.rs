@@ -4,20 +4,22 @@
 //!
 //! Answers as Matomo does: a 1x1 GIF, or 204 with `send_image=0`; bulk
 //! requests get `{"status":"success","tracked":N,"invalid":M}`. Opted-out
-//! hits get the same answers. The opt-out cookie is checked first, on
-//! headers alone; DNT/GPC next, per site; then the parameters are parsed.
+//! hits get the same answers. The opt-out decision
+//! (`crate::privacy::optout`) comes before the parameters are parsed.
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
-use super::client::{optout_signals, request_meta};
+use super::client::optout_signals;
 use super::error::ApiError;
-use super::ingest::{gif_response, read_body, store_hits};
+use super::ingest::{gif_response, hit_opted_out, meta, read_body, store_hits, submit};
 use super::rate_limit::admit;
 use super::AppState;
-use crate::ingest::matomo::{idsite_param, is_bulk, parse_bulk, parse_request, MatomoRequest};
-use crate::ingest::{Hit, Reject};
+use crate::ingest::matomo::{is_bulk, parse_bulk, parse_request, MatomoRequest};
+use crate::ingest::{site_ref, Processed, Reject};
+use crate::model::Event;
+use crate::privacy::OptOutSignals;
 
 /// Registers `/matomo.php` and `/piwik.php`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -48,30 +50,16 @@ fn answer(params: &str) -> HttpResponse {
     }
 }
 
-/// DNT / GPC for the site a request names (by `idsite`).
-fn dropped_by_signals(state: &AppState, req: &HttpRequest, params: &str) -> bool {
-    let signals = optout_signals(req, &state.config.privacy.optout_cookie);
-    match idsite_param(params).and_then(|id| state.config.site_by_matomo_id(id)) {
-        Some(site) => signals.opted_out(site.honour_dnt, site.honour_gpc),
-        None => signals.cookie,
-    }
-}
-
-fn cookie_opt_out(state: &AppState, req: &HttpRequest) -> bool {
-    optout_signals(req, &state.config.privacy.optout_cookie).cookie
-}
-
 async fn single(
     state: &AppState,
     req: &HttpRequest,
+    signals: &OptOutSignals,
     params: &str,
 ) -> Result<HttpResponse, ApiError> {
-    if dropped_by_signals(state, req, params) {
-        count("optout", 1);
-        return Ok(answer(params));
-    }
+    check_len(state, params)?;
     match parse_request(params, &state.config)? {
         MatomoRequest::Ignored => count("ignored", 1),
+        MatomoRequest::Hit(hit) if hit_opted_out(state, signals, &hit.site) => count("optout", 1),
         MatomoRequest::Hit(hit) => store_hits(state, req, vec![*hit]).await?,
     }
     Ok(answer(params))
@@ -80,13 +68,15 @@ async fn single(
 /// `GET /matomo.php`
 pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     admit(&state, &req)?;
-    let query = req.query_string().to_string();
-    if cookie_opt_out(&state, &req) {
+    let query = req.query_string();
+    let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
+    if signals.drops_request(&state.config.sites, || {
+        site_ref::matomo_sites(query.as_bytes(), &state.config)
+    }) {
         count("optout", 1);
-        return Ok(answer(&query));
+        return Ok(answer(query));
     }
-    check_len(&state, &query)?;
-    single(&state, &req, &query).await
+    single(&state, &req, &signals, query).await
 }
 
 fn check_len(state: &AppState, params: &str) -> Result<(), ApiError> {
@@ -101,38 +91,51 @@ fn check_len(state: &AppState, params: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Query string and form body as one parameter string.
+fn join_params(query: &str, body: &str) -> String {
+    match (query.is_empty(), body.trim().is_empty()) {
+        (_, true) => query.to_string(),
+        (true, false) => body.trim().to_string(),
+        (false, false) => format!("{query}&{}", body.trim()),
+    }
+}
+
 /// `POST /matomo.php`: form parameters (added to the query string's) or a
-/// bulk JSON body.
+/// bulk JSON body. The body is read (within `server.max_body_bytes`)
+/// before the opt-out decision because it names the site and shapes the
+/// answer (`send_image`, the number of bulk requests); it is parsed only
+/// after that decision.
 pub async fn post(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     admit(&state, &req)?;
-    let query = req.query_string().to_string();
-    let opted_out = cookie_opt_out(&state, &req);
+    let query = req.query_string();
+    let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
     let body = read_body(payload, state.config.server.max_body_bytes).await?;
     if is_bulk(&body) {
-        let requests = parse_bulk(&body, state.config.server.max_batch_events)?;
-        if opted_out {
-            count("optout", requests.len());
-            return Ok(bulk_answer(requests.len(), &[]));
+        if signals.drops_request(&state.config.sites, || {
+            site_ref::bulk_sites(&body, &state.config)
+        }) {
+            let n = site_ref::bulk_request_count(&body);
+            count("optout", n);
+            return Ok(bulk_answer(n, &[]));
         }
-        return bulk(&state, &req, requests).await;
+        let requests = parse_bulk(&body, state.config.server.max_batch_events)?;
+        return bulk(&state, &req, &signals, requests).await;
+    }
+    if signals.drops_request(&state.config.sites, || {
+        let mut sites = site_ref::matomo_sites(query.as_bytes(), &state.config);
+        sites.extend(site_ref::matomo_sites(&body, &state.config));
+        sites
+    }) {
+        count("optout", 1);
+        return Ok(answer(&join_params(query, &String::from_utf8_lossy(&body))));
     }
     let body = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("form body is not UTF-8".into()))?;
-    let params = match (query.is_empty(), body.trim().is_empty()) {
-        (_, true) => query,
-        (true, false) => body.trim().to_string(),
-        (false, false) => format!("{query}&{}", body.trim()),
-    };
-    if opted_out {
-        count("optout", 1);
-        return Ok(answer(&params));
-    }
-    check_len(&state, &params)?;
-    single(&state, &req, &params).await
+    single(&state, &req, &signals, &join_params(query, body)).await
 }
 
 fn bulk_answer(tracked: usize, invalid: &[usize]) -> HttpResponse {
@@ -150,27 +153,23 @@ fn bulk_answer(tracked: usize, invalid: &[usize]) -> HttpResponse {
         .json(body)
 }
 
-/// Each request is checked on its own: invalid ones are counted and
-/// skipped (as Matomo does), the valid ones are stored together.
+/// Each request is checked on its own, once: invalid ones are counted and
+/// skipped (as Matomo does), the events of the valid ones are stored
+/// together.
 async fn bulk(
     state: &AppState,
     req: &HttpRequest,
+    signals: &OptOutSignals,
     requests: Vec<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let meta = request_meta(req, &state.addr_policy)
-        .ok_or_else(|| ApiError::BadRequest("client address unavailable".into()))?;
+    let meta = meta(state, req)?;
     let now = Utc::now();
     let mut tracked = 0;
     let mut invalid = Vec::new();
-    let mut hits: Vec<Hit> = Vec::new();
+    let mut events: Vec<Event> = Vec::new();
     for (i, params) in requests.iter().enumerate() {
         if params.len() > state.config.server.max_field_bytes * 8 {
             invalid.push(i);
-            continue;
-        }
-        if dropped_by_signals(state, req, params) {
-            count("optout", 1);
-            tracked += 1;
             continue;
         }
         match parse_request(params, &state.config) {
@@ -179,11 +178,19 @@ async fn bulk(
                 count("ignored", 1);
                 tracked += 1;
             }
-            // Validate through the pipeline so one bad request does not
-            // refuse the whole batch.
-            Ok(MatomoRequest::Hit(hit)) => match state.pipeline.process((*hit).clone(), &meta, now)
-            {
-                Ok(_) => hits.push(*hit),
+            Ok(MatomoRequest::Hit(hit)) if hit_opted_out(state, signals, &hit.site) => {
+                count("optout", 1);
+                tracked += 1;
+            }
+            Ok(MatomoRequest::Hit(hit)) => match state.pipeline.process(*hit, &meta, now) {
+                Ok(Processed::Events(e)) => {
+                    events.extend(e);
+                    tracked += 1;
+                }
+                Ok(Processed::Bot) => {
+                    count("bot", 1);
+                    tracked += 1;
+                }
                 Err(_) => invalid.push(i),
             },
         }
@@ -191,9 +198,6 @@ async fn bulk(
     if !invalid.is_empty() {
         count("rejected", invalid.len());
     }
-    if !hits.is_empty() {
-        tracked += hits.len();
-        store_hits(state, req, hits).await?;
-    }
+    submit(state, events).await?;
     Ok(bulk_answer(tracked, &invalid))
 }

@@ -24,8 +24,8 @@ pub enum MatomoRequest {
     /// Something sparsam records.
     Hit(Box<Hit>),
     /// A valid request that stores nothing: `rec` is not 1, a heartbeat
-    /// ping (Matomo pings carry no duration), or a custom action without a
-    /// page view (events, content impressions).
+    /// ping without a page-view id, or a custom action without a page view
+    /// (events, content impressions).
     Ignored,
 }
 
@@ -94,8 +94,28 @@ pub fn parse_request(params: &str, config: &Config) -> Result<MatomoRequest, Rej
         .site_by_matomo_id(idsite)
         .ok_or_else(|| Reject::UnknownSite(idsite.to_string()))?;
     hit.site = site.id.clone();
-    if !rec || ping {
+    if !rec {
         return Ok(MatomoRequest::Ignored);
+    }
+    if ping {
+        // A heartbeat carries no duration: it becomes a dwell-time ping
+        // with no engaged time of its own, which the store times as the
+        // time since its page view. Without a page-view id it cannot be
+        // tied to one.
+        if hit.pageview_id.is_none() {
+            return Ok(MatomoRequest::Ignored);
+        }
+        if hit.url.is_empty() {
+            return Err(Reject::Missing("url"));
+        }
+        return Ok(MatomoRequest::Hit(Box::new(Hit {
+            kind: Some(EventKind::Ping),
+            engaged_ms: None,
+            target: None,
+            search: None,
+            search_results: None,
+            ..hit
+        })));
     }
     if hit.url.is_empty() {
         return Err(Reject::Missing("url"));
@@ -139,14 +159,6 @@ pub fn parse_bulk(body: &[u8], max: usize) -> Result<Vec<String>, Reject> {
 /// True when a POST body is a bulk request rather than form parameters.
 pub fn is_bulk(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-}
-
-/// The `idsite` parameter only, for the per-site DNT/GPC decision.
-pub fn idsite_param(params: &str) -> Option<u32> {
-    let params = params.strip_prefix('?').unwrap_or(params);
-    form_urlencoded::parse(params.as_bytes())
-        .find(|(k, _)| k == "idsite")
-        .and_then(|(_, v)| v.trim().parse().ok())
 }
 
 #[cfg(test)]
@@ -207,13 +219,26 @@ hostnames = ["example.org"]
     }
 
     #[test]
+    fn heartbeat_pings_with_a_page_view_id_are_pings() {
+        let p = hit("idsite=7&rec=1&ping=1&pv_id=abc123&url=https%3A%2F%2Fexample.org%2Fa&link=https%3A%2F%2Fx.org%2F&search=s");
+        assert_eq!(p.kind, Some(EventKind::Ping));
+        assert_eq!(p.pageview_id.as_deref(), Some("abc123"));
+        assert_eq!(p.engaged_ms, None, "timed by the server");
+        assert_eq!((p.target, p.search), (None, None));
+        assert_eq!(
+            parse_request("idsite=7&rec=1&ping=1&pv_id=abc123", &config()).unwrap_err(),
+            Reject::Missing("url")
+        );
+    }
+
+    #[test]
     fn ignored_and_refused_requests() {
         let c = config();
         let ignored = |q: &str| matches!(parse_request(q, &c), Ok(MatomoRequest::Ignored));
         assert!(ignored("idsite=7&url=https%3A%2F%2Fexample.org%2F"));
         assert!(ignored("idsite=7&rec=0&url=https%3A%2F%2Fexample.org%2F"));
         assert!(ignored(
-            "idsite=7&rec=1&ping=1&pv_id=abc&url=https%3A%2F%2Fexample.org%2F"
+            "idsite=7&rec=1&ping=1&url=https%3A%2F%2Fexample.org%2F"
         ));
         assert!(ignored(
             "idsite=7&rec=1&ca=1&e_c=Video&e_a=Play&url=https%3A%2F%2Fexample.org%2F"
@@ -255,6 +280,5 @@ hostnames = ["example.org"]
             parse_bulk(b"{\"requests\": 5}", 10),
             Err(Reject::Body(_))
         ));
-        assert_eq!(idsite_param("?rec=1&idsite=7"), Some(7));
     }
 }

@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod pixel;
 pub mod plausible;
 pub mod query;
+pub mod site_ref;
 
 pub use hit::{Hit, Reject};
 pub use pipeline::{Pipeline, PipelineError, Processed, RequestMeta};

@@ -1,7 +1,7 @@
 //! The ingest pipeline: `Hit` + request facts → stored `Event`.
 //!
 //! Runs the same steps for every protocol, in an order that keeps personal
-//! data from spreading: site and size checks, URL stripping (before
+//! data from spreading: site, size and engaged-time checks, URL stripping (before
 //! anything reads the URL), device detection (bots stop here), visitor hash
 //! from the already-truncated address, referrer and campaign, search term.
 //! Timestamps are always the server's clock at receipt.
@@ -17,7 +17,7 @@ use crate::enrich::device::DeviceDetector;
 use crate::enrich::referrer::{campaign_from_params, classify, truncate};
 use crate::enrich::search::search_term;
 use crate::model::{Event, EventKind};
-use crate::privacy::visitor::SaltError;
+use crate::privacy::visitor::{utc_day, SaltError};
 use crate::privacy::{strip_url, visitor_hash, AnonIp, SaltKeeper};
 
 /// What the HTTP layer learned about the request itself.
@@ -49,7 +49,7 @@ pub enum PipelineError {
 pub struct Pipeline {
     config: Arc<Config>,
     detector: DeviceDetector,
-    salts: SaltKeeper,
+    salts: Arc<SaltKeeper>,
 }
 
 const MAX_PAGEVIEW_ID: usize = 64;
@@ -59,8 +59,14 @@ impl Pipeline {
         Pipeline {
             config,
             detector,
-            salts,
+            salts: Arc::new(salts),
         }
+    }
+
+    /// The visitor salt keeper, shared with the task that rotates it at
+    /// each UTC midnight.
+    pub fn salt_keeper(&self) -> Arc<SaltKeeper> {
+        self.salts.clone()
     }
 
     pub fn config(&self) -> &Config {
@@ -99,6 +105,17 @@ impl Pipeline {
         if let Some(pv) = &hit.pageview_id {
             check_len("pv", pv, MAX_PAGEVIEW_ID)?;
         }
+        let max_engaged = self.config.server.max_engaged_seconds;
+        if hit
+            .engaged_ms
+            .is_some_and(|ms| u64::from(ms) > u64::from(max_engaged) * 1000)
+        {
+            return Err(Reject::Invalid {
+                field: "engaged_ms",
+                why: format!("more than {max_engaged} seconds of engaged time for one page view"),
+            }
+            .into());
+        }
 
         let page = strip_url(&hit.url, |p| site.is_kept_param(p)).map_err(|e| Reject::Invalid {
             field: "url",
@@ -109,14 +126,21 @@ impl Pipeline {
         }
 
         let user_agent = hit.user_agent.as_deref().unwrap_or(&meta.user_agent);
-        let hints = hit.hints.as_ref().unwrap_or(&meta.header_hints);
+        // Hints sent in the body win per field; the headers' fill the gaps.
+        let merged;
+        let hints = match &hit.hints {
+            Some(body) => {
+                merged = body.or(&meta.header_hints);
+                &merged
+            }
+            None => &meta.header_hints,
+        };
         let device = self.detector.detect(user_agent, hints);
         if device.bot {
             return Ok(Processed::Bot);
         }
 
-        let day = now.timestamp().div_euclid(86_400);
-        let salt = self.salts.salt_for(day)?;
+        let salt = self.salts.salt_for(utc_day(now))?;
         let visitor = visitor_hash(&salt, &site.id, &meta.anon_ip, user_agent);
 
         let campaign = campaign_from_params(&page.params, 200);

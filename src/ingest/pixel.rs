@@ -38,14 +38,6 @@ pub fn parse_pixel(query: &str, referer_header: Option<&str>) -> Result<Hit, Rej
     Ok(hit)
 }
 
-/// Only the `site` parameter, for the opt-out decision that comes before
-/// any other parsing.
-pub fn site_param(query: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "site")
-        .map(|(_, v)| v.into_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

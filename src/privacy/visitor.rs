@@ -10,6 +10,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use super::AnonIp;
 
@@ -76,26 +79,55 @@ impl SaltKeeper {
     /// today's salt: old salts are gone by design.
     pub fn salt_for(&self, day: i64) -> Result<[u8; SALT_LEN], SaltError> {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if day > cur.0 {
-            let salt = new_salt()?;
-            let io = |source| SaltError::Io {
-                path: self.path.clone(),
-                source,
-            };
-            let mut file = OpenOptions::new()
-                .write(true)
-                .open(&self.path)
-                .map_err(io)?;
-            overwrite(&mut file, day, &salt).map_err(io)?;
-            *cur = (day, salt);
-        }
+        self.rotate_locked(&mut cur, day)?;
         Ok(cur.1)
+    }
+
+    /// Rotates to `today` (days since the Unix epoch, UTC) when the current
+    /// salt is from an earlier day, overwriting it on disk and in memory;
+    /// returns whether it did. Called at each UTC midnight, so a quiet site
+    /// does not keep yesterday's salt until its next hit.
+    pub fn rotate(&self, today: i64) -> Result<bool, SaltError> {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        self.rotate_locked(&mut cur, today)
+    }
+
+    fn rotate_locked(&self, cur: &mut (i64, [u8; SALT_LEN]), day: i64) -> Result<bool, SaltError> {
+        if day <= cur.0 {
+            return Ok(false);
+        }
+        let salt = new_salt()?;
+        let io = |source| SaltError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(io)?;
+        overwrite(&mut file, day, &salt).map_err(io)?;
+        *cur = (day, salt);
+        Ok(true)
     }
 
     /// The UTC day the current salt belongs to.
     pub fn current_day(&self) -> i64 {
         self.current.lock().unwrap_or_else(|e| e.into_inner()).0
     }
+}
+
+/// Days since the Unix epoch (UTC) at `now`: the salt's day.
+pub fn utc_day(now: DateTime<Utc>) -> i64 {
+    now.timestamp().div_euclid(86_400)
+}
+
+/// How long to wait from `now` until the next rotation check: until just
+/// after the next UTC midnight, but never more than a minute, so a clock
+/// that jumps (or a machine that was suspended) is noticed soon.
+pub fn until_next_check(now: DateTime<Utc>) -> Duration {
+    let next_midnight_ms = (utc_day(now) + 1) * 86_400_000;
+    let wait_ms = (next_midnight_ms - now.timestamp_millis()).max(0) as u64 + 10;
+    Duration::from_millis(wait_ms.min(60_000))
 }
 
 fn new_salt() -> Result<[u8; SALT_LEN], SaltError> {
@@ -170,6 +202,41 @@ mod tests {
         drop(k);
         let k3 = SaltKeeper::open(dir.path(), 105).unwrap();
         assert_ne!(k3.salt_for(105).unwrap(), new);
+    }
+
+    #[test]
+    fn rotate_replaces_an_old_day_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SaltKeeper::open(dir.path(), 200).unwrap();
+        let first = std::fs::read(dir.path().join("salt")).unwrap();
+        assert!(!k.rotate(200).unwrap(), "same day: kept");
+        assert!(!k.rotate(199).unwrap(), "earlier day: kept");
+        assert_eq!(std::fs::read(dir.path().join("salt")).unwrap(), first);
+
+        assert!(k.rotate(201).unwrap(), "next day: rotated without any hit");
+        let bytes = std::fs::read(dir.path().join("salt")).unwrap();
+        assert_eq!(i64::from_le_bytes(bytes[..8].try_into().unwrap()), 201);
+        assert!(
+            !bytes.windows(SALT_LEN).any(|w| w == &first[8..]),
+            "yesterday's salt destroyed"
+        );
+        assert_eq!(k.current_day(), 201);
+        assert_eq!(k.salt_for(201).unwrap()[..], bytes[8..]);
+    }
+
+    #[test]
+    fn checks_are_at_most_a_minute_apart_and_hit_midnight() {
+        use chrono::TimeZone;
+        let at = |h, m, s| Utc.with_ymd_and_hms(2026, 3, 1, h, m, s).unwrap();
+        assert_eq!(until_next_check(at(12, 0, 0)), Duration::from_secs(60));
+        assert_eq!(
+            until_next_check(at(23, 59, 30)),
+            Duration::from_millis(30_010),
+            "wakes just after midnight"
+        );
+        let after = at(23, 59, 30) + until_next_check(at(23, 59, 30));
+        assert_eq!(utc_day(after), utc_day(at(23, 59, 30)) + 1);
+        assert_eq!(utc_day(at(0, 0, 0)), 20_513);
     }
 
     #[test]

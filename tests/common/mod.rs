@@ -210,3 +210,41 @@ fn url_encode(s: &str) -> String {
     }
     out
 }
+
+/// Everything a page can observe of an answer: status, every header except
+/// `Date` (sorted, lower-case names) and the body bytes.
+pub type Observed = (u16, Vec<(String, String)>, Vec<u8>);
+
+pub fn observe(res: reqwest::blocking::Response) -> Observed {
+    let status = res.status().as_u16();
+    let mut headers: Vec<(String, String)> = res
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.as_str() != "date")
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    headers.sort();
+    (status, headers, res.bytes().expect("body").to_vec())
+}
+
+/// Every stored event of sites `demo` and `other`, read from the redb file
+/// (the server must be stopped).
+pub fn stored_events(store_path: &Path) -> Vec<sparsam::store::StoredEvent> {
+    let store = sparsam::store::Store::open(store_path, &sparsam::store::StoreOptions::default())
+        .expect("open store");
+    let mut out = Vec::new();
+    for site in ["demo", "other"] {
+        store
+            .scan_events(site, 0, i64::MAX, |e| {
+                out.push(e);
+                std::ops::ControlFlow::Continue(())
+            })
+            .expect("scan");
+    }
+    out
+}
