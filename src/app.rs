@@ -95,6 +95,7 @@ pub fn writer_options(config: &Config) -> WriterOptions {
     WriterOptions {
         queue_capacity: config.store.queue_capacity,
         max_batch: config.store.max_batch,
+        max_engaged_ms: config.server.max_engaged_seconds.saturating_mul(1000),
         site_timezones: config
             .sites
             .iter()

@@ -99,15 +99,19 @@ fn matomo_tracker_client_is_understood() {
     let search = events.iter().find(|e| e.kind == EventKind::Search).unwrap();
     assert_eq!(search.search_term, "tax forms");
     assert_eq!(search.search_results, Some(3));
-    // The heartbeat ping becomes a ping of the guide's page view, with no
-    // engaged time of its own (the store times it).
+    // The heartbeat ping becomes a ping of the guide's page view; it sent
+    // no engaged time, so the store timed it since the page view.
     let pings: Vec<_> = events
         .iter()
         .filter(|e| e.kind == EventKind::Ping)
         .collect();
     assert_eq!(pings.len(), 1, "{all}");
     assert_eq!(pings[0].pageview_id, pv.pageview_id);
-    assert_eq!(pings[0].engaged_ms, 0);
+    assert_eq!(
+        i64::from(pings[0].engaged_ms),
+        pings[0].ts_ms - pv.ts_ms,
+        "timed since the page view"
+    );
     assert_eq!(pings[0].url, "http://127.0.0.1/docs/guide.html");
     assert!(events.iter().any(|e| e.url == "http://localhost/bulk/two"));
     assert_eq!(events.len(), 8, "{all}");

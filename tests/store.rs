@@ -1050,3 +1050,38 @@ fn sealed_days_answer_like_open_ones_and_take_late_rows() {
     );
     w.shutdown_blocking().unwrap();
 }
+
+/// A ping without a measurement of its own (Matomo's heartbeat) is timed
+/// by the store as the time since its page view, capped, and stored with
+/// that value so reports from raw events agree.
+#[test]
+fn heartbeats_are_timed_since_their_page_view() {
+    let f = open_with(WriterOptions {
+        max_engaged_ms: 600_000,
+        ..WriterOptions::default()
+    });
+    let t0 = day0() + 9 * HOUR;
+    let timed = sparsam::model::ENGAGED_SERVER_TIMED;
+    write_each(
+        &f.writer,
+        [
+            pv("s", t0, 1, "/a", 7),
+            ping("s", t0 + 30_000, 1, 7, timed),
+            ping("s", t0 + 90_000, 1, 7, timed),
+            // unknown page view: nothing to time it against
+            ping("s", t0 + 95_000, 1, 8, timed),
+            // a page view left open for an hour: capped at 10 minutes
+            pv("s", t0 + 2 * MIN, 2, "/b", 9),
+            ping("s", t0 + 62 * MIN, 2, 9, timed),
+        ],
+    );
+    let s = f.store.summary("s", day0(), day0() + DAY).unwrap();
+    assert_eq!((s.dwell_ms_sum, s.dwell_pageviews), (90_000 + 600_000, 2));
+    let engaged: Vec<u32> = scan_all(&f.store, "s")
+        .iter()
+        .filter(|e| e.kind == EventKind::Ping)
+        .map(|e| e.engaged_ms)
+        .collect();
+    assert_eq!(engaged, vec![30_000, 90_000, 0, 600_000]);
+    f.writer.shutdown_blocking().unwrap();
+}

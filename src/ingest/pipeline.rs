@@ -168,7 +168,12 @@ impl Pipeline {
             target,
             search_term: term.clone().unwrap_or_default(),
             search_results: hit.search_results,
-            engaged_ms: hit.engaged_ms.unwrap_or(0),
+            // a ping without a measurement is timed by the store (the time
+            // since its page view); an explicit 0 means no engaged time
+            engaged_ms: match (kind, hit.engaged_ms) {
+                (EventKind::Ping, None) => crate::model::ENGAGED_SERVER_TIMED,
+                (_, ms) => ms.unwrap_or(0),
+            },
             device,
             plugins: hit.plugins,
             anon_ip: meta.anon_ip,

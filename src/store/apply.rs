@@ -152,8 +152,9 @@ impl WriterState {
         &mut self,
         txn: &WriteTransaction,
         events: &[&Event],
-        timezones: &HashMap<String, Tz>,
+        opts: &super::WriterOptions,
     ) -> Result<(), StoreError> {
+        let timezones = &opts.site_timezones;
         self.init(txn)?;
         let mut existing: HashSet<String> =
             txn.list_tables()?.map(|t| t.name().to_owned()).collect();
@@ -191,7 +192,13 @@ impl WriterState {
                 let state = if present {
                     let prev = self.days.get(&(site, d.saturating_sub(1)));
                     let t = tables.get(&d).ok_or(StoreError::Unavailable)?;
-                    DayState::load(t, &e.site, if d == day { prev } else { None }, &local)?
+                    DayState::load(
+                        t,
+                        &e.site,
+                        if d == day { prev } else { None },
+                        &local,
+                        opts.max_engaged_ms,
+                    )?
                 } else {
                     DayState::empty()
                 };
@@ -248,6 +255,7 @@ impl WriterState {
                 prev,
                 &input,
                 &local,
+                opts.max_engaged_ms,
                 &mut SiteSink {
                     site,
                     deltas: &mut deltas,

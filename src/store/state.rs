@@ -178,6 +178,7 @@ impl DayState {
         prev: Option<&DayState>,
         e: &Input,
         local_day: &dyn Fn(i64) -> i32,
+        max_engaged_ms: u32,
         sink: &mut dyn Sink,
     ) -> Step {
         let hour = hour_of(e.ts_ms);
@@ -296,8 +297,9 @@ impl DayState {
                 if engaged_ms == ENGAGED_SERVER_TIMED {
                     // a heartbeat without a measurement: the time since
                     // the page view (0 when the page view is unknown)
-                    engaged_ms =
-                        u32::try_from((e.ts_ms - info.first_ts).max(0)).unwrap_or(u32::MAX - 1);
+                    engaged_ms = u32::try_from((e.ts_ms - info.first_ts).max(0))
+                        .unwrap_or(u32::MAX)
+                        .min(max_engaged_ms);
                 }
                 let before = info.max_engaged;
                 if engaged_ms > before {
@@ -355,6 +357,7 @@ impl DayState {
         site: &str,
         prev: Option<&DayState>,
         local_day: &dyn Fn(i64) -> i32,
+        max_engaged_ms: u32,
     ) -> Result<DayState, StoreError> {
         let mut st = DayState::empty();
         let mut hashes: Vec<u64> = Vec::new();
@@ -394,7 +397,7 @@ impl DayState {
                     device: r.device,
                     plugins: r.plugins,
                 };
-                let s = st.step(prev, &input, local_day, &mut NoSink);
+                let s = st.step(prev, &input, local_day, max_engaged_ms, &mut NoSink);
                 if s.visitor != r.visitor || s.pageview != r.pageview {
                     return Err(StoreError::Decode(format!(
                         "event block {no} of site {site:?} numbers its visitors differently \

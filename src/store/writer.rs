@@ -64,6 +64,9 @@ pub struct WriterOptions {
     pub max_batch: usize,
     /// Time zone per site for the daily dimension roll-ups; UTC otherwise.
     pub site_timezones: HashMap<String, Tz>,
+    /// Most engaged time the store gives a ping it times itself (one that
+    /// came without a measurement, see [`crate::model::ENGAGED_SERVER_TIMED`]).
+    pub max_engaged_ms: u32,
 }
 
 impl Default for WriterOptions {
@@ -72,6 +75,7 @@ impl Default for WriterOptions {
             queue_capacity: 10_000,
             max_batch: 1024,
             site_timezones: HashMap::new(),
+            max_engaged_ms: 86_400_000,
         }
     }
 }
@@ -286,7 +290,7 @@ fn write_batch(
         state.generation = generation;
     }
     let events: Vec<&Event> = batch.iter().flat_map(|r| r.events.iter()).collect();
-    state.apply_batch(&txn, &events, &opts.site_timezones)?;
+    state.apply_batch(&txn, &events, opts)?;
     txn.commit()?;
     Ok(())
 }
