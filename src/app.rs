@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use chrono::Utc;
@@ -19,6 +19,7 @@ use crate::http::{self, AppState};
 use crate::ingest::Pipeline;
 use crate::privacy::visitor::SaltError;
 use crate::privacy::{ClientAddrPolicy, SaltKeeper};
+use crate::retention::SweepGate;
 use crate::store::{Store, StoreError, StoreOptions, Writer, WriterHandle, WriterOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +107,7 @@ pub struct Application {
     writer: Arc<WriterHandle>,
     store: Arc<Store>,
     config: Arc<Config>,
+    sweep_gate: Arc<SweepGate>,
 }
 
 impl Application {
@@ -122,6 +124,7 @@ impl Application {
         let detector = DeviceDetector::try_new(config.store.ua_cache_entries)?;
         crate::retention::audit::record_settings(&store, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;
+        let sweep_gate = Arc::new(SweepGate::default());
         let state = web::Data::new(AppState {
             config: config.clone(),
             pipeline: Pipeline::new(config.clone(), detector, salts),
@@ -133,6 +136,10 @@ impl Application {
             },
             metrics,
             rate_limit: http::rate_limit::PrefixLimiter::from_config(&config.server),
+            cookie_watch: Arc::new(http::cookie_watch::CookieWatch::new(
+                &config.privacy.optout_cookie,
+            )),
+            sweep_gate: sweep_gate.clone(),
         });
 
         let wanted = config.listen_addr()?;
@@ -150,6 +157,18 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .wrap(http::default_headers())
+                .wrap_fn(|req, srv| {
+                    let res = srv.call(req);
+                    async move {
+                        let res = res.await?;
+                        if res.headers().contains_key(actix_web::http::header::SET_COOKIE) {
+                            if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+                                state.cookie_watch.observe(res.request(), res.headers());
+                            }
+                        }
+                        Ok(res)
+                    }
+                })
                 .configure(http::routes)
         })
         .client_request_timeout(timeout)
@@ -167,6 +186,7 @@ impl Application {
             writer,
             store,
             config,
+            sweep_gate,
         })
     }
 
@@ -190,8 +210,11 @@ impl Application {
         });
         catch_file_size_signal();
         tracing::info!("listening on http://{}", self.addr);
-        let sweeper =
-            crate::retention::SweeperTask::spawn(self.store.clone(), self.config.clone())?;
+        let sweeper = crate::retention::SweeperTask::spawn_with_gate(
+            self.store.clone(),
+            self.config.clone(),
+            self.sweep_gate.clone(),
+        )?;
         let served = self.server.await;
         sweeper.stop().await;
         self.writer.shutdown().await?;

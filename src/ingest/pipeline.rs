@@ -78,11 +78,27 @@ impl Pipeline {
         meta: &RequestMeta,
         now: DateTime<Utc>,
     ) -> Result<Processed, PipelineError> {
-        let site = self
-            .config
+        Self::process_with(&self.config, &self.detector, hit, meta, now, |day| {
+            self.salts.salt_for(day)
+        })
+    }
+
+    /// The same steps as [`Pipeline::process`] for a hit received at `now`,
+    /// with the visitor-hash salt of a UTC day taken from `salt_for`
+    /// instead of the live salt file. A log import passes the time of the
+    /// log line and salts that live only in its own memory.
+    pub fn process_with(
+        config: &Config,
+        detector: &DeviceDetector,
+        hit: Hit,
+        meta: &RequestMeta,
+        now: DateTime<Utc>,
+        salt_for: impl FnOnce(i64) -> Result<[u8; 32], SaltError>,
+    ) -> Result<Processed, PipelineError> {
+        let site = config
             .site(&hit.site)
             .ok_or_else(|| Reject::UnknownSite(truncate(&hit.site, 64)))?;
-        let max = self.config.server.max_field_bytes;
+        let max = config.server.max_field_bytes;
         check_len("url", &hit.url, max)?;
         check_len("user agent", &meta.user_agent, max)?;
         for (field, value) in [
@@ -110,13 +126,13 @@ impl Pipeline {
 
         let user_agent = hit.user_agent.as_deref().unwrap_or(&meta.user_agent);
         let hints = hit.hints.as_ref().unwrap_or(&meta.header_hints);
-        let device = self.detector.detect(user_agent, hints);
+        let device = detector.detect(user_agent, hints);
         if device.bot {
             return Ok(Processed::Bot);
         }
 
         let day = now.timestamp().div_euclid(86_400);
-        let salt = self.salts.salt_for(day)?;
+        let salt = salt_for(day)?;
         let visitor = visitor_hash(&salt, &site.id, &meta.anon_ip, user_agent);
 
         let campaign = campaign_from_params(&page.params, 200);
