@@ -161,7 +161,10 @@ impl Application {
                     let res = srv.call(req);
                     async move {
                         let res = res.await?;
-                        if res.headers().contains_key(actix_web::http::header::SET_COOKIE) {
+                        if res
+                            .headers()
+                            .contains_key(actix_web::http::header::SET_COOKIE)
+                        {
                             if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
                                 state.cookie_watch.observe(res.request(), res.headers());
                             }

@@ -79,39 +79,42 @@ fn list(items: &[String]) -> String {
 /// `Campaign` breaks this pattern until the notice says what it is.
 const _EVERY_STORED_FIELD_IS_DISCLOSED: fn(&Event) = |e| {
     let Event {
-        site: _,         // which website (the operator's own)
-        ts_ms: _,        // "time"
-        kind: _,         // "url", "downloads", "outbound", "search"
-        visitor: _,      // "visitor"
-        pageview_id: _,  // "pageview"
-        url: _,          // "url"
-        title: _,        // "title"
-        referrer: Referrer {
-            kind: _,     // "referrer"
-            name: _,     // "referrer"
-            url: _,      // "referrer"
-        },
-        campaign: Campaign {
-            source: _,   // "campaign"
-            medium: _,   // "campaign"
-            campaign: _, // "campaign"
-        },
+        site: _,        // which website (the operator's own)
+        ts_ms: _,       // "time"
+        kind: _,        // "url", "downloads", "outbound", "search"
+        visitor: _,     // "visitor"
+        pageview_id: _, // "pageview"
+        url: _,         // "url"
+        title: _,       // "title"
+        referrer:
+            Referrer {
+                kind: _, // "referrer"
+                name: _, // "referrer"
+                url: _,  // "referrer"
+            },
+        campaign:
+            Campaign {
+                source: _,   // "campaign"
+                medium: _,   // "campaign"
+                campaign: _, // "campaign"
+            },
         target: _,         // "downloads", "outbound"
         search_term: _,    // "search"
         search_results: _, // "search-results"
         engaged_ms: _,     // "dwell"
-        device: Device {
-            device_type: _,     // "device"
-            brand: _,           // "device"
-            model: _,           // "device"
-            os: _,              // "device"
-            os_version: _,      // "device"
-            browser: _,         // "device"
-            browser_version: _, // "device"
-            engine: _,          // "device"
-            engine_version: _,  // "device"
-            bot: _,             // bots are not stored
-        },
+        device:
+            Device {
+                device_type: _,     // "device"
+                brand: _,           // "device"
+                model: _,           // "device"
+                os: _,              // "device"
+                os_version: _,      // "device"
+                browser: _,         // "device"
+                browser_version: _, // "device"
+                engine: _,          // "device"
+                engine_version: _,  // "device"
+                bot: _,             // bots are not stored
+            },
         plugins: _, // "plugins"
         anon_ip: _, // "address"
     } = e;
@@ -245,7 +248,10 @@ pub fn render(config: &Config, lang: Lang) -> String {
         )
         .into(),
     );
-    item("dwell", t("Verweildauer auf der Seite", "time spent on the page").into());
+    item(
+        "dwell",
+        t("Verweildauer auf der Seite", "time spent on the page").into(),
+    );
     item(
         "pageview",
         t(
@@ -334,9 +340,9 @@ pub fn render(config: &Config, lang: Lang) -> String {
     if cookies.tracking_cookies() {
         let mut stored: Vec<String> = cookies.tracker.other_cookie_writes.clone();
         stored.extend(cookies.tracker.web_storage.iter().cloned());
-        let _ = write!(
+        let _ = writeln!(
             cookie_text,
-            "<p id=\"tracking-cookies\">{} {}.</p>\n",
+            "<p id=\"tracking-cookies\">{} {}.</p>",
             t(
                 "Das Erfassungsskript speichert in Ihrem Browser:",
                 "The tracking script stores in your browser:"
@@ -344,18 +350,18 @@ pub fn render(config: &Config, lang: Lang) -> String {
             list(&stored)
         );
     } else {
-        let _ = write!(
+        let _ = writeln!(
             cookie_text,
-            "<p id=\"no-tracking-cookies\">{}</p>\n",
+            "<p id=\"no-tracking-cookies\">{}</p>",
             t(
                 "Für die Erfassung werden keine Cookies und nichts anderes in Ihrem Browser gespeichert.",
                 "Nothing is stored in your browser to count you: no cookies, no other storage."
             )
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         cookie_text,
-        "<p>{} <code id=\"cookie\">{cookie}</code>{} <span id=\"cookie-days\">{days}</span> {}</p>\n",
+        "<p>{} <code id=\"cookie\">{cookie}</code>{} <span id=\"cookie-days\">{days}</span> {}</p>",
         t(
             "Nur wenn Sie über die Opt-out-Seite widersprechen, setzt der Statistikdienst unter seiner eigenen Adresse das Opt-out-Cookie",
             "Only if you opt out on the opt-out page does the statistics service set the opt-out cookie"
@@ -367,10 +373,14 @@ pub fn render(config: &Config, lang: Lang) -> String {
         ),
     );
     for (i, c) in cookies.tracker.optout_cookies.iter().enumerate() {
-        let suffix = if i == 0 { String::new() } else { format!("-{i}") };
-        let _ = write!(
+        let suffix = if i == 0 {
+            String::new()
+        } else {
+            format!("-{i}")
+        };
+        let _ = writeln!(
             cookie_text,
-            "<p>{} <code>sparsam.{}()</code>{} <code id=\"tracker-cookie{suffix}\">{}</code>{} <span id=\"tracker-cookie-days{suffix}\">{}</span> {}</p>\n",
+            "<p>{} <code>sparsam.{}()</code>{} <code id=\"tracker-cookie{suffix}\">{}</code>{} <span id=\"tracker-cookie-days{suffix}\">{}</span> {}</p>",
             t(
                 "Bietet die Website selbst einen Widerspruch an (Funktion",
                 "If the website itself offers a way to opt out (the tracking script's function"

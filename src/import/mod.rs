@@ -244,9 +244,10 @@ impl Importer<'_> {
             header_hints: ClientHints::default(),
         };
         let salts = &mut self.salts;
-        let processed = Pipeline::process_with(self.config, &self.detector, hit, &meta, ts, |day| {
-            day_salt(salts, day)
-        });
+        let processed =
+            Pipeline::process_with(self.config, &self.detector, hit, &meta, ts, |day| {
+                day_salt(salts, day)
+            });
         match processed {
             Ok(Processed::Events(events)) => {
                 for e in &events {

@@ -572,7 +572,8 @@ pub fn render_text(v: &AuditView) -> String {
         s,
         "                responses that set an unexpected cookie since start-up: {}",
         c.unexpected_set_cookie_responses
-            .map_or("not observed (no server running)".to_string(), |n| n.to_string())
+            .map_or("not observed (no server running)".to_string(), |n| n
+                .to_string())
     );
     let _ = writeln!(s, "raw events:     {}", v.raw_events);
     let _ = writeln!(

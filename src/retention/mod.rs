@@ -68,7 +68,11 @@ fn iso(ms: i64) -> String {
 pub fn render_sweep(r: &SweepReport, config: &Config) -> String {
     use std::fmt::Write;
     let (verb, drop, trim) = if r.dry_run {
-        ("would delete", "would be deleted whole", "would be trimmed at the cutoff")
+        (
+            "would delete",
+            "would be deleted whole",
+            "would be trimmed at the cutoff",
+        )
     } else {
         ("deleted", "deleted whole", "trimmed at the cutoff")
     };
