@@ -199,17 +199,17 @@ pub fn render(config: &Config, lang: Lang) -> String {
         format!(
             "{}{}",
             t(
-                "aufgerufene Adressen (URLs) ohne Abfrageteil und Fragment; erhalten bleiben nur die Kampagnenparameter <code>utm_*</code>",
-                "visited addresses (URLs) without query and fragment; only the campaign parameters <code>utm_*</code> are kept",
+                "aufgerufene Adressen (URLs) ohne Abfrageteil und Fragment, außer den Kampagnenparametern <code>utm_*</code>",
+                "visited addresses (URLs) without query and fragment, except the campaign parameters <code>utm_*</code>",
             ),
             match (any_search, any_kept) {
                 (false, false) => "",
                 (true, false) => t(
-                    " und die unten je Website genannten Suchparameter",
+                    " und den unten je Website genannten Suchparametern",
                     " and the search parameters listed per site below",
                 ),
                 (_, true) => t(
-                    " und die unten je Website genannten Such- und weiteren Parameter",
+                    " und den unten je Website genannten Such- und weiteren Parametern",
                     " and the search and other parameters listed per site below",
                 ),
             }
