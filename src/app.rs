@@ -1,13 +1,15 @@
 //! Builds the running service from a config: store, writer thread, salt,
-//! device detector, pipeline and HTTP server; and shuts it down in the
-//! right order (stop accepting, answer in-flight requests, commit what was
-//! accepted, close the store cleanly).
+//! device detector, pipeline, HTTP server (with the watch over responses
+//! for unexpected cookies) and the gate the sweeper shares with
+//! `POST /api/v1/sweep`; and shuts it down in the right order (stop
+//! accepting, answer in-flight requests, commit what was accepted, close
+//! the store cleanly).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use chrono::Utc;
@@ -136,9 +138,6 @@ impl Application {
             },
             metrics,
             rate_limit: http::rate_limit::PrefixLimiter::from_config(&config.server),
-            cookie_watch: Arc::new(http::cookie_watch::CookieWatch::new(
-                &config.privacy.optout_cookie,
-            )),
             sweep_gate: sweep_gate.clone(),
         });
 
@@ -153,25 +152,18 @@ impl Application {
             0 => KeepAlive::Disabled,
             secs => KeepAlive::Timeout(Duration::from_secs(secs)),
         };
+        // Shared by the middleware that fills it and the audit view.
+        let cookie_watch = web::Data::new(http::cookie_watch::CookieWatch::new(
+            &config.privacy.optout_cookie,
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(http::default_headers())
-                .wrap_fn(|req, srv| {
-                    let res = srv.call(req);
-                    async move {
-                        let res = res.await?;
-                        if res
-                            .headers()
-                            .contains_key(actix_web::http::header::SET_COOKIE)
-                        {
-                            if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
-                                state.cookie_watch.observe(res.request(), res.headers());
-                            }
-                        }
-                        Ok(res)
-                    }
-                })
+                .app_data(cookie_watch.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    http::cookie_watch::watch_responses,
+                ))
                 .configure(http::routes)
         })
         .client_request_timeout(timeout)

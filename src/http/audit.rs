@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 
 use super::auth::authorize_admin;
+use super::cookie_watch::CookieWatch;
 use super::error::ApiError;
 use super::AppState;
 use crate::retention::SweepError;
@@ -29,8 +30,11 @@ async fn audit(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespo
                 tracing::error!(error = %e, "audit view failed");
                 ApiError::Internal
             })?;
-    view.cookies
-        .observed(state.cookie_watch.unexpected(), state.cookie_watch.seen());
+    // The same watch the response middleware fills; without one (not
+    // wired), the view says "not observed" rather than zero.
+    if let Some(watch) = req.app_data::<web::Data<CookieWatch>>() {
+        view.cookies.observed(watch.unexpected(), watch.seen());
+    }
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(view))

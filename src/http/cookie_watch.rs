@@ -11,8 +11,11 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
-use actix_web::HttpRequest;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest};
 
 /// Routes and cookie names kept for the audit view, at most.
 const KEEP: usize = 32;
@@ -73,27 +76,34 @@ impl CookieWatch {
     }
 }
 
+/// The middleware (`middleware::from_fn(watch_responses)`): hands every
+/// response that carries `Set-Cookie` to the app's `web::Data<CookieWatch>`.
+pub async fn watch_responses(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let res = next.call(req).await?;
+    if res.headers().contains_key(header::SET_COOKIE) {
+        if let Some(watch) = res.request().app_data::<web::Data<CookieWatch>>() {
+            watch.observe(res.request(), res.headers());
+        }
+    }
+    Ok(res)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::{test, web, App, HttpResponse};
+    use actix_web::{test, App, HttpResponse};
     use std::sync::Arc;
 
     #[actix_web::test]
     async fn counts_every_cookie_but_the_optout_form_s_own() {
         let watch = Arc::new(CookieWatch::new("optout"));
-        let w = watch.clone();
         let app = test::init_service(
             App::new()
-                .wrap_fn(move |req, srv| {
-                    let w = w.clone();
-                    let fut = actix_web::dev::Service::call(srv, req);
-                    async move {
-                        let res = fut.await?;
-                        w.observe(res.request(), res.headers());
-                        Ok(res)
-                    }
-                })
+                .app_data(web::Data::from(watch.clone()))
+                .wrap(actix_web::middleware::from_fn(watch_responses))
                 .route(
                     "/optout",
                     web::post().to(|| async {

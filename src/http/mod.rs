@@ -39,8 +39,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Per-prefix limit on ingest requests; `None` when switched off.
     pub rate_limit: Option<rate_limit::PrefixLimiter>,
-    /// Responses that set a cookie they should not (see [`cookie_watch`]).
-    pub cookie_watch: Arc<cookie_watch::CookieWatch>,
     /// Shared with the scheduled sweeper: one sweep at a time.
     pub sweep_gate: Arc<SweepGate>,
 }
