@@ -1,8 +1,9 @@
 //! Builds the running service from a config: store, writer thread, salt
 //! (rotated at each UTC midnight by a small task), device detector,
-//! pipeline and HTTP server; and shuts it down in the
-//! right order (stop accepting, answer in-flight requests, commit what was
-//! accepted, close the store cleanly).
+//! pipeline, HTTP server (with the watch over responses for unexpected
+//! cookies) and the gate the sweeper shares with `POST /api/v1/sweep`; and
+//! shuts it down in the right order (stop accepting, answer in-flight
+//! requests, commit what was accepted, close the store cleanly).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, OnceLock};
@@ -20,6 +21,7 @@ use crate::http::{self, AppState};
 use crate::ingest::Pipeline;
 use crate::privacy::visitor::{until_next_check, utc_day, SaltError};
 use crate::privacy::{ClientAddrPolicy, SaltKeeper};
+use crate::retention::SweepGate;
 use crate::store::{Store, StoreError, StoreOptions, Writer, WriterHandle, WriterOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +115,7 @@ pub struct Application {
     store: Arc<Store>,
     config: Arc<Config>,
     salts: Arc<SaltKeeper>,
+    sweep_gate: Arc<SweepGate>,
 }
 
 impl Application {
@@ -128,6 +131,7 @@ impl Application {
         let salts = pipeline.salt_keeper();
         crate::retention::audit::record_settings(&store, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;
+        let sweep_gate = Arc::new(SweepGate::default());
         let state = web::Data::new(AppState {
             config: config.clone(),
             pipeline,
@@ -139,6 +143,7 @@ impl Application {
             },
             metrics,
             rate_limit: http::rate_limit::PrefixLimiter::from_config(&config.server),
+            sweep_gate: sweep_gate.clone(),
         });
 
         let wanted = config.listen_addr()?;
@@ -152,10 +157,18 @@ impl Application {
             0 => KeepAlive::Disabled,
             secs => KeepAlive::Timeout(Duration::from_secs(secs)),
         };
+        // Shared by the middleware that fills it and the audit view.
+        let cookie_watch = web::Data::new(http::cookie_watch::CookieWatch::new(
+            &config.privacy.optout_cookie,
+        ));
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap(http::default_headers())
+                .app_data(cookie_watch.clone())
+                .wrap(actix_web::middleware::from_fn(
+                    http::cookie_watch::watch_responses,
+                ))
                 .configure(http::routes)
         })
         .client_request_timeout(timeout)
@@ -174,6 +187,7 @@ impl Application {
             store,
             config,
             salts,
+            sweep_gate,
         })
     }
 
@@ -197,8 +211,11 @@ impl Application {
         });
         catch_file_size_signal();
         tracing::info!("listening on http://{}", self.addr);
-        let sweeper =
-            crate::retention::SweeperTask::spawn(self.store.clone(), self.config.clone())?;
+        let sweeper = crate::retention::SweeperTask::spawn_with_gate(
+            self.store.clone(),
+            self.config.clone(),
+            self.sweep_gate.clone(),
+        )?;
         let salt_rotation = tokio::spawn(rotate_salt_daily(self.salts.clone()));
         let served = self.server.await;
         salt_rotation.abort();

@@ -1,9 +1,9 @@
 //! Access control against the real binary: every protected `/api/v1`
 //! route in `assets/openapi.json` refuses missing, wrong, query-string and
 //! non-Bearer tokens with 401 and another site's token with 403; the audit
-//! route is admin-only; the dashboard cannot be framed and the opt-out page
-//! only by the configured sites; no route's answer carries a token or the
-//! visitor salt.
+//! and sweep routes are admin-only; the dashboard cannot be framed and the
+//! opt-out page only by the configured sites; no route's answer carries a
+//! token or the visitor salt.
 
 mod common;
 
@@ -26,6 +26,9 @@ fn protected_paths() -> Vec<String> {
         serde_json::from_str(include_str!("../assets/openapi.json")).expect("openapi.json");
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
+        if item.get("get").is_none() {
+            continue;
+        }
         let public = item["get"]["security"]
             .as_array()
             .is_some_and(|a| a.is_empty());
@@ -78,6 +81,52 @@ fn every_protected_route_refuses_bad_tokens() {
             assert_eq!(status, 200, "GET {path} with the site's token");
         }
     }
+    // POST routes (the on-demand sweep): the same refusals, and only the
+    // admin token is let through (with a dry run, so nothing changes).
+    let doc: Value = serde_json::from_str(include_str!("../assets/openapi.json")).unwrap();
+    let posts: Vec<&String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, item)| item.get("post").is_some())
+        .map(|(p, _)| p)
+        .collect();
+    assert!(posts.iter().any(|p| *p == "/api/v1/sweep"), "{posts:?}");
+    for path in posts {
+        let post = |url: &str, auth: Option<&str>| {
+            let mut req = client().post(s.url(url));
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            let res = req.send().unwrap();
+            let status = res.status().as_u16();
+            let www = res.headers().get("www-authenticate").is_some();
+            (status, res.text().unwrap(), www)
+        };
+        let dry = format!("{path}?dry_run=true");
+        for (url, auth) in [
+            (dry.clone(), None),
+            (
+                dry.clone(),
+                Some("Bearer wrong-token-0123456789".to_string()),
+            ),
+            (dry.clone(), Some(format!("Bearer {ADMIN_TOKEN}x"))),
+            (dry.clone(), Some(format!("Basic {ADMIN_TOKEN}"))),
+            (dry.clone(), Some(ADMIN_TOKEN.to_string())),
+            (format!("{dry}&token={ADMIN_TOKEN}"), None),
+        ] {
+            let (status, body, www) = post(&url, auth.as_deref());
+            assert_eq!(status, 401, "POST {url} with {auth:?}: {body}");
+            assert!(www && body.contains("\"error\""), "POST {url}: {body}");
+        }
+        for bearer in [&site_bearer, &other_bearer] {
+            let (status, body, _) = post(&dry, Some(bearer));
+            assert_eq!(status, 403, "POST {dry} with a site token: {body}");
+        }
+        let (status, body, _) = post(&dry, Some(&admin_bearer));
+        assert_eq!(status, 200, "POST {dry} with the admin token: {body}");
+    }
+
     // The audit view is for the operator only.
     let (status, body, _) = get(&s, "/api/v1/audit", Some(&site_bearer));
     assert_eq!(status, 403, "audit with a site token: {body}");

@@ -164,3 +164,334 @@ fn unknown_site_and_missing_file_fail_without_panicking() {
     assert!(stderr.contains("cannot read"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+fn line_at(ip: &str, t: chrono::DateTime<Utc>, req: &str, referer: &str, ua: &str) -> String {
+    format!(
+        "{ip} - - [{}] \"{req}\" 200 1234 \"{referer}\" \"{ua}\"\n",
+        t.format("%d/%b/%Y:%H:%M:%S +0000")
+    )
+}
+
+const IPHONE_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
+
+#[test]
+fn future_dated_lines_are_skipped_and_reported_by_line_number() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let config_path = tmp.path().join("sparsam.toml");
+    std::fs::write(&config_path, test_config(&tmp.path().join("data"), "", "")).unwrap();
+    let now = Utc::now();
+    let log = tmp.path().join("access.log");
+    std::fs::write(
+        &log,
+        [
+            line_at(
+                V4,
+                now - Duration::hours(1),
+                "GET /ok HTTP/1.1",
+                "-",
+                CHROME_UA,
+            ),
+            line_at(
+                V4,
+                now + Duration::days(1),
+                "GET /tomorrow HTTP/1.1",
+                "-",
+                CHROME_UA,
+            ),
+            "garbage\n".to_string(),
+            line_at(
+                V4,
+                now + Duration::hours(2),
+                "GET /later HTTP/1.1",
+                "-",
+                CHROME_UA,
+            ),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let out = import(&config_path, &[&log]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("lines read:         4\n"), "{stdout}");
+    assert!(
+        stdout.contains("imported events:    1 (1 page views"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("skipped (future):   2\n"), "{stdout}");
+    let future = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("first future:"))
+        .unwrap_or_default();
+    let positions: Vec<&str> = future.split(", ").map(str::trim).collect();
+    assert_eq!(positions.len(), 2, "{stdout}");
+    assert!(positions[0].ends_with("access.log:2"), "{stdout}");
+    assert!(positions[1].ends_with("access.log:4"), "{stdout}");
+    assert!(stdout.contains("malformed lines:    1\n"), "{stdout}");
+    assert!(
+        stdout.contains("access.log:3 (no client address)"),
+        "{stdout}"
+    );
+    let bytes = std::fs::read(tmp.path().join("data").join("sparsam.redb")).unwrap();
+    for p in ["/tomorrow", "/later"] {
+        assert!(
+            !bytes.windows(p.len()).any(|w| w == p.as_bytes()),
+            "{p} was stored"
+        );
+    }
+}
+
+/// The dimensions the reporting API offers, from the OpenAPI document.
+fn dimensions() -> Vec<String> {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../assets/openapi.json")).unwrap();
+    doc["components"]["schemas"]["Breakdown"]["properties"]["dimension"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn report(server: &Server, path: &str) -> serde_json::Value {
+    let from = (Utc::now() - Duration::days(2)).format("%Y-%m-%d");
+    let to = (Utc::now() + Duration::days(2)).format("%Y-%m-%d");
+    let res = client()
+        .get(server.url(&format!("{path}?from={from}&to={to}&limit=100")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .expect("report");
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().expect("json")
+}
+
+#[test]
+fn an_imported_log_reports_like_the_same_hits_sent_live() {
+    const GOOGLEBOT_UA: &str = GOOGLEBOT;
+    // (address, request target, referrer, user agent, download)
+    let hits: [(&str, &str, &str, &str, bool); 7] = [
+        // Campaigns are attributed to a visit from its first page.
+        (
+            V4,
+            "/?utm_source=news&utm_medium=email&utm_campaign=spring&session=s3cr3t",
+            "https://news.example.com/item?id=7",
+            CHROME_UA,
+            false,
+        ),
+        (
+            V4,
+            "/blog/post",
+            "https://www.google.com/search?q=x",
+            CHROME_UA,
+            false,
+        ),
+        (
+            V6,
+            "/search?q=impfung&page=2",
+            "https://www.google.com/search?q=impfung",
+            FIREFOX_UA,
+            false,
+        ),
+        (
+            "10.20.30.40",
+            "/files/report.pdf",
+            "https://example.org/blog/post",
+            IPHONE_UA,
+            true,
+        ),
+        ("10.20.30.40", "/about.html", "-", IPHONE_UA, false),
+        ("66.249.66.1", "/about", "-", GOOGLEBOT_UA, false),
+        (V6, "/search?q=Impfung+Termin", "-", FIREFOX_UA, false),
+    ];
+
+    // Live: the same hits as pixel requests, the address passed on by a
+    // trusted proxy as a web server in front of sparsam would.
+    let live = Server::start_with(r#"trusted_proxies = ["127.0.0.1/32"]"#, "");
+    for (ip, target, referer, ua, download) in hits {
+        let url = format!("https://example.org{target}");
+        let mut pairs = vec![("site", "demo".to_string()), ("url", url.clone())];
+        if referer != "-" {
+            pairs.push(("ref", referer.to_string()));
+        }
+        if download {
+            pairs.push(("kind", "download".into()));
+            pairs.push(("target", url));
+        }
+        let q: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        let res = client()
+            .get(live.url(&format!("/p.gif?{q}")))
+            .header("User-Agent", ua)
+            .header("X-Forwarded-For", ip)
+            .send()
+            .expect("hit");
+        assert_eq!(res.status(), 200);
+    }
+
+    // Imported: the same hits as an access log of the last minute.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let config = test_config(&dir.join("data"), "", "");
+    let config_path = dir.join("sparsam.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let start = Utc::now() - Duration::seconds(60);
+    let log: String = hits
+        .iter()
+        .enumerate()
+        .map(|(i, (ip, target, referer, ua, _))| {
+            line_at(
+                ip,
+                start + Duration::seconds(i as i64),
+                &format!("GET {target} HTTP/1.1"),
+                referer,
+                ua,
+            )
+        })
+        .collect();
+    let log_path = dir.join("access.log");
+    std::fs::write(&log_path, log).unwrap();
+    let out = import(&config_path, &[&log_path]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("bots dropped:       1\n"), "{stdout}");
+    let imported = Server::start_config(dir, &config);
+
+    let live_summary = report(&live, "/api/v1/sites/demo/summary");
+    let imported_summary = report(&imported, "/api/v1/sites/demo/summary");
+    assert_eq!(live_summary["pageviews"], 5, "{live_summary}");
+    assert_eq!(live_summary["downloads"], 1, "{live_summary}");
+    assert_eq!(live_summary["searches"], 2, "{live_summary}");
+    for k in ["pageviews", "visitors", "visits", "downloads", "searches"] {
+        assert_eq!(live_summary[k], imported_summary[k], "summary {k}");
+    }
+    let mut nonempty = Vec::new();
+    for dim in dimensions() {
+        let path = format!("/api/v1/sites/demo/breakdown/{dim}");
+        let (l, i) = (report(&live, &path), report(&imported, &path));
+        for k in ["rows", "total", "total_rows"] {
+            assert_eq!(
+                l[k], i[k],
+                "{dim} {k}:\nlive     {}\nimported {}",
+                l[k], i[k]
+            );
+        }
+        if l["total_rows"].as_i64().unwrap_or(0) > 0 {
+            nonempty.push(dim);
+        }
+    }
+    // The comparison covered what the hits carry.
+    for dim in [
+        "page",
+        "referrer",
+        "referrer_type",
+        "search_engine",
+        "utm_source",
+        "utm_campaign",
+        "download",
+        "search_term",
+        "device_type",
+        "browser",
+        "os",
+    ] {
+        assert!(
+            nonempty.iter().any(|d| d == dim),
+            "{dim} empty: {nonempty:?}"
+        );
+    }
+    let terms = report(&imported, "/api/v1/sites/demo/breakdown/search_term");
+    let values: Vec<&str> = terms["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    assert!(values.contains(&"impfung"), "{values:?}");
+    assert!(values.contains(&"Impfung Termin"), "{values:?}");
+}
+
+#[test]
+fn imported_aged_lines_are_swept_by_the_rule() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let data = dir.join("data");
+    let base = test_config(&data, "", "");
+    let config_90 = dir.join("sparsam.toml");
+    std::fs::write(&config_90, format!("{base}\n[retention]\nraw_days = 90\n")).unwrap();
+    // The operator shortens retention to 89 days after importing.
+    let config_89 = dir.join("sparsam-89.toml");
+    std::fs::write(&config_89, format!("{base}\n[retention]\nraw_days = 89\n")).unwrap();
+
+    let now = Utc::now();
+    let edge = now - Duration::days(89);
+    let outside = edge - Duration::minutes(2);
+    let inside = edge + Duration::minutes(2);
+    let log = dir.join("access.log");
+    std::fs::write(
+        &log,
+        [
+            line_at(
+                V4,
+                now - Duration::days(95),
+                "GET /too-old HTTP/1.1",
+                "-",
+                CHROME_UA,
+            ),
+            line_at(V4, outside, "GET /just-outside HTTP/1.1", "-", CHROME_UA),
+            line_at(V4, inside, "GET /just-inside HTTP/1.1", "-", CHROME_UA),
+            line_at(
+                V4,
+                now - Duration::days(3),
+                "GET /recent HTTP/1.1",
+                "-",
+                CHROME_UA,
+            ),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let out = import(&config_90, &[&log]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("imported events:    3 "), "{stdout}");
+    assert!(stdout.contains("skipped (too old):  1\n"), "{stdout}");
+
+    let cli = |config: &Path, args: &[&str]| {
+        let out = Command::new(common::bin())
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, swept) = cli(&config_89, &["sweep"]);
+    assert_eq!(code, Some(0), "{swept}");
+    assert!(swept.contains("raw events:  deleted 1\n"), "{swept}");
+    let cutoff: chrono::DateTime<Utc> = swept
+        .lines()
+        .find_map(|l| l.strip_prefix("cutoff:"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("cutoff line")
+        .parse()
+        .expect("cutoff time");
+    // The rule: gone exactly when received before the cutoff.
+    assert!(outside < cutoff && cutoff <= inside, "{swept}");
+
+    let (code, json) = cli(&config_89, &["audit", "--json"]);
+    assert_eq!(code, Some(0), "{json}");
+    let view: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(view["raw_events"], 2, "{view}");
+    assert_eq!(
+        view["oldest_raw_event"],
+        inside.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "the just-inside line survived"
+    );
+    assert_eq!(view["last_sweeps"][0]["events_deleted"], 1);
+    let bytes = std::fs::read(data.join("sparsam.redb")).unwrap();
+    let present = |p: &str| bytes.windows(p.len()).any(|w| w == p.as_bytes());
+    assert!(!present("/too-old"), "never imported");
+}

@@ -1,10 +1,14 @@
-//! The privacy notice against the real binary: German and English, language
-//! choice, headers, and that the text follows the running configuration
-//! (address mask, retention, controller, escaped).
+//! The privacy notice: German and English, language choice and headers
+//! against the real binary; that it lists every kind of data stored, both
+//! opt-out cookies and the retention of raw data and roll-ups; and that
+//! changing any configuration key it depends on changes the notice in both
+//! languages (and changing an unrelated key does not).
 
 mod common;
 
 use common::{client, test_config, Server};
+use sparsam::http::lang::Lang;
+use sparsam::http::privacy_notice::render;
 
 struct Page {
     status: u16,
@@ -56,7 +60,7 @@ fn default_notice_in_german_and_english() {
     assert!(en.contains("<code id=\"cookie\">sparsam_optout</code>"));
     assert!(en.contains("<span id=\"cookie-days\">730</span>"));
     assert!(en.contains("consent, Art. 6(1)(a) GDPR"));
-    assert!(en.contains("No cookies are stored"));
+    assert!(en.contains("Nothing is stored in your browser to count you"));
     assert!(en.contains("href=\"optout?lang=en\""));
     // Per-site settings: demo honours DNT, other does not.
     assert!(en.contains("<td>Demo</td>"));
@@ -71,7 +75,7 @@ fn default_notice_in_german_and_english() {
     assert!(de.contains("anonyme Reichweitenstatistik"));
     assert!(de.contains("Einwilligung, Art. 6 Abs. 1 lit. a DSGVO"));
     assert!(de.contains(">181.153.xxx.xxx<"));
-    assert!(de.contains("Es werden keine Cookies gespeichert"));
+    assert!(de.contains("keine Cookies und nichts anderes in Ihrem Browser gespeichert"));
     assert!(de.contains("<td class=\"dnt\">ja</td>"));
     assert!(de.contains("href=\"optout?lang=de\""));
 
@@ -116,4 +120,313 @@ fn notice_follows_the_configuration() {
     assert!(de.contains(">181.xxx.xxx.xxx<"));
     assert!(de.contains("berechtigtes Interesse"));
     assert!(!de.contains("<script>"));
+}
+
+/// The `<li>` with `id` in the data list.
+fn item<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("<li id=\"data-{id}\">"))
+        .unwrap_or_else(|| panic!("no data item {id}"));
+    let end = page[start..].find("</li>").expect("closed") + start;
+    &page[start..end]
+}
+
+#[test]
+fn default_notice_lists_every_stored_field_both_optout_cookies_and_retention() {
+    let server = Server::start();
+    let (_, en) = get(&server, "/privacy?lang=en", None);
+    let (_, de) = get(&server, "/privacy?lang=de", None);
+    for page in [&en, &de] {
+        for id in [
+            "address",
+            "time",
+            "url",
+            "title",
+            "referrer",
+            "campaign",
+            "device",
+            "plugins",
+            "dwell",
+            "pageview",
+            "downloads",
+            "outbound",
+            "search",
+            "search-results",
+            "visitor",
+        ] {
+            item(page, id);
+        }
+        assert_eq!(page.matches("<li id=\"data-").count(), 15);
+        // The website's own opt-out cookie, as the tracker script sets it.
+        assert!(page.contains("<code id=\"tracker-cookie\">sparsam_optout</code>"));
+        assert!(page.contains("<span id=\"tracker-cookie-days\">730</span>"));
+        assert!(page.contains("<code>sparsam.optOut()</code>"));
+        // Daily sweeps: nothing older than 90 days plus one day.
+        assert!(page.contains("<span id=\"max-days\">91</span>"));
+        assert!(!page.contains("id=\"rollup-days\""));
+    }
+    assert!(item(&en, "title").contains("page title"));
+    let visitor = item(&en, "visitor");
+    assert!(visitor.contains("changes daily"), "{visitor}");
+    assert!(visitor.contains("visits on different days cannot be linked"));
+    assert!(visitor.contains("not a cookie"));
+    assert!(item(&en, "search-results").contains("number of search results"));
+    assert!(item(&de, "visitor").contains("täglich wechselnder pseudonymer Zählwert"));
+    assert!(item(&de, "title").contains("Seitentitel"));
+    assert!(en.contains("website's own domain"));
+    assert!(de.contains("auf ihrer eigenen Domain"));
+    assert!(
+        en.contains("kept without time limit"),
+        "roll-ups kept by default"
+    );
+    assert!(de.contains("ohne zeitliche Begrenzung aufbewahrt"));
+}
+
+const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "/nonexistent/sparsam-notice"
+workers = 2
+[privacy]
+ipv4_prefix = 16
+ipv6_prefix = 32
+optout_cookie = "sparsam_optout"
+optout_cookie_days = 730
+[retention]
+raw_days = 90
+rollup_days = 0
+sweep_schedule = "0 30 3 * * *"
+[store]
+cache_mb = 64
+[notice]
+controller = "Stadt Musterstadt"
+processing_location = "Rechenzentrum Musterstadt"
+legal_basis_de = "Einwilligung"
+legal_basis_en = "consent"
+[[sites]]
+id = "demo"
+name = "Demo"
+hostnames = ["example.org"]
+honour_dnt = false
+honour_gpc = true
+search_params = ["q"]
+keep_query_params = []
+download_extensions = ["pdf"]
+"#;
+
+fn notice(text: &str) -> (String, String) {
+    let config = sparsam::Config::parse(text).expect("config");
+    (render(&config, Lang::De), render(&config, Lang::En))
+}
+
+#[test]
+fn every_relevant_config_key_changes_the_notice_in_both_languages() {
+    let (base_de, base_en) = notice(BASE);
+    // (key, from, to, German changes, English changes, text the change shows)
+    let cases: &[(&str, &str, &str, bool, bool, &str)] = &[
+        (
+            "privacy.ipv4_prefix",
+            "ipv4_prefix = 16",
+            "ipv4_prefix = 8",
+            true,
+            true,
+            ">181.xxx.xxx.xxx<",
+        ),
+        (
+            "privacy.ipv6_prefix",
+            "ipv6_prefix = 32",
+            "ipv6_prefix = 16",
+            true,
+            true,
+            ">2001:xxxx…<",
+        ),
+        (
+            "privacy (no address)",
+            "ipv4_prefix = 16\nipv6_prefix = 32",
+            "ipv4_prefix = 0\nipv6_prefix = 0",
+            true,
+            true,
+            "<li id=\"data-address\">",
+        ),
+        (
+            "privacy.optout_cookie",
+            "optout_cookie = \"sparsam_optout\"",
+            "optout_cookie = \"no_stats\"",
+            true,
+            true,
+            "<code id=\"cookie\">no_stats</code>",
+        ),
+        (
+            "privacy.optout_cookie_days",
+            "optout_cookie_days = 730",
+            "optout_cookie_days = 30",
+            true,
+            true,
+            "<span id=\"cookie-days\">30</span>",
+        ),
+        (
+            "retention.raw_days",
+            "raw_days = 90",
+            "raw_days = 30",
+            true,
+            true,
+            "<span id=\"raw-days\">30</span>",
+        ),
+        (
+            "retention.rollup_days",
+            "rollup_days = 0",
+            "rollup_days = 400",
+            true,
+            true,
+            "<span id=\"rollup-days\">400</span>",
+        ),
+        (
+            "retention.sweep_schedule",
+            "sweep_schedule = \"0 30 3 * * *\"",
+            "sweep_schedule = \"0 30 3 * * Sun\"",
+            true,
+            true,
+            "<span id=\"max-days\">97</span>",
+        ),
+        (
+            "notice.controller",
+            "Stadt Musterstadt\"",
+            "Gemeinde Beispiel\"",
+            true,
+            true,
+            "<span id=\"controller\">Gemeinde Beispiel</span>",
+        ),
+        (
+            "notice.processing_location",
+            "Rechenzentrum Musterstadt",
+            "Rechenzentrum Frankfurt",
+            true,
+            true,
+            "<p id=\"location\">Rechenzentrum Frankfurt</p>",
+        ),
+        (
+            "notice.legal_basis_de",
+            "legal_basis_de = \"Einwilligung\"",
+            "legal_basis_de = \"berechtigtes Interesse\"",
+            true,
+            false,
+            "berechtigtes Interesse",
+        ),
+        (
+            "notice.legal_basis_en",
+            "legal_basis_en = \"consent\"",
+            "legal_basis_en = \"legitimate interest\"",
+            false,
+            true,
+            "legitimate interest",
+        ),
+        (
+            "sites.name",
+            "name = \"Demo\"",
+            "name = \"Stadtportal\"",
+            true,
+            true,
+            "<td>Stadtportal</td>",
+        ),
+        (
+            "sites.hostnames",
+            "hostnames = [\"example.org\"]",
+            "hostnames = [\"example.org\", \"www.example.org\"]",
+            true,
+            true,
+            "<code>www.example.org</code>",
+        ),
+        (
+            "sites.honour_dnt",
+            "honour_dnt = false",
+            "honour_dnt = true",
+            true,
+            true,
+            "<td class=\"dnt\">",
+        ),
+        (
+            "sites.honour_gpc",
+            "honour_gpc = true",
+            "honour_gpc = false",
+            true,
+            true,
+            "<td class=\"gpc\">",
+        ),
+        (
+            "sites.search_params",
+            "search_params = [\"q\"]",
+            "search_params = []",
+            true,
+            true,
+            "<li id=\"data-search\">",
+        ),
+        (
+            "sites.keep_query_params",
+            "keep_query_params = []",
+            "keep_query_params = [\"lang\"]",
+            true,
+            true,
+            "<code>lang</code>",
+        ),
+        (
+            "sites.download_extensions",
+            "download_extensions = [\"pdf\"]",
+            "download_extensions = []",
+            true,
+            true,
+            "<li id=\"data-downloads\">",
+        ),
+    ];
+    for (key, from, to, de_changes, en_changes, shows) in cases {
+        assert!(BASE.contains(from), "{key}: base lacks {from:?}");
+        let (de, en) = notice(&BASE.replacen(from, to, 1));
+        assert_eq!(de != base_de, *de_changes, "{key}: German notice");
+        assert_eq!(en != base_en, *en_changes, "{key}: English notice");
+        for (page, changed) in [(&de, de_changes), (&en, en_changes)] {
+            if *changed {
+                assert!(page.contains(shows), "{key}: {shows:?} missing");
+            }
+        }
+    }
+    // Keys that do not change what is collected or said leave it alone.
+    for (from, to) in [
+        ("workers = 2", "workers = 4"),
+        ("cache_mb = 64", "cache_mb = 128"),
+        ("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:9\""),
+    ] {
+        let (de, en) = notice(&BASE.replacen(from, to, 1));
+        assert_eq!(
+            (de, en),
+            (base_de.clone(), base_en.clone()),
+            "{from} -> {to}"
+        );
+    }
+
+    // What the changes say, in words.
+    let (de, en) = notice(&BASE.replacen("rollup_days = 0", "rollup_days = 400", 1));
+    assert!(
+        en.contains("400</span> days and then deleted as well"),
+        "{en}"
+    );
+    assert!(!en.contains("without time limit"));
+    assert!(de.contains("400</span> Tage aufbewahrt und dann ebenfalls gelöscht"));
+    assert!(!de.contains("ohne zeitliche Begrenzung"));
+    let (de, en) = notice(&BASE.replacen(
+        "ipv4_prefix = 16\nipv6_prefix = 32",
+        "ipv4_prefix = 0\nipv6_prefix = 0",
+        1,
+    ));
+    assert!(item(&en, "address").contains("no IP address"));
+    assert!(item(&de, "address").contains("keine IP-Adresse"));
+    assert!(!en.contains("id=\"example-v4\""));
+    let (de, en) = notice(&BASE.replacen("search_params = [\"q\"]", "search_params = []", 1));
+    assert!(item(&en, "search").contains("when the page reports them"));
+    assert!(!item(&en, "url").contains("search parameters"));
+    assert!(item(&de, "search").contains("wenn die Seite sie meldet"));
+    let (_, en) = notice(&BASE.replacen(
+        "download_extensions = [\"pdf\"]",
+        "download_extensions = []",
+        1,
+    ));
+    assert!(item(&en, "downloads").contains("reports explicitly"));
 }

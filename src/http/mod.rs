@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod cookie_watch;
 pub mod dashboard;
 pub mod error;
 pub mod ingest;
@@ -25,6 +26,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::Config;
 use crate::ingest::Pipeline;
 use crate::privacy::ClientAddrPolicy;
+use crate::retention::SweepGate;
 use crate::store::{Store, WriterHandle};
 
 /// Everything a request handler may use.
@@ -37,6 +39,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Per-prefix limit on ingest requests; `None` when switched off.
     pub rate_limit: Option<rate_limit::PrefixLimiter>,
+    /// Shared with the scheduled sweeper: one sweep at a time.
+    pub sweep_gate: Arc<SweepGate>,
 }
 
 /// Registers every route.

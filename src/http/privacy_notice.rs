@@ -1,7 +1,16 @@
 //! The privacy notice, `GET /privacy`: a German or English page rendered
-//! from the live configuration, so what it says (address shortening,
-//! retention, opt-out cookie, DNT/GPC per site, kept URL parameters,
-//! download extensions) is always what the running server actually does.
+//! from the live configuration and the code, so what it says is always what
+//! the running server does. Every statement is derived:
+//!
+//! - the data collected: one item per stored field of an event (a field
+//!   added to `Event` does not compile until it is listed here), with the
+//!   per-site URL parameters, search parameters and download extensions;
+//! - address shortening from the masks, with computed examples;
+//! - cookies from `privacy::cookies` (the collector's opt-out cookie from
+//!   the config, the tracker's from the embedded script);
+//! - retention of raw events, the longest possible age from the sweep
+//!   schedule, and whether roll-ups are kept or deleted;
+//! - controller, legal basis and location from `[notice]`.
 //!
 //! Every string taken from the configuration is HTML-escaped; the page needs
 //! no script and may be embedded in a site's own privacy page.
@@ -16,6 +25,8 @@ use serde::Deserialize;
 use super::lang::{pick_lang, Lang};
 use super::AppState;
 use crate::config::Config;
+use crate::model::{Campaign, Device, Event, Referrer};
+use crate::privacy::cookies::CookiePolicy;
 use crate::privacy::AnonIp;
 
 /// Example addresses shown shortened in the notice.
@@ -63,12 +74,76 @@ fn list(items: &[String]) -> String {
     }
 }
 
+/// Every stored field of an event, each named with the notice item that
+/// discloses it. A field added to `Event`, `Device`, `Referrer` or
+/// `Campaign` breaks this pattern until the notice says what it is.
+const _EVERY_STORED_FIELD_IS_DISCLOSED: fn(&Event) = |e| {
+    let Event {
+        site: _,        // which website (the operator's own)
+        ts_ms: _,       // "time"
+        kind: _,        // "url", "downloads", "outbound", "search"
+        visitor: _,     // "visitor"
+        pageview_id: _, // "pageview"
+        url: _,         // "url"
+        title: _,       // "title"
+        referrer:
+            Referrer {
+                kind: _, // "referrer"
+                name: _, // "referrer"
+                url: _,  // "referrer"
+            },
+        campaign:
+            Campaign {
+                source: _,   // "campaign"
+                medium: _,   // "campaign"
+                campaign: _, // "campaign"
+            },
+        target: _,         // "downloads", "outbound"
+        search_term: _,    // "search"
+        search_results: _, // "search-results"
+        engaged_ms: _,     // "dwell"
+        device:
+            Device {
+                device_type: _,     // "device"
+                brand: _,           // "device"
+                model: _,           // "device"
+                os: _,              // "device"
+                os_version: _,      // "device"
+                browser: _,         // "device"
+                browser_version: _, // "device"
+                engine: _,          // "device"
+                engine_version: _,  // "device"
+                bot: _,             // bots are not stored
+            },
+        plugins: _, // "plugins"
+        anon_ip: _, // "address"
+    } = e;
+};
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// The longest gap between two scheduled sweeps, in whole days rounded up
+/// (at least 1), over the next 64 sweeps.
+fn sweep_interval_days(config: &Config) -> i64 {
+    let Ok(schedule) = config.sweep_schedule() else {
+        return 1;
+    };
+    let times: Vec<_> = schedule.upcoming(chrono::Utc).take(65).collect();
+    let longest = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_milliseconds())
+        .max()
+        .unwrap_or(MS_PER_DAY);
+    ((longest + MS_PER_DAY - 1) / MS_PER_DAY).max(1)
+}
+
 /// Renders the notice for `lang` from `config`.
 pub fn render(config: &Config, lang: Lang) -> String {
     let de = lang == Lang::De;
     let t = |d: &'static str, e: &'static str| if de { d } else { e };
     let n = &config.notice;
     let p = &config.privacy;
+    let r = &config.retention;
     let controller = escape_html(&n.controller);
     let location = escape_html(&n.processing_location);
     let basis = escape_html(if de {
@@ -76,13 +151,173 @@ pub fn render(config: &Config, lang: Lang) -> String {
     } else {
         &n.legal_basis_en
     });
-    let cookie = escape_html(&p.optout_cookie);
-    let days = p.optout_cookie_days;
-    let raw_days = config.retention.raw_days;
+    let cookies = CookiePolicy::derive(config);
+    let cookie = escape_html(&cookies.collector_optout_cookie);
+    let days = cookies.collector_optout_days;
+    let raw_days = r.raw_days;
+    let max_days = i64::from(raw_days) + sweep_interval_days(config);
     let (v4, v4m) = masked_example(EXAMPLE_V4, config);
     let (v6, v6m) = masked_example(EXAMPLE_V6, config);
     let (v4m, v6m) = (escape_html(&v4m), escape_html(&v6m));
     let code = lang.code();
+    let any_search = config.sites.iter().any(|s| !s.search_params.is_empty());
+    let any_kept = config.sites.iter().any(|s| !s.keep_query_params.is_empty());
+    let any_download = config
+        .sites
+        .iter()
+        .any(|s| !s.download_extensions.is_empty());
+    let no_address = p.ipv4_prefix == 0 && p.ipv6_prefix == 0;
+
+    let mut items: Vec<(&str, String)> = Vec::new();
+    let mut item = |id: &'static str, text: String| items.push((id, text));
+    item(
+        "address",
+        if no_address {
+            t(
+                "keine IP-Adresse: sie wird beim Empfang vollständig verworfen",
+                "no IP address: it is discarded entirely on receipt",
+            )
+            .into()
+        } else {
+            t(
+                "gekürzte IP-Adresse (siehe unten)",
+                "shortened IP address (see below)",
+            )
+            .into()
+        },
+    );
+    item(
+        "time",
+        t(
+            "Zeitpunkt des Aufrufs (nach der Uhr des Servers)",
+            "time of the visit (by the server's clock)",
+        )
+        .into(),
+    );
+    item(
+        "url",
+        format!(
+            "{}{}",
+            t(
+                "aufgerufene Adressen (URLs) ohne Abfrageteil und Fragment, außer den Kampagnenparametern <code>utm_*</code>",
+                "visited addresses (URLs) without query and fragment, except the campaign parameters <code>utm_*</code>",
+            ),
+            match (any_search, any_kept) {
+                (false, false) => "",
+                (true, false) => t(
+                    " und den unten je Website genannten Suchparametern",
+                    " and the search parameters listed per site below",
+                ),
+                (_, true) => t(
+                    " und den unten je Website genannten Such- und weiteren Parametern",
+                    " and the search and other parameters listed per site below",
+                ),
+            }
+        ),
+    );
+    item("title", t("Seitentitel", "page title").into());
+    item(
+        "referrer",
+        t(
+            "verweisende Seite (Referrer), ebenso gekürzt, und ihre Art (Suchmaschine, soziales Netzwerk, andere Website)",
+            "referring page (referrer), stripped the same way, and its kind (search engine, social network, other website)",
+        )
+        .into(),
+    );
+    item(
+        "campaign",
+        t(
+            "Kampagnenangaben aus den Parametern <code>utm_source</code>, <code>utm_medium</code> und <code>utm_campaign</code>",
+            "campaign details from the parameters <code>utm_source</code>, <code>utm_medium</code> and <code>utm_campaign</code>",
+        )
+        .into(),
+    );
+    item(
+        "device",
+        t(
+            "Gerätetyp, -marke und -modell; Betriebssystem und Version; Browser, Browser-Engine und ihre Versionen (aus der Browserkennung und, wenn der Browser sie sendet, den Client Hints)",
+            "device type, brand and model; operating system and version; browser, browser engine and their versions (from the browser's user agent and, when the browser sends them, its client hints)",
+        )
+        .into(),
+    );
+    item(
+        "plugins",
+        t(
+            "Browser-Plugins (z. B. ob PDFs angezeigt werden können)",
+            "browser plugins (e.g. whether PDFs can be shown)",
+        )
+        .into(),
+    );
+    item(
+        "dwell",
+        t("Verweildauer auf der Seite", "time spent on the page").into(),
+    );
+    item(
+        "pageview",
+        t(
+            "eine im Browser erzeugte Zufallszahl je Seitenaufruf, die nicht im Browser gespeichert wird; sie ordnet Verweildauer, Downloads und Klicks diesem Aufruf zu",
+            "a random number per page view, made in the browser and not stored there, that ties dwell time, downloads and clicks to that page view",
+        )
+        .into(),
+    );
+    item(
+        "downloads",
+        if any_download {
+            t(
+                "Downloads: Adresse heruntergeladener Dateien (Dateiendungen unten je Website)",
+                "downloads: the address of downloaded files (file extensions listed per site below)",
+            )
+        } else {
+            t(
+                "Downloads, die die Website ausdrücklich meldet: Adresse der Datei",
+                "downloads the website reports explicitly: the file's address",
+            )
+        }
+        .into(),
+    );
+    item(
+        "outbound",
+        t(
+            "Links zu anderen Websites, denen Sie folgen: Zieladresse ohne Abfrageteil",
+            "links to other websites that you follow: the target address without its query",
+        )
+        .into(),
+    );
+    item(
+        "search",
+        if any_search {
+            t(
+                "Suchbegriffe der websiteinternen Suche (aus den unten je Website genannten Parametern oder von der Seite gemeldet)",
+                "site-search terms (from the parameters listed per site below, or reported by the page)",
+            )
+        } else {
+            t(
+                "Suchbegriffe der websiteinternen Suche, wenn die Seite sie meldet",
+                "site-search terms, when the page reports them",
+            )
+        }
+        .into(),
+    );
+    item(
+        "search-results",
+        t(
+            "Zahl der Suchergebnisse, wenn die Seite sie meldet",
+            "number of search results, when the page reports it",
+        )
+        .into(),
+    );
+    item(
+        "visitor",
+        t(
+            "ein täglich wechselnder pseudonymer Zählwert, damit Besucher eines Tages gezählt werden können: berechnet aus der gekürzten Adresse, der Browserkennung und einem zufälligen Tagesschlüssel, der jeden Tag ersetzt und vernichtet wird. Er ist kein Cookie und wird nicht in Ihrem Browser gespeichert; Besuche an verschiedenen Tagen lassen sich damit nicht verknüpfen, und niemand, auch nicht der Betreiber, kann daraus ablesen, wer Sie sind",
+            "a pseudonymous count value that changes daily, so that visitors of one day can be counted: computed from the shortened address, the browser's user agent and a random daily key that is replaced and destroyed every day. It is not a cookie and is not stored in your browser; visits on different days cannot be linked with it, and nobody, the operator included, can tell from it who you are",
+        )
+        .into(),
+    );
+    let data_list: String = items
+        .iter()
+        .map(|(id, text)| format!("<li id=\"data-{id}\">{text}</li>\n"))
+        .collect();
 
     let mut sites = String::new();
     for s in &config.sites {
@@ -101,6 +336,93 @@ pub fn render(config: &Config, lang: Lang) -> String {
         );
     }
 
+    let mut cookie_text = String::new();
+    if cookies.tracking_cookies() {
+        let mut stored: Vec<String> = cookies.tracker.other_cookie_writes.clone();
+        stored.extend(cookies.tracker.web_storage.iter().cloned());
+        let _ = writeln!(
+            cookie_text,
+            "<p id=\"tracking-cookies\">{} {}.</p>",
+            t(
+                "Das Erfassungsskript speichert in Ihrem Browser:",
+                "The tracking script stores in your browser:"
+            ),
+            list(&stored)
+        );
+    } else {
+        let _ = writeln!(
+            cookie_text,
+            "<p id=\"no-tracking-cookies\">{}</p>",
+            t(
+                "Für die Erfassung werden keine Cookies und nichts anderes in Ihrem Browser gespeichert.",
+                "Nothing is stored in your browser to count you: no cookies, no other storage."
+            )
+        );
+    }
+    let _ = writeln!(
+        cookie_text,
+        "<p>{} <code id=\"cookie\">{cookie}</code>{} <span id=\"cookie-days\">{days}</span> {}</p>",
+        t(
+            "Nur wenn Sie über die Opt-out-Seite widersprechen, setzt der Statistikdienst unter seiner eigenen Adresse das Opt-out-Cookie",
+            "Only if you opt out on the opt-out page does the statistics service set the opt-out cookie"
+        ),
+        t("; es ist", " at its own address; it lasts"),
+        t(
+            "Tage gültig und enthält nur Ihren Widerspruch.",
+            "days and holds nothing but your objection."
+        ),
+    );
+    for (i, c) in cookies.tracker.optout_cookies.iter().enumerate() {
+        let suffix = if i == 0 {
+            String::new()
+        } else {
+            format!("-{i}")
+        };
+        let _ = writeln!(
+            cookie_text,
+            "<p>{} <code>sparsam.{}()</code>{} <code id=\"tracker-cookie{suffix}\">{}</code>{} <span id=\"tracker-cookie-days{suffix}\">{}</span> {}</p>",
+            t(
+                "Bietet die Website selbst einen Widerspruch an (Funktion",
+                "If the website itself offers a way to opt out (the tracking script's function"
+            ),
+            escape_html(&c.set_by),
+            t(
+                " des Erfassungsskripts), setzt sie beim Widerspruch auf ihrer eigenen Domain das Cookie",
+                "), opting out there sets the cookie"
+            ),
+            escape_html(&c.name),
+            t("; es ist", " on the website's own domain; it lasts"),
+            c.days,
+            t(
+                "Tage gültig und enthält nur Ihren Widerspruch.",
+                "days and holds nothing but your objection."
+            ),
+        );
+    }
+
+    let rollups = if r.rollup_days == 0 {
+        format!(
+            "<p id=\"rollups\">{}</p>",
+            t(
+                "Zusammengefasste Zahlen (Zählungen je Tag und Stunde, je Seite, Verweis, Gerätetyp, Suchbegriff usw.) enthalten weder Adressen noch Besucherzählwerte und werden ohne zeitliche Begrenzung aufbewahrt.",
+                "Aggregated figures (counts per day and hour, per page, referrer, device type, search term and so on) hold neither addresses nor visitor count values and are kept without time limit."
+            )
+        )
+    } else {
+        format!(
+            "<p id=\"rollups\">{} <span id=\"rollup-days\">{}</span> {}</p>",
+            t(
+                "Zusammengefasste Zahlen (Zählungen je Tag und Stunde, je Seite, Verweis, Gerätetyp, Suchbegriff usw.) enthalten weder Adressen noch Besucherzählwerte; sie werden",
+                "Aggregated figures (counts per day and hour, per page, referrer, device type, search term and so on) hold neither addresses nor visitor count values; they are kept for"
+            ),
+            r.rollup_days,
+            t(
+                "Tage aufbewahrt und dann ebenfalls gelöscht.",
+                "days and then deleted as well."
+            )
+        )
+    };
+
     let title = t(
         "Datenschutzhinweis zur Besuchsstatistik",
         "Privacy notice for visitor statistics",
@@ -116,33 +438,34 @@ pub fn render(config: &Config, lang: Lang) -> String {
 <h1>{title}</h1>
 "#
     );
+    let address_text = if no_address {
+        t(
+            "Die Adresse wird beim Empfang vollständig verworfen; weder sie noch ein Teil davon wird gespeichert.",
+            "The address is discarded entirely on receipt; neither it nor any part of it is stored.",
+        )
+        .to_string()
+    } else if de {
+        format!("Die Adresse wird sofort beim Empfang gekürzt, bevor sie gespeichert oder weiterverarbeitet wird; die vollständige Adresse wird nie gespeichert. IPv4 behält die ersten {v4p} Bit, IPv6 die ersten {v6p} Bit. Beispiel: aus <code>{v4}</code> wird <code id=\"example-v4\">{v4m}</code>, aus <code>{v6}</code> wird <code id=\"example-v6\">{v6m}</code>.", v4p = p.ipv4_prefix, v6p = p.ipv6_prefix)
+    } else {
+        format!("The address is shortened as soon as it arrives, before it is stored or processed further; the full address is never stored. IPv4 keeps the first {v4p} bits, IPv6 the first {v6p} bits. Example: <code>{v4}</code> becomes <code id=\"example-v4\">{v4m}</code>, <code>{v6}</code> becomes <code id=\"example-v6\">{v6m}</code>.", v4p = p.ipv4_prefix, v6p = p.ipv6_prefix)
+    };
     if de {
         let _ = write!(
             h,
             r#"<h2>Wer, wozu</h2>
 <p>Diese Website verwendet <strong>sparsam</strong>, betrieben von <span id="controller">{controller}</span>, für eine anonyme Reichweitenstatistik: wie oft Seiten aufgerufen werden, woher Besucher kommen und mit welchen Geräten.</p>
 <h2>Erfasste Daten</h2>
-<ul>
-<li>gekürzte IP-Adresse (siehe unten)</li>
-<li>Gerätetyp, -marke und -modell</li>
-<li>Betriebssystem und Version</li>
-<li>Browser bzw. Browser-Engine und Version</li>
-<li>Browser-Plugins</li>
-<li>aufgerufene Adressen (URLs) ohne Abfrageteil, außer den unten je Website genannten Parametern (und <code>utm_*</code>)</li>
-<li>verweisende Seite (Referrer)</li>
-<li>Verweildauer</li>
-<li>Downloads (Dateiendungen unten je Website)</li>
-<li>Suchbegriffe der websiteinternen Suche</li>
-</ul>
+<ul id="data">
+{data_list}</ul>
 <h2>Kürzung der IP-Adresse</h2>
-<p>Die Adresse wird sofort beim Empfang gekürzt, bevor sie gespeichert oder weiterverarbeitet wird; die vollständige Adresse wird nie gespeichert. IPv4 behält die ersten {v4p} Bit, IPv6 die ersten {v6p} Bit. Beispiel: aus <code>{v4}</code> wird <code id="example-v4">{v4m}</code>, aus <code>{v6}</code> wird <code id="example-v6">{v6m}</code>.</p>
+<p id="address">{address_text}</p>
 <h2>Cookies</h2>
-<p>Es werden keine Cookies gespeichert. Nur wenn Sie der Erfassung widersprechen, wird das Opt-out-Cookie <code id="cookie">{cookie}</code> gesetzt; es ist <span id="cookie-days">{days}</span> Tage gültig und enthält nur den Widerspruch.</p>
-<h2>Websites und Einstellungen</h2>
+{cookie_text}<h2>Websites und Einstellungen</h2>
 <table><tr><th>Website</th><th>Hostnamen</th><th>„Do Not Track“ beachtet</th><th>„Global Privacy Control“ beachtet</th><th>behaltene Suchparameter</th><th>weitere behaltene Parameter</th><th>Download-Endungen</th></tr>
 {sites}</table>
 <h2>Speicherdauer</h2>
-<p>Einzelne Aufrufe werden <span id="raw-days">{raw_days}</span> Tage gespeichert und danach gelöscht; danach bleiben nur zusammengefasste Zahlen ohne Personenbezug.</p>
+<p>Einzelne Aufrufe werden <span id="raw-days">{raw_days}</span> Tage gespeichert und danach bei der nächsten planmäßigen Löschung entfernt; kein einzelner Aufruf ist älter als <span id="max-days">{max_days}</span> Tage. Der Tagesschlüssel des Besucherzählwerts wird jeden Tag ersetzt und vernichtet.</p>
+{rollups}
 <h2>Rechtsgrundlage</h2>
 <p id="legal-basis">{basis}</p>
 <h2>Ort der Verarbeitung</h2>
@@ -150,8 +473,6 @@ pub fn render(config: &Config, lang: Lang) -> String {
 <h2>Widerspruch</h2>
 <p>Sie können der Erfassung jederzeit widersprechen: <a href="optout?lang=de">Opt-out</a>.</p>
 "#,
-            v4p = p.ipv4_prefix,
-            v6p = p.ipv6_prefix,
         );
     } else {
         let _ = write!(
@@ -159,27 +480,17 @@ pub fn render(config: &Config, lang: Lang) -> String {
             r#"<h2>Who and why</h2>
 <p>This website uses <strong>sparsam</strong>, run by <span id="controller">{controller}</span>, for anonymous reach statistics: how often pages are viewed, where visitors come from and which devices they use.</p>
 <h2>Data collected</h2>
-<ul>
-<li>shortened IP address (see below)</li>
-<li>device type, brand and model</li>
-<li>operating system and version</li>
-<li>browser or browser engine and version</li>
-<li>browser plugins</li>
-<li>visited addresses (URLs) without the query part, except the parameters listed per site below (and <code>utm_*</code>)</li>
-<li>referring page (referrer)</li>
-<li>time spent on a page</li>
-<li>downloads (file extensions listed per site below)</li>
-<li>site-search terms</li>
-</ul>
+<ul id="data">
+{data_list}</ul>
 <h2>How the IP address is shortened</h2>
-<p>The address is shortened as soon as it arrives, before it is stored or processed further; the full address is never stored. IPv4 keeps the first {v4p} bits, IPv6 the first {v6p} bits. Example: <code>{v4}</code> becomes <code id="example-v4">{v4m}</code>, <code>{v6}</code> becomes <code id="example-v6">{v6m}</code>.</p>
+<p id="address">{address_text}</p>
 <h2>Cookies</h2>
-<p>No cookies are stored. Only if you opt out is the opt-out cookie <code id="cookie">{cookie}</code> set; it lasts <span id="cookie-days">{days}</span> days and holds nothing but your objection.</p>
-<h2>Sites and settings</h2>
+{cookie_text}<h2>Sites and settings</h2>
 <table><tr><th>Site</th><th>Hostnames</th><th>“Do Not Track” honoured</th><th>“Global Privacy Control” honoured</th><th>kept search parameters</th><th>other kept parameters</th><th>download extensions</th></tr>
 {sites}</table>
 <h2>Retention</h2>
-<p>Individual page views are kept for <span id="raw-days">{raw_days}</span> days and then deleted; only aggregated figures without personal data remain.</p>
+<p>Individual page views are kept for <span id="raw-days">{raw_days}</span> days and then removed by the next scheduled deletion; no individual page view is older than <span id="max-days">{max_days}</span> days. The daily key of the visitor count value is replaced and destroyed every day.</p>
+{rollups}
 <h2>Legal basis</h2>
 <p id="legal-basis">{basis}</p>
 <h2>Where the data is processed</h2>
@@ -187,8 +498,6 @@ pub fn render(config: &Config, lang: Lang) -> String {
 <h2>Opting out</h2>
 <p>You can object at any time: <a href="optout?lang=en">opt out</a>.</p>
 "#,
-            v4p = p.ipv4_prefix,
-            v6p = p.ipv6_prefix,
         );
     }
     h.push_str("</body></html>\n");

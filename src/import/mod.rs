@@ -2,15 +2,19 @@
 //! server access logs (NCSA combined / nginx default), for history from
 //! before sparsam ran.
 //!
-//! The same privacy rules as live ingest apply, in the same order: the
-//! address is shortened inside the line parser before anything else sees
-//! it; URLs are stripped with the site's keep rules; bots are dropped; the
-//! visitor hash uses a random salt per import and per day held only in
-//! memory (never the live salt file), so imported visitors cannot be linked
-//! to live ones or to another import. Lines older than the raw-data
-//! retention are skipped, not stored and swept later. Events carry the time
-//! of the log line. Writes go through the normal store writer, so roll-ups
-//! are built as for live events. See `docs/import.md`.
+//! Each line becomes a `Hit` and goes through the live ingest pipeline
+//! (`Pipeline::process_with`), so imported and live hits get the same URL
+//! stripping, bot detection, device, referrer, campaign and search-term
+//! enrichment. The address is shortened inside the line parser, before
+//! anything else sees it. The import's own checks come first: only
+//! successful GETs of pages and downloads count; lines older than the
+//! raw-data retention are skipped (they would be swept at once), and lines
+//! dated after now are skipped and reported like malformed ones. Events
+//! carry the time of the log line. The visitor hash uses a random salt per
+//! import and per day held only in memory (never the live salt file), so
+//! imported visitors cannot be linked to live ones or to another import.
+//! Writes go through the normal store writer, so roll-ups are built as for
+//! live events. See `docs/import.md`.
 
 pub mod combined;
 
@@ -28,10 +32,10 @@ use crate::app::{open_store, writer_options, StartError};
 use crate::config::{Config, SiteConfig};
 use crate::enrich::client_hints::ClientHints;
 use crate::enrich::device::{DeviceDetector, DeviceError};
-use crate::enrich::referrer::{campaign_from_params, classify, truncate};
-use crate::enrich::search::search_term;
+use crate::enrich::referrer::truncate;
+use crate::ingest::{Hit, Pipeline, PipelineError, Processed, RequestMeta};
 use crate::model::{Event, EventKind};
-use crate::privacy::{strip_url, visitor_hash};
+use crate::privacy::visitor::SaltError;
 use crate::retention::sweeper::cutoff_ms;
 use crate::store::{StoreError, WriteError, Writer, WriterHandle};
 
@@ -41,10 +45,6 @@ use combined::{parse_line, LogLine};
 const BATCH: usize = 1000;
 /// Line numbers of malformed lines kept for the summary.
 const MALFORMED_SHOWN: usize = 10;
-/// Static assets: never page views.
-const ASSET_EXTENSIONS: [&str; 11] = [
-    "css", "js", "png", "jpg", "gif", "svg", "ico", "woff", "woff2", "map", "webp",
-];
 /// Extensions that are pages (besides none at all).
 const PAGE_EXTENSIONS: [&str; 8] = ["html", "htm", "php", "shtml", "asp", "aspx", "jsp", "xhtml"];
 
@@ -92,24 +92,36 @@ pub struct ImportReport {
     pub skipped_old: u64,
     /// Not a successful GET of a page or download (assets, POST, 404, …).
     pub skipped_non_page: u64,
+    /// Unreadable lines, and lines the pipeline refused (e.g. too long).
     pub malformed: u64,
-    /// `file:line` of the first malformed lines.
+    /// `file:line (why)` of the first malformed lines.
     pub malformed_lines: Vec<String>,
+    /// Lines dated after the time of the import: skipped.
+    pub future: u64,
+    /// `file:line` of the first future-dated lines.
+    pub future_lines: Vec<String>,
 }
 
 impl ImportReport {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "lines read:         {}\nimported events:    {} ({} page views, {} downloads)\nbots dropped:       {}\nskipped (too old):  {}\nskipped (not page): {}\nmalformed lines:    {}\n",
+            "lines read:         {}\nimported events:    {} ({} page views, {} downloads)\nbots dropped:       {}\nskipped (too old):  {}\nskipped (future):   {}\nskipped (not page): {}\nmalformed lines:    {}\n",
             self.lines,
             self.imported,
             self.pageviews,
             self.downloads,
             self.bots,
             self.skipped_old,
+            self.future,
             self.skipped_non_page,
             self.malformed
         );
+        if !self.future_lines.is_empty() {
+            s.push_str(&format!(
+                "first future:       {}\n",
+                self.future_lines.join(", ")
+            ));
+        }
         if !self.malformed_lines.is_empty() {
             s.push_str(&format!(
                 "first malformed:    {}\n",
@@ -145,30 +157,21 @@ fn extension(path: &str) -> Option<String> {
 }
 
 impl Importer<'_> {
-    fn salt(&mut self, day: i64) -> Result<[u8; 32], ImportError> {
-        if let Some(s) = self.salts.get(&day) {
-            return Ok(*s);
-        }
-        let mut salt = [0u8; 32];
-        getrandom::fill(&mut salt).map_err(|e| ImportError::Random(e.to_string()))?;
-        self.salts.insert(day, salt);
-        Ok(salt)
-    }
-
-    fn malformed(&mut self, at: String) {
+    fn malformed(&mut self, at: String, why: impl std::fmt::Display) {
         self.report.malformed += 1;
         if self.report.malformed_lines.len() < MALFORMED_SHOWN {
-            self.report.malformed_lines.push(at);
+            self.report.malformed_lines.push(format!("{at} ({why})"));
         }
     }
 
     fn line(&mut self, raw: &str, at: impl FnOnce() -> String) -> Result<Outcome, ImportError> {
         self.report.lines += 1;
         let masks = self.config.privacy.masks();
+        // The address is shortened inside the parser: nothing below sees it.
         let line: LogLine = match parse_line(raw, &masks) {
             Ok(l) => l,
-            Err(_) => {
-                self.malformed(at());
+            Err(e) => {
+                self.malformed(at(), e);
                 return Ok(Outcome::Skipped);
             }
         };
@@ -189,102 +192,95 @@ impl Importer<'_> {
             None => target.as_str(),
         };
         if !target.starts_with('/') {
-            self.malformed(at());
+            self.malformed(at(), "request target is not a path");
             return Ok(Outcome::Skipped);
         }
         let path = target.split(['?', '#']).next().unwrap_or("/");
-        let kind = match extension(path) {
-            _ if self.site.is_download(path) => EventKind::Download,
-            None => EventKind::PageView,
-            Some(e) if PAGE_EXTENSIONS.contains(&e.as_str()) => EventKind::PageView,
-            Some(e) if ASSET_EXTENSIONS.contains(&e.as_str()) => {
-                self.report.skipped_non_page += 1;
-                return Ok(Outcome::Skipped);
-            }
+        let download = self.site.is_download(path);
+        match extension(path) {
+            _ if download => {}
+            None => {}
+            Some(e) if PAGE_EXTENSIONS.contains(&e.as_str()) => {}
             Some(_) => {
+                // Static assets and anything else that is not a page.
                 self.report.skipped_non_page += 1;
                 return Ok(Outcome::Skipped);
             }
-        };
+        }
 
         let ts = line.time.with_timezone(&Utc);
         let ts_ms = ts.timestamp_millis();
+        if ts_ms > Utc::now().timestamp_millis() {
+            self.report.future += 1;
+            if self.report.future_lines.len() < MALFORMED_SHOWN {
+                self.report.future_lines.push(at());
+            }
+            return Ok(Outcome::Skipped);
+        }
         if ts_ms < self.cutoff_ms {
             self.report.skipped_old += 1;
             return Ok(Outcome::Skipped);
         }
 
+        // The hit a browser on this page would have sent, through the same
+        // pipeline as live hits, received at the time of the log line.
         let max = self.config.server.max_field_bytes;
-        let user_agent = truncate(&line.user_agent, max);
-        let device = self.detector.detect(&user_agent, &ClientHints::default());
-        if device.bot {
-            self.report.bots += 1;
-            return Ok(Outcome::Skipped);
-        }
-
-        if target.len() > max {
-            self.malformed(at());
-            return Ok(Outcome::Skipped);
-        }
-        let site = self.site;
-        let page = match strip_url(&format!("https://{}{target}", self.host), |p| {
-            site.is_kept_param(p)
-        }) {
-            Ok(p) => p,
-            Err(_) => {
-                self.malformed(at());
-                return Ok(Outcome::Skipped);
-            }
-        };
-
-        let salt = self.salt(ts.timestamp().div_euclid(86_400))?;
-        let visitor = visitor_hash(&salt, &site.id, &line.anon_ip, &user_agent);
-        let campaign = campaign_from_params(&page.params, 200);
-        let referrer_raw = line.referrer.as_deref().map(|r| truncate(r, max));
-        let referrer = classify(referrer_raw.as_deref(), |h| site.allows_host(h), &campaign);
-        let term = if kind == EventKind::PageView {
-            search_term(&page.params, &site.search_params, max)
-        } else {
-            None
-        };
-        let event = Event {
-            site: site.id.clone(),
-            ts_ms,
-            kind,
-            visitor,
-            pageview_id: 0,
-            target: if kind == EventKind::Download {
-                page.url.clone()
+        let url = format!("https://{}{target}", self.host);
+        let hit = Hit {
+            site: self.site.id.clone(),
+            kind: Some(if download {
+                EventKind::Download
             } else {
-                String::new()
-            },
-            url: page.url,
-            title: String::new(),
-            referrer,
-            campaign,
-            search_term: term.clone().unwrap_or_default(),
-            search_results: None,
-            engaged_ms: 0,
-            device,
-            plugins: 0,
-            anon_ip: line.anon_ip,
+                EventKind::PageView
+            }),
+            target: download.then(|| url.clone()),
+            url,
+            referrer: line.referrer.as_deref().map(|r| truncate(r, max)),
+            ..Hit::default()
         };
-        let mut events = Vec::with_capacity(2);
-        if kind == EventKind::Download {
-            self.report.downloads += 1;
-        } else {
-            self.report.pageviews += 1;
+        let meta = RequestMeta {
+            anon_ip: line.anon_ip,
+            user_agent: truncate(&line.user_agent, max),
+            header_hints: ClientHints::default(),
+        };
+        let salts = &mut self.salts;
+        let processed =
+            Pipeline::process_with(self.config, &self.detector, hit, &meta, ts, |day| {
+                day_salt(salts, day)
+            });
+        match processed {
+            Ok(Processed::Events(events)) => {
+                for e in &events {
+                    match e.kind {
+                        EventKind::PageView => self.report.pageviews += 1,
+                        EventKind::Download => self.report.downloads += 1,
+                        _ => {}
+                    }
+                }
+                Ok(Outcome::Events(events))
+            }
+            Ok(Processed::Bot) => {
+                self.report.bots += 1;
+                Ok(Outcome::Skipped)
+            }
+            Err(PipelineError::Reject(r)) => {
+                self.malformed(at(), r);
+                Ok(Outcome::Skipped)
+            }
+            Err(PipelineError::Salt(e)) => Err(ImportError::Random(e.to_string())),
         }
-        if term.is_some() {
-            let mut search = event.clone();
-            search.kind = EventKind::Search;
-            events.push(event);
-            events.push(search);
-        } else {
-            events.push(event);
-        }
-        Ok(Outcome::Events(events))
     }
+}
+
+/// This import's salt for `day`: random, made on first use, memory only.
+fn day_salt(salts: &mut HashMap<i64, [u8; 32]>, day: i64) -> Result<[u8; 32], SaltError> {
+    if let Some(s) = salts.get(&day) {
+        return Ok(*s);
+    }
+    let mut salt = [0u8; 32];
+    getrandom::fill(&mut salt).map_err(|e| SaltError::Random(e.to_string()))?;
+    salts.insert(day, salt);
+    Ok(salt)
 }
 
 /// Counts bytes read into the progress bar.

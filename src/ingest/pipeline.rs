@@ -84,11 +84,27 @@ impl Pipeline {
         meta: &RequestMeta,
         now: DateTime<Utc>,
     ) -> Result<Processed, PipelineError> {
-        let site = self
-            .config
+        Self::process_with(&self.config, &self.detector, hit, meta, now, |day| {
+            self.salts.salt_for(day)
+        })
+    }
+
+    /// The same steps as [`Pipeline::process`] for a hit received at `now`,
+    /// with the visitor-hash salt of a UTC day taken from `salt_for`
+    /// instead of the live salt file. A log import passes the time of the
+    /// log line and salts that live only in its own memory.
+    pub fn process_with(
+        config: &Config,
+        detector: &DeviceDetector,
+        hit: Hit,
+        meta: &RequestMeta,
+        now: DateTime<Utc>,
+        salt_for: impl FnOnce(i64) -> Result<[u8; 32], SaltError>,
+    ) -> Result<Processed, PipelineError> {
+        let site = config
             .site(&hit.site)
             .ok_or_else(|| Reject::UnknownSite(truncate(&hit.site, 64)))?;
-        let max = self.config.server.max_field_bytes;
+        let max = config.server.max_field_bytes;
         check_len("url", &hit.url, max)?;
         check_len("user agent", &meta.user_agent, max)?;
         for (field, value) in [
@@ -105,7 +121,7 @@ impl Pipeline {
         if let Some(pv) = &hit.pageview_id {
             check_len("pv", pv, MAX_PAGEVIEW_ID)?;
         }
-        let max_engaged = self.config.server.max_engaged_seconds;
+        let max_engaged = config.server.max_engaged_seconds;
         if hit
             .engaged_ms
             .is_some_and(|ms| u64::from(ms) > u64::from(max_engaged) * 1000)
@@ -135,12 +151,12 @@ impl Pipeline {
             }
             None => &meta.header_hints,
         };
-        let device = self.detector.detect(user_agent, hints);
+        let device = detector.detect(user_agent, hints);
         if device.bot {
             return Ok(Processed::Bot);
         }
 
-        let salt = self.salts.salt_for(utc_day(now))?;
+        let salt = salt_for(utc_day(now))?;
         let visitor = visitor_hash(&salt, &site.id, &meta.anon_ip, user_agent);
 
         let campaign = campaign_from_params(&page.params, 200);

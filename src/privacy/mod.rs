@@ -1,8 +1,10 @@
 //! Privacy at receipt: address truncation, opt-out, URL stripping and the
 //! visitor hash. Everything here runs before an event is enriched or stored.
+//! `cookies` describes, from the code and config, which cookies exist.
 
 pub mod anon_ip;
 pub mod client_ip;
+pub mod cookies;
 pub mod optout;
 pub mod url_strip;
 pub mod visitor;

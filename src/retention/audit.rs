@@ -10,13 +10,16 @@
 //! The view ([`audit_view`]) adds a verification that runs over the store:
 //! every stored address must decode, carry no bits beyond its prefix and
 //! have a prefix no longer than the configured mask, and no raw event may
-//! be older than the retention rule allows.
+//! be older than the retention rule allows. What it says about cookies is
+//! derived from the config and the embedded tracker (`privacy::cookies`);
+//! a running server adds what it saw in its own responses.
 
 use chrono::{DateTime, TimeZone, Utc};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::privacy::cookies::{CookiePolicy, ScriptCookie};
 use crate::privacy::StoredIp;
 use crate::store::schema::MS_PER_DAY;
 use crate::store::{Col, Cols, Store, StoreError};
@@ -72,7 +75,7 @@ impl Settings {
             raw_days: c.retention.raw_days,
             rollup_days: c.retention.rollup_days,
             sweep_schedule: c.retention.sweep_schedule.clone(),
-            tracking_cookies: false,
+            tracking_cookies: CookiePolicy::derive(c).tracking_cookies(),
             optout_cookie: c.privacy.optout_cookie.clone(),
             optout_cookie_days: c.privacy.optout_cookie_days,
         }
@@ -319,11 +322,54 @@ pub struct IpMaskView {
     pub ipv6_example: String,
 }
 
+/// What is stored in visitors' browsers, derived from the config, the
+/// embedded tracker script and (in a running server) every response sent.
 #[derive(Clone, Debug, Serialize)]
 pub struct CookieView {
+    /// True when anything beyond an opt-out cookie is stored in the browser:
+    /// the tracker script writes another cookie or uses web storage, or
+    /// (server only) a response set an unexpected cookie since start-up.
     pub tracking_cookies: bool,
+    /// The collector's opt-out cookie (`privacy.optout_cookie`), set only by
+    /// the opt-out form, `POST /optout`, on the collector's host.
     pub optout_cookie: String,
     pub optout_cookie_days: u32,
+    /// Opt-out cookies the tracker script sets on the website's own domain
+    /// (`sparsam.optOut()`), as read from the embedded script.
+    pub tracker_optout_cookies: Vec<ScriptCookie>,
+    /// Other cookie writes in the tracker script (each one tracks).
+    pub tracker_other_cookies: Vec<String>,
+    /// Web storage APIs the tracker script uses.
+    pub tracker_web_storage: Vec<String>,
+    /// Responses since start-up that set a cookie other than the opt-out
+    /// cookie on `POST /optout`; `null` when no server runs (the CLI).
+    pub unexpected_set_cookie_responses: Option<u64>,
+    /// `METHOD route: cookie` of those responses (the first few).
+    pub unexpected_set_cookie_routes: Vec<String>,
+}
+
+impl CookieView {
+    fn derive(config: &Config) -> CookieView {
+        let p = CookiePolicy::derive(config);
+        CookieView {
+            tracking_cookies: p.tracking_cookies(),
+            optout_cookie: p.collector_optout_cookie,
+            optout_cookie_days: p.collector_optout_days,
+            tracker_optout_cookies: p.tracker.optout_cookies,
+            tracker_other_cookies: p.tracker.other_cookie_writes,
+            tracker_web_storage: p.tracker.web_storage,
+            unexpected_set_cookie_responses: None,
+            unexpected_set_cookie_routes: Vec::new(),
+        }
+    }
+
+    /// Adds what a running server saw: `count` responses that set an
+    /// unexpected cookie, on `routes`.
+    pub fn observed(&mut self, count: u64, routes: Vec<String>) {
+        self.unexpected_set_cookie_responses = Some(count);
+        self.unexpected_set_cookie_routes = routes;
+        self.tracking_cookies |= count > 0;
+    }
 }
 
 fn iso(ms: i64) -> String {
@@ -492,11 +538,7 @@ pub fn audit_view(
             ipv4_example: ex4.masked_display(),
             ipv6_example: ex6.masked_display(),
         },
-        cookies: CookieView {
-            tracking_cookies: false,
-            optout_cookie: config.privacy.optout_cookie.clone(),
-            optout_cookie_days: config.privacy.optout_cookie_days,
-        },
+        cookies: CookieView::derive(config),
         oldest_raw_event: store.oldest_event_ts()?.map(iso),
         raw_events: verification.events_checked,
         raw_events_by_age: ages,
@@ -531,10 +573,37 @@ pub fn render_text(v: &AuditView) -> String {
         v.ip_masks.ipv6_prefix,
         v.ip_masks.ipv6_example
     );
+    let c = &v.cookies;
+    if c.tracking_cookies {
+        let _ = writeln!(
+            s,
+            "cookies:        TRACKING: tracker cookies [{}], web storage [{}], unexpected Set-Cookie responses {} [{}]",
+            c.tracker_other_cookies.join(", "),
+            c.tracker_web_storage.join(", "),
+            c.unexpected_set_cookie_responses.unwrap_or(0),
+            c.unexpected_set_cookie_routes.join("; ")
+        );
+    } else {
+        let _ = writeln!(s, "cookies:        none for tracking");
+    }
     let _ = writeln!(
         s,
-        "cookies:        none for tracking; opt-out cookie \"{}\" ({} days) only on opt-out",
-        v.cookies.optout_cookie, v.cookies.optout_cookie_days
+        "                opt-out cookie \"{}\" ({} days) on the collector's host, set only by POST /optout",
+        c.optout_cookie, c.optout_cookie_days
+    );
+    for t in &c.tracker_optout_cookies {
+        let _ = writeln!(
+            s,
+            "                opt-out cookie \"{}\" ({} days) on the website's domain, set only by the tracker's sparsam.{}()",
+            t.name, t.days, t.set_by
+        );
+    }
+    let _ = writeln!(
+        s,
+        "                responses that set an unexpected cookie since start-up: {}",
+        c.unexpected_set_cookie_responses
+            .map_or("not observed (no server running)".to_string(), |n| n
+                .to_string())
     );
     let _ = writeln!(s, "raw events:     {}", v.raw_events);
     let _ = writeln!(

@@ -13,7 +13,7 @@ use chrono::Utc;
 use crate::config::Config;
 use crate::store::{Store, StoreError, StoreOptions};
 
-pub use sweeper::{sweep_now, SweepError, SweepReport, SweeperTask};
+pub use sweeper::{sweep_now, SweepError, SweepGate, SweepReport, SweeperTask};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
@@ -55,32 +55,65 @@ pub fn open_store_direct(config: &Config) -> Result<Store, RetentionError> {
 pub fn sweep_command(config: &Config, dry_run: bool) -> Result<String, RetentionError> {
     let store = open_store_direct(config)?;
     let r = sweep_now(&store, config, Utc::now(), dry_run, &AtomicBool::new(false))?;
-    let verb = if dry_run { "would delete" } else { "deleted" };
-    let mut s = format!(
-        "cutoff {} ({} days): {verb} {} raw events\n",
-        chrono::DateTime::from_timestamp_millis(r.cutoff_ms)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_default(),
-        config.retention.raw_days,
-        r.events_deleted
+    Ok(render_sweep(&r, config))
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// A sweep report as text: what was deleted, or for a dry run what would be.
+pub fn render_sweep(r: &SweepReport, config: &Config) -> String {
+    use std::fmt::Write;
+    let (verb, drop, trim) = if r.dry_run {
+        (
+            "would delete",
+            "would be deleted whole",
+            "would be trimmed at the cutoff",
+        )
+    } else {
+        ("deleted", "deleted whole", "trimmed at the cutoff")
+    };
+    let mut s = String::new();
+    if r.dry_run {
+        let _ = writeln!(s, "dry run: nothing was deleted");
+    }
+    let _ = writeln!(
+        s,
+        "cutoff:      {} (raw events received before it expire; retention.raw_days = {})",
+        iso(r.cutoff_ms),
+        config.retention.raw_days
     );
-    s.push_str(&format!(
-        "partitions {}: {}\n",
-        if dry_run { "to drop" } else { "dropped" },
+    let _ = writeln!(s, "raw events:  {verb} {}", r.events_deleted);
+    let _ = writeln!(
+        s,
+        "days:        {}",
         if r.partitions_dropped.is_empty() {
-            "none".into()
+            "none".to_string()
         } else {
-            r.partitions_dropped.join(", ")
+            format!("{} {drop}", r.partitions_dropped.join(", "))
         }
-    ));
+    );
     if let Some(t) = &r.partition_trimmed {
-        s.push_str(&format!("partition {} trimmed at the cutoff\n", t));
+        let _ = writeln!(s, "boundary:    {t} {trim}");
     }
     match r.rollup_cutoff_ms {
-        Some(_) => s.push_str(&format!("roll-up rows {verb}: {}\n", r.rollup_rows_deleted)),
-        None => s.push_str("roll-ups are kept (retention.rollup_days = 0)\n"),
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "roll-ups:    {verb} {} rows older than {} (retention.rollup_days = {})",
+                r.rollup_rows_deleted,
+                iso(c),
+                config.retention.rollup_days
+            );
+        }
+        None => {
+            let _ = writeln!(s, "roll-ups:    kept (retention.rollup_days = 0)");
+        }
     }
-    Ok(s)
+    s
 }
 
 /// `sparsam audit [--json]`: the view, and whether its verification passed.

@@ -10,9 +10,14 @@
 //! writes an audit record before it starts (`running`) and completes it at
 //! the end (`ok` or `error`); a record still `running` when the next sweep
 //! starts is marked `interrupted`.
+//!
+//! Within one process every sweep goes through a [`SweepGate`]: the
+//! scheduled sweeper and `POST /api/v1/sweep` share it, so two sweeps never
+//! overlap (one would take the other's `running` record for a crashed one)
+//! and shutdown stops whichever is running.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -185,38 +190,74 @@ pub fn sweep_missed(
     Ok(last.started_ms < prev.timestamp_millis())
 }
 
+/// One sweep at a time in this process, and a shared stop switch.
+#[derive(Debug, Default)]
+pub struct SweepGate {
+    running: Mutex<()>,
+    cancel: AtomicBool,
+}
+
+impl SweepGate {
+    /// Runs one sweep (or dry run) once any sweep in progress has finished.
+    /// The cutoff is taken when this sweep starts, not when it was asked
+    /// for. Blocks: call from a blocking thread.
+    pub fn sweep(
+        &self,
+        store: &Store,
+        config: &Config,
+        dry_run: bool,
+    ) -> Result<SweepReport, SweepError> {
+        let _running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if !dry_run && self.cancel.load(Ordering::Relaxed) {
+            return Err(SweepError::Cancelled);
+        }
+        sweep_now(store, config, Utc::now(), dry_run, &self.cancel)
+    }
+
+    /// Stops the sweep in progress after its current step and refuses new
+    /// ones (shutdown).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A running scheduled sweeper; [`SweeperTask::stop`] ends it.
 pub struct SweeperTask {
     stop: watch::Sender<bool>,
-    cancel: Arc<AtomicBool>,
+    gate: Arc<SweepGate>,
     handle: JoinHandle<()>,
 }
 
 impl SweeperTask {
-    /// Starts the sweeper on the current tokio runtime.
+    /// Starts the sweeper on the current tokio runtime with a gate of its own.
     pub fn spawn(store: Arc<Store>, config: Arc<Config>) -> Result<SweeperTask, ConfigError> {
+        Self::spawn_with_gate(store, config, Arc::new(SweepGate::default()))
+    }
+
+    /// Starts the sweeper on the current tokio runtime, sharing `gate` with
+    /// other callers of [`SweepGate::sweep`].
+    pub fn spawn_with_gate(
+        store: Arc<Store>,
+        config: Arc<Config>,
+        gate: Arc<SweepGate>,
+    ) -> Result<SweeperTask, ConfigError> {
         let schedule = config.sweep_schedule()?;
         let (stop, rx) = watch::channel(false);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let handle = tokio::spawn(run(store, config, schedule, rx, cancel.clone()));
-        Ok(SweeperTask {
-            stop,
-            cancel,
-            handle,
-        })
+        let handle = tokio::spawn(run(store, config, schedule, rx, gate.clone()));
+        Ok(SweeperTask { stop, gate, handle })
     }
 
     /// Stops the sweeper; a sweep in progress stops after its current step.
     pub async fn stop(self) {
-        self.cancel.store(true, Ordering::Relaxed);
+        self.gate.cancel();
         let _ = self.stop.send(true);
         let _ = self.handle.await;
     }
 }
 
-async fn sweep_blocking(store: &Arc<Store>, config: &Arc<Config>, cancel: &Arc<AtomicBool>) {
-    let (s, c, k) = (store.clone(), config.clone(), cancel.clone());
-    match tokio::task::spawn_blocking(move || sweep_now(&s, &c, Utc::now(), false, &k)).await {
+async fn sweep_blocking(store: &Arc<Store>, config: &Arc<Config>, gate: &Arc<SweepGate>) {
+    let (s, c, g) = (store.clone(), config.clone(), gate.clone());
+    match tokio::task::spawn_blocking(move || g.sweep(&s, &c, false)).await {
         Ok(Ok(_)) => {}
         Ok(Err(SweepError::Cancelled)) => tracing::info!("retention sweep interrupted by shutdown"),
         Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
@@ -229,7 +270,7 @@ async fn run(
     config: Arc<Config>,
     schedule: cron::Schedule,
     mut stop: watch::Receiver<bool>,
-    cancel: Arc<AtomicBool>,
+    gate: Arc<SweepGate>,
 ) {
     let missed = {
         let (s, sch) = (store.clone(), schedule.clone());
@@ -237,10 +278,16 @@ async fn run(
     };
     match missed {
         Ok(Ok(true)) => {
-            tracing::info!("a scheduled retention sweep was missed; sweeping now");
-            sweep_blocking(&store, &config, &cancel).await;
+            tracing::info!(
+                missed = true,
+                "start-up sweep check: a scheduled retention sweep was missed; sweeping now"
+            );
+            sweep_blocking(&store, &config, &gate).await;
         }
-        Ok(Ok(false)) => {}
+        Ok(Ok(false)) => tracing::info!(
+            missed = false,
+            "start-up sweep check: no scheduled retention sweep was missed"
+        ),
         Ok(Err(e)) => tracing::error!(error = %e, "cannot read the audit log"),
         Err(e) => tracing::error!(error = %e, "start-up sweep check failed"),
     }
@@ -257,7 +304,13 @@ async fn run(
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
         }
-        sweep_blocking(&store, &config, &cancel).await;
+        if Utc::now() < next {
+            // Woken before the scheduled time by the wall clock (the timer
+            // runs on another clock, or the clock was set back): wait
+            // again rather than sweep twice for one slot.
+            continue;
+        }
+        sweep_blocking(&store, &config, &gate).await;
     }
 }
 
