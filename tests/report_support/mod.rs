@@ -217,12 +217,15 @@ pub fn seed(s: &Server) {
     );
 }
 
-/// Strings a visitor could send that would run if inserted as HTML; each
-/// would set `window.__sparsamPwned` or open a dialog.
+/// Strings a visitor could send that would run if a page inserted them as
+/// HTML: each sets `window.__sparsamPwned` (the first also opens a
+/// dialog). The `<img>` and `<details>` ones run through `innerHTML`; the
+/// `<script>` one through the APIs that run scripts (`document.write`,
+/// `createContextualFragment`).
 pub const PAYLOADS: [&str; 3] = [
     "<img src=x onerror=\"window.__sparsamPwned=1;alert(3)\">",
     "<script>window.__sparsamPwned=2;alert(4)</script>",
-    "\"><svg onload=\"window.__sparsamPwned=3\">",
+    "\"><details open ontoggle=\"window.__sparsamPwned=3\">",
 ];
 
 /// The generated past of both sites and what the reports must say.
@@ -266,4 +269,47 @@ pub fn seeded(days: i64, persons: usize, seed: u64) -> Seeded {
         demo,
         other,
     }
+}
+
+pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+
+/// Today's hits carrying [`PAYLOADS`] wherever a visitor can put text: the
+/// page path, the title, the site-search term and the campaign parameters
+/// (a third visitor, Chrome on Windows).
+pub fn seed_hostile(s: &Server) {
+    let [a, b, c] = PAYLOADS;
+    let campaign = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("utm_source", a),
+            ("utm_medium", "web"),
+            ("utm_campaign", b),
+        ])
+        .finish();
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", &format!("https://example.org/landing?{campaign}")),
+            ("title", a),
+            ("ref", "https://news.example.net/story"),
+        ],
+        CHROME,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", &format!("https://example.org/{b}")),
+            ("title", c),
+        ],
+        CHROME,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/search"),
+            ("kind", "search"),
+            ("search", c),
+            ("results", "0"),
+        ],
+        CHROME,
+    );
 }
