@@ -170,7 +170,8 @@ fn the_schema_walker_catches_what_it_should() {
         validate(&doc, summary, &v, "$", &mut errs);
         errs
     };
-    let cases: [(&str, &dyn Fn(&mut Value)); 8] = [
+    type Edit<'a> = (&'a str, &'a dyn Fn(&mut Value));
+    let cases: [Edit; 8] = [
         ("missing", &|v| {
             v.as_object_mut().unwrap().remove("visits");
         }),

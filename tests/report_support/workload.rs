@@ -18,7 +18,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -176,16 +176,10 @@ pub struct Spec {
     pub hostile: Vec<String>,
 }
 
-fn device(
-    t: DeviceType,
-    brand: &str,
-    model: &str,
-    os: &str,
-    osv: &str,
-    browser: &str,
-    bv: &str,
-    engine: &str,
-) -> Device {
+/// A device from `[brand, model, os, os version, browser, browser
+/// version, engine]`.
+fn device(t: DeviceType, f: [&str; 7]) -> Device {
+    let [brand, model, os, osv, browser, bv, engine] = f;
     Device {
         device_type: t,
         brand: brand.into(),
@@ -205,70 +199,74 @@ fn profiles() -> Vec<(Device, u16)> {
     use DeviceType::*;
     vec![
         (
-            device(Desktop, "", "", "Linux", "", "Firefox", "128.0", "Gecko"),
+            device(Desktop, ["", "", "Linux", "", "Firefox", "128.0", "Gecko"]),
             plugins::PDF | plugins::COOKIES,
         ),
         (
             device(
                 Desktop,
-                "",
-                "",
-                "Windows",
-                "10",
-                "Chrome",
-                "124.0.0.0",
-                "Blink",
+                ["", "", "Windows", "10", "Chrome", "124.0.0.0", "Blink"],
             ),
             plugins::PDF | plugins::COOKIES | plugins::JAVA,
         ),
         (
             device(
                 Smartphone,
-                "Apple",
-                "iPhone",
-                "iOS",
-                "17.5",
-                "Mobile Safari",
-                "17.5",
-                "WebKit",
+                [
+                    "Apple",
+                    "iPhone",
+                    "iOS",
+                    "17.5",
+                    "Mobile Safari",
+                    "17.5",
+                    "WebKit",
+                ],
             ),
             plugins::COOKIES,
         ),
         (
             device(
                 Smartphone,
-                "Samsung",
-                "SM-G991B",
-                "Android",
-                "14",
-                "Chrome Mobile",
-                "124.0",
-                "Blink",
+                [
+                    "Samsung",
+                    "SM-G991B",
+                    "Android",
+                    "14",
+                    "Chrome Mobile",
+                    "124.0",
+                    "Blink",
+                ],
             ),
             plugins::COOKIES,
         ),
         (
             device(
-                Tablet, "Apple", "iPad", "iPadOS", "17.5", "Safari", "17.5", "WebKit",
+                Tablet,
+                [
+                    "Apple", "iPad", "iPadOS", "17.5", "Safari", "17.5", "WebKit",
+                ],
             ),
             0,
         ),
         (
             device(
-                Desktop, "Apple", "Mac", "macOS", "14.5", "Safari", "17.5", "WebKit",
+                Desktop,
+                ["Apple", "Mac", "macOS", "14.5", "Safari", "17.5", "WebKit"],
             ),
             plugins::PDF | plugins::COOKIES | plugins::QUICKTIME,
         ),
         (
             device(
                 Tv,
-                "Samsung",
-                "Smart TV",
-                "Tizen",
-                "6.0",
-                "Samsung Internet",
-                "20.0",
-                "Blink",
+                [
+                    "Samsung",
+                    "Smart TV",
+                    "Tizen",
+                    "6.0",
+                    "Samsung Internet",
+                    "20.0",
+                    "Blink",
+                ],
             ),
             0,
         ),
@@ -444,7 +442,7 @@ pub fn generate(spec: &Spec) -> (Vec<Event>, Ledger) {
         engaged_ms: 0,
         device: Device::default(),
         plugins: 0,
-        anon_ip: ip.clone(),
+        anon_ip: ip,
     };
     let url = |path: &str| format!("https://{}{path}", spec.host);
 
@@ -703,17 +701,6 @@ fn type_name(t: DeviceType) -> &'static str {
         DeviceType::Bot => "bot",
         DeviceType::Other => "other",
     }
-}
-
-/// Distinct values per dimension over a ledger range, for the "every
-/// dimension has rows" checks.
-pub fn values_per_dim(ledger: &Ledger, from: NaiveDate, to: NaiveDate) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for dim in DIMS.iter().chain(["search_no_results"].iter()) {
-        let set: BTreeSet<String> = ledger.rows(dim, from, to).into_keys().collect();
-        out.insert(dim.to_string(), set.len());
-    }
-    out
 }
 
 fn chance(rng: &mut fastrand::Rng, p: f64) -> bool {
