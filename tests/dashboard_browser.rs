@@ -1,9 +1,16 @@
-//! The dashboard in a real browser: starts the binary with known data
-//! (including hostile titles, paths and search terms), then runs
+//! The dashboard in a real browser. Starts the binary over a store seeded
+//! with two weeks of generated traffic on two sites (hostile strings among
+//! titles, referrers, search terms and campaigns) plus today's hits over
+//! HTTP (hostile page path, title, search term, campaign), then runs
 //! `tests/node/dashboard.mjs` (playwright-core driving Debian's headless
-//! Chromium), which signs in, compares every panel with the API, filters
-//! by clicking a row, downloads a CSV, and saves screenshots under
-//! `<target>/test-output/`. Needs `npm ci` in `tests/node` first.
+//! Chromium). The script compares the text the page shows with the API's
+//! numbers formatted as the dashboard formats them (summary with previous
+//! period, chart points, every list, realtime; English and German), the
+//! site picker, a filter click narrowing every panel, the CSV download,
+//! that no hostile string runs (also with the CSP switched off) and shows
+//! literally, and the contrast of every visible text against its
+//! background. Screenshots go to `<target>/test-output/dashboard_browser/`.
+//! Needs `npm ci` in `tests/node` first.
 
 #[path = "report_support/mod.rs"]
 mod support;
@@ -22,36 +29,65 @@ fn dashboard_in_headless_chromium() {
     );
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .parent()
-        .map(|p| p.join("test-output"))
+        .map(|p| p.join("test-output").join("dashboard_browser"))
         .expect("target dir");
     std::fs::create_dir_all(&out_dir).expect("create test-output");
     let shot = out_dir.join("dashboard.png");
-    let _ = std::fs::remove_file(&shot);
+    for name in ["dashboard.png", "dashboard-de.png", "dashboard-phone.png"] {
+        let _ = std::fs::remove_file(out_dir.join(name));
+    }
 
-    let s = Server::start();
+    let past = seeded(14, 8, 5);
+    let s = Server::start_seeded(past.events);
     seed(&s);
+    seed_hostile(&s);
 
     let out = Command::new("node")
         .arg(node_dir.join("dashboard.mjs"))
         .current_dir(&node_dir)
         .env("SPARSAM_BASE", &s.base)
         .env("SPARSAM_TOKEN", DEMO)
+        .env("SPARSAM_ADMIN", ADMIN)
         .env("SPARSAM_SHOT", &shot)
+        .env(
+            "SPARSAM_PAYLOADS",
+            serde_json::to_string(&PAYLOADS).expect("json"),
+        )
         .output()
         .expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "browser checks failed: {stdout}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
-        .expect("node printed a JSON report");
-    assert_eq!(v["ok"], true);
-    assert_eq!(v["dialogs"].as_array().map(Vec::len), Some(0));
+        .unwrap_or_else(|_| panic!("node printed no JSON report: {stdout}"));
     assert!(
-        std::fs::metadata(&shot)
-            .map(|m| m.len() > 10_000)
-            .unwrap_or(false),
-        "screenshot at {}",
-        shot.display()
+        out.status.success() && v["ok"] == true,
+        "browser checks failed: {}",
+        v["error"]
     );
-    eprintln!("screenshot: {}", shot.display());
+    assert_eq!(v["dialogs"].as_array().map(Vec::len), Some(0), "{v}");
+    // what the script covered, so a shortcut there shows up here
+    assert!(v["textChecks"].as_u64().unwrap_or(0) > 500, "{v}");
+    assert!(v["contrastPairs"].as_u64().unwrap_or(0) > 100, "{v}");
+    assert!(v["contrastMin"].as_f64().unwrap_or(0.0) >= 4.5, "{v}");
+    let kinds: Vec<&str> = v["hostileSeen"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    for dim in ["page", "title", "referrer", "search_term", "utm_campaign"] {
+        assert!(
+            kinds.contains(&dim),
+            "no hostile {dim} value was shown: {kinds:?}"
+        );
+    }
+    for name in ["dashboard.png", "dashboard-de.png", "dashboard-phone.png"] {
+        let p = out_dir.join(name);
+        assert!(
+            std::fs::metadata(&p)
+                .map(|m| m.len() > 10_000)
+                .unwrap_or(false),
+            "screenshot missing at {}",
+            p.display()
+        );
+    }
+    println!("screenshot: {}", shot.display());
 }

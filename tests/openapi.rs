@@ -1,8 +1,25 @@
-//! The OpenAPI document against the running server: every documented path
-//! answers with a documented status (with a good token, without one, with
-//! another site's token, and with a bad parameter), 200 bodies carry the
-//! documented required fields, and every implemented `/api/v1` route is in
-//! the document.
+//! The OpenAPI document against the running server (over generated data of
+//! the past two weeks and today's hits, so comparisons and lists have
+//! content):
+//!
+//! - every implemented `/api/v1` route is documented and every documented
+//!   path is implemented;
+//! - every documented path answers each case with the one status that case
+//!   must get (a good token 200, none or a wrong one 401, another site's
+//!   token or a site token on an admin route 403, an unknown site 404, a
+//!   bad parameter 400), and that status is documented;
+//! - every value a documented parameter lists (periods, intervals,
+//!   formats, compare, dimensions) is accepted;
+//! - every JSON body is valid against the documented schema, walked in
+//!   full (nested objects, arrays, required fields, types, enums, bounds,
+//!   formats, nullable) with undocumented fields refused.
+//!
+//! The schema walker is written here rather than taken from a crate such
+//! as `jsonschema`: the document is OpenAPI 3.0, whose schemas are not
+//! plain JSON Schema (`nullable`, `$ref` into `components`), the subset in
+//! use is small, and the walker refuses any keyword it does not know, so a
+//! later edit to the document cannot slip past unchecked. It also stays
+//! free of a large dependency tree on a shared build machine.
 
 #[path = "report_support/mod.rs"]
 mod support;
@@ -17,31 +34,205 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
             for part in r.trim_start_matches("#/").split('/') {
                 cur = &cur[part];
             }
-            cur
+            assert!(!cur.is_null(), "dangling $ref {r}");
+            resolve(doc, cur)
         }
         None => v,
     }
 }
 
+/// Validates `v` against an OpenAPI 3.0 schema (the subset the document
+/// uses), collecting readable errors with the JSON path.
+fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
+    let schema = resolve(doc, schema);
+    let Some(obj) = schema.as_object() else {
+        errs.push(format!("{at}: schema is not an object: {schema}"));
+        return;
+    };
+    const KNOWN: [&str; 12] = [
+        "type",
+        "nullable",
+        "required",
+        "properties",
+        "additionalProperties",
+        "items",
+        "enum",
+        "minimum",
+        "maximum",
+        "format",
+        "description",
+        "$ref",
+    ];
+    for k in obj.keys() {
+        assert!(
+            KNOWN.contains(&k.as_str()),
+            "{at}: schema keyword `{k}` is not checked by this test's walker; teach it first"
+        );
+    }
+    if v.is_null() {
+        if schema["nullable"] != true {
+            errs.push(format!("{at}: null, but the schema is not nullable"));
+        }
+        return;
+    }
+    let ty = schema["type"].as_str().unwrap_or("");
+    let type_ok = match ty {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "" => true,
+        other => panic!("{at}: unknown type {other}"),
+    };
+    if !type_ok {
+        errs.push(format!("{at}: {v} is not of type {ty}"));
+        return;
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(v) {
+            errs.push(format!("{at}: {v} is not one of {allowed:?}"));
+        }
+    }
+    if let Some(x) = v.as_f64() {
+        if schema["minimum"].as_f64().is_some_and(|m| x < m) {
+            errs.push(format!(
+                "{at}: {x} is below the minimum {}",
+                schema["minimum"]
+            ));
+        }
+        if schema["maximum"].as_f64().is_some_and(|m| x > m) {
+            errs.push(format!(
+                "{at}: {x} is above the maximum {}",
+                schema["maximum"]
+            ));
+        }
+    }
+    if let (Some(f), Some(s)) = (schema["format"].as_str(), v.as_str()) {
+        let ok = match f {
+            "date" => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+            "date-time" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+            other => panic!("{at}: format {other} is not checked by this test's walker"),
+        };
+        if !ok {
+            errs.push(format!("{at}: {s:?} is not a {f}"));
+        }
+    }
+    if let Some(o) = v.as_object() {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            let k = r.as_str().expect("required names are strings");
+            if !o.contains_key(k) {
+                errs.push(format!("{at}: required field `{k}` is missing"));
+            }
+        }
+        if let Some(props) = schema["properties"].as_object() {
+            let open = schema["additionalProperties"] == true;
+            for (k, x) in o {
+                match props.get(k) {
+                    Some(s) => validate(doc, s, x, &format!("{at}.{k}"), errs),
+                    None if open => {}
+                    None => errs.push(format!("{at}: field `{k}` is not documented")),
+                }
+            }
+        }
+    }
+    if let (Some(items), Some(a)) = (schema.get("items"), v.as_array()) {
+        for (i, x) in a.iter().enumerate() {
+            validate(doc, items, x, &format!("{at}[{i}]"), errs);
+        }
+    }
+}
+
+fn spec() -> Value {
+    serde_json::from_str(sparsam::http::report::OPENAPI).expect("the document is JSON")
+}
+
+#[test]
+fn the_schema_walker_catches_what_it_should() {
+    // Without this, a walker that accepts everything would pass the test
+    // below.
+    let doc = spec();
+    let summary = &doc["components"]["schemas"]["Summary"];
+    let good = serde_json::json!({
+        "site": "demo", "from": "2026-11-01", "to": "2026-11-07", "timezone": "UTC",
+        "filters": [], "source": "rollup", "visits": 1, "visitors": 1, "pageviews": 2,
+        "downloads": 0, "outbound": 0, "searches": 0, "views_per_visit": 2.0,
+        "bounce_rate": 0.0, "avg_dwell_seconds": 0.0
+    });
+    let mut errs = vec![];
+    validate(&doc, summary, &good, "$", &mut errs);
+    assert!(errs.is_empty(), "{errs:?}");
+    let bad = |edit: &dyn Fn(&mut Value)| {
+        let mut v = good.clone();
+        edit(&mut v);
+        let mut errs = vec![];
+        validate(&doc, summary, &v, "$", &mut errs);
+        errs
+    };
+    type Edit<'a> = (&'a str, &'a dyn Fn(&mut Value));
+    let cases: [Edit; 8] = [
+        ("missing", &|v| {
+            v.as_object_mut().unwrap().remove("visits");
+        }),
+        ("type", &|v| v["pageviews"] = "2".into()),
+        ("float for integer", &|v| v["visits"] = 1.5.into()),
+        ("minimum", &|v| v["visits"] = (-1).into()),
+        ("enum", &|v| v["source"] = "cache".into()),
+        ("format", &|v| v["from"] = "01.11.2026".into()),
+        ("undocumented", &|v| v["secret"] = 1.into()),
+        ("nested", &|v| {
+            v["compare"] = serde_json::json!({"from": "x"})
+        }),
+    ];
+    for (name, edit) in cases {
+        assert!(!bad(edit).is_empty(), "the walker missed a {name} error");
+    }
+    let row = &doc["components"]["schemas"]["Row"];
+    let mut errs = vec![];
+    let r = serde_json::json!({"value": "x", "pageviews": 1, "visits": 1, "events": 0,
+        "share": 1.5, "change": null});
+    validate(&doc, row, &r, "$", &mut errs);
+    assert_eq!(
+        errs.len(),
+        1,
+        "share above 1 and a nullable change: {errs:?}"
+    );
+}
+
+/// One request and the single status it must get.
+struct Case {
+    url: String,
+    token: Option<&'static str>,
+    status: u16,
+    /// For 200: the media type that must come back.
+    media: &'static str,
+}
+
+fn case(url: String, token: Option<&'static str>, status: u16) -> Case {
+    Case {
+        url,
+        token,
+        status,
+        media: "application/json",
+    }
+}
+
+fn with(url: &str, q: &str) -> String {
+    format!("{url}{}{q}", if url.contains('?') { '&' } else { '?' })
+}
+
 #[test]
 fn openapi_document_matches_the_server() {
-    let s = Server::start();
+    let past = seeded(14, 8, 3);
+    let s = Server::start_seeded(past.events);
     seed(&s);
     let res = s.get("/api/v1/openapi.json", None);
     assert_eq!(res.status(), 200);
     let doc: Value = res.json().expect("openapi is JSON");
-    assert_eq!(
-        doc,
-        serde_json::from_str::<Value>(sparsam::http::report::OPENAPI).unwrap()
-    );
+    assert_eq!(doc, spec(), "the server serves the document in assets/");
     let paths = doc["paths"].as_object().expect("paths");
 
-    for r in sparsam::http::report::ROUTES {
-        assert!(
-            paths.contains_key(r),
-            "implemented route {r} missing from the OpenAPI document"
-        );
-    }
     // Routes registered anywhere under src/http: every `"/api/v1...`
     // string literal there must be documented, and vice versa.
     let mut implemented: Vec<String> = sparsam::http::report::ROUTES
@@ -69,7 +260,10 @@ fn openapi_document_matches_the_server() {
         );
     }
 
+    let today = support::workload::today(&"Europe/Berlin".parse().unwrap());
     let mut checked = 0;
+    let mut validated = 0;
+    let mut errors: Vec<String> = vec![];
     for (path, item) in paths {
         let methods: Vec<&String> = item.as_object().expect("path item").keys().collect();
         if let Some(op) = item.get("post") {
@@ -83,78 +277,169 @@ fn openapi_document_matches_the_server() {
             .as_array()
             .map(|a| a.iter().map(|p| resolve(&doc, p)).collect())
             .unwrap_or_default();
-        let dims: Vec<String> = params
-            .iter()
-            .find(|p| p["name"] == "dimension")
-            .and_then(|p| p["schema"]["enum"].as_array())
-            .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-            .unwrap_or_else(|| vec![String::new()]);
+        let param = |name: &str| params.iter().find(|p| p["name"] == name).copied();
+        let enum_of = |name: &str| -> Vec<String> {
+            param(name)
+                .and_then(|p| p["schema"]["enum"].as_array())
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        let public = op["security"].as_array().is_some_and(|a| a.is_empty());
+        let admin_only = op["responses"]["403"]["$ref"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/AdminOnly"));
+        let per_site = path.contains("{site}");
+        let mut dims = enum_of("dimension");
+        if dims.is_empty() {
+            dims.push(String::new());
+        }
         for dim in dims {
             let url = path.replace("{site}", "demo").replace("{dimension}", &dim);
-            let documented = |status: u16| op["responses"].get(status.to_string()).is_some();
-            let public = op["security"].as_array().is_some_and(|a| a.is_empty());
-            let mut cases: Vec<(String, Option<&str>)> = vec![(url.clone(), Some(DEMO))];
-            if !public {
-                cases.push((url.clone(), None));
-                cases.push((url.clone(), Some("not-a-valid-token-000000")));
-                if !path.contains("{site}") {
-                    cases.push((url.clone(), Some(ADMIN)));
+            let mut cases: Vec<Case> = vec![];
+            if public {
+                cases.push(case(url.clone(), None, 200));
+            } else {
+                cases.push(case(url.clone(), None, 401));
+                cases.push(case(url.clone(), Some("not-a-valid-token-000000"), 401));
+                cases.push(case(url.clone(), Some(ADMIN), 200));
+                cases.push(case(
+                    url.clone(),
+                    Some(DEMO),
+                    if admin_only { 403 } else { 200 },
+                ));
+                if per_site {
+                    cases.push(case(url.clone(), Some(OTHER), 403));
+                    cases.push(case(
+                        url.replacen("/demo/", "/nosuchsite/", 1),
+                        Some(ADMIN),
+                        404,
+                    ));
                 }
-                if path.contains("{site}") {
-                    cases.push((url.clone(), Some(OTHER)));
-                    cases.push((url.replacen("/demo/", "/nosuchsite/", 1), Some(ADMIN)));
+            }
+            if !params.is_empty() {
+                cases.push(case(with(&url, "no_such_parameter=1"), Some(ADMIN), 400));
+            }
+            // Every listed value of every documented parameter is accepted;
+            // a wrong value is refused.
+            let ok = |q: &str| case(with(&url, q), Some(ADMIN), 200);
+            let refused = |q: &str| case(with(&url, q), Some(ADMIN), 400);
+            for f in enum_of("format") {
+                let mut c = ok(&format!("format={f}"));
+                if f == "csv" {
+                    c.media = "text/csv";
                 }
-                cases.push((format!("{url}?format=bogus"), Some(DEMO)));
+                cases.push(c);
             }
-            if params.iter().any(|p| p["name"] == "period") {
-                cases.push((format!("{url}?period=7d&format=csv"), Some(DEMO)));
-                cases.push((format!("{url}?period=bogus"), Some(DEMO)));
-                cases.push((format!("{url}?filter=browser%3D%3DFirefox"), Some(DEMO)));
-                cases.push((format!("{url}?filter=bad"), Some(DEMO)));
+            if param("format").is_some() {
+                cases.push(refused("format=bogus"));
             }
-            for (u, tok) in cases {
-                let r = s.get(&u, tok);
+            for p in enum_of("period") {
+                cases.push(ok(&format!("period={p}")));
+            }
+            if param("period").is_some() {
+                cases.push(refused("period=bogus"));
+                cases.push(ok(&format!(
+                    "from={}&to={today}",
+                    today - chrono::Duration::days(3)
+                )));
+                cases.push(refused("from=2026-13-01"));
+            }
+            for c in enum_of("compare") {
+                cases.push(ok(&format!("period=7d&compare={c}")));
+                cases.push(ok(&format!(
+                    "period=7d&compare={c}&filter=browser%3D%3DFirefox&format=json"
+                )));
+            }
+            if param("compare").is_some() {
+                cases.push(refused("compare=bogus"));
+            } else if !params.is_empty() {
+                // not documented here, so refused rather than ignored
+                cases.push(refused("compare=previous"));
+            }
+            for i in enum_of("interval") {
+                cases.push(ok(&format!("period=7d&interval={i}")));
+            }
+            if param("interval").is_some() {
+                cases.push(refused("interval=minute"));
+            }
+            if let Some(l) = param("limit") {
+                let max = l["schema"]["maximum"].as_u64().expect("limit maximum");
+                cases.push(ok(&format!("limit={max}&offset=1")));
+                cases.push(refused(&format!("limit={}", max + 1)));
+            }
+            if param("filter").is_some() {
+                cases.push(ok("filter=browser%3D%3DFirefox&filter=page%3D~example"));
+                cases.push(refused("filter=bad"));
+            }
+            for c in cases {
+                let r = s.get(&c.url, c.token);
                 let status = r.status().as_u16();
-                assert!(
-                    documented(status),
-                    "GET {u} answered {status}, which is not documented"
-                );
                 let ctype = r
                     .headers()
                     .get("content-type")
                     .map(|v| v.to_str().unwrap().to_string())
                     .unwrap_or_default();
                 let body = r.text().unwrap();
-                let resp = resolve(&doc, &op["responses"][status.to_string()]);
-                let media = ctype.split(';').next().unwrap_or("").to_string();
-                assert!(
-                    resp["content"].get(&media).is_some(),
-                    "GET {u}: content type {ctype} not documented for {status}"
-                );
+                checked += 1;
+                let who = c.token.unwrap_or("no token");
+                if status != c.status {
+                    errors.push(format!(
+                        "GET {} ({who}): {status}, expected {}: {}",
+                        c.url,
+                        c.status,
+                        body.chars().take(200).collect::<String>()
+                    ));
+                    continue;
+                }
+                let Some(resp) = op["responses"].get(status.to_string()) else {
+                    errors.push(format!("GET {}: status {status} is not documented", c.url));
+                    continue;
+                };
+                let resp = resolve(&doc, resp);
+                let media = ctype.split(';').next().unwrap_or("").trim().to_string();
+                if status == 200 && media != c.media {
+                    errors.push(format!("GET {}: {media}, expected {}", c.url, c.media));
+                }
+                let Some(content) = resp["content"].get(&media) else {
+                    errors.push(format!(
+                        "GET {}: content type {ctype} not documented for {status}",
+                        c.url
+                    ));
+                    continue;
+                };
                 if media == "application/json" {
-                    let v: Value = serde_json::from_str(&body).unwrap();
-                    let schema = resolve(&doc, &resp["content"][&media]["schema"]);
-                    for req in schema["required"].as_array().into_iter().flatten() {
-                        let k = req.as_str().unwrap();
-                        assert!(
-                            v.get(k).is_some(),
-                            "GET {u}: field {k} documented as required is missing: {v}"
-                        );
-                    }
-                    for k in v.as_object().into_iter().flat_map(|o| o.keys()) {
-                        if schema["properties"].is_object() {
-                            assert!(
-                                schema["properties"].get(k).is_some(),
-                                "GET {u}: field {k} not documented"
-                            );
+                    let v: Value = match serde_json::from_str(&body) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            errors.push(format!("GET {}: not JSON ({e})", c.url));
+                            continue;
                         }
+                    };
+                    let before = errors.len();
+                    validate(&doc, &content["schema"], &v, "$", &mut errors);
+                    for e in &mut errors[before..] {
+                        *e = format!("GET {} ({status}): {e}", c.url);
+                    }
+                    validated += 1;
+                    if c.url.contains("compare=previous")
+                        && status == 200
+                        && v.get("compare").is_none()
+                    {
+                        errors.push(format!("GET {}: no `compare` in {v}", c.url));
                     }
                 }
-                checked += 1;
             }
         }
     }
-    assert!(checked > 100, "only {checked} requests checked");
+    assert!(
+        errors.is_empty(),
+        "{} disagreements with the document in {checked} requests (first 80):\n  {}",
+        errors.len(),
+        errors[..errors.len().min(80)].join("\n  ")
+    );
+    assert!(checked > 500, "only {checked} requests checked");
+    assert!(validated > 400, "only {validated} bodies validated");
+    eprintln!("{checked} requests checked, {validated} JSON bodies validated");
 }
 
 /// A POST operation (admin only, no body): no token and a bad token get

@@ -69,6 +69,6 @@ pub fn authorize_site(
 pub fn authorize_admin(req: &HttpRequest, config: &Config) -> Result<(), ApiError> {
     match authenticate(req, config)? {
         Principal::Admin => Ok(()),
-        Principal::Site(_) => Err(ApiError::Forbidden("(admin only)".into())),
+        Principal::Site(_) => Err(ApiError::AdminOnly),
     }
 }

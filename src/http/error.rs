@@ -14,6 +14,11 @@ pub enum ApiError {
     Unauthorized,
     #[error("this token may not read site {0:?}")]
     Forbidden(String),
+    #[error(
+        "this route needs the admin token (`[auth] admin_token` in the configuration); \
+         a site's read token cannot open it"
+    )]
+    AdminOnly,
     #[error("{0}")]
     BadRequest(String),
     #[error("not found")]
@@ -49,7 +54,7 @@ impl ResponseError for ApiError {
                 StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::AdminOnly => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Busy | ApiError::StoreFailed | ApiError::StoreUnavailable => {

@@ -1,6 +1,9 @@
 //! Reporting routes under `/api/v1`: thin handlers that check the token,
 //! parse the query string, call [`crate::report::query`] on a blocking
 //! thread and answer JSON or CSV (`Accept: text/csv` or `?format=csv`).
+//! With `compare=previous`, summary, time series and breakdowns run the
+//! same query over the previous period too and line the answers up with
+//! [`crate::report::compare`].
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,7 +16,9 @@ use super::AppState;
 use crate::config::SiteConfig;
 use crate::report::filter::{dimension_names, MAX_FILTERS};
 use crate::report::query::BreakdownKind;
-use crate::report::{csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers};
+use crate::report::{
+    compare, csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers,
+};
 use crate::store::StoreError;
 
 /// The OpenAPI document describing these routes.
@@ -57,13 +62,22 @@ pub async fn openapi() -> HttpResponse {
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 1000;
 
+/// What `compare` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Compare {
+    #[default]
+    None,
+    /// The equally long period just before the range.
+    Previous,
+}
+
 /// Query-string parameters every report understands.
 #[derive(Default)]
 struct Params {
     from: Option<String>,
     to: Option<String>,
     period: Option<String>,
-    compare: Option<String>,
+    compare: Compare,
     interval: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
@@ -83,7 +97,19 @@ impl Params {
                 "from" => p.from = Some(v),
                 "to" => p.to = Some(v),
                 "period" => p.period = Some(v),
-                "compare" => p.compare = Some(v),
+                "compare" => {
+                    p.compare = match v.as_str() {
+                        "" | "none" => Compare::None,
+                        "previous" => Compare::Previous,
+                        other => {
+                            return Err(ApiError::BadRequest(format!(
+                                "unknown compare value {:?}; use compare=previous (the equally \
+                                 long period just before) or compare=none",
+                                other.chars().take(32).collect::<String>()
+                            )))
+                        }
+                    }
+                }
                 "interval" => p.interval = Some(v),
                 "limit" => p.limit = Some(v),
                 "offset" => p.offset = Some(v),
@@ -133,6 +159,28 @@ impl Params {
             Utc::now(),
         )
         .map_err(|e| ApiError::BadRequest(e.to_string()))
+    }
+
+    /// The previous period when `compare=previous` was asked for.
+    fn previous(&self, site: &SiteConfig, range: &DayRange) -> Result<Option<DayRange>, ApiError> {
+        match self.compare {
+            Compare::None => Ok(None),
+            Compare::Previous => range
+                .previous(&site.tz())
+                .map(Some)
+                .map_err(|e| ApiError::BadRequest(format!("the previous period: {e}"))),
+        }
+    }
+
+    /// Refuses `compare=previous` on reports that have no period.
+    fn no_compare(&self, what: &str) -> Result<(), ApiError> {
+        match self.compare {
+            Compare::None => Ok(()),
+            Compare::Previous => Err(ApiError::BadRequest(format!(
+                "compare=previous does not apply to {what}; leave the parameter out \
+                 (it works on summary, timeseries and breakdown)"
+            ))),
+        }
     }
 
     fn number(
@@ -242,6 +290,7 @@ const SUMMARY_HEADER: [&str; 9] = [
 pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let p = authenticate(&req, &state.config)?;
     let params = Params::parse(&req)?;
+    params.no_compare("the site list")?;
     let list: Vec<&SiteConfig> = state
         .config
         .sites
@@ -276,15 +325,7 @@ pub async fn summary(
     let site_id = path.into_inner();
     let (site, p) = prepare(&state, &req, &site_id)?;
     let range = p.range(site)?;
-    let compare = match p.compare.as_deref() {
-        None | Some("") | Some("none") => None,
-        Some("previous") => Some(range.previous(&site.tz())),
-        Some(_) => {
-            return Err(ApiError::BadRequest(
-                "unknown compare value; use compare=previous".into(),
-            ))
-        }
-    };
+    let compare = p.previous(site, &range)?;
     let (store, sid, filters, r, c) = (
         state.store.clone(),
         site_id.clone(),
@@ -346,6 +387,30 @@ pub async fn summary(
     Ok(json_response(body))
 }
 
+const BUCKET_HEADER: [&str; 8] = [
+    "start",
+    "visits",
+    "visitors",
+    "pageviews",
+    "bounces",
+    "downloads",
+    "outbound",
+    "searches",
+];
+
+fn bucket_fields(b: &query::Bucket) -> Vec<String> {
+    vec![
+        b.start.clone(),
+        b.visits.to_string(),
+        b.visitors.to_string(),
+        b.pageviews.to_string(),
+        b.bounces.to_string(),
+        b.downloads.to_string(),
+        b.outbound.to_string(),
+        b.searches.to_string(),
+    ]
+}
+
 /// `GET /api/v1/sites/{site}/timeseries?interval=hour|day|week|month`
 pub async fn timeseries(
     state: web::Data<AppState>,
@@ -355,6 +420,7 @@ pub async fn timeseries(
     let site_id = path.into_inner();
     let (site, p) = prepare(&state, &req, &site_id)?;
     let range = p.range(site)?;
+    let previous = p.previous(site, &range)?;
     let interval = match p.interval.as_deref() {
         None => {
             if range.days() <= 2 {
@@ -365,41 +431,56 @@ pub async fn timeseries(
         }
         Some(s) => Interval::parse(s).map_err(report_error)?,
     };
-    let (store, sid, filters, r, tz) = (
+    let (store, sid, filters, r, tz, prev) = (
         state.store.clone(),
         site_id.clone(),
         p.filters.clone(),
         range.clone(),
         site.tz(),
+        previous.clone(),
     );
-    let (buckets, source) =
-        run(move || query::timeseries(&store, &sid, &tz, &r, interval, &filters)).await?;
+    let (buckets, source, compared) = run(move || {
+        let (buckets, source) = query::timeseries(&store, &sid, &tz, &r, interval, &filters)?;
+        let compared = match prev {
+            Some(pr) => {
+                // Hourly series pair hours; everything else is rebuilt
+                // from the previous period's days.
+                let step = if interval == Interval::Hour {
+                    Interval::Hour
+                } else {
+                    Interval::Day
+                };
+                let (fine, _) = query::timeseries(&store, &sid, &tz, &pr, step, &filters)?;
+                Some(compare::align_buckets(
+                    &tz,
+                    &r,
+                    &pr,
+                    interval,
+                    buckets.len(),
+                    &fine,
+                ))
+            }
+            None => None,
+        };
+        Ok((buckets, source, compared))
+    })
+    .await?;
     if p.csv {
-        let rows = buckets.iter().map(|b| {
-            vec![
-                b.start.clone(),
-                b.visits.to_string(),
-                b.visitors.to_string(),
-                b.pageviews.to_string(),
-                b.bounces.to_string(),
-                b.downloads.to_string(),
-                b.outbound.to_string(),
-                b.searches.to_string(),
-            ]
+        let mut header: Vec<String> = BUCKET_HEADER.iter().map(|h| h.to_string()).collect();
+        if compared.is_some() {
+            header.extend(BUCKET_HEADER.iter().map(|h| format!("previous_{h}")));
+        }
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        let rows = buckets.iter().enumerate().map(|(i, b)| {
+            let mut row = bucket_fields(b);
+            if let Some(c) = compared.as_ref().and_then(|c| c.get(i)) {
+                row.extend(bucket_fields(c));
+            }
+            row
         });
-        let header = [
-            "start",
-            "visits",
-            "visitors",
-            "pageviews",
-            "bounces",
-            "downloads",
-            "outbound",
-            "searches",
-        ];
         return Ok(csv_response("timeseries", csv::table(&header, rows)));
     }
-    Ok(json_response(json!({
+    let mut body = json!({
         "site": site_id,
         "from": range.from.to_string(),
         "to": range.to.to_string(),
@@ -408,7 +489,14 @@ pub async fn timeseries(
         "filters": p.filters_json(),
         "source": source,
         "buckets": buckets,
-    })))
+    });
+    if let (Some(obj), Some(pr), Some(c)) = (body.as_object_mut(), &previous, &compared) {
+        obj.insert(
+            "compare".into(),
+            json!({"from": pr.from.to_string(), "to": pr.to.to_string(), "buckets": c}),
+        );
+    }
+    Ok(json_response(body))
 }
 
 /// `GET /api/v1/sites/{site}/breakdown/{dimension}?limit=&offset=`
@@ -428,35 +516,76 @@ pub async fn breakdown(
         ))
     })?;
     let range = p.range(site)?;
+    let previous = p.previous(site, &range)?;
     let limit = Params::number(&p.limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = Params::number(&p.offset, "offset", 0, 1_000_000)?;
-    let (store, sid, filters, r) = (
+    let (store, sid, filters, r, prev) = (
         state.store.clone(),
         site_id.clone(),
         p.filters.clone(),
         range.clone(),
+        previous.clone(),
     );
-    let (b, source) =
-        run(move || query::breakdown(&store, &sid, &r, dim, &filters, limit, offset)).await?;
+    let (b, source, before) = run(move || {
+        let (b, source) = query::breakdown(&store, &sid, &r, dim, &filters, limit, offset)?;
+        // Every row of the previous period: a value on this page may rank
+        // anywhere there.
+        let before = match prev {
+            Some(pr) => Some(query::breakdown(&store, &sid, &pr, dim, &filters, usize::MAX, 0)?.0),
+            None => None,
+        };
+        Ok((b, source, before))
+    })
+    .await?;
+    let compared = before.as_ref().map(|pb| compare::compare_rows(&b, pb));
     if p.csv {
-        let rows = b.rows.iter().map(|r| {
-            vec![
+        let mut header = vec![dim.as_str(), "pageviews", "visits", "events", "share"];
+        if compared.is_some() {
+            header.extend([
+                "previous_pageviews",
+                "previous_visits",
+                "previous_events",
+                "previous_share",
+                "change",
+            ]);
+        }
+        let rows = b.rows.iter().enumerate().map(|(i, r)| {
+            let mut row = vec![
                 r.value.clone(),
                 r.pageviews.to_string(),
                 r.visits.to_string(),
                 r.events.to_string(),
                 format!("{:.4}", r.share),
-            ]
+            ];
+            if let Some(c) = compared.as_ref().and_then(|c| c.get(i)) {
+                row.extend([
+                    c.previous.pageviews.to_string(),
+                    c.previous.visits.to_string(),
+                    c.previous.events.to_string(),
+                    format!("{:.4}", c.previous.share),
+                    c.change.map(|x| format!("{x:.4}")).unwrap_or_default(),
+                ]);
+            }
+            row
         });
-        return Ok(csv_response(
-            dim.as_str(),
-            csv::table(
-                &[dim.as_str(), "pageviews", "visits", "events", "share"],
-                rows,
-            ),
-        ));
+        return Ok(csv_response(dim.as_str(), csv::table(&header, rows)));
     }
-    Ok(json_response(json!({
+    let rows: Vec<serde_json::Value> = b
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut v = json!(r);
+            if let (Some(o), Some(c)) =
+                (v.as_object_mut(), compared.as_ref().and_then(|c| c.get(i)))
+            {
+                o.insert("previous".into(), json!(c.previous));
+                o.insert("change".into(), json!(c.change));
+            }
+            v
+        })
+        .collect();
+    let mut body = json!({
         "site": site_id,
         "from": range.from.to_string(),
         "to": range.to.to_string(),
@@ -469,8 +598,20 @@ pub async fn breakdown(
         "offset": offset,
         "filters": p.filters_json(),
         "source": source,
-        "rows": b.rows,
-    })))
+        "rows": rows,
+    });
+    if let (Some(obj), Some(pr), Some(pb)) = (body.as_object_mut(), &previous, &before) {
+        obj.insert(
+            "compare".into(),
+            json!({
+                "from": pr.from.to_string(),
+                "to": pr.to.to_string(),
+                "total": pb.total,
+                "total_rows": pb.total_rows,
+            }),
+        );
+    }
+    Ok(json_response(body))
 }
 
 /// `GET /api/v1/sites/{site}/realtime` — last 30 minutes, from raw events.
@@ -481,6 +622,7 @@ pub async fn realtime(
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
     let (_, p) = prepare(&state, &req, &site_id)?;
+    p.no_compare("realtime (it always covers the last 30 minutes)")?;
     let now = Utc::now();
     let (store, sid, filters) = (state.store.clone(), site_id.clone(), p.filters.clone());
     let (visitors, pageviews) = run(move || query::realtime(&store, &sid, now, &filters)).await?;

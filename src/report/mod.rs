@@ -1,7 +1,9 @@
 //! Report model and queries shared by the reporting API and the dashboard:
 //! date ranges, filters, roll-up queries for unfiltered reports, raw-event
-//! scans for filtered ones, and CSV output.
+//! scans for filtered ones, comparison with the previous period, and CSV
+//! output.
 
+pub mod compare;
 pub mod csv;
 pub mod filter;
 pub mod query;

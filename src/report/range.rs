@@ -12,6 +12,8 @@ pub enum RangeError {
     Reversed,
     #[error("the range may span at most {0} days")]
     TooLong(i64),
+    #[error("dates must lie between the years 1 and 9999")]
+    OutOfRange,
     #[error(
         "unknown period {0:?}; use today, yesterday, 7d, 30d, 90d, month, year or from/to dates"
     )]
@@ -50,11 +52,21 @@ impl DayRange {
         if (to - from).num_days() >= MAX_DAYS {
             return Err(RangeError::TooLong(MAX_DAYS));
         }
+        let bounds = (
+            NaiveDate::from_ymd_opt(1, 1, 1),
+            NaiveDate::from_ymd_opt(9999, 12, 31),
+        );
+        if let (Some(first), Some(last)) = bounds {
+            if from < first || to > last {
+                return Err(RangeError::OutOfRange);
+            }
+        }
+        let after = to.succ_opt().ok_or(RangeError::OutOfRange)?;
         Ok(DayRange {
             from,
             to,
             start_utc: local_midnight(tz, from),
-            end_utc: local_midnight(tz, to + Duration::days(1)),
+            end_utc: local_midnight(tz, after),
         })
     }
 
@@ -96,10 +108,17 @@ impl DayRange {
         (self.to - self.from).num_days() + 1
     }
 
-    /// The range of equal length just before this one.
-    pub fn previous(&self, tz: &Tz) -> DayRange {
+    /// The range of equal length just before this one (an error only when
+    /// it would begin before the year 1).
+    pub fn previous(&self, tz: &Tz) -> Result<DayRange, RangeError> {
         let len = Duration::days(self.days());
-        DayRange::new(tz, self.from - len, self.to - len).expect("same length, ordered")
+        match (
+            self.from.checked_sub_signed(len),
+            self.to.checked_sub_signed(len),
+        ) {
+            (Some(f), Some(t)) => DayRange::new(tz, f, t),
+            _ => Err(RangeError::OutOfRange),
+        }
     }
 }
 
@@ -123,7 +142,7 @@ mod tests {
         let r = DayRange::parse(&tz, None, None, Some("7d"), now).unwrap();
         assert_eq!(r.from.to_string(), "2026-11-17");
         assert_eq!(r.days(), 7);
-        assert_eq!(r.previous(&tz).to.to_string(), "2026-11-16");
+        assert_eq!(r.previous(&tz).unwrap().to.to_string(), "2026-11-16");
         assert_eq!(
             DayRange::parse(&tz, Some("2026-13-01"), None, None, now),
             Err(RangeError::BadDate("from"))
@@ -136,5 +155,26 @@ mod tests {
             DayRange::parse(&tz, None, None, Some("forever"), now),
             Err(RangeError::BadPeriod(_))
         ));
+    }
+
+    #[test]
+    fn extreme_dates_are_errors_not_panics() {
+        let tz = chrono_tz::UTC;
+        let now = "2026-11-23T10:00:00Z".parse().unwrap();
+        for (from, to) in [
+            ("+262142-12-30", "+262142-12-31"),
+            ("-262143-01-01", "-262143-01-02"),
+            ("0000-12-31", "0001-01-01"),
+            ("9999-12-31", "10000-01-01"),
+        ] {
+            let r = DayRange::parse(&tz, Some(from), Some(to), None, now);
+            assert!(
+                matches!(r, Err(RangeError::OutOfRange) | Err(RangeError::BadDate(_))),
+                "{from}..{to}: {r:?}"
+            );
+        }
+        let first =
+            DayRange::parse(&tz, Some("0001-01-01"), Some("0001-01-03"), None, now).unwrap();
+        assert_eq!(first.previous(&tz), Err(RangeError::OutOfRange));
     }
 }

@@ -1,7 +1,11 @@
 //! Shared by the reporting tests: starts the real `sparsam` binary (via
-//! `tests/common`) with two sites and known tokens, and sends hits.
+//! `tests/common`) with two sites and known tokens, optionally over a store
+//! seeded with a generated workload of past days (`workload`), and sends
+//! hits.
 
 #![allow(dead_code)]
+
+pub mod workload;
 
 pub const ADMIN: &str = "admin-token-for-tests-000000";
 pub const DEMO: &str = "demo-token-for-tests-0000000";
@@ -20,6 +24,13 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_seeded(Vec::new())
+    }
+
+    /// Writes `events` (of any site, in time order) into a new store
+    /// through the store's own writer, so roll-ups are built exactly as for
+    /// live events, then starts the server over that store.
+    pub fn start_seeded(events: Vec<sparsam::model::Event>) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let config = format!(
@@ -47,6 +58,24 @@ timezone = "UTC"
 tokens = ["{OTHER}"]
 "#
         );
+        if !events.is_empty() {
+            let parsed = sparsam::Config::parse(&config).expect("test config");
+            let store = sparsam::app::open_store(&parsed).expect("open store");
+            let writer =
+                sparsam::store::Writer::spawn(store.clone(), sparsam::app::writer_options(&parsed))
+                    .expect("writer");
+            for chunk in events.chunks(2_000) {
+                writer
+                    .submit(chunk.to_vec())
+                    .expect("queue")
+                    .blocking_recv()
+                    .expect("answer")
+                    .expect("commit");
+            }
+            writer.shutdown_blocking().expect("writer shutdown");
+            drop(writer);
+            drop(store);
+        }
         let inner = common::Server::start_config(dir.path(), &config);
         Server {
             base: inner.base.clone(),
@@ -185,5 +214,102 @@ pub fn seed(s: &Server) {
             ("title", "Other"),
         ],
         fx,
+    );
+}
+
+/// Strings a visitor could send that would run if a page inserted them as
+/// HTML: each sets `window.__sparsamPwned` (the first also opens a
+/// dialog). The `<img>` and `<details>` ones run through `innerHTML`; the
+/// `<script>` one through the APIs that run scripts (`document.write`,
+/// `createContextualFragment`).
+pub const PAYLOADS: [&str; 3] = [
+    "<img src=x onerror=\"window.__sparsamPwned=1;alert(3)\">",
+    "<script>window.__sparsamPwned=2;alert(4)</script>",
+    "\"><details open ontoggle=\"window.__sparsamPwned=3\">",
+];
+
+/// The generated past of both sites and what the reports must say.
+pub struct Seeded {
+    pub events: Vec<sparsam::model::Event>,
+    pub demo: workload::Ledger,
+    pub other: workload::Ledger,
+}
+
+/// Two weeks (or `days`) of generated traffic before today on `demo`
+/// (Europe/Berlin, with hostile strings among the values) and a smaller,
+/// different workload on `other` (UTC).
+pub fn seeded(days: i64, persons: usize, seed: u64) -> Seeded {
+    use workload::{generate, Spec};
+    let (mut events, demo) = generate(&Spec {
+        site: "demo",
+        tz: "Europe/Berlin".parse().expect("tz"),
+        host: "example.org",
+        seed,
+        persons,
+        first_back: 1,
+        last_back: days,
+        activity: 0.7,
+        hostile: PAYLOADS.iter().map(|s| s.to_string()).collect(),
+    });
+    let (more, other) = generate(&Spec {
+        site: "other",
+        tz: chrono_tz::UTC,
+        host: "other.example",
+        seed: seed ^ 0x5eed,
+        persons: 3,
+        first_back: 1,
+        last_back: days,
+        activity: 0.5,
+        hostile: Vec::new(),
+    });
+    events.extend(more);
+    events.sort_by_key(|e| e.ts_ms);
+    Seeded {
+        events,
+        demo,
+        other,
+    }
+}
+
+pub const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+
+/// Today's hits carrying [`PAYLOADS`] wherever a visitor can put text: the
+/// page path, the title, the site-search term and the campaign parameters
+/// (a third visitor, Chrome on Windows).
+pub fn seed_hostile(s: &Server) {
+    let [a, b, c] = PAYLOADS;
+    let campaign = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("utm_source", a),
+            ("utm_medium", "web"),
+            ("utm_campaign", b),
+        ])
+        .finish();
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", &format!("https://example.org/landing?{campaign}")),
+            ("title", a),
+            ("ref", "https://news.example.net/story"),
+        ],
+        CHROME,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", &format!("https://example.org/{b}")),
+            ("title", c),
+        ],
+        CHROME,
+    );
+    s.hit(
+        &[
+            ("site", "demo"),
+            ("url", "https://example.org/search"),
+            ("kind", "search"),
+            ("search", c),
+            ("results", "0"),
+        ],
+        CHROME,
     );
 }
