@@ -106,6 +106,8 @@ pub struct Application {
     writer: Arc<WriterHandle>,
     store: Arc<Store>,
     config: Arc<Config>,
+    /// The demo site's server and address, when `[demo]` is configured.
+    demo: Option<(Server, SocketAddr)>,
 }
 
 impl Application {
@@ -161,12 +163,24 @@ impl Application {
             server = server.workers(config.server.workers);
         }
         let server = server.listen(listener).map_err(StartError::Server)?.run();
+        let demo = match config.demo_addr()? {
+            Some(listen) => {
+                Some(
+                    http::demo::start(listen, addr).map_err(|source| StartError::Bind {
+                        addr: listen,
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
         Ok(Application {
             addr,
             server,
             writer,
             store,
             config,
+            demo,
         })
     }
 
@@ -190,9 +204,22 @@ impl Application {
         });
         catch_file_size_signal();
         tracing::info!("listening on http://{}", self.addr);
+        let demo = self.demo.map(|(server, addr)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            tracing::info!(
+                "demo site on {} (open it and click around); the dashboard is at http://{}/dashboard (token: a site's `tokens` entry in the config)",
+                http::demo::browse_url(addr),
+                http::demo::collector_host(self.addr)
+            );
+            handle
+        });
         let sweeper =
             crate::retention::SweeperTask::spawn(self.store.clone(), self.config.clone())?;
         let served = self.server.await;
+        if let Some(demo) = demo {
+            demo.stop(true).await;
+        }
         sweeper.stop().await;
         self.writer.shutdown().await?;
         drop(self.writer);

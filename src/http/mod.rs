@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod compress;
 pub mod dashboard;
+pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod lang;
