@@ -4,10 +4,12 @@
   if (!site) return
   const api = new URL(s.src).origin + '/api/event'
   const dl = /\.(__EXT__)$/i
+  // The site's DNT/GPC settings from the collector's config (1: DNT, 2: GPC).
+  const f = __SITES__[site] | 0
   const has = (a) => s.hasAttribute(a)
   const off = () => /(^|;\s*)sparsam_optout=1/.test(d.cookie) ||
-    (has('data-honour-gpc') && n.globalPrivacyControl) ||
-    (has('data-honour-dnt') && n.doNotTrack == '1')
+    ((f & 2 || has('data-honour-gpc')) && n.globalPrivacyControl) ||
+    ((f & 1 || has('data-honour-dnt')) && n.doNotTrack == '1')
   const now = () => performance.now()
   let pv, url, hints, ms, since, last
   const send = (o) => {
@@ -59,7 +61,7 @@
   }, true)
   w.sparsam = {
     search: (search, results) => send({ kind: 'search', search, results }),
-    optOut: () => (d.cookie = 'sparsam_optout=1; path=/; max-age=63072000; SameSite=Lax'),
+    optOut: () => (d.cookie = 'sparsam_optout=1; path=/; max-age=34560000; SameSite=Lax'),
     optIn: () => (d.cookie = 'sparsam_optout=; path=/; max-age=0; SameSite=Lax'),
   }
   const ua = n.userAgentData

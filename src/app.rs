@@ -116,6 +116,8 @@ pub struct Application {
     config: Arc<Config>,
     salts: Arc<SaltKeeper>,
     sweep_gate: Arc<SweepGate>,
+    /// The demo site's server and address, when `[demo]` is configured.
+    demo: Option<(Server, SocketAddr)>,
 }
 
 impl Application {
@@ -180,6 +182,17 @@ impl Application {
             server = server.workers(config.server.workers);
         }
         let server = server.listen(listener).map_err(StartError::Server)?.run();
+        let demo = match config.demo_addr()? {
+            Some(listen) => {
+                Some(
+                    http::demo::start(listen, addr).map_err(|source| StartError::Bind {
+                        addr: listen,
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
         Ok(Application {
             addr,
             server,
@@ -188,6 +201,7 @@ impl Application {
             config,
             salts,
             sweep_gate,
+            demo,
         })
     }
 
@@ -211,6 +225,16 @@ impl Application {
         });
         catch_file_size_signal();
         tracing::info!("listening on http://{}", self.addr);
+        let demo = self.demo.map(|(server, addr)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            tracing::info!(
+                "demo site on {} (open it and click around); the dashboard is at http://{}/dashboard (token: a site's `tokens` entry in the config)",
+                http::demo::browse_url(addr),
+                http::demo::collector_host(self.addr)
+            );
+            handle
+        });
         let sweeper = crate::retention::SweeperTask::spawn_with_gate(
             self.store.clone(),
             self.config.clone(),
@@ -219,6 +243,9 @@ impl Application {
         let salt_rotation = tokio::spawn(rotate_salt_daily(self.salts.clone()));
         let served = self.server.await;
         salt_rotation.abort();
+        if let Some(demo) = demo {
+            demo.stop(true).await;
+        }
         sweeper.stop().await;
         self.writer.shutdown().await?;
         drop(self.writer);

@@ -52,6 +52,36 @@ pub struct Config {
     pub notice: NoticeConfig,
     #[serde(default)]
     pub sites: Vec<SiteConfig>,
+    /// The bundled demo site, served on a port of its own; off when absent.
+    #[serde(default)]
+    pub demo: Option<DemoConfig>,
+}
+
+/// `[demo]`: serves the pages in `demo/` (embedded in the binary) so a
+/// newcomer can watch sparsam count their own clicks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Address and port for the demo site; pick another port than
+    /// `server.listen`, so the demo is cross-origin like a real site.
+    pub listen: String,
+}
+
+/// When the opt-out cookie is marked `Secure` with `SameSite=None` (the
+/// only form that browsers send along with cross-site pixel and beacon
+/// requests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CookieSecure {
+    /// When the request came over HTTPS (as said by a trusted proxy), or
+    /// straight from a browser on this machine to a loopback address
+    /// (browsers treat `http://localhost` as secure); `SameSite=Lax`
+    /// without `Secure` otherwise.
+    #[default]
+    Auto,
+    /// Always: for TLS ended by a proxy that is not listed or does not say
+    /// so. Over plain HTTP to another host, browsers then refuse the cookie.
+    Always,
 }
 
 /// Bounds of `server.max_engaged_seconds`: one minute to one week.
@@ -123,8 +153,10 @@ pub struct PrivacyConfig {
     pub allow_weaker_masks: bool,
     /// Name of the opt-out cookie; the only cookie sparsam ever sets.
     pub optout_cookie: String,
-    /// Opt-out cookie lifetime in days.
+    /// Opt-out cookie lifetime in days (browsers keep a cookie at most 400).
     pub optout_cookie_days: u32,
+    /// When the opt-out cookie gets `SameSite=None; Secure`.
+    pub optout_cookie_secure: CookieSecure,
 }
 
 impl Default for PrivacyConfig {
@@ -134,7 +166,8 @@ impl Default for PrivacyConfig {
             ipv6_prefix: IpMasks::DEFAULT.v6_prefix,
             allow_weaker_masks: false,
             optout_cookie: "sparsam_optout".into(),
-            optout_cookie_days: 365 * 2,
+            optout_cookie_days: 400,
+            optout_cookie_secure: CookieSecure::Auto,
         }
     }
 }
@@ -344,6 +377,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.demo_addr()?;
         self.trusted_proxies()?;
         let s = &self.server;
         if s.max_body_bytes < 1024 || s.max_body_bytes > 16 * 1024 * 1024 {
@@ -429,8 +463,11 @@ impl Config {
                 "must be non-empty and use only letters, digits, '_' and '-'",
             ));
         }
-        if p.optout_cookie_days == 0 {
-            return Err(invalid("privacy.optout_cookie_days", "must be at least 1"));
+        if p.optout_cookie_days == 0 || p.optout_cookie_days > 400 {
+            return Err(invalid(
+                "privacy.optout_cookie_days",
+                "must be 1 to 400 (browsers cut longer cookie lifetimes to 400 days)",
+            ));
         }
 
         let r = &self.retention;
@@ -570,6 +607,26 @@ impl Config {
                 ),
             )
         })
+    }
+
+    /// The demo site's address, when `[demo]` is configured.
+    pub fn demo_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let Some(demo) = &self.demo else {
+            return Ok(None);
+        };
+        let addr: SocketAddr = demo.listen.parse().map_err(|_| {
+            invalid(
+                "demo.listen",
+                format!(
+                    "{:?} is not an address and port such as \"127.0.0.1:8000\"",
+                    demo.listen
+                ),
+            )
+        })?;
+        if addr.port() != 0 && self.listen_addr()? == addr {
+            return Err(invalid("demo.listen", "must differ from server.listen"));
+        }
+        Ok(Some(addr))
     }
 
     pub fn trusted_proxies(&self) -> Result<Vec<IpNet>, ConfigError> {
@@ -713,6 +770,28 @@ hostnames = ["localhost"]
         assert!(!s.allows_host("badexample.net"));
         assert!(s.is_download("/files/report.PDF"));
         assert!(!s.is_download("/files.pdf/index.html"));
+    }
+
+    #[test]
+    fn optout_cookie_secure_and_demo_are_checked() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.privacy.optout_cookie_secure, CookieSecure::Auto);
+        assert!(c.demo_addr().unwrap().is_none());
+        let e = err(&format!(
+            "[privacy]\noptout_cookie_secure = \"sometimes\"\n{MINIMAL}"
+        ));
+        assert!(e.contains("privacy.optout_cookie_secure"), "{e}");
+        let ok = format!("[privacy]\noptout_cookie_secure = \"always\"\n{MINIMAL}");
+        assert_eq!(
+            Config::parse(&ok).unwrap().privacy.optout_cookie_secure,
+            CookieSecure::Always
+        );
+        let e = err(&format!("[demo]\nlisten = \"localhost\"\n{MINIMAL}"));
+        assert!(e.contains("demo.listen"), "{e}");
+        let e = err(&format!("[demo]\nlisten = \"127.0.0.1:8080\"\n{MINIMAL}"));
+        assert!(e.contains("demo.listen") && e.contains("differ"), "{e}");
+        let c = Config::parse(&format!("[demo]\nlisten = \"127.0.0.1:8000\"\n{MINIMAL}")).unwrap();
+        assert_eq!(c.demo_addr().unwrap().unwrap().port(), 8000);
     }
 
     #[test]

@@ -2,6 +2,15 @@
 //! (uap-core and woothee test sets in `../shared/corpora/`), plus concrete
 //! cases that read like a specification.
 //!
+//! Neither corpus names engines or tells tablets from phones outright:
+//! `engine` / `engine_major` are measured against the engine that the
+//! corpus's browser label implies (`expected_engine`), and `tablet_phone`
+//! on the cases whose labels name the class (`labelled_class`: Apple models,
+//! uap-core families with "Tablet", "Tab", "Pad", "Kindle" or
+//! "Smartphone"; woothee's iPad / iPhone / iPod). uap-core's labels come
+//! from the same project as the dataset sparsam runs on, so that row
+//! largely checks the wiring.
+//!
 //! The corpus test prints a per-field agreement table
 //! (`cargo test --test device_corpus -- --nocapture corpus`) and fails when
 //! a field drops below its floor, so regressions show up.
@@ -85,6 +94,66 @@ fn woothee_category_ok(category: &str, got: DeviceType) -> Option<bool> {
     })
 }
 
+/// The engine (and its major version, where it follows from the browser's
+/// version) that a browser family named by a corpus used: neither corpus
+/// names engines, so the expectation comes from the corpus's browser label
+/// and these public facts. Families not listed give no expectation.
+/// * Gecko: Firefox (not on iOS); since Firefox 5 Gecko's version is
+///   Firefox's.
+/// * Blink: Chrome and Chromium from 28 on (WebKit before), Opera from 15
+///   (Presto before), Edge on the desktop from 75 (the first Chromium
+///   builds) with the browser's version. Edge 12 to 18 is EdgeHTML with
+///   its own version. Edge's mobile apps ("Edge Mobile") give no
+///   expectation: the same name covers Android (Blink), iOS (WebKit) and
+///   Windows Phone (EdgeHTML).
+/// * Trident: Internet Explorer 8 and later, Trident version = IE − 4.
+/// * WebKit: Safari, and every browser on iOS (the App Store rules).
+fn expected_engine(family: &str, major: &str) -> Option<(&'static str, Option<String>)> {
+    let m: u32 = major.parse().unwrap_or(0);
+    let same = Some(major.to_string());
+    Some(match family {
+        "Firefox" | "Firefox Mobile" | "Firefox Beta" => {
+            ("Gecko", (m >= 5).then(|| major.to_string()))
+        }
+        "Chrome" | "Chrome Mobile" | "Chrome Mobile WebView" | "Chromium" | "Webview"
+            if m >= 28 =>
+        {
+            ("Blink", same)
+        }
+        "Chrome" | "Chrome Mobile" | "Chromium" if m > 0 => ("WebKit", None),
+        "Opera" if m >= 15 => ("Blink", None),
+        "Opera" if m > 0 && m <= 12 => ("Presto", None),
+        "Edge" if m >= 75 => ("Blink", same),
+        "Edge" if (12..=18).contains(&m) => ("EdgeHTML", same),
+        "IE" | "Internet Explorer" if m >= 8 => ("Trident", Some((m - 4).to_string())),
+        "Safari"
+        | "Mobile Safari"
+        | "Mobile Safari UI/WKWebView"
+        | "Chrome Mobile iOS"
+        | "Firefox iOS"
+        | "Edge iOS" => ("WebKit", None),
+        _ => return None,
+    })
+}
+
+/// Tablet or smartphone, where a uap-core device label says which: the
+/// Apple model name, or a family naming the class ("Generic Tablet",
+/// "Xperia Tablet Z", "XiaoMi MI PAD", "Kindle", "Generic Smartphone").
+fn labelled_class(family: &str, model: &str) -> Option<DeviceType> {
+    let words: Vec<String> = family
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let has = |w: &str| words.iter().any(|x| x == w);
+    if model.starts_with("iPad") || has("tablet") || has("pad") || has("tab") || has("kindle") {
+        Some(DeviceType::Tablet)
+    } else if model.starts_with("iPhone") || model.starts_with("iPod") || has("smartphone") {
+        Some(DeviceType::Smartphone)
+    } else {
+        None
+    }
+}
+
 fn major(v: &str) -> String {
     v.split(['.', '_']).next().unwrap_or("").to_string()
 }
@@ -163,14 +232,17 @@ fn detect(det: &DeviceDetector, ua: &str) -> Device {
     det.detect(ua, &ClientHints::default())
 }
 
-const FIELDS: [&str; 8] = [
+const FIELDS: [&str; 11] = [
     "browser",
     "browser_major",
+    "engine",
+    "engine_major",
     "os",
     "os_major",
     "brand",
     "model",
     "device_type",
+    "tablet_phone",
     "bot",
 ];
 
@@ -179,16 +251,22 @@ const FIELDS: [&str; 8] = [
 const FLOORS: &[(&str, &str, f64)] = &[
     ("uap test_ua", "browser", 90.0),
     ("uap test_ua", "browser_major", 91.0),
+    ("uap test_ua", "engine", 93.0),
+    ("uap test_ua", "engine_major", 91.0),
     ("uap test_os", "os", 96.0),
     ("uap test_os", "os_major", 95.0),
     ("uap test_device", "brand", 99.5),
     ("uap test_device", "model", 99.5),
     ("uap test_device", "bot", 99.5),
+    ("uap test_device", "tablet_phone", 97.0),
     ("woothee", "browser", 82.0),
     ("woothee", "browser_major", 82.0),
+    ("woothee", "engine", 93.0),
+    ("woothee", "engine_major", 99.0),
     ("woothee", "os", 96.0),
     ("woothee", "os_major", 98.0),
     ("woothee", "device_type", 97.0),
+    ("woothee", "tablet_phone", 90.0),
     ("woothee", "bot", 97.0),
 ];
 
@@ -225,6 +303,24 @@ fn corpus_agreement() {
                 ),
             );
         }
+        let wm = c.major.clone().unwrap_or_default();
+        if let Some((engine, version)) = expected_engine(&c.family, &wm) {
+            t.add(
+                "engine",
+                miss("engine", &c.user_agent_string, engine, &d.engine),
+            );
+            if let Some(v) = version {
+                t.add(
+                    "engine_major",
+                    miss(
+                        "engine_major",
+                        &c.user_agent_string,
+                        &v,
+                        &major(&d.engine_version),
+                    ),
+                );
+            }
+        }
     }
     sets.push(("uap test_ua", t));
 
@@ -255,6 +351,16 @@ fn corpus_agreement() {
         }
         if spider {
             continue;
+        }
+        if let Some(class) = labelled_class(&c.family, c.model.as_deref().unwrap_or("")) {
+            let ok = d.device_type == class;
+            if verbose && !ok {
+                println!(
+                    "MISS tablet_phone: want {class:?} got {:?} :: {}",
+                    d.device_type, c.user_agent_string
+                );
+            }
+            t.add("tablet_phone", ok);
         }
         let brand = c.brand.clone().unwrap_or_default();
         let (wb, wm) = if generic(&brand) {
@@ -297,6 +403,28 @@ fn corpus_agreement() {
                 continue;
             }
             let name = c.name.as_deref().unwrap_or("UNKNOWN");
+            let os = c.os.as_deref().unwrap_or("UNKNOWN");
+            // woothee names the Apple device in `os`.
+            let class = match os {
+                "iPad" => Some(DeviceType::Tablet),
+                "iPhone" | "iPod" => Some(DeviceType::Smartphone),
+                _ => None,
+            };
+            if let Some(class) = class {
+                t.add("tablet_phone", d.device_type == class);
+            }
+            let ios = class.is_some() || os == "iOS";
+            let wv = c.version.as_deref().unwrap_or("");
+            let family = if ios { "Mobile Safari" } else { name };
+            if let Some((engine, version)) = expected_engine(family, &major(wv)) {
+                t.add("engine", miss("engine", &c.target, engine, &d.engine));
+                if let Some(v) = version {
+                    t.add(
+                        "engine_major",
+                        miss("engine_major", &c.target, &v, &major(&d.engine_version)),
+                    );
+                }
+            }
             // Only browsers that both schemes name; carrier / appliance
             // "names" of woothee are not browsers.
             if matches!(
@@ -325,7 +453,6 @@ fn corpus_agreement() {
                     );
                 }
             }
-            let os = c.os.as_deref().unwrap_or("UNKNOWN");
             let (wo, wv) = map_woothee_os(os, c.os_version.as_deref().unwrap_or(""));
             if matches!(
                 wo.as_str(),
@@ -606,4 +733,29 @@ fn garbage_never_panics() {
         ]);
         let _ = det.detect(ua, &h);
     }
+}
+
+#[test]
+fn android_tablet_whose_browser_says_mobile() {
+    // Many Android tablets' browsers add "Mobile"; the device name that
+    // uap-core finds ("GOCLEVER TAB 9300") says tablet.
+    let d = detect(
+        &DeviceDetector::new(8),
+        "Mozilla/5.0 (Linux; Android 4.0.4; GOCLEVER TAB 9300 Build/IMM76D) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/29.0.1547.72 Mobile Safari/537.36 OPR/16.0.1212.64462",
+    );
+    assert_eq!(d.device_type, DeviceType::Tablet, "{d:?}");
+    let phone = detect(
+        &DeviceDetector::new(8),
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+    );
+    assert_eq!(phone.device_type, DeviceType::Smartphone, "{phone:?}");
+}
+
+#[test]
+fn ios_browser_asking_for_the_desktop_site_is_webkit() {
+    let d = detect(
+        &DeviceDetector::new(8),
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/124.0.6367.88 Version/17.0 Safari/605.1.15",
+    );
+    assert_eq!(d.engine, "WebKit", "{d:?}");
 }

@@ -58,7 +58,7 @@ fn default_notice_in_german_and_english() {
     assert!(en.contains(">2001:db8:xxxx…<"), "v6 example: {en}");
     assert!(en.contains("<span id=\"raw-days\">90</span>"));
     assert!(en.contains("<code id=\"cookie\">sparsam_optout</code>"));
-    assert!(en.contains("<span id=\"cookie-days\">730</span>"));
+    assert!(en.contains("<span id=\"cookie-days\">400</span>"));
     assert!(en.contains("consent, Art. 6(1)(a) GDPR"));
     assert!(en.contains("Nothing is stored in your browser to count you"));
     assert!(en.contains("href=\"optout?lang=en\""));

@@ -146,6 +146,7 @@ impl DeviceDetector {
 
         // --- uap-core: browser, OS, device --------------------------------
         let mut uap_spider = false;
+        let mut uap_tablet = false;
         if let Ok(x) = uap() {
             if let Some(b) = x.ua.extract(ua) {
                 if b.family != "Other" {
@@ -168,6 +169,8 @@ impl DeviceDetector {
                 if dev.device == "Spider" {
                     uap_spider = true;
                 } else {
+                    uap_tablet = names_a_tablet(&dev.device)
+                        || dev.model.as_deref().is_some_and(names_a_tablet);
                     let brand = dev.brand.as_deref().unwrap_or("");
                     if !brand.is_empty() && !brand.starts_with("Generic") {
                         d.brand = brand.to_string();
@@ -208,7 +211,7 @@ impl DeviceDetector {
         d.device_type = if d.bot {
             DeviceType::Bot
         } else {
-            device_type(&lower, hints, w_cat, &d)
+            device_type(&lower, hints, w_cat, uap_tablet, &d)
         };
 
         // Android model code without a uap-core brand (e.g. no "Build/"):
@@ -668,7 +671,14 @@ fn major(v: &str) -> u32 {
 /// (taken from `Chrome/`); WebKit's from `AppleWebKit/`; Gecko's from `rv:`.
 fn engine(lower: &str, ua: &str, d: &Device) -> (&'static str, String) {
     let v = |tok: &str| version_after(lower, ua, tok).unwrap_or_default();
-    let ios = lower.contains("iphone") || lower.contains("ipad") || lower.contains("ipod");
+    // iOS and iPadOS browsers (also when they ask for the desktop site and
+    // say "Macintosh") must use WebKit.
+    let ios = lower.contains("iphone")
+        || lower.contains("ipad")
+        || lower.contains("ipod")
+        || lower.contains("crios/")
+        || lower.contains("fxios/")
+        || lower.contains("edgios/");
     if lower.contains("trident/") {
         return ("Trident", v("trident/"));
     }
@@ -718,7 +728,13 @@ fn engine(lower: &str, ua: &str, d: &Device) -> (&'static str, String) {
 
 /// Device class from (in order) form-factor hints, explicit UA tokens,
 /// the mobile hint, woothee's category, and the OS.
-fn device_type(lower: &str, hints: &ClientHints, w_cat: &str, d: &Device) -> DeviceType {
+fn device_type(
+    lower: &str,
+    hints: &ClientHints,
+    w_cat: &str,
+    uap_tablet: bool,
+    d: &Device,
+) -> DeviceType {
     let has = |tokens: &[&str]| tokens.iter().any(|t| lower.contains(t));
 
     // Form factors are the browser's own word on the device.
@@ -839,6 +855,12 @@ fn device_type(lower: &str, hints: &ClientHints, w_cat: &str, d: &Device) -> Dev
     ]) {
         return DeviceType::Tablet;
     }
+    // The device name uap-core found says tablet ("Galaxy Tab", "MI PAD",
+    // "Transformer Pad", "GOCLEVER TAB 9300"): many Android tablets'
+    // browsers put "Mobile" in the user agent all the same.
+    if uap_tablet {
+        return DeviceType::Tablet;
+    }
     let android = lower.contains("android");
     let mobile_token = has(&["mobile", "iphone", "ipod", "phone", "opera mini"]);
     if hints
@@ -882,6 +904,19 @@ fn device_type(lower: &str, hints: &ClientHints, w_cat: &str, d: &Device) -> Dev
     }
 }
 
+/// True when a device family or model named by uap-core calls itself a
+/// tablet: a word "tab", "tablet", "pad" or "kindle" (split at anything
+/// that is not a letter or digit, so "ThinkPad" and "Notepad" do not
+/// count). "iPad" is recognised from the user agent itself.
+fn names_a_tablet(name: &str) -> bool {
+    name.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| {
+        w.eq_ignore_ascii_case("tab")
+            || w.eq_ignore_ascii_case("tablet")
+            || w.eq_ignore_ascii_case("pad")
+            || w.eq_ignore_ascii_case("kindle")
+    })
+}
+
 /// Amazon Fire TV models are "AFT" + capitals, e.g. "; AFTMM Build/".
 fn is_fire_tv(lower: &str) -> bool {
     lower.match_indices("; aft").any(|(i, _)| {
@@ -903,6 +938,17 @@ mod tests {
         assert_eq!(windows_from_platform_version("10.0.0"), "10");
         assert_eq!(windows_from_platform_version("0.3.0"), "8.1");
         assert_eq!(windows_from_platform_version("garbage"), "");
+    }
+
+    #[test]
+    fn tablet_words() {
+        assert!(names_a_tablet("GOCLEVER TAB 9300"));
+        assert!(names_a_tablet("POV_TAB-P701"));
+        assert!(names_a_tablet("Transformer Pad TF300TL"));
+        assert!(names_a_tablet("Kindle Fire"));
+        assert!(!names_a_tablet("ThinkPad"));
+        assert!(!names_a_tablet("Tablo"));
+        assert!(!names_a_tablet(""));
     }
 
     #[test]

@@ -2,14 +2,15 @@
 //! user agent, client hints and opt-out signals.
 //!
 //! This is where actix's peer address is read, and it is handed straight to
-//! [`anonymised_client`], which returns only the truncated form.
+//! [`anonymised_client`], which returns only the truncated form, or to
+//! [`secure_context`], which returns only a yes/no.
 
 use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
 
 use crate::enrich::client_hints::ClientHints;
 use crate::ingest::RequestMeta;
-use crate::privacy::{anonymised_client, AnonIp, ClientAddrPolicy, OptOutSignals};
+use crate::privacy::{anonymised_client, secure_context, AnonIp, ClientAddrPolicy, OptOutSignals};
 
 /// All values of a header joined with `,` (forwarding headers may repeat).
 fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -24,14 +25,27 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The truncated client address. The only caller of `peer_addr()` in the
-/// code base.
+/// The truncated client address. With [`is_secure_context`], the only
+/// caller of `peer_addr()` in the code base.
 pub fn client_addr(req: &HttpRequest, policy: &ClientAddrPolicy) -> Option<AnonIp> {
     let h = req.headers();
     anonymised_client(
         req.peer_addr().map(|a| a.ip()),
         joined(h, "forwarded").as_deref(),
         joined(h, "x-forwarded-for").as_deref(),
+        policy,
+    )
+}
+
+/// Whether the browser reached us over HTTPS (said by a trusted proxy) or
+/// on a loopback address; see [`secure_context`].
+pub fn is_secure_context(req: &HttpRequest, policy: &ClientAddrPolicy) -> bool {
+    let h = req.headers();
+    secure_context(
+        req.peer_addr().map(|a| a.ip()),
+        header(h, "host").or_else(|| req.uri().authority().map(|a| a.as_str())),
+        joined(h, "forwarded").as_deref(),
+        joined(h, "x-forwarded-proto").as_deref(),
         policy,
     )
 }

@@ -2,10 +2,17 @@
 //! `assets/dashboard/`, embedded in the binary, served with a strict
 //! Content-Security-Policy (no inline script or style, no third-party
 //! origins, no framing). The page itself talks to `/api/v1` with a token.
+//! Text files go out gzipped to clients that accept it (compressed once per
+//! process, see [`super::compress`]).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use rust_embed::RustEmbed;
+
+use super::compress::{accepts_gzip, gzip, gzip_etag};
 
 #[derive(RustEmbed)]
 #[folder = "assets/dashboard/"]
@@ -35,17 +42,38 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-fn serve(name: &str) -> HttpResponse {
+/// Gzipped forms of the embedded text files, made on first use.
+fn gzipped(name: &str) -> Option<&'static [u8]> {
+    static GZ: OnceLock<HashMap<String, Vec<u8>>> = OnceLock::new();
+    GZ.get_or_init(|| {
+        Assets::iter()
+            .filter(|n| content_type(n).starts_with("text/") || n.ends_with(".svg"))
+            .filter_map(|n| Assets::get(&n).map(|f| (n.to_string(), gzip(&f.data))))
+            .collect()
+    })
+    .get(name)
+    .map(Vec::as_slice)
+}
+
+fn serve(req: &HttpRequest, name: &str) -> HttpResponse {
     let mut res = match Assets::get(name) {
         Some(f) => {
             let mut r = HttpResponse::Ok();
             r.insert_header((header::CONTENT_TYPE, content_type(name)));
             r.insert_header((header::CACHE_CONTROL, "no-cache"));
-            r.insert_header((
-                header::ETAG,
-                format!("\"{}\"", hex(&f.metadata.sha256_hash()[..8])),
-            ));
-            r.body(f.data.into_owned())
+            r.insert_header((header::VARY, "Accept-Encoding"));
+            let etag = format!("\"{}\"", hex(&f.metadata.sha256_hash()[..8]));
+            match gzipped(name).filter(|_| accepts_gzip(req)) {
+                Some(gz) => {
+                    r.insert_header((header::ETAG, gzip_etag(&etag)));
+                    r.insert_header((header::CONTENT_ENCODING, "gzip"));
+                    r.body(gz)
+                }
+                None => {
+                    r.insert_header((header::ETAG, etag));
+                    r.body(f.data.into_owned())
+                }
+            }
         }
         None => HttpResponse::NotFound()
             .content_type("text/plain; charset=utf-8")
@@ -67,14 +95,14 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-async fn index() -> HttpResponse {
-    serve("index.html")
+async fn index(req: HttpRequest) -> HttpResponse {
+    serve(&req, "index.html")
 }
 
-async fn asset(path: web::Path<String>) -> HttpResponse {
+async fn asset(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     let name = path.into_inner();
     if name.is_empty() {
-        return serve("index.html");
+        return serve(&req, "index.html");
     }
-    serve(&name)
+    serve(&req, &name)
 }

@@ -4,8 +4,10 @@
 pub mod audit;
 pub mod auth;
 pub mod client;
+pub mod compress;
 pub mod cookie_watch;
 pub mod dashboard;
+pub mod demo;
 pub mod error;
 pub mod ingest;
 pub mod lang;

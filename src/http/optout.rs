@@ -4,17 +4,29 @@
 //! `POST` with `action=optout` sets the opt-out cookie, the only cookie
 //! sparsam ever sets; `action=optin` clears it. Posts from another origin
 //! are refused, so a third-party page cannot flip a visitor's choice.
+//!
+//! The cookie must travel with pixel and beacon requests that a site's
+//! pages (another site, as far as the browser is concerned) send to the
+//! collector. Browsers attach a cookie to such cross-site requests only
+//! when it is `SameSite=None`, and accept `SameSite=None` only with
+//! `Secure`, which in turn needs HTTPS (or a loopback address). So the
+//! cookie is `SameSite=None; Secure` whenever the request came over HTTPS
+//! (as a trusted proxy says) or from a browser on this machine, or always
+//! with `privacy.optout_cookie_secure = "always"`; otherwise (plain HTTP)
+//! it is `SameSite=Lax`, which still reaches a collector on the same site
+//! (e.g. `stats.example.org` for `www.example.org`). Name and value never
+//! come from the request.
 
 use actix_web::cookie::{time::Duration, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::client::optout_signals;
+use super::client::{is_secure_context, optout_signals};
 use super::error::ApiError;
 use super::lang::{pick_lang, Lang};
 use super::AppState;
-use crate::config::Config;
+use crate::config::{Config, CookieSecure};
 
 #[derive(Deserialize)]
 pub struct LangQuery {
@@ -108,7 +120,10 @@ fn page(config: &Config, lang: Lang, opted_out: bool) -> HttpResponse {
             ),
         ))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        // Not "no-referrer": under that policy browsers send `Origin: null`
+        // with the form's POST, which the origin check must refuse.
+        // "same-origin" sends the origin to this page's own origin only.
+        .insert_header((header::REFERRER_POLICY, "same-origin"))
         .body(html)
 }
 
@@ -144,21 +159,9 @@ fn same_origin(req: &HttpRequest) -> bool {
     }
 }
 
-/// `POST /optout`
-pub async fn change(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<OptOutForm>,
-) -> Result<HttpResponse, ApiError> {
-    if !same_origin(&req) {
-        return Err(ApiError::Forbidden(
-            "the opt-out form must be sent from this page".into(),
-        ));
-    }
-    let lang = pick_lang(form.lang.as_deref(), &req);
-    let secure = req.connection_info().scheme() == "https";
-    let name = state.config.privacy.optout_cookie.clone();
-    let mut cookie = Cookie::build(name, "1")
+/// The opt-out cookie with its attributes (before Max-Age or removal).
+fn optout_cookie(name: &str, secure: bool) -> Cookie<'static> {
+    Cookie::build(name.to_string(), "1")
         .path("/")
         .http_only(true)
         .secure(secure)
@@ -167,7 +170,28 @@ pub async fn change(
         } else {
             SameSite::Lax
         })
-        .finish();
+        .finish()
+}
+
+/// `POST /optout`
+pub async fn change(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<OptOutForm>,
+) -> Result<HttpResponse, ApiError> {
+    if !same_origin(&req) {
+        return Ok(HttpResponse::Forbidden()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({
+                "error": "the opt-out form must be sent from this page"
+            })));
+    }
+    let lang = pick_lang(form.lang.as_deref(), &req);
+    let secure = match state.config.privacy.optout_cookie_secure {
+        CookieSecure::Always => true,
+        CookieSecure::Auto => is_secure_context(&req, &state.addr_policy),
+    };
+    let mut cookie = optout_cookie(&state.config.privacy.optout_cookie, secure);
     let opted_out = match form.action.as_str() {
         "optout" => {
             cookie.set_max_age(Duration::days(i64::from(

@@ -1,34 +1,55 @@
 //! `GET /t.js`: the tracker script, embedded in the binary.
 //!
-//! The source is `assets/t.js`, hand-written with no build step. Its one
-//! placeholder, `__EXT__`, becomes the download extensions of the
-//! configured sites, so the page knows which same-host links are
-//! downloads; the collector still classifies every link target by the
-//! site's own list. Served with a strong ETag (hash of the rendered
-//! script), `If-None-Match` → 304, and an hour of public caching.
+//! The source is `assets/t.js`, hand-written with no build step. Two
+//! placeholders are filled from the config when the script is served:
+//! `__EXT__` becomes the download extensions of the configured sites, so
+//! the page knows which same-host links are downloads (the collector still
+//! classifies every link target by the site's own list), and `__SITES__`
+//! becomes a map from site id to its DNT/GPC settings (bit 1: honour DNT,
+//! bit 2: honour GPC), so a page of a site that honours them sends nothing
+//! at all when the browser says so.
+//!
+//! Served with a strong ETag (hash of the rendered script; the config is
+//! part of it), `If-None-Match` → 304, an hour of public caching, and
+//! gzipped (compressed once, see [`super::compress`]) when the client
+//! accepts it.
 
 use std::sync::{Arc, Mutex};
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::compress::{accepts_gzip, gzip, gzip_etag};
 use super::AppState;
 use crate::config::Config;
 
 /// The script source as written.
 pub const SOURCE: &str = include_str!("../../assets/t.js");
 
-/// The script as served, with its ETag.
+/// The script as served, with its ETag, and its gzipped form.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Script {
     pub body: String,
     pub etag: String,
+    pub gzipped: Vec<u8>,
 }
 
-/// Renders the script for a set of download extensions. Extensions are
-/// reduced to ASCII letters and digits, so nothing from the config can
-/// change the script beyond the list itself.
-pub fn render<'a>(extensions: impl Iterator<Item = &'a str>) -> Script {
+/// What the script is told about one site.
+#[derive(Clone, Copy, Debug)]
+pub struct SiteFlags<'a> {
+    pub id: &'a str,
+    pub honour_dnt: bool,
+    pub honour_gpc: bool,
+}
+
+/// Renders the script for a set of download extensions and sites.
+/// Extensions are reduced to ASCII letters and digits, site ids to
+/// letters, digits, `-` and `_` (as the config demands), so nothing from
+/// the config can change the script beyond the lists themselves.
+pub fn render<'a>(
+    extensions: impl Iterator<Item = &'a str>,
+    sites: impl Iterator<Item = SiteFlags<'a>>,
+) -> Script {
     let mut exts: Vec<String> = extensions
         .map(|e| {
             e.trim_start_matches('.')
@@ -47,19 +68,42 @@ pub fn render<'a>(extensions: impl Iterator<Item = &'a str>) -> Script {
     } else {
         exts.join("|")
     };
-    let body = SOURCE.replace("__EXT__", &list);
+    let flags: Vec<String> = sites
+        .filter_map(|s| {
+            let id: String =
+                s.id.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                    .collect();
+            let bits = u8::from(s.honour_dnt) | (u8::from(s.honour_gpc) << 1);
+            (!id.is_empty() && bits != 0).then(|| format!("\"{id}\":{bits}"))
+        })
+        .collect();
+    let body = SOURCE
+        .replace("__EXT__", &list)
+        .replace("__SITES__", &format!("{{{}}}", flags.join(",")));
     let hash = blake3::hash(body.as_bytes());
     let etag = format!("\"{}\"", &hash.to_hex()[..32]);
-    Script { body, etag }
+    let gzipped = gzip(body.as_bytes());
+    Script {
+        body,
+        etag,
+        gzipped,
+    }
 }
 
-/// The script for this config: every site's download extensions.
+/// The script for this config: every site's download extensions and
+/// DNT/GPC settings.
 pub fn for_config(config: &Config) -> Script {
     render(
         config
             .sites
             .iter()
             .flat_map(|s| s.download_extensions.iter().map(String::as_str)),
+        config.sites.iter().map(|s| SiteFlags {
+            id: &s.id,
+            honour_dnt: s.honour_dnt,
+            honour_gpc: s.honour_gpc,
+        }),
     )
 }
 
@@ -84,7 +128,7 @@ fn cached(config: &Arc<Config>) -> Arc<Script> {
 }
 
 /// True when an `If-None-Match` header names this ETag (or is `*`).
-fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+pub fn not_modified(req: &HttpRequest, etag: &str) -> bool {
     req.headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
@@ -96,20 +140,32 @@ fn not_modified(req: &HttpRequest, etag: &str) -> bool {
 /// `GET /t.js`
 pub async fn script(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let script = cached(&state.config);
-    let fresh = not_modified(&req, &script.etag);
+    let gz = accepts_gzip(&req);
+    let etag = if gz {
+        gzip_etag(&script.etag)
+    } else {
+        script.etag.clone()
+    };
+    let fresh = not_modified(&req, &etag);
     let mut res = if fresh {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
-    res.insert_header((header::ETAG, script.etag.clone()))
+    res.insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::VARY, "Accept-Encoding"))
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"));
     if fresh {
         return res.finish();
     }
-    res.content_type("text/javascript; charset=utf-8")
-        .body(script.body.clone())
+    res.content_type("text/javascript; charset=utf-8");
+    if gz {
+        res.insert_header((header::CONTENT_ENCODING, "gzip"))
+            .body(script.gzipped.clone())
+    } else {
+        res.body(script.body.clone())
+    }
 }
 
 /// Registers `/t.js`.
@@ -121,14 +177,52 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 mod tests {
     use super::*;
 
+    fn flags(id: &str, honour_dnt: bool, honour_gpc: bool) -> SiteFlags<'_> {
+        SiteFlags {
+            id,
+            honour_dnt,
+            honour_gpc,
+        }
+    }
+
     #[test]
     fn extensions_are_sanitised_and_deduplicated() {
-        let s = render(["PDF", ".zip", "pdf", "x\"y;alert(1)", ""].into_iter());
+        let s = render(
+            ["PDF", ".zip", "pdf", "x\"y;alert(1)", ""].into_iter(),
+            std::iter::empty(),
+        );
         assert!(s.body.contains(r"/\.(pdf|xyalert1|zip)$/i"));
         assert!(!s.body.contains("__EXT__"));
         assert!(s.etag.starts_with('"') && s.etag.ends_with('"'));
-        assert_ne!(s.etag, render(["pdf"].into_iter()).etag);
-        let none = render(std::iter::empty());
+        assert_ne!(s.etag, render(["pdf"].into_iter(), std::iter::empty()).etag);
+        let none = render(std::iter::empty(), std::iter::empty());
         assert!(none.body.contains(r"/\.((?!))$/i"));
+    }
+
+    #[test]
+    fn site_flags_are_rendered_and_change_the_etag() {
+        let s = render(
+            ["pdf"].into_iter(),
+            [
+                flags("demo", true, true),
+                flags("gpc-only", false, true),
+                flags("none", false, false),
+                flags("x\"};alert(1)//", true, false),
+            ]
+            .into_iter(),
+        );
+        assert!(
+            s.body.contains(r#"{"demo":3,"gpc-only":2,"xalert1":1}"#),
+            "{}",
+            s.body
+        );
+        assert!(!s.body.contains("__SITES__"));
+        let other = render(
+            ["pdf"].into_iter(),
+            [flags("demo", false, true)].into_iter(),
+        );
+        assert_ne!(s.etag, other.etag);
+        let empty = render(["pdf"].into_iter(), std::iter::empty());
+        assert!(empty.body.contains("{}["), "{}", empty.body);
     }
 }

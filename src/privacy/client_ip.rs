@@ -4,6 +4,11 @@
 //! configured trusted proxy, at `Forwarded` / `X-Forwarded-For`. It returns
 //! the address already truncated; the full value never leaves this function
 //! and is never logged or put into an error.
+//!
+//! [`secure_context`] answers the other question the trusted-proxy list
+//! settles: did the browser reach us over HTTPS? It reduces the peer to a
+//! yes/no as well, so a client cannot claim HTTPS by sending
+//! `X-Forwarded-Proto` itself.
 
 use std::net::IpAddr;
 
@@ -59,6 +64,64 @@ pub fn anonymised_client(
         peer
     };
     Some(AnonIp::truncate(full, &policy.masks))
+}
+
+/// True when the browser that sent a request sees sparsam in a secure
+/// context, where cookies may be `Secure` (and so `SameSite=None`):
+///
+/// * the peer is a trusted proxy and says the request came over HTTPS
+///   (`proto=` of the last `Forwarded` element that has one, else the last
+///   `X-Forwarded-Proto` value: what the proxy talking to us wrote); or
+/// * the peer is a loopback address that is not a trusted proxy and the
+///   request was addressed to a loopback host (`host`, the `Host` header):
+///   a browser on this machine, which treats `http://localhost` and
+///   `http://127.0.0.1` as secure.
+///
+/// Forwarding headers from any other peer are ignored.
+pub fn secure_context(
+    peer: Option<IpAddr>,
+    host: Option<&str>,
+    forwarded: Option<&str>,
+    x_forwarded_proto: Option<&str>,
+    policy: &ClientAddrPolicy,
+) -> bool {
+    let Some(peer) = peer else {
+        return false;
+    };
+    if policy.is_trusted(&peer) {
+        let proto = forwarded
+            .and_then(|f| {
+                f.split(',')
+                    .rev()
+                    .flat_map(|element| element.split(';'))
+                    .find_map(|pair| {
+                        let (k, v) = pair.split_once('=')?;
+                        k.trim()
+                            .eq_ignore_ascii_case("proto")
+                            .then(|| v.trim().trim_matches('"'))
+                    })
+            })
+            .or_else(|| x_forwarded_proto.and_then(|x| x.rsplit(',').next()))
+            .map(str::trim);
+        return proto.is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    }
+    canonical(peer).is_loopback() && host.is_some_and(is_loopback_host)
+}
+
+/// `localhost`, `*.localhost`, `127.x.x.x` or `[::1]`, with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| canonical(ip).is_loopback())
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -154,6 +217,57 @@ mod tests {
             client("10.1.1.1", Some("for=192.0.2.60:8080"), None, &p),
             "192.0.0.0/16"
         );
+    }
+
+    fn secure(peer: &str, host: &str, fwd: Option<&str>, xfp: Option<&str>) -> bool {
+        let p = policy(&["10.0.0.0/8"]);
+        secure_context(Some(peer.parse().unwrap()), Some(host), fwd, xfp, &p)
+    }
+
+    #[test]
+    fn https_is_believed_only_from_trusted_proxies() {
+        assert!(secure("10.1.1.1", "stats.example.org", None, Some("https")));
+        assert!(secure(
+            "10.1.1.1",
+            "stats.example.org",
+            Some("for=198.51.100.7;proto=https"),
+            None
+        ));
+        // The proxy talking to us has the last word.
+        assert!(!secure(
+            "10.1.1.1",
+            "s.example.org",
+            None,
+            Some("https, http")
+        ));
+        assert!(secure(
+            "10.1.1.1",
+            "s.example.org",
+            None,
+            Some("http,https")
+        ));
+        assert!(!secure("10.1.1.1", "s.example.org", None, Some("http")));
+        assert!(!secure("10.1.1.1", "s.example.org", None, None));
+        // Forged by a client that is not a trusted proxy.
+        assert!(!secure("203.0.113.9", "s.example.org", None, Some("https")));
+        assert!(!secure(
+            "203.0.113.9",
+            "s.example.org",
+            Some("proto=https"),
+            None
+        ));
+    }
+
+    #[test]
+    fn loopback_browser_is_a_secure_context() {
+        assert!(secure("127.0.0.1", "127.0.0.1:8080", None, None));
+        assert!(secure("::1", "localhost:8080", None, None));
+        assert!(secure("::ffff:127.0.0.1", "[::1]:8080", None, None));
+        assert!(secure("127.0.0.1", "app.localhost", None, None));
+        // A loopback peer asked for another host: a proxy we do not know.
+        assert!(!secure("127.0.0.1", "stats.example.org", None, None));
+        assert!(!secure("203.0.113.9", "localhost", None, None));
+        assert!(!secure("127.0.0.1", "localhost.example.org", None, None));
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod url_strip;
 pub mod visitor;
 
 pub use anon_ip::{AnonIp, IpMasks, StoredIp};
-pub use client_ip::{anonymised_client, ClientAddrPolicy};
+pub use client_ip::{anonymised_client, secure_context, ClientAddrPolicy};
 pub use optout::OptOutSignals;
 pub use url_strip::{strip_url, CleanUrl, UrlError};
 pub use visitor::{visitor_hash, SaltKeeper};

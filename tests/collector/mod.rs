@@ -19,16 +19,26 @@ pub const TOKEN: &str = "test-demo-token-0123456789";
 pub struct Collector {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
+    /// Where the built-in demo site listens, when `[demo]` was configured.
+    pub demo: Option<SocketAddr>,
     child: Option<Child>,
 }
 
 impl Collector {
     /// Starts a collector; `site_extra` is appended to the demo site's table.
     pub fn start(site_extra: &str) -> Collector {
+        Collector::start_with("", site_extra)
+    }
+
+    /// Starts a collector; `top` goes before `[server]` (whole tables such
+    /// as `[demo]` or `[privacy]`), `site_extra` after the demo site's
+    /// table. With a `[demo]` table, waits for the demo site's address too.
+    pub fn start_with(top: &str, site_extra: &str) -> Collector {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let config = format!(
             r#"
+{top}
 [server]
 listen = "127.0.0.1:0"
 data_dir = "{data}"
@@ -57,12 +67,21 @@ tokens = ["{TOKEN}"]
             .expect("spawn sparsam");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let (demo_tx, demo_rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
+            let mut demo_tx = Some(demo_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on http://").nth(1) {
                     if let (Some(tx), Ok(addr)) = (tx.take(), rest.trim().parse::<SocketAddr>()) {
                         let _ = tx.send(addr);
+                    }
+                }
+                // "demo site on http://localhost:PORT/ (...)"
+                if let Some(rest) = line.split("demo site on http://localhost:").nth(1) {
+                    let port = rest.split('/').next().unwrap_or_default();
+                    if let (Some(tx), Ok(port)) = (demo_tx.take(), port.parse::<u16>()) {
+                        let _ = tx.send(SocketAddr::from(([127, 0, 0, 1], port)));
                     }
                 }
                 eprintln!("[sparsam] {line}");
@@ -71,9 +90,15 @@ tokens = ["{TOKEN}"]
         let addr = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("sparsam did not report its address");
+        let demo = top.contains("[demo]").then(|| {
+            demo_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("sparsam did not report the demo site")
+        });
         Collector {
             addr,
             dir,
+            demo,
             child: Some(child),
         }
     }
@@ -94,16 +119,24 @@ tokens = ["{TOKEN}"]
     }
 
     /// Stops the server gracefully and returns every stored event.
-    pub fn stop_and_scan(mut self) -> Vec<StoredEvent> {
+    pub fn stop_and_scan(self) -> Vec<StoredEvent> {
+        self.stop_and_scan_sites(&["demo"])
+    }
+
+    /// Stops the server gracefully and returns every event stored for
+    /// these sites, site by site.
+    pub fn stop_and_scan_sites(mut self, sites: &[&str]) -> Vec<StoredEvent> {
         self.stop();
         let store = Store::open(self.store_path(), &StoreOptions::default()).expect("open store");
         let mut out = Vec::new();
-        store
-            .scan_events("demo", 0, i64::MAX, |e| {
-                out.push(e);
-                ControlFlow::Continue(())
-            })
-            .expect("scan");
+        for site in sites {
+            store
+                .scan_events(site, 0, i64::MAX, |e| {
+                    out.push(e);
+                    ControlFlow::Continue(())
+                })
+                .expect("scan");
+        }
         out
     }
 

@@ -1,0 +1,189 @@
+//! The collector's opt-out cookie over HTTP: its attributes decide whether
+//! browsers send it along with cross-site pixel and beacon requests.
+//! `SameSite=None; Secure` where the browser sees a secure context (HTTPS
+//! as a trusted proxy says, or a loopback address), `SameSite=Lax` on plain
+//! HTTP otherwise, `Secure` always with `optout_cookie_secure = "always"`;
+//! a forged `X-Forwarded-Proto` from a peer that is not a trusted proxy
+//! changes nothing, and the request cannot choose name, value or attributes.
+
+mod common;
+
+use common::{client, Server};
+
+/// Posts the opt-out form (`action`) with extra headers and returns every
+/// `Set-Cookie` header of the answer.
+fn post(s: &Server, action: &str, headers: &[(&str, &str)]) -> Vec<String> {
+    let mut req = client().post(s.url("/optout")).form(&[
+        ("action", action),
+        ("lang", "en"),
+        ("name", "evil"),
+        ("value", "0"),
+        ("domain", "evil.example"),
+        ("samesite", "Strict"),
+    ]);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = req.send().expect("post /optout");
+    assert_eq!(res.status(), 200, "{:?}", res.text());
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+/// The attributes of the one cookie, lower-cased, without its value.
+fn attributes(cookies: &[String], name: &str) -> Vec<String> {
+    assert_eq!(cookies.len(), 1, "exactly one cookie: {cookies:?}");
+    let c = &cookies[0];
+    assert!(c.starts_with(&format!("{name}=")), "{c}");
+    assert!(!c.contains("evil") && !c.contains("Strict"), "{c}");
+    let mut a: Vec<String> = c
+        .split(';')
+        .skip(1)
+        .map(|p| p.trim().to_ascii_lowercase())
+        .collect();
+    a.sort();
+    a
+}
+
+fn has(a: &[String], attr: &str) -> bool {
+    a.iter().any(|x| x == attr)
+}
+
+fn max_age(a: &[String]) -> i64 {
+    a.iter()
+        .find_map(|x| x.strip_prefix("max-age="))
+        .and_then(|v| v.parse().ok())
+        .expect("max-age")
+}
+
+/// What a browser on another host sees on plain HTTP: the request reaches
+/// the collector for `stats.example.org` from a peer that is not a proxy.
+const PLAIN_HOST: (&str, &str) = ("Host", "stats.example.org");
+
+#[test]
+fn plain_http_gets_lax_and_loopback_gets_none_secure() {
+    let s = Server::start_with(
+        "",
+        "optout_cookie = \"my_optout\"\noptout_cookie_days = 400",
+    );
+
+    let a = attributes(&post(&s, "optout", &[PLAIN_HOST]), "my_optout");
+    assert!(has(&a, "samesite=lax"), "{a:?}");
+    assert!(!has(&a, "secure"), "{a:?}");
+    assert!(has(&a, "httponly") && has(&a, "path=/"), "{a:?}");
+    assert_eq!(max_age(&a), 400 * 86_400);
+
+    // A forged X-Forwarded-Proto / Forwarded from a peer that is not a
+    // trusted proxy (none is configured) is ignored.
+    for forged in [("X-Forwarded-Proto", "https"), ("Forwarded", "proto=https")] {
+        let a = attributes(&post(&s, "optout", &[PLAIN_HOST, forged]), "my_optout");
+        assert!(
+            has(&a, "samesite=lax") && !has(&a, "secure"),
+            "{forged:?}: {a:?}"
+        );
+    }
+
+    // A browser on this machine, addressing the collector on loopback:
+    // browsers count http://127.0.0.1 and http://localhost as secure.
+    for host in [None, Some("localhost:8080")] {
+        let headers: Vec<(&str, &str)> = host.map(|h| ("Host", h)).into_iter().collect();
+        let a = attributes(&post(&s, "optout", &headers), "my_optout");
+        assert!(
+            has(&a, "samesite=none") && has(&a, "secure"),
+            "{host:?}: {a:?}"
+        );
+        assert!(has(&a, "httponly"), "{a:?}");
+    }
+
+    // Opting in again clears the cookie with the same attributes.
+    let a = attributes(&post(&s, "optin", &[PLAIN_HOST]), "my_optout");
+    assert_eq!(max_age(&a), 0, "{a:?}");
+    assert!(has(&a, "samesite=lax"), "{a:?}");
+    let a = attributes(&post(&s, "optin", &[]), "my_optout");
+    assert_eq!(max_age(&a), 0, "{a:?}");
+    assert!(has(&a, "samesite=none") && has(&a, "secure"), "{a:?}");
+}
+
+#[test]
+fn https_is_believed_from_a_trusted_proxy_only() {
+    // The test client connects from 127.0.0.1: here that is the proxy.
+    let s = Server::start_with("trusted_proxies = [\"127.0.0.1/32\"]", "");
+    let name = "sparsam_optout";
+
+    for said in [
+        [
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-For", "198.51.100.7"),
+        ],
+        [
+            ("Forwarded", "for=198.51.100.7;proto=https"),
+            ("X-Forwarded-Proto", "http"),
+        ],
+    ] {
+        let mut headers = vec![PLAIN_HOST];
+        headers.extend_from_slice(&said);
+        let a = attributes(&post(&s, "optout", &headers), name);
+        assert!(
+            has(&a, "samesite=none") && has(&a, "secure"),
+            "{said:?}: {a:?}"
+        );
+        assert!(has(&a, "httponly"), "{a:?}");
+    }
+
+    // The proxy says plain HTTP (or nothing): Lax, even on a loopback
+    // address, since the browser talks to the proxy, not to us.
+    for said in [vec![("X-Forwarded-Proto", "http")], vec![]] {
+        let mut headers = vec![PLAIN_HOST];
+        headers.extend_from_slice(&said);
+        let a = attributes(&post(&s, "optout", &headers), name);
+        assert!(
+            has(&a, "samesite=lax") && !has(&a, "secure"),
+            "{said:?}: {a:?}"
+        );
+    }
+    let a = attributes(&post(&s, "optout", &[("Host", "127.0.0.1")]), name);
+    assert!(has(&a, "samesite=lax") && !has(&a, "secure"), "{a:?}");
+
+    // A client behind the proxy that sends its own X-Forwarded-Proto gets
+    // it appended to by the proxy: the proxy's (last) value counts.
+    let a = attributes(
+        &post(
+            &s,
+            "optout",
+            &[PLAIN_HOST, ("X-Forwarded-Proto", "https, http")],
+        ),
+        name,
+    );
+    assert!(has(&a, "samesite=lax") && !has(&a, "secure"), "{a:?}");
+}
+
+#[test]
+fn always_marks_the_cookie_secure_on_plain_http() {
+    let s = Server::start_with("", "optout_cookie_secure = \"always\"");
+    let a = attributes(&post(&s, "optout", &[PLAIN_HOST]), "sparsam_optout");
+    assert!(has(&a, "samesite=none") && has(&a, "secure"), "{a:?}");
+}
+
+#[test]
+fn a_bad_setting_is_refused_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(
+        &dir.path().join("data"),
+        "",
+        "optout_cookie_secure = \"sometimes\"",
+    );
+    let path = dir.path().join("sparsam.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(common::bin())
+        .arg("--config")
+        .arg(&path)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("privacy.optout_cookie_secure"), "{err}");
+}
