@@ -190,6 +190,10 @@ pub struct RetentionConfig {
     pub rollup_days: u32,
     /// When the sweeper runs: a cron expression with seconds first.
     pub sweep_schedule: String,
+    /// Rewrite the store file after a sweep that deleted something, so the
+    /// deleted bytes are gone from the disk file too (ingest and reports
+    /// wait while it runs).
+    pub vacuum_after_sweep: bool,
 }
 
 impl Default for RetentionConfig {
@@ -198,6 +202,7 @@ impl Default for RetentionConfig {
             raw_days: 90,
             rollup_days: 0,
             sweep_schedule: "0 30 3 * * *".into(),
+            vacuum_after_sweep: false,
         }
     }
 }

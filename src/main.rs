@@ -54,6 +54,9 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Rewrite the store file with live data only, so deleted data is gone
+    /// from the disk file too; the server must be stopped.
+    Compact,
     /// Print the audit view (retention, masks, sweeps, verification);
     /// exits with status 2 when the verification fails.
     Audit {
@@ -103,6 +106,12 @@ fn main() -> anyhow::Result<()> {
             let config = load(&cli.config)?;
             init_logging(false);
             print!("{}", sparsam::retention::sweep_command(&config, dry_run)?);
+            Ok(())
+        }
+        Command::Compact => {
+            let config = load(&cli.config)?;
+            init_logging(false);
+            print!("{}", sparsam::retention::compact_command(&config)?);
             Ok(())
         }
         Command::Import {

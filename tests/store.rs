@@ -1085,3 +1085,114 @@ fn heartbeats_are_timed_since_their_page_view() {
     assert_eq!(engaged, vec![30_000, 90_000, 0, 600_000]);
     f.writer.shutdown_blocking().unwrap();
 }
+
+fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Deleting only frees pages: the expired bytes stay in the file until a
+/// vacuum rewrites it with live data only. After it, nothing that only the
+/// expired raw event held (the referrer's full URL, the visitor hash, the
+/// page-view id) is left anywhere in the file, and everything live reads
+/// back. (Roll-ups keep their own aggregates, such as the referrer's host,
+/// by design.)
+#[test]
+fn vacuum_leaves_no_trace_of_swept_data_in_the_file() {
+    let f = open();
+    let ref_marker = "https://forum.example/thread/geheimer-pfad-7f3a9c";
+    let visitor: u64 = 0x5ec2_e77a_11be_ef01;
+    let pvid: u64 = 0x0dd_ba11_cafe_f00d;
+    let mut old = pv("s", day0() + HOUR, visitor, "/a", pvid);
+    old.referrer = Referrer {
+        kind: ReferrerType::Website,
+        name: String::new(),
+        url: ref_marker.into(),
+    };
+    write_each(&f.writer, [old]);
+    // many commits, so earlier versions of blocks pile up in free pages
+    write_each(
+        &f.writer,
+        (0..50).map(|i| pv("s", day0() + 2 * HOUR + i * MIN, 2, "/x", 0)),
+    );
+    write_each(&f.writer, [pv("s", day0() + DAY + HOUR, 3, "/bleibt", 0)]);
+    let before = f.store.summary("s", day0(), day0() + 2 * DAY).unwrap();
+    let traces = |path: &std::path::Path| {
+        [
+            file_contains(path, ref_marker.as_bytes()),
+            file_contains(path, &visitor.to_le_bytes()),
+            file_contains(path, &pvid.to_le_bytes()),
+        ]
+    };
+    assert_eq!(traces(&f.path), [true; 3]);
+    f.store
+        .drop_partition(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
+        .unwrap();
+    assert!(f.store.expire_strings(day0() + DAY).unwrap() >= 1);
+    assert!(
+        traces(&f.path).contains(&true),
+        "deleting alone leaves bytes in the file"
+    );
+    let v = f.store.vacuum().unwrap();
+    assert!(v.bytes_after < v.bytes_before, "{v:?}");
+    assert_eq!(
+        traces(&f.path),
+        [false; 3],
+        "referrer URL, visitor hash, page-view id"
+    );
+    assert!(file_contains(&f.path, b"/bleibt"), "live data kept");
+    assert_eq!(scan_all(&f.store, "s").len(), 1);
+    assert_eq!(
+        f.store.summary("s", day0(), day0() + 2 * DAY).unwrap(),
+        before
+    );
+    // the writer goes on writing into the new file
+    write_each(
+        &f.writer,
+        [pv("s", day0() + DAY + 2 * HOUR, 3, "/danach", 0)],
+    );
+    f.writer.shutdown_blocking().unwrap();
+    let Fixture {
+        path, store, _dir, ..
+    } = f;
+    drop(store);
+    let store = Store::open(&path, &StoreOptions::default()).unwrap();
+    let urls: Vec<String> = scan_all(&store, "s").into_iter().map(|e| e.url).collect();
+    assert_eq!(urls, vec!["/bleibt", "/danach"]);
+}
+
+/// A vacuum while writes keep coming: every acknowledged event is in the
+/// new file.
+#[test]
+fn vacuum_under_concurrent_writes_loses_no_acknowledged_event() {
+    let f = open();
+    let writer = Arc::new(f.writer);
+    let w = writer.clone();
+    let feeder = std::thread::spawn(move || {
+        let mut acked = 0u64;
+        for i in 0..400i64 {
+            let rx = w.submit(vec![pv("s", day0() + i * 1000, (i % 17) as u64, "/p", 0)]);
+            if let Ok(rx) = rx {
+                if matches!(rx.blocking_recv(), Ok(Ok(()))) {
+                    acked += 1;
+                }
+            }
+        }
+        acked
+    });
+    for _ in 0..5 {
+        f.store.vacuum().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let acked = feeder.join().unwrap();
+    writer.shutdown_blocking().unwrap();
+    assert_eq!(acked, 400, "no batch failed");
+    assert_eq!(scan_all(&f.store, "s").len(), 400);
+    assert_eq!(
+        f.store
+            .summary("s", day0(), day0() + DAY)
+            .unwrap()
+            .pageviews,
+        400
+    );
+}

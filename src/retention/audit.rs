@@ -15,7 +15,7 @@
 //! a running server adds what it saw in its own responses.
 
 use chrono::{DateTime, TimeZone, Utc};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -24,7 +24,7 @@ use crate::privacy::StoredIp;
 use crate::store::schema::MS_PER_DAY;
 use crate::store::{Col, Cols, Store, StoreError};
 
-pub const AUDIT: TableDefinition<u64, &str> = TableDefinition::new("audit");
+pub use crate::store::schema::AUDIT;
 
 /// One audit record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +48,9 @@ pub struct SweepRecord {
     /// Dictionary strings deleted because no surviving event uses them.
     #[serde(default)]
     pub strings_deleted: u64,
+    /// The store file was rewritten after the sweep.
+    #[serde(default)]
+    pub vacuumed: bool,
     pub rollup_rows_deleted: u64,
     pub duration_ms: Option<u64>,
     pub outcome: String,

@@ -51,6 +51,18 @@ pub fn open_store_direct(config: &Config) -> Result<Store, RetentionError> {
     })
 }
 
+/// `sparsam compact`: rewrites the store file with live data only.
+pub fn compact_command(config: &Config) -> Result<String, RetentionError> {
+    let store = open_store_direct(config)?;
+    let v = store.vacuum()?;
+    Ok(format!(
+        "store rewritten: {} bytes before, {} bytes after ({})\n",
+        v.bytes_before,
+        v.bytes_after,
+        config.store_path().display()
+    ))
+}
+
 /// `sparsam sweep [--dry-run]`: runs one sweep now and describes it.
 pub fn sweep_command(config: &Config, dry_run: bool) -> Result<String, RetentionError> {
     let store = open_store_direct(config)?;
@@ -89,6 +101,11 @@ pub fn render_sweep(r: &SweepReport, config: &Config) -> String {
     let _ = writeln!(s, "raw events:  {verb} {}", r.events_deleted);
     let _ = writeln!(
         s,
+        "strings:     {verb} {} (URLs, titles, search terms, … no remaining event uses)",
+        r.strings_deleted
+    );
+    let _ = writeln!(
+        s,
         "days:        {}",
         if r.partitions_dropped.is_empty() {
             "none".to_string()
@@ -112,6 +129,9 @@ pub fn render_sweep(r: &SweepReport, config: &Config) -> String {
         None => {
             let _ = writeln!(s, "roll-ups:    kept (retention.rollup_days = 0)");
         }
+    }
+    if r.vacuumed {
+        let _ = writeln!(s, "file:        rewritten with live data only");
     }
     s
 }

@@ -55,6 +55,8 @@ pub struct SweepReport {
     /// events used.
     pub strings_deleted: u64,
     pub rollup_rows_deleted: u64,
+    /// The store file was rewritten afterwards (`retention.vacuum_after_sweep`).
+    pub vacuumed: bool,
 }
 
 /// The raw-event cutoff at `now`: events with `ts_ms < cutoff` expire.
@@ -107,12 +109,20 @@ pub fn sweep_now(
         ..SweepRecord::default()
     };
     let id = audit::append(store, &AuditRecord::Sweep(record.clone()))?;
-    let result = run_steps(store, cutoff, rollup_cutoff, cancel, &mut report);
+    let result = run_steps(
+        store,
+        config.retention.vacuum_after_sweep,
+        cutoff,
+        rollup_cutoff,
+        cancel,
+        &mut report,
+    );
     record.finished_ms = Some(Utc::now().timestamp_millis());
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     record.partitions_dropped = report.partitions_dropped.clone();
     record.events_deleted = report.events_deleted;
     record.strings_deleted = report.strings_deleted;
+    record.vacuumed = report.vacuumed;
     record.rollup_rows_deleted = report.rollup_rows_deleted;
     match &result {
         Ok(()) => record.outcome = "ok".into(),
@@ -141,6 +151,7 @@ pub fn sweep_now(
 
 fn run_steps(
     store: &Store,
+    vacuum: bool,
     cutoff: i64,
     rollup_cutoff: Option<i64>,
     cancel: &AtomicBool,
@@ -171,6 +182,16 @@ fn run_steps(
     if let Some(rc) = rollup_cutoff {
         let r = store.expire_rollups(rc, false)?;
         report.rollup_rows_deleted = r.hourly_rows + r.dim_rows;
+    }
+    let deleted = report.events_deleted + report.strings_deleted + report.rollup_rows_deleted > 0;
+    if vacuum && deleted && !cancel.load(Ordering::Relaxed) {
+        let v = store.vacuum()?;
+        tracing::info!(
+            bytes_before = v.bytes_before,
+            bytes_after = v.bytes_after,
+            "store file rewritten after the sweep"
+        );
+        report.vacuumed = true;
     }
     Ok(())
 }

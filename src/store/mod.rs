@@ -19,6 +19,7 @@ pub mod schema;
 mod seal;
 mod state;
 pub mod sweep;
+mod vacuum;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -36,6 +37,7 @@ use rustc_hash::FxHashMap;
 pub use codec::{Block, Col, Cols, Interned, RawEvent, StoredEvent};
 pub use rollup::{Counters, Dimension, SortBy, Totals, UnknownDimension};
 pub use sweep::{ExpiryPlan, RollupExpiry};
+pub use vacuum::VacuumReport;
 pub use writer::{Ack, SubmitError, WriteError, Writer, WriterHandle, WriterOptions};
 
 use schema::{

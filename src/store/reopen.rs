@@ -14,7 +14,9 @@
 //! leaves a partial batch behind (redb's commit is atomic), so nothing that
 //! was stored before is touched.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, PoisonError, RwLockWriteGuard};
+
+use redb::Database;
 use std::time::Duration;
 
 use super::{Store, StoreError};
@@ -39,24 +41,37 @@ impl StoreError {
 }
 
 impl Store {
+    /// Takes the database slot for exclusive use: new readers and the
+    /// writer wait on the lock, and this waits (bounded) for those that
+    /// still hold a clone of the handle to let go.
+    /// With `require_sole`, fails with [`StoreError::Unavailable`] instead
+    /// of going on when somebody still holds it after the wait.
+    pub(crate) fn take_exclusive(
+        &self,
+        require_sole: bool,
+    ) -> Result<RwLockWriteGuard<'_, Option<Arc<Database>>>, StoreError> {
+        let slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(db) = slot.as_ref() {
+            let mut sole = false;
+            for _ in 0..MAX_POLLS {
+                if Arc::strong_count(db) == 1 {
+                    sole = true;
+                    break;
+                }
+                std::thread::sleep(POLL);
+            }
+            if require_sole && !sole {
+                return Err(StoreError::Unavailable);
+            }
+        }
+        Ok(slot)
+    }
+
     /// Replaces the database handle by a freshly opened one. Only the
     /// writer thread calls this, between batches, so no write is in flight.
     pub(crate) fn reopen(&self) -> Result<(), StoreError> {
-        let mut slot = self.db.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(mut old) = slot.take() {
-            for _ in 0..MAX_POLLS {
-                match Arc::try_unwrap(old) {
-                    Ok(db) => {
-                        drop(db);
-                        break;
-                    }
-                    Err(shared) => {
-                        old = shared;
-                        std::thread::sleep(POLL);
-                    }
-                }
-            }
-        }
+        let mut slot = self.take_exclusive(false)?;
+        drop(slot.take());
         let mut last = StoreError::Unavailable;
         for _ in 0..MAX_POLLS {
             match Self::open_database(&self.path, &self.opts) {

@@ -72,6 +72,8 @@ pub const DIMS_SEALED: TableDefinition<SealedKey<'static>, &[u8]> =
     TableDefinition::new("dims_sealed");
 pub const DIM_VALUES: TableDefinition<u32, &str> = TableDefinition::new("dim_values");
 pub const DIM_VALUE_IDS: TableDefinition<&str, u32> = TableDefinition::new("dim_value_ids");
+/// The audit log (see `retention::audit`): id -> JSON record.
+pub const AUDIT: TableDefinition<u64, &str> = TableDefinition::new("audit");
 
 /// Prefix of the per-day event tables.
 pub const EVENTS_PREFIX: &str = "events_";

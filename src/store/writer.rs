@@ -38,8 +38,9 @@ use super::{Store, StoreError};
 
 /// How often an idle writer looks for closed days to seal.
 const SEAL_EVERY: Duration = Duration::from_secs(60);
-/// Rows moved per sealing transaction (bounds how long it holds the lock).
-const SEAL_ROWS: usize = 50_000;
+/// Rows moved per sealing transaction: bounds how long a request that
+/// arrives meanwhile waits (a few milliseconds).
+const SEAL_ROWS: usize = 5_000;
 
 /// Answer to one submitted batch: `Ok` once its events are committed.
 pub type Ack = Result<(), StoreError>;
@@ -214,12 +215,16 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) 
         .unwrap_or_else(Instant::now);
     loop {
         buf.clear();
-        if rx.is_empty() && last_seal.elapsed() >= SEAL_EVERY {
-            seal(&store, &opts);
+        if rx.is_empty()
+            && last_seal.elapsed() >= SEAL_EVERY
+            && seal(&store, &opts, || !rx.is_empty())
+        {
             last_seal = Instant::now();
         }
         if rx.blocking_recv_many(&mut buf, max_batch) == 0 {
-            break; // closed and drained
+            // closed and drained: leave closed days sealed for the next start
+            seal(&store, &opts, || false);
+            break;
         }
         metrics::gauge!("sparsam_store_queue_depth").set(rx.len() as f64);
         let started = Instant::now();
@@ -248,25 +253,28 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) 
     }
 }
 
-/// Seals closed days of the dimension roll-ups, a chunk at a time, while
-/// nothing else is waiting.
-fn seal(store: &Store, opts: &WriterOptions) {
+/// Seals closed days of the dimension roll-ups, a chunk at a time, until
+/// done or `interrupted()` says requests are waiting. True when done.
+fn seal(store: &Store, opts: &WriterOptions, interrupted: impl Fn() -> bool) -> bool {
     let now = chrono::Utc::now().timestamp_millis();
     let today = |site: &str| {
         let tz = opts.site_timezones.get(site).copied().unwrap_or(Tz::UTC);
         local_day(tz, now)
     };
-    for _ in 0..1000 {
+    loop {
+        if interrupted() {
+            return false;
+        }
         let db = match store.db() {
             Ok(db) => db,
-            Err(_) => return,
+            Err(_) => return false,
         };
         match super::seal::seal_closed_days(&db, &today, SEAL_ROWS) {
             Ok(n) if n >= SEAL_ROWS => continue,
-            Ok(_) => return,
+            Ok(_) => return true,
             Err(e) => {
                 tracing::warn!(error = %e, "sealing closed roll-up days failed; will retry");
-                return;
+                return false;
             }
         }
     }
@@ -280,7 +288,15 @@ fn write_batch(
     batch: &[Request],
     state: &mut WriterState,
 ) -> Result<(), StoreError> {
-    let mut txn = store.db()?.begin_write()?;
+    // Hold the handle for the whole batch: a vacuum waits for it, and a
+    // handle replaced while we waited for the lock is not written to.
+    let (_db, mut txn) = loop {
+        let db = store.db()?;
+        let txn = db.begin_write()?;
+        if Arc::ptr_eq(&db, &store.db()?) {
+            break (db, txn);
+        }
+    };
     txn.set_durability(Durability::Immediate)?;
     // Read after taking the write lock: maintenance bumps it before it
     // commits, so a change made while we waited is seen here.
