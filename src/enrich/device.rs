@@ -6,7 +6,8 @@
 //! * **uap-core** (`regexes.yaml`, maintained by the ua-parser project)
 //!   gives browser, OS and device brand/model, and flags bots (device family
 //!   "Spider"). It comes from the `ua-parser` crates.io package through
-//!   `build.rs`, embedded as JSON, and runs on the `ua-parser` crate.
+//!   `build.rs`, embedded as JSON, and runs on [`super::uap`] (same rules
+//!   as the `ua-parser` crate, compiled as byte regexes for a fast start).
 //! * **woothee** gives a coarse category (pc, smartphone, mobilephone,
 //!   appliance, crawler) in ~1.5 µs and is the fallback for names that
 //!   uap-core does not know.
@@ -35,6 +36,7 @@ use std::sync::{Arc, OnceLock};
 use quick_cache::{sync::Cache, Equivalent};
 
 use super::client_hints::{cap, Brand, ClientHints};
+use super::uap::{Uap, UapError};
 use crate::model::{Device, DeviceType};
 
 /// Bytes of a user agent that are looked at; the rest is ignored.
@@ -46,28 +48,18 @@ static UAP_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/uap_regexes.json
 /// Errors at this module's boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    /// The embedded uap-core dataset did not deserialize.
-    #[error("uap-core dataset is malformed: {0}")]
-    Dataset(#[from] serde_json::Error),
-    /// A regex of the dataset did not compile.
-    #[error("uap-core dataset did not compile: {0}")]
-    Compile(String),
+    /// The embedded uap-core dataset did not load.
+    #[error(transparent)]
+    Dataset(#[from] UapError),
 }
 
-type Extractor = ua_parser::Extractor<'static>;
-
-/// The compiled uap-core extractor, built once per process (~0.1-0.5 s)
-/// and shared by every detector.
-fn uap() -> Result<&'static Extractor, &'static str> {
-    static UAP: OnceLock<Result<Extractor, String>> = OnceLock::new();
-    UAP.get_or_init(|| build_uap().map_err(|e| e.to_string()))
+/// The compiled uap-core rules, built once per process and shared by
+/// every detector.
+fn uap() -> Result<&'static Uap, &'static str> {
+    static UAP: OnceLock<Result<Uap, String>> = OnceLock::new();
+    UAP.get_or_init(|| Uap::from_json(UAP_JSON).map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| e.as_str())
-}
-
-fn build_uap() -> Result<Extractor, DeviceError> {
-    let regexes: ua_parser::Regexes<'static> = serde_json::from_str(UAP_JSON)?;
-    Extractor::try_from(regexes).map_err(|e| DeviceError::Compile(format!("{e:?}")))
 }
 
 /// Thread-safe device detector with a bounded cache keyed on
@@ -114,7 +106,10 @@ impl DeviceDetector {
 
     /// Like [`DeviceDetector::new`], but reports a broken dataset.
     pub fn try_new(cache_capacity: usize) -> Result<DeviceDetector, DeviceError> {
-        build_uap()?;
+        if uap().is_err() {
+            // compile again to return the typed error
+            Uap::from_json(UAP_JSON)?;
+        }
         Ok(DeviceDetector::new(cache_capacity))
     }
 
@@ -148,13 +143,14 @@ impl DeviceDetector {
         let mut uap_spider = false;
         let mut uap_tablet = false;
         if let Ok(x) = uap() {
-            if let Some(b) = x.ua.extract(ua) {
+            if let Some(b) = x.browser(ua) {
                 if b.family != "Other" {
                     d.browser = browser_name(&b.family).to_string();
-                    d.browser_version = join_version(&[b.major, b.minor, b.patch]);
+                    d.browser_version =
+                        join_version(&[b.major.as_deref(), b.minor.as_deref(), b.patch.as_deref()]);
                 }
             }
-            if let Some(o) = x.os.extract(ua) {
+            if let Some(o) = x.os(ua) {
                 if o.os != "Other" {
                     d.os = os_name(&o.os).to_string();
                     d.os_version = join_version(&[
@@ -165,7 +161,7 @@ impl DeviceDetector {
                     ]);
                 }
             }
-            if let Some(dev) = x.dev.extract(ua) {
+            if let Some(dev) = x.device(ua) {
                 if dev.device == "Spider" {
                     uap_spider = true;
                 } else {
@@ -597,7 +593,7 @@ pub fn brand_for_model(model: &str) -> String {
     let model = cap(model);
     if let Ok(x) = uap() {
         let synthetic = format!("Mozilla/5.0 (Linux; Android 14; {model} Build/UP1A) Mobile");
-        if let Some(dev) = x.dev.extract(&synthetic) {
+        if let Some(dev) = x.device(&synthetic) {
             if let Some(b) = dev.brand.as_deref() {
                 if !b.is_empty() && !b.starts_with("Generic") {
                     return b.to_string();

@@ -6,6 +6,7 @@ pub mod device;
 pub mod referrer;
 pub mod search;
 pub mod ua_cli;
+pub mod uap;
 
 pub use client_hints::ClientHints;
 pub use device::DeviceDetector;

@@ -172,7 +172,7 @@ mod tests {
             scan.optout_cookies,
             vec![ScriptCookie {
                 name: "sparsam_optout".into(),
-                days: 730,
+                days: 400,
                 set_by: "optOut".into(),
             }]
         );
