@@ -159,7 +159,7 @@ fn default_notice_lists_every_stored_field_both_optout_cookies_and_retention() {
         assert_eq!(page.matches("<li id=\"data-").count(), 15);
         // The website's own opt-out cookie, as the tracker script sets it.
         assert!(page.contains("<code id=\"tracker-cookie\">sparsam_optout</code>"));
-        assert!(page.contains("<span id=\"tracker-cookie-days\">730</span>"));
+        assert!(page.contains("<span id=\"tracker-cookie-days\">400</span>"));
         assert!(page.contains("<code>sparsam.optOut()</code>"));
         // Daily sweeps: nothing older than 90 days plus one day.
         assert!(page.contains("<span id=\"max-days\">91</span>"));
@@ -191,7 +191,7 @@ workers = 2
 ipv4_prefix = 16
 ipv6_prefix = 32
 optout_cookie = "sparsam_optout"
-optout_cookie_days = 730
+optout_cookie_days = 400
 [retention]
 raw_days = 90
 rollup_days = 0
@@ -258,7 +258,7 @@ fn every_relevant_config_key_changes_the_notice_in_both_languages() {
         ),
         (
             "privacy.optout_cookie_days",
-            "optout_cookie_days = 730",
+            "optout_cookie_days = 400",
             "optout_cookie_days = 30",
             true,
             true,

@@ -426,3 +426,39 @@ fn killed_sweep_leaves_a_consistent_store_and_the_next_sweep_finishes() {
     assert!(v.last_sweeps.iter().any(|s| s.outcome == "interrupted"));
     assert!(v.last_sweeps.iter().all(|s| s.outcome != "running"));
 }
+
+/// With `retention.vacuum_after_sweep`, a sweep that deleted something
+/// also rewrites the file, so the expired events' bytes are gone from it;
+/// a sweep that deleted nothing leaves the file alone.
+#[test]
+fn vacuum_after_sweep_leaves_no_bytes_of_expired_events() {
+    let mut env = Env::new();
+    env.config.retention.vacuum_after_sweep = true;
+    let store = env.open();
+    let now = Utc::now();
+    let marker = "https://forum.example/thread/abgelaufen-c0ffee";
+    let mut old = event(now.timestamp_millis() - 120 * DAY, 1);
+    old.referrer = Referrer {
+        kind: sparsam::model::ReferrerType::Website,
+        name: String::new(),
+        url: marker.into(),
+    };
+    write_events(&store, vec![old, event(now.timestamp_millis() - DAY, 2)]);
+    let path = env.config.store_path();
+    let has = |p: &std::path::Path| {
+        let b = std::fs::read(p).unwrap();
+        b.windows(marker.len()).any(|w| w == marker.as_bytes())
+    };
+    assert!(has(&path));
+    let r = sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap();
+    assert_eq!(r.events_deleted, 1);
+    assert!(r.vacuumed);
+    assert!(
+        !has(&path),
+        "the expired referrer URL is gone from the file"
+    );
+    assert_eq!(all_ts(&store).len(), 1);
+    assert!(audit::last_sweeps(&store, 1).unwrap()[0].vacuumed);
+    let again = sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap();
+    assert!(!again.vacuumed, "nothing deleted, nothing rewritten");
+}

@@ -480,10 +480,10 @@ fn cli_dry_run_and_audit_text_describe_a_known_store() {
     );
     assert_eq!(field(&text, "cookies:"), "none for tracking");
     assert!(text.contains(
-        "opt-out cookie \"sparsam_optout\" (730 days) on the collector's host, set only by POST /optout"
+        "opt-out cookie \"sparsam_optout\" (400 days) on the collector's host, set only by POST /optout"
     ));
     assert!(text.contains(
-        "opt-out cookie \"sparsam_optout\" (730 days) on the website's domain, set only by the tracker's sparsam.optOut()"
+        "opt-out cookie \"sparsam_optout\" (400 days) on the website's domain, set only by the tracker's sparsam.optOut()"
     ));
     assert!(text.contains("since start-up: not observed (no server running)"));
     assert_eq!(field(&text, "raw events:"), "6");
@@ -583,7 +583,7 @@ fn audit_cookies_come_from_the_config_and_the_running_server() {
     assert_eq!(c["optout_cookie"], "no_stats");
     assert_eq!(c["optout_cookie_days"], 30);
     assert_eq!(c["tracker_optout_cookies"][0]["name"], "sparsam_optout");
-    assert_eq!(c["tracker_optout_cookies"][0]["days"], 730);
+    assert_eq!(c["tracker_optout_cookies"][0]["days"], 400);
     assert_eq!(c["tracker_other_cookies"], serde_json::json!([]));
     assert_eq!(c["unexpected_set_cookie_responses"], 0, "{c}");
 

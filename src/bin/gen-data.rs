@@ -5,8 +5,10 @@
 //! weekends, daytime busier than night), pages follow a Zipf law over
 //! `--pages` paths, referrers come from a short list (direct, two search
 //! engines, social, other sites), devices from a fixed list of realistic
-//! classifications, and visitors repeat within a day. Everything is
-//! deterministic for a given `--seed`.
+//! classifications, and visitors repeat within a day. About a quarter of
+//! the events are dwell-time pings of the visitor's latest page view (as a
+//! tracker script sends them), a few percent downloads, outbound clicks and
+//! searches. Everything is deterministic for a given `--seed`.
 //!
 //! ```text
 //! cargo run --release --bin gen-data -- --data-dir /tmp/big --events 1000000
@@ -329,6 +331,8 @@ fn main() -> anyhow::Result<()> {
     let mut inflight = VecDeque::new();
     let mut batch = Vec::with_capacity(args.batch);
     let mut visitor_pages: HashMap<u64, usize> = HashMap::new();
+    let mut last_pv: HashMap<u64, (u64, u32)> = HashMap::new();
+    let mut last_url: HashMap<u64, String> = HashMap::new();
     for (i, day) in (first_day..=today).enumerate() {
         let remaining = args.events.saturating_sub(generated);
         let n = if i + 1 == day_w.len() {
@@ -348,6 +352,8 @@ fn main() -> anyhow::Result<()> {
         // About three page views per visitor and day.
         let pool = (n / 3).max(1);
         visitor_pages.clear();
+        last_pv.clear();
+        last_url.clear();
         for t in ts {
             let v = rng.below(pool);
             let visitor =
@@ -367,9 +373,13 @@ fn main() -> anyhow::Result<()> {
                 "https://www.example.org/{}/seite-{page}",
                 SECTIONS[page % SECTIONS.len()]
             );
+            // Page views get a fresh page-view id; pings (a quarter of all
+            // events, as a tracker's visibility reports make them), clicks
+            // and searches belong to the visitor's latest page view.
             let roll = rng.below(100);
-            let (kind, target, term) = match roll {
-                0..=2 => (
+            let last = last_pv.get(&visitor).copied();
+            let (kind, target, term) = match (roll, last) {
+                (0..=2, _) => (
                     EventKind::Download,
                     format!(
                         "https://www.example.org/files/bericht-{}.pdf",
@@ -377,17 +387,38 @@ fn main() -> anyhow::Result<()> {
                     ),
                     String::new(),
                 ),
-                3..=4 => (
+                (3..=4, _) => (
                     EventKind::Outbound,
                     format!("https://partner-{}.example.net/", rng.below(50)),
                     String::new(),
                 ),
-                5..=6 => (
+                (5..=6, _) => (
                     EventKind::Search,
                     String::new(),
                     format!("begriff {}", rng.below(500)),
                 ),
+                (7..=31, Some(_)) => (EventKind::Ping, String::new(), String::new()),
                 _ => (EventKind::PageView, String::new(), String::new()),
+            };
+            let (pageview_id, engaged_ms) = match (kind, last) {
+                (EventKind::PageView, _) | (_, None) => {
+                    let id = rng.next().max(1);
+                    last_pv.insert(visitor, (id, 0));
+                    (id, 0)
+                }
+                (EventKind::Ping, Some((id, engaged))) => {
+                    let e = engaged + 5_000 + rng.below(60_000) as u32;
+                    last_pv.insert(visitor, (id, e));
+                    (id, e)
+                }
+                (_, Some((id, _))) => (id, 0),
+            };
+            let url = match (kind, last_url.get(&visitor)) {
+                (EventKind::PageView, _) | (_, None) => {
+                    last_url.insert(visitor, url.clone());
+                    url
+                }
+                (_, Some(u)) => u.clone(),
             };
             generated += 1;
             batch.push(Event {
@@ -395,7 +426,7 @@ fn main() -> anyhow::Result<()> {
                 ts_ms: t,
                 kind,
                 visitor,
-                pageview_id: rng.next().max(1),
+                pageview_id,
                 url,
                 title: format!("Seite {page} – Example"),
                 referrer: if *seen == 1 {
@@ -407,11 +438,7 @@ fn main() -> anyhow::Result<()> {
                 target,
                 search_term: term,
                 search_results: None,
-                engaged_ms: if rng.below(4) == 0 {
-                    rng.below(120_000) as u32
-                } else {
-                    0
-                },
+                engaged_ms,
                 device: dev,
                 plugins: 1,
                 anon_ip: ip,
