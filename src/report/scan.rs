@@ -89,7 +89,15 @@ struct Visit {
     exit: u32,
     referrer: u32,
     campaign: u32,
-    events: Vec<Ev>,
+    /// An event of the visit matched: it counts (once).
+    counted: bool,
+    /// It was counted before its entry page was known (entry-page rows
+    /// get the visit once the first page view comes).
+    entry_pending: bool,
+    /// Events held back until what their filters need is known: all of
+    /// them with an exit-page filter (known when the visit ends), those
+    /// before the first page view with an entry-page filter.
+    held: Vec<Ev>,
 }
 
 /// Decides filters and names values, once per distinct dictionary id.
@@ -289,6 +297,8 @@ pub fn scan(
         Want::NoResultSearches => cols.with(Col::SearchTerm).with(Col::SearchResults),
         Want::Live => cols,
     };
+    let hold_all = filters.iter().any(|f| f.dim == Dimension::ExitPage);
+    let hold_until_entry = filters.iter().any(|f| f.dim == Dimension::EntryPage);
     let mut values = Values {
         res: snap.resolver()?,
         filters,
@@ -309,135 +319,188 @@ pub fn scan(
     let mut visitor_no: FxHashMap<u64, u32> = FxHashMap::default();
     let mut pageview_no: FxHashMap<u64, u32> = FxHashMap::default();
     let mut current: Vec<Option<Visit>> = Vec::new();
+    let mut live: Vec<u32> = Vec::new();
     let mut failure: Option<StoreError> = None;
 
     snap.scan_days(site, from_ms, to_ms, cols, |day| {
-        let vmap: Vec<u32> = day
-            .visitor_hashes
-            .iter()
-            .map(|h| {
-                let n = visitor_no.len() as u32;
-                *visitor_no.entry(*h).or_insert(n)
-            })
-            .collect();
-        current.resize_with(visitor_no.len(), || None);
-        let pmap: Vec<u32> = day
-            .pageview_ids
-            .iter()
-            .map(|id| {
-                let n = pageview_no.len() as u32;
-                *pageview_no.entry(*id).or_insert(n)
-            })
-            .collect();
-        let mut order: Vec<usize> = (0..day.events.len()).collect();
-        order.sort_by_key(|&i| (day.events[i].ts_ms, day.seqs[i]));
-        for i in order {
-            let raw = day.events[i];
-            let Some(&visitor) = vmap.get(raw.visitor as usize) else {
-                failure = Some(StoreError::Decode(
-                    "event refers to an unknown visitor".into(),
-                ));
-                return Ok(ControlFlow::Break(()));
-            };
-            let pageview = match raw.pageview {
-                0 => 0,
-                p => pmap.get(p as usize - 1).map_or(0, |n| n + 1),
-            };
-            let e = Ev {
-                raw,
-                visitor,
-                pageview,
-            };
-            let slot = &mut current[visitor as usize];
-            let live = matches!(slot, Some(v) if raw.ts_ms - v.last_ts < VISIT_TIMEOUT_MS);
-            if !live {
-                if let Some(v) = slot.take() {
-                    if let Err(err) = acc.visit(&mut values, &v) {
-                        failure = Some(err);
-                        return Ok(ControlFlow::Break(()));
+        let mut run = || -> Result<(), StoreError> {
+            let vmap: Vec<u32> = day
+                .visitor_hashes
+                .iter()
+                .map(|h| {
+                    let n = visitor_no.len() as u32;
+                    *visitor_no.entry(*h).or_insert(n)
+                })
+                .collect();
+            if current.len() < visitor_no.len() {
+                current.resize_with(visitor_no.len(), || None);
+            }
+            let pmap: Vec<u32> = day
+                .pageview_ids
+                .iter()
+                .map(|id| {
+                    let n = pageview_no.len() as u32;
+                    *pageview_no.entry(*id).or_insert(n)
+                })
+                .collect();
+            let in_order = day
+                .events
+                .windows(2)
+                .zip(day.seqs.windows(2))
+                .all(|(e, q)| (e[0].ts_ms, q[0]) <= (e[1].ts_ms, q[1]));
+            let mut order: Vec<usize> = (0..day.events.len()).collect();
+            if !in_order {
+                order.sort_by_key(|&i| (day.events[i].ts_ms, day.seqs[i]));
+            }
+            for i in order {
+                let raw = day.events[i];
+                let visitor = *vmap.get(raw.visitor as usize).ok_or_else(|| {
+                    StoreError::Decode("event refers to an unknown visitor".into())
+                })?;
+                let pageview = match raw.pageview {
+                    0 => 0,
+                    p => pmap.get(p as usize - 1).map_or(0, |n| n + 1),
+                };
+                let e = Ev {
+                    raw,
+                    visitor,
+                    pageview,
+                };
+                let slot = &mut current[visitor as usize];
+                let is_live = matches!(slot, Some(v) if raw.ts_ms - v.last_ts < VISIT_TIMEOUT_MS);
+                if !is_live {
+                    if let Some(v) = slot.take() {
+                        acc.finish_visit(&mut values, v)?;
+                    }
+                    if raw.kind != EventKind::Ping {
+                        *slot = Some(Visit {
+                            start_ts: raw.ts_ms,
+                            last_ts: raw.ts_ms,
+                            pageviews: 0,
+                            entry: 0,
+                            exit: 0,
+                            referrer: raw.referrer,
+                            campaign: raw.campaign,
+                            counted: false,
+                            entry_pending: false,
+                            held: Vec::new(),
+                        });
+                        live.push(visitor);
                     }
                 }
-                if raw.kind != EventKind::Ping {
-                    *slot = Some(Visit {
-                        start_ts: raw.ts_ms,
-                        last_ts: raw.ts_ms,
-                        pageviews: 0,
-                        entry: 0,
-                        exit: 0,
-                        referrer: raw.referrer,
-                        campaign: raw.campaign,
-                        events: Vec::new(),
-                    });
+                let Some(v) = slot.as_mut() else {
+                    acc.event(&mut values, &e, None)?;
+                    continue;
+                };
+                v.last_ts = v.last_ts.max(raw.ts_ms);
+                let mut entry_now_known = false;
+                if raw.kind == EventKind::PageView {
+                    v.pageviews = v.pageviews.saturating_add(1);
+                    if v.entry == 0 && raw.url != 0 {
+                        v.entry = raw.url;
+                        entry_now_known = true;
+                    }
+                    v.exit = raw.url;
                 }
-            }
-            match slot {
-                Some(v) => {
-                    v.last_ts = v.last_ts.max(raw.ts_ms);
-                    if raw.kind == EventKind::PageView {
-                        v.pageviews = v.pageviews.saturating_add(1);
-                        if v.entry == 0 {
-                            v.entry = raw.url;
+                if entry_now_known {
+                    if v.entry_pending {
+                        v.entry_pending = false;
+                        acc.rows.entry((Part::Text, v.entry)).or_default().visits += 1;
+                    }
+                    if !hold_all && !v.held.is_empty() {
+                        for held in std::mem::take(&mut v.held) {
+                            acc.event(&mut values, &held, Some(v))?;
                         }
-                        v.exit = raw.url;
                     }
-                    v.events.push(e);
                 }
-                None => {
-                    if let Err(err) = acc.event(&mut values, &e, None, &mut false) {
-                        failure = Some(err);
-                        return Ok(ControlFlow::Break(()));
-                    }
+                if hold_all || (hold_until_entry && v.entry == 0) {
+                    v.held.push(e);
+                } else {
+                    acc.event(&mut values, &e, Some(v))?;
                 }
             }
-        }
-        // visits that cannot go on past this day are counted now
-        let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(to_ms);
-        for slot in current.iter_mut() {
-            if matches!(slot, Some(v) if day_end - v.last_ts >= VISIT_TIMEOUT_MS) {
-                if let Some(v) = slot.take() {
-                    if let Err(err) = acc.visit(&mut values, &v) {
-                        failure = Some(err);
-                        return Ok(ControlFlow::Break(()));
+            // visits that cannot go on past this day are counted now
+            let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(to_ms);
+            let mut still = Vec::with_capacity(live.len());
+            for n in live.drain(..) {
+                let slot = &mut current[n as usize];
+                match slot {
+                    Some(v) if day_end - v.last_ts >= VISIT_TIMEOUT_MS => {
+                        if let Some(v) = slot.take() {
+                            acc.finish_visit(&mut values, v)?;
+                        }
                     }
+                    Some(_) => still.push(n),
+                    None => {}
                 }
             }
+            still.sort_unstable();
+            still.dedup();
+            live = still;
+            Ok(())
+        };
+        match run() {
+            Ok(()) => Ok(ControlFlow::Continue(())),
+            Err(e) => {
+                failure = Some(e);
+                Ok(ControlFlow::Break(()))
+            }
         }
-        Ok(ControlFlow::Continue(()))
     })?;
     if let Some(e) = failure {
         return Err(e.into());
     }
-    for v in current.into_iter().flatten() {
-        acc.visit(&mut values, &v)?;
+    for n in live {
+        if let Some(v) = current[n as usize].take() {
+            acc.finish_visit(&mut values, v)?;
+        }
     }
     acc.finish(&mut values)
 }
 
 impl Acc {
-    fn visit(&mut self, values: &mut Values<'_>, v: &Visit) -> Result<(), StoreError> {
-        let mut counted = false;
-        for e in &v.events {
-            self.event(values, e, Some(v), &mut counted)?;
+    /// Counts what could only be counted once the visit was over.
+    fn finish_visit(&mut self, values: &mut Values<'_>, mut v: Visit) -> Result<(), StoreError> {
+        for e in std::mem::take(&mut v.held) {
+            self.event(values, &e, Some(&mut v))?;
+        }
+        if !v.counted {
+            return Ok(());
+        }
+        match self.want {
+            Want::Hourly if v.pageviews <= 1 => {
+                self.hours
+                    .entry(v.start_ts.div_euclid(MS_PER_HOUR))
+                    .or_default()
+                    .bounces += 1;
+            }
+            Want::Breakdown(Dimension::ExitPage) if v.exit != 0 => {
+                self.rows.entry((Part::Text, v.exit)).or_default().visits += 1;
+            }
+            _ => {}
         }
         Ok(())
     }
 
-    /// Counts one event if it matches. `counted` says whether its visit was
-    /// counted already (by an earlier matching event).
+    /// Counts one event if it matches, with its visit's attributes as
+    /// known now (see [`Visit::held`] for when they are final).
     fn event(
         &mut self,
         values: &mut Values<'_>,
         e: &Ev,
-        visit: Option<&Visit>,
-        counted: &mut bool,
+        mut visit: Option<&mut Visit>,
     ) -> Result<(), StoreError> {
         for i in 0..values.filters.len() {
-            let key = key_of(&e.raw, visit, values.filters[i].dim);
+            let key = key_of(&e.raw, visit.as_deref(), values.filters[i].dim);
             if !values.matches(i, key)? {
                 return Ok(());
             }
         }
-        let first = visit.is_some() && !std::mem::replace(counted, true);
+        let first = match visit.as_deref_mut() {
+            Some(v) => !std::mem::replace(&mut v.counted, true),
+            None => false,
+        };
+        let visit = visit.as_deref_mut();
         let r = &e.raw;
         match self.want {
             Want::Hourly => {
@@ -448,15 +511,12 @@ impl Acc {
                 {
                     self.hours.entry(hour).or_default().visitors += 1;
                 }
-                if let (true, Some(v)) = (first, visit) {
-                    let t = self
-                        .hours
+                if let (true, Some(v)) = (first, &visit) {
+                    // bounces are known when the visit ends
+                    self.hours
                         .entry(v.start_ts.div_euclid(MS_PER_HOUR))
-                        .or_default();
-                    t.visits += 1;
-                    if v.pageviews <= 1 {
-                        t.bounces += 1;
-                    }
+                        .or_default()
+                        .visits += 1;
                 }
                 let t = self.hours.entry(hour).or_default();
                 match r.kind {
@@ -480,28 +540,42 @@ impl Acc {
             }
             Want::Breakdown(dim) => {
                 let is_pv = r.kind == EventKind::PageView;
-                let key = key_of(r, visit, dim);
                 match dim {
                     Dimension::Page | Dimension::Title => {
-                        if let (true, Some(k)) = (is_pv, key) {
+                        if let (true, Some(k)) = (is_pv, key_of(r, None, dim)) {
                             self.rows.entry(k).or_default().pageviews += 1;
                         }
                     }
                     Dimension::Download | Dimension::Outbound | Dimension::SearchTerm => {
-                        if let Some(k) = key {
+                        if let Some(k) = key_of(r, None, dim) {
                             self.rows.entry(k).or_default().events += 1;
                         }
                     }
-                    _ => {
-                        if visit.is_none() {
-                            return Ok(());
+                    // counted when the visit ends, from its final exit page
+                    Dimension::ExitPage => {}
+                    Dimension::EntryPage => {
+                        let Some(v) = visit else { return Ok(()) };
+                        if v.entry == 0 {
+                            // the first page view will name it
+                            v.entry_pending |= first;
+                        } else {
+                            let c = self.rows.entry((Part::Text, v.entry)).or_default();
+                            if first {
+                                c.visits += 1;
+                            }
+                            if is_pv {
+                                c.pageviews += 1;
+                            }
                         }
-                        if let Some(k) = key {
+                    }
+                    _ => {
+                        let Some(v) = visit else { return Ok(()) };
+                        if let Some(k) = key_of(r, Some(v), dim) {
                             let c = self.rows.entry(k).or_default();
                             if first {
                                 c.visits += 1;
                             }
-                            if is_pv && dim != Dimension::ExitPage {
+                            if is_pv {
                                 c.pageviews += 1;
                             }
                         }
@@ -615,5 +689,94 @@ pub fn live_counts(
             pageviews,
         } => Ok((visitors, pageviews)),
         _ => Err(shape()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventKind;
+    use crate::store::{test_event, StoreOptions, Writer, WriterOptions};
+    use std::sync::Arc;
+
+    /// Exit and entry page are the visit's final ones, even for events
+    /// that happened before they were known.
+    #[test]
+    fn visit_level_filters_use_the_final_entry_and_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap());
+        let w = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+        let t0 = 20_000 * MS_PER_DAY + 10 * MS_PER_HOUR;
+        let mk = |ts: i64, visitor: u64, kind: EventKind, url: &str| {
+            let mut e = test_event("s", ts, visitor);
+            e.kind = kind;
+            e.url = url.into();
+            e.target = if kind == EventKind::Download {
+                "https://example.org/f.pdf".into()
+            } else {
+                String::new()
+            };
+            e
+        };
+        let events = vec![
+            // visit 1: a download before the first page view, then /a, /b
+            mk(t0, 1, EventKind::Download, "/a"),
+            mk(t0 + 1000, 1, EventKind::PageView, "/a"),
+            mk(t0 + 2000, 1, EventKind::PageView, "/b"),
+            // visit 2: only /a
+            mk(t0 + 3000, 2, EventKind::PageView, "/a"),
+        ];
+        w.submit(events).unwrap().blocking_recv().unwrap().unwrap();
+        w.shutdown_blocking().unwrap();
+        let f = |s: &str| vec![s.parse::<Filter>().unwrap()];
+        let range = (t0 - MS_PER_HOUR, t0 + MS_PER_HOUR);
+        let pages = |filters: &[Filter]| {
+            let mut r: Vec<(String, u64)> =
+                breakdown(&store, "s", range.0, range.1, filters, Dimension::Page)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(k, c)| (k, c.pageviews))
+                    .collect();
+            r.sort();
+            r
+        };
+        // visit 1 exits on /b: its first page view counts too
+        assert_eq!(
+            pages(&f("exit_page==/b")),
+            vec![("/a".into(), 1), ("/b".into(), 1)]
+        );
+        assert_eq!(pages(&f("exit_page==/a")), vec![("/a".into(), 1)]);
+        // the download happened before visit 1's entry page was known
+        let downloads = breakdown(
+            &store,
+            "s",
+            range.0,
+            range.1,
+            &f("entry_page==/a"),
+            Dimension::Download,
+        )
+        .unwrap();
+        assert_eq!(downloads["https://example.org/f.pdf"].events, 1);
+        let exits = breakdown(&store, "s", range.0, range.1, &[], Dimension::ExitPage).unwrap();
+        assert_eq!((exits["/a"].visits, exits["/b"].visits), (1, 1));
+        let h = hourly(&store, "s", range.0, range.1, &f("exit_page==/b")).unwrap();
+        let t: Totals = h.iter().fold(Totals::default(), |mut a, (_, t)| {
+            a.add(t);
+            a
+        });
+        assert_eq!(
+            (t.visits, t.bounces, t.pageviews, t.downloads),
+            (1, 0, 2, 1)
+        );
+        let entries = breakdown(
+            &store,
+            "s",
+            range.0,
+            range.1,
+            &f("device_type!=x"),
+            Dimension::EntryPage,
+        )
+        .unwrap();
+        assert_eq!((entries["/a"].visits, entries["/a"].pageviews), (2, 3));
     }
 }
