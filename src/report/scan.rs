@@ -74,10 +74,12 @@ type Key = (Part, u32);
 #[derive(Clone, Copy, Debug)]
 struct Ev {
     raw: RawEvent,
-    /// Range-wide number of the visitor hash.
-    visitor: u32,
-    /// Range-wide number of the page-view id, plus one (0 = none).
-    pageview: u32,
+    /// Index of the event's UTC day in the scan.
+    day: u32,
+    /// The visitor's hash (its number within the day is `raw.visitor`).
+    visitor: u64,
+    /// The page-view id (0 = none).
+    pageview: u64,
 }
 
 #[derive(Debug)]
@@ -105,7 +107,9 @@ struct Values<'f> {
     res: Resolver,
     filters: &'f [Filter],
     names: FxHashMap<Key, Vec<String>>,
-    verdicts: FxHashMap<(usize, Key), bool>,
+    /// Per filter, its verdict per dictionary id (0 unknown, 1 no, 2 yes):
+    /// a filter's dimension decides which part of an entry the id names.
+    verdicts: Vec<Vec<u8>>,
 }
 
 impl Values<'_> {
@@ -170,12 +174,19 @@ impl Values<'_> {
         let Some(key) = key else {
             return Ok(self.filters[i].matches::<&str>(&[]));
         };
-        if let Some(&v) = self.verdicts.get(&(i, key)) {
-            return Ok(v);
+        let id = key.1 as usize;
+        match self.verdicts[i].get(id) {
+            Some(1) => return Ok(false),
+            Some(2) => return Ok(true),
+            _ => {}
         }
         let names = self.names(key)?.clone();
         let v = self.filters[i].matches(&names);
-        self.verdicts.insert((i, key), v);
+        let cache = &mut self.verdicts[i];
+        if cache.len() <= id {
+            cache.resize(id + 1, 0);
+        }
+        cache[id] = 1 + u8::from(v);
         Ok(v)
     }
 }
@@ -265,10 +276,14 @@ fn or(a: Cols, b: Cols) -> Cols {
 struct Acc {
     want: Want,
     hours: HashMap<i64, Totals>,
-    visitors_by_day: FxHashSet<(i64, u32)>,
-    dwell: FxHashMap<u32, u32>,
+    /// Per scanned day, which of its visitors were counted already.
+    visitors_seen: Vec<Vec<bool>>,
+    /// Largest engaged time per page-view id, of the current and the
+    /// previous UTC day (as the roll-ups carry it across midnight).
+    dwell: FxHashMap<u64, u32>,
+    dwell_prev: FxHashMap<u64, u32>,
     rows: FxHashMap<Key, Counters>,
-    live_visitors: FxHashSet<u32>,
+    live_visitors: FxHashSet<u64>,
     pageviews: u64,
 }
 
@@ -303,157 +318,164 @@ pub fn scan(
         res: snap.resolver()?,
         filters,
         names: FxHashMap::default(),
-        verdicts: FxHashMap::default(),
+        verdicts: vec![Vec::new(); filters.len()],
     };
     let mut acc = Acc {
         want,
         hours: HashMap::new(),
-        visitors_by_day: FxHashSet::default(),
+        visitors_seen: Vec::new(),
         dwell: FxHashMap::default(),
+        dwell_prev: FxHashMap::default(),
         rows: FxHashMap::default(),
         live_visitors: FxHashSet::default(),
         pageviews: 0,
     };
-    // range-wide numbering of visitor hashes and page-view ids, and the
-    // visit each visitor has running
-    let mut visitor_no: FxHashMap<u64, u32> = FxHashMap::default();
-    let mut pageview_no: FxHashMap<u64, u32> = FxHashMap::default();
-    let mut current: Vec<Option<Visit>> = Vec::new();
-    let mut live: Vec<u32> = Vec::new();
+    // The visit each of the current day's visitors has running, and the
+    // visits still live at the end of the previous day (they go on only if
+    // the same visitor hash comes back within the timeout, which the daily
+    // salt makes rare).
+    let mut slots: Vec<Option<Visit>> = Vec::new();
+    let mut carried: FxHashMap<u64, Visit> = FxHashMap::default();
+    let mut day_index = 0u32;
     let mut failure: Option<StoreError> = None;
 
-    snap.scan_days(site, from_ms, to_ms, cols, |day| {
-        let mut run = || -> Result<(), StoreError> {
-            let vmap: Vec<u32> = day
-                .visitor_hashes
-                .iter()
-                .map(|h| {
-                    let n = visitor_no.len() as u32;
-                    *visitor_no.entry(*h).or_insert(n)
+    // Decoding runs on a second thread, one day ahead of the counting.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<crate::store::DayEvents>(2);
+    let decoded = std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            snap.scan_days(site, from_ms, to_ms, cols, move |day| {
+                Ok(match tx.send(day) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    // the counting side stopped (it failed)
+                    Err(_) => ControlFlow::Break(()),
                 })
-                .collect();
-            if current.len() < visitor_no.len() {
-                current.resize_with(visitor_no.len(), || None);
-            }
-            let pmap: Vec<u32> = day
-                .pageview_ids
-                .iter()
-                .map(|id| {
-                    let n = pageview_no.len() as u32;
-                    *pageview_no.entry(*id).or_insert(n)
-                })
-                .collect();
-            let in_order = day
-                .events
-                .windows(2)
-                .zip(day.seqs.windows(2))
-                .all(|(e, q)| (e[0].ts_ms, q[0]) <= (e[1].ts_ms, q[1]));
-            let mut order: Vec<usize> = (0..day.events.len()).collect();
-            if !in_order {
-                order.sort_by_key(|&i| (day.events[i].ts_ms, day.seqs[i]));
-            }
-            for i in order {
-                let raw = day.events[i];
-                let visitor = *vmap.get(raw.visitor as usize).ok_or_else(|| {
-                    StoreError::Decode("event refers to an unknown visitor".into())
-                })?;
-                let pageview = match raw.pageview {
-                    0 => 0,
-                    p => pmap.get(p as usize - 1).map_or(0, |n| n + 1),
-                };
-                let e = Ev {
-                    raw,
-                    visitor,
-                    pageview,
-                };
-                let slot = &mut current[visitor as usize];
-                let is_live = matches!(slot, Some(v) if raw.ts_ms - v.last_ts < VISIT_TIMEOUT_MS);
-                if !is_live {
-                    if let Some(v) = slot.take() {
-                        acc.finish_visit(&mut values, v)?;
-                    }
-                    if raw.kind != EventKind::Ping {
-                        *slot = Some(Visit {
-                            start_ts: raw.ts_ms,
-                            last_ts: raw.ts_ms,
-                            pageviews: 0,
-                            entry: 0,
-                            exit: 0,
-                            referrer: raw.referrer,
-                            campaign: raw.campaign,
-                            counted: false,
-                            entry_pending: false,
-                            held: Vec::new(),
-                        });
-                        live.push(visitor);
-                    }
-                }
-                let Some(v) = slot.as_mut() else {
-                    acc.event(&mut values, &e, None)?;
-                    continue;
-                };
-                v.last_ts = v.last_ts.max(raw.ts_ms);
-                let mut entry_now_known = false;
-                if raw.kind == EventKind::PageView {
-                    v.pageviews = v.pageviews.saturating_add(1);
-                    if v.entry == 0 && raw.url != 0 {
-                        v.entry = raw.url;
-                        entry_now_known = true;
-                    }
-                    v.exit = raw.url;
-                }
-                if entry_now_known {
-                    if v.entry_pending {
-                        v.entry_pending = false;
-                        acc.rows.entry((Part::Text, v.entry)).or_default().visits += 1;
-                    }
-                    if !hold_all && !v.held.is_empty() {
-                        for held in std::mem::take(&mut v.held) {
-                            acc.event(&mut values, &held, Some(v))?;
+            })
+        });
+        for day in rx {
+            let mut run = || -> Result<(), StoreError> {
+                slots.clear();
+                slots.resize_with(day.visitor_hashes.len(), || None);
+                if !carried.is_empty() {
+                    for (i, h) in day.visitor_hashes.iter().enumerate() {
+                        if let Some(v) = carried.remove(h) {
+                            slots[i] = Some(v);
                         }
                     }
+                    for (_, v) in carried.drain() {
+                        acc.finish_visit(&mut values, v)?;
+                    }
                 }
-                if hold_all || (hold_until_entry && v.entry == 0) {
-                    v.held.push(e);
-                } else {
-                    acc.event(&mut values, &e, Some(v))?;
+                acc.visitors_seen
+                    .push(vec![false; day.visitor_hashes.len()]);
+                acc.dwell_prev = std::mem::take(&mut acc.dwell);
+                let in_order = day
+                    .events
+                    .windows(2)
+                    .zip(day.seqs.windows(2))
+                    .all(|(e, q)| (e[0].ts_ms, q[0]) <= (e[1].ts_ms, q[1]));
+                let mut order: Vec<usize> = (0..day.events.len()).collect();
+                if !in_order {
+                    order.sort_by_key(|&i| (day.events[i].ts_ms, day.seqs[i]));
                 }
-            }
-            // visits that cannot go on past this day are counted now
-            let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(to_ms);
-            let mut still = Vec::with_capacity(live.len());
-            for n in live.drain(..) {
-                let slot = &mut current[n as usize];
-                match slot {
-                    Some(v) if day_end - v.last_ts >= VISIT_TIMEOUT_MS => {
+                for i in order {
+                    let raw = day.events[i];
+                    let n = raw.visitor as usize;
+                    let visitor = *day.visitor_hashes.get(n).ok_or_else(|| {
+                        StoreError::Decode("event refers to an unknown visitor".into())
+                    })?;
+                    let pageview = match raw.pageview {
+                        0 => 0,
+                        p => day.pageview_ids.get(p as usize - 1).copied().unwrap_or(0),
+                    };
+                    let e = Ev {
+                        raw,
+                        day: day_index,
+                        visitor,
+                        pageview,
+                    };
+                    let slot = &mut slots[n];
+                    let is_live =
+                        matches!(slot, Some(v) if raw.ts_ms - v.last_ts < VISIT_TIMEOUT_MS);
+                    if !is_live {
                         if let Some(v) = slot.take() {
                             acc.finish_visit(&mut values, v)?;
                         }
+                        if raw.kind != EventKind::Ping {
+                            *slot = Some(Visit {
+                                start_ts: raw.ts_ms,
+                                last_ts: raw.ts_ms,
+                                pageviews: 0,
+                                entry: 0,
+                                exit: 0,
+                                referrer: raw.referrer,
+                                campaign: raw.campaign,
+                                counted: false,
+                                entry_pending: false,
+                                held: Vec::new(),
+                            });
+                        }
                     }
-                    Some(_) => still.push(n),
-                    None => {}
+                    let Some(v) = slot.as_mut() else {
+                        acc.event(&mut values, &e, None)?;
+                        continue;
+                    };
+                    v.last_ts = v.last_ts.max(raw.ts_ms);
+                    let mut entry_now_known = false;
+                    if raw.kind == EventKind::PageView {
+                        v.pageviews = v.pageviews.saturating_add(1);
+                        if v.entry == 0 && raw.url != 0 {
+                            v.entry = raw.url;
+                            entry_now_known = true;
+                        }
+                        v.exit = raw.url;
+                    }
+                    if entry_now_known {
+                        if v.entry_pending {
+                            v.entry_pending = false;
+                            acc.rows.entry((Part::Text, v.entry)).or_default().visits += 1;
+                        }
+                        if !hold_all && !v.held.is_empty() {
+                            for held in std::mem::take(&mut v.held) {
+                                acc.event(&mut values, &held, Some(v))?;
+                            }
+                        }
+                    }
+                    if hold_all || (hold_until_entry && v.entry == 0) {
+                        v.held.push(e);
+                    } else {
+                        acc.event(&mut values, &e, Some(v))?;
+                    }
                 }
-            }
-            still.sort_unstable();
-            still.dedup();
-            live = still;
-            Ok(())
-        };
-        match run() {
-            Ok(()) => Ok(ControlFlow::Continue(())),
-            Err(e) => {
+                // visits that cannot go on past this day are counted now; the
+                // others wait for the next day
+                let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(to_ms);
+                for (i, slot) in slots.iter_mut().enumerate() {
+                    if let Some(v) = slot.take() {
+                        if day_end - v.last_ts >= VISIT_TIMEOUT_MS {
+                            acc.finish_visit(&mut values, v)?;
+                        } else {
+                            carried.insert(day.visitor_hashes[i], v);
+                        }
+                    }
+                }
+                day_index += 1;
+                Ok(())
+            };
+            if let Err(e) = run() {
                 failure = Some(e);
-                Ok(ControlFlow::Break(()))
+                break;
             }
         }
-    })?;
+        producer
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Decode("scan thread panicked".into())))
+    });
     if let Some(e) = failure {
         return Err(e.into());
     }
-    for n in live {
-        if let Some(v) = current[n as usize].take() {
-            acc.finish_visit(&mut values, v)?;
-        }
+    decoded?;
+    for (_, v) in carried.drain() {
+        acc.finish_visit(&mut values, v)?;
     }
     acc.finish(&mut values)
 }
@@ -500,15 +522,17 @@ impl Acc {
             Some(v) => !std::mem::replace(&mut v.counted, true),
             None => false,
         };
-        let visit = visit.as_deref_mut();
+        let visit = visit;
         let r = &e.raw;
         match self.want {
             Want::Hourly => {
                 let hour = r.ts_ms.div_euclid(MS_PER_HOUR);
-                if self
-                    .visitors_by_day
-                    .insert((r.ts_ms.div_euclid(MS_PER_DAY), e.visitor))
-                {
+                let seen = self
+                    .visitors_seen
+                    .get_mut(e.day as usize)
+                    .and_then(|d| d.get_mut(r.visitor as usize));
+                if let Some(seen @ false) = seen {
+                    *seen = true;
                     self.hours.entry(hour).or_default().visitors += 1;
                 }
                 if let (true, Some(v)) = (first, &visit) {
@@ -526,7 +550,11 @@ impl Acc {
                     EventKind::Search => t.searches += 1,
                     EventKind::Ping => {
                         if e.pageview != 0 && r.engaged_ms > 0 {
-                            let before = self.dwell.get(&e.pageview).copied();
+                            let before = self
+                                .dwell
+                                .get(&e.pageview)
+                                .or_else(|| self.dwell_prev.get(&e.pageview))
+                                .copied();
                             if r.engaged_ms > before.unwrap_or(0) {
                                 t.dwell_ms_sum += u64::from(r.engaged_ms - before.unwrap_or(0));
                                 if before.is_none() {

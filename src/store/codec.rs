@@ -97,7 +97,22 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, StoreError> {
+        match self.buf {
+            [b, rest @ ..] if *b < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(*b))
+            }
+            [b0, b1, rest @ ..] if *b1 < 0x80 => {
+                self.buf = rest;
+                Ok(u64::from(b0 & 0x7f) | (u64::from(*b1) << 7))
+            }
+            _ => self.varint_slow(),
+        }
+    }
+
+    fn varint_slow(&mut self) -> Result<u64, StoreError> {
         let mut v: u64 = 0;
         for i in 0..10 {
             let b = self.u8()?;
@@ -113,11 +128,13 @@ impl<'a> Reader<'a> {
         Err(self.err("varint longer than 10 bytes"))
     }
 
+    #[inline]
     pub(crate) fn ivarint(&mut self) -> Result<i64, StoreError> {
         let z = self.varint()?;
         Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, StoreError> {
         let v = self.varint()?;
         u32::try_from(v).map_err(|_| self.err("value exceeds u32"))
@@ -472,6 +489,7 @@ pub fn block_len(bytes: &[u8]) -> Result<usize, StoreError> {
 }
 
 /// Decodes the columns in `cols` of a block (timestamps and kinds always).
+/// Works column by column: each one is a tight loop over its own bytes.
 pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
     let mut r = Reader::new(bytes, "event block");
     let version = r.u8()?;
@@ -490,137 +508,160 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
         *l = usize::try_from(r.varint()?).map_err(|_| r.err("column too large"))?;
     }
     let mut rest = r.buf;
-    let mut col: Vec<&[u8]> = Vec::with_capacity(N_COLS);
-    for &l in &lens {
+    let mut col: [&[u8]; N_COLS] = [&[]; N_COLS];
+    for (c, &l) in col.iter_mut().zip(&lens) {
         if rest.len() < l {
-            return Err(StoreError::Decode("event block: truncated column".into()));
+            return Err(r_err("truncated column"));
         }
         let (head, tail) = rest.split_at(l);
-        col.push(head);
+        *c = head;
         rest = tail;
     }
     if !rest.is_empty() {
-        return Err(StoreError::Decode("event block: trailing bytes".into()));
+        return Err(r_err("trailing bytes"));
     }
-    let cols = cols.with(Col::Ts).with(Col::Kind);
-    let cols = if cols.has(Col::Visitor) {
-        cols.with(Col::NewVisitors)
-    } else {
-        cols
-    };
-    let cols = if cols.has(Col::Pageview) {
-        cols.with(Col::NewPageviews)
-    } else {
-        cols
-    };
     let reader = |c: Col| Reader::new(col[c as usize], "event block column");
-    let mut rd: Vec<Reader> = (0..N_COLS)
-        .map(|i| Reader::new(col[i], "event block column"))
-        .collect();
+    // a column that was read must be used up exactly
+    let done = |r: Reader<'_>| {
+        if r.is_empty() {
+            Ok(())
+        } else {
+            Err(r_err("column longer than its events"))
+        }
+    };
 
     let mut block = Block {
-        events: Vec::with_capacity(count),
+        events: vec![RawEvent::default(); count],
         first_visitor,
         first_pageview,
         ..Block::default()
     };
-    if cols.has(Col::Ips) || cols.has(Col::Ip) {
-        let mut ips = reader(Col::Ips);
-        while !ips.is_empty() {
-            block.ips.push(ips.bytes()?.to_vec());
-        }
-    }
+    let ev = &mut block.events;
+
+    let mut rd = reader(Col::Ts);
     let mut ts = 0i64;
-    let mut next_visitor = first_visitor;
-    let mut next_pageview = first_pageview;
-    for _ in 0..count {
-        let mut e = RawEvent::default();
-        ts = ts.wrapping_add(rd[Col::Ts as usize].ivarint()?);
+    for e in ev.iter_mut() {
+        ts = ts.wrapping_add(rd.ivarint()?);
         e.ts_ms = ts;
-        let k = rd[Col::Kind as usize].u8()?;
+    }
+    done(rd)?;
+    let kinds = col[Col::Kind as usize];
+    if kinds.len() != count {
+        return Err(r_err("kind column does not match the count"));
+    }
+    for (e, &k) in ev.iter_mut().zip(kinds) {
         e.kind = EventKind::from_u8(k).ok_or_else(|| r_err("unknown event kind"))?;
-        if cols.has(Col::Visitor) {
-            match rd[Col::Visitor as usize].varint()? {
+    }
+
+    if cols.has(Col::Visitor) {
+        let mut rd = reader(Col::Visitor);
+        let mut new = reader(Col::NewVisitors);
+        let mut next = first_visitor;
+        for e in ev.iter_mut() {
+            match rd.varint()? {
                 0 => {
-                    let h = rd[Col::NewVisitors as usize].array::<8>()?;
-                    block.new_visitors.push(u64::from_le_bytes(h));
-                    e.visitor = next_visitor;
-                    next_visitor = next_visitor
+                    block
+                        .new_visitors
+                        .push(u64::from_le_bytes(new.array::<8>()?));
+                    e.visitor = next;
+                    next = next
                         .checked_add(1)
                         .ok_or_else(|| r_err("visitor numbers overflow"))?;
                 }
                 n => {
                     let v = u32::try_from(n - 1).map_err(|_| r_err("visitor number too large"))?;
-                    if v >= next_visitor {
+                    if v >= next {
                         return Err(r_err("reference to a visitor not yet introduced"));
                     }
                     e.visitor = v;
                 }
             }
         }
-        if cols.has(Col::Pageview) {
-            match rd[Col::Pageview as usize].varint()? {
+        done(rd)?;
+        done(new)?;
+    }
+    if cols.has(Col::Pageview) {
+        let mut rd = reader(Col::Pageview);
+        let mut new = reader(Col::NewPageviews);
+        let mut next = first_pageview;
+        for e in ev.iter_mut() {
+            match rd.varint()? {
                 0 => e.pageview = 0,
                 1 => {
-                    let id = rd[Col::NewPageviews as usize].array::<8>()?;
-                    block.new_pageviews.push(u64::from_le_bytes(id));
-                    next_pageview = next_pageview
+                    block
+                        .new_pageviews
+                        .push(u64::from_le_bytes(new.array::<8>()?));
+                    next = next
                         .checked_add(1)
                         .ok_or_else(|| r_err("page-view numbers overflow"))?;
-                    e.pageview = next_pageview;
+                    e.pageview = next;
                 }
                 n => {
                     let p =
                         u32::try_from(n - 1).map_err(|_| r_err("page-view number too large"))?;
-                    if p > next_pageview {
+                    if p > next {
                         return Err(r_err("reference to a page view not yet introduced"));
                     }
                     e.pageview = p;
                 }
             }
         }
-        for (c, slot) in [
-            (Col::Url, &mut e.url),
-            (Col::Title, &mut e.title),
-            (Col::Referrer, &mut e.referrer),
-            (Col::Campaign, &mut e.campaign),
-            (Col::Target, &mut e.target),
-            (Col::SearchTerm, &mut e.search_term),
-            (Col::Engaged, &mut e.engaged_ms),
-            (Col::Device, &mut e.device),
-        ] {
-            if cols.has(c) {
-                *slot = rd[c as usize].u32()?;
+        done(rd)?;
+        done(new)?;
+    }
+    macro_rules! u32_column {
+        ($col:expr, $field:ident) => {
+            if cols.has($col) {
+                let mut rd = reader($col);
+                for e in ev.iter_mut() {
+                    e.$field = rd.u32()?;
+                }
+                done(rd)?;
             }
-        }
-        if cols.has(Col::SearchResults) {
-            let n = rd[Col::SearchResults as usize].varint()?;
+        };
+    }
+    u32_column!(Col::Url, url);
+    u32_column!(Col::Title, title);
+    u32_column!(Col::Referrer, referrer);
+    u32_column!(Col::Campaign, campaign);
+    u32_column!(Col::Target, target);
+    u32_column!(Col::SearchTerm, search_term);
+    u32_column!(Col::Engaged, engaged_ms);
+    u32_column!(Col::Device, device);
+    if cols.has(Col::SearchResults) {
+        let mut rd = reader(Col::SearchResults);
+        for e in ev.iter_mut() {
+            let n = rd.varint()?;
             if n > u64::from(u32::MAX) + 1 {
                 return Err(r_err("search results exceed u32"));
             }
             e.search_results = n;
         }
-        if cols.has(Col::Plugins) {
-            e.plugins = u16::try_from(rd[Col::Plugins as usize].varint()?)
-                .map_err(|_| r_err("plugins exceed u16"))?;
+        done(rd)?;
+    }
+    if cols.has(Col::Plugins) {
+        let mut rd = reader(Col::Plugins);
+        for e in ev.iter_mut() {
+            e.plugins = u16::try_from(rd.varint()?).map_err(|_| r_err("plugins exceed u16"))?;
         }
-        if cols.has(Col::Ip) {
-            let i = rd[Col::Ip as usize].varint()?;
+        done(rd)?;
+    }
+    if cols.has(Col::Ip) || cols.has(Col::Ips) {
+        let mut ips = reader(Col::Ips);
+        while !ips.is_empty() {
+            block.ips.push(ips.bytes()?.to_vec());
+        }
+    }
+    if cols.has(Col::Ip) {
+        let mut rd = reader(Col::Ip);
+        for e in ev.iter_mut() {
+            let i = rd.varint()?;
             if i >= block.ips.len() as u64 {
                 return Err(r_err("address index out of range"));
             }
             e.ip = i as u16;
         }
-        block.events.push(e);
-    }
-    for (i, r) in rd.into_iter().enumerate() {
-        // Columns that were read must be used up exactly.
-        if i == Col::Ips as usize {
-            continue;
-        }
-        if cols.0 & (1 << i) != 0 && !r.is_empty() {
-            return Err(r_err("column longer than its events"));
-        }
+        done(rd)?;
     }
     Ok(block)
 }

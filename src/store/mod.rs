@@ -365,7 +365,7 @@ impl Snapshot {
         from_ms: i64,
         to_ms: i64,
         cols: Cols,
-        mut f: impl FnMut(&DayEvents) -> Result<ControlFlow<()>, StoreError>,
+        mut f: impl FnMut(DayEvents) -> Result<ControlFlow<()>, StoreError>,
     ) -> Result<(), StoreError> {
         if from_ms >= to_ms {
             return Ok(());
@@ -413,7 +413,7 @@ impl Snapshot {
                     }
                 }
             }
-            if f(&out)?.is_break() {
+            if f(out)?.is_break() {
                 return Ok(());
             }
         }
