@@ -141,11 +141,14 @@ pub fn is_bulk(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-/// The `idsite` parameter only, for the per-site DNT/GPC decision.
+/// The `idsite` parameter only, for the per-site DNT/GPC decision. The
+/// last one, as in [`parse_request`]: the decision must be about the site
+/// the hit is counted for.
 pub fn idsite_param(params: &str) -> Option<u32> {
     let params = params.strip_prefix('?').unwrap_or(params);
     form_urlencoded::parse(params.as_bytes())
-        .find(|(k, _)| k == "idsite")
+        .filter(|(k, _)| k == "idsite")
+        .last()
         .and_then(|(_, v)| v.trim().parse().ok())
 }
 
@@ -256,5 +259,15 @@ hostnames = ["example.org"]
             Err(Reject::Body(_))
         ));
         assert_eq!(idsite_param("?rec=1&idsite=7"), Some(7));
+    }
+
+    /// Fuzz finding: with `idsite` given twice (e.g. once in the query and
+    /// once in a POST body) the DNT/GPC check read the first and the hit
+    /// was counted for the last.
+    #[test]
+    fn idsite_param_names_the_site_the_hit_is_for() {
+        let q = "idsite=8&rec=1&idsite=7&url=https%3A%2F%2Fexample.org%2F";
+        assert_eq!(hit(q).site, "demo");
+        assert_eq!(idsite_param(q), Some(7));
     }
 }

@@ -39,10 +39,12 @@ pub fn parse_pixel(query: &str, referer_header: Option<&str>) -> Result<Hit, Rej
 }
 
 /// Only the `site` parameter, for the opt-out decision that comes before
-/// any other parsing.
+/// any other parsing. The last one, as in [`parse_pixel`]: the decision
+/// must be about the site the hit is counted for.
 pub fn site_param(query: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "site")
+        .filter(|(k, _)| k == "site")
+        .last()
         .map(|(_, v)| v.into_owned())
 }
 
@@ -95,5 +97,15 @@ mod tests {
             h.url, "%ZZ",
             "a stray % that decodes to nothing is kept as text"
         );
+    }
+
+    /// Fuzz finding: with `site` given twice the opt-out check read the
+    /// first and the hit was counted for the last, so a DNT request could
+    /// be counted for a site that honours DNT.
+    #[test]
+    fn site_param_names_the_site_the_hit_is_for() {
+        let q = "site=nodnt&site=demo&url=https%3A%2F%2Fx.org%2F";
+        assert_eq!(parse_pixel(q, None).unwrap().site, "demo");
+        assert_eq!(site_param(q).as_deref(), Some("demo"));
     }
 }
