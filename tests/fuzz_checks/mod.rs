@@ -36,8 +36,11 @@ use sparsam::privacy::{
     anonymised_client, strip_url, AnonIp, ClientAddrPolicy, IpMasks, SaltKeeper, StoredIp,
 };
 
+/// A property check: returns when the input is fine, panics otherwise.
+pub type Check = fn(&[u8]);
+
 /// Every target, by the name of its fuzz target and corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("pixel", pixel),
     ("beacon", beacon),
     ("plausible", plausible),
