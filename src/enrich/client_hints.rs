@@ -192,9 +192,11 @@ fn clean_brands(brands: Vec<Brand>) -> Vec<Brand> {
     brands
         .into_iter()
         .filter(|b| !b.brand.trim().is_empty() && !is_grease(&b.brand))
+        // Trimmed again after the cut, which can end on whitespace; else a
+        // kept brand would change when cleaned a second time.
         .map(|b| Brand {
-            brand: cap(b.brand.trim()).to_string(),
-            version: cap(b.version.trim()).to_string(),
+            brand: cap(b.brand.trim()).trim_end().to_string(),
+            version: cap(b.version.trim()).trim_end().to_string(),
         })
         .take(MAX_BRANDS)
         .collect()
@@ -443,6 +445,20 @@ mod tests {
         assert_eq!(h.arch.as_deref(), Some("x86"));
         assert!(ClientHints::from_json("{}").unwrap().is_empty());
         assert!(ClientHints::from_json("[1,2]").is_err());
+    }
+
+    /// Found by the client_hints round-trip property: a long brand cut at
+    /// MAX_VALUE_LEN right after a space kept the trailing space, so the
+    /// cleaned hints were not stable under a second cleaning.
+    #[test]
+    fn cut_brands_are_trimmed_again() {
+        let long = format!("{} {}", "a".repeat(MAX_VALUE_LEN - 1), "b".repeat(10));
+        let json = serde_json::json!({"brands": [{"brand": long, "version": "1"}]});
+        let h = ClientHints::from_json(&json.to_string()).unwrap();
+        assert_eq!(h.brands[0].brand, "a".repeat(MAX_VALUE_LEN - 1));
+        let header = format!("\"{long}\";v=\"1\"");
+        let h = ClientHints::from_headers([("sec-ch-ua", header.as_str())].into_iter());
+        assert!(!h.brands[0].brand.ends_with(' '));
     }
 
     #[test]
