@@ -254,6 +254,15 @@ fn main() {
             store.partitions().expect("partitions").len(),
             bytes as f64 / events.max(1) as f64
         );
+        let (blocks, in_blocks, block_bytes) = store
+            .snapshot()
+            .expect("snapshot")
+            .block_stats()
+            .expect("blocks");
+        println!(
+            "storage: {blocks} blocks hold {in_blocks} events in {block_bytes} encoded bytes = {:.1} bytes per event",
+            block_bytes as f64 / in_blocks.max(1) as f64
+        );
         for (group, b) in storage_by_group(&store) {
             println!(
                 "storage: {group}: {b} bytes = {:.1} bytes per event",

@@ -123,16 +123,34 @@ pub struct Application {
 impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port).
     pub fn build(config: Config) -> Result<Application, StartError> {
+        let started = std::time::Instant::now();
         let config = Arc::new(config);
+        // The device rules compile on their own threads while the store opens.
+        let ua_cache = config.store.ua_cache_entries;
+        let detector = std::thread::spawn(move || DeviceDetector::try_new(ua_cache));
         let metrics = metrics_handle()?;
         let store = open_store(&config)?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store open"
+        );
         let writer = Arc::new(Writer::spawn(store.clone(), writer_options(&config))?);
         let salts = SaltKeeper::open(&config.server.data_dir, utc_day(Utc::now()))?;
-        let detector = DeviceDetector::try_new(config.store.ua_cache_entries)?;
+        let detector = detector.join().map_err(|_| {
+            StartError::Server(std::io::Error::other("device rules thread panicked"))
+        })??;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "device rules ready"
+        );
         let pipeline = Pipeline::new(config.clone(), detector, salts);
         let salts = pipeline.salt_keeper();
         crate::retention::audit::record_settings(&store, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "settings recorded"
+        );
         let sweep_gate = Arc::new(SweepGate::default());
         let state = web::Data::new(AppState {
             config: config.clone(),

@@ -31,6 +31,17 @@ pub const BLOCK_VERSION: u8 = 2;
 /// fills, so this bounds the bytes one commit rewrites (about 30 KB).
 pub const BLOCK_MAX_EVENTS: usize = 1024;
 
+/// Column bytes at which a block is closed even before it holds
+/// [`BLOCK_MAX_EVENTS`]: redb gives a large value a power-of-two number of
+/// pages, so a block just over 32 KiB would take 64 KiB.
+pub const BLOCK_MAX_BYTES: usize = 32 * 1024 - 512;
+
+/// Low bits of a stored kind byte that hold the [`EventKind`]; the next
+/// four say which of the sparse columns (target, search term, search
+/// results, engaged time) hold a value for the event: most events have
+/// none of them, and then they take no byte at all.
+const KIND_BITS: u32 = 3;
+
 /// Bits of [`StoredEvent::seq`] that hold the position inside a block.
 pub const SEQ_INDEX_BITS: u32 = 11;
 
@@ -337,6 +348,7 @@ impl BlockBuilder {
 
     pub fn is_full(&self) -> bool {
         self.count >= BLOCK_MAX_EVENTS
+            || self.cols.iter().map(Vec::len).sum::<usize>() >= BLOCK_MAX_BYTES
     }
 
     /// Number the next new visitor would get.
@@ -366,7 +378,20 @@ impl BlockBuilder {
             e.ts_ms.wrapping_sub(self.last_ts),
         );
         self.last_ts = e.ts_ms;
-        self.cols[Col::Kind as usize].push(e.kind as u8);
+        let optional = [
+            (Col::Target, u64::from(e.target)),
+            (Col::SearchTerm, u64::from(e.search_term)),
+            (Col::SearchResults, e.search_results),
+            (Col::Engaged, u64::from(e.engaged_ms)),
+        ];
+        let mut kind = e.kind as u8;
+        for (i, (col, v)) in optional.into_iter().enumerate() {
+            if v != 0 {
+                kind |= 1 << (KIND_BITS + i as u32);
+                put_varint(&mut self.cols[col as usize], v);
+            }
+        }
+        self.cols[Col::Kind as usize].push(kind);
         match new_visitor {
             Some(hash) => {
                 debug_assert_eq!(e.visitor, self.next_visitor());
@@ -394,19 +419,9 @@ impl BlockBuilder {
             (Col::Title, e.title),
             (Col::Referrer, e.referrer),
             (Col::Campaign, e.campaign),
-            (Col::Target, e.target),
-            (Col::SearchTerm, e.search_term),
         ] {
             put_varint(&mut self.cols[col as usize], u64::from(v));
         }
-        put_varint(
-            &mut self.cols[Col::SearchResults as usize],
-            e.search_results,
-        );
-        put_varint(
-            &mut self.cols[Col::Engaged as usize],
-            u64::from(e.engaged_ms),
-        );
         put_varint(&mut self.cols[Col::Device as usize], u64::from(e.device));
         put_varint(&mut self.cols[Col::Plugins as usize], u64::from(e.plugins));
         let ip_idx = match self.ip_index.get(ip) {
@@ -550,8 +565,13 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
         return Err(r_err("kind column does not match the count"));
     }
     for (e, &k) in ev.iter_mut().zip(kinds) {
-        e.kind = EventKind::from_u8(k).ok_or_else(|| r_err("unknown event kind"))?;
+        if k >> (KIND_BITS + 4) != 0 {
+            return Err(r_err("unknown flags in a kind byte"));
+        }
+        e.kind = EventKind::from_u8(k & ((1 << KIND_BITS) - 1))
+            .ok_or_else(|| r_err("unknown event kind"))?;
     }
+    let present = |i: usize, bit: u32| kinds[i] & (1 << (KIND_BITS + bit)) != 0;
 
     if cols.has(Col::Visitor) {
         let mut rd = reader(Col::Visitor);
@@ -624,21 +644,36 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
     u32_column!(Col::Title, title);
     u32_column!(Col::Referrer, referrer);
     u32_column!(Col::Campaign, campaign);
-    u32_column!(Col::Target, target);
-    u32_column!(Col::SearchTerm, search_term);
-    u32_column!(Col::Engaged, engaged_ms);
     u32_column!(Col::Device, device);
-    if cols.has(Col::SearchResults) {
-        let mut rd = reader(Col::SearchResults);
-        for e in ev.iter_mut() {
-            let n = rd.varint()?;
-            if n > u64::from(u32::MAX) + 1 {
-                return Err(r_err("search results exceed u32"));
+    macro_rules! sparse_column {
+        ($col:expr, $bit:expr, $field:ident, $read:expr) => {
+            if cols.has($col) {
+                let mut rd = reader($col);
+                for (i, e) in ev.iter_mut().enumerate() {
+                    if present(i, $bit) {
+                        let v = $read(&mut rd)?;
+                        if v == 0 {
+                            return Err(r_err("a sparse column holds a zero"));
+                        }
+                        e.$field = v;
+                    }
+                }
+                done(rd)?;
             }
-            e.search_results = n;
-        }
-        done(rd)?;
+        };
     }
+    sparse_column!(Col::Target, 0, target, Reader::u32);
+    sparse_column!(Col::SearchTerm, 1, search_term, Reader::u32);
+    sparse_column!(Col::SearchResults, 2, search_results, |rd: &mut Reader<
+        '_,
+    >| {
+        let n = rd.varint()?;
+        if n > u64::from(u32::MAX) + 1 {
+            return Err(r_err("search results exceed u32"));
+        }
+        Ok::<u64, StoreError>(n)
+    });
+    sparse_column!(Col::Engaged, 3, engaged_ms, Reader::u32);
     if cols.has(Col::Plugins) {
         let mut rd = reader(Col::Plugins);
         for e in ev.iter_mut() {

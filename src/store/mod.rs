@@ -343,6 +343,23 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Number of blocks, events in them, and their encoded bytes (what
+    /// the raw events take before redb's page overhead).
+    pub fn block_stats(&self) -> Result<(u64, u64, u64), StoreError> {
+        let (mut blocks, mut events, mut bytes) = (0u64, 0u64, 0u64);
+        for day in day_tables(&self.txn)? {
+            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
+            let t = self.txn.open_table(schema::events_table(&name))?;
+            for row in t.iter()? {
+                let (_, v) = row?;
+                blocks += 1;
+                events += codec::block_len(v.value())? as u64;
+                bytes += v.value().len() as u64;
+            }
+        }
+        Ok((blocks, events, bytes))
+    }
+
     /// Calls `f` with the bound of every raw dictionary entry (an upper
     /// bound on the receipt time of the events that use it).
     pub fn for_each_string_bound(&self, mut f: impl FnMut(u32, i64)) -> Result<(), StoreError> {

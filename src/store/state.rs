@@ -19,7 +19,7 @@ use redb::ReadableTable;
 
 use crate::model::{EventKind, ENGAGED_SERVER_TIMED};
 
-use super::codec::{decode_block, BlockBuilder, Cols, RawEvent, BLOCK_MAX_EVENTS};
+use super::codec::{decode_block, BlockBuilder, Cols, RawEvent};
 use super::rollup::{Dimension, VISIT_TIMEOUT_MS};
 use super::schema::{hour_of, BlockKey};
 use super::StoreError;
@@ -407,18 +407,17 @@ impl DayState {
             }
             last = Some((no, block));
         }
-        match last {
-            Some((no, block)) if block.events.len() < BLOCK_MAX_EVENTS => {
-                st.tail = BlockBuilder::from_block(&block);
-                st.tail_no = no;
-            }
-            Some((no, _)) => {
+        if let Some((no, block)) = last {
+            let tail = BlockBuilder::from_block(&block);
+            if tail.is_full() {
                 st.tail = BlockBuilder::new(st.visits.len() as u32, st.pageviews.len() as u32);
                 st.tail_no = no.checked_add(1).ok_or_else(|| {
                     StoreError::Decode(format!("site {site:?} has too many blocks in one day"))
                 })?;
+            } else {
+                st.tail = tail;
+                st.tail_no = no;
             }
-            None => {}
         }
         Ok(st)
     }

@@ -215,15 +215,21 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) 
         .unwrap_or_else(Instant::now);
     loop {
         buf.clear();
-        if rx.is_empty()
-            && last_seal.elapsed() >= SEAL_EVERY
-            && seal(&store, &opts, || !rx.is_empty())
-        {
-            last_seal = Instant::now();
+        if last_seal.elapsed() >= SEAL_EVERY {
+            // idle: seal until done or requests come; busy (a bulk load):
+            // one chunk between batches, so the open rows stay few
+            let done = if rx.is_empty() {
+                seal(&store, &opts, || !rx.is_empty(), usize::MAX)
+            } else {
+                seal(&store, &opts, || false, 1)
+            };
+            if done {
+                last_seal = Instant::now();
+            }
         }
         if rx.blocking_recv_many(&mut buf, max_batch) == 0 {
             // closed and drained: leave closed days sealed for the next start
-            seal(&store, &opts, || false);
+            seal(&store, &opts, || false, usize::MAX);
             break;
         }
         metrics::gauge!("sparsam_store_queue_depth").set(rx.len() as f64);
@@ -254,14 +260,20 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) 
 }
 
 /// Seals closed days of the dimension roll-ups, a chunk at a time, until
-/// done or `interrupted()` says requests are waiting. True when done.
-fn seal(store: &Store, opts: &WriterOptions, interrupted: impl Fn() -> bool) -> bool {
+/// done, `interrupted()` says requests are waiting, or `max_chunks` ran.
+/// True when done.
+fn seal(
+    store: &Store,
+    opts: &WriterOptions,
+    interrupted: impl Fn() -> bool,
+    max_chunks: usize,
+) -> bool {
     let now = chrono::Utc::now().timestamp_millis();
     let today = |site: &str| {
         let tz = opts.site_timezones.get(site).copied().unwrap_or(Tz::UTC);
         local_day(tz, now)
     };
-    loop {
+    for _ in 0..max_chunks {
         if interrupted() {
             return false;
         }
@@ -278,6 +290,7 @@ fn seal(store: &Store, opts: &WriterOptions, interrupted: impl Fn() -> bool) -> 
             }
         }
     }
+    false
 }
 
 /// Writes all requests of one batch in one transaction and commits it.
