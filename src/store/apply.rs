@@ -65,6 +65,37 @@ const DEVICE_DIMS: [Dimension; 8] = [
     Dimension::Engine,
 ];
 
+/// Maps timestamps to a time zone's day numbers, remembering the last
+/// quarter hour it converted: every UTC offset in use is a multiple of 15
+/// minutes, so all of a quarter hour falls on one local day, and events
+/// come in time order, so one conversion serves many of them.
+pub(crate) struct LocalDays {
+    tz: Tz,
+    last: std::cell::Cell<(i64, i32)>,
+}
+
+const QUARTER_HOUR_MS: i64 = 15 * 60 * 1000;
+
+impl LocalDays {
+    pub(crate) fn new(tz: Tz) -> Self {
+        LocalDays {
+            tz,
+            last: std::cell::Cell::new((i64::MIN, 0)),
+        }
+    }
+
+    pub(crate) fn day(&self, ts_ms: i64) -> i32 {
+        let slot = ts_ms.div_euclid(QUARTER_HOUR_MS);
+        let (s, d) = self.last.get();
+        if s == slot {
+            return d;
+        }
+        let d = local_day(self.tz, ts_ms);
+        self.last.set((slot, d));
+        d
+    }
+}
+
 /// The local day number of `ts_ms` in `tz`.
 pub(crate) fn local_day(tz: Tz, ts_ms: i64) -> i32 {
     match tz.timestamp_millis_opt(ts_ms).single() {
@@ -147,6 +178,45 @@ impl WriterState {
         Ok(id)
     }
 
+    /// Rebuilds the states of yesterday and today (UTC) for every
+    /// configured site ahead of the first batch, so that the first hits
+    /// after a start do not wait for it. `generation` is the store's
+    /// generation read before the snapshot was taken.
+    pub(crate) fn preload(
+        &mut self,
+        snap: &super::Snapshot,
+        opts: &super::WriterOptions,
+        now_ms: i64,
+        generation: u64,
+    ) -> Result<(), StoreError> {
+        self.reset();
+        self.generation = generation;
+        let today = schema::day_number(schema::utc_day(now_ms));
+        let mut sites: Vec<&String> = opts.site_timezones.keys().collect();
+        sites.sort();
+        for site in sites {
+            let id = self.site_id(site)?;
+            let tz = opts.site_timezones.get(site).copied().unwrap_or(Tz::UTC);
+            let days = LocalDays::new(tz);
+            let local = |ts: i64| days.day(ts);
+            for d in [today.saturating_sub(1), today] {
+                let name =
+                    schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(d));
+                let Some(t) = super::open_optional(&snap.txn, schema::events_table(&name))? else {
+                    continue;
+                };
+                let prev = if d == today {
+                    self.days.get(&(id, d.saturating_sub(1)))
+                } else {
+                    None
+                };
+                let st = DayState::load(&t, site, prev, &local, opts.max_engaged_ms)?;
+                self.days.insert((id, d), st);
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `events` (any order; processed in time order) in `txn`.
     pub(crate) fn apply_batch(
         &mut self,
@@ -166,13 +236,17 @@ impl WriterState {
         order.sort_by_key(|e| e.ts_ms);
 
         let mut deltas = Deltas::default();
+        let mut local_days: HashMap<&'static str, LocalDays> = HashMap::new();
         let mut tables: HashMap<i32, Table<'_, BlockKey<'static>, &'static [u8]>> = HashMap::new();
         let mut touched: Vec<(u16, i32)> = Vec::new();
         for e in order {
             let site = self.site_id(&e.site)?;
             let day = schema::day_number(schema::utc_day(e.ts_ms));
             let tz = timezones.get(&e.site).copied().unwrap_or(Tz::UTC);
-            let local = move |ts: i64| local_day(tz, ts);
+            let days = local_days
+                .entry(tz.name())
+                .or_insert_with(|| LocalDays::new(tz));
+            let local = |ts: i64| days.day(ts);
             self.tick += 1;
             for d in [day.saturating_sub(1), day] {
                 self.last_use.insert((site, d), self.tick);
@@ -190,15 +264,23 @@ impl WriterState {
                     existing.insert(name);
                 }
                 let state = if present {
+                    let started = std::time::Instant::now();
                     let prev = self.days.get(&(site, d.saturating_sub(1)));
                     let t = tables.get(&d).ok_or(StoreError::Unavailable)?;
-                    DayState::load(
+                    let st = DayState::load(
                         t,
                         &e.site,
                         if d == day { prev } else { None },
                         &local,
                         opts.max_engaged_ms,
-                    )?
+                    )?;
+                    tracing::debug!(
+                        site = %e.site,
+                        day = %schema::day_from_number(d),
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "writer state of a day rebuilt from its blocks"
+                    );
+                    st
                 } else {
                     DayState::empty()
                 };
@@ -496,5 +578,27 @@ impl WriterState {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembered_local_days_equal_direct_conversions() {
+        // across a DST change in Berlin and Kathmandu's +05:45
+        for tz in [
+            chrono_tz::Europe::Berlin,
+            chrono_tz::Asia::Kathmandu,
+            Tz::UTC,
+        ] {
+            let days = LocalDays::new(tz);
+            let start = 1_774_800_000_000i64; // 2026-03-29 around the change
+            for i in 0..20_000 {
+                let ts = start + i * 61_000;
+                assert_eq!(days.day(ts), local_day(tz, ts), "{tz} {ts}");
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@
 //! changes ([`Sink`]); the live writer passes a sink that collects them,
 //! a replay one that drops them.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use redb::ReadableTable;
 
@@ -146,9 +146,9 @@ pub(crate) struct DayState {
 impl DayState {
     pub(crate) fn empty() -> DayState {
         DayState {
-            visitors: HashMap::new(),
+            visitors: HashMap::default(),
             visits: Vec::new(),
-            pageview_ids: HashMap::new(),
+            pageview_ids: HashMap::default(),
             pageviews: Vec::new(),
             tail: BlockBuilder::new(0, 0),
             tail_no: 0,

@@ -209,6 +209,20 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) 
     let max_batch = opts.max_batch.max(1);
     let mut buf: Vec<Request> = Vec::with_capacity(max_batch.min(4096));
     let mut state = WriterState::default();
+    // Rebuild today's and yesterday's state before the first request.
+    let generation = store.generation();
+    let preloaded = store.snapshot().and_then(|snap| {
+        state.preload(
+            &snap,
+            &opts,
+            chrono::Utc::now().timestamp_millis(),
+            generation,
+        )
+    });
+    if let Err(e) = preloaded {
+        tracing::warn!(error = %e, "could not rebuild the writer's state ahead; it is rebuilt on demand");
+        state.reset();
+    }
     // Seal once soon after start-up (days may have closed while down).
     let mut last_seal = Instant::now()
         .checked_sub(SEAL_EVERY)
