@@ -6,8 +6,10 @@
 --   LOAD_DELAY_MS  pause per connection between requests (0 = max rate)
 --   LOAD_RESULT    file that done() writes its figures to
 --
--- Mix: 70 % pixel GETs, 30 % script beacons (sparsam's JSON format, 1-3
--- events per post); 5,000 distinct paths on three hostnames picked with a
+-- Mix: 60 % pixel GETs, 25 % script beacons (sparsam's JSON format, 1-3
+-- events per post), 15 % Matomo bulk posts (2-5 tracking requests each,
+-- idsite 1, with the person-identifying parameters a Matomo tracker sends,
+-- which sparsam discards); 5,000 distinct paths on three hostnames picked with a
 -- Zipf-like skew; 1 page in 20 is a site-search results page, 1 hit in 25
 -- a PDF download; referrers from search, social, other sites or none;
 -- X-Forwarded-For varies over ~65,000 addresses (the server trusts
@@ -76,6 +78,24 @@ local function beacon_body()
   return "[" .. table.concat(parts, ",") .. "]"
 end
 
+local function matomo_request()
+  local q = "?idsite=1&rec=1&url=" .. urlencode(page_url()) .. "&action_name=" .. urlencode("Seite " .. math.random(5000))
+    .. "&pv_id=" .. string.format("%06x", math.random(0, 0xffffff)) .. "&_id=" .. string.format("%016x", math.random(1e12))
+    .. "&h=" .. math.random(0, 23) .. "&m=" .. math.random(0, 59) .. "&s=" .. math.random(0, 59) .. "&pdf=1&res=1920x1080"
+  local ref = refs[math.random(#refs)]
+  if ref ~= "" then q = q .. "&urlref=" .. urlencode(ref) end
+  if math.random(25) == 1 then
+    q = q .. "&download=" .. urlencode("https://www.example.org/files/bericht-" .. math.random(200) .. ".pdf")
+  end
+  return '"' .. q .. '"'
+end
+
+local function matomo_bulk_body()
+  local parts = {}
+  for i = 1, math.random(2, 5) do parts[i] = matomo_request() end
+  return '{"requests":[' .. table.concat(parts, ",") .. ']}'
+end
+
 function init(args)
   math.randomseed(os.time() + (tonumber(tostring({}):match("0x(%x+)"), 16) or 0) % 100000)
   local f = io.open(os.getenv("LOAD_UA_FILE") or "", "r")
@@ -102,11 +122,16 @@ function request()
     ["User-Agent"] = uas[math.random(#uas)],
     ["X-Forwarded-For"] = math.random(1, 223) .. "." .. math.random(0, 255) .. ".1.1",
   }
-  if math.random(100) <= 70 then
+  local pick = math.random(100)
+  if pick <= 60 then
     return wrk.format("GET", pixel_path(), headers)
   end
-  headers["Content-Type"] = "text/plain"
-  return wrk.format("POST", "/api/event", headers, beacon_body())
+  if pick <= 85 then
+    headers["Content-Type"] = "text/plain"
+    return wrk.format("POST", "/api/event", headers, beacon_body())
+  end
+  headers["Content-Type"] = "application/json"
+  return wrk.format("POST", "/matomo.php", headers, matomo_bulk_body())
 end
 
 function done(summary, latency, requests)

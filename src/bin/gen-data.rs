@@ -12,6 +12,8 @@
 //!
 //! ```text
 //! cargo run --release --bin gen-data -- --data-dir /tmp/big --events 1000000
+//! # one day of 1 M events, 100 days ago (for the sweep benchmark)
+//! cargo run --release --bin gen-data -- --data-dir /tmp/old --events 1000000 --days 1 --days-ago 100
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -40,6 +42,10 @@ struct Args {
     /// Days the events are spread over, ending today.
     #[arg(long, default_value_t = 90)]
     days: u32,
+    /// Shift the days this far into the past (e.g. beyond the retention
+    /// period, to measure a sweep).
+    #[arg(long, default_value_t = 0)]
+    days_ago: u32,
     /// Site id of the events.
     #[arg(long, default_value = "bench")]
     site: String,
@@ -317,7 +323,7 @@ fn main() -> anyhow::Result<()> {
     let hour_weights: Vec<(u32, usize)> = HOURS.iter().copied().zip(0..24).collect();
 
     // Day weights: weekends at 60 %.
-    let today = chrono::Utc::now().timestamp().div_euclid(86_400);
+    let today = chrono::Utc::now().timestamp().div_euclid(86_400) - i64::from(args.days_ago);
     let first_day = today - i64::from(args.days) + 1;
     let day_w: Vec<f64> = (first_day..=today)
         .map(|d| if (d + 3).rem_euclid(7) >= 5 { 0.6 } else { 1.0 })

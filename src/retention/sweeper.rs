@@ -163,7 +163,10 @@ fn run_steps(
             return Err(SweepError::Cancelled);
         }
         // One short transaction per day: the writer waits for one day at most.
-        report.events_deleted += store.drop_partition(*day)?;
+        let started = Instant::now();
+        let n = store.drop_partition(*day)?;
+        tracing::info!(day = %day, events = n, elapsed_ms = started.elapsed().as_millis() as u64, "sweep: day partition dropped");
+        report.events_deleted += n;
         report.partitions_dropped.push(day.to_string());
     }
     if cancel.load(Ordering::Relaxed) {
@@ -178,7 +181,13 @@ fn run_steps(
     if cancel.load(Ordering::Relaxed) {
         return Err(SweepError::Cancelled);
     }
+    let started = Instant::now();
     report.strings_deleted = store.expire_strings(cutoff)?;
+    tracing::info!(
+        strings = report.strings_deleted,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sweep: unused dictionary strings deleted"
+    );
     if let Some(rc) = rollup_cutoff {
         let r = store.expire_rollups(rc, false)?;
         report.rollup_rows_deleted = r.hourly_rows + r.dim_rows;

@@ -154,6 +154,24 @@ impl WriterState {
         *self = WriterState::default();
     }
 
+    /// Forgets what maintenance made stale: everything, the states of
+    /// rewritten days, or the cached string ids.
+    pub(crate) fn invalidate(&mut self, what: super::Invalidation) {
+        if what.all {
+            self.reset();
+            return;
+        }
+        if !what.days.is_empty() {
+            self.days.retain(|(_, d), _| !what.days.contains(d));
+            self.last_use.retain(|(_, d), _| !what.days.contains(d));
+        }
+        if what.strings {
+            self.raw.forget_cached();
+            // ids are never reused, but the entries of deleted ones are dead
+            self.derived.clear();
+        }
+    }
+
     fn init(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
         if self.ready {
             return Ok(());

@@ -70,6 +70,12 @@ impl RawInterner {
         }
     }
 
+    /// Forgets the cached ids (some may have been deleted); the next
+    /// lookups read the tables.
+    pub(crate) fn forget_cached(&mut self) {
+        self.cache.clear();
+    }
+
     /// The next id to hand out, and whether it changed since the last call.
     pub(crate) fn take_next(&mut self) -> Option<u32> {
         std::mem::take(&mut self.next_dirty).then_some(self.next_id)

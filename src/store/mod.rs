@@ -6,8 +6,8 @@
 //! transactions. All event writes go through the single [`Writer`] thread,
 //! which commits batches (group commit). Maintenance (the retention
 //! sweeper's deletions) takes redb's write lock between two batches and
-//! bumps [`Store::generation`], which tells the writer to rebuild what it
-//! keeps in memory. See [`schema`] for the layout, [`codec`] for the block
+//! bumps [`Store::generation`], recording what it made stale, so the writer
+//! forgets that part of what it keeps in memory and rebuilds it on demand. See [`schema`] for the layout, [`codec`] for the block
 //! format, [`rollup`] for what the counters mean.
 
 mod apply;
@@ -30,7 +30,8 @@ use std::sync::{Arc, RwLock};
 
 use chrono::NaiveDate;
 use redb::{
-    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableHandle,
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableHandle,
 };
 use rustc_hash::FxHashMap;
 
@@ -438,6 +439,14 @@ impl Snapshot {
     }
 }
 
+/// Blocks (up to 1,024 events each) deleted per transaction when a day
+/// partition is dropped.
+pub const BLOCKS_PER_SWEEP_TXN: usize = 128;
+
+/// Pause between two deletion transactions of a sweep, so the writer, which
+/// waits for the same lock, gets it in between rather than racing for it.
+pub(crate) const SWEEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// The redb-backed store. Share it in an `Arc`; reads are concurrent.
 pub struct Store {
     /// The open database. redb fails every later operation of a `Database`
@@ -449,6 +458,28 @@ pub struct Store {
     /// Bumped by every change made outside the writer (see the module
     /// comment); the writer compares it with what its memory matches.
     generation: AtomicU64,
+    /// What those changes made stale, collected until the writer looks.
+    invalidated: std::sync::Mutex<Invalidation>,
+}
+
+/// What maintenance changed outside the writer, so the writer forgets only
+/// that: dropping an old day must not make it rebuild today's state.
+#[derive(Debug, Default)]
+pub(crate) struct Invalidation {
+    /// Everything (a vacuum, roll-up expiry).
+    pub all: bool,
+    /// Day partitions dropped or rewritten (UTC day numbers).
+    pub days: Vec<i32>,
+    /// Dictionary strings deleted: cached string ids may be gone.
+    pub strings: bool,
+}
+
+/// One change for [`Store::changed`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Changed {
+    All,
+    Day(i32),
+    Strings,
 }
 
 impl Store {
@@ -461,6 +492,7 @@ impl Store {
             path,
             opts: opts.clone(),
             generation: AtomicU64::new(0),
+            invalidated: std::sync::Mutex::new(Invalidation::default()),
         };
         store.check_schema()?;
         Ok(store)
@@ -489,7 +521,34 @@ impl Store {
     /// Called by maintenance while it holds the write transaction, before
     /// it commits: the writer, blocked on the lock, sees the new value.
     pub(crate) fn bump_generation(&self) {
+        self.changed(Changed::All);
+    }
+
+    /// Records what maintenance changed and bumps the generation; called
+    /// like [`Store::bump_generation`].
+    pub(crate) fn changed(&self, what: Changed) {
+        {
+            let mut inv = self
+                .invalidated
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match what {
+                Changed::All => inv.all = true,
+                Changed::Day(d) => inv.days.push(d),
+                Changed::Strings => inv.strings = true,
+            }
+        }
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Takes what was invalidated since the last call (the writer's).
+    pub(crate) fn take_invalidation(&self) -> Invalidation {
+        std::mem::take(
+            &mut *self
+                .invalidated
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -563,37 +622,78 @@ impl Store {
         Ok(self.partition_stats()?.iter().map(|(_, n)| n).sum())
     }
 
-    /// Deletes the raw events of UTC day `day` (one table) in one durable
-    /// transaction. Roll-ups stay. Returns how many events were deleted.
+    /// Deletes the raw events of UTC day `day` (one table). Roll-ups stay.
+    /// Returns how many events were deleted.
+    ///
+    /// A big day is deleted in durable transactions of
+    /// [`BLOCKS_PER_SWEEP_TXN`] blocks, each taking its events off the
+    /// day's count, with a short pause between them: ingest waits for one
+    /// of them at most (milliseconds), not for the whole day. A crash in
+    /// between leaves a smaller, consistent day that the next sweep drops.
     pub fn drop_partition(&self, day: NaiveDate) -> Result<u64, StoreError> {
-        let mut txn = self.db()?.begin_write()?;
-        txn.set_durability(redb::Durability::Immediate)?;
         let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
         let n = schema::day_number(day);
-        let mut deleted = 0;
-        let mut any = false;
-        {
-            let mut counts = txn.open_table(DAY_COUNTS)?;
-            let keys: Vec<(i32, String)> = counts
-                .range::<schema::DayCountKey>((n, "")..(n.saturating_add(1), ""))?
-                .map(|r| {
-                    r.map(|(k, v)| {
-                        deleted += v.value();
-                        (k.value().0, k.value().1.to_owned())
+        let mut deleted = 0u64;
+        loop {
+            let mut txn = self.db()?.begin_write()?;
+            txn.set_durability(redb::Durability::Immediate)?;
+            let exists = txn.list_tables()?.any(|t| t.name() == name);
+            let mut removed: Vec<(String, u64)> = Vec::new();
+            let mut done = true;
+            if exists {
+                let mut t = txn.open_table(schema::events_table(&name))?;
+                let keys: Vec<(String, u32, u64)> = t
+                    .iter()?
+                    .take(BLOCKS_PER_SWEEP_TXN)
+                    .map(|r| {
+                        let (k, v) = r?;
+                        let (site, no) = k.value();
+                        Ok((site.to_owned(), no, codec::block_len(v.value())? as u64))
                     })
-                })
-                .collect::<Result<_, _>>()?;
-            for (d, s) in &keys {
-                counts.remove((*d, s.as_str()))?;
+                    .collect::<Result<_, StoreError>>()?;
+                for (site, no, len) in &keys {
+                    t.remove((site.as_str(), *no))?;
+                    match removed.iter_mut().find(|(s, _)| s == site) {
+                        Some((_, m)) => *m += len,
+                        None => removed.push((site.clone(), *len)),
+                    }
+                }
+                done = t.len()? == 0;
+            }
+            let mut any = !removed.is_empty();
+            {
+                let mut counts = txn.open_table(DAY_COUNTS)?;
+                if done {
+                    // the day is gone: no count may outlive it
+                    let keys: Vec<String> = counts
+                        .range::<schema::DayCountKey>((n, "")..(n.saturating_add(1), ""))?
+                        .map(|r| r.map(|(k, _)| k.value().1.to_owned()))
+                        .collect::<Result<_, _>>()?;
+                    for s in &keys {
+                        counts.remove((n, s.as_str()))?;
+                        any = true;
+                    }
+                } else {
+                    for (site, m) in &removed {
+                        let old = counts.get((n, site.as_str()))?.map_or(0, |v| v.value());
+                        counts.insert((n, site.as_str()), old.saturating_sub(*m))?;
+                    }
+                }
+            }
+            if done && exists {
+                txn.delete_table(redb::TableDefinition::<(), ()>::new(&name))?;
                 any = true;
             }
+            deleted += removed.iter().map(|(_, m)| m).sum::<u64>();
+            if any {
+                self.changed(Changed::Day(n));
+                txn.commit()?;
+            }
+            if done {
+                return Ok(deleted);
+            }
+            std::thread::sleep(SWEEP_PAUSE);
         }
-        any |= txn.delete_table(redb::TableDefinition::<(), ()>::new(&name))?;
-        if any {
-            self.bump_generation();
-            txn.commit()?;
-        }
-        Ok(deleted)
     }
 
     /// Timestamp of the oldest raw event, if any.

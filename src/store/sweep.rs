@@ -6,10 +6,11 @@
 //! into is rewritten without its expired events. Dictionary strings whose
 //! bound (the end of the hour of their last use) is at or before the cutoff
 //! are used by no surviving event and go too. Each step is its own durable
-//! transaction, so the writer waits at most for one step, never for a
-//! whole sweep, and a crash between steps leaves a consistent file that the
-//! next sweep finishes. Every step bumps the store's generation so the
-//! writer rebuilds what it remembers. Roll-ups are trimmed by their own
+//! transaction (strings go in chunks), so the writer waits at most for one
+//! step, never for a whole sweep, and a crash between steps leaves a
+//! consistent file that the next sweep finishes. Every step tells the
+//! writer what it made stale (a day's state, cached string ids), so the
+//! writer forgets only that and today's state survives a sweep. Roll-ups are trimmed by their own
 //! cutoff, and roll-up values no roll-up uses any more are deleted with them.
 
 use std::collections::{HashMap, HashSet};
@@ -50,6 +51,9 @@ pub struct RollupExpiry {
     pub hourly_rows: u64,
     pub dim_rows: u64,
 }
+
+/// Dictionary strings deleted per transaction by [`Store::expire_strings`].
+pub const STRINGS_PER_TXN: usize = 4096;
 
 impl Store {
     /// Which partitions, events and strings are older than `cutoff_ms`
@@ -148,7 +152,7 @@ impl Store {
                 }
             }
         }
-        self.bump_generation();
+        self.changed(super::Changed::Day(schema::day_number(day)));
         txn.commit()?;
         Ok(deleted)
     }
@@ -156,34 +160,59 @@ impl Store {
     /// Deletes dictionary strings that no event at or after `cutoff_ms` can
     /// use (their bound is at or before it). Run after the partitions
     /// before the cutoff are gone. Returns how many were deleted.
+    ///
+    /// The candidates are found in a snapshot, without the write lock, and
+    /// deleted in transactions of [`STRINGS_PER_TXN`], each checking again
+    /// that the string was not used since: ingest waits for one chunk at
+    /// most, never for the whole dictionary.
     pub fn expire_strings(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let mut txn = self.db()?.begin_write()?;
-        txn.set_durability(redb::Durability::Immediate)?;
-        let mut doomed: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut candidates: Vec<u32> = Vec::new();
         {
-            let t = txn.open_table(STRINGS)?;
-            for row in t.iter()? {
-                let (k, v) = row?;
-                let (bound, key) = split_raw_value(v.value())?;
-                if bound <= cutoff_ms {
-                    doomed.push((k.value(), key.to_vec()));
+            let txn = self.db()?.begin_read()?;
+            if let Some(t) = open_optional(&txn, STRINGS)? {
+                for row in t.iter()? {
+                    let (k, v) = row?;
+                    if split_raw_value(v.value())?.0 <= cutoff_ms {
+                        candidates.push(k.value());
+                    }
                 }
             }
         }
-        if doomed.is_empty() {
-            return Ok(0);
-        }
-        {
-            let mut strings = txn.open_table(STRINGS)?;
-            let mut ids = txn.open_table(STRING_IDS)?;
-            for (id, key) in &doomed {
-                strings.remove(*id)?;
-                ids.remove(key.as_slice())?;
+        let mut deleted = 0u64;
+        for (i, chunk) in candidates.chunks(STRINGS_PER_TXN).enumerate() {
+            if i > 0 {
+                std::thread::sleep(super::SWEEP_PAUSE);
+            }
+            let mut txn = self.db()?.begin_write()?;
+            txn.set_durability(redb::Durability::Immediate)?;
+            let mut n = 0u64;
+            {
+                let mut strings = txn.open_table(STRINGS)?;
+                let mut ids = txn.open_table(STRING_IDS)?;
+                for &id in chunk {
+                    let key = match strings.get(id)? {
+                        Some(v) => {
+                            let (bound, key) = split_raw_value(v.value())?;
+                            // an event since the snapshot moved its bound
+                            if bound > cutoff_ms {
+                                continue;
+                            }
+                            key.to_vec()
+                        }
+                        None => continue,
+                    };
+                    strings.remove(id)?;
+                    ids.remove(key.as_slice())?;
+                    n += 1;
+                }
+            }
+            if n > 0 {
+                self.changed(super::Changed::Strings);
+                txn.commit()?;
+                deleted += n;
             }
         }
-        self.bump_generation();
-        txn.commit()?;
-        Ok(doomed.len() as u64)
+        Ok(deleted)
     }
 
     /// Counts (`dry_run`) or deletes roll-up rows older than `cutoff_ms`:

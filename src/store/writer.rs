@@ -210,6 +210,7 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) 
     let mut buf: Vec<Request> = Vec::with_capacity(max_batch.min(4096));
     let mut state = WriterState::default();
     // Rebuild today's and yesterday's state before the first request.
+    store.take_invalidation();
     let generation = store.generation();
     let preloaded = store.snapshot().and_then(|snap| {
         state.preload(
@@ -329,7 +330,7 @@ fn write_batch(
     // commits, so a change made while we waited is seen here.
     let generation = store.generation();
     if generation != state.generation {
-        state.reset();
+        state.invalidate(store.take_invalidation());
         state.generation = generation;
     }
     let events: Vec<&Event> = batch.iter().flat_map(|r| r.events.iter()).collect();

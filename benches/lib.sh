@@ -1,0 +1,119 @@
+# Shared by benches/load.sh and benches/sweep_load.sh (sourced, not run):
+# installs wrk, builds the release binaries, picks realistic user agents,
+# starts sparsam on loopback and runs one wrk phase with benches/load.lua.
+# Expects HERE, ROOT, WORK and DURATION/CONNECTIONS/THREADS to be set.
+
+CORPORA=${CORPORA:-$ROOT/../shared/corpora}
+TOKEN=load-test-token-0000000000
+ADMIN_TOKEN=load-admin-token-000000000
+SERVER_PID=
+
+install_wrk() {
+    command -v wrk >/dev/null && return
+    echo "installing wrk" >&2
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get install -y -qq wrk >/dev/null 2>&1 ||
+        { $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null; }
+}
+
+build_release() { # binaries...
+    echo "building release binaries: $*" >&2
+    local bins=()
+    for b in "$@"; do bins+=(--bin "$b"); done
+    (cd "$ROOT" && cargo build --release "${bins[@]}" >&2)
+    BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
+}
+
+# A few hundred real user agents from the uap-core test corpus (bots left
+# out: sparsam answers them but does not store them).
+pick_user_agents() {
+    UA_FILE=$WORK/uas.txt
+    if [ -f "$CORPORA/uap-core/test_ua.yaml" ]; then
+        sed -n "s/^ *- user_agent_string: *['\"]\{0,1\}\(.*[^'\"]\)['\"]\{0,1\} *$/\1/p" \
+            "$CORPORA/uap-core/test_ua.yaml" |
+            grep -viE 'bot|crawl|spider|slurp|fetch|http|curl|wget|python|java/' |
+            grep -v '"' | sort -u | awk 'NR % 2 == 0' | head -n 400 >"$UA_FILE"
+    else
+        echo "warning: $CORPORA/uap-core/test_ua.yaml not found; using one user agent" >&2
+        : >"$UA_FILE"
+    fi
+    echo "user agents: $(wc -l <"$UA_FILE")" >&2
+}
+
+write_config() { # data_dir [extra toml appended]
+    cat >"$WORK/sparsam.toml" <<CONF
+[server]
+listen = "127.0.0.1:0"
+data_dir = "$1"
+trusted_proxies = ["127.0.0.1/32"]
+log_format = "text"
+# One load generator on one address: measure throughput, not the limiter.
+rate_limit_per_minute = 0
+
+[store]
+cache_mb = 64
+
+[auth]
+admin_token = "$ADMIN_TOKEN"
+
+[[sites]]
+id = "load"
+matomo_id = 1
+hostnames = ["example.org", "*.example.org"]
+timezone = "UTC"
+tokens = ["$TOKEN"]
+${2:-}
+CONF
+}
+
+start_server() {
+    : >"$WORK/server.log"
+    SPARSAM_LOG=warn,sparsam=info "$BIN_DIR/sparsam" --config "$WORK/sparsam.toml" serve 2>>"$WORK/server.log" &
+    SERVER_PID=$!
+    ADDR=
+    for _ in $(seq 1 300); do
+        ADDR=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$WORK/server.log" | head -n1)
+        [ -n "$ADDR" ] && break
+        sleep 0.1
+    done
+    if [ -z "$ADDR" ]; then
+        echo "server did not start:" >&2
+        cat "$WORK/server.log" >&2
+        exit 1
+    fi
+    URL=http://$ADDR
+    echo "server pid $SERVER_PID on $URL" >&2
+}
+
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=
+}
+
+val() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+
+run_phase() { # name mode connections delay_ms
+    local name=$1 mode=$2 conns=$3 delay=$4 out=$WORK/$1.result
+    LOAD_MODE=$mode LOAD_UA_FILE=$UA_FILE LOAD_DELAY_MS=$delay LOAD_RESULT=$out \
+        wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --timeout 5s -s "$HERE/load.lua" "$URL" >"$WORK/$name.wrk" 2>&1
+    local req dur errs
+    req=$(val requests "$out")
+    dur=$(val duration_us "$out")
+    errs=$(($(val errors_connect "$out") + $(val errors_read "$out") + $(val errors_write "$out") + $(val errors_status "$out") + $(val errors_timeout "$out")))
+    printf '%-9s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  p999 %7.2f ms  max %7.2f ms  errors %d (status %d, timeout %d)\n' \
+        "$name" "$(echo "$req * 1000000 / $dur" | bc -l)" \
+        "$(echo "$(val p50_us "$out") / 1000" | bc -l)" "$(echo "$(val p99_us "$out") / 1000" | bc -l)" \
+        "$(echo "$(val p999_us "$out") / 1000" | bc -l)" "$(echo "$(val max_us "$out") / 1000" | bc -l)" \
+        "$errs" "$(val errors_status "$out")" "$(val errors_timeout "$out")"
+    eval "${name}_rps=$(echo "$req * 1000000 / $dur" | bc -l)"
+    eval "${name}_dur=$dur"
+}
+
+stored_events() {
+    curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/v1/sites/load/summary?period=7d" |
+        python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["pageviews"]+s["downloads"]+s["outbound"]+s["searches"])'
+}
