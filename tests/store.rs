@@ -1196,3 +1196,46 @@ fn vacuum_under_concurrent_writes_loses_no_acknowledged_event() {
         400
     );
 }
+
+/// A day bigger than one deletion transaction (more than
+/// `BLOCKS_PER_SWEEP_TXN` blocks, over two sites) is dropped whole in
+/// several transactions: no block, no count and no table of it is left,
+/// and the next day is untouched.
+#[test]
+fn a_big_day_is_dropped_in_several_transactions() {
+    let f = open();
+    let per_site = (sparsam::store::BLOCKS_PER_SWEEP_TXN * 1024) as i64 * 3 / 4 + 500;
+    for site in ["a", "b"] {
+        let events: Vec<Event> = (0..per_site)
+            .map(|i| pv(site, day0() + i * 500, (i % 5000) as u64, "/x", 0))
+            .collect();
+        for chunk in events.chunks(20_000) {
+            f.writer
+                .submit(chunk.to_vec())
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
+        }
+    }
+    write_each(&f.writer, [pv("a", day0() + DAY + HOUR, 1, "/bleibt", 0)]);
+    assert_eq!(f.store.event_count().unwrap(), 2 * per_site as u64 + 1);
+    let deleted = f
+        .store
+        .drop_partition(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
+        .unwrap();
+    assert_eq!(deleted, 2 * per_site as u64);
+    assert_eq!(f.store.event_count().unwrap(), 1);
+    assert_eq!(f.store.partition_stats().unwrap().len(), 1);
+    let left = scan_all(&f.store, "a");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].url, "/bleibt");
+    assert!(scan_all(&f.store, "b").is_empty());
+    // the writer goes on writing to the day after
+    write_each(
+        &f.writer,
+        [pv("a", day0() + DAY + 2 * HOUR, 2, "/danach", 0)],
+    );
+    assert_eq!(f.store.event_count().unwrap(), 2);
+    f.writer.shutdown_blocking().unwrap();
+}
