@@ -1,12 +1,24 @@
 # Shared by benches/load.sh and benches/sweep_load.sh (sourced, not run):
-# installs wrk, builds the release binaries, picks realistic user agents,
-# starts sparsam on loopback and runs one wrk phase with benches/load.lua.
-# Expects HERE, ROOT, WORK and DURATION/CONNECTIONS/THREADS to be set.
+# a scratch directory removed on exit (with the server stopped), wrk
+# installed if missing, release builds, realistic user agents, sparsam on
+# loopback, and one wrk phase with benches/load.lua.
+# The sourcing script sets DURATION; CONNECTIONS and THREADS default here.
 
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
 CORPORA=${CORPORA:-$ROOT/../shared/corpora}
 TOKEN=load-test-token-0000000000
 ADMIN_TOKEN=load-admin-token-000000000
 SERVER_PID=
+
+WORK=$(mktemp -d)
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
 
 install_wrk() {
     command -v wrk >/dev/null && return

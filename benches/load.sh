@@ -14,19 +14,8 @@
 set -euo pipefail
 
 DURATION=${DURATION:-20}
-CONNECTIONS=${CONNECTIONS:-64}
-THREADS=${THREADS:-2}
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=benches/lib.sh
-. "$HERE/lib.sh"
-
-WORK=$(mktemp -d)
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 install_wrk
 build_release sparsam

@@ -22,21 +22,10 @@
 set -euo pipefail
 
 DURATION=${DURATION:-10}
-CONNECTIONS=${CONNECTIONS:-64}
-THREADS=${THREADS:-2}
 SWEEP_EVENTS=${SWEEP_EVENTS:-1000000}
 SWEEP_DELAY_MS=${SWEEP_DELAY_MS:-20}
-HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
 # shellcheck source=benches/lib.sh
-. "$HERE/lib.sh"
-
-WORK=$(mktemp -d)
-cleanup() {
-    stop_server
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
 
 install_wrk
 build_release sparsam gen-data

@@ -219,45 +219,48 @@ impl Resolver {
             .ok_or_else(|| StoreError::Decode("resolver cache".into()))
     }
 
+    /// Entry `id` as the kind `pick` accepts (0 = the empty value).
+    fn typed<T: Clone + Default>(
+        &mut self,
+        id: u32,
+        want: &str,
+        pick: impl Fn(&Interned) -> Option<&T>,
+    ) -> Result<T, StoreError> {
+        if id == 0 {
+            return Ok(T::default());
+        }
+        pick(self.get(id)?)
+            .cloned()
+            .ok_or_else(|| kind_error(id, want))
+    }
+
     /// The text of a plain-string id (0 = empty).
     pub fn text(&mut self, id: u32) -> Result<String, StoreError> {
-        if id == 0 {
-            return Ok(String::new());
-        }
-        match self.get(id)? {
-            Interned::Text(s) => Ok(s.clone()),
-            _ => Err(kind_error(id, "text")),
-        }
+        self.typed(id, "text", |i| match i {
+            Interned::Text(s) => Some(s),
+            _ => None,
+        })
     }
 
     pub fn device(&mut self, id: u32) -> Result<crate::model::Device, StoreError> {
-        if id == 0 {
-            return Ok(Default::default());
-        }
-        match self.get(id)? {
-            Interned::Device(d) => Ok(d.clone()),
-            _ => Err(kind_error(id, "device")),
-        }
+        self.typed(id, "device", |i| match i {
+            Interned::Device(d) => Some(d),
+            _ => None,
+        })
     }
 
     pub fn referrer(&mut self, id: u32) -> Result<crate::model::Referrer, StoreError> {
-        if id == 0 {
-            return Ok(Default::default());
-        }
-        match self.get(id)? {
-            Interned::Referrer(r) => Ok(r.clone()),
-            _ => Err(kind_error(id, "referrer")),
-        }
+        self.typed(id, "referrer", |i| match i {
+            Interned::Referrer(r) => Some(r),
+            _ => None,
+        })
     }
 
     pub fn campaign(&mut self, id: u32) -> Result<crate::model::Campaign, StoreError> {
-        if id == 0 {
-            return Ok(Default::default());
-        }
-        match self.get(id)? {
-            Interned::Campaign(c) => Ok(c.clone()),
-            _ => Err(kind_error(id, "campaign")),
-        }
+        self.typed(id, "campaign", |i| match i {
+            Interned::Campaign(c) => Some(c),
+            _ => None,
+        })
     }
 }
 
@@ -518,14 +521,9 @@ impl Store {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// Called by maintenance while it holds the write transaction, before
-    /// it commits: the writer, blocked on the lock, sees the new value.
-    pub(crate) fn bump_generation(&self) {
-        self.changed(Changed::All);
-    }
-
-    /// Records what maintenance changed and bumps the generation; called
-    /// like [`Store::bump_generation`].
+    /// Records what maintenance changed and bumps the generation. Called by
+    /// maintenance while it holds the write transaction, before it
+    /// commits: the writer, blocked on the lock, sees the new value.
     pub(crate) fn changed(&self, what: Changed) {
         {
             let mut inv = self

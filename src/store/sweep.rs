@@ -303,7 +303,7 @@ impl Store {
                 ids.remove(s.as_str())?;
             }
         }
-        self.bump_generation();
+        self.changed(super::Changed::All);
         txn.commit()?;
         Ok(out)
     }

@@ -115,7 +115,7 @@ impl Store {
         std::fs::rename(&tmp, &path).map_err(io)?;
         sync_dir(&path)?;
         *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
-        self.bump_generation();
+        self.changed(super::Changed::All);
         drop(slot);
         Ok(VacuumReport {
             bytes_before,
