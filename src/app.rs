@@ -135,7 +135,10 @@ impl Application {
             "store open"
         );
         let writer = Arc::new(Writer::spawn(store.clone(), writer_options(&config))?);
-        let salts = SaltKeeper::open(&config.server.data_dir, utc_day(Utc::now()))?;
+        let salts = Arc::new(SaltKeeper::open(
+            &config.server.data_dir,
+            utc_day(Utc::now()),
+        )?);
         let detector = detector.join().map_err(|_| {
             StartError::Server(std::io::Error::other("device rules thread panicked"))
         })??;
@@ -143,8 +146,7 @@ impl Application {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "device rules ready"
         );
-        let pipeline = Pipeline::new(config.clone(), detector, salts);
-        let salts = pipeline.salt_keeper();
+        let pipeline = Pipeline::new(config.clone(), detector, salts.clone());
         crate::retention::audit::record_settings(&store, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;
         tracing::debug!(
@@ -253,7 +255,7 @@ impl Application {
             );
             handle
         });
-        let sweeper = crate::retention::SweeperTask::spawn_with_gate(
+        let sweeper = crate::retention::SweeperTask::spawn(
             self.store.clone(),
             self.config.clone(),
             self.sweep_gate.clone(),

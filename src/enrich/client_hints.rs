@@ -99,9 +99,9 @@ impl ClientHints {
     /// here wins and `base` supplies the fields not given here. Used for
     /// hints sent in an event body (here) over the request headers' (base).
     pub fn or(&self, base: &ClientHints) -> ClientHints {
-        let list = |mine: &Vec<Brand>, theirs: &Vec<Brand>| {
-            if mine.is_empty() { theirs } else { mine }.clone()
-        };
+        fn list<T: Clone>(mine: &[T], theirs: &[T]) -> Vec<T> {
+            if mine.is_empty() { theirs } else { mine }.to_vec()
+        }
         ClientHints {
             brands: list(&self.brands, &base.brands),
             full_version_list: list(&self.full_version_list, &base.full_version_list),
@@ -112,12 +112,7 @@ impl ClientHints {
                 .clone()
                 .or_else(|| base.platform_version.clone()),
             model: self.model.clone().or_else(|| base.model.clone()),
-            form_factors: if self.form_factors.is_empty() {
-                &base.form_factors
-            } else {
-                &self.form_factors
-            }
-            .clone(),
+            form_factors: list(&self.form_factors, &base.form_factors),
             arch: self.arch.clone().or_else(|| base.arch.clone()),
             bitness: self.bitness.clone().or_else(|| base.bitness.clone()),
         }

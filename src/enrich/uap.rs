@@ -47,7 +47,6 @@ struct UaSpec {
     v1_replacement: Option<String>,
     v2_replacement: Option<String>,
     v3_replacement: Option<String>,
-    v4_replacement: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,7 +75,6 @@ pub struct UaMatch {
     pub major: Option<String>,
     pub minor: Option<String>,
     pub patch: Option<String>,
-    pub patch_minor: Option<String>,
 }
 
 /// An OS match.
@@ -147,6 +145,15 @@ impl Field {
         }
     }
 
+    /// Like [`Field::new`] for group 1, but always a value (empty if none):
+    /// the OS name and the device name.
+    fn required(repl: Option<String>, groups: usize) -> Field {
+        match Field::new(repl, groups, 1) {
+            Field::None => Field::Fixed(String::new()),
+            f => f,
+        }
+    }
+
     /// Replacement used as is if not empty, else group `idx` if present.
     fn fallback(repl: Option<String>, groups: usize, idx: usize) -> Field {
         match repl.filter(|s| !s.is_empty()) {
@@ -197,7 +204,7 @@ struct Rule<const N: usize> {
 
 /// The compiled dataset.
 pub struct Uap {
-    ua: Vec<Rule<5>>,
+    ua: Vec<Rule<4>>,
     os: Vec<Rule<5>>,
     device: Vec<Rule<3>>,
 }
@@ -278,40 +285,38 @@ fn groups(re: &Regex) -> usize {
     re.group_info().group_len(PatternID::ZERO).saturating_sub(1)
 }
 
-fn compile_ua(i: usize, s: UaSpec) -> Result<Rule<5>, UapError> {
-    let err = |why: String| UapError::Rule {
-        section: "user_agent_parsers",
-        index: i,
+/// The error of rule `index` of `section`.
+fn rule_err(section: &'static str, index: usize) -> impl Fn(String) -> UapError {
+    move |why| UapError::Rule {
+        section,
+        index,
         why,
-    };
-    let re = compile(&s.regex, false).map_err(err)?;
+    }
+}
+
+/// The patch-minor version (`v4`) of browsers is not used, so it is not
+/// compiled.
+fn compile_ua(i: usize, s: UaSpec) -> Result<Rule<4>, UapError> {
+    let err = rule_err("user_agent_parsers", i);
+    let re = compile(&s.regex, false).map_err(&err)?;
     let g = groups(&re);
     Ok(Rule {
         fields: [
-            Field::family(s.family_replacement, g).map_err(err)?,
+            Field::family(s.family_replacement, g).map_err(&err)?,
             Field::fallback(s.v1_replacement, g, 2),
             Field::fallback(s.v2_replacement, g, 3),
             Field::fallback(s.v3_replacement, g, 4),
-            Field::fallback(s.v4_replacement, g, 5),
         ],
         re,
     })
 }
 
 fn compile_os(i: usize, s: OsSpec) -> Result<Rule<5>, UapError> {
-    let re = compile(&s.regex, false).map_err(|why| UapError::Rule {
-        section: "os_parsers",
-        index: i,
-        why,
-    })?;
+    let re = compile(&s.regex, false).map_err(rule_err("os_parsers", i))?;
     let g = groups(&re);
-    let os = match Field::new(s.os_replacement, g, 1) {
-        Field::None => Field::Fixed(String::new()),
-        f => f,
-    };
     Ok(Rule {
         fields: [
-            os,
+            Field::required(s.os_replacement, g),
             Field::new(s.os_v1_replacement, g, 2),
             Field::new(s.os_v2_replacement, g, 3),
             Field::new(s.os_v3_replacement, g, 4),
@@ -322,20 +327,12 @@ fn compile_os(i: usize, s: OsSpec) -> Result<Rule<5>, UapError> {
 }
 
 fn compile_device(i: usize, s: DeviceSpec) -> Result<Rule<3>, UapError> {
-    let re =
-        compile(&s.regex, s.regex_flag.as_deref() == Some("i")).map_err(|why| UapError::Rule {
-            section: "device_parsers",
-            index: i,
-            why,
-        })?;
+    let re = compile(&s.regex, s.regex_flag.as_deref() == Some("i"))
+        .map_err(rule_err("device_parsers", i))?;
     let g = groups(&re);
-    let device = match Field::new(s.device_replacement, g, 1) {
-        Field::None => Field::Fixed(String::new()),
-        f => f,
-    };
     Ok(Rule {
         fields: [
-            device,
+            Field::required(s.device_replacement, g),
             // the brand never falls back to a group
             Field::new(s.brand_replacement, 0, 999),
             Field::new(s.model_replacement, g, 1),
@@ -406,13 +403,12 @@ impl Uap {
     /// The browser of the first matching rule.
     pub fn browser(&self, ua: &str) -> Option<UaMatch> {
         let (r, c) = first(&self.ua, ua.as_bytes())?;
-        let [f, a, b, p, q] = &r.fields;
+        let [f, a, b, p] = &r.fields;
         Some(UaMatch {
             family: f.resolve(&c).unwrap_or_default(),
             major: a.resolve(&c),
             minor: b.resolve(&c),
             patch: p.resolve(&c),
-            patch_minor: q.resolve(&c),
         })
     }
 

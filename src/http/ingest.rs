@@ -50,6 +50,10 @@ fn count(outcome: &'static str, n: usize) {
 /// Is a parsed hit for `site_id` dropped by the opt-out signals? The
 /// safety net after parsing; the decision that counts comes before it.
 pub fn hit_opted_out(state: &AppState, signals: &OptOutSignals, site_id: &str) -> bool {
+    if !(signals.dnt || signals.gpc) {
+        // only the cookie can decide, whatever the site says
+        return signals.cookie;
+    }
     match state.config.site(site_id) {
         Some(site) => signals.opted_out(site.honour_dnt, site.honour_gpc),
         None => signals.cookie,

@@ -125,17 +125,17 @@ pub async fn post(
         let requests = parse_bulk(&body, state.config.server.max_batch_events)?;
         return bulk(&state, &req, &signals, requests).await;
     }
+    // the opt-out decision reads the same parameters the parser will
+    let params = join_params(query, &String::from_utf8_lossy(&body));
     if signals.drops_request(&state.config.sites, || {
-        let mut sites = site_ref::matomo_sites(query.as_bytes(), &state.config);
-        sites.extend(site_ref::matomo_sites(&body, &state.config));
-        sites
+        site_ref::matomo_sites(params.as_bytes(), &state.config)
     }) {
         count("optout", 1);
-        return Ok(answer(&join_params(query, &String::from_utf8_lossy(&body))));
+        return Ok(answer(&params));
     }
-    let body = std::str::from_utf8(&body)
+    std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("form body is not UTF-8".into()))?;
-    single(&state, &req, &signals, &join_params(query, body)).await
+    single(&state, &req, &signals, &params).await
 }
 
 fn bulk_answer(tracked: usize, invalid: &[usize]) -> HttpResponse {

@@ -26,8 +26,9 @@ use super::lang::{pick_lang, Lang};
 use super::AppState;
 use crate::config::Config;
 use crate::model::{Campaign, Device, Event, Referrer};
-use crate::privacy::cookies::CookiePolicy;
+use crate::privacy::cookies::tracker_scan;
 use crate::privacy::AnonIp;
+use crate::store::schema::MS_PER_DAY;
 
 /// Example addresses shown shortened in the notice.
 const EXAMPLE_V4: &str = "181.153.77.201";
@@ -120,8 +121,6 @@ const _EVERY_STORED_FIELD_IS_DISCLOSED: fn(&Event) = |e| {
     } = e;
 };
 
-const MS_PER_DAY: i64 = 86_400_000;
-
 /// The longest gap between two scheduled sweeps, in whole days rounded up
 /// (at least 1), over the next 64 sweeps.
 fn sweep_interval_days(config: &Config) -> i64 {
@@ -151,9 +150,9 @@ pub fn render(config: &Config, lang: Lang) -> String {
     } else {
         &n.legal_basis_en
     });
-    let cookies = CookiePolicy::derive(config);
-    let cookie = escape_html(&cookies.collector_optout_cookie);
-    let days = cookies.collector_optout_days;
+    let tracker = tracker_scan();
+    let cookie = escape_html(&config.privacy.optout_cookie);
+    let days = config.privacy.optout_cookie_days;
     let raw_days = r.raw_days;
     let max_days = i64::from(raw_days) + sweep_interval_days(config);
     let (v4, v4m) = masked_example(EXAMPLE_V4, config);
@@ -337,9 +336,9 @@ pub fn render(config: &Config, lang: Lang) -> String {
     }
 
     let mut cookie_text = String::new();
-    if cookies.tracking_cookies() {
-        let mut stored: Vec<String> = cookies.tracker.other_cookie_writes.clone();
-        stored.extend(cookies.tracker.web_storage.iter().cloned());
+    if tracker.tracks() {
+        let mut stored: Vec<String> = tracker.other_cookie_writes.clone();
+        stored.extend(tracker.web_storage.iter().cloned());
         let _ = writeln!(
             cookie_text,
             "<p id=\"tracking-cookies\">{} {}.</p>",
@@ -372,7 +371,7 @@ pub fn render(config: &Config, lang: Lang) -> String {
             "days and holds nothing but your objection."
         ),
     );
-    for (i, c) in cookies.tracker.optout_cookies.iter().enumerate() {
+    for (i, c) in tracker.optout_cookies.iter().enumerate() {
         let suffix = if i == 0 {
             String::new()
         } else {

@@ -277,8 +277,7 @@ fn day_salt(salts: &mut HashMap<i64, [u8; 32]>, day: i64) -> Result<[u8; 32], Sa
     if let Some(s) = salts.get(&day) {
         return Ok(*s);
     }
-    let mut salt = [0u8; 32];
-    getrandom::fill(&mut salt).map_err(|e| SaltError::Random(e.to_string()))?;
+    let salt = crate::privacy::visitor::new_salt()?;
     salts.insert(day, salt);
     Ok(salt)
 }

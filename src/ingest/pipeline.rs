@@ -55,18 +55,18 @@ pub struct Pipeline {
 const MAX_PAGEVIEW_ID: usize = 64;
 
 impl Pipeline {
-    pub fn new(config: Arc<Config>, detector: DeviceDetector, salts: SaltKeeper) -> Self {
+    /// `salts` may be shared (in an `Arc`) with the task that rotates them
+    /// at each UTC midnight.
+    pub fn new(
+        config: Arc<Config>,
+        detector: DeviceDetector,
+        salts: impl Into<Arc<SaltKeeper>>,
+    ) -> Self {
         Pipeline {
             config,
             detector,
-            salts: Arc::new(salts),
+            salts: salts.into(),
         }
-    }
-
-    /// The visitor salt keeper, shared with the task that rotates it at
-    /// each UTC midnight.
-    pub fn salt_keeper(&self) -> Arc<SaltKeeper> {
-        self.salts.clone()
     }
 
     pub fn config(&self) -> &Config {

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::beacon::parse_beacon;
 use super::hit::{Hit, Reject};
-use crate::config::Config;
+use crate::config::{Config, SiteConfig};
 use crate::model::EventKind;
 
 #[derive(Debug, Deserialize)]
@@ -84,19 +84,27 @@ fn parse_plausible(value: Value, config: &Config) -> Result<Vec<Hit>, Reject> {
 }
 
 /// The configured site for Plausible's `d`, else for the page's host.
+/// The configured sites of a comma-separated `d` (domain) field, in order.
+pub(crate) fn domain_sites<'a, 'c>(
+    domains: &'a str,
+    config: &'c Config,
+) -> impl Iterator<Item = &'c SiteConfig> + use<'a, 'c> {
+    domains
+        .split(',')
+        .filter_map(|d| config.site_by_host(d.trim()))
+}
+
+/// The configured site of a page URL's host.
+pub(crate) fn url_site<'c>(url: &str, config: &'c Config) -> Option<&'c SiteConfig> {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().and_then(|h| config.site_by_host(h)))
+}
+
 fn site_for(domains: Option<&str>, url: &str, config: &Config) -> Result<String, Reject> {
-    let from_domain = domains
-        .into_iter()
-        .flat_map(|d| d.split(','))
-        .map(str::trim)
-        .find_map(|d| config.site_by_host(d));
-    let from_url = || {
-        url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().and_then(|h| config.site_by_host(h)))
-    };
-    from_domain
-        .or_else(from_url)
+    domains
+        .and_then(|d| domain_sites(d, config).next())
+        .or_else(|| url_site(url, config))
         .map(|s| s.id.clone())
         .ok_or_else(|| Reject::UnknownSite(short(domains.unwrap_or_default())))
 }

@@ -12,6 +12,7 @@
 //! number of entries of a Matomo bulk `requests` list is read the same way,
 //! because it shapes the answer a dropped bulk gets.
 
+use super::plausible;
 use crate::config::{Config, SiteConfig};
 
 /// Configured sites named by a pixel query string (`site=…`, every
@@ -96,18 +97,11 @@ pub fn beacon_sites<'c>(body: &[u8], config: &'c Config) -> Vec<&'c SiteConfig> 
             match key.as_str() {
                 "site" => push(&mut out, config.site(value)),
                 "d" | "domain" => {
-                    for d in value.split(',') {
-                        push(&mut out, config.site_by_host(d.trim()));
+                    for s in plausible::domain_sites(value, config) {
+                        push(&mut out, Some(s));
                     }
                 }
-                "u" | "url" => {
-                    let host = url::Url::parse(value)
-                        .ok()
-                        .and_then(|u| u.host_str().map(str::to_string));
-                    if let Some(h) = host {
-                        push(&mut out, config.site_by_host(&h));
-                    }
-                }
+                "u" | "url" => push(&mut out, plausible::url_site(value, config)),
                 _ => {}
             }
         }

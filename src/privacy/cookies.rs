@@ -13,12 +13,10 @@
 //!   as tracking.
 //!
 //! The privacy notice and the audit view both describe cookies from
-//! [`CookiePolicy`], so a tracker that started writing a cookie would be
+//! [`tracker_scan`] and the config, so a tracker that started writing a cookie would be
 //! reported as tracking by both, not contradicted by a fixed sentence.
 
 use serde::Serialize;
-
-use crate::config::Config;
 
 /// Functions of the tracker that may write its opt-out cookie.
 const OPTOUT_FUNCTIONS: [&str; 2] = ["optOut", "optIn"];
@@ -131,33 +129,13 @@ fn function_name(line_before: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Every cookie sparsam causes, for the notice and the audit view.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CookiePolicy {
-    /// The collector's opt-out cookie, set by `POST /optout` on the
-    /// collector's own host.
-    pub collector_optout_cookie: String,
-    pub collector_optout_days: u32,
-    /// The tracker script, as embedded in this binary.
-    pub tracker: ScriptScan,
-}
-
-impl CookiePolicy {
-    /// The policy of this binary under `config`.
-    pub fn derive(config: &Config) -> CookiePolicy {
-        CookiePolicy {
-            collector_optout_cookie: config.privacy.optout_cookie.clone(),
-            collector_optout_days: config.privacy.optout_cookie_days,
-            tracker: scan_script(crate::http::tracker::SOURCE),
-        }
-    }
-
-    /// True when anything but an opt-out cookie is stored in the browser
-    /// by the code itself (the server's responses are watched separately
-    /// while it runs).
-    pub fn tracking_cookies(&self) -> bool {
-        self.tracker.tracks()
-    }
+/// The scan of the tracker script embedded in this binary, made once. With
+/// `privacy.optout_cookie` (the collector's own opt-out cookie, set by
+/// `POST /optout`) it is every cookie sparsam causes, for the notice and the
+/// audit view; the server's responses are watched separately while it runs.
+pub fn tracker_scan() -> &'static ScriptScan {
+    static SCAN: std::sync::OnceLock<ScriptScan> = std::sync::OnceLock::new();
+    SCAN.get_or_init(|| scan_script(crate::http::tracker::SOURCE))
 }
 
 #[cfg(test)]

@@ -125,12 +125,12 @@ pub fn utc_day(now: DateTime<Utc>) -> i64 {
 /// after the next UTC midnight, but never more than a minute, so a clock
 /// that jumps (or a machine that was suspended) is noticed soon.
 pub fn until_next_check(now: DateTime<Utc>) -> Duration {
-    let next_midnight_ms = (utc_day(now) + 1) * 86_400_000;
+    let next_midnight_ms = (utc_day(now) + 1) * crate::store::schema::MS_PER_DAY;
     let wait_ms = (next_midnight_ms - now.timestamp_millis()).max(0) as u64 + 10;
     Duration::from_millis(wait_ms.min(60_000))
 }
 
-fn new_salt() -> Result<[u8; SALT_LEN], SaltError> {
+pub(crate) fn new_salt() -> Result<[u8; SALT_LEN], SaltError> {
     let mut salt = [0u8; SALT_LEN];
     getrandom::fill(&mut salt).map_err(|e| SaltError::Random(e.to_string()))?;
     Ok(salt)

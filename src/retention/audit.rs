@@ -19,7 +19,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::privacy::cookies::{CookiePolicy, ScriptCookie};
+use crate::privacy::cookies::{tracker_scan, ScriptCookie};
 use crate::privacy::StoredIp;
 use crate::store::schema::MS_PER_DAY;
 use crate::store::{Col, Cols, Store, StoreError};
@@ -78,7 +78,7 @@ impl Settings {
             raw_days: c.retention.raw_days,
             rollup_days: c.retention.rollup_days,
             sweep_schedule: c.retention.sweep_schedule.clone(),
-            tracking_cookies: CookiePolicy::derive(c).tracking_cookies(),
+            tracking_cookies: tracker_scan().tracks(),
             optout_cookie: c.privacy.optout_cookie.clone(),
             optout_cookie_days: c.privacy.optout_cookie_days,
         }
@@ -353,14 +353,14 @@ pub struct CookieView {
 
 impl CookieView {
     fn derive(config: &Config) -> CookieView {
-        let p = CookiePolicy::derive(config);
+        let scan = tracker_scan();
         CookieView {
-            tracking_cookies: p.tracking_cookies(),
-            optout_cookie: p.collector_optout_cookie,
-            optout_cookie_days: p.collector_optout_days,
-            tracker_optout_cookies: p.tracker.optout_cookies,
-            tracker_other_cookies: p.tracker.other_cookie_writes,
-            tracker_web_storage: p.tracker.web_storage,
+            tracking_cookies: scan.tracks(),
+            optout_cookie: config.privacy.optout_cookie.clone(),
+            optout_cookie_days: config.privacy.optout_cookie_days,
+            tracker_optout_cookies: scan.optout_cookies.clone(),
+            tracker_other_cookies: scan.other_cookie_writes.clone(),
+            tracker_web_storage: scan.web_storage.clone(),
             unexpected_set_cookie_responses: None,
             unexpected_set_cookie_routes: Vec::new(),
         }

@@ -259,14 +259,9 @@ pub struct SweeperTask {
 }
 
 impl SweeperTask {
-    /// Starts the sweeper on the current tokio runtime with a gate of its own.
-    pub fn spawn(store: Arc<Store>, config: Arc<Config>) -> Result<SweeperTask, ConfigError> {
-        Self::spawn_with_gate(store, config, Arc::new(SweepGate::default()))
-    }
-
     /// Starts the sweeper on the current tokio runtime, sharing `gate` with
     /// other callers of [`SweepGate::sweep`].
-    pub fn spawn_with_gate(
+    pub fn spawn(
         store: Arc<Store>,
         config: Arc<Config>,
         gate: Arc<SweepGate>,
