@@ -238,8 +238,12 @@ impl Application {
     /// queued, and the store is closed.
     pub async fn run_until_stopped(self) -> Result<(), StartError> {
         let handle = self.server.handle();
+        // registered here, before "listening" is logged: a SIGTERM sent as
+        // soon as a client sees the service up is a graceful stop, not the
+        // default disposition
+        let stop_requested = shutdown_signal();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            stop_requested.await;
             tracing::info!("shutdown requested; finishing in-flight requests");
             handle.stop(true).await;
         });
@@ -314,21 +318,32 @@ fn catch_file_size_signal() {
     }
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
+/// SIGTERM or SIGINT. The handlers are installed when this is called; the
+/// future completes at the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            (Ok(mut term), Err(_)) => {
+                term.recv().await;
+            }
+            (Err(_), _) => std::future::pending().await,
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -36,29 +36,6 @@ fn starts_bucket(interval: Interval, d: NaiveDate) -> bool {
     }
 }
 
-fn add(b: &mut Bucket, o: &Bucket) {
-    b.pageviews += o.pageviews;
-    b.visits += o.visits;
-    b.visitors += o.visitors;
-    b.bounces += o.bounces;
-    b.downloads += o.downloads;
-    b.outbound += o.outbound;
-    b.searches += o.searches;
-}
-
-fn empty(start: String) -> Bucket {
-    Bucket {
-        start,
-        pageviews: 0,
-        visits: 0,
-        visitors: 0,
-        bounces: 0,
-        downloads: 0,
-        outbound: 0,
-        searches: 0,
-    }
-}
-
 /// The comparison series for `current_len` current buckets of `interval`
 /// over `range`.
 ///
@@ -80,11 +57,11 @@ pub fn align_buckets(
         for i in 0..current_len {
             let mut b = match previous_fine.get(i) {
                 Some(p) => p.clone(),
-                None => empty(period_end.clone()),
+                None => Bucket::empty(period_end.clone()),
             };
             if i + 1 == current_len {
                 for extra in previous_fine.iter().skip(current_len) {
-                    add(&mut b, extra);
+                    b.add(extra);
                 }
             }
             out.push(b);
@@ -97,17 +74,17 @@ pub fn align_buckets(
             break;
         }
         if out.is_empty() || starts_bucket(interval, d) {
-            out.push(empty(p.start.clone()));
+            out.push(Bucket::empty(p.start.clone()));
         }
         if let Some(b) = out.last_mut() {
-            add(b, p);
+            b.add(p);
         }
         d += Duration::days(1);
     }
     // Both periods have the same number of days, so this only pads if the
     // previous series were shorter than its range.
     while out.len() < current_len {
-        out.push(empty(period_end.clone()));
+        out.push(Bucket::empty(period_end.clone()));
     }
     out
 }
@@ -186,7 +163,7 @@ mod tests {
         Bucket {
             visits,
             pageviews: 2 * visits,
-            ..empty(start.to_string())
+            ..Bucket::empty(start.to_string())
         }
     }
 

@@ -98,7 +98,7 @@ impl From<&Totals> for SummaryNumbers {
 }
 
 /// One time-series bucket.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Bucket {
     /// Start of the bucket in the site's time zone (RFC 3339).
     pub start: String,
@@ -196,16 +196,24 @@ fn add_totals(b: &mut Bucket, t: &Totals) {
     b.searches += t.searches;
 }
 
-fn empty_bucket(start: String) -> Bucket {
-    Bucket {
-        start,
-        pageviews: 0,
-        visits: 0,
-        visitors: 0,
-        bounces: 0,
-        downloads: 0,
-        outbound: 0,
-        searches: 0,
+impl Bucket {
+    /// A bucket starting at `start` with nothing counted.
+    pub(crate) fn empty(start: String) -> Bucket {
+        Bucket {
+            start,
+            ..Bucket::default()
+        }
+    }
+
+    /// Adds `o`'s counts (not its start).
+    pub(crate) fn add(&mut self, o: &Bucket) {
+        self.pageviews += o.pageviews;
+        self.visits += o.visits;
+        self.visitors += o.visitors;
+        self.bounces += o.bounces;
+        self.downloads += o.downloads;
+        self.outbound += o.outbound;
+        self.searches += o.searches;
     }
 }
 
@@ -232,7 +240,7 @@ pub fn timeseries(
         let mut out: Vec<Bucket> = (first..last)
             .map(|h| {
                 let t: DateTime<Utc> = DateTime::from_timestamp(h * 3600, 0).unwrap_or_default();
-                empty_bucket(t.with_timezone(tz).to_rfc3339())
+                Bucket::empty(t.with_timezone(tz).to_rfc3339())
             })
             .collect();
         for (h, t) in &hours {
@@ -248,7 +256,7 @@ pub fn timeseries(
         let k = bucket_day(interval, d);
         buckets
             .entry(k)
-            .or_insert_with(|| empty_bucket(local_start(tz, k)));
+            .or_insert_with(|| Bucket::empty(local_start(tz, k)));
         d += Duration::days(1);
     }
     for (h, t) in &hours {

@@ -30,8 +30,7 @@ use crate::store::{Col, Cols, Counters, Dimension, RawEvent, Resolver, Store, St
 use super::filter::Filter;
 use super::query::ReportError;
 
-const MS_PER_HOUR: i64 = 3_600_000;
-const MS_PER_DAY: i64 = 86_400_000;
+use crate::store::schema::{MS_PER_DAY, MS_PER_HOUR};
 
 /// What a scan counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,29 +248,6 @@ fn cols_for(dim: Dimension) -> Cols {
     }
 }
 
-fn or(a: Cols, b: Cols) -> Cols {
-    let mut c = a;
-    for col in [
-        Col::Url,
-        Col::Title,
-        Col::Referrer,
-        Col::Campaign,
-        Col::Target,
-        Col::SearchTerm,
-        Col::SearchResults,
-        Col::Engaged,
-        Col::Device,
-        Col::Plugins,
-        Col::Pageview,
-        Col::Visitor,
-    ] {
-        if b.has(col) {
-            c = c.with(col);
-        }
-    }
-    c
-}
-
 /// Accumulates what `want` asks for over matching events.
 struct Acc {
     want: Want,
@@ -304,11 +280,11 @@ pub fn scan(
         .with(Col::Referrer)
         .with(Col::Campaign);
     for f in filters {
-        cols = or(cols, cols_for(f.dim));
+        cols = cols.union(cols_for(f.dim));
     }
     cols = match want {
         Want::Hourly => cols.with(Col::Pageview).with(Col::Engaged),
-        Want::Breakdown(d) => or(cols, cols_for(d)),
+        Want::Breakdown(d) => cols.union(cols_for(d)),
         Want::NoResultSearches => cols.with(Col::SearchTerm).with(Col::SearchResults),
         Want::Live => cols,
     };

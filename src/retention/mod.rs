@@ -12,6 +12,7 @@ use chrono::Utc;
 
 use crate::config::Config;
 use crate::store::{Store, StoreError, StoreOptions};
+use audit::iso;
 
 pub use sweeper::{sweep_now, SweepError, SweepGate, SweepReport, SweeperTask};
 
@@ -68,12 +69,6 @@ pub fn sweep_command(config: &Config, dry_run: bool) -> Result<String, Retention
     let store = open_store_direct(config)?;
     let r = sweep_now(&store, config, Utc::now(), dry_run, &AtomicBool::new(false))?;
     Ok(render_sweep(&r, config))
-}
-
-fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|| ms.to_string())
 }
 
 /// A sweep report as text: what was deleted, or for a dry run what would be.

@@ -157,8 +157,14 @@ fn run_steps(
     cancel: &AtomicBool,
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
-    let plan = store.expiry_plan(cutoff)?;
-    for (day, _) in &plan.whole {
+    let boundary = schema::utc_day(cutoff);
+    // days that end at or before the cutoff go whole
+    let whole: Vec<_> = store
+        .partitions()?
+        .into_iter()
+        .filter(|d| *d < boundary)
+        .collect();
+    for day in &whole {
         if cancel.load(Ordering::Relaxed) {
             return Err(SweepError::Cancelled);
         }
@@ -172,7 +178,6 @@ fn run_steps(
     if cancel.load(Ordering::Relaxed) {
         return Err(SweepError::Cancelled);
     }
-    let boundary = schema::utc_day(cutoff);
     let trimmed = store.trim_partition(boundary, cutoff)?;
     if trimmed > 0 {
         report.events_deleted += trimmed;

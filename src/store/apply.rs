@@ -155,7 +155,7 @@ impl WriterState {
     }
 
     /// Forgets what maintenance made stale: everything, the states of
-    /// rewritten days, or the cached string ids.
+    /// rewritten days, or cached string or roll-up value ids.
     pub(crate) fn invalidate(&mut self, what: super::Invalidation) {
         if what.all {
             self.reset();
@@ -165,9 +165,12 @@ impl WriterState {
             self.days.retain(|(_, d), _| !what.days.contains(d));
             self.last_use.retain(|(_, d), _| !what.days.contains(d));
         }
-        if what.strings {
+        if what.dim_values {
+            self.dims.forget_cached();
+        }
+        if what.strings || what.dim_values {
             self.raw.forget_cached();
-            // ids are never reused, but the entries of deleted ones are dead
+            // raw id -> value ids: either side may be gone
             self.derived.clear();
         }
     }
@@ -239,25 +242,27 @@ impl WriterState {
     pub(crate) fn apply_batch(
         &mut self,
         txn: &WriteTransaction,
-        events: &[&Event],
+        mut events: Vec<&Event>,
         opts: &super::WriterOptions,
     ) -> Result<(), StoreError> {
         let timezones = &opts.site_timezones;
         self.init(txn)?;
-        let mut existing: HashSet<String> =
-            txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+        // The names of the tables that existed before this batch, listed
+        // only when a day state has to be built (rare once today and
+        // yesterday are in memory); tables opened in this batch are in
+        // `tables`.
+        let mut listed: Option<HashSet<String>> = None;
         let mut raw_t = RawTables {
             strings: txn.open_table(STRINGS)?,
             ids: txn.open_table(STRING_IDS)?,
         };
-        let mut order: Vec<&Event> = events.to_vec();
-        order.sort_by_key(|e| e.ts_ms);
+        events.sort_by_key(|e| e.ts_ms);
 
         let mut deltas = Deltas::default();
         let mut local_days: HashMap<&'static str, LocalDays> = HashMap::new();
         let mut tables: HashMap<i32, Table<'_, BlockKey<'static>, &'static [u8]>> = HashMap::new();
         let mut touched: Vec<(u16, i32)> = Vec::new();
-        for e in order {
+        for e in events {
             let site = self.site_id(&e.site)?;
             let day = schema::day_number(schema::utc_day(e.ts_ms));
             let tz = timezones.get(&e.site).copied().unwrap_or(Tz::UTC);
@@ -273,13 +278,17 @@ impl WriterState {
                 }
                 let name =
                     schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(d));
-                let present = existing.contains(&name);
+                let present = tables.contains_key(&d) || {
+                    if listed.is_none() {
+                        listed = Some(txn.list_tables()?.map(|t| t.name().to_owned()).collect());
+                    }
+                    listed.as_ref().is_some_and(|l| l.contains(&name))
+                };
                 if d != day && !present {
                     continue;
                 }
-                if !tables.contains_key(&d) && (present || d == day) {
-                    tables.insert(d, txn.open_table(schema::events_table(&name))?);
-                    existing.insert(name);
+                if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(d) {
+                    slot.insert(txn.open_table(schema::events_table(&name))?);
                 }
                 let state = if present {
                     let started = std::time::Instant::now();
@@ -308,7 +317,6 @@ impl WriterState {
                 let name =
                     schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(day));
                 slot.insert(txn.open_table(schema::events_table(&name))?);
-                existing.insert(name);
             }
 
             let ts = e.ts_ms;

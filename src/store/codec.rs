@@ -301,6 +301,11 @@ impl Cols {
         Cols(self.0 | (1 << c as usize))
     }
 
+    /// The columns of both.
+    pub const fn union(self, other: Cols) -> Cols {
+        Cols(self.0 | other.0)
+    }
+
     pub fn has(self, c: Col) -> bool {
         self.0 & (1 << c as usize) != 0
     }
@@ -317,7 +322,6 @@ pub struct BlockBuilder {
     new_pageviews: u32,
     last_ts: i64,
     cols: [Vec<u8>; N_COLS],
-    ips: Vec<Vec<u8>>,
     ip_index: HashMap<Vec<u8>, u16>,
 }
 
@@ -333,7 +337,6 @@ impl BlockBuilder {
             new_pageviews: 0,
             last_ts: 0,
             cols: Default::default(),
-            ips: Vec::new(),
             ip_index: HashMap::new(),
         }
     }
@@ -428,8 +431,7 @@ impl BlockBuilder {
             Some(&i) => i,
             None => {
                 // at most BLOCK_MAX_EVENTS addresses, so this fits
-                let i = self.ips.len() as u16;
-                self.ips.push(ip.to_vec());
+                let i = self.ip_index.len() as u16;
                 self.ip_index.insert(ip.to_vec(), i);
                 put_bytes(&mut self.cols[Col::Ips as usize], ip);
                 i

@@ -182,6 +182,11 @@ impl DimInterner {
         std::mem::take(&mut self.next_dirty).then_some(self.next_id)
     }
 
+    /// Forgets the cached ids (some may have been deleted).
+    pub(crate) fn forget_cached(&mut self) {
+        self.cache.clear();
+    }
+
     /// The id of dimension value `s`; 0 for the empty string (never counted).
     pub(crate) fn intern(&mut self, t: &mut DimTables<'_>, s: &str) -> Result<u32, StoreError> {
         if s.is_empty() {

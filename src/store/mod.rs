@@ -475,6 +475,8 @@ pub(crate) struct Invalidation {
     pub days: Vec<i32>,
     /// Dictionary strings deleted: cached string ids may be gone.
     pub strings: bool,
+    /// Roll-up values deleted: cached value ids may be gone.
+    pub dim_values: bool,
 }
 
 /// One change for [`Store::changed`].
@@ -483,6 +485,7 @@ pub(crate) enum Changed {
     All,
     Day(i32),
     Strings,
+    DimValues,
 }
 
 impl Store {
@@ -534,6 +537,7 @@ impl Store {
                 Changed::All => inv.all = true,
                 Changed::Day(d) => inv.days.push(d),
                 Changed::Strings => inv.strings = true,
+                Changed::DimValues => inv.dim_values = true,
             }
         }
         self.generation.fetch_add(1, Ordering::SeqCst);

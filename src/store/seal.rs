@@ -12,12 +12,12 @@
 //! The writer seals when it has nothing queued, in its own short
 //! transactions, so sealing never competes with ingest for the write lock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use redb::{Database, Durability, ReadableTable};
 
 use super::rollup::{decode_signed, encode_sealed, for_each_sealed, Counters};
-use super::schema::{SealedKey, DIMS_OPEN, DIMS_SEALED};
+use super::schema::{DimKey, SealedKey, DIMS_OPEN, DIMS_SEALED};
 use super::StoreError;
 
 /// Seals `dims_open` rows of days before each site's current local day
@@ -35,29 +35,40 @@ pub(crate) fn seal_closed_days(
     let mut moved = 0usize;
     {
         let open = txn.open_table(DIMS_OPEN)?;
-        let mut today_of: HashMap<String, i32> = HashMap::new();
-        for row in open.iter()? {
-            let (k, v) = row?;
-            let (site, dim, day, id) = k.value();
-            let t = match today_of.get(site) {
-                Some(t) => *t,
-                None => {
-                    let t = today(site);
-                    today_of.insert(site.to_owned(), t);
-                    t
-                }
+        // Rows are ordered by (site, dimension, day): per (site, dimension)
+        // read only the closed days, then seek to the next pair, so the
+        // rows of the running days (most of the table) are never visited.
+        let mut from: (String, u8) = (String::new(), 0);
+        'pairs: loop {
+            let first = open
+                .range::<DimKey>((from.0.as_str(), from.1, i32::MIN, 0)..)?
+                .next();
+            let Some(first) = first else { break };
+            let (site, dim) = {
+                let (k, _) = first?;
+                let k = k.value();
+                (k.0.to_owned(), k.1)
             };
-            if day >= t {
-                continue;
+            let t = today(&site);
+            for row in
+                open.range::<DimKey>((site.as_str(), dim, i32::MIN, 0)..(site.as_str(), dim, t, 0))?
+            {
+                let (k, v) = row?;
+                let (_, _, day, id) = k.value();
+                groups
+                    .entry((site.clone(), dim, day))
+                    .or_default()
+                    .push((id, decode_signed(v.value())?));
+                moved += 1;
+                if moved >= max_rows {
+                    break 'pairs;
+                }
             }
-            groups
-                .entry((site.to_owned(), dim, day))
-                .or_default()
-                .push((id, decode_signed(v.value())?));
-            moved += 1;
-            if moved >= max_rows {
-                break;
-            }
+            from = match dim.checked_add(1) {
+                Some(next) => (site, next),
+                // the smallest site id after this one
+                None => (format!("{site}\0"), 0),
+            };
         }
     }
     if groups.is_empty() {

@@ -85,15 +85,8 @@ impl Store {
                 }
             }
         }
-        let txn = self.db()?.begin_read()?;
-        if let Some(t) = open_optional(&txn, STRINGS)? {
-            for row in t.iter()? {
-                let (_, v) = row?;
-                if split_raw_value(v.value())?.0 <= cutoff_ms {
-                    plan.strings += 1;
-                }
-            }
-        }
+        self.snapshot()?
+            .for_each_string_bound(|_, bound| plan.strings += u64::from(bound <= cutoff_ms))?;
         Ok(plan)
     }
 
@@ -167,17 +160,11 @@ impl Store {
     /// most, never for the whole dictionary.
     pub fn expire_strings(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
         let mut candidates: Vec<u32> = Vec::new();
-        {
-            let txn = self.db()?.begin_read()?;
-            if let Some(t) = open_optional(&txn, STRINGS)? {
-                for row in t.iter()? {
-                    let (k, v) = row?;
-                    if split_raw_value(v.value())?.0 <= cutoff_ms {
-                        candidates.push(k.value());
-                    }
-                }
+        self.snapshot()?.for_each_string_bound(|id, bound| {
+            if bound <= cutoff_ms {
+                candidates.push(id);
             }
-        }
+        })?;
         let mut deleted = 0u64;
         for (i, chunk) in candidates.chunks(STRINGS_PER_TXN).enumerate() {
             if i > 0 {
@@ -302,8 +289,12 @@ impl Store {
                 values.remove(*id)?;
                 ids.remove(s.as_str())?;
             }
+            if !unused.is_empty() {
+                self.changed(super::Changed::DimValues);
+            }
         }
-        self.changed(super::Changed::All);
+        // the writer keeps no roll-up rows in memory: only deleted values
+        // can make what it remembers stale
         txn.commit()?;
         Ok(out)
     }

@@ -334,7 +334,7 @@ fn write_batch(
         state.generation = generation;
     }
     let events: Vec<&Event> = batch.iter().flat_map(|r| r.events.iter()).collect();
-    state.apply_batch(&txn, &events, opts)?;
+    state.apply_batch(&txn, events, opts)?;
     txn.commit()?;
     Ok(())
 }
