@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
+use sparsam::model::EventKind;
 use sparsam::store::{Store, StoreOptions, StoredEvent};
 
 /// Site `demo` holds the known data; site `sink` takes the rows whose
@@ -880,6 +881,16 @@ fn hostile_rows_get_their_answer_and_harm_nothing() {
     // time and the peer's shortened address, never a forwarded one.
     let sink = stored(&s.store_path(), "sink");
     assert!(!sink.is_empty() && sink.len() <= ignored, "sink: {sink:?}");
+    // the three "search count at u32::MAX" rows (beacon, pixel, Matomo)
+    let big: Vec<_> = sink
+        .iter()
+        .filter(|e| e.kind == EventKind::Search && e.search_term == "big")
+        .collect();
+    assert_eq!(big.len(), 3, "searches for \"big\": {big:?}");
+    assert!(
+        big.iter().all(|e| e.search_results == Some(u32::MAX)),
+        "{big:?}"
+    );
     let now = chrono::Utc::now().timestamp_millis();
     for e in &sink {
         assert!(

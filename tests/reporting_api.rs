@@ -746,6 +746,7 @@ fn compare_with_the_previous_period() {
         DEMO,
     );
     let before_pages = ledger.rows("page", pf, pt);
+    assert_eq!(paged["rows"].as_array().unwrap().len(), 2, "{paged}");
     for r in paged["rows"].as_array().unwrap() {
         let then = before_pages
             .get(r["value"].as_str().unwrap())
@@ -770,6 +771,11 @@ fn compare_with_the_previous_period() {
         Some("page,pageviews,visits,events,share,previous_pageviews,previous_visits,previous_events,previous_share,change")
     );
     let now_pages = ledger.rows("page", cf, ct);
+    assert_eq!(
+        csv.lines().count() - 1,
+        now_pages.len(),
+        "one CSV row per page"
+    );
     let now_total: u64 = now_pages.values().map(|c| c[0]).sum();
     let before_total: u64 = before_pages.values().map(|c| c[0]).sum();
     for line in lines {

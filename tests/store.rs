@@ -819,10 +819,11 @@ fn restarts_in_the_middle_of_blocks_lose_and_miscount_nothing() {
         let got: Vec<(i64, &str)> = raw.iter().map(|e| (e.ts_ms, e.url.as_str())).collect();
         assert_eq!(got, want, "site {site}");
         let expected = recount(&raw);
-        for (h, t) in store
+        let hours = store
             .timeseries_hours(site, day0(), day0() + 4 * DAY)
-            .unwrap()
-        {
+            .unwrap();
+        assert_eq!(hours.len(), expected.len(), "site {site}: hours");
+        for (h, t) in hours {
             let want = expected.get(&h).copied().unwrap_or_default();
             let got = Summary::from(t);
             assert_eq!(
@@ -871,6 +872,8 @@ fn a_busy_day_spans_many_blocks() {
             .unwrap()
             .unwrap();
     }
+    let (blocks, _, _) = f.store.snapshot().unwrap().block_stats().unwrap();
+    assert!(blocks >= 3, "{blocks} blocks");
     let raw = scan_all(&f.store, "s");
     assert_eq!(raw.len(), n);
     assert!(raw.windows(2).all(|w| w[0].ts_ms < w[1].ts_ms));
@@ -1204,7 +1207,10 @@ fn vacuum_under_concurrent_writes_loses_no_acknowledged_event() {
 #[test]
 fn a_big_day_is_dropped_in_several_transactions() {
     let f = open();
-    let per_site = (sparsam::store::BLOCKS_PER_SWEEP_TXN * 1024) as i64 * 3 / 4 + 500;
+    let per_site =
+        (sparsam::store::BLOCKS_PER_SWEEP_TXN * sparsam::store::codec::BLOCK_MAX_EVENTS) as i64 * 3
+            / 4
+            + 500;
     for site in ["a", "b"] {
         let events: Vec<Event> = (0..per_site)
             .map(|i| pv(site, day0() + i * 500, (i % 5000) as u64, "/x", 0))
@@ -1220,6 +1226,11 @@ fn a_big_day_is_dropped_in_several_transactions() {
     }
     write_each(&f.writer, [pv("a", day0() + DAY + HOUR, 1, "/bleibt", 0)]);
     assert_eq!(f.store.event_count().unwrap(), 2 * per_site as u64 + 1);
+    let (blocks, _, _) = f.store.snapshot().unwrap().block_stats().unwrap();
+    assert!(
+        blocks > sparsam::store::BLOCKS_PER_SWEEP_TXN as u64 + 1,
+        "{blocks} blocks: one transaction would do"
+    );
     let deleted = f
         .store
         .drop_partition(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
