@@ -125,6 +125,45 @@ run_phase() { # name mode connections delay_ms
     eval "${name}_dur=$dur"
 }
 
+# Counters for explaining a phase: store batches, events and time in
+# batches (from /metrics), bytes the server wrote (/proc/PID/io), CPU ticks
+# of the store writer thread and of the whole server, busy and total ticks
+# of the machine. One line of `key value` pairs.
+server_counters() {
+    local writer=0 t
+    for t in /proc/"$SERVER_PID"/task/*; do
+        [ "$(cat "$t/comm")" = sparsam-store-w ] && writer=$(awk '{ print $14 + $15 }' "$t/stat")
+    done
+    curl -sf "$URL/metrics" | awk '
+        /^sparsam_store_batches_total / { printf "batches %s ", $2 }
+        /^sparsam_store_events_total / { printf "events %s ", $2 }
+        /^sparsam_store_commit_seconds_sum / { printf "batch_s %s ", $2 }'
+    printf 'write_bytes %s writer_ticks %s server_ticks %s ' \
+        "$(awk '/^write_bytes/ { print $2 }' "/proc/$SERVER_PID/io")" "$writer" \
+        "$(awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat")"
+    awk '/^cpu / { printf "busy_ticks %d total_ticks %d\n", $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat
+}
+
+# Prints what the store writer did between two server_counters lines.
+explain_phase() { # before after duration_us
+    python3 - "$1" "$2" "$3" "$(getconf CLK_TCK)" <<'PY'
+import sys
+def parse(line):
+    it = line.split()
+    return {k: float(v) for k, v in zip(it[::2], it[1::2])}
+a, b = parse(sys.argv[1]), parse(sys.argv[2])
+d = {k: b.get(k, 0) - a.get(k, 0) for k in b}
+secs, hz = float(sys.argv[3]) / 1e6, float(sys.argv[4])
+n = max(d["batches"], 1)
+print(f"store writer: {d['batches']:.0f} batches of {d['events'] / n:.1f} events, "
+      f"{d['batch_s'] * 1000 / n:.2f} ms each, in batches {100 * d['batch_s'] / secs:.0f} % of the time, "
+      f"on CPU {100 * d['writer_ticks'] / hz / secs:.0f} %; "
+      f"{d['write_bytes'] / n / 1024:.0f} KiB written per batch")
+print(f"CPU: server {100 * d['server_ticks'] / hz / secs:.0f} % of one core; "
+      f"machine {100 * d['busy_ticks'] / max(d['total_ticks'], 1):.0f} % busy (all processes)")
+PY
+}
+
 stored_events() {
     curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/v1/sites/load/summary?period=7d" |
         python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["pageviews"]+s["downloads"]+s["outbound"]+s["searches"])'

@@ -1,6 +1,6 @@
 -- wrk script for benches/load.sh: a realistic ingest mix against sparsam.
 --
--- Environment (set by load.sh):
+-- Environment (set by run_phase in benches/lib.sh):
 --   LOAD_MODE      "ingest" (the mix below) or "health" (GET /healthz)
 --   LOAD_UA_FILE   one user agent per line (taken from the shared corpora)
 --   LOAD_DELAY_MS  pause per connection between requests (0 = max rate)
@@ -12,7 +12,7 @@
 -- which sparsam discards); 5,000 distinct paths on three hostnames picked with a
 -- Zipf-like skew; 1 page in 20 is a site-search results page, 1 hit in 25
 -- a PDF download; referrers from search, social, other sites or none;
--- X-Forwarded-For varies over ~65,000 addresses (the server trusts
+-- X-Forwarded-For varies over ~57,000 addresses (223 × 256; the server trusts
 -- 127.0.0.1 as a proxy for this run only).
 
 local mode = os.getenv("LOAD_MODE") or "ingest"

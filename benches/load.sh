@@ -5,7 +5,9 @@
 #   2. ingest    pixel + beacon + Matomo bulk mix at max rate (every 2xx is committed)
 #   3. half      the same mix paced to about half of phase 2's rate
 # Prints requests/s, accepted (committed) events/s, p50/p99/p999 latency,
-# errors, the ingest/baseline ratio and the server's peak resident memory.
+# errors, the ingest/baseline ratio, the server's peak resident memory and,
+# for the ingest phase, what the store writer did (batches, time in them,
+# bytes written per batch) and how busy the CPUs were.
 #
 # Usage: benches/load.sh            (20 s per phase)
 #        DURATION=10 CONNECTIONS=64 THREADS=2 benches/load.sh
@@ -27,7 +29,9 @@ start_server
 echo "== phases of ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS (machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 run_phase baseline health "$CONNECTIONS" 0
 before=$(stored_events)
+counters_before=$(server_counters)
 run_phase ingest ingest "$CONNECTIONS" 0
+counters_after=$(server_counters)
 after=$(stored_events)
 ingest_events=$((after - before))
 # Pace phase 3 to half of phase 2's rate: each connection waits
@@ -49,3 +53,4 @@ printf 'half-rate phase: target %.0f req/s (delay %d ms per connection), got %.0
     "$(echo "$ingest_rps / 2" | bc -l)" "$delay_ms" "$half_rps"
 echo "events stored in total: $final"
 echo "server peak RSS (VmHWM): $hwm"
+explain_phase "$counters_before" "$counters_after" "$ingest_dur"

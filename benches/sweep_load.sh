@@ -10,12 +10,14 @@
 #      schedule (no sweep missed: nothing runs by itself);
 #   4. phase "quiet": the load.lua ingest mix paced by SWEEP_DELAY_MS per
 #      connection, DURATION seconds;
-#   5. phase "sweep": the same load; after 2 s, POST /api/v1/sweep (admin)
+#   5. phase "sweep": the same load, plus benches/probe.py (PROBE_THREADS
+#      connections, default 4, sending pixel hits back to back and logging
+#      each hit's start and latency); after 2 s, POST /api/v1/sweep (admin)
 #      deletes the old day while the load runs.
 # Prints both phases (p50/p99/p999/max latency, errors), the sweep's own
-# duration from the audit log and the events it deleted. The max latency
-# of the sweep phase bounds the latency of every hit answered during the
-# sweep, however short the sweep is against the phase.
+# duration from the audit log and the events it deleted, and the probe's
+# latency for the hits in flight between the sweep's start and end (from
+# its audit record) against the probe's other hits.
 #
 # Usage: benches/sweep_load.sh
 #        SWEEP_EVENTS=1000000 DURATION=10 SWEEP_DELAY_MS=20 benches/sweep_load.sh
@@ -40,10 +42,18 @@ admin() { curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$@"; }
 write_config "$WORK/data" '[retention]
 raw_days = 3650'
 start_server
+swept=
 for _ in $(seq 1 100); do
-    admin "$URL/api/v1/audit" | python3 -c 'import json,sys; a=json.load(sys.stdin); sys.exit(0 if a["last_sweeps"] and a["last_sweeps"][0]["outcome"] != "running" else 1)' && break
+    if admin "$URL/api/v1/audit" | python3 -c 'import json,sys; a=json.load(sys.stdin); sys.exit(0 if a["last_sweeps"] and a["last_sweeps"][0]["outcome"] != "running" else 1)'; then
+        swept=1
+        break
+    fi
     sleep 0.2
 done
+if [ -z "$swept" ]; then
+    echo "the start-up sweep did not finish within 20 s" >&2
+    exit 1
+fi
 stop_server
 
 write_config "$WORK/data" '[retention]
@@ -55,8 +65,10 @@ echo "== phases of ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS, ${SWEEP_DELAY_MS
 run_phase quiet ingest "$CONNECTIONS" "$SWEEP_DELAY_MS"
 (sleep 2 && admin -X POST -o "$WORK/sweep.json" -w '%{time_total}' "$URL/api/v1/sweep" >"$WORK/sweep.time") &
 sweeper=$!
+python3 "$HERE/probe.py" "$ADDR" "$DURATION" "${PROBE_THREADS:-4}" "$WORK/probe.txt" &
+prober=$!
 run_phase sweep ingest "$CONNECTIONS" "$SWEEP_DELAY_MS"
-wait "$sweeper"
+wait "$sweeper" "$prober"
 
 echo
 python3 - "$WORK/sweep.json" "$(cat "$WORK/sweep.time")" <<'PY'
@@ -69,6 +81,28 @@ admin "$URL/api/v1/audit" | python3 -c '
 import json, sys
 s = json.load(sys.stdin)["last_sweeps"][0]
 print(f"audit record: outcome {s['"'"'outcome'"'"']}, duration {s['"'"'duration_ms'"'"']} ms, events {s['"'"'events_deleted'"'"']}")'
+# Probe hits that were in flight while the sweep ran (its audit record's
+# start and end) against the probe's other hits of the same phase.
+admin "$URL/api/v1/audit" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["last_sweeps"][0]
+lo, hi = s["started_ms"], s["finished_ms"]
+inside, outside = [], []
+for line in open(sys.argv[1]):
+    start, ms, status = line.split()
+    start, ms = float(start), float(ms)
+    (inside if start < hi and start + ms > lo else outside).append((ms, status))
+def show(name, hits):
+    if not hits:
+        print(f"probe {name}: no hits")
+        return
+    ms = sorted(m for m, _ in hits)
+    q = lambda p: ms[min(len(ms) - 1, int(p * len(ms)))]
+    bad = sum(1 for _, st in hits if st != "200")
+    print(f"probe {name}: {len(ms)} hits, p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms, max {ms[-1]:.2f} ms, non-200 {bad}")
+show("during the sweep", inside)
+show("rest of the phase", outside)
+' "$WORK/probe.txt"
 hwm=$(awk '/VmHWM/ { print $2, $3 }' "/proc/$SERVER_PID/status")
 echo "server peak RSS (VmHWM): $hwm"
 echo "server log of the sweep:"
