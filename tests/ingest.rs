@@ -275,12 +275,7 @@ fn bots_are_not_counted_but_answered_like_visitors() {
     assert_eq!(bot, human);
     assert_eq!(bot.0 .0, 200);
     assert!(bot.0 .2.starts_with(b"GIF89a"));
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics(&s);
     assert!(
         metrics.contains("sparsam_hits_total{outcome=\"bot\"} 3"),
         "{metrics}"
@@ -384,12 +379,7 @@ fn full_store_queue_answers_503_and_loses_no_acknowledged_event() {
         .unwrap();
     assert_eq!(after.status(), 200);
     acked.push("https://example.org/after".into());
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics(&s);
     assert!(
         metrics.contains("sparsam_hits_total{outcome=\"busy\"}"),
         "{metrics}"

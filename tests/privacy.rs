@@ -30,10 +30,6 @@ fn all_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 #[test]
 fn full_addresses_never_reach_store_or_logs_but_masked_ones_do() {
     let mut s = Server::start_with(r#"trusted_proxies = ["127.0.0.1/32"]"#, "");
@@ -79,7 +75,7 @@ fn full_addresses_never_reach_store_or_logs_but_masked_ones_do() {
             error_bodies.extend(res.bytes().unwrap());
         }
     }
-    let metrics = c.get(s.url("/metrics")).send().unwrap().text().unwrap();
+    let metrics = metrics(&s);
     s.stop();
 
     let v4: std::net::Ipv4Addr = FULL_V4.parse().unwrap();
@@ -112,7 +108,7 @@ fn full_addresses_never_reach_store_or_logs_but_masked_ones_do() {
     haystacks.push(("error bodies".into(), error_bodies));
     for (name, hay) in &haystacks {
         for (what, needle) in &needles {
-            assert!(!contains(hay, needle), "{what} found in {name}");
+            assert!(!contains_bytes(hay, needle), "{what} found in {name}");
         }
     }
 
@@ -506,7 +502,10 @@ fn visitors_are_counted_by_shortened_address_and_salt_is_not_stored() {
     );
     let salt = &salt_file[8..];
     let redb = std::fs::read(s.store_path()).unwrap();
-    assert!(!contains(&redb, salt), "salt must not be in the store");
+    assert!(
+        !contains_bytes(&redb, salt),
+        "salt must not be in the store"
+    );
     assert!(!s.log().contains(&format!(
         "{:02x}{:02x}{:02x}{:02x}",
         salt[0], salt[1], salt[2], salt[3]
@@ -535,7 +534,10 @@ fn stale_salt_is_destroyed_at_start_up_before_any_hit() {
     let day = i64::from_le_bytes(now[..8].try_into().unwrap());
     assert!(day > yesterday, "salt of day {day} kept");
     for (name, bytes) in all_bytes(&data) {
-        assert!(!contains(&bytes, &old_salt), "yesterday's salt in {name}");
+        assert!(
+            !contains_bytes(&bytes, &old_salt),
+            "yesterday's salt in {name}"
+        );
     }
 
     // Hits are hashed with the new salt, never with yesterday's.
@@ -601,6 +603,6 @@ fn stored_urls_keep_only_allow_listed_parameters_and_server_time() {
     );
     let redb = std::fs::read(s.store_path()).unwrap();
     for secret in [&b"abc123"[..], b"a@b.de", b"xyz", b"section", b"frag"] {
-        assert!(!contains(&redb, secret));
+        assert!(!contains_bytes(&redb, secret));
     }
 }

@@ -70,12 +70,7 @@ fn a_flood_from_one_prefix_is_refused_with_429_and_others_are_served() {
     assert_eq!(matomo.status(), 429, "Matomo shares the prefix budget");
 
     assert_eq!(pageviews(&s, "demo"), 6, "refused hits are not stored");
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = metrics(&s);
     let line = metrics
         .lines()
         .find(|l| l.starts_with("sparsam_hits_total") && l.contains("rate_limited"))

@@ -177,6 +177,21 @@ pub fn client() -> reqwest::blocking::Client {
         .expect("client")
 }
 
+/// The server's metrics (Prometheus text).
+pub fn metrics(s: &Server) -> String {
+    client()
+        .get(s.url("/metrics"))
+        .send()
+        .expect("GET /metrics")
+        .text()
+        .expect("metrics text")
+}
+
+/// Whether `needle` occurs in `hay` (scans of store files, logs, bodies).
+pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// `GET /api/v1/sites/{site}/summary` for today (site time) as JSON.
 pub fn summary(server: &Server, site: &str) -> serde_json::Value {
     let res = client()
