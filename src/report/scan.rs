@@ -23,8 +23,11 @@ use std::ops::ControlFlow;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::model::{plugins, EventKind, ReferrerType};
-use crate::store::rollup::{referrer_value, VISIT_TIMEOUT_MS};
+use crate::model::{plugins, EventKind};
+use crate::store::rollup::{
+    campaign_values, device_values, referrer_values, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
+    VISIT_TIMEOUT_MS,
+};
 use crate::store::{Col, Cols, Counters, Dimension, RawEvent, Resolver, Store, StoreError, Totals};
 
 use super::filter::Filter;
@@ -58,11 +61,11 @@ pub enum Output {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Part {
     Text,
-    RefHost,
-    RefType,
-    RefEngine,
-    Utm(u8),
-    Device(Dimension),
+    /// Index into [`referrer_values`] (and so [`REFERRER_DIMS`]); the same
+    /// for campaigns and devices.
+    Referrer(u8),
+    Campaign(u8),
+    Device(u8),
     /// The id is the plugin bit set itself.
     Plugins,
 }
@@ -118,43 +121,15 @@ impl Values<'_> {
             let one = |s: String| if s.is_empty() { Vec::new() } else { vec![s] };
             let v = match part {
                 Part::Text => one(self.res.text(id)?),
-                Part::RefHost => {
-                    let r = self.res.referrer(id)?;
-                    if r.url.is_empty() {
-                        Vec::new()
-                    } else {
-                        one(referrer_value(&r.url).to_owned())
-                    }
+                Part::Referrer(i) => {
+                    one(referrer_values(&self.res.referrer(id)?)[usize::from(i)].to_owned())
                 }
-                Part::RefType => one(self.res.referrer(id)?.kind.as_str().to_owned()),
-                Part::RefEngine => {
-                    let r = self.res.referrer(id)?;
-                    if r.kind == ReferrerType::Search {
-                        one(r.name)
-                    } else {
-                        Vec::new()
-                    }
+                Part::Campaign(i) => {
+                    one(campaign_values(&self.res.campaign(id)?)[usize::from(i)].to_owned())
                 }
-                Part::Utm(i) => {
-                    let c = self.res.campaign(id)?;
-                    one(match i {
-                        0 => c.source,
-                        1 => c.medium,
-                        _ => c.campaign,
-                    })
-                }
-                Part::Device(dim) => {
-                    let d = self.res.device(id)?;
-                    one(match dim {
-                        Dimension::DeviceType => d.device_type.as_str().to_owned(),
-                        Dimension::Brand => d.brand,
-                        Dimension::Model => d.model,
-                        Dimension::Os => d.os,
-                        Dimension::OsVersion => joined(&d.os, &d.os_version),
-                        Dimension::Browser => d.browser,
-                        Dimension::BrowserVersion => joined(&d.browser, &d.browser_version),
-                        _ => d.engine,
-                    })
+                Part::Device(i) => {
+                    let mut values = device_values(&self.res.device(id)?);
+                    one(std::mem::take(&mut values[usize::from(i)]))
                 }
                 Part::Plugins => plugins::NAMES
                     .iter()
@@ -190,10 +165,6 @@ impl Values<'_> {
     }
 }
 
-fn joined(a: &str, b: &str) -> String {
-    crate::store::rollup::joined(a, b)
-}
-
 /// The key of `dim`'s value for event `e` in `visit` (None: no value).
 fn key_of(e: &RawEvent, visit: Option<&Visit>, dim: Dimension) -> Option<Key> {
     let nz = |part: Part, id: u32| (id != 0).then_some((part, id));
@@ -202,12 +173,12 @@ fn key_of(e: &RawEvent, visit: Option<&Visit>, dim: Dimension) -> Option<Key> {
         Dimension::Title => nz(Part::Text, e.title),
         Dimension::EntryPage => visit.and_then(|v| nz(Part::Text, v.entry)),
         Dimension::ExitPage => visit.and_then(|v| nz(Part::Text, v.exit)),
-        Dimension::Referrer => visit.and_then(|v| nz(Part::RefHost, v.referrer)),
-        Dimension::ReferrerType => visit.and_then(|v| nz(Part::RefType, v.referrer)),
-        Dimension::SearchEngine => visit.and_then(|v| nz(Part::RefEngine, v.referrer)),
-        Dimension::UtmSource => visit.and_then(|v| nz(Part::Utm(0), v.campaign)),
-        Dimension::UtmMedium => visit.and_then(|v| nz(Part::Utm(1), v.campaign)),
-        Dimension::UtmCampaign => visit.and_then(|v| nz(Part::Utm(2), v.campaign)),
+        Dimension::Referrer | Dimension::ReferrerType | Dimension::SearchEngine => {
+            visit.and_then(|v| nz(Part::Referrer(position(&REFERRER_DIMS, dim)), v.referrer))
+        }
+        Dimension::UtmSource | Dimension::UtmMedium | Dimension::UtmCampaign => {
+            visit.and_then(|v| nz(Part::Campaign(position(&CAMPAIGN_DIMS, dim)), v.campaign))
+        }
         Dimension::Download => (e.kind == EventKind::Download)
             .then(|| nz(Part::Text, e.target))
             .flatten(),
@@ -224,9 +195,14 @@ fn key_of(e: &RawEvent, visit: Option<&Visit>, dim: Dimension) -> Option<Key> {
         | Dimension::OsVersion
         | Dimension::Browser
         | Dimension::BrowserVersion
-        | Dimension::Engine => nz(Part::Device(dim), e.device),
+        | Dimension::Engine => nz(Part::Device(position(&DEVICE_DIMS, dim)), e.device),
         Dimension::Plugin => nz(Part::Plugins, u32::from(e.plugins)),
     }
+}
+
+/// Index of `dim` in `dims` (which holds it).
+fn position(dims: &[Dimension], dim: Dimension) -> u8 {
+    dims.iter().position(|d| *d == dim).unwrap_or(0) as u8
 }
 
 /// Columns a dimension's values need (besides time and kind).

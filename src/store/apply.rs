@@ -15,13 +15,13 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 use redb::{ReadableTable, Table, TableHandle, WriteTransaction};
 
-use crate::model::{plugins, Event, ReferrerType};
+use crate::model::{plugins, Event};
 
 use super::codec::{campaign_key, device_key, referrer_key, text_key, Interned, RawEvent};
 use super::dict::{resolve_raw, DimInterner, DimTables, RawInterner, RawTables};
 use super::rollup::{
-    decode_signed, decode_totals, encode_signed, encode_totals, joined, referrer_value, Dimension,
-    Totals,
+    campaign_values, decode_signed, decode_totals, device_values, encode_signed, encode_totals,
+    referrer_values, Dimension, Totals, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
 };
 use super::schema::{
     self, BlockKey, DimKey, HourKey, DAY_COUNTS, DIMS_OPEN, DIM_VALUES, DIM_VALUE_IDS, HOURLY,
@@ -43,27 +43,6 @@ enum Derived {
     Campaign([u32; 3]),
     Device([u32; 8]),
 }
-
-const REFERRER_DIMS: [Dimension; 3] = [
-    Dimension::Referrer,
-    Dimension::ReferrerType,
-    Dimension::SearchEngine,
-];
-const CAMPAIGN_DIMS: [Dimension; 3] = [
-    Dimension::UtmSource,
-    Dimension::UtmMedium,
-    Dimension::UtmCampaign,
-];
-const DEVICE_DIMS: [Dimension; 8] = [
-    Dimension::DeviceType,
-    Dimension::Brand,
-    Dimension::Model,
-    Dimension::Os,
-    Dimension::OsVersion,
-    Dimension::Browser,
-    Dimension::BrowserVersion,
-    Dimension::Engine,
-];
 
 /// Maps timestamps to a time zone's day numbers, remembering the last
 /// quarter hour it converted: every UTC offset in use is a multiple of 15
@@ -137,7 +116,6 @@ impl Sink for SiteSink<'_> {
 pub(crate) struct WriterState {
     ready: bool,
     days: HashMap<(u16, i32), DayState>,
-    last_use: HashMap<(u16, i32), u64>,
     tick: u64,
     sites: Vec<String>,
     site_ids: HashMap<String, u16>,
@@ -163,7 +141,6 @@ impl WriterState {
         }
         if !what.days.is_empty() {
             self.days.retain(|(_, d), _| !what.days.contains(d));
-            self.last_use.retain(|(_, d), _| !what.days.contains(d));
         }
         if what.dim_values {
             self.dims.forget_cached();
@@ -272,8 +249,8 @@ impl WriterState {
             let local = |ts: i64| days.day(ts);
             self.tick += 1;
             for d in [day.saturating_sub(1), day] {
-                self.last_use.insert((site, d), self.tick);
-                if self.days.contains_key(&(site, d)) {
+                if let Some(st) = self.days.get_mut(&(site, d)) {
+                    st.last_use = self.tick;
                     continue;
                 }
                 let name =
@@ -290,7 +267,7 @@ impl WriterState {
                 if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(d) {
                     slot.insert(txn.open_table(schema::events_table(&name))?);
                 }
-                let state = if present {
+                let mut state = if present {
                     let started = std::time::Instant::now();
                     let prev = self.days.get(&(site, d.saturating_sub(1)));
                     let t = tables.get(&d).ok_or(StoreError::Unavailable)?;
@@ -311,6 +288,7 @@ impl WriterState {
                 } else {
                     DayState::empty()
                 };
+                state.last_use = self.tick;
                 self.days.insert((site, d), state);
             }
             if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(day) {
@@ -454,15 +432,14 @@ impl WriterState {
         }
         let mut keys: Vec<((u16, i32), u64)> = self
             .days
-            .keys()
-            .filter(|(s, d)| *d < newest[s].saturating_sub(1))
-            .map(|k| (*k, self.last_use.get(k).copied().unwrap_or(0)))
+            .iter()
+            .filter(|((s, d), _)| *d < newest[s].saturating_sub(1))
+            .map(|(k, st)| (*k, st.last_use))
             .collect();
         keys.sort_by_key(|(_, t)| *t);
         let excess = self.days.len().saturating_sub(MAX_DAYS_IN_MEMORY);
         for (k, _) in keys.into_iter().take(excess) {
             self.days.remove(&k);
-            self.last_use.remove(&k);
         }
     }
 
@@ -479,31 +456,21 @@ impl WriterState {
         let d = match resolve_raw(&raw_t.strings, raw)? {
             Interned::Text(s) => Derived::Text(i(&s)?),
             Interned::Referrer(r) => {
-                let host = if r.url.is_empty() {
-                    ""
-                } else {
-                    referrer_value(&r.url)
-                };
-                let engine = if r.kind == ReferrerType::Search {
-                    r.name.as_str()
-                } else {
-                    ""
-                };
-                Derived::Referrer([i(host)?, i(r.kind.as_str())?, i(engine)?])
+                let [a, b, c] = referrer_values(&r);
+                Derived::Referrer([i(a)?, i(b)?, i(c)?])
             }
             Interned::Campaign(c) => {
-                Derived::Campaign([i(&c.source)?, i(&c.medium)?, i(&c.campaign)?])
+                let [a, b, c] = campaign_values(&c);
+                Derived::Campaign([i(a)?, i(b)?, i(c)?])
             }
-            Interned::Device(d) => Derived::Device([
-                i(d.device_type.as_str())?,
-                i(&d.brand)?,
-                i(&d.model)?,
-                i(&d.os)?,
-                i(&joined(&d.os, &d.os_version))?,
-                i(&d.browser)?,
-                i(&joined(&d.browser, &d.browser_version))?,
-                i(&d.engine)?,
-            ]),
+            Interned::Device(d) => {
+                let v = device_values(&d);
+                let mut ids = [0u32; 8];
+                for (id, s) in ids.iter_mut().zip(&v) {
+                    *id = i(s)?;
+                }
+                Derived::Device(ids)
+            }
         };
         if self.derived.len() >= 200_000 {
             self.derived.clear();

@@ -309,6 +309,67 @@ pub(crate) fn decode_signed(bytes: &[u8]) -> Result<[i64; 3], StoreError> {
     Ok(c)
 }
 
+/// The dimensions a referrer entry counts for, in the order of
+/// [`referrer_values`]; the same for campaigns and devices below. The
+/// writer's roll-ups and the filtered scans both take an entry's values
+/// from these, so a recount from raw events matches the roll-ups.
+pub const REFERRER_DIMS: [Dimension; 3] = [
+    Dimension::Referrer,
+    Dimension::ReferrerType,
+    Dimension::SearchEngine,
+];
+pub const CAMPAIGN_DIMS: [Dimension; 3] = [
+    Dimension::UtmSource,
+    Dimension::UtmMedium,
+    Dimension::UtmCampaign,
+];
+pub const DEVICE_DIMS: [Dimension; 8] = [
+    Dimension::DeviceType,
+    Dimension::Brand,
+    Dimension::Model,
+    Dimension::Os,
+    Dimension::OsVersion,
+    Dimension::Browser,
+    Dimension::BrowserVersion,
+    Dimension::Engine,
+];
+
+/// A referrer's values for [`REFERRER_DIMS`] ("" = no value): host, type,
+/// and the search engine's name for search referrers.
+pub fn referrer_values(r: &crate::model::Referrer) -> [&str; 3] {
+    let host = if r.url.is_empty() {
+        ""
+    } else {
+        referrer_value(&r.url)
+    };
+    let engine = if r.kind == crate::model::ReferrerType::Search {
+        r.name.as_str()
+    } else {
+        ""
+    };
+    [host, r.kind.as_str(), engine]
+}
+
+/// Campaign parameters' values for [`CAMPAIGN_DIMS`].
+pub fn campaign_values(c: &crate::model::Campaign) -> [&str; 3] {
+    [&c.source, &c.medium, &c.campaign]
+}
+
+/// A device's values for [`DEVICE_DIMS`]; versions are joined to their
+/// OS or browser name.
+pub fn device_values(d: &crate::model::Device) -> [String; 8] {
+    [
+        d.device_type.as_str().to_owned(),
+        d.brand.clone(),
+        d.model.clone(),
+        d.os.clone(),
+        joined(&d.os, &d.os_version),
+        d.browser.clone(),
+        joined(&d.browser, &d.browser_version),
+        d.engine.clone(),
+    ]
+}
+
 /// The value of the `referrer` dimension: the referrer's host, or its URL
 /// when no host can be cut out.
 pub fn referrer_value(url: &str) -> &str {

@@ -141,6 +141,9 @@ pub(crate) struct DayState {
     pub tail_dirty: bool,
     /// Events added since the day's count was last written.
     pub added: u64,
+    /// The writer's event counter when an event last touched this day
+    /// (the least recently used days are evicted first).
+    pub last_use: u64,
 }
 
 impl DayState {
@@ -154,6 +157,7 @@ impl DayState {
             tail_no: 0,
             tail_dirty: false,
             added: 0,
+            last_use: 0,
         }
     }
 
