@@ -97,6 +97,28 @@ pub(crate) struct Input {
     pub plugins: u16,
 }
 
+impl Input {
+    /// A stored event as input, with the visitor hash and page-view id its
+    /// numbers stand for.
+    pub(crate) fn from_raw(r: &RawEvent, visitor_hash: u64, pageview_id: u64) -> Input {
+        Input {
+            ts_ms: r.ts_ms,
+            kind: r.kind,
+            visitor_hash,
+            pageview_id,
+            url: r.url,
+            title: r.title,
+            referrer: r.referrer,
+            campaign: r.campaign,
+            target: r.target,
+            search_term: r.search_term,
+            engaged_ms: r.engaged_ms,
+            device: r.device,
+            plugins: r.plugins,
+        }
+    }
+}
+
 /// The state of one visit (raw dictionary ids for its attributes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct VisitState {
@@ -382,25 +404,15 @@ impl DayState {
             hashes.extend_from_slice(&block.new_visitors);
             pageview_ids.extend_from_slice(&block.new_pageviews);
             for r in &block.events {
-                let input = Input {
-                    ts_ms: r.ts_ms,
-                    kind: r.kind,
-                    visitor_hash: hashes[r.visitor as usize],
-                    pageview_id: if r.pageview == 0 {
+                let input = Input::from_raw(
+                    r,
+                    hashes[r.visitor as usize],
+                    if r.pageview == 0 {
                         0
                     } else {
                         pageview_ids[(r.pageview - 1) as usize]
                     },
-                    url: r.url,
-                    title: r.title,
-                    referrer: r.referrer,
-                    campaign: r.campaign,
-                    target: r.target,
-                    search_term: r.search_term,
-                    engaged_ms: r.engaged_ms,
-                    device: r.device,
-                    plugins: r.plugins,
-                };
+                );
                 let s = st.step(prev, &input, local_day, max_engaged_ms, &mut NoSink);
                 if s.visitor != r.visitor || s.pageview != r.pageview {
                     return Err(StoreError::Decode(format!(

@@ -25,6 +25,7 @@ use super::schema::{
     self, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS, HOURLY, STRINGS,
     STRING_IDS,
 };
+use super::state::{DayState, Input, NoSink};
 use super::{open_optional, Store, StoreError};
 
 /// What deleting everything before a cutoff involves (or involved).
@@ -307,11 +308,12 @@ fn rewrite_without_old(
     rows: &[(u32, Vec<u8>)],
     cutoff_ms: i64,
 ) -> Result<(Vec<BlockBuilder>, u64), StoreError> {
+    // Numbered afresh exactly as the writer numbers a day (its day state,
+    // replayed without roll-ups), so the rewritten day loads like any other.
+    let mut state = DayState::empty();
     let mut hashes: Vec<u64> = Vec::new();
     let mut pageview_ids: Vec<u64> = Vec::new();
-    let mut visitor_no: HashMap<u64, u32> = HashMap::new();
-    let mut pageview_no: HashMap<u64, u32> = HashMap::new();
-    let mut out: Vec<BlockBuilder> = vec![BlockBuilder::new(0, 0)];
+    let mut out: Vec<BlockBuilder> = Vec::new();
     let mut removed = 0u64;
     for (_, bytes) in rows {
         let block = decode_block(bytes, Cols::ALL)?;
@@ -325,50 +327,32 @@ fn rewrite_without_old(
             let hash = *hashes
                 .get(e.visitor as usize)
                 .ok_or_else(|| StoreError::Decode("event block: visitor number".into()))?;
-            let mut tail = out.pop().unwrap_or_else(|| BlockBuilder::new(0, 0));
-            if tail.is_full() {
-                let next = BlockBuilder::new(visitor_no.len() as u32, pageview_no.len() as u32);
-                out.push(tail);
-                tail = next;
-            }
-            let (visitor, new_visitor) = match visitor_no.get(&hash) {
-                Some(&n) => (n, None),
-                None => {
-                    let n = visitor_no.len() as u32;
-                    visitor_no.insert(hash, n);
-                    (n, Some(hash))
-                }
+            let pageview_id = match e.pageview {
+                0 => 0,
+                p => *pageview_ids
+                    .get(p as usize - 1)
+                    .ok_or_else(|| StoreError::Decode("event block: page-view number".into()))?,
             };
-            let (pageview, new_pageview) = match e.pageview {
-                0 => (0, None),
-                p => {
-                    let id = *pageview_ids.get(p as usize - 1).ok_or_else(|| {
-                        StoreError::Decode("event block: page-view number".into())
-                    })?;
-                    match pageview_no.get(&id) {
-                        Some(&n) => (n + 1, None),
-                        None => {
-                            let n = pageview_no.len() as u32;
-                            pageview_no.insert(id, n);
-                            (n + 1, Some(id))
-                        }
-                    }
-                }
-            };
+            let input = Input::from_raw(e, hash, pageview_id);
+            let step = state.step(None, &input, &|_| 0, u32::MAX, &mut NoSink);
+            // everything but the numbers stays as stored
             let raw = RawEvent {
-                visitor,
-                pageview,
+                visitor: step.visitor,
+                pageview: step.pageview,
                 ..*e
             };
             let ip = block
                 .ips
                 .get(usize::from(e.ip))
                 .ok_or_else(|| StoreError::Decode("event block: address index".into()))?;
-            tail.push(&raw, new_visitor, new_pageview, ip);
-            out.push(tail);
+            if let Some((_, full)) = state.push(&raw, &step, &input, ip) {
+                out.push(full);
+            }
         }
     }
-    out.retain(|b| !b.is_empty());
+    if !state.tail.is_empty() {
+        out.push(state.tail);
+    }
     Ok((out, removed))
 }
 
