@@ -279,14 +279,6 @@ fn metric_name(by: SortBy) -> &'static str {
     }
 }
 
-fn metric(c: &Counters, by: SortBy) -> u64 {
-    match by {
-        SortBy::Pageviews => c.pageviews,
-        SortBy::Visits => c.visits,
-        SortBy::Events => c.events,
-    }
-}
-
 /// What a breakdown lists: a roll-up [`Dimension`], or site-search terms
 /// whose searches reported no results (known only from raw events, for
 /// pages that report result counts).
@@ -334,56 +326,30 @@ pub fn breakdown(
         range.start_utc.timestamp_millis(),
         range.end_utc.timestamp_millis(),
     );
-    if kind != BreakdownKind::SearchNoResults && filters.is_empty() {
-        let r = store.ranked(site, dim, range.from, range.to, limit, offset)?;
-        let rows = r
-            .rows
+    // (the page of rows, the metric's total, the number of rows, source)
+    let (page, total, total_rows, source) =
+        if kind != BreakdownKind::SearchNoResults && filters.is_empty() {
+            let r = store.ranked(site, dim, range.from, range.to, limit, offset)?;
+            (r.rows, r.total, r.total_rows, Source::Rollup)
+        } else {
+            let mut all: Vec<(String, Counters)> = if kind == BreakdownKind::SearchNoResults {
+                scan::no_result_searches(store, site, from_ms, to_ms, filters)?
+            } else {
+                scan::breakdown(store, site, from_ms, to_ms, filters, dim)?
+            }
             .into_iter()
-            .map(|(value, c)| Row {
-                share: if r.total > 0 {
-                    metric(&c, by) as f64 / r.total as f64
-                } else {
-                    0.0
-                },
-                value,
-                pageviews: c.pageviews,
-                visits: c.visits,
-                events: c.events,
-            })
             .collect();
-        return Ok((
-            Breakdown {
-                dimension: kind.as_str(),
-                metric: metric_name(by),
-                total: r.total,
-                total_rows: r.total_rows,
-                rows,
-            },
-            Source::Rollup,
-        ));
-    }
-    let mut all: Vec<(String, Counters)> = if kind == BreakdownKind::SearchNoResults {
-        scan::no_result_searches(store, site, from_ms, to_ms, filters)?
-    } else {
-        scan::breakdown(store, site, from_ms, to_ms, filters, dim)?
-    }
-    .into_iter()
-    .collect();
-    let source = Source::Raw;
-    all.sort_by(|a, b| {
-        metric(&b.1, by)
-            .cmp(&metric(&a.1, by))
-            .then_with(|| a.0.cmp(&b.0))
-    });
-    let total: u64 = all.iter().map(|(_, c)| metric(c, by)).sum();
-    let total_rows = all.len();
-    let rows = all
+            all.sort_by(|a, b| b.1.get(by).cmp(&a.1.get(by)).then_with(|| a.0.cmp(&b.0)));
+            let total: u64 = all.iter().map(|(_, c)| c.get(by)).sum();
+            let total_rows = all.len();
+            let page = all.into_iter().skip(offset).take(limit).collect();
+            (page, total, total_rows, Source::Raw)
+        };
+    let rows = page
         .into_iter()
-        .skip(offset)
-        .take(limit)
         .map(|(value, c)| Row {
             share: if total > 0 {
-                metric(&c, by) as f64 / total as f64
+                c.get(by) as f64 / total as f64
             } else {
                 0.0
             },

@@ -37,7 +37,7 @@ use crate::store::schema::{MS_PER_DAY, MS_PER_HOUR};
 
 /// What a scan counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Want {
+enum Want {
     /// Hourly totals (summary and time series).
     Hourly,
     /// Counters per value of a dimension.
@@ -50,7 +50,7 @@ pub enum Want {
 
 /// The answer of a scan, shaped by its [`Want`].
 #[derive(Debug)]
-pub enum Output {
+enum Output {
     Hourly(Vec<(i64, Totals)>),
     Rows(HashMap<String, Counters>),
     Live { visitors: u64, pageviews: u64 },
@@ -241,7 +241,7 @@ struct Acc {
 
 /// Scans `site`'s raw events in `[from_ms, to_ms)` and counts what `want`
 /// asks for over the events that pass `filters`.
-pub fn scan(
+fn scan(
     store: &Store,
     site: &str,
     from_ms: i64,
