@@ -472,7 +472,7 @@ impl WriterState {
                 Derived::Device(ids)
             }
         };
-        if self.derived.len() >= 200_000 {
+        if self.derived.len() >= super::dict::CACHE_LIMIT {
             self.derived.clear();
         }
         self.derived.insert(raw, d);

@@ -25,7 +25,7 @@ use super::schema::{hour_of, MS_PER_HOUR};
 use super::StoreError;
 
 /// Most entries a writer-side cache holds before it starts over.
-const CACHE_LIMIT: usize = 200_000;
+pub(crate) const CACHE_LIMIT: usize = 200_000;
 
 /// The bound recorded for a use at `ts_ms`: the end of its UTC hour.
 pub fn bound_for(ts_ms: i64) -> i64 {
@@ -47,12 +47,43 @@ fn raw_value(bound: i64, key: &[u8]) -> Vec<u8> {
 }
 
 /// Writer-side interning into the raw dictionary.
+/// The next id of a dictionary (ids start at 1, are never reused), and
+/// whether it moved since it was last persisted.
+#[derive(Default)]
+struct IdSeq {
+    next: u32,
+    dirty: bool,
+}
+
+impl IdSeq {
+    fn new(next: u32) -> Self {
+        IdSeq {
+            next: next.max(1),
+            dirty: false,
+        }
+    }
+
+    /// Hands out the next id; `what` names the dictionary in the error.
+    fn alloc(&mut self, what: &str) -> Result<u32, StoreError> {
+        let id = self.next;
+        self.next = id
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Decode(format!("{what} ids exhausted")))?;
+        self.dirty = true;
+        Ok(id)
+    }
+
+    /// The next id to persist, if it changed since the last call.
+    fn take(&mut self) -> Option<u32> {
+        std::mem::take(&mut self.dirty).then_some(self.next)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct RawInterner {
     /// tagged bytes -> (id, bound as stored)
     cache: HashMap<Vec<u8>, (u32, i64)>,
-    next_id: u32,
-    next_dirty: bool,
+    ids: IdSeq,
 }
 
 /// The raw dictionary's tables, open in the writer's transaction.
@@ -65,8 +96,7 @@ impl RawInterner {
     pub(crate) fn new(next_id: u32) -> Self {
         RawInterner {
             cache: HashMap::new(),
-            next_id: next_id.max(1),
-            next_dirty: false,
+            ids: IdSeq::new(next_id),
         }
     }
 
@@ -76,9 +106,9 @@ impl RawInterner {
         self.cache.clear();
     }
 
-    /// The next id to hand out, and whether it changed since the last call.
+    /// The next id to hand out, if it changed since the last call.
     pub(crate) fn take_next(&mut self) -> Option<u32> {
-        std::mem::take(&mut self.next_dirty).then_some(self.next_id)
+        self.ids.take()
     }
 
     /// The id of `key` (tagged bytes), creating the entry if needed, and
@@ -119,12 +149,7 @@ impl RawInterner {
             }
             Some((id, _)) => id,
             None => {
-                let id = self.next_id;
-                self.next_id = self
-                    .next_id
-                    .checked_add(1)
-                    .ok_or_else(|| StoreError::Decode("dictionary ids exhausted".into()))?;
-                self.next_dirty = true;
+                let id = self.ids.alloc("dictionary")?;
                 t.ids.insert(key.as_slice(), id)?;
                 id
             }
@@ -159,8 +184,7 @@ pub fn resolve_raw(
 #[derive(Default)]
 pub(crate) struct DimInterner {
     cache: HashMap<Box<str>, u32>,
-    next_id: u32,
-    next_dirty: bool,
+    ids: IdSeq,
 }
 
 /// The roll-up dictionary's tables, open in the writer's transaction.
@@ -173,13 +197,13 @@ impl DimInterner {
     pub(crate) fn new(next_id: u32) -> Self {
         DimInterner {
             cache: HashMap::new(),
-            next_id: next_id.max(1),
-            next_dirty: false,
+            ids: IdSeq::new(next_id),
         }
     }
 
+    /// The next id to hand out, if it changed since the last call.
     pub(crate) fn take_next(&mut self) -> Option<u32> {
-        std::mem::take(&mut self.next_dirty).then_some(self.next_id)
+        self.ids.take()
     }
 
     /// Forgets the cached ids (some may have been deleted).
@@ -199,12 +223,7 @@ impl DimInterner {
         let id = match found {
             Some(id) => id,
             None => {
-                let id = self.next_id;
-                self.next_id = self
-                    .next_id
-                    .checked_add(1)
-                    .ok_or_else(|| StoreError::Decode("dimension value ids exhausted".into()))?;
-                self.next_dirty = true;
+                let id = self.ids.alloc("dimension value")?;
                 t.ids.insert(s, id)?;
                 t.values.insert(id, s)?;
                 id
