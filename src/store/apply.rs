@@ -20,8 +20,8 @@ use crate::model::{plugins, Event};
 use super::codec::{campaign_key, device_key, referrer_key, text_key, Interned, RawEvent};
 use super::dict::{resolve_raw, DimInterner, DimTables, RawInterner, RawTables};
 use super::rollup::{
-    campaign_values, decode_signed, decode_totals, device_values, encode_signed, encode_totals,
-    referrer_values, Dimension, Totals, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
+    add_signed, campaign_values, decode_signed, decode_totals, device_values, encode_signed,
+    encode_totals, referrer_values, Dimension, Totals, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
 };
 use super::schema::{
     self, BlockKey, DimKey, HourKey, DAY_COUNTS, DIMS_OPEN, DIM_VALUES, DIM_VALUE_IDS, HOURLY,
@@ -561,9 +561,7 @@ impl WriterState {
                 Some(v) => decode_signed(v.value())?,
                 None => [0; 3],
             };
-            for (x, dx) in new.iter_mut().zip(d) {
-                *x = x.saturating_add(dx);
-            }
+            add_signed(&mut new, d);
             if new == [0; 3] {
                 dims.remove(key)?;
             } else {

@@ -841,10 +841,7 @@ impl Store {
             for row in t.range::<schema::DimKey>((site, d, a, 0)..=(site, d, b, u32::MAX))? {
                 let (k, v) = row?;
                 let c = rollup::decode_signed(v.value())?;
-                let x = acc.entry(k.value().3).or_default();
-                for (x, dx) in x.iter_mut().zip(c) {
-                    *x = x.saturating_add(dx);
-                }
+                rollup::add_signed(acc.entry(k.value().3).or_default(), c);
             }
         }
         Ok(acc)
@@ -867,19 +864,9 @@ impl Store {
         let txn = self.db()?.begin_read()?;
         let acc = Self::dim_counts(&txn, site, dim, from, to)?;
         let by = dim.sort_by();
-        let clamp = |x: i64| u64::try_from(x).unwrap_or(0);
         let mut rows: Vec<(u32, Counters)> = acc
             .into_iter()
-            .map(|(id, c)| {
-                (
-                    id,
-                    Counters {
-                        pageviews: clamp(c[0]),
-                        visits: clamp(c[1]),
-                        events: clamp(c[2]),
-                    },
-                )
-            })
+            .map(|(id, c)| (id, Counters::from_signed(c)))
             .filter(|(_, c)| *c != Counters::default())
             .collect();
         let total_rows = rows.len();

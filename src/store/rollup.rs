@@ -201,6 +201,17 @@ impl Counters {
         self.events += o.events;
     }
 
+    /// Signed counters as counts (a negative sum, which only a partial
+    /// view can show, counts as 0).
+    pub(crate) fn from_signed(c: [i64; 3]) -> Counters {
+        let u = |x: i64| u64::try_from(x).unwrap_or(0);
+        Counters {
+            pageviews: u(c[0]),
+            visits: u(c[1]),
+            events: u(c[2]),
+        }
+    }
+
     pub(crate) fn get(&self, by: SortBy) -> u64 {
         match by {
             SortBy::Pageviews => self.pageviews,
@@ -300,6 +311,13 @@ pub(crate) fn encode_signed(c: [i64; 3]) -> Vec<u8> {
         put_ivarint(&mut out, v);
     }
     out
+}
+
+/// Adds signed counters `d` to `x`, saturating.
+pub(crate) fn add_signed(x: &mut [i64; 3], d: [i64; 3]) {
+    for (x, dx) in x.iter_mut().zip(d) {
+        *x = x.saturating_add(dx);
+    }
 }
 
 pub(crate) fn decode_signed(bytes: &[u8]) -> Result<[i64; 3], StoreError> {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use redb::{Database, Durability, ReadableTable};
 
-use super::rollup::{decode_signed, encode_sealed, for_each_sealed, Counters};
+use super::rollup::{add_signed, decode_signed, encode_sealed, for_each_sealed, Counters};
 use super::schema::{DimKey, SealedKey, DIMS_OPEN, DIMS_SEALED};
 use super::StoreError;
 
@@ -86,26 +86,13 @@ pub(crate) fn seal_closed_days(
                 })?;
             }
             for (id, d) in &rows {
-                let m = merged.entry(*id).or_default();
-                for (x, dx) in m.iter_mut().zip(d) {
-                    *x = x.saturating_add(*dx);
-                }
+                add_signed(merged.entry(*id).or_default(), *d);
                 open.remove((site.as_str(), dim, day, *id))?;
             }
             let packed: Vec<(u32, Counters)> = merged
                 .into_iter()
-                .filter(|(_, c)| c.iter().any(|&x| x > 0))
-                .map(|(id, c)| {
-                    let u = |x: i64| u64::try_from(x).unwrap_or(0);
-                    (
-                        id,
-                        Counters {
-                            pageviews: u(c[0]),
-                            visits: u(c[1]),
-                            events: u(c[2]),
-                        },
-                    )
-                })
+                .map(|(id, c)| (id, Counters::from_signed(c)))
+                .filter(|(_, c)| *c != Counters::default())
                 .collect();
             if packed.is_empty() {
                 sealed.remove(key)?;
