@@ -3,6 +3,8 @@
 //! with the store, a planted violation, ingest during a sweep, and recovery
 //! from a sweep killed mid-run.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,8 +13,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use redb::ReadableDatabase;
-use sparsam::model::{Campaign, Device, Event, EventKind, Referrer};
-use sparsam::privacy::{AnonIp, IpMasks};
+use sparsam::model::{Event, Referrer};
 use sparsam::retention::audit::{self, AuditRecord};
 use sparsam::retention::sweep_now;
 use sparsam::store::{schema, Store, StoreOptions, Writer, WriterOptions};
@@ -69,24 +70,7 @@ impl Env {
 }
 
 fn event(ts_ms: i64, n: u64) -> Event {
-    Event {
-        site: "demo".into(),
-        ts_ms,
-        kind: EventKind::PageView,
-        visitor: n,
-        pageview_id: n + 1,
-        url: "https://example.org/page".into(),
-        title: "Page".into(),
-        referrer: Referrer::default(),
-        campaign: Campaign::default(),
-        target: String::new(),
-        search_term: String::new(),
-        search_results: None,
-        engaged_ms: 0,
-        device: Device::default(),
-        plugins: 0,
-        anon_ip: AnonIp::truncate("181.153.27.94".parse().unwrap(), &IpMasks::DEFAULT),
-    }
+    common::stored_pageview(ts_ms, n, "https://example.org/page")
 }
 
 fn write_events(store: &Arc<Store>, events: Vec<Event>) {

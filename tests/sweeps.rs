@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use common::{client, test_config, Server, ADMIN_TOKEN, CHROME_UA, SITE_TOKEN};
 use serde_json::Value;
-use sparsam::model::{Campaign, Device, Event, EventKind, Referrer};
-use sparsam::privacy::{AnonIp, IpMasks};
+use sparsam::model::Event;
 use sparsam::retention::audit::{self, AuditRecord, SweepRecord};
 use sparsam::retention::sweeper::sweep_missed;
 use sparsam::store::{Store, StoreOptions, Writer, WriterOptions};
@@ -27,24 +26,7 @@ const DAY: i64 = 86_400_000;
 const YEARLY: &str = "0 0 0 1 1 *";
 
 fn event(ts_ms: i64, n: u64) -> Event {
-    Event {
-        site: "demo".into(),
-        ts_ms,
-        kind: EventKind::PageView,
-        visitor: n,
-        pageview_id: n + 1,
-        url: format!("https://example.org/page{n}"),
-        title: "Page".into(),
-        referrer: Referrer::default(),
-        campaign: Campaign::default(),
-        target: String::new(),
-        search_term: String::new(),
-        search_results: None,
-        engaged_ms: 0,
-        device: Device::default(),
-        plugins: 0,
-        anon_ip: AnonIp::truncate("181.153.27.94".parse().unwrap(), &IpMasks::DEFAULT),
-    }
+    common::stored_pageview(ts_ms, n, &format!("https://example.org/page{n}"))
 }
 
 /// A temp dir with `sparsam.toml` (the common test config plus

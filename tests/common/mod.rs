@@ -263,3 +263,28 @@ pub fn stored_events(store_path: &Path) -> Vec<sparsam::store::StoredEvent> {
     }
     out
 }
+
+/// A page view of site `demo` as the pipeline would hand it to the store
+/// (visitor `n`, page-view id `n + 1`, address 181.153.0.0/16), for tests
+/// that write events straight into a store.
+pub fn stored_pageview(ts_ms: i64, n: u64, url: &str) -> sparsam::model::Event {
+    use sparsam::privacy::{AnonIp, IpMasks};
+    sparsam::model::Event {
+        site: "demo".into(),
+        ts_ms,
+        kind: sparsam::model::EventKind::PageView,
+        visitor: n,
+        pageview_id: n + 1,
+        url: url.into(),
+        title: "Page".into(),
+        referrer: Default::default(),
+        campaign: Default::default(),
+        target: String::new(),
+        search_term: String::new(),
+        search_results: None,
+        engaged_ms: 0,
+        device: Default::default(),
+        plugins: 0,
+        anon_ip: AnonIp::truncate("181.153.27.94".parse().unwrap(), &IpMasks::DEFAULT),
+    }
+}
