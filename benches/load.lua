@@ -2,7 +2,7 @@
 --
 -- Environment (set by run_phase in benches/lib.sh):
 --   LOAD_MODE      "ingest" (the mix below) or "health" (GET /healthz)
---   LOAD_UA_FILE   one user agent per line (taken from the shared corpora)
+--   LOAD_UA_FILE   one user agent per line (benches/data/user-agents.txt)
 --   LOAD_DELAY_MS  pause per connection between requests (0 = max rate)
 --   LOAD_RESULT    file that done() writes its figures to
 --
