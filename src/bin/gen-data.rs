@@ -2,13 +2,15 @@
 //! store writer, so query, storage and start-up figures can be reproduced.
 //!
 //! Events are spread over the last `--days` days (weekdays busier than
-//! weekends, daytime busier than night), pages follow a Zipf law over
-//! `--pages` paths, referrers come from a short list (direct, two search
-//! engines, social, other sites), devices from a fixed list of realistic
-//! classifications, and visitors repeat within a day. About a quarter of
-//! the events are dwell-time pings of the visitor's latest page view (as a
-//! tracker script sends them), a few percent downloads, outbound clicks and
-//! searches. Everything is deterministic for a given `--seed`.
+//! weekends, daytime busier than night) as visits like sites see them:
+//! one to a dozen page views seconds to minutes apart (about half the
+//! visits bounce), dwell-time pings of each page view (as a tracker script
+//! sends them), a few percent downloads, outbound clicks and searches, and
+//! some visitors back for a second visit later in the day. Pages follow a
+//! Zipf law over `--pages` paths, referrers come from a short list (direct,
+//! search engines, social, other sites) and only the visit's first page
+//! view carries one, devices come from a fixed list of realistic
+//! classifications. Everything is deterministic for a given `--seed`.
 //!
 //! ```text
 //! cargo run --release --bin gen-data -- --data-dir /tmp/big --events 1000000
@@ -16,7 +18,7 @@
 //! cargo run --release --bin gen-data -- --data-dir /tmp/old --events 1000000 --days 1 --days-ago 100
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -291,6 +293,170 @@ const HOURS: [u32; 24] = [
     2, 1, 1, 1, 1, 2, 4, 7, 9, 10, 10, 10, 9, 10, 10, 10, 9, 8, 8, 8, 7, 6, 4, 3,
 ];
 
+/// Longest pause between two page views of one visit: below the 30-minute
+/// visit timeout, so a visit's page views stay one visit.
+const MAX_GAP_MS: u64 = 10 * 60 * 1000;
+
+/// Generates one day's events as sites see them: visits of one to a dozen
+/// page views (about half of them bounces), seconds to minutes apart,
+/// entered from a referrer that only the first page view carries, each
+/// page view followed by the tracker's dwell pings while it is visible,
+/// with occasional downloads, outbound clicks and site searches; some
+/// visitors come back later in the day for a second visit.
+struct DayPlan<'a> {
+    rng: &'a mut Rng,
+    zipf: &'a Zipf,
+    devices: &'a [(u32, Device)],
+    referrers: &'a [(u32, Referrer)],
+    hour_weights: &'a [(u32, usize)],
+    site: &'a str,
+    /// UTC day number (days since 1970-01-01).
+    day: i64,
+}
+
+impl DayPlan<'_> {
+    fn events(mut self, target: u64) -> Vec<Event> {
+        let mut out = Vec::with_capacity(target as usize + 64);
+        let mut visitor_no = 0u64;
+        while (out.len() as u64) < target {
+            visitor_no += 1;
+            let visitor = (self.day as u64).wrapping_mul(0x1000_0000_01b3)
+                ^ visitor_no.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            // A visitor keeps device and address for the day.
+            let mut traits = Rng(visitor | 1);
+            let device = pick(&mut traits, self.devices).clone();
+            let ip = AnonIp::truncate(
+                std::net::IpAddr::from([
+                    (traits.below(200) + 20) as u8,
+                    traits.below(256) as u8,
+                    0,
+                    1,
+                ]),
+                &IpMasks::DEFAULT,
+            );
+            let hour = *pick(self.rng, self.hour_weights) as i64;
+            let mut start =
+                self.day * 86_400_000 + hour * 3_600_000 + self.rng.below(3_600_000) as i64;
+            // One visitor in eight comes back for a second visit an hour
+            // or more later (a new visit: past the 30-minute timeout).
+            let visits = if self.rng.below(8) == 0 { 2 } else { 1 };
+            for _ in 0..visits {
+                let end = self.visit(&mut out, visitor, &device, ip, start);
+                start = end + 3_600_000 + self.rng.below(4 * 3_600_000) as i64;
+                if start >= (self.day + 1) * 86_400_000 {
+                    break;
+                }
+            }
+        }
+        out.truncate(target as usize);
+        out
+    }
+
+    /// Appends one visit's events starting at `start`; returns its last timestamp.
+    fn visit(
+        &mut self,
+        out: &mut Vec<Event>,
+        visitor: u64,
+        device: &Device,
+        ip: AnonIp,
+        start: i64,
+    ) -> i64 {
+        let referrer = pick(self.rng, self.referrers).clone();
+        // Half the visits bounce; the others read 2 + a geometric number
+        // of further pages (mean about 3.5 pages for a non-bounce).
+        let pages = if self.rng.below(100) < 50 {
+            1
+        } else {
+            let mut n = 2;
+            while n < 12 && self.rng.below(100) < 60 {
+                n += 1;
+            }
+            n
+        };
+        let day_end = (self.day + 1) * 86_400_000 - 1;
+        let mut ts = start;
+        for page_no in 0..pages {
+            let page = self.zipf.sample(self.rng);
+            let url = format!(
+                "https://www.example.org/{}/seite-{page}",
+                SECTIONS[page % SECTIONS.len()]
+            );
+            let pageview_id = self.rng.next().max(1);
+            let base = Event {
+                site: self.site.to_string(),
+                ts_ms: ts,
+                kind: EventKind::PageView,
+                visitor,
+                pageview_id,
+                url,
+                title: format!("Seite {page} – Example"),
+                referrer: if page_no == 0 {
+                    referrer.clone()
+                } else {
+                    Referrer::default()
+                },
+                campaign: Campaign::default(),
+                target: String::new(),
+                search_term: String::new(),
+                search_results: None,
+                engaged_ms: 0,
+                device: device.clone(),
+                plugins: 1,
+                anon_ip: ip,
+            };
+            out.push(base.clone());
+            // Time on the page: log-uniform between 5 s and the longest gap.
+            let dwell = (5_000.0 * (MAX_GAP_MS as f64 / 5_000.0).powf(self.rng.unit())) as u64;
+            let follow_up = |rng: &mut Rng, kind: EventKind, at: i64| Event {
+                ts_ms: at.min(day_end),
+                kind,
+                referrer: Referrer::default(),
+                target: match kind {
+                    EventKind::Download => {
+                        format!(
+                            "https://www.example.org/files/bericht-{}.pdf",
+                            rng.below(300)
+                        )
+                    }
+                    EventKind::Outbound => {
+                        format!("https://partner-{}.example.net/", rng.below(50))
+                    }
+                    _ => String::new(),
+                },
+                search_term: if kind == EventKind::Search {
+                    format!("begriff {}", rng.below(500))
+                } else {
+                    String::new()
+                },
+                ..base.clone()
+            };
+            let roll = self.rng.below(100);
+            let click_at = ts + (dwell / 2) as i64;
+            match roll {
+                0..=3 => out.push(follow_up(self.rng, EventKind::Download, click_at)),
+                4..=6 => out.push(follow_up(self.rng, EventKind::Outbound, click_at)),
+                7..=9 => out.push(follow_up(self.rng, EventKind::Search, click_at)),
+                _ => {}
+            }
+            // Dwell pings: the tracker reports engaged time when the page
+            // is hidden or left; most page views send one or two.
+            let pings = match self.rng.below(10) {
+                0..=2 => 0,
+                3..=7 => 1,
+                _ => 2,
+            };
+            for k in 1..=pings {
+                let at = ts + (dwell * k / pings) as i64;
+                let mut ping = follow_up(self.rng, EventKind::Ping, at);
+                ping.engaged_ms = (dwell * k / pings).min(u64::from(u32::MAX)) as u32;
+                out.push(ping);
+            }
+            ts = (ts + dwell as i64 + 1_000).min(day_end);
+        }
+        ts
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let path = args.data_dir.join("sparsam.redb");
@@ -336,119 +502,30 @@ fn main() -> anyhow::Result<()> {
     let mut generated = 0u64;
     let mut inflight = VecDeque::new();
     let mut batch = Vec::with_capacity(args.batch);
-    let mut visitor_pages: HashMap<u64, usize> = HashMap::new();
-    let mut last_pv: HashMap<u64, (u64, u32)> = HashMap::new();
-    let mut last_url: HashMap<u64, String> = HashMap::new();
     for (i, day) in (first_day..=today).enumerate() {
         let remaining = args.events.saturating_sub(generated);
-        let n = if i + 1 == day_w.len() {
+        let target = if i + 1 == day_w.len() {
             remaining
         } else {
             ((args.events as f64 * day_w[i] / w_sum).round() as u64).min(remaining)
         };
-        // Timestamps of the day, sorted: the writer sees time order, as live.
-        let mut ts: Vec<i64> = (0..n)
-            .map(|_| {
-                let hour = *pick(&mut rng, &hour_weights) as i64;
-                day * 86_400_000 + hour * 3_600_000 + rng.below(3_600_000) as i64
-            })
-            .filter(|&t| t < now_ms)
-            .collect();
-        ts.sort_unstable();
-        // About three page views per visitor and day.
-        let pool = (n / 3).max(1);
-        visitor_pages.clear();
-        last_pv.clear();
-        last_url.clear();
-        for t in ts {
-            let v = rng.below(pool);
-            let visitor =
-                (day as u64).wrapping_mul(0x1000_0000_01b3) ^ v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            // A visitor keeps device and referrer for the day.
-            let mut vr = Rng(visitor | 1);
-            let dev = pick(&mut vr, &devices).clone();
-            let referrer = pick(&mut vr, &referrers).clone();
-            let ip = AnonIp::truncate(
-                std::net::IpAddr::from([(vr.below(200) + 20) as u8, vr.below(256) as u8, 0, 1]),
-                &IpMasks::DEFAULT,
-            );
-            let seen = visitor_pages.entry(visitor).or_insert(0);
-            *seen += 1;
-            let page = zipf.sample(&mut rng);
-            let url = format!(
-                "https://www.example.org/{}/seite-{page}",
-                SECTIONS[page % SECTIONS.len()]
-            );
-            // Page views get a fresh page-view id; pings (a quarter of all
-            // events, as a tracker's visibility reports make them), clicks
-            // and searches belong to the visitor's latest page view.
-            let roll = rng.below(100);
-            let last = last_pv.get(&visitor).copied();
-            let (kind, target, term) = match (roll, last) {
-                (0..=2, _) => (
-                    EventKind::Download,
-                    format!(
-                        "https://www.example.org/files/bericht-{}.pdf",
-                        rng.below(300)
-                    ),
-                    String::new(),
-                ),
-                (3..=4, _) => (
-                    EventKind::Outbound,
-                    format!("https://partner-{}.example.net/", rng.below(50)),
-                    String::new(),
-                ),
-                (5..=6, _) => (
-                    EventKind::Search,
-                    String::new(),
-                    format!("begriff {}", rng.below(500)),
-                ),
-                (7..=31, Some(_)) => (EventKind::Ping, String::new(), String::new()),
-                _ => (EventKind::PageView, String::new(), String::new()),
-            };
-            let (pageview_id, engaged_ms) = match (kind, last) {
-                (EventKind::PageView, _) | (_, None) => {
-                    let id = rng.next().max(1);
-                    last_pv.insert(visitor, (id, 0));
-                    (id, 0)
-                }
-                (EventKind::Ping, Some((id, engaged))) => {
-                    let e = engaged + 5_000 + rng.below(60_000) as u32;
-                    last_pv.insert(visitor, (id, e));
-                    (id, e)
-                }
-                (_, Some((id, _))) => (id, 0),
-            };
-            let url = match (kind, last_url.get(&visitor)) {
-                (EventKind::PageView, _) | (_, None) => {
-                    last_url.insert(visitor, url.clone());
-                    url
-                }
-                (_, Some(u)) => u.clone(),
-            };
-            generated += 1;
-            batch.push(Event {
-                site: args.site.clone(),
-                ts_ms: t,
-                kind,
-                visitor,
-                pageview_id,
-                url,
-                title: format!("Seite {page} – Example"),
-                referrer: if *seen == 1 {
-                    referrer
-                } else {
-                    Referrer::default()
-                },
-                campaign: Campaign::default(),
-                target,
-                search_term: term,
-                search_results: None,
-                engaged_ms,
-                device: dev,
-                plugins: 1,
-                anon_ip: ip,
-            });
+        let mut day_events = DayPlan {
+            rng: &mut rng,
+            zipf: &zipf,
+            devices: &devices,
+            referrers: &referrers,
+            hour_weights: &hour_weights,
+            site: &args.site,
+            day,
+        }
+        .events(target);
+        // Time order within the day, as the writer sees it live; nothing
+        // from the future on today.
+        day_events.retain(|e| e.ts_ms < now_ms);
+        day_events.sort_by_key(|e| e.ts_ms);
+        generated += target;
+        for event in day_events {
+            batch.push(event);
             if batch.len() == args.batch {
                 let events = std::mem::replace(&mut batch, Vec::with_capacity(args.batch));
                 written += events.len() as u64;
