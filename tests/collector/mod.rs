@@ -1,18 +1,21 @@
-//! Starts the real `sparsam` binary for integration tests: a temporary
-//! data directory, a config with a `demo` site for `127.0.0.1` and
-//! `localhost` (Matomo id 1), port 0. `stop()` sends SIGTERM (graceful
-//! shutdown commits accepted events) so the redb file can then be opened.
+//! The protocol and browser tests' view of a collector: the real
+//! `sparsam` binary, started by the one test harness (`tests/common`),
+//! with a `demo` site for `127.0.0.1` and `localhost` (Matomo id 1) and,
+//! when the config has a `[demo]` table, the demo site's own address.
+//! `stop()` sends SIGTERM (graceful shutdown commits accepted events) so
+//! the redb file can then be opened.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use sparsam::store::{Store, StoreOptions, StoredEvent};
+
+#[path = "../common/mod.rs"]
+mod common;
 
 pub const TOKEN: &str = "test-demo-token-0123456789";
 
@@ -21,7 +24,7 @@ pub struct Collector {
     pub dir: tempfile::TempDir,
     /// Where the built-in demo site listens, when `[demo]` was configured.
     pub demo: Option<SocketAddr>,
-    child: Option<Child>,
+    server: Option<common::Server>,
 }
 
 impl Collector {
@@ -54,57 +57,28 @@ tokens = ["{TOKEN}"]
 "#,
             data = data.display()
         );
-        let path = dir.path().join("sparsam.toml");
-        std::fs::write(&path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sparsam"))
-            .arg("--config")
-            .arg(&path)
-            .arg("serve")
-            .env("SPARSAM_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn sparsam");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        let (demo_tx, demo_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut demo_tx = Some(demo_tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    if let (Some(tx), Ok(addr)) = (tx.take(), rest.trim().parse::<SocketAddr>()) {
-                        let _ = tx.send(addr);
-                    }
-                }
-                // "demo site on http://localhost:PORT/ (...)"
-                if let Some(rest) = line.split("demo site on http://localhost:").nth(1) {
-                    let port = rest.split('/').next().unwrap_or_default();
-                    if let (Some(tx), Ok(port)) = (demo_tx.take(), port.parse::<u16>()) {
-                        let _ = tx.send(SocketAddr::from(([127, 0, 0, 1], port)));
-                    }
-                }
-                eprintln!("[sparsam] {line}");
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("sparsam did not report its address");
-        let demo = top.contains("[demo]").then(|| {
-            demo_rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("sparsam did not report the demo site")
-        });
+        let server = common::Server::start_config(dir.path(), &config);
+        let addr = server
+            .base
+            .trim_start_matches("http://")
+            .parse::<SocketAddr>()
+            .expect("server address");
+        let demo = top.contains("[demo]").then(|| demo_address(&server));
         Collector {
             addr,
             dir,
             demo,
-            child: Some(child),
+            server: Some(server),
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.server.as_ref().map(|s| s.log()).unwrap_or_default()
     }
 
     /// Today's summary for the demo site, through the reporting API.
@@ -144,23 +118,32 @@ tokens = ["{TOKEN}"]
         self.dir.path().join("data").join("sparsam.redb")
     }
 
+    /// SIGTERM and wait (the graceful path; the harness checks the exit).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let _ = child.wait();
+        if let Some(mut server) = self.server.take() {
+            server.stop();
         }
     }
 }
 
-impl Drop for Collector {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+/// The demo site's address from the line the server logs when it starts
+/// it: "demo site on http://localhost:PORT/ (...)".
+fn demo_address(server: &common::Server) -> SocketAddr {
+    const MARKER: &str = "demo site on http://localhost:";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = server.log();
+        if let Some(rest) = log.split(MARKER).nth(1) {
+            let port = rest.split('/').next().unwrap_or_default();
+            if let Ok(port) = port.parse::<u16>() {
+                return SocketAddr::from(([127, 0, 0, 1], port));
+            }
         }
+        assert!(
+            Instant::now() < deadline,
+            "sparsam did not report the demo site; log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
