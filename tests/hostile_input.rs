@@ -669,7 +669,7 @@ fn table() -> Vec<Row> {
                 b"/api/event",
                 &[JSON_CT],
                 &sink(&format!(
-                    r#","kind":"download","target":"https://sink.example/f/{ID_HEX}/{ID_MAIL}.pdf;jsessionid={ID_SESSION}""#
+                    r#","kind":"download","target":"https://sink.example/f/{ID_HEX}/{ID_MAIL}/a.pdf;jsessionid={ID_SESSION}""#
                 )),
             ),
             Ignored,
@@ -1030,7 +1030,7 @@ fn hostile_rows_get_their_answer_and_harm_nothing() {
     assert_eq!(scrubbed.referrer.url, "https://mail.example/:id/:email");
     assert!(
         sink.iter()
-            .any(|e| e.target == "https://sink.example/f/:id/:email.pdf"
+            .any(|e| e.target == "https://sink.example/f/:id/:email/a.pdf"
                 && e.kind == EventKind::Download),
         "{sink:?}"
     );

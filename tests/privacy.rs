@@ -804,7 +804,7 @@ fn identifying_urls_titles_and_referrers_are_scrubbed_for_every_protocol() {
                 "/matomo.php?idsite=1&rec=1&url={}&download={}",
                 enc("https://example.org/downloads"),
                 enc(&format!(
-                    "https://example.org/files/{HEX_TOKEN}/bescheid-{MAIL_IN_PATH}.pdf;{PATH_PARAMETER}"
+                    "https://example.org/files/{HEX_TOKEN}/{MAIL_IN_PATH}/bescheid.pdf;{PATH_PARAMETER}"
                 ))
             ))),
         ),
@@ -821,7 +821,7 @@ fn identifying_urls_titles_and_referrers_are_scrubbed_for_every_protocol() {
         if e.kind == sparsam::model::EventKind::Download {
             assert_eq!(
                 e.target,
-                "https://example.org/files/:id/bescheid-:email.pdf"
+                "https://example.org/files/:id/:email/bescheid.pdf"
             );
             continue;
         }
