@@ -161,6 +161,7 @@ impl Application {
             store: store.clone(),
             addr_policy: ClientAddrPolicy {
                 trusted_proxies: config.trusted_proxies()?,
+                client_ip_header: config.server.client_ip_header,
                 masks: config.privacy.masks(),
             },
             metrics,

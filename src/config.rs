@@ -14,7 +14,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::privacy::IpMasks;
+use crate::privacy::{ClientIpHeader, IpMasks};
 
 /// A configuration problem, always tied to a key.
 #[derive(Debug, thiserror::Error)]
@@ -95,8 +95,12 @@ pub struct ServerConfig {
     pub listen: String,
     /// Directory holding the redb store and the daily salt.
     pub data_dir: PathBuf,
-    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    /// Peers whose client-address header is believed.
     pub trusted_proxies: Vec<String>,
+    /// The header those proxies write the client address into:
+    /// "x-forwarded-for" (default), "forwarded" or "x-real-ip". No other
+    /// forwarding header is read.
+    pub client_ip_header: ClientIpHeader,
     /// Largest accepted request body (beacons, Matomo bulk posts).
     pub max_body_bytes: usize,
     /// Largest accepted URL, referrer, title or search term, in bytes.
@@ -128,6 +132,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
             trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
             max_body_bytes: 64 * 1024,
             max_field_bytes: 2048,
             max_batch_events: 100,
@@ -289,8 +294,9 @@ pub struct SiteConfig {
     /// Link targets with these extensions count as downloads.
     #[serde(default = "default_download_extensions")]
     pub download_extensions: Vec<String>,
-    /// Query parameters kept in stored URLs (search parameters and `utm_*`
-    /// are always kept).
+    /// Query parameters kept in stored URLs (search parameters and the five
+    /// standard campaign parameters `utm_source`, `utm_medium`,
+    /// `utm_campaign`, `utm_term`, `utm_content` are always kept).
     #[serde(default)]
     pub keep_query_params: Vec<String>,
     /// Bearer tokens that may read this site's reports.
@@ -334,7 +340,7 @@ impl SiteConfig {
 
     /// Query parameters that survive URL stripping.
     pub fn is_kept_param(&self, name: &str) -> bool {
-        name.starts_with("utm_")
+        crate::privacy::url_strip::CAMPAIGN_PARAMS.contains(&name)
             || self.search_params.iter().any(|p| p == name)
             || self.keep_query_params.iter().any(|p| p == name)
     }
@@ -746,6 +752,10 @@ hostnames = ["localhost"]
             "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n{MINIMAL}"
         ));
         assert!(e.contains("server.trusted_proxies[0]"), "{e}");
+        let e = err(&format!(
+            "[server]\nclient_ip_header = \"x-client-ip\"\n{MINIMAL}"
+        ));
+        assert!(e.contains("server.client_ip_header"), "{e}");
         let e = err("[[sites]]\nid=\"a\"\nhostnames=[\"https://x.org\"]");
         assert!(e.contains("sites[0].hostnames[0]"), "{e}");
         let e = err("");
@@ -759,6 +769,23 @@ hostnames = ["localhost"]
         for bad in ["0", "100001"] {
             let e = err(&format!("[store]\nmax_batch = {bad}\n{MINIMAL}"));
             assert!(e.contains("store.max_batch"), "{e}");
+        }
+    }
+
+    #[test]
+    fn client_ip_header_is_parsed_into_its_kind() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.server.client_ip_header, ClientIpHeader::XForwardedFor);
+        for (text, want) in [
+            ("x-forwarded-for", ClientIpHeader::XForwardedFor),
+            ("forwarded", ClientIpHeader::Forwarded),
+            ("x-real-ip", ClientIpHeader::XRealIp),
+        ] {
+            let c = Config::parse(&format!(
+                "[server]\nclient_ip_header = \"{text}\"\n{MINIMAL}"
+            ))
+            .unwrap();
+            assert_eq!(c.server.client_ip_header, want);
         }
     }
 

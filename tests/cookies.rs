@@ -101,6 +101,7 @@ fn no_route_sets_a_cookie_except_the_opt_out_form() {
     // The opt-out form sets the configured cookie and nothing else.
     let res = c
         .post(s.url("/optout"))
+        .header("Origin", &s.base)
         .form(&[("action", "optout"), ("lang", "en")])
         .send()
         .unwrap();

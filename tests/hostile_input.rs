@@ -28,6 +28,9 @@ fn config(data: &Path) -> String {
 listen = "127.0.0.1:0"
 data_dir = "{data}"
 workers = 2
+# The test client is the proxy; it writes X-Forwarded-For.
+trusted_proxies = ["127.0.0.1/32"]
+client_ip_header = "x-forwarded-for"
 
 [auth]
 admin_token = "{ADMIN_TOKEN}"
@@ -203,6 +206,21 @@ fn no_set_cookie_but_optout(r: &Reply) -> Result<(), String> {
     }
     Ok(())
 }
+
+fn no_cookie_at_all(r: &Reply) -> Result<(), String> {
+    match r.header("set-cookie").as_slice() {
+        [] => Ok(()),
+        set => Err(format!("refused, yet set {set:?}")),
+    }
+}
+
+/// Identifiers in URLs, titles and referrers of the rows for site `sink`:
+/// none may be stored.
+const ID_MAIL: &str = "hostile.mailmarker@example.com";
+const ID_SESSION: &str = "sessionmarker0815";
+const ID_HEX: &str = "c0ffee00c0ffee00c0ffee00";
+const ID_UUID: &str = "0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0";
+const ID_BASE64: &str = "aGVsbG8xMjM0NTY3ODkwd29ybGQ";
 
 fn no_injected_header(r: &Reply) -> Result<(), String> {
     if r.head.to_lowercase().contains("injected") {
@@ -600,16 +618,99 @@ fn table() -> Vec<Row> {
             Status(403, "not allowed"),
         ),
         row(
-            "forged forwarding headers from an untrusted peer are ignored",
+            "spoofed Forwarded, X-Real-IP and X-Forwarded-For entries behind the proxy are ignored",
             get(
                 b"/p.gif?site=sink&url=https%3A%2F%2Fsink.example%2Fxff",
                 &[
-                    ("X-Forwarded-For", b"198.51.100.23"),
                     ("Forwarded", b"for=198.51.100.24"),
                     ("X-Real-IP", b"198.51.100.25"),
+                    ("X-Forwarded-For", b"198.51.100.23, 192.0.2.50"),
                 ],
             ),
             Ignored,
+        ),
+        row(
+            "spoofed X-Forwarded-For line before the proxy's own",
+            get(
+                b"/p.gif?site=sink&url=https%3A%2F%2Fsink.example%2Fxff-lines",
+                &[
+                    ("X-Forwarded-For", b"198.51.100.23"),
+                    ("X-Forwarded-For", b"192.0.2.51"),
+                ],
+            ),
+            Ignored,
+        ),
+        row(
+            "garbage nearest hop in X-Forwarded-For: the proxy's peer counts",
+            get(
+                b"/p.gif?site=sink&url=https%3A%2F%2Fsink.example%2Fxff-garbage",
+                &[("X-Forwarded-For", b"198.51.100.23, unknown, <script>")],
+            ),
+            Ignored,
+        ),
+        // ------------------------------------------------ identifying URLs
+        row(
+            "e-mail, path parameter, tokens and an unlisted utm_ parameter in URL, title, referrer",
+            get(
+                format!(
+                    "/p.gif?site=sink&url={}&title={}&ref={}",
+                    enc(&format!("https://sink.example/u/{ID_MAIL};jsessionid={ID_SESSION}/reset/{ID_HEX}?utm_source=nl&utm_id={ID_SESSION}&utm_content={ID_UUID}")),
+                    enc(&format!("Konto {ID_MAIL} {ID_BASE64}")),
+                    enc(&format!("https://mail.example/{ID_UUID}/{ID_MAIL}")),
+                )
+                .as_bytes(),
+                &[],
+            ),
+            Ignored,
+        ),
+        row(
+            "identifiers in a download link (beacon)",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                &sink(&format!(
+                    r#","kind":"download","target":"https://sink.example/f/{ID_HEX}/{ID_MAIL}/a.pdf;jsessionid={ID_SESSION}""#
+                )),
+            ),
+            Ignored,
+        ),
+        // ------------------------------------------------ cross-site opt-out
+        checked(
+            "opt-out post from another origin",
+            post(
+                b"/optout",
+                &[
+                    ("Content-Type", b"application/x-www-form-urlencoded"),
+                    ("Origin", b"https://evil.example"),
+                ],
+                b"action=optout&lang=en",
+            ),
+            Status(403, "opt-out page"),
+            no_cookie_at_all,
+        ),
+        checked(
+            "opt-out post naming no origin",
+            post(
+                b"/optout",
+                &[("Content-Type", b"application/x-www-form-urlencoded")],
+                b"action=optin",
+            ),
+            Status(403, "opt-out page"),
+            no_cookie_at_all,
+        ),
+        checked(
+            "opt-out post with Origin: null (sandboxed frame, no-referrer page)",
+            post(
+                b"/optout",
+                &[
+                    ("Content-Type", b"application/x-www-form-urlencoded"),
+                    ("Origin", b"null"),
+                    ("Referer", b"http://localhost/optout"),
+                ],
+                b"action=optout",
+            ),
+            Status(403, "opt-out page"),
+            no_cookie_at_all,
         ),
         // ------------------------------------------------ header injection
         checked(
@@ -897,15 +998,66 @@ fn hostile_rows_get_their_answer_and_harm_nothing() {
             (now - 600_000..=now).contains(&e.ts_ms),
             "client time stored: {e:?}"
         );
-        let ip = format!("{:?}", e.anon_ip);
-        assert!(!ip.contains("198.51.100"), "forwarded address stored: {ip}");
+        let ip = e.anon_ip.addr.to_string();
+        assert!(
+            ip == "127.0.0.0" || ip == "192.0.0.0",
+            "an address the client wrote was stored: {ip}"
+        );
         assert!(!e.url.contains('\r') && !e.url.contains('\n'), "{e:?}");
     }
+    // The proxy's addresses were used where it wrote them (shortened).
+    for (path, want) in [
+        ("/xff", "192.0.0.0"),
+        ("/xff-lines", "192.0.0.0"),
+        ("/xff-garbage", "127.0.0.0"),
+    ] {
+        let e = sink
+            .iter()
+            .find(|e| e.url == format!("https://sink.example{path}"))
+            .unwrap_or_else(|| panic!("{path} not stored: {sink:?}"));
+        assert_eq!(e.anon_ip.addr.to_string(), want, "{path}");
+    }
+    // Identifiers became placeholders; the standard campaign parameters stay.
+    let scrubbed = sink
+        .iter()
+        .find(|e| e.url.starts_with("https://sink.example/u/"))
+        .expect("identifying page view stored");
+    assert_eq!(
+        scrubbed.url,
+        "https://sink.example/u/:email/reset/:id?utm_source=nl&utm_content=%3Aid"
+    );
+    assert_eq!(scrubbed.title, "Konto :email :id");
+    assert_eq!(scrubbed.referrer.url, "https://mail.example/:id/:email");
+    assert!(
+        sink.iter()
+            .any(|e| e.target == "https://sink.example/f/:id/:email/a.pdf"
+                && e.kind == EventKind::Download),
+        "{sink:?}"
+    );
     let bytes = std::fs::read(s.store_path()).unwrap();
-    for forged in ["198.51.100.23", "198.51.100.24", "198.51.100.25"] {
+    for forged in [
+        "198.51.100.23",
+        "198.51.100.24",
+        "198.51.100.25",
+        "192.0.2.50",
+        "192.0.2.51",
+    ] {
         assert!(
             !contains_bytes(&bytes, forged.as_bytes()),
             "{forged} in the store"
+        );
+    }
+    for marker in [
+        "mailmarker",
+        ID_SESSION,
+        "c0ffee00c0ffee00",
+        &ID_UUID[..8],
+        ID_BASE64,
+        "utm_id",
+    ] {
+        assert!(
+            !contains_bytes(&bytes, marker.as_bytes()),
+            "{marker} in the store"
         );
     }
 }

@@ -142,6 +142,80 @@ fn imports_logs_and_keeps_no_full_address() {
     server.stop();
 }
 
+/// Log lines pass through the same scrubbing as live hits: e-mail
+/// addresses and tokens in paths and referrers become placeholders, path
+/// parameters and unlisted `utm_` parameters are dropped, and none of it
+/// is in the store file.
+#[test]
+fn imported_paths_and_referrers_keep_nothing_that_identifies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let config = test_config(&dir.join("data"), "", "");
+    let config_path = dir.join("sparsam.toml");
+    std::fs::write(&config_path, &config).expect("config");
+    let log = dir.join("access.log");
+    std::fs::write(
+        &log,
+        [
+            line(
+                V4,
+                1,
+                "GET /konto/importmail.marker@example.com;jsessionid=importsession42/reset/\
+                 9d8c7b6a5f4e3d2c1b0a9d8c7b6a5f4e?utm_source=nl&utm_id=importutm HTTP/1.1",
+                200,
+                "https://mail.example/read/5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b/x",
+                CHROME_UA,
+            ),
+            line(
+                V4,
+                1,
+                "GET /files/9d8c7b6a5f4e3d2c1b0a9d8c/bescheid.pdf;jsessionid=importsession42 HTTP/1.1",
+                200,
+                "-",
+                CHROME_UA,
+            ),
+        ]
+        .concat(),
+    )
+    .expect("log");
+    let out = import(&config_path, &[&log]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "import failed:\n{stdout}");
+    assert!(stdout.contains("imported events:    2"), "{stdout}");
+
+    let store = dir.join("data").join("sparsam.redb");
+    let events = common::stored_events(&store);
+    let pv = events
+        .iter()
+        .find(|e| e.kind == sparsam::model::EventKind::PageView)
+        .expect("page view");
+    assert_eq!(
+        pv.url,
+        "https://example.org/konto/:email/reset/:id?utm_source=nl"
+    );
+    assert_eq!(pv.referrer.url, "https://mail.example/read/:id/x");
+    let download = events
+        .iter()
+        .find(|e| e.kind == sparsam::model::EventKind::Download)
+        .expect("a download: the path parameter no longer hides the extension");
+    assert_eq!(download.url, "https://example.org/files/:id/bescheid.pdf");
+
+    let bytes = std::fs::read(&store).expect("redb");
+    for marker in [
+        "importmail",
+        "importsession42",
+        "jsessionid",
+        "9d8c7b6a5f4e3d2c",
+        "5e6f7a8b",
+        "importutm",
+    ] {
+        assert!(
+            !contains_bytes(&bytes, marker.as_bytes()),
+            "{marker} in the store"
+        );
+    }
+}
+
 #[test]
 fn unknown_site_and_missing_file_fail_without_panicking() {
     let tmp = tempfile::tempdir().expect("tempdir");

@@ -5,14 +5,38 @@
 //! HTTP otherwise, `Secure` always with `optout_cookie_secure = "always"`;
 //! a forged `X-Forwarded-Proto` from a peer that is not a trusted proxy
 //! changes nothing, and the request cannot choose name, value or attributes.
+//! Posts from another origin, or naming none, are refused.
 
 mod common;
 
 use common::{client, Server};
 
-/// Posts the opt-out form (`action`) with extra headers and returns every
-/// `Set-Cookie` header of the answer.
+/// Posts the opt-out form (`action`) with extra headers, as the opt-out
+/// page itself does (with the `Origin` of the host addressed), and returns
+/// every `Set-Cookie` header of the answer.
 fn post(s: &Server, action: &str, headers: &[(&str, &str)]) -> Vec<String> {
+    let origin = match headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        Some((_, host)) => format!("http://{host}"),
+        None => s.base.clone(),
+    };
+    let res = send(s, action, &origin_and(&origin, headers));
+    assert_eq!(res.status(), 200, "{:?}", res.text());
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+fn origin_and<'a>(origin: &'a str, headers: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = vec![("Origin", origin)];
+    all.extend_from_slice(headers);
+    all
+}
+
+/// Posts the opt-out form with exactly these headers (and fields a forger
+/// might add).
+fn send(s: &Server, action: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
     let mut req = client().post(s.url("/optout")).form(&[
         ("action", action),
         ("lang", "en"),
@@ -24,13 +48,7 @@ fn post(s: &Server, action: &str, headers: &[(&str, &str)]) -> Vec<String> {
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = req.send().expect("post /optout");
-    assert_eq!(res.status(), 200, "{:?}", res.text());
-    res.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect()
+    req.send().expect("post /optout")
 }
 
 /// The attributes of the one cookie, lower-cased, without its value.
@@ -113,29 +131,31 @@ fn https_is_believed_from_a_trusted_proxy_only() {
     let s = Server::start_with("trusted_proxies = [\"127.0.0.1/32\"]", "");
     let name = "sparsam_optout";
 
+    let said = [
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-For", "198.51.100.7"),
+    ];
+    let mut headers = vec![PLAIN_HOST];
+    headers.extend_from_slice(&said);
+    let a = attributes(&post(&s, "optout", &headers), name);
+    assert!(
+        has(&a, "samesite=none") && has(&a, "secure"),
+        "{said:?}: {a:?}"
+    );
+    assert!(has(&a, "httponly"), "{a:?}");
+
+    // The proxy says plain HTTP (or nothing): Lax, even on a loopback
+    // address, since the browser talks to the proxy, not to us. A
+    // `Forwarded: proto=https` is not what this proxy writes (it writes
+    // X-Forwarded-For and X-Forwarded-Proto): the client sent it.
     for said in [
-        [
-            ("X-Forwarded-Proto", "https"),
-            ("X-Forwarded-For", "198.51.100.7"),
-        ],
-        [
+        vec![("X-Forwarded-Proto", "http")],
+        vec![],
+        vec![
             ("Forwarded", "for=198.51.100.7;proto=https"),
             ("X-Forwarded-Proto", "http"),
         ],
     ] {
-        let mut headers = vec![PLAIN_HOST];
-        headers.extend_from_slice(&said);
-        let a = attributes(&post(&s, "optout", &headers), name);
-        assert!(
-            has(&a, "samesite=none") && has(&a, "secure"),
-            "{said:?}: {a:?}"
-        );
-        assert!(has(&a, "httponly"), "{a:?}");
-    }
-
-    // The proxy says plain HTTP (or nothing): Lax, even on a loopback
-    // address, since the browser talks to the proxy, not to us.
-    for said in [vec![("X-Forwarded-Proto", "http")], vec![]] {
         let mut headers = vec![PLAIN_HOST];
         headers.extend_from_slice(&said);
         let a = attributes(&post(&s, "optout", &headers), name);
@@ -158,6 +178,102 @@ fn https_is_believed_from_a_trusted_proxy_only() {
         name,
     );
     assert!(has(&a, "samesite=lax") && !has(&a, "secure"), "{a:?}");
+}
+
+#[test]
+fn a_proxy_writing_forwarded_is_believed_in_that_header_only() {
+    let s = Server::start_with(
+        "trusted_proxies = [\"127.0.0.1/32\"]\nclient_ip_header = \"forwarded\"",
+        "",
+    );
+    let name = "sparsam_optout";
+    let secure = [
+        PLAIN_HOST,
+        ("Forwarded", "for=198.51.100.7;proto=https"),
+        ("X-Forwarded-Proto", "http"),
+    ];
+    let a = attributes(&post(&s, "optout", &secure), name);
+    assert!(has(&a, "samesite=none") && has(&a, "secure"), "{a:?}");
+    // The client's own element, left of the proxy's, says nothing.
+    let plain = [
+        PLAIN_HOST,
+        (
+            "Forwarded",
+            "for=6.6.6.6;proto=https, for=198.51.100.7;proto=http",
+        ),
+        ("X-Forwarded-Proto", "https"),
+    ];
+    let a = attributes(&post(&s, "optout", &plain), name);
+    assert!(has(&a, "samesite=lax") && !has(&a, "secure"), "{a:?}");
+}
+
+/// Another site cannot opt a visitor in or out: a post whose `Origin` or
+/// `Referer` is not the collector's own, or that names no origin at all,
+/// is refused with a reason and sets no cookie. The opt-out page's own
+/// form, also inside an iframe on a site's page, sends the collector's
+/// origin and works.
+#[test]
+fn cross_site_posts_are_refused_and_set_no_cookie() {
+    let s = Server::start();
+    let own_page = s.url("/optout?lang=en");
+    let host = s.base.trim_start_matches("http://").to_string();
+    let refused: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("another origin", vec![("Origin", "https://evil.example")]),
+        (
+            "another origin, own referer",
+            vec![("Origin", "https://evil.example"), ("Referer", &own_page)],
+        ),
+        ("another port", vec![("Origin", "http://127.0.0.1:1")]),
+        (
+            "same host name, other scheme's default port",
+            vec![("Origin", "https://127.0.0.1")],
+        ),
+        (
+            "another origin under our host name",
+            vec![("Origin", "http://127.0.0.1.evil.example")],
+        ),
+        ("opaque origin", vec![("Origin", "null")]),
+        (
+            "no origin, another referer",
+            vec![("Referer", "https://evil.example/page")],
+        ),
+        ("neither origin nor referer", vec![]),
+        ("garbage origin", vec![("Origin", "not a url")]),
+    ];
+    for (case, headers) in &refused {
+        for action in ["optout", "optin"] {
+            let res = send(&s, action, headers);
+            assert_eq!(res.status(), 403, "{case}");
+            assert!(
+                res.headers().get("set-cookie").is_none(),
+                "{case}: a cookie was set"
+            );
+            let body: serde_json::Value = res.json().expect("JSON reason");
+            let reason = body["error"].as_str().unwrap_or_default();
+            assert!(reason.contains("opt-out page"), "{case}: {reason}");
+            assert!(!reason.contains("evil"), "{case}: echoes input: {reason}");
+        }
+    }
+
+    // The page's own form: Origin, or without it a Referer, of this host.
+    for headers in [
+        vec![("Origin", s.base.as_str())],
+        vec![("Referer", own_page.as_str())],
+        vec![("Origin", s.base.as_str()), ("Host", host.as_str())],
+    ] {
+        let res = send(&s, "optout", &headers);
+        assert_eq!(res.status(), 200, "{headers:?}");
+        assert_eq!(res.headers().get_all("set-cookie").iter().count(), 1);
+    }
+
+    // Showing the page is unchanged: no origin needed, no cookie set.
+    let res = client()
+        .get(s.url("/optout"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().get("set-cookie").is_none());
 }
 
 #[test]

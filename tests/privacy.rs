@@ -187,6 +187,7 @@ fn tracking_sets_no_cookie_and_optout_sets_only_its_own() {
 
     let res = c
         .post(s.url("/optout"))
+        .header("Origin", &s.base)
         .form(&[
             ("action", "optout"),
             ("lang", "en"),
@@ -213,6 +214,7 @@ fn tracking_sets_no_cookie_and_optout_sets_only_its_own() {
 
     let res = c
         .post(s.url("/optout"))
+        .header("Origin", &s.base)
         .form(&[("action", "optin")])
         .send()
         .unwrap();
@@ -604,5 +606,258 @@ fn stored_urls_keep_only_allow_listed_parameters_and_server_time() {
     let redb = std::fs::read(s.store_path()).unwrap();
     for secret in [&b"abc123"[..], b"a@b.de", b"xyz", b"section", b"frag"] {
         assert!(!contains_bytes(&redb, secret));
+    }
+}
+
+/// The address a trusted proxy saw, and one a client wrote into headers
+/// itself, hoping to be counted under it.
+const PROXY_SAW: &str = "203.0.113.77";
+const CLIENT_CLAIMS: &str = "198.51.100.9";
+
+/// Behind a trusted proxy (the test client's 127.0.0.1) that writes the
+/// configured header, every way a client can add forwarding headers of its
+/// own: the counted address is always the one the proxy wrote, visitors are
+/// counted under it alone, and neither full address is in the store files
+/// or the log.
+#[test]
+fn spoofed_forwarding_headers_cannot_choose_the_counted_address() {
+    // (configured header, headers of one request): the proxy's value last.
+    let cases: [(&str, Vec<Vec<(&str, String)>>); 3] = [
+        (
+            "x-forwarded-for",
+            vec![
+                vec![("X-Forwarded-For", PROXY_SAW.to_string())],
+                // A client-sent `Forwarded` must not win over the proxy's
+                // X-Forwarded-For.
+                vec![
+                    ("Forwarded", format!("for={CLIENT_CLAIMS}")),
+                    ("X-Forwarded-For", PROXY_SAW.to_string()),
+                ],
+                // The client's own X-Forwarded-For, appended to by the proxy.
+                vec![("X-Forwarded-For", format!("{CLIENT_CLAIMS}, {PROXY_SAW}"))],
+                // The same as two header lines.
+                vec![
+                    ("X-Forwarded-For", CLIENT_CLAIMS.to_string()),
+                    ("X-Forwarded-For", PROXY_SAW.to_string()),
+                ],
+                vec![
+                    ("X-Real-IP", CLIENT_CLAIMS.to_string()),
+                    ("X-Forwarded-For", PROXY_SAW.to_string()),
+                ],
+            ],
+        ),
+        (
+            "forwarded",
+            vec![
+                vec![("Forwarded", format!("for={PROXY_SAW};proto=https"))],
+                vec![
+                    ("X-Forwarded-For", CLIENT_CLAIMS.to_string()),
+                    ("Forwarded", format!("for={PROXY_SAW}")),
+                ],
+                vec![(
+                    "Forwarded",
+                    format!("for={CLIENT_CLAIMS}, for=\"{PROXY_SAW}:4711\""),
+                )],
+            ],
+        ),
+        (
+            "x-real-ip",
+            vec![vec![
+                ("Forwarded", format!("for={CLIENT_CLAIMS}")),
+                ("X-Forwarded-For", CLIENT_CLAIMS.to_string()),
+                ("X-Real-IP", PROXY_SAW.to_string()),
+            ]],
+        ),
+    ];
+    for (header, requests) in cases {
+        let mut s = Server::start_with(
+            &format!("trusted_proxies = [\"127.0.0.1/32\"]\nclient_ip_header = \"{header}\""),
+            "",
+        );
+        let c = client();
+        for (i, headers) in requests.iter().enumerate() {
+            let mut req = c
+                .get(s.url(&format!(
+                    "/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2Fproxy-{i}"
+                )))
+                .header("User-Agent", CHROME_UA);
+            for (name, value) in headers {
+                req = req.header(*name, value);
+            }
+            assert_eq!(req.send().unwrap().status(), 200, "{header}: {headers:?}");
+        }
+        // One visitor: every request was counted under the proxy's address.
+        let summary = summary(&s, "demo");
+        assert_eq!(summary["pageviews"], requests.len(), "{header}: {summary}");
+        assert_eq!(summary["visitors"], 1, "{header}: {summary}");
+        let log = s.log();
+        s.stop();
+
+        let events = stored_events(&s.store_path());
+        assert_eq!(events.len(), requests.len());
+        for e in &events {
+            assert_eq!(
+                format!("{}/{}", e.anon_ip.addr, e.anon_ip.prefix_len),
+                "203.0.0.0/16",
+                "{header}: {} counted under another address",
+                e.url
+            );
+        }
+        let claimed: std::net::Ipv4Addr = CLIENT_CLAIMS.parse().unwrap();
+        let saw: std::net::Ipv4Addr = PROXY_SAW.parse().unwrap();
+        let needles: [(&str, Vec<u8>); 4] = [
+            ("claimed address", CLIENT_CLAIMS.as_bytes().to_vec()),
+            ("claimed address, binary", claimed.octets().to_vec()),
+            ("proxy's full address", PROXY_SAW.as_bytes().to_vec()),
+            ("proxy's full address, binary", saw.octets().to_vec()),
+        ];
+        let mut haystacks = all_bytes(&s.dir.join("data"));
+        haystacks.push(("server log".into(), log.into_bytes()));
+        for (name, hay) in &haystacks {
+            for (what, needle) in &needles {
+                assert!(!contains_bytes(hay, needle), "{header}: {what} in {name}");
+            }
+        }
+    }
+}
+
+/// Identifying parts of a page URL, a title and a referrer.
+const MAIL_IN_PATH: &str = "max.mustermann@example.com";
+const MAIL_IN_TITLE: &str = "erika.musterfrau@example.net";
+const PATH_PARAMETER: &str = "jsessionid=pathparammarker42";
+const HEX_TOKEN: &str = "3f2a9c8b7e6d5f4a3b2c1d0e9f8a7b6c";
+const UUID_TOKEN: &str = "123e4567-e89b-12d3-a456-426614174000";
+const BASE64_TOKEN: &str = "Qk9ZdGVzdDEyMzQ1Njc4OTBhYmM";
+const UNLISTED_UTM: &str = "utm_id=utmidmarker";
+
+fn identifying_page(protocol: &str) -> String {
+    format!(
+        "https://example.org/{protocol}/konto/{MAIL_IN_PATH};{PATH_PARAMETER}/reset/{HEX_TOKEN}\
+         ?utm_source=newsletter&{UNLISTED_UTM}&utm_content={BASE64_TOKEN}&session=x#top"
+    )
+}
+
+fn identifying_title() -> String {
+    format!("Passwort für {MAIL_IN_TITLE} – Vorgang {UUID_TOKEN}")
+}
+
+fn identifying_referrer() -> String {
+    format!("https://mail.example/inbox/{UUID_TOKEN}/{MAIL_IN_TITLE}/view;{PATH_PARAMETER}?id=1")
+}
+
+/// The same identifying page view sent over every protocol, and a download
+/// link with a token: what is stored keeps the page's shape with `:email`
+/// and `:id` in place of the identifiers, only the standard campaign
+/// parameters, no path parameter, and none of the identifying text is in
+/// the store file.
+#[test]
+fn identifying_urls_titles_and_referrers_are_scrubbed_for_every_protocol() {
+    let mut s = Server::start();
+    let c = client();
+    let matomo_query = |protocol: &str| {
+        format!(
+            "idsite=1&rec=1&url={}&urlref={}&action_name={}",
+            enc(&identifying_page(protocol)),
+            enc(&identifying_referrer()),
+            enc(&identifying_title())
+        )
+    };
+    let requests = vec![
+        (
+            "pixel",
+            c.get(s.url(&format!(
+                "/p.gif?site=demo&url={}&ref={}&title={}",
+                enc(&identifying_page("pixel")),
+                enc(&identifying_referrer()),
+                enc(&identifying_title())
+            ))),
+        ),
+        (
+            "beacon",
+            c.post(s.url("/api/event")).body(
+                json!({"site": "demo", "url": identifying_page("beacon"),
+                       "ref": identifying_referrer(), "title": identifying_title()})
+                .to_string(),
+            ),
+        ),
+        (
+            "plausible",
+            c.post(s.url("/api/event")).body(
+                json!({"n": "pageview", "d": "example.org", "u": identifying_page("plausible"),
+                       "r": identifying_referrer()})
+                .to_string(),
+            ),
+        ),
+        (
+            "matomo",
+            c.get(s.url(&format!("/matomo.php?{}", matomo_query("matomo")))),
+        ),
+        (
+            "matomo-bulk",
+            c.post(s.url("/matomo.php")).body(
+                json!({"requests": [format!("?{}", matomo_query("matomo-bulk"))]}).to_string(),
+            ),
+        ),
+        (
+            "matomo-download",
+            c.get(s.url(&format!(
+                "/matomo.php?idsite=1&rec=1&url={}&download={}",
+                enc("https://example.org/downloads"),
+                enc(&format!(
+                    "https://example.org/files/{HEX_TOKEN}/{MAIL_IN_PATH}/bescheid.pdf;{PATH_PARAMETER}"
+                ))
+            ))),
+        ),
+    ];
+    for (protocol, req) in requests {
+        let res = req.header("User-Agent", CHROME_UA).send().unwrap();
+        assert!(res.status().is_success(), "{protocol}: {}", res.status());
+    }
+    s.stop();
+
+    let events = stored_events(&s.store_path());
+    let mut page_views = 0;
+    for e in &events {
+        if e.kind == sparsam::model::EventKind::Download {
+            assert_eq!(
+                e.target,
+                "https://example.org/files/:id/:email/bescheid.pdf"
+            );
+            continue;
+        }
+        page_views += 1;
+        let protocol = e.url.split('/').nth(3).unwrap();
+        assert_eq!(
+            e.url,
+            format!(
+                "https://example.org/{protocol}/konto/:email/reset/:id\
+                 ?utm_source=newsletter&utm_content=%3Aid"
+            )
+        );
+        assert_eq!(e.referrer.url, "https://mail.example/inbox/:id/:email/view");
+        if protocol != "plausible" {
+            assert_eq!(e.title, "Passwort für :email – Vorgang :id", "{protocol}");
+        }
+        assert_eq!(e.campaign.source, "newsletter");
+    }
+    assert_eq!(page_views, 5, "{events:?}");
+    assert_eq!(events.len(), 6, "{events:?}");
+
+    let redb = std::fs::read(s.store_path()).unwrap();
+    for marker in [
+        "mustermann",
+        "musterfrau",
+        "pathparammarker42",
+        "jsessionid",
+        &HEX_TOKEN[..16],
+        &UUID_TOKEN[..8],
+        BASE64_TOKEN,
+        "utmidmarker",
+        "utm_id",
+    ] {
+        assert!(
+            !contains_bytes(&redb, marker.as_bytes()),
+            "{marker} in the store"
+        );
     }
 }

@@ -51,6 +51,10 @@ fn matomo_tracker_client_is_understood() {
         "abc123",
         "412x915",
         "token=x",
+        "utm_id",
+        "utmid77",
+        "jsessionid",
+        "sess0815",
     ] {
         assert!(
             !all.contains(dropped),

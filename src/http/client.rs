@@ -28,11 +28,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The truncated client address. With [`is_secure_context`], the only
 /// caller of `peer_addr()` in the code base.
 pub fn client_addr(req: &HttpRequest, policy: &ClientAddrPolicy) -> Option<AnonIp> {
-    let h = req.headers();
+    // Only the header the trusted proxy writes; see `anonymised_client`.
+    let header = policy.client_ip_header.address_header();
     anonymised_client(
         req.peer_addr().map(|a| a.ip()),
-        joined(h, "forwarded").as_deref(),
-        joined(h, "x-forwarded-for").as_deref(),
+        joined(req.headers(), header).as_deref(),
         policy,
     )
 }
@@ -44,8 +44,7 @@ pub fn is_secure_context(req: &HttpRequest, policy: &ClientAddrPolicy) -> bool {
     secure_context(
         req.peer_addr().map(|a| a.ip()),
         header(h, "host").or_else(|| req.uri().authority().map(|a| a.as_str())),
-        joined(h, "forwarded").as_deref(),
-        joined(h, "x-forwarded-proto").as_deref(),
+        joined(h, policy.client_ip_header.proto_header()).as_deref(),
         policy,
     )
 }

@@ -2,8 +2,10 @@
 //! page (an iframe), German or English, and usable without JavaScript.
 //!
 //! `POST` with `action=optout` sets the opt-out cookie, the only cookie
-//! sparsam ever sets; `action=optin` clears it. Posts from another origin
-//! are refused, so a third-party page cannot flip a visitor's choice.
+//! sparsam ever sets; `action=optin` clears it. A post is accepted only
+//! when its `Origin` (or, without one, its `Referer`) is this collector's
+//! own origin, so a third-party page cannot opt a visitor in or out; a post
+//! naming no origin at all is refused too (see [`check_same_origin`]).
 //!
 //! The cookie must travel with pixel and beacon requests that a site's
 //! pages (another site, as far as the browser is concerned) send to the
@@ -138,25 +140,65 @@ pub async fn show(
     page(&state.config, lang, opted_out)
 }
 
-fn same_origin(req: &HttpRequest) -> bool {
-    let Some(origin) = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-    else {
-        return true;
+/// Why a `POST /optout` is refused: it does not come from this
+/// collector's own page. Said to the client as is; it never echoes a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum CrossSite {
+    #[error("the opt-out form must be sent from this collector's own opt-out page; this request came from another origin")]
+    OtherOrigin,
+    #[error("the opt-out form must be sent from this collector's own opt-out page; this request names no origin (neither an Origin nor a Referer header, or Origin: null)")]
+    NoOrigin,
+}
+
+/// Checks that a `POST /optout` was sent by a page of this collector's own
+/// origin: the opt-out page itself, also when another site embeds it in an
+/// iframe (the form then still belongs to the collector's page, so the
+/// browser sends the collector's origin). The `Origin` header decides when
+/// present; otherwise the `Referer` (the page sends it to its own origin,
+/// see `Referrer-Policy` above). Without either, or with `Origin: null`
+/// (a sandboxed frame, a `no-referrer` page), the post is refused: a
+/// browser form on another site can produce exactly those, and no cookie
+/// ties a token to the visitor, so nothing else can tell them apart.
+fn check_same_origin(req: &HttpRequest) -> Result<(), CrossSite> {
+    let headers = req.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let claimed = match (text(header::ORIGIN), text(header::REFERER)) {
+        (Some(origin), _) if origin.trim() == "null" => return Err(CrossSite::NoOrigin),
+        (Some(origin), _) => origin,
+        (None, Some(referer)) => referer,
+        (None, None) => return Err(CrossSite::NoOrigin),
     };
-    let host = req.connection_info().host().to_string();
-    match url::Url::parse(origin) {
-        Ok(u) => {
-            let with_port = match u.port() {
-                Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
-                None => u.host_str().unwrap_or_default().to_string(),
-            };
-            with_port == host
-        }
-        Err(_) => false,
+    let own_host = req.connection_info().host().to_ascii_lowercase();
+    match url::Url::parse(claimed.trim()) {
+        Ok(url) if names_host(&url, &own_host) => Ok(()),
+        _ => Err(CrossSite::OtherOrigin),
     }
+}
+
+/// Whether `url` (an origin or a page address) is on `own_host`, the host
+/// and optional port this request was addressed to. A port the URL leaves
+/// out is its scheme's default, so `https://s.example.org` is on
+/// `s.example.org` and on `s.example.org:443`.
+fn names_host(url: &url::Url, own_host: &str) -> bool {
+    if !matches!(url.scheme(), "http" | "https") {
+        return false;
+    }
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let (own_name, own_port) = match own_host.rsplit_once(':') {
+        // `name:8080` and `[::1]:8080`, but not the bare `[::1]`.
+        Some((name, port)) if !port.ends_with(']') => match port.parse::<u16>() {
+            Ok(port) => (name, Some(port)),
+            Err(_) => return false,
+        },
+        _ => (own_host, None),
+    };
+    host == own_name
+        && match own_port {
+            Some(port) => url.port_or_known_default() == Some(port),
+            None => url.port().is_none(),
+        }
 }
 
 /// The opt-out cookie with its attributes (before Max-Age or removal).
@@ -179,12 +221,10 @@ pub async fn change(
     req: HttpRequest,
     form: web::Form<OptOutForm>,
 ) -> Result<HttpResponse, ApiError> {
-    if !same_origin(&req) {
+    if let Err(refusal) = check_same_origin(&req) {
         return Ok(HttpResponse::Forbidden()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(serde_json::json!({
-                "error": "the opt-out form must be sent from this page"
-            })));
+            .json(serde_json::json!({ "error": refusal.to_string() })));
     }
     let lang = pick_lang(form.lang.as_deref(), &req);
     let secure = match state.config.privacy.optout_cookie_secure {
@@ -212,4 +252,36 @@ pub async fn change(
     let mut res = page(&state.config, lang, opted_out);
     res.add_cookie(&cookie).map_err(|_| ApiError::Internal)?;
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(url: &str, own_host: &str) -> bool {
+        names_host(&url::Url::parse(url).unwrap(), own_host)
+    }
+
+    #[test]
+    fn origins_match_host_and_port() {
+        assert!(on("https://stats.example.org", "stats.example.org"));
+        assert!(on("https://stats.example.org", "stats.example.org:443"));
+        assert!(on(
+            "http://stats.example.org/optout?lang=de",
+            "stats.example.org"
+        ));
+        assert!(on("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(on("http://[::1]:8080", "[::1]:8080"));
+        assert!(on("http://[::1]", "[::1]"));
+        assert!(!on("https://stats.example.org", "stats.example.org:8443"));
+        assert!(!on("https://stats.example.org:8443", "stats.example.org"));
+        assert!(!on("http://127.0.0.1:8081", "127.0.0.1:8080"));
+        assert!(!on("https://evil.example", "stats.example.org"));
+        assert!(!on(
+            "https://stats.example.org.evil.example",
+            "stats.example.org"
+        ));
+        assert!(!on("ftp://stats.example.org", "stats.example.org"));
+        assert!(!on("https://stats.example.org", "stats.example.org:x"));
+    }
 }

@@ -198,8 +198,8 @@ pub fn render(config: &Config, lang: Lang) -> String {
         format!(
             "{}{}",
             t(
-                "aufgerufene Adressen (URLs) ohne Abfrageteil und Fragment, außer den Kampagnenparametern <code>utm_*</code>",
-                "visited addresses (URLs) without query and fragment, except the campaign parameters <code>utm_*</code>",
+                "aufgerufene Adressen (URLs) ohne Abfrageteil und Fragment, außer den Kampagnenparametern <code>utm_source</code>, <code>utm_medium</code>, <code>utm_campaign</code>, <code>utm_term</code> und <code>utm_content</code>",
+                "visited addresses (URLs) without query and fragment, except the campaign parameters <code>utm_source</code>, <code>utm_medium</code>, <code>utm_campaign</code>, <code>utm_term</code> and <code>utm_content</code>",
             ),
             match (any_search, any_kept) {
                 (false, false) => "",

@@ -35,6 +35,7 @@ use crate::enrich::device::{DeviceDetector, DeviceError};
 use crate::enrich::referrer::truncate;
 use crate::ingest::{Hit, Pipeline, PipelineError, Processed, RequestMeta};
 use crate::model::{Event, EventKind};
+use crate::privacy::url_strip::drop_path_parameters;
 use crate::privacy::visitor::SaltError;
 use crate::retention::sweeper::cutoff_ms;
 use crate::store::{StoreError, WriteError, Writer, WriterHandle};
@@ -195,7 +196,10 @@ impl Importer<'_> {
             self.malformed(at(), "request target is not a path");
             return Ok(Outcome::Skipped);
         }
-        let path = target.split(['?', '#']).next().unwrap_or("/");
+        // Path parameters (`;jsessionid=...`) would hide the extension;
+        // the pipeline drops them from the stored URL as well.
+        let path = drop_path_parameters(target.split(['?', '#']).next().unwrap_or("/"));
+        let path = path.as_ref();
         let download = self.site.is_download(path);
         match extension(path) {
             _ if download => {}

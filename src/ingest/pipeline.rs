@@ -1,9 +1,13 @@
 //! The ingest pipeline: `Hit` + request facts → stored `Event`.
 //!
-//! Runs the same steps for every protocol, in an order that keeps personal
-//! data from spreading: site, size and engaged-time checks, URL stripping (before
-//! anything reads the URL), device detection (bots stop here), visitor hash
-//! from the already-truncated address, referrer and campaign, search term.
+//! Runs the same steps for every protocol and for log import, in an order
+//! that keeps personal data from spreading: site, size and engaged-time
+//! checks, URL stripping and scrubbing (before anything reads the URL),
+//! device detection (bots stop here), visitor hash from the
+//! already-truncated address, referrer and campaign, search term. This is
+//! the one place where page URLs, link targets and referrers are stripped
+//! (`privacy::strip_url`) and titles and explicit search terms scrubbed
+//! (`privacy::scrub_identifiers`), so no protocol can bypass it.
 //! Timestamps are always the server's clock at receipt.
 
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use crate::enrich::referrer::{campaign_from_params, classify, truncate};
 use crate::enrich::search::search_term;
 use crate::model::{Event, EventKind};
 use crate::privacy::visitor::{utc_day, SaltError};
-use crate::privacy::{strip_url, visitor_hash, AnonIp, SaltKeeper};
+use crate::privacy::{scrub_identifiers, strip_url, visitor_hash, AnonIp, SaltKeeper};
 
 /// What the HTTP layer learned about the request itself.
 #[derive(Clone, Debug)]
@@ -161,8 +165,10 @@ impl Pipeline {
 
         let campaign = campaign_from_params(&page.params, 200);
         let referrer = classify(hit.referrer.as_deref(), |h| site.allows_host(h), &campaign);
+        // Kept URL values are scrubbed by `strip_url`; an explicit term and
+        // the title get the same treatment here.
         let term = match hit.search.as_deref().map(str::trim) {
-            Some(t) if !t.is_empty() => Some(truncate(t, max)),
+            Some(t) if !t.is_empty() => Some(truncate(&scrub_identifiers(t), max)),
             _ => search_term(&page.params, &site.search_params, max),
         };
 
@@ -177,7 +183,7 @@ impl Pipeline {
             title: hit
                 .title
                 .as_deref()
-                .map(|t| truncate(t.trim(), max))
+                .map(|t| truncate(&scrub_identifiers(t.trim()), max))
                 .unwrap_or_default(),
             referrer,
             campaign,

@@ -10,7 +10,7 @@ pub mod url_strip;
 pub mod visitor;
 
 pub use anon_ip::{AnonIp, IpMasks, StoredIp};
-pub use client_ip::{anonymised_client, secure_context, ClientAddrPolicy};
+pub use client_ip::{anonymised_client, secure_context, ClientAddrPolicy, ClientIpHeader};
 pub use optout::OptOutSignals;
-pub use url_strip::{strip_url, CleanUrl, UrlError};
+pub use url_strip::{scrub_identifiers, strip_url, CleanUrl, UrlError, CAMPAIGN_PARAMS};
 pub use visitor::{visitor_hash, SaltKeeper};

@@ -34,7 +34,8 @@ use sparsam::ingest::site_ref::{matomo_sites, pixel_sites};
 use sparsam::ingest::{Hit, Pipeline, PipelineError, Processed, Reject, RequestMeta};
 use sparsam::model::{plugins, Campaign, DeviceType, Event, EventKind, ReferrerType};
 use sparsam::privacy::{
-    anonymised_client, strip_url, AnonIp, ClientAddrPolicy, IpMasks, SaltKeeper, StoredIp,
+    anonymised_client, strip_url, AnonIp, ClientAddrPolicy, ClientIpHeader, IpMasks, SaltKeeper,
+    StoredIp,
 };
 
 /// A property check: returns when the input is fine, panics otherwise.
@@ -443,13 +444,13 @@ fn check_truncated(a: &AnonIp, masks: &IpMasks) {
     assert_eq!(a.prefix_len(), want);
 }
 
-/// The client address from `Forwarded` (first line) and `X-Forwarded-For`
-/// (second line) headers: always truncated to the mask; headers from a peer
-/// that is not a trusted proxy are ignored.
+/// The client address from the configured proxy header (the input) under
+/// each header kind: always truncated to the mask; the header from a peer
+/// that is not a trusted proxy is ignored; an address is never taken from
+/// left of an untrusted hop nearer to us.
 pub fn forwarded(data: &[u8]) {
     let s = text(data);
-    let (fwd, rest) = split2(&s);
-    let xff = rest.map(|r| split2(r).0);
+    let header = Some(s.as_ref()).filter(|h| !h.is_empty());
     for masks in [
         IpMasks::DEFAULT,
         IpMasks {
@@ -457,22 +458,40 @@ pub fn forwarded(data: &[u8]) {
             v6_prefix: 20,
         },
     ] {
-        let policy = ClientAddrPolicy {
-            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
-            masks,
-        };
-        let fwd = Some(fwd).filter(|f| !f.is_empty());
-        for peer in ["10.1.2.3", "::1", "203.0.113.9", "2001:db8::7"] {
-            let peer: IpAddr = peer.parse().unwrap();
-            let a = anonymised_client(Some(peer), fwd, xff, &policy).expect("peer given");
-            check_truncated(&a, &masks);
-            if !policy.trusted_proxies.iter().any(|n| n.contains(&peer)) {
-                assert_eq!(
-                    a,
-                    AnonIp::truncate(peer, &masks),
-                    "untrusted peer's headers used"
-                );
+        for kind in [
+            ClientIpHeader::XForwardedFor,
+            ClientIpHeader::Forwarded,
+            ClientIpHeader::XRealIp,
+        ] {
+            let policy = ClientAddrPolicy {
+                trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()],
+                client_ip_header: kind,
+                masks,
+            };
+            for peer in ["10.1.2.3", "::1", "203.0.113.9", "2001:db8::7"] {
+                let peer: IpAddr = peer.parse().unwrap();
+                let a = anonymised_client(Some(peer), header, &policy).expect("peer given");
+                check_truncated(&a, &masks);
+                if !policy.trusted_proxies.iter().any(|n| n.contains(&peer)) {
+                    assert_eq!(
+                        a,
+                        AnonIp::truncate(peer, &masks),
+                        "untrusted peer's headers used"
+                    );
+                }
             }
+            // Whatever the client wrote, the address the proxy appends wins.
+            let proxy_seen: IpAddr = "198.51.100.7".parse().unwrap();
+            let appended = match kind {
+                ClientIpHeader::Forwarded => format!("{s}, for={proxy_seen}"),
+                _ => format!("{s}, {proxy_seen}"),
+            };
+            let peer: IpAddr = "10.1.2.3".parse().unwrap();
+            assert_eq!(
+                anonymised_client(Some(peer), Some(&appended), &policy),
+                Some(AnonIp::truncate(proxy_seen, &masks)),
+                "a client-written entry chose the address"
+            );
         }
     }
 }

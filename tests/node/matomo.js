@@ -38,7 +38,7 @@ tracker.on('error', (e) => {
 })
 
 tracker.track({
-  url: page + '?utm_source=newsletter&session=abc123',
+  url: page + '?utm_source=newsletter&utm_id=utmid77&session=abc123',
   urlref: 'https://www.google.de/search?q=guide',
   action_name: 'Guide',
   pv_id: 'Ab12Cd',
@@ -61,7 +61,7 @@ tracker.track({
   dimension1: 'secret-dimension',
   _cvar: JSON.stringify({ 1: ['name', 'secret-cvar'] }),
 })
-tracker.track({ url: page, download: 'http://127.0.0.1/files/report.pdf?token=x', ua: phone })
+tracker.track({ url: page, download: 'http://127.0.0.1/files/report.pdf;jsessionid=sess0815?token=x', ua: phone })
 tracker.track({ url: page, link: 'https://example.net/elsewhere', ua: phone })
 tracker.track({ url: 'http://127.0.0.1/search?q=tax+forms', search: 'tax forms', search_count: 3, ua: phone })
 tracker.track({ url: page, ping: 1, pv_id: 'Ab12Cd', ua: phone })
