@@ -50,11 +50,15 @@ listen = "127.0.0.1:0"
 data_dir = "$1"
 trusted_proxies = ["127.0.0.1/32"]
 log_format = "text"
-# One load generator on one address: measure throughput, not the limiter.
+# One load generator on one address: measure throughput, not the limiters.
 rate_limit_per_minute = 0
+rate_limit_events_per_minute = 0
+rate_limit_bytes_per_minute = 0
 
 [store]
 cache_mb = 64
+max_new_strings_per_site_day = 100000000
+max_events_per_site_day = 10000000000
 
 [auth]
 admin_token = "$ADMIN_TOKEN"
@@ -124,7 +128,7 @@ server_counters() {
     for t in /proc/"$SERVER_PID"/task/*; do
         [ "$(cat "$t/comm")" = sparsam-store-w ] && writer=$(awk '{ print $14 + $15 }' "$t/stat")
     done
-    curl -sf "$URL/metrics" | awk '
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics" | awk '
         /^sparsam_store_batches_total / { printf "batches %s ", $2 }
         /^sparsam_store_events_total / { printf "events %s ", $2 }
         /^sparsam_store_commit_seconds_sum / { printf "batch_s %s ", $2 }'

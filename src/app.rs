@@ -19,7 +19,7 @@ use crate::config::{Config, ConfigError};
 use crate::enrich::device::{DeviceDetector, DeviceError};
 use crate::http::{self, AppState};
 use crate::ingest::Pipeline;
-use crate::privacy::visitor::{until_next_check, utc_day, SaltError};
+use crate::privacy::visitor::{utc_day, SaltError};
 use crate::privacy::{ClientAddrPolicy, SaltKeeper};
 use crate::retention::SweepGate;
 use crate::store::{Store, StoreError, StoreOptions, Writer, WriterHandle, WriterOptions};
@@ -55,6 +55,13 @@ pub enum StartError {
     Audit(String),
     #[error("HTTP server: {0}")]
     Server(std::io::Error),
+    #[error("cannot create store file {path} (mode 0600): {source}")]
+    StoreFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("clock: {0}")]
+    Clock(#[from] crate::clock::ClockError),
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade has one
@@ -72,14 +79,21 @@ pub fn metrics_handle() -> Result<PrometheusHandle, StartError> {
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
-/// Opens the store in `config.server.data_dir`, creating the directory.
+/// Opens the store in `config.server.data_dir`, creating the directory
+/// (0700) and the store file (0600): both hold shortened addresses and
+/// visitor hashes, which are for the collector's eyes only.
 pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     let dir = &config.server.data_dir;
-    std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
+    let data_dir_error = |source| StartError::DataDir {
         path: dir.clone(),
         source,
-    })?;
+    };
+    private_dir(dir).map_err(data_dir_error)?;
     let path = config.store_path();
+    private_store_file(&path).map_err(|source| StartError::StoreFile {
+        path: path.clone(),
+        source,
+    })?;
     let store = Store::open(
         &path,
         &StoreOptions {
@@ -88,6 +102,34 @@ pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     )
     .map_err(|source| StartError::OpenStore { path, source })?;
     Ok(Arc::new(store))
+}
+
+/// Creates `dir` (and its parents) with mode 0700 on Unix.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the store file empty with mode 0600 before redb opens it (redb
+/// initialises an empty file), or narrows an existing file to 0600.
+fn private_store_file(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Writer settings from the config; settings the config does not name keep
@@ -124,6 +166,7 @@ impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port).
     pub fn build(config: Config) -> Result<Application, StartError> {
         let started = std::time::Instant::now();
+        crate::clock::install_from_env(config.listen_addr()?.ip().is_loopback())?;
         let config = Arc::new(config);
         // The device rules compile on their own threads while the store opens.
         let ua_cache = config.store.ua_cache_entries;
@@ -137,7 +180,7 @@ impl Application {
         let writer = Arc::new(Writer::spawn(store.clone(), writer_options(&config))?);
         let salts = Arc::new(SaltKeeper::open(
             &config.server.data_dir,
-            utc_day(Utc::now()),
+            utc_day(crate::clock::now()),
         )?);
         let detector = detector.join().map_err(|_| {
             StartError::Server(std::io::Error::other("device rules thread panicked"))
@@ -167,6 +210,11 @@ impl Application {
             metrics,
             rate_limit: http::rate_limit::PrefixLimiter::from_config(&config.server),
             sweep_gate: sweep_gate.clone(),
+            failed_tokens: http::auth::FailedTokens::new(config.auth.max_failed_tokens_per_minute),
+            day_limits: crate::ingest::day_limits::DayLimits::new(
+                config.store.max_new_strings_per_site_day,
+                config.store.max_events_per_site_day,
+            ),
         });
 
         let wanted = config.listen_addr()?;
@@ -287,13 +335,13 @@ impl Application {
 /// or not hits arrive, so a quiet site does not keep yesterday's salt.
 async fn rotate_salt_daily(salts: Arc<SaltKeeper>) {
     loop {
-        let now = Utc::now();
+        let now = crate::clock::now();
         match salts.rotate(utc_day(now)) {
             Ok(true) => tracing::info!("visitor salt rotated; the previous one is destroyed"),
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "visitor salt rotation failed"),
         }
-        tokio::time::sleep(until_next_check(now)).await;
+        tokio::time::sleep(crate::clock::until_next_check(now)).await;
     }
 }
 

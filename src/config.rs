@@ -124,6 +124,18 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Log format: "text" or "json".
     pub log_format: String,
+    /// Ingest events allowed per minute from one shortened address prefix
+    /// (a bulk request of 100 events counts 100; 0 = no limit).
+    pub rate_limit_events_per_minute: u32,
+    /// Events one prefix may send at once before the per-minute rate
+    /// applies (at least `max_batch_events` while the limit is on).
+    pub rate_limit_events_burst: u32,
+    /// Ingest bytes (query string and body) allowed per minute from one
+    /// prefix (0 = no limit).
+    pub rate_limit_bytes_per_minute: u32,
+    /// Bytes one prefix may send at once before the per-minute rate
+    /// applies (at least `max_body_bytes` while the limit is on).
+    pub rate_limit_bytes_burst: u32,
 }
 
 impl Default for ServerConfig {
@@ -143,6 +155,10 @@ impl Default for ServerConfig {
             rate_limit_burst: 600,
             workers: 0,
             log_format: "text".into(),
+            rate_limit_events_per_minute: 6000,
+            rate_limit_events_burst: 600,
+            rate_limit_bytes_per_minute: 16 * 1024 * 1024,
+            rate_limit_bytes_burst: 2 * 1024 * 1024,
         }
     }
 }
@@ -223,6 +239,12 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Distinct user agents whose classification is cached.
     pub ua_cache_entries: usize,
+    /// Different values (URLs, titles, referrers, ...) one site may add
+    /// per UTC day; past it, new values are stored as "(other)".
+    pub max_new_strings_per_site_day: usize,
+    /// Events one site may add per UTC day; past it, events are dropped
+    /// (this bounds the writer's memory per open day).
+    pub max_events_per_site_day: u64,
 }
 
 impl Default for StoreConfig {
@@ -232,16 +254,33 @@ impl Default for StoreConfig {
             queue_capacity: 10_000,
             max_batch: 1024,
             ua_cache_entries: 10_000,
+            max_new_strings_per_site_day: 100_000,
+            max_events_per_site_day: 2_000_000,
         }
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Reads every site and the audit view.
+    /// Reads every site, the audit view and `/metrics`.
     pub admin_token: String,
+    /// Wrong tokens one shortened address prefix may send per minute
+    /// before it gets 429 for every token until the minute is over.
+    pub max_failed_tokens_per_minute: u32,
 }
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            admin_token: String::new(),
+            max_failed_tokens_per_minute: 10,
+        }
+    }
+}
+
+/// Marks a token copied from the shipped example configuration.
+const PLACEHOLDER_TOKEN: &str = "change-me";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -427,6 +466,7 @@ impl Config {
                 "must be at least 1 while server.rate_limit_per_minute is above 0",
             ));
         }
+        self.validate_rate_limits()?;
         if !matches!(s.log_format.as_str(), "text" | "json") {
             return Err(invalid(
                 "server.log_format",
@@ -502,6 +542,18 @@ impl Config {
         if self.store.max_batch == 0 || self.store.max_batch > 100_000 {
             return Err(invalid("store.max_batch", "must be between 1 and 100000"));
         }
+        if self.store.max_new_strings_per_site_day == 0 {
+            return Err(invalid(
+                "store.max_new_strings_per_site_day",
+                "must be at least 1",
+            ));
+        }
+        if self.store.max_events_per_site_day == 0 {
+            return Err(invalid(
+                "store.max_events_per_site_day",
+                "must be at least 1",
+            ));
+        }
 
         if !self.auth.admin_token.is_empty() && self.auth.admin_token.len() < 16 {
             return Err(invalid(
@@ -509,6 +561,13 @@ impl Config {
                 "must be at least 16 characters (or empty to disable admin access)",
             ));
         }
+        if self.auth.max_failed_tokens_per_minute == 0 {
+            return Err(invalid(
+                "auth.max_failed_tokens_per_minute",
+                "must be at least 1",
+            ));
+        }
+        self.refuse_placeholder_tokens()?;
 
         if self.sites.is_empty() {
             return Err(invalid("sites", "at least one [[sites]] entry is required"));
@@ -671,6 +730,59 @@ impl Config {
         })
     }
 
+    /// Each per-minute limit needs a burst that lets the largest single
+    /// request through; otherwise every such request would be refused.
+    fn validate_rate_limits(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.rate_limit_events_per_minute > 0
+            && (s.rate_limit_events_burst as usize) < s.max_batch_events
+        {
+            return Err(invalid(
+                "server.rate_limit_events_burst",
+                format!(
+                    "must be at least server.max_batch_events ({}) while \
+                     server.rate_limit_events_per_minute is above 0",
+                    s.max_batch_events
+                ),
+            ));
+        }
+        if s.rate_limit_bytes_per_minute > 0
+            && (s.rate_limit_bytes_burst as usize) < s.max_body_bytes
+        {
+            return Err(invalid(
+                "server.rate_limit_bytes_burst",
+                format!(
+                    "must be at least server.max_body_bytes ({}) while \
+                     server.rate_limit_bytes_per_minute is above 0",
+                    s.max_body_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The example configuration's `change-me` tokens are public; they may
+    /// only guard a collector that listens on a loopback address.
+    fn refuse_placeholder_tokens(&self) -> Result<(), ConfigError> {
+        if self.listen_addr()?.ip().is_loopback() {
+            return Ok(());
+        }
+        let placeholder = |t: &str| t.to_ascii_lowercase().contains(PLACEHOLDER_TOKEN);
+        let problem = "is the example configuration's placeholder (it contains \"change-me\"), \
+                       allowed only while server.listen is a loopback address; set a secret token";
+        if placeholder(&self.auth.admin_token) {
+            return Err(invalid("auth.admin_token", problem));
+        }
+        for (i, site) in self.sites.iter().enumerate() {
+            for (j, t) in site.tokens.iter().enumerate() {
+                if placeholder(t) {
+                    return Err(invalid(format!("sites[{i}].tokens[{j}]"), problem));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn site(&self, id: &str) -> Option<&SiteConfig> {
         self.sites.iter().find(|s| s.id == id)
     }
@@ -824,6 +936,49 @@ hostnames = ["localhost"]
         assert!(e.contains("demo.listen") && e.contains("differ"), "{e}");
         let c = Config::parse(&format!("[demo]\nlisten = \"127.0.0.1:8000\"\n{MINIMAL}")).unwrap();
         assert_eq!(c.demo_addr().unwrap().unwrap().port(), 8000);
+    }
+
+    #[test]
+    fn placeholder_tokens_only_on_loopback() {
+        let site =
+            "[[sites]]\nid=\"a\"\nhostnames=[\"x.org\"]\ntokens=[\"change-me-site-token-000\"]";
+        let admin = "[auth]\nadmin_token = \"change-me-admin-token-0000\"";
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            let ok = format!("[server]\nlisten = \"{listen}\"\n{admin}\n{site}");
+            assert!(Config::parse(&ok).is_ok(), "{listen}");
+        }
+        let e = err(&format!(
+            "[server]\nlisten = \"0.0.0.0:8080\"\n{admin}\n{site}"
+        ));
+        assert!(
+            e.contains("auth.admin_token") && e.contains("change-me"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[server]\nlisten = \"192.0.2.1:8080\"\n[auth]\nadmin_token = \"a-real-secret-0123456\"\n{site}"
+        ));
+        assert!(e.contains("sites[0].tokens[0]"), "{e}");
+    }
+
+    #[test]
+    fn rate_limit_bursts_must_fit_the_largest_request() {
+        let e = err(&format!(
+            "[server]\nrate_limit_events_burst = 99\n{MINIMAL}"
+        ));
+        assert!(e.contains("server.rate_limit_events_burst"), "{e}");
+        let e = err(&format!(
+            "[server]\nrate_limit_bytes_burst = 1000\n{MINIMAL}"
+        ));
+        assert!(e.contains("server.rate_limit_bytes_burst"), "{e}");
+        let off = format!(
+            "[server]\nrate_limit_events_per_minute = 0\nrate_limit_events_burst = 0\n\
+             rate_limit_bytes_per_minute = 0\nrate_limit_bytes_burst = 0\n{MINIMAL}"
+        );
+        assert!(Config::parse(&off).is_ok());
+        let e = err(&format!(
+            "[auth]\nmax_failed_tokens_per_minute = 0\n{MINIMAL}"
+        ));
+        assert!(e.contains("auth.max_failed_tokens_per_minute"), "{e}");
     }
 
     #[test]

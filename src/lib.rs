@@ -4,6 +4,7 @@
 //! store for the HTTP API; `app` wires it all together from a `config`.
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod enrich;
 pub mod http;

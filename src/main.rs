@@ -81,6 +81,13 @@ fn init_logging(json: bool) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Every file and directory this process creates (store, its vacuumed
+    // copy, salt, exports) is for its owner only.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let config = Config::load(&cli.config)

@@ -244,3 +244,162 @@ fn no_route_reveals_tokens_or_the_salt() {
         }
     }
 }
+
+#[test]
+fn metrics_need_the_admin_token() {
+    let s = Server::start();
+    let (status, body, headers) = get(&s, "/metrics", None);
+    assert_eq!(status, 401, "{body}");
+    assert!(headers.get("www-authenticate").is_some());
+    assert!(!body.contains("sparsam_"), "{body}");
+    let (status, body, _) = get(&s, "/metrics", Some(&format!("Bearer {SITE_TOKEN}")));
+    assert_eq!(status, 403, "a site's token: {body}");
+    let (status, body, _) = get(&s, "/metrics", Some(&format!("Bearer {ADMIN_TOKEN}")));
+    assert_eq!(status, 200);
+    assert!(body.contains("sparsam_") || body.is_empty(), "{body}");
+}
+
+/// A sweep request without the token is refused at once, before the
+/// server waits for (or buffers) a body that may never come.
+#[test]
+fn the_sweep_route_checks_the_token_before_reading_a_body() {
+    use std::io::{Read, Write};
+    let s = Server::start_with("client_timeout_secs = 60", "");
+    let addr = s.base.trim_start_matches("http://").to_string();
+    for auth in ["", "Authorization: Bearer wrong-token-0123456789\r\n"] {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        // announces a large body and sends none of it
+        write!(
+            conn,
+            "POST /api/v1/sweep HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 10000000\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = [0u8; 512];
+        let n = conn.read(&mut buf).unwrap_or(0);
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(
+            head.starts_with("HTTP/1.1 401"),
+            "answer without a valid token ({auth:?}): {head:?}"
+        );
+    }
+}
+
+/// Wrong tokens from one address prefix: past the configured number per
+/// minute every token from there, the right one too, gets 429 with
+/// `Retry-After`; other prefixes and requests without a token are not
+/// affected.
+#[test]
+fn failed_token_attempts_are_throttled_per_prefix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = test_config(
+        &tmp.path().join("data"),
+        r#"trusted_proxies = ["127.0.0.1/32"]"#,
+        "",
+    )
+    .replace(
+        "max_failed_tokens_per_minute = 10000",
+        "max_failed_tokens_per_minute = 3",
+    );
+    assert!(config.contains("max_failed_tokens_per_minute = 3"));
+    let s = Server::start_config(tmp.path(), &config);
+    let path = "/api/v1/sites/demo/summary?period=today";
+    let from = |addr: &str, token: Option<&str>| {
+        let mut req = client().get(s.url(path)).header("X-Forwarded-For", addr);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let res = req.send().unwrap();
+        let status = res.status().as_u16();
+        let retry = res
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        (status, retry)
+    };
+    // requests without a token are no guesses
+    for _ in 0..5 {
+        assert_eq!(from("203.0.113.5", None).0, 401);
+    }
+    for _ in 0..3 {
+        assert_eq!(from("203.0.113.5", Some("wrong-token-0123456789")).0, 401);
+    }
+    let (status, retry) = from("203.0.113.5", Some(ADMIN_TOKEN));
+    assert_eq!(status, 429, "the right token after three wrong ones");
+    let retry: u64 = retry.expect("Retry-After").parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(
+        from("203.0.200.9", Some(SITE_TOKEN)).0,
+        429,
+        "the same /16 prefix"
+    );
+    assert_eq!(
+        from("198.51.100.7", Some(SITE_TOKEN)).0,
+        200,
+        "another prefix"
+    );
+    assert!(
+        metrics(&s).contains("sparsam_token_lockouts_total"),
+        "lockouts are counted"
+    );
+    assert!(
+        !s.log().contains("203.0.113.5"),
+        "no full address in the log"
+    );
+}
+
+#[test]
+fn placeholder_tokens_refuse_to_start_off_loopback() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let run = |config: &str| {
+        let path = tmp.path().join("sparsam.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut child = std::process::Command::new(bin())
+            .arg("--config")
+            .arg(&path)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // a server that does start would run until stopped: wait for its
+        // first lines only
+        let mut stderr = child.stderr.take().unwrap();
+        let mut text = String::new();
+        let mut reader = std::io::BufReader::new(&mut stderr);
+        let mut line = String::new();
+        use std::io::BufRead;
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            text.push_str(&line);
+            if line.contains("listening on") {
+                break;
+            }
+            line.clear();
+        }
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        (status, text)
+    };
+    let placeholder = test_config(&data, "", "")
+        .replace(ADMIN_TOKEN, "change-me-admin-token-0000")
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"");
+    let (status, err) = run(&placeholder);
+    assert!(!status.success(), "{err}");
+    assert!(
+        err.contains("auth.admin_token") && err.contains("change-me"),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "{err}");
+
+    let site_placeholder = test_config(&data, "", "")
+        .replace(SITE_TOKEN, "change-me-demo-token-0000")
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"0.0.0.0:0\"");
+    let (_, err) = run(&site_placeholder);
+    assert!(err.contains("sites[0].tokens[0]"), "{err}");
+    assert!(!err.contains("listening"), "{err}");
+
+    // on loopback the placeholders are fine (the shipped example config)
+    let (_, out) =
+        run(&test_config(&data, "", "").replace(ADMIN_TOKEN, "change-me-admin-token-0000"));
+    assert!(out.contains("listening on"), "{out}");
+}

@@ -72,6 +72,7 @@ keep_query_params = ["list"]
     assert_eq!(report["cookie_after_optin"], "");
     assert_eq!(report["plausible_pv_status"], 202);
 
+    let salt = c.salt();
     let all = c.stop_and_scan_sites(&["demo", "nogpc"]);
     let (events, other_site): (Vec<_>, Vec<_>) = all.into_iter().partition(|e| e.site == "demo");
     let page = |path: &str| format!("{site}/{path}");
@@ -98,7 +99,7 @@ keep_query_params = ["list"]
     let ua = report["user_agent"].as_str().unwrap();
     let landing = events
         .iter()
-        .find(|e| e.kind == EventKind::PageView && e.pageview_id == pageview_id(index_pv))
+        .find(|e| e.kind == EventKind::PageView && e.pageview_id == pageview_id(&salt, index_pv))
         .unwrap_or_else(|| panic!("landing page view missing:\n{dump}"));
     assert_eq!(landing.url, page("index.html"));
     assert_eq!(landing.title, "Beispielstadt City Library");

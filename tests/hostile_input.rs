@@ -31,6 +31,8 @@ workers = 2
 # The test client is the proxy; it writes X-Forwarded-For.
 trusted_proxies = ["127.0.0.1/32"]
 client_ip_header = "x-forwarded-for"
+# the slow-body row waits this long for its answer
+client_timeout_secs = 1
 
 [auth]
 admin_token = "{ADMIN_TOKEN}"
@@ -191,6 +193,33 @@ const FORMULA_TERMS: [&str; 6] = [
     "\tTAB",
     "\rCR",
 ];
+
+/// Text put into bad parameters, names and paths; no answer may contain it.
+const MARKER: &str = "echomarker4711";
+
+fn no_marker(r: &Reply) -> Result<(), String> {
+    let all = format!("{}{}", r.head, r.body_text()).to_lowercase();
+    if all.contains(MARKER) {
+        return Err(format!("the caller's input is echoed: {:?}", r.body_text()));
+    }
+    Ok(())
+}
+
+/// A request whose head announces a body of `announced` bytes and that
+/// sends only `sent` of them.
+fn post_short_body(target: &[u8], auth: Option<&str>, announced: usize, sent: &[u8]) -> Vec<u8> {
+    let mut r = Vec::new();
+    r.extend_from_slice(b"POST ");
+    r.extend_from_slice(target);
+    r.extend_from_slice(b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    r.extend_from_slice(format!("User-Agent: {CHROME_UA}\r\n").as_bytes());
+    if let Some(a) = auth {
+        r.extend_from_slice(format!("Authorization: {a}\r\n").as_bytes());
+    }
+    r.extend_from_slice(format!("Content-Length: {announced}\r\n\r\n").as_bytes());
+    r.extend_from_slice(sent);
+    r
+}
 
 fn no_set_cookie_but_optout(r: &Reply) -> Result<(), String> {
     for c in r.header("set-cookie") {
@@ -808,6 +837,117 @@ fn table() -> Vec<Row> {
                 Ok(())
             },
         ),
+        // ------------------------------------------------ limits and secrets
+        row(
+            "beacon: body never completes within client_timeout_secs",
+            post_short_body(b"/api/event", None, 500, br#"{"site":"sink","#),
+            Status(408, "did not arrive"),
+        ),
+        row(
+            "sweep without a token: refused before the announced body is read",
+            post_short_body(b"/api/v1/sweep", None, 10_000_000, b""),
+            Status(401, "authorization"),
+        ),
+        row(
+            "sweep with a wrong token: refused before the announced body is read",
+            post_short_body(
+                b"/api/v1/sweep",
+                Some("Bearer wrong-token-0123456789"),
+                10_000_000,
+                b"",
+            ),
+            Status(401, "authorization"),
+        ),
+        row(
+            "metrics without a token",
+            get(b"/metrics", &[]),
+            Status(401, "authorization"),
+        ),
+        row(
+            "metrics with a site's token",
+            get(b"/metrics", &[("Authorization", format!("Bearer {SITE_TOKEN}").as_bytes())]),
+            Status(403, "admin token"),
+        ),
+        checked(
+            "marker as unknown site (pixel) is not echoed",
+            get(b"/p.gif?site=echomarker4711&url=https%3A%2F%2Fexample.org%2F", &[]),
+            Status(404, "unknown site"),
+            no_marker,
+        ),
+        checked(
+            "marker as unknown site (beacon) is not echoed",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                br#"{"site":"echomarker4711","url":"https://example.org/"}"#,
+            ),
+            Status(404, "unknown site"),
+            no_marker,
+        ),
+        checked(
+            "marker as Plausible domain is not echoed",
+            post(
+                b"/api/event",
+                &[JSON_CT],
+                br#"{"n":"pageview","u":"https://echomarker4711.example/","d":"echomarker4711.example"}"#,
+            ),
+            Status(404, "unknown site"),
+            no_marker,
+        ),
+        checked(
+            "marker as parameter name with invalid UTF-8 is not echoed",
+            get(b"/p.gif?site=sink&url=https%3A%2F%2Fsink.example%2F&echomarker4711=%FF", &[]),
+            Status(400, "utf-8"),
+            no_marker,
+        ),
+        checked(
+            "marker as report period is not echoed",
+            get(b"/api/v1/sites/demo/summary?period=echomarker4711", &[admin()]),
+            Status(400, "unknown period"),
+            no_marker,
+        ),
+        checked(
+            "marker as report parameter name is not echoed",
+            get(b"/api/v1/sites/demo/summary?echomarker4711=1", &[admin()]),
+            Status(400, "unknown query parameter"),
+            no_marker,
+        ),
+        checked(
+            "marker as compare value is not echoed",
+            get(b"/api/v1/sites/demo/summary?period=today&compare=echomarker4711", &[admin()]),
+            Status(400, "compare"),
+            no_marker,
+        ),
+        checked(
+            "marker as breakdown dimension is not echoed",
+            get(b"/api/v1/sites/demo/breakdown/echomarker4711?period=today", &[admin()]),
+            Status(400, "unknown dimension"),
+            no_marker,
+        ),
+        checked(
+            "marker in a malformed filter is not echoed",
+            get(b"/api/v1/sites/demo/summary?period=today&filter=echomarker4711", &[admin()]),
+            Status(400, "filter"),
+            no_marker,
+        ),
+        checked(
+            "marker as filter dimension is not echoed",
+            get(
+                b"/api/v1/sites/demo/summary?period=today&filter=echomarker4711%3D%3Dx",
+                &[admin()],
+            ),
+            Status(400, "filter"),
+            no_marker,
+        ),
+        checked(
+            "marker as a site another token may not read is not echoed",
+            get(
+                b"/api/v1/sites/echomarker4711/summary?period=today",
+                &[("Authorization", format!("Bearer {SITE_TOKEN}").as_bytes())],
+            ),
+            OneOf(&[403, 404]),
+            no_marker,
+        ),
         // ------------------------------------------------- path traversal
         checked(
             "dashboard: ../ segments",
@@ -1060,4 +1200,165 @@ fn hostile_rows_get_their_answer_and_harm_nothing() {
             "{marker} in the store"
         );
     }
+}
+
+/// The per-prefix limits by events and by bytes, as rows against a server
+/// of their own with small budgets (every row of the main table comes
+/// from one address and would share them). Each row names its prefix in
+/// `X-Forwarded-For` (the peer is a trusted proxy here); rows of one
+/// prefix run in order and spend its budget.
+fn limit_config(data: &Path) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+workers = 2
+trusted_proxies = ["127.0.0.1/32"]
+max_body_bytes = 8192
+max_field_bytes = 8192
+max_batch_events = 100
+rate_limit_per_minute = 0
+rate_limit_events_per_minute = 1
+rate_limit_events_burst = 100
+rate_limit_bytes_per_minute = 1
+rate_limit_bytes_burst = 8192
+
+[auth]
+admin_token = "{ADMIN_TOKEN}"
+
+[[sites]]
+id = "sink"
+matomo_id = 2
+hostnames = ["sink.example"]
+"#,
+        data = data.display()
+    )
+}
+
+fn bulk_of(n: usize) -> Vec<u8> {
+    let requests: Vec<String> = (0..n)
+        .map(|i| format!("?idsite=2&rec=1&url=https%3A%2F%2Fsink.example%2Fb{i}"))
+        .collect();
+    json!({ "requests": requests }).to_string().into_bytes()
+}
+
+fn retry_after(r: &Reply) -> Result<(), String> {
+    match r.header("retry-after").first().map(|v| v.parse::<u64>()) {
+        Some(Ok(secs)) if secs >= 1 => Ok(()),
+        other => Err(format!("no Retry-After in seconds: {other:?}")),
+    }
+}
+
+fn limit_table() -> Vec<Row> {
+    use Expect::*;
+    let from = |prefix: &'static [u8]| ("X-Forwarded-For", prefix);
+    vec![
+        row(
+            "events: a bulk of 100 spends the whole burst",
+            post(b"/matomo.php", &[from(b"203.0.113.1")], &bulk_of(100)),
+            Status(200, "\"tracked\":100"),
+        ),
+        checked(
+            "events: one more page view from that prefix",
+            get(
+                b"/p.gif?site=sink&url=https%3A%2F%2Fsink.example%2Fone",
+                &[from(b"203.0.113.1")],
+            ),
+            Status(429, "too many requests"),
+            retry_after,
+        ),
+        checked(
+            "events: a beacon of two from the same /16",
+            post(
+                b"/api/event",
+                &[from(b"203.0.200.2"), JSON_CT],
+                br#"[{"site":"sink","url":"https://sink.example/x"},{"site":"sink","url":"https://sink.example/y"}]"#,
+            ),
+            Status(429, "too many requests"),
+            retry_after,
+        ),
+        row(
+            "bytes: a body of 8,000 bytes fits the burst",
+            post(
+                b"/api/event",
+                &[from(b"198.51.100.1"), JSON_CT],
+                json!({"site": "sink", "url": format!("https://sink.example/{}", "p".repeat(7950))})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            Status(202, "ok"),
+        ),
+        checked(
+            "bytes: 300 more from that prefix do not",
+            post(
+                b"/api/event",
+                &[from(b"198.51.100.1"), JSON_CT],
+                json!({"site": "sink", "url": format!("https://sink.example/{}", "q".repeat(250))})
+                    .to_string()
+                    .as_bytes(),
+            ),
+            Status(429, "too many requests"),
+            retry_after,
+        ),
+        checked(
+            "bytes: a long query string counts as well",
+            get(
+                format!(
+                    "/p.gif?site=sink&url=https%3A%2F%2Fsink.example%2F{}",
+                    "r".repeat(300)
+                )
+                .as_bytes(),
+                &[from(b"198.51.100.1")],
+            ),
+            Status(429, "too many requests"),
+            retry_after,
+        ),
+        row(
+            "a fresh prefix is still served",
+            get(
+                b"/p.gif?site=sink&url=https%3A%2F%2Fsink.example%2Ffresh",
+                &[from(b"192.0.2.1")],
+            ),
+            Ignored,
+        ),
+    ]
+}
+
+#[test]
+fn limit_rows_get_their_answer_and_store_nothing_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Server::start_config(tmp.path(), &limit_config(&tmp.path().join("data")));
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut failures = Vec::new();
+    for r in limit_table() {
+        let reply = send_raw(&addr, &r.raw);
+        let ok = match &r.expect {
+            Expect::Status(code, needle) => {
+                reply.status == *code
+                    && reply
+                        .body_text()
+                        .to_lowercase()
+                        .contains(&needle.to_lowercase())
+            }
+            Expect::OneOf(codes) => codes.contains(&reply.status),
+            Expect::Ignored => (200..300).contains(&reply.status),
+        };
+        if !ok {
+            failures.push(format!(
+                "{}: got {} {:?}",
+                r.name,
+                reply.status,
+                reply.body_text().chars().take(200).collect::<String>()
+            ));
+        } else if let Some(check) = r.check {
+            if let Err(e) = check(&reply) {
+                failures.push(format!("{}: {e}", r.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "rows failed:\n{}", failures.join("\n"));
+    s.stop();
+    // the bulk of 100, the 8,000-byte beacon and the fresh prefix's pixel
+    assert_eq!(stored(&s.store_path(), "sink").len(), 102);
 }

@@ -313,7 +313,7 @@ fn body_client_hints_add_to_header_hints() {
 fn full_store_queue_answers_503_and_loses_no_acknowledged_event() {
     use std::sync::{Arc, Barrier};
     let mut s = Server::start_with(
-        "rate_limit_per_minute = 0\n[store]\nqueue_capacity = 1\nmax_batch = 1",
+        "rate_limit_per_minute = 0\nrate_limit_events_per_minute = 0\n[store]\nqueue_capacity = 1\nmax_batch = 1",
         "",
     );
     let base = s.base.clone();
@@ -490,4 +490,70 @@ fn ua_subcommand_classifies_lines() {
         "bare value, as people type it"
     );
     assert_eq!(lines[2]["brand"], "Google");
+}
+
+/// A site's day is bounded: past `store.max_new_strings_per_site_day`
+/// different values, new ones are stored as "(other)" (the URL keeps its
+/// origin) and counted; past `store.max_events_per_site_day` events, hits
+/// are answered alike but dropped and counted. Another site keeps its
+/// own bounds.
+#[test]
+fn new_strings_and_events_per_site_and_day_are_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}\n[store]\nmax_new_strings_per_site_day = 5\nmax_events_per_site_day = 8\n",
+        test_config(&tmp.path().join("data"), "", "")
+    );
+    let mut s = Server::start_config(tmp.path(), &config);
+    let c = client();
+    let hit = |site: &str, host: &str, path: &str| {
+        let res = c
+            .post(s.url("/api/event"))
+            .header("User-Agent", CHROME_UA)
+            .body(json!({"site": site, "url": format!("https://{host}{path}")}).to_string())
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 202);
+    };
+    for i in 0..5 {
+        hit("demo", "example.org", &format!("/page{i}"));
+    }
+    // the sixth different URL of the day is past the bound; a known one
+    // is not
+    hit("demo", "example.org", "/capmarker6");
+    hit("demo", "example.org", "/page0");
+    let metrics_text = metrics(&s);
+    assert!(
+        metrics_text
+            .lines()
+            .any(|l| l.starts_with("sparsam_strings_capped_total{site=\"demo\"} 1")),
+        "{metrics_text}"
+    );
+    // events 8, 9 and 10 of the day: the last two are dropped
+    for i in 0..3 {
+        hit("demo", "example.org", &format!("/page{i}"));
+    }
+    assert_eq!(pageviews(&s, "demo"), 8);
+    assert!(
+        metrics(&s).contains("sparsam_hits_total{outcome=\"day_full\"} 2"),
+        "{}",
+        metrics(&s)
+    );
+    // the other site has bounds of its own
+    hit("other", "other.example", "/capmarker-other");
+    assert_eq!(pageviews(&s, "other"), 1);
+    s.stop();
+
+    let events = stored_events(&s.store_path());
+    let urls: Vec<&str> = events.iter().map(|e| e.url.as_str()).collect();
+    assert!(urls.contains(&"https://example.org/(other)"), "{urls:?}");
+    assert!(
+        urls.contains(&"https://other.example/capmarker-other"),
+        "{urls:?}"
+    );
+    let bytes = std::fs::read(s.store_path()).unwrap();
+    assert!(
+        !contains_bytes(&bytes, b"capmarker6"),
+        "a value past the bound reached the store"
+    );
 }

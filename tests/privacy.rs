@@ -861,3 +861,204 @@ fn identifying_urls_titles_and_referrers_are_scrubbed_for_every_protocol() {
         );
     }
 }
+
+/// Sets the server's simulated clock (see `sparsam::clock`): the file is
+/// replaced by a rename, so the server never reads it half-written.
+fn set_clock(file: &Path, at: chrono::DateTime<chrono::Utc>) {
+    let temp = file.with_extension("new");
+    std::fs::write(&temp, at.to_rfc3339()).unwrap();
+    std::fs::rename(&temp, file).unwrap();
+}
+
+/// The salt file's day and salt.
+fn salt_file(data: &Path) -> (i64, [u8; 32]) {
+    let bytes = std::fs::read(data.join("salt")).unwrap();
+    assert_eq!(bytes.len(), 40, "one day number and one salt");
+    (
+        i64::from_le_bytes(bytes[..8].try_into().unwrap()),
+        bytes[8..].try_into().unwrap(),
+    )
+}
+
+/// Where `needle` occurs in the readable memory of process `pid` (read
+/// through /proc, which a parent may do for its child).
+fn found_in_memory(pid: u32, needle: &[u8]) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut found = Vec::new();
+    let mut regions = 0;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let (start, end) = range.split_once('-').unwrap();
+        let start = u64::from_str_radix(start, 16).unwrap();
+        let end = u64::from_str_radix(end, 16).unwrap();
+        let mut buf = vec![0u8; (end - start) as usize];
+        if mem.seek(SeekFrom::Start(start)).is_err() || mem.read_exact(&mut buf).is_err() {
+            continue;
+        }
+        regions += 1;
+        if contains_bytes(&buf, needle) {
+            found.push(line.to_string());
+        }
+    }
+    assert!(regions > 0, "no memory of process {pid} could be read");
+    found
+}
+
+/// Midnight with a simulated clock: at 00:00 UTC the rotation task puts a
+/// new salt in force without waiting for a hit, yesterday's salt is gone
+/// from the salt file, the data directory and the server's memory, and
+/// the same visitor after midnight is hashed anew.
+#[test]
+fn at_utc_midnight_the_salt_rotates_and_the_old_one_is_gone() {
+    use chrono::{Duration, Utc};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let clock = tmp.path().join("clock");
+    // The coming real midnight, so the simulated days are never older than
+    // the writer's own idea of today.
+    let midnight = (Utc::now().date_naive() + Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let day_before = midnight.timestamp().div_euclid(86_400) - 1;
+    set_clock(&clock, midnight - Duration::seconds(2));
+    // One HTTP worker: the hits before and after midnight take the same
+    // path through the same thread.
+    let config = test_config(&data, "", "").replace("workers = 2", "workers = 1");
+    let mut s = Server::start_config_env(
+        tmp.path(),
+        &config,
+        &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+    );
+    assert!(s.log().contains("simulated clock in use"), "{}", s.log());
+    let hit = |path: &str| {
+        let res = client()
+            .get(s.url(&format!(
+                "/p.gif?site=demo&url={}",
+                enc(&format!("https://example.org{path}"))
+            )))
+            .header("User-Agent", CHROME_UA)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    };
+    hit("/before");
+    let (day, old_salt) = salt_file(&data);
+    assert_eq!(day, day_before);
+
+    set_clock(&clock, midnight + Duration::seconds(1));
+    // No hit needed: the rotation task notices the new day by itself.
+    let mut rotated = false;
+    for _ in 0..600 {
+        if salt_file(&data).0 == day_before + 1 {
+            rotated = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(rotated, "salt not rotated at midnight; log:\n{}", s.log());
+    let (_, new_salt) = salt_file(&data);
+    assert_ne!(new_salt, old_salt);
+    for (name, bytes) in all_bytes(&data) {
+        assert!(
+            !contains_bytes(&bytes, &old_salt),
+            "yesterday's salt in {name}"
+        );
+    }
+    hit("/after");
+    let in_memory = found_in_memory(s.child.id(), &old_salt);
+    assert!(
+        in_memory.is_empty(),
+        "yesterday's salt still in the server's memory: {in_memory:?}"
+    );
+    // the scan does find a salt that is there
+    assert!(
+        !found_in_memory(s.child.id(), &new_salt).is_empty(),
+        "today's salt not found in memory: the scan is blind"
+    );
+
+    // Both hits fall on one local day of the site (Europe/Berlin, where
+    // UTC midnight is 01:00): two visitors there, because the same
+    // address and browser hash differently after midnight.
+    let local_day = midnight
+        .with_timezone(&chrono_tz::Europe::Berlin)
+        .date_naive();
+    let res = client()
+        .get(s.url(&format!(
+            "/api/v1/sites/demo/summary?from={local_day}&to={local_day}"
+        )))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    let summary: serde_json::Value = res.json().unwrap();
+    assert_eq!(summary["pageviews"], 2, "{summary}");
+    assert_eq!(summary["visitors"], 2, "{summary}");
+    s.stop();
+
+    let events = stored_events(&s.store_path());
+    assert_eq!(events.len(), 2);
+    let anon = AnonIp::truncate("127.0.0.1".parse().unwrap(), &IpMasks::DEFAULT);
+    let (before, after) = (&events[0], &events[1]);
+    assert_eq!(
+        before.ts_ms,
+        (midnight - Duration::seconds(2)).timestamp_millis()
+    );
+    assert_eq!(
+        after.ts_ms,
+        (midnight + Duration::seconds(1)).timestamp_millis()
+    );
+    assert_eq!(
+        before.visitor,
+        visitor_hash(&old_salt, "demo", &anon, CHROME_UA)
+    );
+    assert_eq!(
+        after.visitor,
+        visitor_hash(&new_salt, "demo", &anon, CHROME_UA)
+    );
+    assert_ne!(
+        before.visitor, after.visitor,
+        "a new visitor after midnight"
+    );
+}
+
+/// The store file, the salt file and the data directory are the
+/// collector's alone; a page-view id is stored only keyed with the salt.
+#[cfg(unix)]
+#[test]
+fn data_files_are_private_and_page_view_ids_are_salted() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = Server::start();
+    let data = s.dir.join("data");
+    let res = client()
+        .get(s.url("/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2Fpv&pv_id=Zz91Qx"))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.store_path()), 0o600, "store file");
+    assert_eq!(mode(&data.join("salt")), 0o600, "salt file");
+    assert_eq!(mode(&data), 0o700, "data directory");
+    let (_, salt) = salt_file(&data);
+    s.stop();
+    let events = stored_events(&s.store_path());
+    assert_eq!(events.len(), 1);
+    let plain = blake3::hash(b"Zz91Qx");
+    let plain = u64::from_le_bytes(plain.as_bytes()[..8].try_into().unwrap());
+    assert_ne!(
+        events[0].pageview_id, plain,
+        "page-view id hashed without salt"
+    );
+    assert_eq!(
+        events[0].pageview_id,
+        sparsam::ingest::pipeline::pageview_id(&salt, "Zz91Qx")
+    );
+}

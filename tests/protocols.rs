@@ -39,6 +39,7 @@ fn matomo_tracker_client_is_understood() {
     assert_eq!(summary["outbound"], 1, "{summary}");
     assert_eq!(summary["searches"], 1, "{summary}");
 
+    let salt = c.salt();
     let events = c.stop_and_scan();
     let all = format!("{events:?}");
     for dropped in [
@@ -85,7 +86,7 @@ fn matomo_tracker_client_is_understood() {
     assert_eq!(pv.plugins, plugins::PDF);
     assert_eq!(
         pv.pageview_id,
-        sparsam::ingest::pipeline::pageview_id("Ab12Cd")
+        sparsam::ingest::pipeline::pageview_id(&salt, "Ab12Cd")
     );
     let now = chrono::Utc::now().timestamp_millis();
     assert!((now - pv.ts_ms).abs() < 3_600_000, "server time, not cdt");
@@ -143,11 +144,12 @@ fn matomo_heartbeat_gives_dwell_time() {
     assert_eq!(summary["pageviews"], 1, "{summary}");
     let dwell = summary["avg_dwell_seconds"].as_f64().unwrap_or(0.0);
     assert!(dwell >= 2.0, "server-timed ping: {summary}");
+    let salt = c.salt();
     let events = c.stop_and_scan();
     let ping = events.iter().find(|e| e.kind == EventKind::Ping).unwrap();
     assert_eq!(
         ping.pageview_id,
-        sparsam::ingest::pipeline::pageview_id("Rd34Ef")
+        sparsam::ingest::pipeline::pageview_id(&salt, "Rd34Ef")
     );
 }
 

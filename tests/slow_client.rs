@@ -100,3 +100,67 @@ fn an_idle_keep_alive_connection_is_closed() {
     }
     assert!(closed);
 }
+
+/// A client that sends its request head at once and then trickles the
+/// body, slower than `server.client_timeout_secs` allows for the whole
+/// body, is answered 408 and cut off before the body is complete; nothing
+/// of it is stored, and others are served meanwhile. The same holds for
+/// the admin sweep route once its token is accepted.
+#[test]
+fn a_slow_request_body_is_cut_with_408() {
+    let s = Server::start_with("client_timeout_secs = 1", "");
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let body = br#"{"site":"demo","url":"https://example.org/slow-body-marker"}"#;
+    let routes: [(&str, String); 3] = [
+        ("/api/event", String::new()),
+        ("/matomo.php", String::new()),
+        (
+            "/api/v1/sweep?dry_run=true",
+            format!("Authorization: Bearer {ADMIN_TOKEN}\r\n"),
+        ),
+    ];
+    for (route, auth) in routes {
+        let mut slow = TcpStream::connect(&addr).unwrap();
+        write!(
+            slow,
+            "POST {route} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: {CHROME_UA}\r\n{auth}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        slow.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut sent = 0;
+        let mut answer = Vec::new();
+        // One byte every 200 ms: the whole body would take far longer than
+        // the one-second limit.
+        for &byte in body.iter() {
+            if slow.write_all(&[byte]).is_err() {
+                break;
+            }
+            sent += 1;
+            let mut buf = [0u8; 512];
+            match slow.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    break;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(_) => break,
+            }
+            if sent % 4 == 0 {
+                let res = client().get(s.url("/healthz")).send().unwrap();
+                assert_eq!(res.status(), 200);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(sent < body.len(), "{route}: the whole body got through");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 408"),
+            "{route}: answer to the slow body: {text:?}"
+        );
+    }
+    assert_eq!(pageviews(&s, "demo"), 0, "nothing of a cut body is stored");
+    assert!(metrics(&s).contains("sparsam_slow_bodies_total 3"));
+}

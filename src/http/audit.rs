@@ -70,14 +70,20 @@ fn dry_run(query: &str) -> Result<bool, ApiError> {
     Ok(dry.unwrap_or(false))
 }
 
-/// `POST /api/v1/sweep[?dry_run=true]`
+/// The most a sweep request's body may hold (it should hold nothing).
+const MAX_SWEEP_BODY: usize = 1024;
+
+/// `POST /api/v1/sweep[?dry_run=true]`. The token is checked before a byte
+/// of the body is read, so a caller without it cannot make the server
+/// wait for or buffer anything.
 async fn sweep(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     authorize_admin(&req, &state.config)?;
     let dry = dry_run(req.query_string())?;
+    let body = super::ingest::read_body(&state, payload, MAX_SWEEP_BODY).await?;
     if !body.is_empty() {
         return Err(ApiError::BadRequest(
             "send no body; `dry_run` goes in the query string".into(),

@@ -1,12 +1,85 @@
 //! Bearer-token access to reports: per-site read tokens and the admin
 //! token, compared in constant time. Missing or unknown tokens get 401; a
 //! valid token for another site gets 403.
+//!
+//! Wrong tokens are counted per shortened address prefix: after
+//! `auth.max_failed_tokens_per_minute` of them in a minute, that prefix
+//! gets 429 with `Retry-After` for every token, right or wrong, until the
+//! minute is over, so guessing a token costs a minute per few tries.
 
-use actix_web::HttpRequest;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest};
 use subtle::ConstantTimeEq;
 
+use super::client::client_addr;
 use super::error::ApiError;
+use super::rate_limit::retry_after_secs;
+use super::AppState;
 use crate::config::Config;
+use crate::privacy::AnonIp;
+
+/// The window failed attempts are counted in.
+const WINDOW: Duration = Duration::from_secs(60);
+/// Prefixes tracked at most; past this, windows that are over are
+/// dropped, and if that is not enough, all (memory stays bounded; a flood
+/// from this many networks at once loses its count, not the service).
+const MAX_TRACKED: usize = 100_000;
+
+/// Failed token attempts per address prefix, in fixed one-minute windows.
+/// Hand-written rather than a `governor` limiter because the check must
+/// ask "is this prefix locked out?" before a token is compared, without
+/// spending anything, and `governor` offers no such look.
+pub struct FailedTokens {
+    max_per_window: u32,
+    windows: Mutex<HashMap<AnonIp, Window>>,
+}
+
+struct Window {
+    started: Instant,
+    failures: u32,
+}
+
+impl FailedTokens {
+    pub fn new(max_per_minute: u32) -> FailedTokens {
+        FailedTokens {
+            max_per_window: max_per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long `prefix` must wait, when it used up its failures.
+    pub fn locked_out(&self, prefix: &AnonIp) -> Option<Duration> {
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let w = windows.get(prefix)?;
+        let elapsed = w.started.elapsed();
+        (elapsed < WINDOW && w.failures >= self.max_per_window).then(|| WINDOW - elapsed)
+    }
+
+    /// Counts one wrong token from `prefix`.
+    pub fn failed(&self, prefix: AnonIp) {
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= MAX_TRACKED && !windows.contains_key(&prefix) {
+            windows.retain(|_, w| w.started.elapsed() < WINDOW);
+            if windows.len() >= MAX_TRACKED {
+                windows.clear();
+            }
+        }
+        let w = windows.entry(prefix).or_insert(Window {
+            started: Instant::now(),
+            failures: 0,
+        });
+        if w.started.elapsed() >= WINDOW {
+            *w = Window {
+                started: Instant::now(),
+                failures: 0,
+            };
+        }
+        w.failures = w.failures.saturating_add(1);
+    }
+}
 
 /// Who a token belongs to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +99,17 @@ fn ct_eq(a: &str, b: &str) -> bool {
 /// Finds the token's owner. Every configured token is compared, match or
 /// not, so timing does not reveal which one matched.
 pub fn authenticate(req: &HttpRequest, config: &Config) -> Result<Principal, ApiError> {
+    // the throttle lives in the app state; without one (a route mounted
+    // elsewhere) tokens are only compared
+    let throttle = req.app_data::<web::Data<AppState>>().and_then(|state| {
+        client_addr(req, &state.addr_policy).map(|prefix| (state.clone(), prefix))
+    });
+    if let Some((state, prefix)) = &throttle {
+        if let Some(wait) = state.failed_tokens.locked_out(prefix) {
+            metrics::counter!("sparsam_token_lockouts_total").increment(1);
+            return Err(ApiError::RateLimited(retry_after_secs(wait)));
+        }
+    }
     let token = req
         .headers()
         .get("authorization")
@@ -48,6 +132,11 @@ pub fn authenticate(req: &HttpRequest, config: &Config) -> Result<Principal, Api
             }
         }
     }
+    if found.is_none() {
+        if let Some((state, prefix)) = throttle {
+            state.failed_tokens.failed(prefix);
+        }
+    }
     found.ok_or(ApiError::Unauthorized)
 }
 
@@ -61,7 +150,7 @@ pub fn authorize_site(
     match &p {
         Principal::Admin => Ok(p),
         Principal::Site(s) if s == site => Ok(p),
-        Principal::Site(_) => Err(ApiError::Forbidden(site.to_string())),
+        Principal::Site(_) => Err(ApiError::Forbidden),
     }
 }
 

@@ -1,5 +1,7 @@
 //! Errors mapped to HTTP in one place. Bodies are short JSON messages that
-//! say what to fix; they never echo a client address or a rejected value.
+//! say what to fix; they never echo a client address, a rejected value or
+//! anything else the caller sent (they name parameters and fields the API
+//! defines, never what the caller wrote).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -12,8 +14,8 @@ pub enum ApiError {
     Reject(#[from] Reject),
     #[error("missing or malformed Authorization header; send `Authorization: Bearer <token>`")]
     Unauthorized,
-    #[error("this token may not read site {0:?}")]
-    Forbidden(String),
+    #[error("this token may not read this site")]
+    Forbidden,
     #[error(
         "this route needs the admin token (`[auth] admin_token` in the configuration); \
          a site's read token cannot open it"
@@ -27,6 +29,8 @@ pub enum ApiError {
     Busy,
     #[error("too many requests from this network; retry in {0} s")]
     RateLimited(u64),
+    #[error("the request body did not arrive within {0} s")]
+    SlowBody(u64),
     #[error("the event could not be stored; retry later")]
     StoreFailed,
     #[error("the store is being reopened after a write failure (is the disk full?); retry later")]
@@ -54,13 +58,14 @@ impl ResponseError for ApiError {
                 StatusCode::from_u16(r.status()).unwrap_or(StatusCode::BAD_REQUEST)
             }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::AdminOnly => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::AdminOnly => StatusCode::FORBIDDEN,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Busy | ApiError::StoreFailed | ApiError::StoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,6 +81,10 @@ impl ResponseError for ApiError {
         }
         if let ApiError::RateLimited(secs) = self {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if matches!(self, ApiError::SlowBody(_)) {
+            // the rest of the body may still be on its way: not this connection
+            res.insert_header((header::CONNECTION, "close"));
         }
         if matches!(self, ApiError::Unauthorized) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

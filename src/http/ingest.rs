@@ -8,12 +8,11 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 use futures_util::StreamExt;
 
 use super::client::{optout_signals, referer, request_meta};
 use super::error::ApiError;
-use super::rate_limit::admit;
+use super::rate_limit::{admit, charge, Measure};
 use super::AppState;
 use crate::ingest::{pixel, plausible, site_ref, Hit, Processed, Reject, RequestMeta};
 use crate::model::Event;
@@ -67,7 +66,7 @@ pub fn process_hits(
     meta: &RequestMeta,
     hits: Vec<Hit>,
 ) -> Result<Vec<Event>, ApiError> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let mut events: Vec<Event> = Vec::with_capacity(hits.len());
     let mut bots = 0;
     for hit in hits {
@@ -95,7 +94,9 @@ pub fn meta(state: &AppState, req: &HttpRequest) -> Result<RequestMeta, ApiError
 
 /// Hands events to the store writer and waits until they are durable. A
 /// full queue is 503 with `Retry-After` (nothing of the batch is stored).
-pub async fn submit(state: &AppState, events: Vec<Event>) -> Result<(), ApiError> {
+pub async fn submit(state: &AppState, mut events: Vec<Event>) -> Result<(), ApiError> {
+    // past the site's bounds for the day: answered alike, counted, dropped
+    state.day_limits.apply(&mut events);
     if events.is_empty() {
         return Ok(());
     }
@@ -151,6 +152,7 @@ pub async fn pixel(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         .into());
     }
     let hit = pixel::parse_pixel(query, referer(&req))?;
+    charge(&state, &req, Measure::Events, 1)?;
     if hit_opted_out(&state, &signals, &hit.site) {
         count("optout", 1);
         return Ok(gif_response());
@@ -159,21 +161,49 @@ pub async fn pixel(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     Ok(gif_response())
 }
 
-/// Reads a request body up to `limit` bytes, refusing more with 413.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::BadRequest("request body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(Reject::TooLong {
-                field: "body",
-                max: limit,
+/// Reads a request body up to `limit` bytes, refusing more with 413; the
+/// whole body must arrive within `server.client_timeout_secs` (408
+/// otherwise, so a client trickling its body cannot hold a worker).
+pub async fn read_body(
+    state: &AppState,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    let deadline = std::time::Duration::from_secs(state.config.server.client_timeout_secs);
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|_| ApiError::BadRequest("request body could not be read".into()))?;
+            if body.len() + chunk.len() > limit {
+                return Err(Reject::TooLong {
+                    field: "body",
+                    max: limit,
+                }
+                .into());
             }
-            .into());
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
+        Ok(body)
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(body) => body,
+        Err(_) => {
+            metrics::counter!("sparsam_slow_bodies_total").increment(1);
+            Err(ApiError::SlowBody(state.config.server.client_timeout_secs))
+        }
     }
+}
+
+/// Reads an ingest body (see [`read_body`]) and charges its bytes to the
+/// sender's rate limit.
+pub async fn read_ingest_body(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<web::BytesMut, ApiError> {
+    let body = read_body(state, payload, state.config.server.max_body_bytes).await?;
+    charge(state, req, Measure::Bytes, body.len())?;
     Ok(body)
 }
 
@@ -188,7 +218,7 @@ pub async fn beacon(
     // The body is received (within the size limit, as for everyone, so the
     // connection is handled alike) but not looked at before the opt-out
     // decision, which reads at most the site names in it.
-    let body = read_body(payload, state.config.server.max_body_bytes).await?;
+    let body = read_ingest_body(&state, &req, payload).await?;
     if signals.drops_request(&state.config.sites, || {
         site_ref::beacon_sites(&body, &state.config)
     }) {
@@ -197,6 +227,7 @@ pub async fn beacon(
     }
     let hits =
         plausible::parse_event_body(&body, state.config.server.max_batch_events, &state.config)?;
+    charge(&state, &req, Measure::Events, hits.len())?;
     let before = hits.len();
     let hits: Vec<Hit> = hits
         .into_iter()

@@ -9,12 +9,11 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::Utc;
 
 use super::client::optout_signals;
 use super::error::ApiError;
-use super::ingest::{gif_response, hit_opted_out, meta, read_body, store_hits, submit};
-use super::rate_limit::admit;
+use super::ingest::{gif_response, hit_opted_out, meta, read_ingest_body, store_hits, submit};
+use super::rate_limit::{admit, charge, Measure};
 use super::AppState;
 use crate::ingest::matomo::{is_bulk, parse_bulk, parse_request, MatomoRequest};
 use crate::ingest::{site_ref, Processed, Reject};
@@ -57,7 +56,9 @@ async fn single(
     params: &str,
 ) -> Result<HttpResponse, ApiError> {
     check_len(state, params)?;
-    match parse_request(params, &state.config)? {
+    let request = parse_request(params, &state.config)?;
+    charge(state, req, Measure::Events, 1)?;
+    match request {
         MatomoRequest::Ignored => count("ignored", 1),
         MatomoRequest::Hit(hit) if hit_opted_out(state, signals, &hit.site) => count("optout", 1),
         MatomoRequest::Hit(hit) => store_hits(state, req, vec![*hit]).await?,
@@ -113,7 +114,7 @@ pub async fn post(
     admit(&state, &req)?;
     let query = req.query_string();
     let signals = optout_signals(&req, &state.config.privacy.optout_cookie);
-    let body = read_body(payload, state.config.server.max_body_bytes).await?;
+    let body = read_ingest_body(&state, &req, payload).await?;
     if is_bulk(&body) {
         if signals.drops_request(&state.config.sites, || {
             site_ref::bulk_sites(&body, &state.config)
@@ -123,6 +124,8 @@ pub async fn post(
             return Ok(bulk_answer(n, &[]));
         }
         let requests = parse_bulk(&body, state.config.server.max_batch_events)?;
+        // every request of the bulk is an event to the limit
+        charge(&state, &req, Measure::Events, requests.len())?;
         return bulk(&state, &req, &signals, requests).await;
     }
     // the opt-out decision reads the same parameters the parser will
@@ -163,7 +166,7 @@ async fn bulk(
     requests: Vec<String>,
 ) -> Result<HttpResponse, ApiError> {
     let meta = meta(state, req)?;
-    let now = Utc::now();
+    let now = crate::clock::now();
     let mut tracked = 0;
     let mut invalid = Vec::new();
     let mut events: Vec<Event> = Vec::new();

@@ -43,6 +43,10 @@ pub struct AppState {
     pub rate_limit: Option<rate_limit::PrefixLimiter>,
     /// Shared with the scheduled sweeper: one sweep at a time.
     pub sweep_gate: Arc<SweepGate>,
+    /// Wrong tokens per address prefix (`auth.max_failed_tokens_per_minute`).
+    pub failed_tokens: auth::FailedTokens,
+    /// Per-site, per-day bounds on new strings and events.
+    pub day_limits: crate::ingest::day_limits::DayLimits,
 }
 
 /// Registers every route.

@@ -1,7 +1,10 @@
-//! Operations routes: liveness and Prometheus metrics.
+//! Operations routes: liveness and Prometheus metrics (admin token only:
+//! the counters tell how busy each site is and which limits were hit).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::auth::authorize_admin;
+use super::error::ApiError;
 use super::AppState;
 
 /// `GET /healthz`: the process answers and the store writer is running.
@@ -15,10 +18,16 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /metrics`: Prometheus text format. Holds counts only, never an
-/// address, URL or user agent.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// `GET /metrics`: Prometheus text format, for the admin token
+/// (`Authorization: Bearer`, as Prometheus' `authorization` setting
+/// sends it). Holds counts only, never an address, URL or user agent.
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    authorize_admin(&req, &state.config)?;
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .insert_header(("Cache-Control", "no-store"))
+        .body(state.metrics.render()))
 }

@@ -254,8 +254,8 @@ pub fn render(config: &Config, lang: Lang) -> String {
     item(
         "pageview",
         t(
-            "eine im Browser erzeugte Zufallszahl je Seitenaufruf, die nicht im Browser gespeichert wird; sie ordnet Verweildauer, Downloads und Klicks diesem Aufruf zu",
-            "a random number per page view, made in the browser and not stored there, that ties dwell time, downloads and clicks to that page view",
+            "eine im Browser erzeugte Zufallszahl je Seitenaufruf, die nicht im Browser gespeichert wird; sie ordnet Verweildauer, Downloads und Klicks diesem Aufruf zu und wird nur als Hash mit dem zufälligen Tagesschlüssel (siehe Besucherzählwert) gespeichert",
+            "a random number per page view, made in the browser and not stored there, that ties dwell time, downloads and clicks to that page view; it is stored only as a hash made with the random daily key (see the visitor count value)",
         )
         .into(),
     );

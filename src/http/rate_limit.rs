@@ -1,8 +1,11 @@
-//! Per-prefix rate limit for the ingest routes. Requests are keyed by the
-//! shortened client address (`AnonIp`), the same prefix that is stored, so
-//! the limiter never holds a full address; a flood from one network cannot
-//! crowd out everyone else's hits. Keyed GCRA limiter from `governor`;
-//! idle keys are dropped every few thousand checks so memory stays bounded.
+//! Per-prefix rate limits for the ingest routes, by requests, by events
+//! and by bytes. Requests are keyed by the shortened client address
+//! (`AnonIp`), the same prefix that is stored, so the limiter never holds a
+//! full address; a flood from one network cannot crowd out everyone
+//! else's hits. A bulk request of 100 events costs 100 events, and every
+//! byte of query string and body counts, so batching cannot get around
+//! the limit. Keyed GCRA limiters from `governor`, one per measure; idle
+//! keys are dropped every few thousand checks so memory stays bounded.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,39 +25,103 @@ use crate::privacy::AnonIp;
 /// How many checks pass between two sweeps of idle keys.
 const SWEEP_EVERY: u64 = 4096;
 
-pub struct PrefixLimiter {
+/// What a request is charged in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Measure {
+    Requests,
+    Events,
+    Bytes,
+}
+
+impl Measure {
+    fn label(self) -> &'static str {
+        match self {
+            Measure::Requests => "requests",
+            Measure::Events => "events",
+            Measure::Bytes => "bytes",
+        }
+    }
+}
+
+/// One keyed limiter and its idle-key sweeping.
+struct Bucket {
     limiter: DefaultKeyedRateLimiter<AnonIp>,
-    clock: DefaultClock,
     checks: AtomicU64,
 }
 
-impl PrefixLimiter {
-    /// The limiter the config asks for, or `None` when it is switched off.
-    pub fn from_config(server: &ServerConfig) -> Option<PrefixLimiter> {
-        let per_minute = NonZeroU32::new(server.rate_limit_per_minute)?;
-        let burst = NonZeroU32::new(server.rate_limit_burst).unwrap_or(per_minute);
-        Some(PrefixLimiter {
+impl Bucket {
+    fn new(per_minute: u32, burst: u32) -> Option<Bucket> {
+        let per_minute = NonZeroU32::new(per_minute)?;
+        let burst = NonZeroU32::new(burst).unwrap_or(per_minute);
+        Some(Bucket {
             limiter: RateLimiter::dashmap(Quota::per_minute(per_minute).allow_burst(burst)),
-            clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
         })
     }
 
-    /// `Ok` when `prefix` may send another request; otherwise how long it
-    /// has to wait.
-    pub fn check(&self, prefix: &AnonIp) -> Result<(), Duration> {
+    fn check(&self, prefix: &AnonIp, cost: u32, clock: &DefaultClock) -> Result<(), Duration> {
+        let Some(cost) = NonZeroU32::new(cost) else {
+            return Ok(());
+        };
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }
-        self.limiter
-            .check_key(prefix)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        match self.limiter.check_key_n(prefix, cost) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(clock.now())),
+            // more than the burst at once: the config keeps bursts at least
+            // as large as one request may be, so this is a cost beyond
+            // those limits; a minute's wait is the honest answer
+            Err(_) => Err(Duration::from_secs(60)),
+        }
+    }
+}
+
+pub struct PrefixLimiter {
+    requests: Option<Bucket>,
+    events: Option<Bucket>,
+    bytes: Option<Bucket>,
+    clock: DefaultClock,
+}
+
+impl PrefixLimiter {
+    /// The limiter the config asks for, or `None` when every limit is
+    /// switched off.
+    pub fn from_config(server: &ServerConfig) -> Option<PrefixLimiter> {
+        let limiter = PrefixLimiter {
+            requests: Bucket::new(server.rate_limit_per_minute, server.rate_limit_burst),
+            events: Bucket::new(
+                server.rate_limit_events_per_minute,
+                server.rate_limit_events_burst,
+            ),
+            bytes: Bucket::new(
+                server.rate_limit_bytes_per_minute,
+                server.rate_limit_bytes_burst,
+            ),
+            clock: DefaultClock::default(),
+        };
+        (limiter.requests.is_some() || limiter.events.is_some() || limiter.bytes.is_some())
+            .then_some(limiter)
     }
 
-    /// Prefixes currently tracked.
+    /// `Ok` when `prefix` may spend `cost` of `measure`; otherwise how long
+    /// it has to wait.
+    pub fn check(&self, prefix: &AnonIp, measure: Measure, cost: u32) -> Result<(), Duration> {
+        let bucket = match measure {
+            Measure::Requests => &self.requests,
+            Measure::Events => &self.events,
+            Measure::Bytes => &self.bytes,
+        };
+        match bucket {
+            Some(b) => b.check(prefix, cost, &self.clock),
+            None => Ok(()),
+        }
+    }
+
+    /// Prefixes currently tracked by the request limit.
     pub fn tracked(&self) -> usize {
-        self.limiter.len()
+        self.requests.as_ref().map_or(0, |b| b.limiter.len())
     }
 }
 
@@ -63,19 +130,34 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
     (wait.as_secs_f64().ceil() as u64).max(1)
 }
 
-/// Admits an ingest request or refuses it with 429. Requests whose client
-/// address is unknown are left to the handler (it refuses them anyway).
-pub fn admit(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+/// Charges an ingest request `cost` of `measure` or refuses it with 429.
+/// Requests whose client address is unknown are left to the handler (it
+/// refuses them anyway).
+pub fn charge(
+    state: &AppState,
+    req: &HttpRequest,
+    measure: Measure,
+    cost: usize,
+) -> Result<(), ApiError> {
     let Some(limiter) = &state.rate_limit else {
         return Ok(());
     };
     let Some(prefix) = client_addr(req, &state.addr_policy) else {
         return Ok(());
     };
-    limiter.check(&prefix).map_err(|wait| {
+    let cost = u32::try_from(cost).unwrap_or(u32::MAX);
+    limiter.check(&prefix, measure, cost).map_err(|wait| {
         metrics::counter!("sparsam_hits_total", "outcome" => "rate_limited").increment(1);
+        metrics::counter!("sparsam_rate_limited_total", "by" => measure.label()).increment(1);
         ApiError::RateLimited(retry_after_secs(wait))
     })
+}
+
+/// Admits an ingest request by the request count and its query string's
+/// bytes, before anything else is read.
+pub fn admit(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
+    charge(state, req, Measure::Requests, 1)?;
+    charge(state, req, Measure::Bytes, req.query_string().len())
 }
 
 #[cfg(test)]
@@ -87,6 +169,8 @@ mod tests {
         PrefixLimiter::from_config(&ServerConfig {
             rate_limit_per_minute: per_minute,
             rate_limit_burst: burst,
+            rate_limit_events_per_minute: 0,
+            rate_limit_bytes_per_minute: 0,
             ..ServerConfig::default()
         })
     }
@@ -98,6 +182,17 @@ mod tests {
     #[test]
     fn zero_switches_the_limit_off() {
         assert!(limiter(0, 10).is_none());
+        let events_only = PrefixLimiter::from_config(&ServerConfig {
+            rate_limit_per_minute: 0,
+            rate_limit_bytes_per_minute: 0,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        for _ in 0..10_000 {
+            assert!(events_only
+                .check(&prefix("1.2.3.4"), Measure::Requests, 1)
+                .is_ok());
+        }
     }
 
     #[test]
@@ -105,14 +200,47 @@ mod tests {
         let l = limiter(1, 3).unwrap();
         let a = prefix("203.0.113.7");
         for _ in 0..3 {
-            assert!(l.check(&a).is_ok());
+            assert!(l.check(&a, Measure::Requests, 1).is_ok());
         }
-        let wait = l.check(&a).unwrap_err();
+        let wait = l.check(&a, Measure::Requests, 1).unwrap_err();
         assert!(wait > Duration::ZERO);
         // Same /16 prefix: the same bucket. Another prefix: its own.
-        assert!(l.check(&prefix("203.0.99.1")).is_err());
-        assert!(l.check(&prefix("198.51.100.1")).is_ok());
+        assert!(l
+            .check(&prefix("203.0.99.1"), Measure::Requests, 1)
+            .is_err());
+        assert!(l
+            .check(&prefix("198.51.100.1"), Measure::Requests, 1)
+            .is_ok());
         assert_eq!(l.tracked(), 2);
+    }
+
+    #[test]
+    fn events_and_bytes_are_charged_by_their_count() {
+        let l = PrefixLimiter::from_config(&ServerConfig {
+            rate_limit_per_minute: 0,
+            rate_limit_events_per_minute: 1,
+            rate_limit_events_burst: 150,
+            rate_limit_bytes_per_minute: 1,
+            rate_limit_bytes_burst: 1000,
+            ..ServerConfig::default()
+        })
+        .unwrap();
+        let a = prefix("203.0.113.7");
+        assert!(l.check(&a, Measure::Events, 100).is_ok());
+        // 50 left of the burst: one more bulk of 100 is refused whole, a
+        // request of 50 still fits
+        assert!(l.check(&a, Measure::Events, 100).is_err());
+        assert!(l.check(&a, Measure::Events, 50).is_ok());
+        assert!(l.check(&a, Measure::Events, 1).is_err());
+        assert!(l.check(&a, Measure::Bytes, 999).is_ok());
+        assert!(l.check(&a, Measure::Bytes, 2).is_err());
+        // more than the whole burst at once: refused with a minute's wait
+        let b = prefix("198.51.100.1");
+        assert_eq!(
+            l.check(&b, Measure::Events, 151),
+            Err(Duration::from_secs(60))
+        );
+        assert!(l.check(&b, Measure::Events, 0).is_ok(), "nothing to charge");
     }
 
     #[test]

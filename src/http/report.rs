@@ -101,12 +101,12 @@ impl Params {
                     p.compare = match v.as_str() {
                         "" | "none" => Compare::None,
                         "previous" => Compare::Previous,
-                        other => {
-                            return Err(ApiError::BadRequest(format!(
-                                "unknown compare value {:?}; use compare=previous (the equally \
-                                 long period just before) or compare=none",
-                                other.chars().take(32).collect::<String>()
-                            )))
+                        _ => {
+                            return Err(ApiError::BadRequest(
+                                "unknown compare value; use compare=previous (the equally \
+                                 long period just before) or compare=none"
+                                    .into(),
+                            ))
                         }
                     }
                 }
@@ -125,10 +125,9 @@ impl Params {
                             .map_err(|e| ApiError::BadRequest(e.to_string()))?,
                     );
                 }
-                other => {
+                _ => {
                     return Err(ApiError::BadRequest(format!(
-                        "unknown query parameter {:?}; known parameters: {KNOWN}",
-                        other.chars().take(32).collect::<String>()
+                        "unknown query parameter; known parameters: {KNOWN}"
                     )))
                 }
             }
@@ -509,8 +508,7 @@ pub async fn breakdown(
     let (site, p) = prepare(&state, &req, &site_id)?;
     let dim = BreakdownKind::parse(&dim_name).ok_or_else(|| {
         ApiError::BadRequest(format!(
-            "unknown dimension {:?}; valid dimensions: {}, {}",
-            dim_name.chars().take(32).collect::<String>(),
+            "unknown dimension; valid dimensions: {}, {}",
             dimension_names(),
             query::SEARCH_NO_RESULTS
         ))

@@ -36,7 +36,7 @@ use crate::enrich::referrer::truncate;
 use crate::ingest::{Hit, Pipeline, PipelineError, Processed, RequestMeta};
 use crate::model::{Event, EventKind};
 use crate::privacy::url_strip::drop_path_parameters;
-use crate::privacy::visitor::SaltError;
+use crate::privacy::visitor::Salt;
 use crate::retention::sweeper::cutoff_ms;
 use crate::store::{StoreError, WriteError, Writer, WriterHandle};
 
@@ -140,7 +140,7 @@ struct Importer<'a> {
     host: String,
     detector: DeviceDetector,
     /// Per-import, per-day salts; memory only.
-    salts: HashMap<i64, [u8; 32]>,
+    salts: HashMap<i64, Salt>,
     cutoff_ms: i64,
     report: ImportReport,
 }
@@ -247,11 +247,8 @@ impl Importer<'_> {
             user_agent: truncate(&line.user_agent, max),
             header_hints: ClientHints::default(),
         };
-        let salts = &mut self.salts;
         let processed =
-            Pipeline::process_with(self.config, &self.detector, hit, &meta, ts, |day| {
-                day_salt(salts, day)
-            });
+            Pipeline::process_with(self.config, &self.detector, hit, &meta, ts, &mut self.salts);
         match processed {
             Ok(Processed::Events(events)) => {
                 for e in &events {
@@ -274,16 +271,6 @@ impl Importer<'_> {
             Err(PipelineError::Salt(e)) => Err(ImportError::Random(e.to_string())),
         }
     }
-}
-
-/// This import's salt for `day`: random, made on first use, memory only.
-fn day_salt(salts: &mut HashMap<i64, [u8; 32]>, day: i64) -> Result<[u8; 32], SaltError> {
-    if let Some(s) = salts.get(&day) {
-        return Ok(*s);
-    }
-    let salt = crate::privacy::visitor::new_salt()?;
-    salts.insert(day, salt);
-    Ok(salt)
 }
 
 /// Counts bytes read into the progress bar.

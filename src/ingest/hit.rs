@@ -34,19 +34,20 @@ pub struct Hit {
 }
 
 /// Why a hit was refused. The message is safe to show to the client: it
-/// never contains the rejected value.
+/// never contains the rejected value, nor anything else the client sent
+/// (a reason names fields, never their contents).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Reject {
-    #[error("unknown site {0:?}")]
-    UnknownSite(String),
+    #[error("unknown site: no configured site has this id, idsite or domain")]
+    UnknownSite,
     #[error("missing field `{0}`")]
     Missing(&'static str),
     #[error("field `{field}` is longer than {max} bytes")]
     TooLong { field: &'static str, max: usize },
     #[error("field `{field}` is invalid: {why}")]
     Invalid { field: &'static str, why: String },
-    #[error("host of `url` is not allowed for site {0:?}")]
-    HostNotAllowed(String),
+    #[error("host of `url` is not allowed for this site (not one of its hostnames)")]
+    HostNotAllowed,
     #[error("too many events in one request (at most {0})")]
     TooManyEvents(usize),
     #[error("malformed body: {0}")]
@@ -57,8 +58,8 @@ impl Reject {
     /// The HTTP status for this rejection.
     pub fn status(&self) -> u16 {
         match self {
-            Reject::UnknownSite(_) => 404,
-            Reject::HostNotAllowed(_) => 403,
+            Reject::UnknownSite => 404,
+            Reject::HostNotAllowed => 403,
             Reject::TooLong { .. } | Reject::TooManyEvents(_) => 413,
             _ => 400,
         }

@@ -2,6 +2,7 @@
 //! pipeline that turns hits into stored events.
 
 pub mod beacon;
+pub mod day_limits;
 pub mod hit;
 pub mod matomo;
 pub mod pipeline;

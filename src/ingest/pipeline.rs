@@ -21,7 +21,7 @@ use crate::enrich::device::DeviceDetector;
 use crate::enrich::referrer::{campaign_from_params, classify, truncate};
 use crate::enrich::search::search_term;
 use crate::model::{Event, EventKind};
-use crate::privacy::visitor::{utc_day, SaltError};
+use crate::privacy::visitor::{pageview_hash, utc_day, DaySalts, SaltError};
 use crate::privacy::{scrub_identifiers, strip_url, visitor_hash, AnonIp, SaltKeeper};
 
 /// What the HTTP layer learned about the request itself.
@@ -88,14 +88,19 @@ impl Pipeline {
         meta: &RequestMeta,
         now: DateTime<Utc>,
     ) -> Result<Processed, PipelineError> {
-        Self::process_with(&self.config, &self.detector, hit, meta, now, |day| {
-            self.salts.salt_for(day)
-        })
+        Self::process_with(
+            &self.config,
+            &self.detector,
+            hit,
+            meta,
+            now,
+            &mut &*self.salts,
+        )
     }
 
     /// The same steps as [`Pipeline::process`] for a hit received at `now`,
-    /// with the visitor-hash salt of a UTC day taken from `salt_for`
-    /// instead of the live salt file. A log import passes the time of the
+    /// with the visitor-hash salt of a UTC day lent by `salts` instead of
+    /// the live salt file. A log import passes the time of the
     /// log line and salts that live only in its own memory.
     pub fn process_with(
         config: &Config,
@@ -103,11 +108,9 @@ impl Pipeline {
         hit: Hit,
         meta: &RequestMeta,
         now: DateTime<Utc>,
-        salt_for: impl FnOnce(i64) -> Result<[u8; 32], SaltError>,
+        salts: &mut dyn DaySalts,
     ) -> Result<Processed, PipelineError> {
-        let site = config
-            .site(&hit.site)
-            .ok_or_else(|| Reject::UnknownSite(truncate(&hit.site, 64)))?;
+        let site = config.site(&hit.site).ok_or(Reject::UnknownSite)?;
         let max = config.server.max_field_bytes;
         check_len("url", &hit.url, max)?;
         check_len("user agent", &meta.user_agent, max)?;
@@ -142,7 +145,7 @@ impl Pipeline {
             why: e.to_string(),
         })?;
         if !site.allows_host(&page.host) {
-            return Err(Reject::HostNotAllowed(site.id.clone()).into());
+            return Err(Reject::HostNotAllowed.into());
         }
 
         let user_agent = hit.user_agent.as_deref().unwrap_or(&meta.user_agent);
@@ -160,8 +163,15 @@ impl Pipeline {
             return Ok(Processed::Bot);
         }
 
-        let salt = salt_for(utc_day(now))?;
-        let visitor = visitor_hash(&salt, &site.id, &meta.anon_ip, user_agent);
+        let (mut visitor, mut pageview) = (0, 0);
+        salts.with_salt(utc_day(now), &mut |salt| {
+            visitor = visitor_hash(salt, &site.id, &meta.anon_ip, user_agent);
+            pageview = hit
+                .pageview_id
+                .as_deref()
+                .map(|raw| pageview_id(salt, raw))
+                .unwrap_or(0);
+        })?;
 
         let campaign = campaign_from_params(&page.params, 200);
         let referrer = classify(hit.referrer.as_deref(), |h| site.allows_host(h), &campaign);
@@ -178,7 +188,7 @@ impl Pipeline {
             ts_ms: now.timestamp_millis(),
             kind,
             visitor,
-            pageview_id: hit.pageview_id.as_deref().map(pageview_id).unwrap_or(0),
+            pageview_id: pageview,
             url: page.url,
             title: hit
                 .title
@@ -243,10 +253,10 @@ fn classify_kind(site: &SiteConfig, hit: &Hit) -> Result<(EventKind, String), Re
     Ok((kind, target.map(|t| t.url).unwrap_or_default()))
 }
 
-/// A page-view id as 64 bits. Ids are random strings made in the page; a
-/// plain hash maps any format (Matomo's six characters, our own) to one
-/// width. Never 0, which means "none".
-pub fn pageview_id(raw: &str) -> u64 {
-    let h = blake3::hash(raw.as_bytes());
-    u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes")).max(1)
+/// A page-view id as stored: 64 bits keyed with the day's salt. Ids are
+/// random strings made in the page (Matomo's six characters, our own),
+/// short enough that a plain hash could be reversed by trying them all; the
+/// salt, destroyed with its day, prevents that. Never 0, which means "none".
+pub fn pageview_id(salt: &[u8; 32], raw: &str) -> u64 {
+    pageview_hash(salt, raw)
 }

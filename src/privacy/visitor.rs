@@ -1,18 +1,32 @@
 //! Visitor counting without identifiers.
 //!
 //! A visitor is a keyed hash of (daily salt, site, anonymised address, user
-//! agent). The salt is random, lives in one small file that is overwritten
-//! in place when the UTC day changes, and is never written anywhere else, so
-//! once a day is over nobody (the operator included) can recompute that
-//! day's hashes or link a visitor across days.
+//! agent); a page-view id made in the page is stored only as a keyed hash
+//! with the same salt. The salt is random and lives in one small file
+//! (mode 0600) that is replaced when the UTC day changes, and in one
+//! place in memory that is wiped when it is replaced; it is never written
+//! anywhere else, so once a day is over nobody (the operator included) can
+//! recompute that day's hashes or link a visitor across days.
+//!
+//! The file is replaced atomically: the new salt goes to a temporary file
+//! that is synced, the old file's bytes are overwritten with zeros and
+//! synced, then the temporary file is renamed over it and the directory
+//! synced. A crash at any point leaves either a whole salt or none (and
+//! none means a fresh one at the next start), never a torn mix.
+//!
+//! The file also holds the salt's day. A clock that goes backwards (at run
+//! time or between two starts) never returns to an older day: the newer
+//! salt is kept until the clock passes its day, so a destroyed salt cannot
+//! come back and no salt is made twice for one day.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::AnonIp;
 
@@ -27,92 +41,237 @@ pub enum SaltError {
     Random(String),
 }
 
-const SALT_LEN: usize = 32;
+pub const SALT_LEN: usize = 32;
 const FILE_LEN: usize = 8 + SALT_LEN;
+const FILE_NAME: &str = "salt";
+const TEMP_NAME: &str = "salt.new";
+
+/// A salt held outside the keeper (a log import's): wiped from memory
+/// when dropped.
+pub type Salt = Zeroizing<[u8; SALT_LEN]>;
+
+/// Where the pipeline gets the salt of a UTC day from. The salt is lent
+/// to `use_salt` by reference, so no copy of it is left behind in memory.
+pub trait DaySalts {
+    fn with_salt(
+        &mut self,
+        day: i64,
+        use_salt: &mut dyn FnMut(&[u8; SALT_LEN]),
+    ) -> Result<(), SaltError>;
+}
+
+/// The live salt file's keeper (see [`SaltKeeper::salt_for`] for days
+/// other than the current one).
+impl DaySalts for &SaltKeeper {
+    fn with_salt(
+        &mut self,
+        day: i64,
+        use_salt: &mut dyn FnMut(&[u8; SALT_LEN]),
+    ) -> Result<(), SaltError> {
+        let mut cur = self.lock();
+        self.rotate_locked(&mut cur, day)?;
+        use_salt(&cur.salt);
+        Ok(())
+    }
+}
+
+/// Salts that live in memory only, one per day, made on first use (a log
+/// import's); wiped when the map is dropped.
+impl DaySalts for std::collections::HashMap<i64, Salt> {
+    fn with_salt(
+        &mut self,
+        day: i64,
+        use_salt: &mut dyn FnMut(&[u8; SALT_LEN]),
+    ) -> Result<(), SaltError> {
+        let salt = match self.entry(day) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(new_salt()?),
+        };
+        use_salt(salt);
+        Ok(())
+    }
+}
+
+/// The salt in force and its UTC day (days since the Unix epoch).
+struct DaySalt {
+    day: i64,
+    salt: Salt,
+}
 
 /// Holds today's salt; rotates and destroys it when the day changes.
 pub struct SaltKeeper {
-    path: PathBuf,
-    current: Mutex<(i64, [u8; SALT_LEN])>,
+    dir: PathBuf,
+    /// Boxed so the salt has one fixed place in memory for its lifetime
+    /// (wiped there on rotation) instead of moving with the keeper.
+    current: Mutex<Box<DaySalt>>,
 }
 
 impl SaltKeeper {
     /// Opens (or creates) the salt file in `dir`. A salt from an earlier
-    /// day is replaced at once.
+    /// day is replaced at once; a salt from a later day than `today` (the
+    /// clock went back) is kept with its day.
     pub fn open(dir: &Path, today: i64) -> Result<SaltKeeper, SaltError> {
-        let path = dir.join("salt");
-        let io = |source| SaltError::Io {
-            path: path.clone(),
-            source,
+        let keeper = SaltKeeper {
+            dir: dir.to_path_buf(),
+            current: Mutex::new(Box::new(DaySalt {
+                day: i64::MIN,
+                salt: Zeroizing::new([0u8; SALT_LEN]),
+            })),
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
-        let mut buf = Vec::new();
-        file.read_to_end(&mut buf).map_err(io)?;
-        let stored = (buf.len() == FILE_LEN).then(|| {
-            let day = i64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
-            let salt: [u8; SALT_LEN] = buf[8..].try_into().expect("32 bytes");
-            (day, salt)
-        });
-        let current = match stored {
-            Some((day, salt)) if day == today => (day, salt),
-            _ => {
-                let salt = new_salt()?;
-                overwrite(&mut file, today, &salt).map_err(io)?;
-                (today, salt)
+        // a temporary file left by a crash mid-rotation holds a salt that
+        // was never used: destroy it
+        let temp = keeper.dir.join(TEMP_NAME);
+        if temp.exists() {
+            wipe_file(&temp).map_err(|source| SaltError::Io {
+                path: temp.clone(),
+                source,
+            })?;
+            std::fs::remove_file(&temp).map_err(|source| SaltError::Io { path: temp, source })?;
+        }
+        let path = keeper.path();
+        let mut buf = Zeroizing::new(Vec::with_capacity(FILE_LEN));
+        match File::open(&path) {
+            Ok(mut file) => {
+                let io = |source| SaltError::Io {
+                    path: path.clone(),
+                    source,
+                };
+                file.read_to_end(&mut buf).map_err(io)?;
+                // a file written by an older version may be readable by others
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                        .map_err(io)?;
+                }
             }
-        };
-        Ok(SaltKeeper {
-            path,
-            current: Mutex::new(current),
-        })
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(SaltError::Io { path, source }),
+        }
+        {
+            let mut cur = keeper.lock();
+            if buf.len() == FILE_LEN && buf[8..].iter().any(|&b| b != 0) {
+                cur.day = i64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+                cur.salt.copy_from_slice(&buf[8..]);
+                if cur.day > today {
+                    tracing::warn!(
+                        salt_day = cur.day,
+                        clock_day = today,
+                        "the clock is behind the visitor salt's day; keeping the newer salt"
+                    );
+                }
+            }
+            keeper.rotate_locked(&mut cur, today)?;
+        }
+        Ok(keeper)
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<DaySalt>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The salt for `day` (days since the Unix epoch, UTC). Asking for a
-    /// later day rotates: the old salt is overwritten on disk and in memory.
-    /// Asking for an earlier day (a request that straddled midnight) gets
-    /// today's salt: old salts are gone by design.
-    pub fn salt_for(&self, day: i64) -> Result<[u8; SALT_LEN], SaltError> {
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+    /// later day rotates: the old salt is destroyed on disk and in memory.
+    /// Asking for an earlier day (a request that straddled midnight, or a
+    /// clock that went back) gets the current salt: old salts are gone by
+    /// design. The copy is wiped when dropped.
+    pub fn salt_for(&self, day: i64) -> Result<Salt, SaltError> {
+        let mut cur = self.lock();
         self.rotate_locked(&mut cur, day)?;
-        Ok(cur.1)
+        Ok(cur.salt.clone())
     }
 
     /// Rotates to `today` (days since the Unix epoch, UTC) when the current
-    /// salt is from an earlier day, overwriting it on disk and in memory;
+    /// salt is from an earlier day, destroying it on disk and in memory;
     /// returns whether it did. Called at each UTC midnight, so a quiet site
     /// does not keep yesterday's salt until its next hit.
     pub fn rotate(&self, today: i64) -> Result<bool, SaltError> {
-        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cur = self.lock();
         self.rotate_locked(&mut cur, today)
     }
 
-    fn rotate_locked(&self, cur: &mut (i64, [u8; SALT_LEN]), day: i64) -> Result<bool, SaltError> {
-        if day <= cur.0 {
+    fn rotate_locked(&self, cur: &mut DaySalt, day: i64) -> Result<bool, SaltError> {
+        if day <= cur.day {
             return Ok(false);
         }
-        let salt = new_salt()?;
-        let io = |source| SaltError::Io {
-            path: self.path.clone(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .map_err(io)?;
-        overwrite(&mut file, day, &salt).map_err(io)?;
-        *cur = (day, salt);
+        // The new salt is drawn into the old one's place: the old bytes
+        // are overwritten in memory before anything else happens.
+        cur.salt.zeroize();
+        cur.day = day;
+        getrandom::fill(cur.salt.as_mut()).map_err(|e| SaltError::Random(e.to_string()))?;
+        self.replace_file(cur)?;
         Ok(true)
+    }
+
+    /// Writes `cur` to a synced temporary file (0600), wipes the old file,
+    /// renames the temporary file over it and syncs the directory.
+    fn replace_file(&self, cur: &DaySalt) -> Result<(), SaltError> {
+        let path = self.path();
+        let temp = self.dir.join(TEMP_NAME);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SaltError::Io { path, source }
+        };
+        let mut contents = Zeroizing::new([0u8; FILE_LEN]);
+        contents[..8].copy_from_slice(&cur.day.to_le_bytes());
+        contents[8..].copy_from_slice(cur.salt.as_ref());
+        let mut file = private_file(&temp).map_err(io(&temp))?;
+        file.write_all(contents.as_ref()).map_err(io(&temp))?;
+        file.sync_all().map_err(io(&temp))?;
+        drop(file);
+        if path.exists() {
+            wipe_file(&path).map_err(io(&path))?;
+        }
+        std::fs::rename(&temp, &path).map_err(io(&path))?;
+        sync_dir(&self.dir).map_err(io(&self.dir))
     }
 
     /// The UTC day the current salt belongs to.
     pub fn current_day(&self) -> i64 {
-        self.current.lock().unwrap_or_else(|e| e.into_inner()).0
+        self.lock().day
+    }
+}
+
+/// Creates (or truncates) `path` readable and writable by the owner only.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path)?;
+        // `mode` applies only to a new file; an existing one is narrowed
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        Ok(file)
+    }
+    #[cfg(not(unix))]
+    options.open(path)
+}
+
+/// Overwrites the whole of `path` with zeros and syncs, so the bytes of a
+/// salt do not stay in the blocks of a file that is about to be unlinked.
+fn wipe_file(path: &Path) -> std::io::Result<()> {
+    let mut file = OpenOptions::new().write(true).open(path)?;
+    let len = file.metadata()?.len() as usize;
+    file.write_all(&vec![0u8; len])?;
+    file.sync_all()
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
     }
 }
 
@@ -130,20 +289,12 @@ pub fn until_next_check(now: DateTime<Utc>) -> Duration {
     Duration::from_millis(wait_ms.min(60_000))
 }
 
-pub(crate) fn new_salt() -> Result<[u8; SALT_LEN], SaltError> {
-    let mut salt = [0u8; SALT_LEN];
-    getrandom::fill(&mut salt).map_err(|e| SaltError::Random(e.to_string()))?;
+/// A fresh random salt (for salts that live in memory only, such as a log
+/// import's).
+pub(crate) fn new_salt() -> Result<Salt, SaltError> {
+    let mut salt = Zeroizing::new([0u8; SALT_LEN]);
+    getrandom::fill(salt.as_mut()).map_err(|e| SaltError::Random(e.to_string()))?;
     Ok(salt)
-}
-
-/// Writes over the same bytes of the file (no new file, no rename), so the
-/// previous salt does not survive in a second copy, and syncs.
-fn overwrite(file: &mut File, day: i64, salt: &[u8; SALT_LEN]) -> std::io::Result<()> {
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(&day.to_le_bytes())?;
-    file.write_all(salt)?;
-    file.set_len(FILE_LEN as u64)?;
-    file.sync_all()
 }
 
 /// The visitor hash: keyed BLAKE3 over site, anonymised address and user
@@ -157,7 +308,26 @@ pub fn visitor_hash(salt: &[u8; SALT_LEN], site: &str, ip: &AnonIp, user_agent: 
     h.update(&(ip.len() as u32).to_le_bytes());
     h.update(&ip);
     h.update(user_agent.as_bytes());
+    finish(&mut h)
+}
+
+/// A page-view id made in the page (Matomo's six characters, the
+/// tracker's own) as 64 bits keyed with the daily salt: the raw id, short
+/// enough to be guessed, is never stored, and its hash cannot be
+/// recomputed once the day's salt is gone. Never 0, which means "none".
+pub fn pageview_hash(salt: &[u8; SALT_LEN], raw: &str) -> u64 {
+    let mut h = blake3::Hasher::new_keyed(salt);
+    // a domain label, so a page-view hash never equals a visitor hash
+    h.update(b"sparsam page view\0");
+    h.update(raw.as_bytes());
+    finish(&mut h).max(1)
+}
+
+/// The first 64 bits of the hash; the hasher (which holds the salt as its
+/// key) is wiped.
+fn finish(h: &mut blake3::Hasher) -> u64 {
     let out = h.finalize();
+    h.zeroize();
     u64::from_le_bytes(out.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
@@ -168,6 +338,11 @@ mod tests {
 
     fn ip(s: &str) -> AnonIp {
         AnonIp::truncate(s.parse().unwrap(), &IpMasks::DEFAULT)
+    }
+
+    fn file_day(dir: &Path) -> i64 {
+        let bytes = std::fs::read(dir.join(FILE_NAME)).unwrap();
+        i64::from_le_bytes(bytes[..8].try_into().unwrap())
     }
 
     #[test]
@@ -190,10 +365,10 @@ mod tests {
         let old = k.salt_for(100).unwrap();
         let new = k.salt_for(101).unwrap();
         assert_ne!(old, new);
-        let bytes = std::fs::read(dir.path().join("salt")).unwrap();
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
         assert_eq!(bytes.len(), FILE_LEN);
         assert!(
-            !bytes.windows(SALT_LEN).any(|w| w == old),
+            !bytes.windows(SALT_LEN).any(|w| w == old.as_ref()),
             "old salt still on disk"
         );
         // An earlier day never brings the old salt back.
@@ -205,16 +380,74 @@ mod tests {
     }
 
     #[test]
+    fn the_file_is_private_and_replaced_without_a_temporary_left_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SaltKeeper::open(dir.path(), 300).unwrap();
+        k.rotate(301).unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [FILE_NAME], "only the salt file");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(FILE_NAME))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        }
+        drop(k);
+
+        // A temporary file left by a crash between writing it and the
+        // rename is destroyed at the next start; the salt file wins.
+        let stale = [0x5Au8; FILE_LEN];
+        std::fs::write(dir.path().join(TEMP_NAME), stale).unwrap();
+        let before = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
+        let k = SaltKeeper::open(dir.path(), 301).unwrap();
+        assert!(!dir.path().join(TEMP_NAME).exists());
+        assert_eq!(k.salt_for(301).unwrap()[..], before[8..]);
+
+        // A salt file wiped (zeros) by a crash before the rename counts as
+        // none: a fresh salt, never an all-zero one.
+        drop(k);
+        std::fs::write(dir.path().join(FILE_NAME), [0u8; FILE_LEN]).unwrap();
+        let k = SaltKeeper::open(dir.path(), 301).unwrap();
+        assert!(k.salt_for(301).unwrap().iter().any(|&b| b != 0));
+        assert_eq!(file_day(dir.path()), 301);
+    }
+
+    #[test]
+    fn a_clock_going_back_keeps_the_newer_salt() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SaltKeeper::open(dir.path(), 500).unwrap();
+        let newer = k.salt_for(500).unwrap();
+        drop(k);
+        // Restarted with the clock a day behind: the newer salt and its day
+        // stay; no salt is made for the older day.
+        let k = SaltKeeper::open(dir.path(), 499).unwrap();
+        assert_eq!(k.current_day(), 500);
+        assert_eq!(file_day(dir.path()), 500);
+        assert_eq!(k.salt_for(499).unwrap(), newer);
+        assert!(!k.rotate(499).unwrap());
+        assert!(!k.rotate(500).unwrap(), "the clock reaches the salt's day");
+        assert_eq!(k.salt_for(500).unwrap(), newer);
+        assert!(k.rotate(501).unwrap(), "and rotates after it as usual");
+        assert_ne!(k.salt_for(501).unwrap(), newer);
+    }
+
+    #[test]
     fn rotate_replaces_an_old_day_only() {
         let dir = tempfile::tempdir().unwrap();
         let k = SaltKeeper::open(dir.path(), 200).unwrap();
-        let first = std::fs::read(dir.path().join("salt")).unwrap();
+        let first = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
         assert!(!k.rotate(200).unwrap(), "same day: kept");
         assert!(!k.rotate(199).unwrap(), "earlier day: kept");
-        assert_eq!(std::fs::read(dir.path().join("salt")).unwrap(), first);
+        assert_eq!(std::fs::read(dir.path().join(FILE_NAME)).unwrap(), first);
 
         assert!(k.rotate(201).unwrap(), "next day: rotated without any hit");
-        let bytes = std::fs::read(dir.path().join("salt")).unwrap();
+        let bytes = std::fs::read(dir.path().join(FILE_NAME)).unwrap();
         assert_eq!(i64::from_le_bytes(bytes[..8].try_into().unwrap()), 201);
         assert!(
             !bytes.windows(SALT_LEN).any(|w| w == &first[8..]),
@@ -252,5 +485,17 @@ mod tests {
             visitor_hash(&s1, "a", &i, "UA"),
             visitor_hash(&s2, "a", &i, "UA")
         );
+    }
+
+    #[test]
+    fn page_view_ids_are_keyed_with_the_salt() {
+        let (s1, s2) = ([1u8; 32], [2u8; 32]);
+        assert_eq!(pageview_hash(&s1, "Ab12Cd"), pageview_hash(&s1, "Ab12Cd"));
+        assert_ne!(pageview_hash(&s1, "Ab12Cd"), pageview_hash(&s2, "Ab12Cd"));
+        assert_ne!(pageview_hash(&s1, "Ab12Cd"), pageview_hash(&s1, "Ab12Ce"));
+        // not the unkeyed hash, which anyone could compute for all short ids
+        let plain = blake3::hash(b"Ab12Cd");
+        let plain = u64::from_le_bytes(plain.as_bytes()[..8].try_into().unwrap());
+        assert_ne!(pageview_hash(&s1, "Ab12Cd"), plain);
     }
 }

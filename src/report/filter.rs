@@ -39,13 +39,13 @@ pub struct Filter {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
     #[error(
-        "filter {0:?} is malformed; write `filter=DIMENSION==VALUE` (equals), \
+        "a filter is malformed; write `filter=DIMENSION==VALUE` (equals), \
          `filter=DIMENSION=~TEXT` (contains) or `filter=DIMENSION!=VALUE` (not equal), \
          URL-encoded, e.g. filter=page%3D%3Dhttps%3A%2F%2Fexample.org%2F"
     )]
-    Syntax(String),
-    #[error("filter names unknown dimension {0:?}; valid dimensions: {1}")]
-    UnknownDimension(String, String),
+    Syntax,
+    #[error("a filter names an unknown dimension; valid dimensions: {0}")]
+    UnknownDimension(String),
     #[error("at most {0} filters may be combined")]
     TooMany(usize),
 }
@@ -96,7 +96,7 @@ impl fmt::Display for Filter {
 impl FromStr for Filter {
     type Err = FilterError;
     fn from_str(s: &str) -> Result<Filter, FilterError> {
-        let shown = || FilterError::Syntax(s.chars().take(64).collect());
+        let shown = || FilterError::Syntax;
         let name_end = s
             .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
             .ok_or_else(shown)?;
@@ -114,9 +114,9 @@ impl FromStr for Filter {
         if value.is_empty() && op == Op::Contains {
             return Err(shown());
         }
-        let dim = name.parse::<Dimension>().map_err(|_| {
-            FilterError::UnknownDimension(name.chars().take(32).collect(), dimension_names())
-        })?;
+        let dim = name
+            .parse::<Dimension>()
+            .map_err(|_| FilterError::UnknownDimension(dimension_names()))?;
         Ok(Filter::new(dim, op, value))
     }
 }
@@ -144,18 +144,12 @@ mod tests {
 
     #[test]
     fn explains_bad_filters() {
-        assert!(matches!(
-            "page".parse::<Filter>(),
-            Err(FilterError::Syntax(_))
-        ));
+        assert!(matches!("page".parse::<Filter>(), Err(FilterError::Syntax)));
         assert!(matches!(
             "page=x".parse::<Filter>(),
-            Err(FilterError::Syntax(_))
+            Err(FilterError::Syntax)
         ));
-        assert!(matches!(
-            "==x".parse::<Filter>(),
-            Err(FilterError::Syntax(_))
-        ));
+        assert!(matches!("==x".parse::<Filter>(), Err(FilterError::Syntax)));
         let e = "pgae==x".parse::<Filter>().unwrap_err();
         assert!(e.to_string().contains("entry_page"), "{e}");
     }

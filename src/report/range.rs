@@ -14,10 +14,8 @@ pub enum RangeError {
     TooLong(i64),
     #[error("dates must lie between the years 1 and 9999")]
     OutOfRange,
-    #[error(
-        "unknown period {0:?}; use today, yesterday, 7d, 30d, 90d, month, year or from/to dates"
-    )]
-    BadPeriod(String),
+    #[error("unknown period; use today, yesterday, 7d, 30d, 90d, month, year or from/to dates")]
+    BadPeriod,
 }
 
 /// An inclusive range of local days and its UTC bounds `[start, end)`.
@@ -99,7 +97,7 @@ impl DayRange {
             "90d" => (today - Duration::days(89), today),
             "month" => (today.with_day(1).unwrap_or(today), today),
             "year" => (today.with_ordinal(1).unwrap_or(today), today),
-            other => return Err(RangeError::BadPeriod(other.chars().take(32).collect())),
+            _ => return Err(RangeError::BadPeriod),
         };
         DayRange::new(tz, f, t)
     }
@@ -153,7 +151,7 @@ mod tests {
         );
         assert!(matches!(
             DayRange::parse(&tz, None, None, Some("forever"), now),
-            Err(RangeError::BadPeriod(_))
+            Err(RangeError::BadPeriod)
         ));
     }
 

@@ -119,6 +119,13 @@ tokens = ["{TOKEN}"]
     }
 
     /// SIGTERM and wait (the graceful path; the harness checks the exit).
+    /// Today's visitor salt, from the salt file (page-view ids are stored
+    /// keyed with it).
+    pub fn salt(&self) -> [u8; 32] {
+        let file = std::fs::read(self.dir.path().join("data").join("salt")).expect("salt file");
+        file[8..].try_into().expect("32-byte salt")
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut server) = self.server.take() {
             server.stop();

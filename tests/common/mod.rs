@@ -32,6 +32,8 @@ workers = 2
 
 [auth]
 admin_token = "{ADMIN_TOKEN}"
+# tests send many wrong tokens on purpose from one address
+max_failed_tokens_per_minute = 10000
 
 [[sites]]
 id = "demo"
@@ -85,11 +87,17 @@ impl Server {
 
     /// Starts the binary with `config` written into `dir`.
     pub fn start_config(dir: &Path, config: &str) -> Server {
+        Self::start_config_env(dir, config, &[])
+    }
+
+    /// Like [`Server::start_config`], with extra environment variables.
+    pub fn start_config_env(dir: &Path, config: &str, env: &[(&str, &Path)]) -> Server {
         let config_path = dir.join("sparsam.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(bin())
             .arg("--config")
             .arg(&config_path)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("SPARSAM_LOG", "debug,actix_server=info,h2=info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -177,10 +185,11 @@ pub fn client() -> reqwest::blocking::Client {
         .expect("client")
 }
 
-/// The server's metrics (Prometheus text).
+/// The server's metrics (Prometheus text; the admin token reads them).
 pub fn metrics(s: &Server) -> String {
     client()
         .get(s.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .expect("GET /metrics")
         .text()

@@ -54,6 +54,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("config", config),
     ("url", url),
     ("pipeline", pipeline),
+    ("day_limits", day_limits),
 ];
 
 /// Events per beacon / bulk request in these checks.
@@ -583,6 +584,25 @@ pub fn config(data: &[u8]) {
         assert!(m.v6_prefix <= IpMasks::DEFAULT.v6_prefix);
     }
     assert!(c.retention.raw_days >= 1);
+    // every limit can let its largest single request through
+    if s.rate_limit_events_per_minute > 0 {
+        assert!(s.rate_limit_events_burst as usize >= s.max_batch_events);
+    }
+    if s.rate_limit_bytes_per_minute > 0 {
+        assert!(s.rate_limit_bytes_burst as usize >= s.max_body_bytes);
+    }
+    assert!(c.auth.max_failed_tokens_per_minute >= 1);
+    assert!(c.store.max_new_strings_per_site_day >= 1 && c.store.max_events_per_site_day >= 1);
+    // the example's placeholder tokens guard a loopback listener only
+    if !c.listen_addr().expect("listen").ip().is_loopback() {
+        let placeholder = |t: &str| t.to_ascii_lowercase().contains("change-me");
+        assert!(!placeholder(&c.auth.admin_token));
+        assert!(!c
+            .sites
+            .iter()
+            .flat_map(|s| &s.tokens)
+            .any(|t| placeholder(t)));
+    }
     assert!(!c.sites.is_empty());
     for site in &c.sites {
         assert!(std::ptr::eq(c.site(&site.id).expect("by id"), site));
@@ -745,5 +765,87 @@ pub fn pipeline(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+// --- day limits -----------------------------------------------------------
+
+/// Bounds of the `day_limits` check: small, so inputs reach them.
+const DAY_STRINGS: usize = 6;
+const DAY_EVENTS: u64 = 12;
+
+/// Lines are events (`site|path|title|search term`); a blank line ends a
+/// request (one call). Whatever the values: per site and day, the values
+/// kept as they were never exceed the string bound, kept events never
+/// exceed the event bound, a replaced URL keeps its origin, and the
+/// events that stay are the first ones in their order.
+pub fn day_limits(data: &[u8]) {
+    use sparsam::ingest::day_limits::{DayLimits, OTHER};
+    use std::collections::{HashMap, HashSet};
+    let text = text(data);
+    let limits = DayLimits::new(DAY_STRINGS, DAY_EVENTS);
+    let mut kept_values: HashMap<String, HashSet<(u8, String)>> = HashMap::new();
+    let mut kept_events: HashMap<String, u64> = HashMap::new();
+    for request in text.split("\n\n") {
+        let mut events: Vec<Event> = request
+            .lines()
+            .take(64)
+            .enumerate()
+            .map(|(i, line)| {
+                let mut parts = line.splitn(4, '|');
+                let site = ["a", "b"][usize::from(parts.next().unwrap_or("").len() % 2 == 1)];
+                let mut e = limits_event(site);
+                e.url = format!("https://example.org/{}", parts.next().unwrap_or(""));
+                e.title = parts.next().unwrap_or("").to_string();
+                e.search_term = parts.next().unwrap_or("").to_string();
+                e.engaged_ms = i as u32;
+                e
+            })
+            .collect();
+        let sent = events.len();
+        let dropped = limits.apply(&mut events);
+        assert_eq!(events.len() + dropped, sent);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(
+                e.engaged_ms as usize, i,
+                "kept events are the first, in order"
+            );
+            assert!(
+                e.url.starts_with("https://example.org/"),
+                "origin kept: {}",
+                e.url
+            );
+            let values = kept_values.entry(e.site.clone()).or_default();
+            for (field, v) in [(0u8, &e.url), (1, &e.title), (2, &e.search_term)] {
+                if !v.is_empty() && v != OTHER && v != "https://example.org/(other)" {
+                    values.insert((field, v.clone()));
+                }
+            }
+            assert!(values.len() <= DAY_STRINGS, "{} values kept", values.len());
+            let n = kept_events.entry(e.site.clone()).or_default();
+            *n += 1;
+            assert!(*n <= DAY_EVENTS);
+        }
+    }
+}
+
+fn limits_event(site: &str) -> Event {
+    Event {
+        site: site.into(),
+        ts_ms: now().timestamp_millis(),
+        kind: EventKind::PageView,
+        visitor: 1,
+        pageview_id: 0,
+        url: String::new(),
+        title: String::new(),
+        referrer: Default::default(),
+        campaign: Default::default(),
+        target: String::new(),
+        search_term: String::new(),
+        search_results: None,
+        engaged_ms: 0,
+        device: Default::default(),
+        plugins: 0,
+        anon_ip: AnonIp::truncate("192.0.2.1".parse().unwrap(), &IpMasks::DEFAULT),
     }
 }
