@@ -307,9 +307,9 @@ fn plausible_engagement_gives_dwell_time_and_both_field_spellings_work() {
         .unwrap_or_else(|| panic!("full-form page view: {all}"));
     assert_eq!(full.url, "http://127.0.0.1/full?utm_source=mail");
     assert_eq!(
-        full.referrer.kind,
-        ReferrerType::Campaign,
-        "{:?}",
+        (full.referrer.kind, full.referrer.name.as_str()),
+        (ReferrerType::Campaign, "Bing"),
+        "the campaign keeps the referrer's name: {:?}",
         full.referrer
     );
     let dl = events
