@@ -52,6 +52,9 @@ pub struct Config {
     pub notice: NoticeConfig,
     #[serde(default)]
     pub sites: Vec<SiteConfig>,
+    /// Referrer spam dropped before storing, besides the embedded list.
+    #[serde(default)]
+    pub referrer_spam: crate::enrich::referrer_spam::ReferrerSpamConfig,
     /// The bundled demo site, served on a port of its own; off when absent.
     #[serde(default)]
     pub demo: Option<DemoConfig>,
@@ -316,7 +319,8 @@ pub struct SiteConfig {
     /// Numeric id for Matomo clients (`idsite`).
     #[serde(default)]
     pub matomo_id: Option<u32>,
-    /// Hostnames whose pages may be counted for this site.
+    /// Hostnames whose pages may be counted for this site, in Unicode or
+    /// punycode in the file; held in the ASCII (punycode) form.
     pub hostnames: Vec<String>,
     /// IANA time zone for days in reports.
     #[serde(default = "default_timezone")]
@@ -341,6 +345,25 @@ pub struct SiteConfig {
     /// Bearer tokens that may read this site's reports.
     #[serde(default)]
     pub tokens: Vec<String>,
+}
+
+/// A configured or sent hostname in the ASCII form URLs carry
+/// (internationalised names in punycode, `bücher.example` becomes
+/// `xn--bcher-kva.example`), so either spelling matches; a `*.` prefix is
+/// kept. Names IDNA refuses are left as written (validation then judges
+/// them).
+fn ascii_hostname(h: &str) -> String {
+    let (wildcard, bare) = match h.strip_prefix("*.") {
+        Some(rest) => ("*.", rest),
+        None => ("", h),
+    };
+    if bare.is_ascii() {
+        return h.to_string();
+    }
+    match idna::domain_to_ascii(bare) {
+        Ok(ascii) => format!("{wildcard}{ascii}"),
+        Err(_) => h.to_string(),
+    }
 }
 
 fn default_timezone() -> String {
@@ -409,7 +432,7 @@ impl Config {
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let de = toml::Deserializer::parse(text).map_err(|e| invalid("(file)", e.to_string()))?;
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let problem = e.inner().message().to_string();
             invalid(
@@ -421,12 +444,20 @@ impl Config {
                 problem,
             )
         })?;
+        for site in &mut config.sites {
+            for h in &mut site.hostnames {
+                *h = ascii_hostname(h);
+            }
+        }
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.referrer_spam
+            .validate()
+            .map_err(|(i, e)| invalid(format!("referrer_spam.extra_hosts[{i}]"), e.to_string()))?;
         self.demo_addr()?;
         self.trusted_proxies()?;
         let s = &self.server;
@@ -791,9 +822,10 @@ impl Config {
         self.sites.iter().find(|s| s.matomo_id == Some(id))
     }
 
-    /// The site whose hostnames include `host` (Plausible's `d` field).
+    /// The site whose hostnames include `host` (Plausible's `d` field), in
+    /// Unicode or punycode.
     pub fn site_by_host(&self, host: &str) -> Option<&SiteConfig> {
-        let host = host.to_ascii_lowercase();
+        let host = ascii_hostname(&host.to_ascii_lowercase());
         self.sites.iter().find(|s| s.allows_host(&host))
     }
 

@@ -294,12 +294,30 @@ keep_query_params = ["list"]
         .all(|e| e.pageview_id == hours.pageview_id);
     assert!(hours_pings, "{dump}");
 
-    // Plausible page view and download, then the final page view.
+    // Plausible page view, the engagement report sent when the window lost
+    // focus (a ping with the engaged time it reported, tied to a page-view
+    // id of its own), the download, then the final page view.
+    let mut plausible_kinds = kinds_at(&page("plausible.html"));
+    plausible_kinds.sort_by_key(|k| *k as u8);
     assert_eq!(
-        kinds_at(&page("plausible.html")),
-        [EventKind::PageView, EventKind::Download],
+        plausible_kinds,
+        [EventKind::PageView, EventKind::Ping, EventKind::Download],
         "{dump}"
     );
+    assert_eq!(report["plausible_engagement_status"], 202);
+    let engagement = &report["plausible_engagement"];
+    let engaged_ms = engagement["e"].as_u64().unwrap_or(0);
+    assert!(engaged_ms >= 1000, "{engagement}");
+    let plausible_ping = events
+        .iter()
+        .find(|e| e.kind == EventKind::Ping && e.url == page("plausible.html"))
+        .unwrap();
+    assert_eq!(u64::from(plausible_ping.engaged_ms), engaged_ms, "{dump}");
+    let plausible_view = events
+        .iter()
+        .find(|e| e.kind == EventKind::PageView && e.url == page("plausible.html"))
+        .unwrap();
+    assert_ne!(plausible_ping.pageview_id, plausible_view.pageview_id);
     assert_eq!(views(&page("index.html")), 2, "{dump}");
 
     // The collector's opt-out cookie, set on its own page in the browser:

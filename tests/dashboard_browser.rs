@@ -4,8 +4,10 @@
 //! HTTP (hostile page path, title, search term, campaign), then runs
 //! `tests/node/dashboard.mjs` (playwright-core driving Debian's headless
 //! Chromium). The script compares the text the page shows with the API's
-//! numbers formatted as the dashboard formats them (summary with previous
-//! period, chart points, every list, realtime; English and German), the
+//! numbers formatted as the dashboard formats them (summary with the
+//! change against the previous period or the same period last year, chart
+//! points of both periods, every list with URLs shown as paths and cut
+//! long values whole on hover, realtime; English and German), the
 //! site picker, a filter click narrowing every panel, the CSV download,
 //! that no hostile string runs (also with the CSP switched off) and shows
 //! literally, and the contrast of every visible text against its
@@ -41,6 +43,17 @@ fn dashboard_in_headless_chromium() {
     let s = Server::start_seeded(past.events);
     seed(&s);
     seed_hostile(&s);
+    // A page whose path is longer than a list row: shown cut, whole on hover.
+    let long_url = format!(
+        "https://example.org/verwaltung/buergerservice/formulare-und-antraege/{}/antrag-auf-erteilung-einer-bescheinigung.html",
+        "dienstleistungen-von-a-bis-z".repeat(4)
+    );
+    for _ in 0..3 {
+        s.hit(
+            &[("site", "demo"), ("url", &long_url), ("title", "Antrag")],
+            FIREFOX,
+        );
+    }
 
     let out = Command::new("node")
         .arg(node_dir.join("dashboard.mjs"))
@@ -49,6 +62,7 @@ fn dashboard_in_headless_chromium() {
         .env("SPARSAM_TOKEN", DEMO)
         .env("SPARSAM_ADMIN", ADMIN)
         .env("SPARSAM_SHOT", &shot)
+        .env("SPARSAM_LONG_URL", &long_url)
         .env(
             "SPARSAM_PAYLOADS",
             serde_json::to_string(&PAYLOADS).expect("json"),

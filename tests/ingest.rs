@@ -557,3 +557,264 @@ fn new_strings_and_events_per_site_and_day_are_bounded() {
         "a value past the bound reached the store"
     );
 }
+
+/// Hits whose referrer is on the embedded referrer-spam list, or on the
+/// operator's own `referrer_spam.extra_hosts`, are answered like any hit,
+/// counted in a metric and never stored, whichever protocol sent them. A
+/// legitimate referrer is still counted.
+#[test]
+fn referrer_spam_is_dropped_before_storing_and_counted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}\n[referrer_spam]\nextra_hosts = [\"own-spam-marker.example\", \"bücher-spam.example\"]\n",
+        test_config(&tmp.path().join("data"), "", "")
+    );
+    let mut s = Server::start_config(tmp.path(), &config);
+    let c = client();
+    let pixel_from = |referrer: &str, path: &str, user_agent: &str| {
+        let res = c
+            .get(s.url(&format!(
+                "/p.gif?site=demo&url={}&ref={}",
+                enc(&format!("https://example.org/{path}")),
+                enc(referrer)
+            )))
+            .header("User-Agent", user_agent)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "image/gif");
+    };
+    let pixel = |referrer: &str, path: &str| pixel_from(referrer, path, CHROME_UA);
+    // Listed host, a subdomain of a listed host, an extra host's subdomain,
+    // an extra host given in Unicode and sent in punycode.
+    pixel("https://0-0.fr/", "spam-one");
+    pixel("http://www.zvuker.net/some/page", "spam-two");
+    pixel("https://cdn.own-spam-marker.example/x", "spam-three");
+    pixel("https://xn--bcher-spam-9db.example/", "spam-four");
+    // The same protocols that carry a referrer elsewhere.
+    let beacon = c
+        .post(s.url("/api/event"))
+        .header("User-Agent", CHROME_UA)
+        .header("Content-Type", "text/plain")
+        .body(
+            json!({"site": "demo", "url": "https://example.org/spam-five", "ref": "https://01casino-x.ru/"})
+                .to_string(),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(beacon.status(), 202);
+    let plausible = c
+        .post(s.url("/api/event"))
+        .header("User-Agent", CHROME_UA)
+        .header("Content-Type", "text/plain")
+        .body(r#"{"n":"pageview","u":"https://example.org/spam-six","d":"example.org","r":"https://03e.info/"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(plausible.status(), 202);
+    let matomo = c
+        .get(s.url(&format!(
+            "/matomo.php?idsite=1&rec=1&url={}&urlref={}",
+            enc("https://example.org/spam-seven"),
+            enc("https://www.0-0.fr/")
+        )))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(matomo.status(), 200);
+    // A legitimate referrer, and one that only looks like a listed host
+    // (another visitor, so it starts a visit of its own).
+    pixel("https://www.bund.de/", "legit");
+    pixel_from("https://zvuker.net.example.net/", "lookalike", FIREFOX_UA);
+
+    let sum = summary(&s, "demo");
+    assert_eq!(sum["pageviews"], 2, "{sum}");
+    let referrers: serde_json::Value = c
+        .get(s.url("/api/v1/sites/demo/breakdown/referrer?period=today&limit=100"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let mut names: Vec<&str> = referrers["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["www.bund.de", "zvuker.net.example.net"],
+        "{referrers}"
+    );
+    let m = metrics(&s);
+    assert!(
+        m.contains("sparsam_hits_total{outcome=\"referrer_spam\"} 7"),
+        "{m}"
+    );
+
+    s.stop();
+    let events = stored_events(&s.store_path());
+    let urls: Vec<&str> = events.iter().map(|e| e.url.as_str()).collect();
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    assert!(urls.iter().all(|u| !u.contains("spam")), "{urls:?}");
+    let file = std::fs::read(s.store_path()).unwrap();
+    for marker in [
+        "spam-one",
+        "0-0.fr",
+        "zvuker.net/",
+        "own-spam-marker",
+        "01casino",
+        "03e.info",
+        "bcher-spam",
+    ] {
+        assert!(
+            !contains_bytes(&file, marker.as_bytes()),
+            "{marker} in the store"
+        );
+    }
+}
+
+/// A bad extra spam host stops the server before it listens, naming the key.
+#[test]
+fn a_bad_referrer_spam_host_names_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}\n[referrer_spam]\nextra_hosts = [\"ok.example\", \"https://spam.example/\"]\n",
+        test_config(&tmp.path().join("data"), "", "")
+    );
+    let path = tmp.path().join("sparsam.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("referrer_spam.extra_hosts[1]"), "{err}");
+}
+
+/// International domain names: a site's hostnames match whether the config
+/// and the hit write them in Unicode or in punycode, and reports show them
+/// in Unicode (pages, referrers, the site list).
+#[test]
+fn international_domain_names_match_in_either_form_and_read_in_unicode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+workers = 2
+
+[auth]
+admin_token = "{ADMIN_TOKEN}"
+
+[[sites]]
+id = "demo"
+hostnames = ["bücher.example"]
+tokens = ["{SITE_TOKEN}"]
+
+[[sites]]
+id = "other"
+hostnames = ["*.xn--caf-dma.example"]
+tokens = ["{OTHER_TOKEN}"]
+"#,
+        data = tmp.path().join("data").display()
+    );
+    let mut s = Server::start_config(tmp.path(), &config);
+    let c = client();
+    let pixel = |site: &str, url: &str, referrer: &str| {
+        let res = c
+            .get(s.url(&format!(
+                "/p.gif?site={site}&url={}&ref={}",
+                enc(url),
+                enc(referrer)
+            )))
+            .header("User-Agent", CHROME_UA)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 200, "{url}");
+    };
+    // Configured in Unicode, sent in punycode and in Unicode.
+    pixel(
+        "demo",
+        "https://xn--bcher-kva.example/seite",
+        "https://www.xn--mnchen-3ya.example/",
+    );
+    pixel(
+        "demo",
+        "https://bücher.example/seite",
+        "https://münchen.example/x",
+    );
+    // Configured in punycode (with subdomains), sent in Unicode.
+    pixel("other", "https://www.café.example/karte", "");
+    // Plausible names the site by its domain, in either form.
+    for domain in ["bücher.example", "xn--bcher-kva.example"] {
+        let res = c
+            .post(s.url("/api/event"))
+            .header("User-Agent", CHROME_UA)
+            .header("Content-Type", "text/plain")
+            .body(format!(
+                r#"{{"n":"pageview","u":"https://bücher.example/plausible","d":"{domain}"}}"#
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 202, "{domain}");
+    }
+    // Another host is still refused.
+    let res = c
+        .get(s.url(&format!(
+            "/p.gif?site=demo&url={}",
+            enc("https://buecher.example/")
+        )))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    let rows = |site: &str, dim: &str| -> Vec<String> {
+        let v: serde_json::Value = c
+            .get(s.url(&format!(
+                "/api/v1/sites/{site}/breakdown/{dim}?period=today&limit=100"
+            )))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        let mut out: Vec<String> = v["rows"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|r| format!("{} {}", r["value"].as_str().unwrap(), r["pageviews"]))
+            .collect();
+        out.sort();
+        out
+    };
+    assert_eq!(
+        rows("demo", "page"),
+        [
+            "https://bücher.example/plausible 2",
+            "https://bücher.example/seite 2"
+        ]
+    );
+    // Every page view of the visit is attributed to its referrer.
+    assert_eq!(rows("demo", "referrer"), ["www.münchen.example 4"]);
+    assert_eq!(rows("other", "page"), ["https://www.café.example/karte 1"]);
+    let sites: serde_json::Value = c
+        .get(s.url("/api/v1/sites"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(sites["sites"][0]["hostnames"], json!(["bücher.example"]));
+    assert_eq!(sites["sites"][1]["hostnames"], json!(["*.café.example"]));
+
+    s.stop();
+    let events = stored_events(&s.store_path());
+    assert_eq!(events.len(), 5);
+    assert!(events.iter().all(|e| !e.url.contains("xn--")), "{events:?}");
+}

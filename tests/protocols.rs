@@ -226,3 +226,101 @@ fn matomo_answers_and_opt_outs() {
         "only the recorded hits are stored"
     );
 }
+
+/// Plausible's script reports engaged time as `engagement` events whose
+/// `e` is the time since the page's previous report: their sum is the
+/// page's dwell time, as with sparsam's own pings. Both spellings of the
+/// Events API fields are understood.
+#[test]
+fn plausible_engagement_gives_dwell_time_and_both_field_spellings_work() {
+    let c = Collector::start("");
+    let client = Client::builder().user_agent(FIREFOX).build().unwrap();
+    let post = |body: &str| {
+        let res = client
+            .post(c.url("/api/event"))
+            .header("Content-Type", "text/plain")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        let status = res.status();
+        (status, res.text().unwrap_or_default())
+    };
+    // The short form the script sends.
+    let (status, _) = post(
+        r#"{"n":"pageview","u":"http://127.0.0.1/read","d":"127.0.0.1","r":"https://duckduckgo.com/","v":36}"#,
+    );
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for e in [3000, 1500] {
+        let (status, body) = post(&format!(
+            r#"{{"n":"engagement","sd":40,"d":"127.0.0.1","u":"http://127.0.0.1/read","p":{{}},"e":{e},"v":36}}"#
+        ));
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    // Scrolling alone: answered, nothing to add.
+    let (status, _) = post(
+        r#"{"n":"engagement","sd":90,"d":"127.0.0.1","u":"http://127.0.0.1/read","e":0,"v":36}"#,
+    );
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // Bad `e` is refused with a reason naming it; nothing is stored.
+    let (status, body) =
+        post(r#"{"n":"engagement","d":"127.0.0.1","u":"http://127.0.0.1/read","e":-4}"#);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("`e`"), "{body}");
+    let (status, body) =
+        post(r#"{"n":"engagement","d":"127.0.0.1","u":"http://127.0.0.1/read","e":999999999}"#);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "over max_engaged_seconds");
+    assert!(body.contains("engaged"), "{body}");
+
+    // The full form of the documented Events API.
+    let (status, _) = post(
+        r#"{"name":"pageview","url":"http://127.0.0.1/full?utm_source=mail","domain":"127.0.0.1","referrer":"https://www.bing.com/","props":{"author":"someone-secret"}}"#,
+    );
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = post(
+        r#"{"name":"File Download","url":"http://127.0.0.1/full","domain":"127.0.0.1","props":{"url":"http://127.0.0.1/a.pdf"}}"#,
+    );
+    assert_eq!(status, StatusCode::ACCEPTED);
+
+    let summary = c.summary();
+    assert_eq!(summary["pageviews"], 2, "{summary}");
+    assert_eq!(summary["visits"], 1, "{summary}");
+    assert_eq!(summary["downloads"], 1, "{summary}");
+    // 3.0 s + 1.5 s of engaged time in one visit.
+    assert_eq!(summary["avg_dwell_seconds"], 4.5, "{summary}");
+
+    let events = c.stop_and_scan();
+    let all = format!("{events:?}");
+    assert!(!all.contains("someone-secret"), "props are dropped: {all}");
+    let pings: Vec<u32> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Ping)
+        .map(|e| e.engaged_ms)
+        .collect();
+    assert_eq!(pings, [3000, 1500], "{all}");
+    let read = events
+        .iter()
+        .find(|e| e.kind == EventKind::PageView && e.url == "http://127.0.0.1/read")
+        .unwrap();
+    assert_eq!(
+        read.referrer.kind,
+        ReferrerType::Search,
+        "{:?}",
+        read.referrer
+    );
+    let full = events
+        .iter()
+        .find(|e| e.kind == EventKind::PageView && e.url.starts_with("http://127.0.0.1/full"))
+        .unwrap_or_else(|| panic!("full-form page view: {all}"));
+    assert_eq!(full.url, "http://127.0.0.1/full?utm_source=mail");
+    assert_eq!(
+        (full.referrer.kind, full.referrer.name.as_str()),
+        (ReferrerType::Campaign, "Bing"),
+        "the campaign keeps the referrer's name: {:?}",
+        full.referrer
+    );
+    let dl = events
+        .iter()
+        .find(|e| e.kind == EventKind::Download)
+        .unwrap();
+    assert_eq!(dl.target, "http://127.0.0.1/a.pdf");
+}

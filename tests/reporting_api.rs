@@ -856,6 +856,83 @@ fn compare_with_the_previous_period() {
 /// One report asked twice: from the roll-ups (no filter) and from a raw
 /// scan (a filter every event passes). Returns both answers after checking
 /// that each says where it came from.
+/// `compare=year`: the same days a year earlier. The range asked for lies a
+/// year after the generated week, so the comparison must be exactly that
+/// week as the ledger knows it, bucket by bucket, and row by row.
+#[test]
+fn compare_with_the_same_days_a_year_earlier() {
+    let past = seeded(8, 10, 17);
+    let ledger = past.demo;
+    let s = Server::start_seeded(past.events);
+    let today = today(&berlin());
+    let (pf, pt) = (today - Duration::days(7), today - Duration::days(1));
+    let year_on = |d: NaiveDate| d.checked_add_months(chrono::Months::new(12)).unwrap();
+    let (cf, ct) = (year_on(pf), year_on(pf) + Duration::days(6));
+    let before = ledger.totals(pf, pt);
+    assert!(before.visits > 10, "the generated week must hold data");
+
+    for filter in ["", "&filter=browser%21%3Dno-such-browser"] {
+        let sum = s.json(
+            &format!("/api/v1/sites/demo/summary?from={cf}&to={ct}&compare=year{filter}"),
+            DEMO,
+        );
+        assert_eq!(sum["compare"]["from"], pf.to_string(), "{sum}");
+        assert_eq!(sum["compare"]["to"], pt.to_string(), "{sum}");
+        assert_eq!(sum["pageviews"], 0, "nothing happened a year from now");
+        fail_on(
+            summary_diffs("a year earlier", &sum["compare"], &before),
+            &format!("summary?compare=year{filter}"),
+        );
+    }
+
+    let ts = s.json(
+        &format!("/api/v1/sites/demo/timeseries?from={cf}&to={ct}&interval=day&compare=year"),
+        DEMO,
+    );
+    let prev = ts["compare"]["buckets"].as_array().unwrap();
+    assert_eq!(prev.len(), 7, "{ts}");
+    let mut diffs = vec![];
+    for (i, b) in prev.iter().enumerate() {
+        let d = pf + Duration::days(i as i64);
+        assert!(
+            b["start"].as_str().unwrap().starts_with(&d.to_string()),
+            "bucket {i} should start on {d}: {b}"
+        );
+        diffs.extend(bucket_diffs(&format!("day {d}"), b, &ledger.totals(d, d)));
+    }
+    fail_on(diffs, "timeseries?compare=year");
+
+    // Rows of the later range are the generated week's own values when
+    // that range is the one a year earlier's comparison: ask the other
+    // way round, from the week to a year before it (no data there).
+    let b = s.json(
+        &format!("/api/v1/sites/demo/breakdown/page?from={pf}&to={pt}&limit=1000&compare=year"),
+        DEMO,
+    );
+    let year_before = pf.checked_sub_months(chrono::Months::new(12)).unwrap();
+    assert_eq!(b["compare"]["from"], year_before.to_string(), "{b}");
+    assert_eq!(b["compare"]["total"], 0, "{b}");
+    for r in b["rows"].as_array().unwrap() {
+        assert_eq!(r["previous"]["pageviews"], 0, "{r}");
+        assert!(r["change"].is_null(), "{r}");
+    }
+
+    // Before the year 1 there is nothing to compare with.
+    let res = s.get(
+        "/api/v1/sites/demo/summary?from=0001-03-01&to=0001-03-02&compare=year",
+        Some(DEMO),
+    );
+    assert_eq!(res.status(), 400);
+    assert!(res.text().unwrap().contains("a year earlier"));
+    // Reports without a period refuse it, saying so.
+    let res = s.get("/api/v1/sites/demo/realtime?compare=year", Some(DEMO));
+    assert_eq!(res.status(), 400);
+    assert!(res.text().unwrap().contains("compare=year"));
+    let res = s.get("/api/v1/sites/demo/summary?compare=decade", Some(DEMO));
+    assert_eq!(res.status(), 400);
+    assert!(res.text().unwrap().contains("compare=year"));
+}
+
 fn both(s: &Server, path: &str, diffs: &mut Vec<String>) -> (Value, Value) {
     let sep = if path.contains('?') { '&' } else { '?' };
     let rollup = s.json(path, DEMO);

@@ -21,6 +21,8 @@
       m_views_per_visit: "Views per visit", m_bounce_rate: "Bounce rate",
       m_avg_dwell_seconds: "Avg. time on site", m_downloads: "Downloads",
       m_searches: "Searches", m_outbound: "Outbound clicks", previous: "previous period",
+      year_before: "same period last year", compare: "Compare with", c_previous: "Previous period",
+      c_year: "Same period last year", c_none: "No comparison", points: "pp",
       d_page: "Pages", d_title: "Page titles", d_entry_page: "Entry pages",
       d_exit_page: "Exit pages", d_referrer: "Referrers", d_referrer_type: "Channels",
       d_search_engine: "Search engines", d_utm_source: "Campaign sources",
@@ -47,6 +49,8 @@
       m_views_per_visit: "Seiten pro Besuch", m_bounce_rate: "Absprungrate",
       m_avg_dwell_seconds: "Ø Verweildauer", m_downloads: "Downloads",
       m_searches: "Suchen", m_outbound: "Ausgehende Klicks", previous: "Vorperiode",
+      year_before: "Vorjahreszeitraum", compare: "Vergleich mit", c_previous: "Vorperiode",
+      c_year: "Vorjahreszeitraum", c_none: "Kein Vergleich", points: "Pp.",
       d_page: "Seiten", d_title: "Seitentitel", d_entry_page: "Einstiegsseiten",
       d_exit_page: "Ausstiegsseiten", d_referrer: "Verweise", d_referrer_type: "Kanäle",
       d_search_engine: "Suchmaschinen", d_utm_source: "Kampagnenquellen",
@@ -64,6 +68,8 @@
     "device_type", "brand", "model", "os", "os_version", "browser", "browser_version",
     "engine", "plugin", "search_no_results",
   ];
+  // Lists of URLs on the site, read as paths like a report, not a log.
+  const PATH_DIMS = ["page", "entry_page", "exit_page", "download"];
   const METRICS = ["visits", "visitors", "pageviews", "views_per_visit", "bounce_rate",
     "avg_dwell_seconds", "downloads", "searches", "outbound"];
   const STORE_KEY = "sparsam.token";
@@ -186,10 +192,36 @@
       v.dataset.value = String(s[k]);
       m.appendChild(v);
       if (s.compare) {
-        m.appendChild(el("div", "delta", t("previous") + ": " + fmtMetric(k, s.compare[k])));
+        const d = el("div", "delta");
+        d.appendChild(el("div", "change " + direction(k, s[k], s.compare[k]), changeText(k, s[k], s.compare[k])));
+        d.appendChild(el("div", "before", compareName() + ": " + fmtMetric(k, s.compare[k])));
+        m.appendChild(d);
       }
       box.appendChild(m);
     });
+  }
+
+  // The comparison asked for; its name in the summary and the chart.
+  const compareMode = () => $("compare").value;
+  const compareName = () => t(compareMode() === "year" ? "year_before" : "previous");
+  // Change against the compared period: relative for counts and averages,
+  // in percentage points for the bounce rate (a rate of a rate misleads);
+  // "–" when the compared period has nothing to relate to.
+  function changeText(k, now, before) {
+    if (k === "bounce_rate") {
+      const pp = new Intl.NumberFormat(state.lang, { maximumFractionDigits: 1, minimumFractionDigits: 1,
+        signDisplay: "exceptZero" }).format((now - before) * 100);
+      return pp + " " + t("points");
+    }
+    if (!before) return "–";
+    return new Intl.NumberFormat(state.lang, { style: "percent", maximumFractionDigits: 0,
+      signDisplay: "exceptZero" }).format((now - before) / before);
+  }
+  // "up", "down" or "flat"; for the bounce rate fewer is better.
+  function direction(k, now, before) {
+    if (now === before || (!before && k !== "bounce_rate")) return "flat";
+    const up = now > before;
+    return (k === "bounce_rate" ? !up : up) ? "up" : "down";
   }
 
   const SVG = "http://www.w3.org/2000/svg";
@@ -202,7 +234,8 @@
   function renderChart(ts) {
     const W = 800, H = 260, L = 44, R = 10, T = 10, B = 28;
     const b = ts.buckets;
-    const max = Math.max(1, ...b.map((x) => Math.max(x.visits, x.pageviews)));
+    const before = ts.compare ? ts.compare.buckets : [];
+    const max = Math.max(1, ...b.concat(before).map((x) => Math.max(x.visits, x.pageviews)));
     const step = niceStep(max);
     const top = Math.ceil(max / step) * step;
     const x = (i) => L + (b.length <= 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (b.length - 1));
@@ -218,6 +251,18 @@
       if (i % every === 0) {
         root.appendChild(svg("text", { x: x(i), y: H - B + 16, "text-anchor": "middle" }, label(bk.start, ts.interval)));
       }
+    });
+    // The compared period first, so the current lines are drawn on top;
+    // bucket i of both series covers the same stretch of its period.
+    ["pageviews", "visits"].forEach((k) => {
+      if (before.length === 0) return;
+      const pts = before.map((bk, i) => x(i).toFixed(1) + "," + y(bk[k]).toFixed(1)).join(" ");
+      root.appendChild(svg("polyline", { class: "before before-" + k, points: pts }));
+      before.forEach((bk, i) => {
+        const c = svg("circle", { class: "pt-before-" + k, cx: x(i), cy: y(bk[k]), r: b.length > 60 ? 1 : 2 });
+        c.appendChild(svg("title", {}, compareName() + ", " + label(bk.start, ts.interval) + ": " + fmt(bk[k]) + " " + t("m_" + k)));
+        root.appendChild(c);
+      });
     });
     ["pageviews", "visits"].forEach((k) => {
       const pts = b.map((bk, i) => x(i).toFixed(1) + "," + y(bk[k]).toFixed(1)).join(" ");
@@ -235,6 +280,12 @@
       s.appendChild(document.createTextNode(t("m_" + k)));
       legend.appendChild(s);
     });
+    if (before.length > 0) {
+      const s = el("span", "legend-before");
+      s.appendChild(el("span", "sw sw-before"));
+      s.appendChild(document.createTextNode(compareName()));
+      legend.appendChild(s);
+    }
     const box = $("chart");
     box.replaceChildren(root, legend);
     box.dataset.visits = String(b.reduce((a, x) => a + x.visits, 0));
@@ -275,6 +326,27 @@
       box.appendChild(sec);
     });
   }
+  // The site's hostnames as the API gives them (Unicode).
+  function siteHosts() {
+    const site = state.sites.find((x) => x.id === $("site").value);
+    return (site && site.hostnames) || [];
+  }
+  // A stored URL as a list shows it: its path and query (percent-escapes
+  // decoded, except those of URL delimiters), preceded by the host only when the site has
+  // several hosts (or a wildcard) or the URL is on a host not the site's.
+  // The full value stays in the row's title and filters by it.
+  function shortUrl(value) {
+    const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(value);
+    if (!m) return value;
+    const host = m[1];
+    let rest = m[2] || "/";
+    try { rest = decodeURI(rest); } catch (_) { /* keep the escapes */ }
+    const hosts = siteHosts();
+    const bare = host.replace(/:\d+$/, "").toLowerCase();
+    const single = hosts.length === 1 && !hosts[0].startsWith("*.") && hosts[0] === bare;
+    return single ? rest : host + rest;
+  }
+
   function renderList(d, data) {
     const sec = document.querySelector('.list[data-dim="' + d + '"]');
     if (!sec) return;
@@ -289,7 +361,8 @@
       const tr = el("tr");
       tr.dataset.value = r.value;
       const td = el("td");
-      const btn = el("button", "rowbtn", r.value);
+      const btn = el("button", "rowbtn");
+      btn.appendChild(el("span", "label", PATH_DIMS.includes(d) ? shortUrl(r.value) : r.value));
       btn.type = "button";
       btn.title = r.value;
       // rows of search_no_results filter by their search term
@@ -357,8 +430,9 @@
     document.body.dataset.loading = "1";
     $("status").textContent = "";
     const jobs = [
-      api(sitePath() + "/summary", query({ compare: "previous" })).then((s) => current() && renderSummary(s)),
-      api(sitePath() + "/timeseries", query($("interval").value ? { interval: $("interval").value } : {})).then((ts) => current() && renderChart(ts)),
+      api(sitePath() + "/summary", query({ compare: compareMode() })).then((s) => current() && renderSummary(s)),
+      api(sitePath() + "/timeseries", query(Object.assign({ compare: compareMode() },
+        $("interval").value ? { interval: $("interval").value } : {}))).then((ts) => current() && renderChart(ts)),
       loadRealtime(),
     ].concat(DIMENSIONS.map((d) =>
       api(sitePath() + "/breakdown/" + d, query({ limit: "10" })).then((b) => current() && renderList(d, b))));
@@ -402,6 +476,7 @@
       if (!custom) refresh();
     });
     $("interval").addEventListener("change", refresh);
+    $("compare").addEventListener("change", refresh);
     $("controls").addEventListener("submit", (ev) => { ev.preventDefault(); refresh(); });
     setInterval(() => { if (state.token && !$("app").hidden) loadRealtime().catch(() => {}); }, 30000);
     const saved = sessionStorage.getItem(STORE_KEY);

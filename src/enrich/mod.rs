@@ -4,6 +4,7 @@
 pub mod client_hints;
 pub mod device;
 pub mod referrer;
+pub mod referrer_spam;
 pub mod search;
 pub mod ua_cli;
 pub mod uap;

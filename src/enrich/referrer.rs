@@ -1,5 +1,7 @@
 //! Referrer classification: direct, internal, search engine, social
 //! network, other website, or campaign (`utm_*` on the landing URL).
+//! Website names are hosts as people read them (internationalised names in
+//! Unicode); search engines and networks are matched on the ASCII host.
 //!
 //! The lists of search engines and social networks are short, hand-kept
 //! tables of host patterns: the classification needs only a name per host,
@@ -8,6 +10,7 @@
 
 use crate::model::{Campaign, Referrer, ReferrerType};
 use crate::privacy::strip_url;
+use crate::privacy::url_strip::unicode_domain;
 
 /// (host fragment, display name). A referrer host matches when it equals the
 /// fragment or ends with `.fragment`, or for fragments ending in `.` (e.g.
@@ -85,15 +88,11 @@ pub fn classify(
         None => Referrer::default(),
         Some(clean) if is_own_host(&clean.host) => Referrer {
             kind: ReferrerType::Internal,
-            name: clean.host,
+            name: unicode_domain(&clean.host),
             url: clean.url,
         },
         Some(clean) => {
-            let host = clean
-                .host
-                .strip_prefix("www.")
-                .unwrap_or(&clean.host)
-                .to_string();
+            let host = unicode_domain(clean.host.strip_prefix("www.").unwrap_or(&clean.host));
             let (kind, name) = if let Some(n) = lookup(&host, SEARCH_ENGINES) {
                 (ReferrerType::Search, n.to_string())
             } else if let Some(n) = lookup(&host, SOCIAL) {
@@ -191,6 +190,24 @@ mod tests {
             kind(Some("https://notgoogle.com/")).0,
             ReferrerType::Website
         );
+    }
+
+    #[test]
+    fn internationalised_referrers_read_in_unicode() {
+        for raw in [
+            "https://www.xn--mnchen-3ya.example/x",
+            "https://www.münchen.example/x",
+        ] {
+            let c = classify(Some(raw), own, &Campaign::default());
+            assert_eq!(
+                (c.kind, c.name.as_str(), c.url.as_str()),
+                (
+                    ReferrerType::Website,
+                    "münchen.example",
+                    "https://www.münchen.example/x"
+                )
+            );
+        }
     }
 
     #[test]

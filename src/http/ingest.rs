@@ -60,7 +60,7 @@ pub fn hit_opted_out(state: &AppState, signals: &OptOutSignals, site_id: &str) -
 }
 
 /// Runs hits through the pipeline: their events, or the first refusal.
-/// Bots are counted in a metric and yield no events.
+/// Bots and referrer spam are counted in a metric and yield no events.
 pub fn process_hits(
     state: &AppState,
     meta: &RequestMeta,
@@ -69,10 +69,12 @@ pub fn process_hits(
     let now = crate::clock::now();
     let mut events: Vec<Event> = Vec::with_capacity(hits.len());
     let mut bots = 0;
+    let mut spam = 0;
     for hit in hits {
         match state.pipeline.process(hit, meta, now) {
             Ok(Processed::Events(e)) => events.extend(e),
             Ok(Processed::Bot) => bots += 1,
+            Ok(Processed::ReferrerSpam) => spam += 1,
             Err(e) => {
                 count("rejected", 1);
                 return Err(e.into());
@@ -81,6 +83,9 @@ pub fn process_hits(
     }
     if bots > 0 {
         count("bot", bots);
+    }
+    if spam > 0 {
+        count("referrer_spam", spam);
     }
     Ok(events)
 }

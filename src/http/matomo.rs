@@ -194,6 +194,10 @@ async fn bulk(
                     count("bot", 1);
                     tracked += 1;
                 }
+                Ok(Processed::ReferrerSpam) => {
+                    count("referrer_spam", 1);
+                    tracked += 1;
+                }
                 Err(_) => invalid.push(i),
             },
         }

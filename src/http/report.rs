@@ -1,8 +1,9 @@
 //! Reporting routes under `/api/v1`: thin handlers that check the token,
 //! parse the query string, call [`crate::report::query`] on a blocking
 //! thread and answer JSON or CSV (`Accept: text/csv` or `?format=csv`).
-//! With `compare=previous`, summary, time series and breakdowns run the
-//! same query over the previous period too and line the answers up with
+//! With `compare=previous` (or `compare=year`), summary, time series and
+//! breakdowns run the same query over the previous period (or the same
+//! days a year earlier) too and line the answers up with
 //! [`crate::report::compare`].
 
 use actix_web::http::header;
@@ -69,6 +70,8 @@ enum Compare {
     None,
     /// The equally long period just before the range.
     Previous,
+    /// The equally long period one year earlier.
+    Year,
 }
 
 /// Query-string parameters every report understands.
@@ -101,10 +104,12 @@ impl Params {
                     p.compare = match v.as_str() {
                         "" | "none" => Compare::None,
                         "previous" => Compare::Previous,
+                        "year" => Compare::Year,
                         _ => {
                             return Err(ApiError::BadRequest(
                                 "unknown compare value; use compare=previous (the equally \
-                                 long period just before) or compare=none"
+                                 long period just before), compare=year (the same days a year \
+                                 earlier) or compare=none"
                                     .into(),
                             ))
                         }
@@ -160,26 +165,32 @@ impl Params {
         .map_err(|e| ApiError::BadRequest(e.to_string()))
     }
 
-    /// The previous period when `compare=previous` was asked for.
+    /// The period to compare with, when `compare` asked for one.
     fn previous(&self, site: &SiteConfig, range: &DayRange) -> Result<Option<DayRange>, ApiError> {
-        match self.compare {
-            Compare::None => Ok(None),
-            Compare::Previous => range
-                .previous(&site.tz())
-                .map(Some)
-                .map_err(|e| ApiError::BadRequest(format!("the previous period: {e}"))),
-        }
+        let (compared, name) = match self.compare {
+            Compare::None => return Ok(None),
+            Compare::Previous => (range.previous(&site.tz()), "the previous period"),
+            Compare::Year => (
+                range.year_before(&site.tz()),
+                "the same period a year earlier",
+            ),
+        };
+        compared
+            .map(Some)
+            .map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
     }
 
-    /// Refuses `compare=previous` on reports that have no period.
+    /// Refuses `compare` on reports that have no period.
     fn no_compare(&self, what: &str) -> Result<(), ApiError> {
-        match self.compare {
-            Compare::None => Ok(()),
-            Compare::Previous => Err(ApiError::BadRequest(format!(
-                "compare=previous does not apply to {what}; leave the parameter out \
-                 (it works on summary, timeseries and breakdown)"
-            ))),
-        }
+        let name = match self.compare {
+            Compare::None => return Ok(()),
+            Compare::Previous => "previous",
+            Compare::Year => "year",
+        };
+        Err(ApiError::BadRequest(format!(
+            "compare={name} does not apply to {what}; leave the parameter out \
+             (it works on summary, timeseries and breakdown)"
+        )))
     }
 
     fn number(
@@ -310,7 +321,15 @@ pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     }
     let sites: Vec<_> = list
         .iter()
-        .map(|s| json!({"id": s.id, "name": s.name, "timezone": s.timezone}))
+        .map(|s| {
+            // Hosts as people read them (the config holds them in ASCII).
+            let hostnames: Vec<String> = s
+                .hostnames
+                .iter()
+                .map(|h| crate::privacy::url_strip::unicode_domain(h))
+                .collect();
+            json!({"id": s.id, "name": s.name, "timezone": s.timezone, "hostnames": hostnames})
+        })
         .collect();
     Ok(json_response(json!({ "sites": sites })))
 }

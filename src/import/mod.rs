@@ -90,6 +90,8 @@ pub struct ImportReport {
     pub pageviews: u64,
     pub downloads: u64,
     pub bots: u64,
+    /// Lines whose referrer is on the referrer-spam list.
+    pub referrer_spam: u64,
     pub skipped_old: u64,
     /// Not a successful GET of a page or download (assets, POST, 404, …).
     pub skipped_non_page: u64,
@@ -106,12 +108,13 @@ pub struct ImportReport {
 impl ImportReport {
     pub fn render(&self) -> String {
         let mut s = format!(
-            "lines read:         {}\nimported events:    {} ({} page views, {} downloads)\nbots dropped:       {}\nskipped (too old):  {}\nskipped (future):   {}\nskipped (not page): {}\nmalformed lines:    {}\n",
+            "lines read:         {}\nimported events:    {} ({} page views, {} downloads)\nbots dropped:       {}\nreferrer spam:      {}\nskipped (too old):  {}\nskipped (future):   {}\nskipped (not page): {}\nmalformed lines:    {}\n",
             self.lines,
             self.imported,
             self.pageviews,
             self.downloads,
             self.bots,
+            self.referrer_spam,
             self.skipped_old,
             self.future,
             self.skipped_non_page,
@@ -262,6 +265,10 @@ impl Importer<'_> {
             }
             Ok(Processed::Bot) => {
                 self.report.bots += 1;
+                Ok(Outcome::Skipped)
+            }
+            Ok(Processed::ReferrerSpam) => {
+                self.report.referrer_spam += 1;
                 Ok(Outcome::Skipped)
             }
             Err(PipelineError::Reject(r)) => {

@@ -3,7 +3,7 @@
 //! Runs the same steps for every protocol and for log import, in an order
 //! that keeps personal data from spreading: site, size and engaged-time
 //! checks, URL stripping and scrubbing (before anything reads the URL),
-//! device detection (bots stop here), visitor hash from the
+//! referrer spam (stops here), device detection (bots stop here), visitor hash from the
 //! already-truncated address, referrer and campaign, search term. This is
 //! the one place where page URLs, link targets and referrers are stripped
 //! (`privacy::strip_url`) and titles and explicit search terms scrubbed
@@ -40,6 +40,9 @@ pub enum Processed {
     Events(Vec<Event>),
     /// A bot: answered like any hit, counted in a metric, not stored.
     Bot,
+    /// Its referrer is on the referrer-spam list: answered like any hit,
+    /// counted in a metric, not stored.
+    ReferrerSpam,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +149,13 @@ impl Pipeline {
         })?;
         if !site.allows_host(&page.host) {
             return Err(Reject::HostNotAllowed.into());
+        }
+        if hit
+            .referrer
+            .as_deref()
+            .is_some_and(|r| config.referrer_spam.is_spam(r))
+        {
+            return Ok(Processed::ReferrerSpam);
         }
 
         let user_agent = hit.user_agent.as_deref().unwrap_or(&meta.user_agent);

@@ -10,10 +10,22 @@
 //! hostname, falling back to the host of `u`. `pageview` is a page view;
 //! `File Download` and `Outbound Link: Click` with `props.url` are
 //! download and outbound events. Plausible's `engagement` events report
-//! time and scroll depth as increments since the last report, with no
-//! page-view id, so they cannot be tied to one page view: they are
-//! accepted and not stored. Custom events and every other property are
-//! free text chosen by the site and are dropped.
+//! engaged time `e` as milliseconds since the page's previous report (the
+//! script resets its clock after each one) and carry no page-view id. Each
+//! becomes a dwell-time ping of its own, with a page-view id made here that
+//! no other event shares, so the store adds its `e` to the dwell time in
+//! full (a ping adds its increase over the page view's previous report,
+//! and there is none). The sum over a page's reports is its engaged time,
+//! as sparsam's own ping reports it. Scroll depth (`sd`) is not a sparsam
+//! figure and is dropped. Custom events and every other property are free
+//! text chosen by the site and are dropped.
+//!
+//! Both spellings of the fields are understood: the short ones the script
+//! sends (`n`, `u`, `d`, `r`, `p`, `e`) and the full ones of Plausible's
+//! documented Events API (`name`, `url`, `domain`, `referrer`, `props`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -35,6 +47,9 @@ struct PlausibleEvent {
     r: Option<String>,
     #[serde(default, alias = "props")]
     p: Option<Value>,
+    /// Engaged milliseconds since the previous engagement report.
+    #[serde(default)]
+    e: Option<Value>,
 }
 
 /// True when `body` is a Plausible event rather than a sparsam beacon.
@@ -73,6 +88,21 @@ fn parse_plausible(value: Value, config: &Config) -> Result<Vec<Hit>, Reject> {
         "pageview" => (EventKind::PageView, None),
         "File Download" => (EventKind::Download, Some(prop_url(e.p.as_ref())?)),
         "Outbound Link: Click" => (EventKind::Outbound, Some(prop_url(e.p.as_ref())?)),
+        "engagement" => {
+            let engaged_ms = engaged_ms(e.e.as_ref())?;
+            if engaged_ms == 0 {
+                // A report of scrolling alone adds no time.
+                return Ok(Vec::new());
+            }
+            return Ok(vec![Hit {
+                site,
+                kind: Some(EventKind::Ping),
+                url,
+                engaged_ms: Some(engaged_ms),
+                pageview_id: Some(engagement_id()),
+                ..Hit::default()
+            }]);
+        }
         _ => return Ok(Vec::new()),
     };
     Ok(vec![Hit {
@@ -85,7 +115,39 @@ fn parse_plausible(value: Value, config: &Config) -> Result<Vec<Hit>, Reject> {
     }])
 }
 
-/// The configured site for Plausible's `d`, else for the page's host.
+/// `e` of an engagement event: whole milliseconds, 0 to 4294967295.
+fn engaged_ms(e: Option<&Value>) -> Result<u32, Reject> {
+    let e = e.ok_or(Reject::Missing("e"))?;
+    e.as_u64()
+        .and_then(|ms| u32::try_from(ms).ok())
+        .ok_or_else(|| Reject::Invalid {
+            field: "e",
+            why: "expected engaged milliseconds, a whole number from 0 to 4294967295".into(),
+        })
+}
+
+/// A page-view id for one engagement report, shared by no other event:
+/// a random number drawn once per process, and a counter. The store keeps
+/// the largest engaged time per page-view id, so each increment needs an
+/// id of its own to be added in full.
+fn engagement_id() -> String {
+    static PROCESS: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let process = *PROCESS.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        match getrandom::fill(&mut bytes) {
+            Ok(()) => u64::from_le_bytes(bytes),
+            // Without the system's random source the start time still
+            // tells this process from the one before a restart.
+            Err(_) => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
+        }
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("plausible-engagement:{process:016x}:{n:x}")
+}
+
 /// The configured sites of a comma-separated `d` (domain) field, in order.
 pub(crate) fn domain_sites<'a, 'c>(
     domains: &'a str,
@@ -103,6 +165,7 @@ pub(crate) fn url_site<'c>(url: &str, config: &'c Config) -> Option<&'c SiteConf
         .and_then(|u| u.host_str().and_then(|h| config.site_by_host(h)))
 }
 
+/// The configured site for Plausible's `d`, else for the page's host.
 fn site_for(domains: Option<&str>, url: &str, config: &Config) -> Result<String, Reject> {
     domains
         .and_then(|d| domain_sites(d, config).next())
@@ -184,10 +247,26 @@ hostnames = ["other.net"]
             one(r#"{"n":"pageview","u":"https://other.net/","d":"renamed.io"}"#)[0].site,
             "other"
         );
-        assert!(one(
-            r#"{"n":"engagement","u":"https://example.org/","d":"example.org","e":5000,"sd":40}"#
-        )
-        .is_empty());
+        let engaged = |body: &str| {
+            let hits = one(body);
+            assert_eq!(hits.len(), 1, "{body}");
+            assert_eq!(hits[0].kind, Some(EventKind::Ping));
+            (hits[0].engaged_ms, hits[0].pageview_id.clone().unwrap())
+        };
+        let (ms, first) = engaged(
+            r#"{"n":"engagement","u":"https://example.org/","d":"example.org","e":5000,"sd":40}"#,
+        );
+        assert_eq!(ms, Some(5000));
+        let (ms, second) = engaged(
+            r#"{"name":"engagement","url":"https://example.org/","domain":"example.org","e":1200}"#,
+        );
+        assert_eq!(ms, Some(1200));
+        assert_ne!(first, second, "each report is added in full");
+        assert!(
+            one(r#"{"n":"engagement","u":"https://example.org/","d":"example.org","e":0,"sd":80}"#)
+                .is_empty(),
+            "scrolling alone adds no time"
+        );
         assert!(one(
             r#"{"n":"Signup","u":"https://example.org/","d":"example.org","p":{"plan":"x"}}"#
         )
@@ -214,6 +293,19 @@ hostnames = ["other.net"]
             err(r#"{"n":5,"u":"https://example.org/"}"#),
             Reject::Body(_)
         ));
+        assert_eq!(
+            err(r#"{"n":"engagement","u":"https://example.org/","d":"example.org"}"#),
+            Reject::Missing("e")
+        );
+        for bad in ["-5", "1.5", "\"300\"", "4294967296"] {
+            let body = format!(
+                r#"{{"n":"engagement","u":"https://example.org/","d":"example.org","e":{bad}}}"#
+            );
+            assert!(
+                matches!(err(&body), Reject::Invalid { field: "e", .. }),
+                "{bad}"
+            );
+        }
         let own = one(r#"{"site":"demo","url":"https://example.org/","kind":"pageview"}"#);
         assert_eq!(own[0].site, "demo");
         assert_eq!(

@@ -16,6 +16,7 @@
 //! The scrubbing rules are hand-written scans over character classes: they
 //! are short to state (see [`is_id_like`]) and no maintained crate offers
 //! this kind of identifier detection.
+//! An internationalised host is stored in Unicode, as reports show it.
 
 use std::borrow::Cow;
 
@@ -117,7 +118,7 @@ pub fn strip_url(raw: &str, keep: impl Fn(&str) -> bool) -> Result<CleanUrl, Url
     }
     Ok(CleanUrl {
         path: url.path().to_string(),
-        url: url.to_string(),
+        url: unicode_host(url.to_string(), &host),
         host,
         params,
     })
@@ -351,6 +352,41 @@ fn is_uuid(candidate: &[u8]) -> bool {
         })
 }
 
+/// A host name as people read it: internationalised names (punycode,
+/// `xn--`) in Unicode, everything else unchanged.
+pub fn unicode_domain(ascii: &str) -> String {
+    if !ascii.split('.').any(|label| label.starts_with("xn--")) {
+        return ascii.to_string();
+    }
+    match idna::domain_to_unicode(ascii) {
+        (unicode, Ok(())) => unicode,
+        (_, Err(_)) => ascii.to_string(),
+    }
+}
+
+/// The serialised URL with an internationalised host (punycode, `xn--`)
+/// written in Unicode, as readers of reports know it. Matching uses the
+/// ASCII `host` next to it.
+fn unicode_host(url: String, ascii_host: &str) -> String {
+    let unicode = unicode_domain(ascii_host);
+    if unicode == ascii_host {
+        return url;
+    }
+    // The host follows the scheme's "//" (credentials were removed above).
+    match url.find("://") {
+        Some(i) if url[i + 3..].starts_with(ascii_host) => {
+            let start = i + 3;
+            format!(
+                "{}{}{}",
+                &url[..start],
+                unicode,
+                &url[start + ascii_host.len()..]
+            )
+        }
+        _ => url,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,6 +411,20 @@ mod tests {
     fn nothing_kept_means_no_question_mark() {
         let c = strip_url("http://example.org/x?a=1", keep).unwrap();
         assert_eq!(c.url, "http://example.org/x");
+    }
+
+    #[test]
+    fn internationalised_hosts_are_stored_in_unicode() {
+        for raw in [
+            "https://bücher.example/a?q=x",
+            "https://xn--bcher-kva.example/a?q=x",
+        ] {
+            let c = strip_url(raw, keep).unwrap();
+            assert_eq!(c.url, "https://bücher.example/a?q=x");
+            assert_eq!(c.host, "xn--bcher-kva.example", "matching uses ASCII");
+        }
+        let c = strip_url("http://XN--BCHER-KVA.example:8080/", keep).unwrap();
+        assert_eq!(c.url, "http://bücher.example:8080/");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Date ranges for reports: calendar days in the site's time zone, turned
 //! into the UTC instants the store works with.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -118,6 +118,21 @@ impl DayRange {
             _ => Err(RangeError::OutOfRange),
         }
     }
+
+    /// The equally long range one year earlier: it begins on the same
+    /// calendar date a year before (29 February begins on the 28th) and
+    /// has as many days as this one, so time series line up bucket by
+    /// bucket. An error only when it would begin before the year 1.
+    pub fn year_before(&self, tz: &Tz) -> Result<DayRange, RangeError> {
+        let from = self
+            .from
+            .checked_sub_months(Months::new(12))
+            .ok_or(RangeError::OutOfRange)?;
+        let to = from
+            .checked_add_signed(Duration::days(self.days() - 1))
+            .ok_or(RangeError::OutOfRange)?;
+        DayRange::new(tz, from, to)
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +168,34 @@ mod tests {
             DayRange::parse(&tz, None, None, Some("forever"), now),
             Err(RangeError::BadPeriod)
         ));
+    }
+
+    #[test]
+    fn the_year_before_is_equally_long_and_starts_on_the_same_date() {
+        let tz = chrono_tz::UTC;
+        let now = "2026-11-23T10:00:00Z".parse().unwrap();
+        let r = DayRange::parse(&tz, None, None, Some("month"), now).unwrap();
+        let y = r.year_before(&tz).unwrap();
+        assert_eq!(
+            (y.from.to_string(), y.to.to_string()),
+            ("2025-11-01".into(), "2025-11-23".into())
+        );
+        // A range over 29 February: as long, starting a year earlier.
+        let r = DayRange::parse(&tz, Some("2028-02-01"), Some("2028-03-31"), None, now).unwrap();
+        let y = r.year_before(&tz).unwrap();
+        assert_eq!(
+            (y.from.to_string(), y.to.to_string()),
+            ("2027-02-01".into(), "2027-04-01".into())
+        );
+        assert_eq!(y.days(), r.days());
+        let leap = DayRange::parse(&tz, Some("2028-02-29"), Some("2028-02-29"), None, now).unwrap();
+        assert_eq!(
+            leap.year_before(&tz).unwrap().from.to_string(),
+            "2027-02-28"
+        );
+        let first =
+            DayRange::parse(&tz, Some("0001-06-01"), Some("0001-06-03"), None, now).unwrap();
+        assert_eq!(first.year_before(&tz), Err(RangeError::OutOfRange));
     }
 
     #[test]

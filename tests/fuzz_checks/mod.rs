@@ -746,6 +746,10 @@ pub fn pipeline(data: &[u8]) {
         match p.process(hit.clone(), &meta, now()) {
             Err(PipelineError::Reject(r)) => check_reason(&r),
             Err(e) => panic!("pipeline failed: {e}"),
+            Ok(Processed::ReferrerSpam) => {
+                let referrer = hit.referrer.as_deref().unwrap_or_default();
+                assert!(p.config().referrer_spam.is_spam(referrer), "{referrer}");
+            }
             Ok(Processed::Bot) => {
                 let used_ua = hit.user_agent.as_deref().unwrap_or(ua);
                 let hints = hit.hints.clone().unwrap_or_default();

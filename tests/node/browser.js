@@ -209,10 +209,24 @@ async function main() {
     await page.evaluate(() => window.sparsam.optIn())
     report.cookie_after_optin = await page.evaluate(() => document.cookie)
 
-    // 7. Plausible's npm tracker on the same site: page view and download.
+    // 7. Plausible's npm tracker on the same site: page view, the
+    // engagement report it sends when the window loses focus (engaged
+    // milliseconds `e` since the page view, scroll depth `sd`), download.
+    // Headless Chromium keeps every page focused, so the page is told it
+    // lost focus the way a real switch to another window tells it:
+    // document.hasFocus() turns false and a blur event fires.
     pv = answered((b) => b.n === 'pageview')
     await page.goto(site + '/plausible.html')
     report.plausible_pv_status = (await pv).status()
+    await page.waitForTimeout(1500)
+    const engagement = answered((b) => b.n === 'engagement')
+    await page.evaluate(() => {
+      document.hasFocus = () => false
+      window.dispatchEvent(new Event('blur'))
+    })
+    const engaged = await engagement
+    report.plausible_engagement = body(engaged.request())
+    report.plausible_engagement_status = engaged.status()
     const pdl = requested((b) => b.n === 'File Download')
     await page.click('#rules').catch(() => {})
     await pdl

@@ -27,10 +27,16 @@ const METRICS = ["visits", "visitors", "pageviews", "views_per_visit", "bounce_r
   "avg_dwell_seconds", "downloads", "searches", "outbound"];
 const LABELS = {
   en: { visits: "Visits", pageviews: "Page views", previous: "previous period", no_data: "No data",
+    year: "same period last year", points: "pp",
     bounce_rate: "Bounce rate", avg_dwell_seconds: "Avg. time on site", views_per_visit: "Views per visit" },
   de: { visits: "Besuche", pageviews: "Seitenaufrufe", previous: "Vorperiode", no_data: "Keine Daten",
+    year: "Vorjahreszeitraum", points: "Pp.",
     bounce_rate: "Absprungrate", avg_dwell_seconds: "Ø Verweildauer", views_per_visit: "Seiten pro Besuch" },
 };
+// Lists of the site's URLs, shown as paths (docs/dashboard.md).
+const PATH_DIMS = ["page", "entry_page", "exit_page", "download"];
+// A long page path sent today (SPARSAM_LONG_URL): cut on screen, whole on hover.
+const LONG_URL = process.env.SPARSAM_LONG_URL;
 
 const report = { dialogs: [], pageErrors: [], consoleErrors: [], textChecks: 0, contrastPairs: 0,
   contrastMin: null, hostileSeen: [], shots: [] };
@@ -56,6 +62,30 @@ function metricText(lang, k, v) {
   }
   return num(lang, v);
 }
+// Change against the compared period as documented: relative, whole
+// percent, signed; the bounce rate in percentage points; "–" without a
+// base.
+function changeText(lang, k, now, before) {
+  if (k === "bounce_rate") {
+    return new Intl.NumberFormat(lang, { maximumFractionDigits: 1, minimumFractionDigits: 1, signDisplay: "exceptZero" })
+      .format((now - before) * 100) + " " + LABELS[lang].points;
+  }
+  if (!before) return "–";
+  return new Intl.NumberFormat(lang, { style: "percent", maximumFractionDigits: 0, signDisplay: "exceptZero" })
+    .format((now - before) / before);
+}
+// A URL as the lists show it: path and query (escapes decoded), with the
+// host only when the site has several hosts or the URL is elsewhere.
+function shownUrl(value, hosts) {
+  const m = /^https?:\/\/([^/?#]*)(.*)$/i.exec(value);
+  if (!m) return value;
+  let rest = m[2] || "/";
+  try { rest = decodeURI(rest); } catch (_) { /* as stored */ }
+  const bare = m[1].replace(/:\d+$/, "").toLowerCase();
+  return hosts.length === 1 && hosts[0] === bare ? rest : m[1] + rest;
+}
+let HOSTS = {};
+const shown = (view, d, value) => PATH_DIMS.includes(d) ? shownUrl(value, HOSTS[view.site]) : value;
 function bucketLabel(start, interval) {
   const d = start.slice(0, 10), h = start.slice(11, 13);
   if (interval === "hour") return h + ":00";
@@ -104,23 +134,33 @@ async function signIn(page, token) {
 // ({site, period, interval, filters, lang}). Returns the API answers.
 async function compareAll(page, view, label) {
   const L = LABELS[view.lang];
-  const sum = await api(view.site, "/summary", view, { compare: "previous" });
+  const mode = view.compare || "previous";
+  const sum = await api(view.site, "/summary", view, { compare: mode });
   for (const k of METRICS) {
     const box = `[data-metric="${k}"]`;
     same(await page.textContent(`${box} .value`), metricText(view.lang, k, sum[k]), `${label}: ${k}`);
-    same(await page.textContent(`${box} .delta`), `${L.previous}: ${metricText(view.lang, k, sum.compare[k])}`,
-      `${label}: previous ${k}`);
+    same(await page.textContent(`${box} .delta .before`), `${L[mode]}: ${metricText(view.lang, k, sum.compare[k])}`,
+      `${label}: ${mode} ${k}`);
+    same(await page.textContent(`${box} .delta .change`), changeText(view.lang, k, sum[k], sum.compare[k]),
+      `${label}: change of ${k}`);
   }
   for (const k of ["bounce_rate", "avg_dwell_seconds", "views_per_visit"]) {
     same(await page.textContent(`[data-metric="${k}"] .label`), L[k], `${label}: label of ${k}`);
   }
 
-  const ts = await api(view.site, "/timeseries", view, view.interval ? { interval: view.interval } : {});
+  const ts = await api(view.site, "/timeseries", view,
+    { compare: mode, ...(view.interval ? { interval: view.interval } : {}) });
   for (const k of ["visits", "pageviews"]) {
     const shown = await page.$$eval(`#chart circle.pt-${k} title`, (t) => t.map((x) => x.textContent));
     const want = ts.buckets.map((b) => `${bucketLabel(b.start, ts.interval)}: ${num(view.lang, b[k])} ${L[k]}`);
     same(shown.length, want.length, `${label}: chart points of ${k}`);
     same(JSON.stringify(shown), JSON.stringify(want), `${label}: chart ${k}`);
+    // the compared period: a second line, one point per current bucket
+    const before = await page.$$eval(`#chart circle.pt-before-${k} title`, (t) => t.map((x) => x.textContent));
+    const wantBefore = ts.compare.buckets.map((b) =>
+      `${L[mode]}, ${bucketLabel(b.start, ts.interval)}: ${num(view.lang, b[k])} ${L[k]}`);
+    same(JSON.stringify(before), JSON.stringify(wantBefore), `${label}: chart ${k}, ${mode}`);
+    same(await page.$$eval(`#chart polyline.before-${k}`, (l) => l.length), 1, `${label}: ${mode} line of ${k}`);
   }
 
   const lists = {};
@@ -130,15 +170,18 @@ async function compareAll(page, view, label) {
     const rows = await page.$$eval(`.list[data-dim="${d}"] tr`, (trs) => trs.map((tr) =>
       [...tr.querySelectorAll("td")].map((td) => td.textContent)));
     const want = b.rows.length === 0 ? [[L.no_data]] : b.rows.map((r) =>
-      [r.value, num(view.lang, r[b.metric]), num(view.lang, r.share * 100, 0) + " %"]);
+      [shown(view, d, r.value), num(view.lang, r[b.metric]), num(view.lang, r.share * 100, 0) + " %"]);
     same(JSON.stringify(rows), JSON.stringify(want), `${label}: list ${d}`);
+    // the full value on hover, whatever the row shows
+    const titles = await page.$$eval(`.list[data-dim="${d}"] .rowbtn`, (bs) => bs.map((x) => x.title));
+    same(JSON.stringify(titles), JSON.stringify(b.rows.map((r) => r.value)), `${label}: titles of list ${d}`);
     report.textChecks += b.rows.length * 3;
   }
 
   const rt = await api(view.site, "/realtime", view);
   same(await page.textContent("#rt-visitors"), num(view.lang, rt.visitors), `${label}: realtime visitors`);
   same(await page.textContent("#rt-pageviews"), num(view.lang, rt.pageviews), `${label}: realtime page views`);
-  return { sum, ts, lists, rt };
+  return { sum, ts, lists, rt, view };
 }
 
 // Hostile strings: nothing ran, nothing was parsed into elements, and every
@@ -154,9 +197,10 @@ async function checkHostile(page, answers, label) {
     for (const r of b.rows) {
       // payloads as sent, or percent-encoded inside a stored URL
       if (!PAYLOADS.some((p) => r.value.includes(p)) && !/%3C(img|script|details)/i.test(r.value)) continue;
-      const shown = await page.$$eval(`.list[data-dim="${d}"] .rowbtn`, (bs) => bs.map((x) => [x.textContent, x.title]));
-      check(shown.some(([text, title]) => text === r.value && title === r.value),
-        `${label}: hostile ${d} value ${JSON.stringify(r.value)} not shown literally: ${JSON.stringify(shown)}`);
+      const onPage = await page.$$eval(`.list[data-dim="${d}"] .rowbtn`, (bs) => bs.map((x) => [x.textContent, x.title]));
+      const text = shown(answers.view, d, r.value);
+      check(onPage.some(([t, title]) => t === text && title === r.value),
+        `${label}: hostile ${d} value ${JSON.stringify(r.value)} not shown literally: ${JSON.stringify(onPage)}`);
       if (!report.hostileSeen.includes(d)) report.hostileSeen.push(d);
     }
   }
@@ -223,6 +267,9 @@ async function checkContrast(page, label) {
 
 const view = { site: "demo", period: "today", interval: "", filters: [], lang: "en" };
 try {
+  const siteList = await (await fetch(new URL("/api/v1/sites", BASE), { headers: { Authorization: "Bearer " + ADMIN } })).json();
+  HOSTS = Object.fromEntries(siteList.sites.map((x) => [x.id, x.hostnames]));
+  check(HOSTS.demo.length === 1 && HOSTS.other.length === 2, "one host on demo, two on other: " + JSON.stringify(HOSTS));
   // ================= with the CSP switched off: escaping alone must hold,
   // so a payload inserted as HTML would run and set the flag
   const bare = await newPage({ bypassCSP: true });
@@ -331,6 +378,23 @@ try {
   await settled(page);
   check((await page.$$("#chips .chip")).length === 0, "chip removed");
   await compareAll(page, view, "after removing the filter");
+
+  // one site's pages read as paths; a long one is cut to one line with
+  // "…" and carries its whole URL for hovering
+  const demoPages = await page.$$eval('.list[data-dim="page"] .rowbtn .label', (b) => b.map((x) => x.textContent));
+  check(demoPages.length > 0 && demoPages.every((p) => p.startsWith("/")), "the demo site's pages as paths: " + demoPages);
+  const long = await page.$$eval('.list[data-dim="page"] .rowbtn', (bs, url) => bs.filter((b) => b.title === url).map((b) => {
+    const l = b.querySelector(".label");
+    const cs = getComputedStyle(l);
+    return { text: l.textContent, scroll: l.scrollWidth, client: l.clientWidth, height: l.getBoundingClientRect().height,
+      line: parseFloat(cs.lineHeight) || parseFloat(cs.fontSize) * 1.6, overflow: cs.textOverflow };
+  }), LONG_URL);
+  check(long.length === 1, "the long page is listed once with its full URL as title: " + JSON.stringify(long));
+  check(long[0].text === shownUrl(LONG_URL, HOSTS.demo), "the long page shows its path: " + long[0].text);
+  check(long[0].scroll > long[0].client && long[0].overflow === "ellipsis", "the long path is cut with …: " + JSON.stringify(long[0]));
+  check(long[0].height <= long[0].line * 1.5, "the long path keeps to one line: " + JSON.stringify(long[0]));
+  report.longPathCut = long[0];
+
   await page.screenshot({ path: SHOT, fullPage: true });
   report.shots.push(SHOT);
 
@@ -344,7 +408,8 @@ try {
   const demo7 = await api("demo", "/summary", { ...view, period: "7d" });
   check(other.sum.pageviews > 0 && other.sum.pageviews !== demo7.pageviews, "the other site has its own data");
   const otherPages = await page.$$eval('.list[data-dim="page"] .rowbtn', (b) => b.map((x) => x.textContent));
-  check(otherPages.length > 0 && otherPages.every((p) => p.startsWith("https://other.example/")),
+  // two hosts on this site: each page with its host, no scheme
+  check(otherPages.length > 0 && otherPages.every((p) => p.startsWith("other.example/")),
     "the other site's pages: " + otherPages);
 
   // back to demo over 7 days by day: past hostile referrers and titles
@@ -355,6 +420,19 @@ try {
   const week = await compareAll(page, { ...view, period: "7d", interval: "day" }, "demo, 7 days by day");
   same(await page.$$eval("#chart circle.pt-visits", (c) => c.length), 7, "7 daily points");
   await checkHostile(page, week, "7 days");
+
+  // the same days a year earlier, chosen on the page: every panel follows
+  await page.selectOption("#compare", "year");
+  await settled(page);
+  const yearView = { ...view, period: "7d", interval: "day", compare: "year" };
+  const yearly = await compareAll(page, yearView, "demo, 7 days against last year");
+  const lastYear = await api("demo", "/summary", yearView, { compare: "year" });
+  check(lastYear.compare.from < week.sum.compare.from, "a year earlier is before the previous period");
+  same(await page.textContent('.legend-before'), "same period last year", "legend of the second line");
+  check(yearly.sum.compare.pageviews === 0 && yearly.ts.compare.buckets.length === 7,
+    "no data a year ago, seven compared buckets");
+  await page.selectOption("#compare", "previous");
+  await settled(page);
 
   // German: labels and number formats follow
   await page.click("#lang-toggle");

@@ -53,7 +53,7 @@ tokens = ["{DEMO}"]
 [[sites]]
 id = "other"
 name = "Other site"
-hostnames = ["other.example"]
+hostnames = ["other.example", "www.other.example"]
 timezone = "UTC"
 tokens = ["{OTHER}"]
 "#
