@@ -446,6 +446,25 @@ fn config_errors_name_the_key_and_exit_before_listening() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("privacy.ipv4_prefix"), "{err}");
     assert!(!err.contains("listening"), "{err}");
+
+    // A header a proxy does not write this way is refused by name.
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:0\"\nclient_ip_header = \"true-client-ip\"\n[[sites]]\nid = \"a\"\nhostnames = [\"x.org\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("server.client_ip_header") && err.contains("x-forwarded-for"),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "{err}");
 }
 
 #[test]

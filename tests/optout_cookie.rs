@@ -303,3 +303,34 @@ fn a_bad_setting_is_refused_before_listening() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("privacy.optout_cookie_secure"), "{err}");
 }
+
+/// The opt-out page embedded in an iframe on another site's privacy page,
+/// in headless Chromium (`tests/node/optout_iframe.js`): the form inside
+/// the frame belongs to the collector's page, so the browser sends the
+/// collector's own origin and the post is accepted.
+#[test]
+fn the_page_embedded_in_another_site_s_iframe_posts_with_the_collector_s_origin() {
+    let s = Server::start();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules").exists(),
+        "run `npm ci` in tests/node first (scripts/test.sh does)"
+    );
+    let out = std::process::Command::new("node")
+        .current_dir(&dir)
+        .arg("optout_iframe.js")
+        .arg(&s.base)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "node optout_iframe.js failed\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("JSON line");
+    assert_eq!(seen["origin"], s.base.as_str(), "{seen}");
+    assert_eq!(seen["status"], 200, "{seen}");
+    assert_eq!(seen["state"], "true", "{seen}");
+}

@@ -614,6 +614,9 @@ fn stored_urls_keep_only_allow_listed_parameters_and_server_time() {
 const PROXY_SAW: &str = "203.0.113.77";
 const CLIENT_CLAIMS: &str = "198.51.100.9";
 
+/// The headers of one request, in order.
+type RequestHeaders = Vec<(&'static str, String)>;
+
 /// Behind a trusted proxy (the test client's 127.0.0.1) that writes the
 /// configured header, every way a client can add forwarding headers of its
 /// own: the counted address is always the one the proxy wrote, visitors are
@@ -622,7 +625,7 @@ const CLIENT_CLAIMS: &str = "198.51.100.9";
 #[test]
 fn spoofed_forwarding_headers_cannot_choose_the_counted_address() {
     // (configured header, headers of one request): the proxy's value last.
-    let cases: [(&str, Vec<Vec<(&str, String)>>); 3] = [
+    let cases: [(&str, Vec<RequestHeaders>); 3] = [
         (
             "x-forwarded-for",
             vec![

@@ -1,7 +1,9 @@
-//! Fuzzes the client-address reader (`privacy::anonymised_client`): a
-//! `Forwarded` header on the first line, `X-Forwarded-For` on the second.
-//! Checks: no panic; the address returned is always truncated to the masks;
-//! headers from a peer that is not a trusted proxy are ignored.
+//! Fuzzes the client-address reader (`privacy::anonymised_client`): the
+//! input is the value of the configured proxy header, read as each kind
+//! (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`). Checks: no panic; the
+//! address returned is always truncated to the masks; headers from a peer
+//! that is not a trusted proxy are ignored; an address a trusted proxy
+//! appends wins over whatever the client wrote.
 //!
 //! The check itself is `fuzz_checks::forwarded` in tests/fuzz_checks/mod.rs,
 //! which tests/fuzz_replay.rs also runs over this target's corpus on stable.
