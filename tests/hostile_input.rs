@@ -919,6 +919,15 @@ fn table() -> Vec<Row> {
             no_marker,
         ),
         checked(
+            "marker as timeseries interval is not echoed",
+            get(
+                b"/api/v1/sites/demo/timeseries?period=today&interval=echomarker4711",
+                &[admin()],
+            ),
+            Status(400, "unknown interval"),
+            no_marker,
+        ),
+        checked(
             "marker as breakdown dimension is not echoed",
             get(b"/api/v1/sites/demo/breakdown/echomarker4711?period=today", &[admin()]),
             Status(400, "unknown dimension"),

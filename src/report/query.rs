@@ -52,11 +52,10 @@ impl Interval {
             "day" => Interval::Day,
             "week" => Interval::Week,
             "month" => Interval::Month,
-            other => {
-                return Err(ReportError::Invalid(format!(
-                    "unknown interval {:?}; use hour, day, week or month",
-                    other.chars().take(16).collect::<String>()
-                )))
+            _ => {
+                return Err(ReportError::Invalid(
+                    "unknown interval; use hour, day, week or month".into(),
+                ))
             }
         })
     }

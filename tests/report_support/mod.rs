@@ -42,6 +42,8 @@ workers = 2
 
 [auth]
 admin_token = "{ADMIN}"
+# wrong tokens are sent on purpose, many from one address
+max_failed_tokens_per_minute = 10000
 
 [[sites]]
 id = "demo"
