@@ -70,6 +70,15 @@ fn imports_logs_and_keeps_no_full_address() {
         line(V4, 200, "GET /ancient HTTP/1.1", 200, "-", CHROME_UA),
         line(V4, 1, "GET /search?q=impfung HTTP/1.1", 200, "-", CHROME_UA),
         line(V6, 1, "GET /ipv6.html HTTP/2.0", 200, "-", FIREFOX_UA),
+        // A referrer on the referrer-spam list: skipped and counted.
+        line(
+            V4,
+            1,
+            "GET /from-spam HTTP/1.1",
+            200,
+            "https://www.0-0.fr/",
+            CHROME_UA,
+        ),
     ]
     .concat();
     let log = dir.join("access.log");
@@ -88,13 +97,14 @@ fn imports_logs_and_keeps_no_full_address() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "import failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("lines read:         14\n"), "{stdout}");
+    assert!(stdout.contains("lines read:         15\n"), "{stdout}");
     // 6 page views, 1 download, 1 search.
     assert!(
         stdout.contains("imported events:    8 (6 page views, 1 downloads)"),
         "{stdout}"
     );
     assert!(stdout.contains("bots dropped:       1\n"), "{stdout}");
+    assert!(stdout.contains("referrer spam:      1\n"), "{stdout}");
     assert!(stdout.contains("skipped (too old):  1\n"), "{stdout}");
     assert!(stdout.contains("skipped (not page): 3\n"), "{stdout}");
     assert!(stdout.contains("malformed lines:    2\n"), "{stdout}");
@@ -133,6 +143,10 @@ fn imports_logs_and_keeps_no_full_address() {
     let paths_present = |p: &str| contains_bytes(&bytes, p.as_bytes());
     assert!(paths_present("/blog/post"), "imported URL should be stored");
     assert!(!paths_present("/ancient"), "old line must not be stored");
+    assert!(
+        !paths_present("/from-spam"),
+        "referrer spam must not be stored"
+    );
 
     // With the server holding the store, import refuses clearly.
     let out = import(&server.config_path, &[&log]);

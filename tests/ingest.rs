@@ -831,6 +831,11 @@ tokens = ["{OTHER_TOKEN}"]
         .unwrap();
     assert_eq!(sites["sites"][0]["hostnames"], json!(["bücher.example"]));
     assert_eq!(sites["sites"][1]["hostnames"], json!(["*.café.example"]));
+    let notice = c.get(s.url("/privacy")).send().unwrap().text().unwrap();
+    assert!(
+        notice.contains("bücher.example") && notice.contains("*.café.example"),
+        "the privacy notice names the hosts in Unicode"
+    );
 
     s.stop();
     let events = stored_events(&s.store_path());

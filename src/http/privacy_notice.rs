@@ -326,7 +326,13 @@ pub fn render(config: &Config, lang: Lang) -> String {
             sites,
             "<tr><td>{name}</td><td>{hosts}</td><td class=\"dnt\">{dnt}</td><td class=\"gpc\">{gpc}</td><td>{search}</td><td>{keep}</td><td>{dl}</td></tr>",
             name = escape_html(name),
-            hosts = list(&s.hostnames),
+            // hosts as visitors read them (the config holds them in ASCII)
+            hosts = list(
+                &s.hostnames
+                    .iter()
+                    .map(|h| crate::privacy::url_strip::unicode_domain(h))
+                    .collect::<Vec<_>>()
+            ),
             dnt = yes_no(s.honour_dnt),
             gpc = yes_no(s.honour_gpc),
             search = list(&s.search_params),
