@@ -1261,8 +1261,12 @@ fn writes_go_on_while_a_vacuum_copies_the_store() {
     let acked = feeder.join().unwrap();
     writer.shutdown_blocking().unwrap();
     let during = during.load(Ordering::SeqCst);
+    eprintln!("writes acknowledged while the vacuum ran: {during} of {acked}");
+    // Holding the store for the whole copy lets through only the few
+    // commits of the vacuum's set-up (5 when measured); copying from a
+    // snapshot lets through about one commit per copy step (100).
     assert!(
-        during >= 5,
+        during >= 20,
         "only {during} writes were acknowledged while the vacuum ran"
     );
     let new = scan_all(&f.store, "s")
