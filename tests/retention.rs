@@ -313,6 +313,8 @@ fn ingest_continues_while_a_large_partition_is_swept() {
             if a["last_sweeps"][0]["outcome"] == "ok" {
                 assert_eq!(a["last_sweeps"][0]["events_deleted"], 200_000);
                 assert_eq!(a["verification"]["ok"], true, "{a}");
+                assert_eq!(a["free_text"]["rule"], "expire_with_raw_events", "{a}");
+                assert_eq!(a["last_sweeps"][0]["vacuumed"], true, "{a}");
                 finished = true;
                 break;
             }
