@@ -321,7 +321,13 @@ fn expire_free_text(
     }
     if !dry_run && report.free_text_rows_expired > 0 {
         // the cut values themselves, now that no row uses them
-        store.delete_unused_dim_values()?;
+        let started = Instant::now();
+        let values = store.delete_unused_dim_values()?;
+        tracing::info!(
+            values,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sweep: roll-up values no row uses any more deleted"
+        );
     }
     tracing::info!(
         days = days.len(),
