@@ -477,8 +477,8 @@ impl Store {
                                 Some(match found {
                                     Some(cut_id) => cut_id,
                                     None => {
-                                        // A value ids the writer has not handed out:
-                                        // it re-reads the next id after this commit.
+                                        // A new value id; the writer reads the next
+                                        // id again after this commit (see below).
                                         let next = meta
                                             .get(META_NEXT_DIM_VALUE)?
                                             .map_or(1, |v| v.value())
