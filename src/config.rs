@@ -205,6 +205,10 @@ impl PrivacyConfig {
     }
 }
 
+/// Fewest distinct visitors `retention.free_text_min_visitors` may ask for:
+/// a value fewer people typed can point at one of them.
+pub const MIN_FREE_TEXT_VISITORS: u32 = 10;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
@@ -215,9 +219,15 @@ pub struct RetentionConfig {
     /// When the sweeper runs: a cron expression with seconds first.
     pub sweep_schedule: String,
     /// Rewrite the store file after a sweep that deleted something, so the
-    /// deleted bytes are gone from the disk file too (ingest and reports
-    /// wait while it runs).
+    /// deleted bytes are gone from the disk file too (on by default; ingest
+    /// waits only for the catch-up at its end, see `store/vacuum.rs`).
     pub vacuum_after_sweep: bool,
+    /// Free text (site-search terms, kept query-parameter values, full
+    /// referrer URLs) expires with the raw events after `raw_days`. When
+    /// set (at least 10), a value seen from at least this many distinct
+    /// visitors on a day may stay in that day's roll-ups; 0 (the default)
+    /// keeps none.
+    pub free_text_min_visitors: u32,
 }
 
 impl Default for RetentionConfig {
@@ -226,7 +236,8 @@ impl Default for RetentionConfig {
             raw_days: 90,
             rollup_days: 0,
             sweep_schedule: "0 30 3 * * *".into(),
-            vacuum_after_sweep: false,
+            vacuum_after_sweep: true,
+            free_text_min_visitors: 0,
         }
     }
 }
@@ -562,6 +573,14 @@ impl Config {
                 "must be 0 (keep) or at least retention.raw_days",
             ));
         }
+        if r.free_text_min_visitors != 0 && r.free_text_min_visitors < MIN_FREE_TEXT_VISITORS {
+            return Err(invalid(
+                "retention.free_text_min_visitors",
+                format!(
+                    "must be 0 (free text expires with the raw events) or at least {MIN_FREE_TEXT_VISITORS}"
+                ),
+            ));
+        }
         self.sweep_schedule()?;
 
         if self.store.cache_mb == 0 {
@@ -860,6 +879,27 @@ hostnames = ["localhost"]
     fn type_errors_name_the_key() {
         let e = err("[server]\nlisten = 5\n[[sites]]\nid=\"a\"\nhostnames=[\"x\"]");
         assert!(e.contains("server.listen"), "{e}");
+    }
+
+    #[test]
+    fn free_text_threshold_is_off_or_at_least_ten() {
+        let with = |k: u32| {
+            Config::parse(&format!(
+                "[retention]\nfree_text_min_visitors = {k}\n{MINIMAL}"
+            ))
+        };
+        assert_eq!(
+            Config::parse(MINIMAL)
+                .unwrap()
+                .retention
+                .free_text_min_visitors,
+            0
+        );
+        assert!(with(0).is_ok());
+        assert_eq!(with(10).unwrap().retention.free_text_min_visitors, 10);
+        let e = with(9).unwrap_err().to_string();
+        assert!(e.contains("retention.free_text_min_visitors"), "{e}");
+        assert!(e.contains("at least 10"), "{e}");
     }
 
     #[test]

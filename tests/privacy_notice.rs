@@ -164,6 +164,10 @@ fn default_notice_lists_every_stored_field_both_optout_cookies_and_retention() {
         // Daily sweeps: nothing older than 90 days plus one day.
         assert!(page.contains("<span id=\"max-days\">91</span>"));
         assert!(!page.contains("id=\"rollup-days\""));
+        // Free text goes with the raw data, a whole day at a time.
+        assert!(page.contains("<span id=\"free-text-days\">90</span>"));
+        assert!(page.contains("<span id=\"free-text-max-days\">93</span>"));
+        assert!(!page.contains("id=\"free-text-min-visitors\""));
     }
     assert!(item(&en, "title").contains("page title"));
     let visitor = item(&en, "visitor");
@@ -180,6 +184,29 @@ fn default_notice_lists_every_stored_field_both_optout_cookies_and_retention() {
         "roll-ups kept by default"
     );
     assert!(de.contains("ohne zeitliche Begrenzung aufbewahrt"));
+    // Counts and free text are told apart.
+    let counts = paragraph(&en, "rollups");
+    assert!(counts.contains("without its query"), "{counts}");
+    assert!(
+        counts.contains("nor text that visitors entered"),
+        "{counts}"
+    );
+    let free = paragraph(&en, "free-text");
+    assert!(free.contains("site-search terms"), "{free}");
+    assert!(
+        free.contains("from the aggregated figures as well"),
+        "{free}"
+    );
+    assert!(paragraph(&de, "free-text").contains("auch aus den zusammengefassten Zahlen"));
+}
+
+/// The text of `<p id="{id}">`.
+fn paragraph<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page
+        .find(&format!("<p id=\"{id}\">"))
+        .unwrap_or_else(|| panic!("no paragraph {id}"));
+    let rest = &page[start..];
+    &rest[..rest.find("</p>").unwrap_or(rest.len())]
 }
 
 const BASE: &str = r#"
@@ -195,6 +222,7 @@ optout_cookie_days = 400
 [retention]
 raw_days = 90
 rollup_days = 0
+free_text_min_visitors = 0
 sweep_schedule = "0 30 3 * * *"
 [store]
 cache_mb = 64
@@ -285,6 +313,14 @@ fn every_relevant_config_key_changes_the_notice_in_both_languages() {
             true,
             true,
             "<span id=\"rollup-days\">400</span>",
+        ),
+        (
+            "retention.free_text_min_visitors",
+            "free_text_min_visitors = 0",
+            "free_text_min_visitors = 25",
+            true,
+            true,
+            "<span id=\"free-text-min-visitors\">25</span>",
         ),
         (
             "retention.sweep_schedule",
@@ -429,6 +465,19 @@ fn every_relevant_config_key_changes_the_notice_in_both_languages() {
     assert!(!en.contains("without time limit"));
     assert!(de.contains("400</span> Tage aufbewahrt und dann ebenfalls gelöscht"));
     assert!(!de.contains("ohne zeitliche Begrenzung"));
+    let (de, en) = notice(&BASE.replacen(
+        "free_text_min_visitors = 0",
+        "free_text_min_visitors = 10",
+        1,
+    ));
+    assert!(
+        paragraph(&en, "free-text").contains(
+            "unless at least <span id=\"free-text-min-visitors\">10</span> different visitors"
+        ),
+        "{en}"
+    );
+    assert!(paragraph(&de, "free-text").contains("außer wenn mindestens"));
+    assert!(!paragraph(&en, "free-text").contains("from the aggregated figures as well"));
     let (de, en) = notice(&BASE.replacen(
         "ipv4_prefix = 16\nipv6_prefix = 32",
         "ipv4_prefix = 0\nipv6_prefix = 0",

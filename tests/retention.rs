@@ -313,6 +313,8 @@ fn ingest_continues_while_a_large_partition_is_swept() {
             if a["last_sweeps"][0]["outcome"] == "ok" {
                 assert_eq!(a["last_sweeps"][0]["events_deleted"], 200_000);
                 assert_eq!(a["verification"]["ok"], true, "{a}");
+                assert_eq!(a["free_text"]["rule"], "expire_with_raw_events", "{a}");
+                assert_eq!(a["last_sweeps"][0]["vacuumed"], true, "{a}");
                 finished = true;
                 break;
             }
@@ -445,4 +447,244 @@ fn vacuum_after_sweep_leaves_no_bytes_of_expired_events() {
     assert!(audit::last_sweeps(&store, 1).unwrap()[0].vacuumed);
     let again = sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap();
     assert!(!again.vacuumed, "nothing deleted, nothing rewritten");
+}
+
+fn rollup_values(store: &Store, dim: sparsam::store::Dimension, day: i64) -> Vec<(String, u64)> {
+    let d = schema::utc_day(day);
+    let by = dim.sort_by();
+    store
+        .top("demo", dim, d, d, 1000, 0)
+        .unwrap()
+        .into_iter()
+        .map(|(v, c)| {
+            let n = match by {
+                sparsam::store::SortBy::Pageviews => c.pageviews,
+                sparsam::store::SortBy::Visits => c.visits,
+                sparsam::store::SortBy::Events => c.events,
+            };
+            (v, n)
+        })
+        .collect()
+}
+
+/// 12:00 UTC of the day of `ts`, so events a few seconds apart share a day.
+fn noon_of(ts: i64) -> i64 {
+    schema::day_start_ms(schema::utc_day(ts)) + DAY / 2
+}
+
+fn file_has(path: &Path, marker: &str) -> bool {
+    common::contains_bytes(&std::fs::read(path).unwrap(), marker.as_bytes())
+}
+
+/// A page view with a campaign term in its URL and a full referrer URL,
+/// and a site search, of visitor `n` at `ts`.
+fn free_text_events(ts: i64, n: u64, term: &str) -> Vec<Event> {
+    let mut view = common::stored_pageview(
+        ts,
+        n,
+        &format!("https://example.org/suche?q={term}&utm_term={term}-utm"),
+    );
+    view.referrer = Referrer {
+        kind: sparsam::model::ReferrerType::Website,
+        name: "forum.example".into(),
+        url: format!("https://forum.example/thread/{term}-ref"),
+    };
+    let mut search = common::stored_pageview(ts + 1, n, "https://example.org/suche");
+    search.kind = sparsam::model::EventKind::Search;
+    search.search_term = format!("{term}-suche");
+    vec![view, search]
+}
+
+/// Free text (a search term, a query value, a campaign term, a full
+/// referrer URL) of a day past `raw_days` is gone from the roll-ups, the
+/// dictionaries and the bytes of the store file after one default sweep;
+/// the counts stay, per page path and per referrer host; the sweep's audit
+/// record says what expired, and the audit view finds nothing too old.
+#[test]
+fn free_text_expires_with_the_raw_events_and_leaves_the_file() {
+    let env = Env::new();
+    let store = env.open();
+    let now = Utc::now();
+    let old = noon_of(now.timestamp_millis() - 120 * DAY);
+    let marker = "zx7geheimnis";
+    let mut evs = free_text_events(old, 1, marker);
+    evs.push(event(now.timestamp_millis() - DAY, 2));
+    write_events(&store, evs);
+    let path = env.config.store_path();
+    use sparsam::store::Dimension;
+    assert!(file_has(&path, marker));
+    assert_eq!(
+        rollup_values(&store, Dimension::SearchTerm, old),
+        vec![(format!("{marker}-suche"), 1)]
+    );
+
+    let r = sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap();
+    assert_eq!(r.events_deleted, 2);
+    assert!(r.vacuumed, "the file is rewritten by default");
+    // page, entry page, exit page cut to the path; the search term deleted
+    assert!(r.free_text_rows_expired >= 4, "{r:?}");
+    assert_eq!(r.free_text_expired_by_dimension["search_term"], 1, "{r:?}");
+    assert_eq!(r.free_text_expired_by_dimension["page"], 1, "{r:?}");
+    assert_eq!(r.free_text_rows_kept, 0);
+
+    assert!(rollup_values(&store, Dimension::SearchTerm, old).is_empty());
+    assert_eq!(
+        rollup_values(&store, Dimension::Page, old),
+        vec![("https://example.org/suche".to_string(), 1)],
+        "the count stays, under the path"
+    );
+    assert_eq!(
+        rollup_values(&store, Dimension::Referrer, old),
+        vec![("forum.example".to_string(), 1)],
+        "the referrer host stays"
+    );
+    let day = schema::day_start_ms(schema::utc_day(old));
+    let totals = store.summary("demo", day, day + DAY).unwrap();
+    assert_eq!((totals.pageviews, totals.searches), (1, 1), "{totals:?}");
+
+    for m in [
+        marker.to_string(),
+        format!("{marker}-utm"),
+        format!("{marker}-ref"),
+        format!("{marker}-suche"),
+    ] {
+        assert!(!file_has(&path, &m), "{m} is still in the store file");
+    }
+
+    let rec = &audit::last_sweeps(&store, 1).unwrap()[0];
+    assert_eq!(rec.free_text_rows_expired, r.free_text_rows_expired);
+    assert_eq!(rec.free_text_expired_by_dimension["search_term"], 1);
+    assert_eq!(
+        rec.free_text_before.as_deref(),
+        Some(
+            schema::utc_day(now.timestamp_millis() - 90 * DAY)
+                .to_string()
+                .as_str()
+        )
+    );
+    let view = audit::audit_view(&store, &env.config, now).unwrap();
+    assert!(view.verification.ok, "{:?}", view.verification);
+    assert_eq!(view.free_text.rule, "expire_with_raw_events");
+    let sealed = view
+        .free_text
+        .tables
+        .iter()
+        .find(|t| t.table == "dims_sealed")
+        .unwrap();
+    assert_eq!(sealed.oldest_day, None, "{:?}", view.free_text);
+    let again = sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap();
+    assert_eq!(again.free_text_rows_expired, 0);
+}
+
+/// A roll-up row with free text of a day past `raw_days` that a sweep
+/// did not take out (planted: the raw events are deleted, the roll-up is
+/// not) fails the verification, by table and day.
+#[test]
+fn planted_free_text_in_rollups_fails_the_audit() {
+    let env = Env::new();
+    let store = env.open();
+    let now = Utc::now();
+    let old = now.timestamp_millis() - 200 * DAY;
+    write_events(&store, free_text_events(old, 1, "gepflanzt"));
+    store.drop_partition(schema::utc_day(old)).unwrap();
+    store.expire_strings(now.timestamp_millis()).unwrap();
+    let view = audit::audit_view(&store, &env.config, now).unwrap();
+    let v = &view.verification;
+    assert!(!v.ok, "{v:?}");
+    assert_eq!((v.age_violations, v.string_violations), (0, 0), "{v:?}");
+    // page, entry page, exit page with the query, and the search term
+    assert_eq!(v.free_text_violations, 4, "{v:?}");
+    let old_day = schema::utc_day(old).to_string();
+    assert!(
+        view.free_text
+            .tables
+            .iter()
+            .any(|t| t.oldest_day.as_deref() == Some(old_day.as_str()) && t.older_than_allowed > 0),
+        "{:?}",
+        view.free_text
+    );
+    // A sweep takes it out and the view agrees.
+    sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap();
+    let v = audit::audit_view(&store, &env.config, now)
+        .unwrap()
+        .verification;
+    assert!(v.ok, "{v:?}");
+}
+
+/// With `retention.free_text_min_visitors = 10`, a search term and a URL
+/// query seen from 10 distinct visitors on a day stay in that day's
+/// roll-ups past `raw_days`; one seen from 9 does not. Without the
+/// opt-in, none stays; turning it off later expires what it kept.
+#[test]
+fn free_text_seen_by_k_visitors_survives_only_with_the_opt_in() {
+    use sparsam::store::Dimension;
+    let now = Utc::now();
+    let old = noon_of(now.timestamp_millis() - 100 * DAY);
+    let mut evs = Vec::new();
+    for n in 0..10 {
+        evs.extend(free_text_events(
+            old + n as i64 * 1000,
+            100 + n,
+            "gemeinsam",
+        ));
+    }
+    for n in 0..9 {
+        evs.extend(free_text_events(old + n as i64 * 1000, 200 + n, "selten"));
+    }
+    let common_url = "https://example.org/suche?q=gemeinsam&utm_term=gemeinsam-utm";
+
+    for opt_in in [false, true] {
+        let mut env = Env::new();
+        if opt_in {
+            env.config.retention.free_text_min_visitors = 10;
+        }
+        let store = env.open();
+        write_events(&store, evs.clone());
+        let r = sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap();
+        let terms = rollup_values(&store, Dimension::SearchTerm, old);
+        let pages = rollup_values(&store, Dimension::Page, old);
+        let path = env.config.store_path();
+        if opt_in {
+            assert_eq!(terms, vec![("gemeinsam-suche".to_string(), 10)], "{r:?}");
+            assert!(pages.contains(&(common_url.to_string(), 10)), "{pages:?}");
+            assert!(
+                pages.contains(&("https://example.org/suche".to_string(), 9)),
+                "{pages:?}"
+            );
+            assert!(r.free_text_rows_kept > 0, "{r:?}");
+            assert!(file_has(&path, "gemeinsam-suche"));
+            let view = audit::audit_view(&store, &env.config, now).unwrap();
+            assert!(view.verification.ok, "{:?}", view.verification);
+            assert_eq!(view.free_text.min_visitors, Some(10));
+            assert!(view.free_text.tables.iter().any(|t| t.kept_by_rule > 0));
+
+            // The operator turns the opt-in off: the kept text is now too
+            // old for the rule in force, and the next sweep expires it.
+            let mut strict = env.config.clone();
+            strict.retention.free_text_min_visitors = 0;
+            let v = audit::audit_view(&store, &strict, now)
+                .unwrap()
+                .verification;
+            assert!(!v.ok && v.free_text_violations > 0, "{v:?}");
+            sweep_now(&store, &strict, now, false, &AtomicBool::new(false)).unwrap();
+            assert!(rollup_values(&store, Dimension::SearchTerm, old).is_empty());
+            assert_eq!(
+                rollup_values(&store, Dimension::Page, old),
+                vec![("https://example.org/suche".to_string(), 19)]
+            );
+            let v = audit::audit_view(&store, &strict, now)
+                .unwrap()
+                .verification;
+            assert!(v.ok, "{v:?}");
+        } else {
+            assert!(terms.is_empty(), "{terms:?}");
+            assert_eq!(pages, vec![("https://example.org/suche".to_string(), 19)]);
+            assert_eq!(r.free_text_rows_kept, 0);
+        }
+        assert!(!file_has(&path, "selten-suche"));
+        assert!(!file_has(&path, "selten-utm"));
+        if !opt_in {
+            assert!(!file_has(&path, "gemeinsam"));
+        }
+    }
 }

@@ -454,6 +454,13 @@ fn cli_dry_run_and_audit_text_describe_a_known_store() {
         assert!(!out.contains("boundary:"), "{out}");
     }
     assert_eq!(field(&out, "roll-ups:"), "kept (retention.rollup_days = 0)");
+    assert_eq!(
+        field(&out, "free text:"),
+        format!(
+            "would cut 0 roll-up values of days before {cut_day} (search terms, URL queries); none kept (retention.free_text_min_visitors = 0)"
+        ),
+        "{out}"
+    );
     let store = env.open();
     assert_eq!(store.event_count().unwrap(), 6, "a dry run deletes nothing");
     assert!(audit::last_sweeps(&store, 5).unwrap().is_empty());
@@ -506,8 +513,15 @@ fn cli_dry_run_and_audit_text_describe_a_known_store() {
     assert!(text.contains("last sweeps:\n  (none)\n"), "{text}");
     assert_eq!(
         field(&text, "verification:"),
-        "FAILED (6 events checked, 0 address violations, 2 too old, 0 undecodable)"
+        "FAILED (6 events checked, 0 address violations, 2 too old, 0 undecodable, 0 free-text values too old)"
     );
+    assert!(
+        field(&text, "free text:").starts_with(
+            "free text (search terms, query-parameter values, full referrer URLs) is deleted"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("  dims_sealed "), "{text}");
     assert!(field(&text, "first offender:").contains("older than allowed"));
 
     let (code, out, err) = env.cli(&["sweep"]);
@@ -533,7 +547,7 @@ fn cli_dry_run_and_audit_text_describe_a_known_store() {
     );
     assert_eq!(
         field(&text, "verification:"),
-        "OK (3 events checked, 0 address violations, 0 too old, 0 undecodable)"
+        "OK (3 events checked, 0 address violations, 0 too old, 0 undecodable, 0 free-text values too old)"
     );
 }
 

@@ -9,7 +9,8 @@
 //! - cookies from `privacy::cookies` (the collector's opt-out cookie from
 //!   the config, the tracker's from the embedded script);
 //! - retention of raw events, the longest possible age from the sweep
-//!   schedule, and whether roll-ups are kept or deleted;
+//!   schedule, whether counts are kept or deleted, and, separately, when
+//!   free text (search terms, URL queries) goes and which rule keeps any;
 //! - controller, legal basis and location from `[notice]`.
 //!
 //! Every string taken from the configuration is HTML-escaped; the page needs
@@ -405,27 +406,66 @@ pub fn render(config: &Config, lang: Lang) -> String {
         );
     }
 
+    let counts = t(
+        "Zusammengefasste Zählungen (je Tag und Stunde, je Seitenadresse ohne Abfrageteil, je verweisender Website, Gerätetyp usw.) enthalten weder Adressen noch Besucherzählwerte noch von Besuchern eingegebenen Text",
+        "Aggregated counts (per day and hour, per page address without its query, per referring website, device type and so on) hold neither addresses nor visitor count values nor text that visitors entered",
+    );
     let rollups = if r.rollup_days == 0 {
         format!(
-            "<p id=\"rollups\">{}</p>",
+            "<p id=\"rollups\">{counts}{}</p>",
             t(
-                "Zusammengefasste Zahlen (Zählungen je Tag und Stunde, je Seite, Verweis, Gerätetyp, Suchbegriff usw.) enthalten weder Adressen noch Besucherzählwerte und werden ohne zeitliche Begrenzung aufbewahrt.",
-                "Aggregated figures (counts per day and hour, per page, referrer, device type, search term and so on) hold neither addresses nor visitor count values and are kept without time limit."
+                " und werden ohne zeitliche Begrenzung aufbewahrt.",
+                " and are kept without time limit."
             )
         )
     } else {
         format!(
-            "<p id=\"rollups\">{} <span id=\"rollup-days\">{}</span> {}</p>",
-            t(
-                "Zusammengefasste Zahlen (Zählungen je Tag und Stunde, je Seite, Verweis, Gerätetyp, Suchbegriff usw.) enthalten weder Adressen noch Besucherzählwerte; sie werden",
-                "Aggregated figures (counts per day and hour, per page, referrer, device type, search term and so on) hold neither addresses nor visitor count values; they are kept for"
-            ),
+            "<p id=\"rollups\">{counts}{} <span id=\"rollup-days\">{}</span> {}</p>",
+            t("; sie werden", "; they are kept for"),
             r.rollup_days,
             t(
                 "Tage aufbewahrt und dann ebenfalls gelöscht.",
                 "days and then deleted as well."
             )
         )
+    };
+    let free_text_what = t(
+        "Freitext, also Text, den Sie eingegeben haben oder den ein Link mitgebracht hat (Suchbegriffe der websiteinternen Suche, Werte der behaltenen URL-Parameter wie Suchwörter oder <code>utm_term</code>, vollständige Adressen verweisender Seiten),",
+        "Free text, that is text you entered or that a link carried (site-search terms, values of the kept URL parameters such as search words or <code>utm_term</code>, full addresses of referring pages),",
+    );
+    // Roll-ups lose free text a whole (site-local) day at a time: a local
+    // day may start up to 14 hours before its UTC day and goes with the
+    // first sweep after the UTC day after it is past `raw_days`.
+    let free_text_max_days = max_days + 2;
+    let at_most = format!(
+        "{} <span id=\"free-text-max-days\">{free_text_max_days}</span> {}",
+        t(
+            "Aus den zusammengefassten Zahlen verschwindet er tageweise, spätestens nach",
+            "From the aggregated figures it goes a whole day at a time, after at most"
+        ),
+        t("Tagen.", "days.")
+    );
+    let free_text = match r.free_text_min_visitors {
+        0 => format!(
+            "<p id=\"free-text\">{free_text_what} {} <span id=\"free-text-days\">{raw_days}</span> {} {at_most}</p>",
+            t("wird nach", "is deleted after"),
+            t(
+                "Tagen mit den einzelnen Aufrufen gelöscht, auch aus den zusammengefassten Zahlen; dort bleibt nur die Zählung ohne den Text (z. B. Zahl der Suchen, Aufrufe der Seitenadresse ohne Abfrageteil).",
+                "days together with the individual page views, from the aggregated figures as well; what stays there is the count without the text (e.g. the number of searches, views of the page address without its query)."
+            ),
+        ),
+        k => format!(
+            "<p id=\"free-text\">{free_text_what} {} <span id=\"free-text-days\">{raw_days}</span> {} <span id=\"free-text-min-visitors\">{k}</span> {} {at_most}</p>",
+            t("wird nach", "is deleted after"),
+            t(
+                "Tagen mit den einzelnen Aufrufen gelöscht. Aus den zusammengefassten Zahlen eines Tages wird er ebenfalls gelöscht, außer wenn mindestens",
+                "days together with the individual page views. It is deleted from the aggregated figures of a day as well, unless at least"
+            ),
+            t(
+                "verschiedene Besucher an diesem Tag denselben Text erzeugt haben; ein so häufiger Text verweist auf niemanden einzeln und bleibt so lange wie die Zählungen. Von anderem Freitext bleibt nur die Zählung ohne den Text.",
+                "different visitors produced the same text that day; text that common points at nobody in particular and stays as long as the counts. Of other free text only the count without the text stays."
+            )
+        ),
     };
 
     let title = t(
@@ -471,6 +511,7 @@ pub fn render(config: &Config, lang: Lang) -> String {
 <h2>Speicherdauer</h2>
 <p>Einzelne Aufrufe werden <span id="raw-days">{raw_days}</span> Tage gespeichert und danach bei der nächsten planmäßigen Löschung entfernt; kein einzelner Aufruf ist älter als <span id="max-days">{max_days}</span> Tage. Der Tagesschlüssel des Besucherzählwerts wird jeden Tag ersetzt und vernichtet.</p>
 {rollups}
+{free_text}
 <h2>Rechtsgrundlage</h2>
 <p id="legal-basis">{basis}</p>
 <h2>Ort der Verarbeitung</h2>
@@ -496,6 +537,7 @@ pub fn render(config: &Config, lang: Lang) -> String {
 <h2>Retention</h2>
 <p>Individual page views are kept for <span id="raw-days">{raw_days}</span> days and then removed by the next scheduled deletion; no individual page view is older than <span id="max-days">{max_days}</span> days. The daily key of the visitor count value is replaced and destroyed every day.</p>
 {rollups}
+{free_text}
 <h2>Legal basis</h2>
 <p id="legal-basis">{basis}</p>
 <h2>Where the data is processed</h2>

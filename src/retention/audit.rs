@@ -9,10 +9,14 @@
 //!
 //! The view ([`audit_view`]) adds a verification that runs over the store:
 //! every stored address must decode, carry no bits beyond its prefix and
-//! have a prefix no longer than the configured mask, and no raw event may
-//! be older than the retention rule allows. What it says about cookies is
+//! have a prefix no longer than the configured mask, no raw event may
+//! be older than the retention rule allows, and no free text (search
+//! terms, URL queries) may be left in a roll-up of a day older than that,
+//! unless `retention.free_text_min_visitors` kept it. What it says about cookies is
 //! derived from the config and the embedded tracker (`privacy::cookies`);
 //! a running server adds what it saw in its own responses.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use redb::{ReadableDatabase, ReadableTable};
@@ -52,6 +56,19 @@ pub struct SweepRecord {
     #[serde(default)]
     pub vacuumed: bool,
     pub rollup_rows_deleted: u64,
+    /// Free text in roll-ups: local days before this one hold none any
+    /// more, except values the rule kept.
+    #[serde(default)]
+    pub free_text_before: Option<String>,
+    /// Roll-up rows whose free text expired (cut to the path or deleted).
+    #[serde(default)]
+    pub free_text_rows_expired: u64,
+    /// The same, per dimension.
+    #[serde(default)]
+    pub free_text_expired_by_dimension: BTreeMap<String, u64>,
+    /// Roll-up rows whose free text `retention.free_text_min_visitors` kept.
+    #[serde(default)]
+    pub free_text_rows_kept: u64,
     pub duration_ms: Option<u64>,
     pub outcome: String,
     pub error: Option<String>,
@@ -64,6 +81,9 @@ pub struct Settings {
     pub ipv6_prefix: u8,
     pub raw_days: u32,
     pub rollup_days: u32,
+    /// 0: free text expires with the raw events.
+    #[serde(default)]
+    pub free_text_min_visitors: u32,
     pub sweep_schedule: String,
     pub tracking_cookies: bool,
     pub optout_cookie: String,
@@ -77,6 +97,7 @@ impl Settings {
             ipv6_prefix: c.privacy.ipv6_prefix,
             raw_days: c.retention.raw_days,
             rollup_days: c.retention.rollup_days,
+            free_text_min_visitors: c.retention.free_text_min_visitors,
             sweep_schedule: c.retention.sweep_schedule.clone(),
             tracking_cookies: tracker_scan().tracks(),
             optout_cookie: c.privacy.optout_cookie.clone(),
@@ -288,6 +309,9 @@ pub struct Verification {
     /// Dictionary strings kept although every event that could use them is
     /// older than the rule allows.
     pub string_violations: u64,
+    /// Roll-up rows with free text (search terms, URL queries) of a day
+    /// older than the rule allows, that the free-text rule did not keep.
+    pub free_text_violations: u64,
     /// Oldest timestamp the rule allows now (see `docs/retention.md`).
     pub oldest_allowed_ms: i64,
     pub first_offender: Option<Offender>,
@@ -305,7 +329,42 @@ pub struct AuditView {
     pub raw_events_by_age: AgeBuckets,
     pub next_sweep: Option<String>,
     pub last_sweeps: Vec<SweepRecord>,
+    pub free_text: FreeTextView,
     pub verification: Verification,
+}
+
+/// Where free text (text a visitor typed or a link carried: site-search
+/// terms, query-parameter values, full referrer URLs) is stored, how old
+/// the oldest is, and the rule that expires it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FreeTextView {
+    /// `expire_with_raw_events`, or `keep_if_seen_by_min_visitors`.
+    pub rule: String,
+    /// `retention.free_text_min_visitors` when the second rule is in force.
+    pub min_visitors: Option<u32>,
+    /// The rule in words.
+    pub description: String,
+    /// Roll-ups of local days before this one were vetted by a sweep.
+    pub vetted_before: Option<String>,
+    pub tables: Vec<FreeTextTable>,
+}
+
+/// Free text in one kind of table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FreeTextTable {
+    /// `events_YYYYMMDD` (raw events), `strings` (their dictionary),
+    /// `dims_open`, `dims_sealed` (roll-ups).
+    pub table: String,
+    /// What free text it holds.
+    pub holds: String,
+    /// Day of the oldest free-text value (UTC day for raw data, the
+    /// site's local day for roll-ups), `null` when there is none.
+    pub oldest_day: Option<String>,
+    /// Values (events, strings, roll-up rows) older than the rule allows.
+    pub older_than_allowed: u64,
+    /// Roll-up rows older than `raw_days` kept by
+    /// `retention.free_text_min_visitors`.
+    pub kept_by_rule: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -481,6 +540,89 @@ pub fn verify(
     Ok((v, ages))
 }
 
+/// The free-text part of the view; adds roll-up violations to `v`.
+pub fn free_text_view(
+    store: &Store,
+    config: &Config,
+    v: &mut Verification,
+) -> Result<FreeTextView, AuditError> {
+    use crate::store::schema::{day_from_number, day_number, utc_day};
+    let k = config.retention.free_text_min_visitors;
+    let vetted = store.free_text_vetted()?;
+    let allowed_day = day_number(utc_day(v.oldest_allowed_ms));
+    let mut tables: Vec<FreeTextTable> = Vec::new();
+    // Raw events and their dictionary: every one carries free text.
+    let snap = store.snapshot()?;
+    let mut oldest_string: Option<i64> = None;
+    snap.for_each_string_bound(|_, bound| {
+        oldest_string = Some(oldest_string.map_or(bound, |o| o.min(bound)));
+    })?;
+    tables.push(FreeTextTable {
+        table: "events_YYYYMMDD".into(),
+        holds: "page and referrer URLs with their kept query, search terms, link targets".into(),
+        oldest_day: store.oldest_event_ts()?.map(|ts| utc_day(ts).to_string()),
+        older_than_allowed: v.age_violations,
+        kept_by_rule: 0,
+    });
+    tables.push(FreeTextTable {
+        table: "strings".into(),
+        holds: "the raw events' text".into(),
+        // a bound is the end of the hour of the last use
+        oldest_day: oldest_string.map(|b| utc_day(b - 1).to_string()),
+        older_than_allowed: v.string_violations,
+        kept_by_rule: 0,
+    });
+    let mut rollups: BTreeMap<&'static str, (Option<i32>, u64, u64)> = BTreeMap::new();
+    rollups.insert("dims_open", (None, 0, 0));
+    rollups.insert("dims_sealed", (None, 0, 0));
+    store.for_each_free_text_row(|table, _, _, day| {
+        let e = rollups.entry(table).or_insert((None, 0, 0));
+        e.0 = Some(e.0.map_or(day, |o| o.min(day)));
+        if day < allowed_day {
+            let kept = k != 0 && vetted.is_some_and(|w| day < w.before_day && w.min_visitors >= k);
+            if kept {
+                e.2 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+    })?;
+    for (table, (oldest, old, kept)) in rollups {
+        v.free_text_violations += old;
+        tables.push(FreeTextTable {
+            table: table.into(),
+            holds: "counts per search term and per page or link URL with its query".into(),
+            oldest_day: oldest.map(|d| day_from_number(d).to_string()),
+            older_than_allowed: old,
+            kept_by_rule: kept,
+        });
+    }
+    v.ok &= v.free_text_violations == 0;
+    let days = config.retention.raw_days;
+    let (rule, description) = if k == 0 {
+        (
+            "expire_with_raw_events",
+            format!(
+                "free text (search terms, query-parameter values, full referrer URLs) is deleted from raw events, their dictionary and every roll-up after {days} days, by the same sweep; counts without free text (per day, per page path, per device class, per referrer host) stay as retention.rollup_days says"
+            ),
+        )
+    } else {
+        (
+            "keep_if_seen_by_min_visitors",
+            format!(
+                "free text is deleted from raw events and their dictionary after {days} days; in the roll-ups of a day it stays past {days} days only when at least {k} distinct visitors produced it that day, all other free text is deleted; counts without free text stay as retention.rollup_days says"
+            ),
+        )
+    };
+    Ok(FreeTextView {
+        rule: rule.into(),
+        min_visitors: (k != 0).then_some(k),
+        description,
+        vetted_before: vetted.map(|w| day_from_number(w.before_day).to_string()),
+        tables,
+    })
+}
+
 fn address_problem(ip: &StoredIp, v4: u8, v6: u8) -> Option<String> {
     let mask = if ip.addr.is_ipv4() { v4 } else { v6 };
     if !ip.is_truncated() {
@@ -510,7 +652,8 @@ pub fn audit_view(
     // finished has committed its deletions before the verification's
     // snapshot, so the two parts of the view never contradict each other.
     let sweeps = last_sweeps(store, 10)?;
-    let (verification, ages) = verify(store, config, now)?;
+    let (mut verification, ages) = verify(store, config, now)?;
+    let free_text = free_text_view(store, config, &mut verification)?;
     let ex4 = AnonIp::truncate(std::net::Ipv4Addr::new(181, 153, 27, 94).into(), &masks);
     let ex6 = AnonIp::truncate(
         "2001:db8:85a3:8d3:1319:8a2e:370:7348"
@@ -547,6 +690,7 @@ pub fn audit_view(
         raw_events_by_age: ages,
         next_sweep,
         last_sweeps: sweeps,
+        free_text,
         verification,
     })
 }
@@ -646,15 +790,28 @@ pub fn render_text(v: &AuditView) -> String {
                 .unwrap_or_default()
         );
     }
+    let f = &v.free_text;
+    let _ = writeln!(s, "free text:      {}", f.description);
+    for t in &f.tables {
+        let _ = writeln!(
+            s,
+            "  {:<16} oldest {}  older than allowed {}  kept by the rule {}",
+            t.table,
+            t.oldest_day.as_deref().unwrap_or("-"),
+            t.older_than_allowed,
+            t.kept_by_rule
+        );
+    }
     let c = &v.verification;
     let _ = writeln!(
         s,
-        "verification:   {} ({} events checked, {} address violations, {} too old, {} undecodable)",
+        "verification:   {} ({} events checked, {} address violations, {} too old, {} undecodable, {} free-text values too old)",
         if c.ok { "OK" } else { "FAILED" },
         c.events_checked,
         c.address_violations,
         c.age_violations,
-        c.undecodable
+        c.undecodable,
+        c.free_text_violations
     );
     if let Some(o) = &c.first_offender {
         let _ = writeln!(

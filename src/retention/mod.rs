@@ -125,6 +125,19 @@ pub fn render_sweep(r: &SweepReport, config: &Config) -> String {
             let _ = writeln!(s, "roll-ups:    kept (retention.rollup_days = 0)");
         }
     }
+    let verb_free = if r.dry_run { "would cut" } else { "cut" };
+    let kept = match config.retention.free_text_min_visitors {
+        0 => "none kept (retention.free_text_min_visitors = 0)".to_string(),
+        k => format!(
+            "{} kept, seen from at least {k} visitors (retention.free_text_min_visitors)",
+            r.free_text_rows_kept
+        ),
+    };
+    let _ = writeln!(
+        s,
+        "free text:   {verb_free} {} roll-up values of days before {} (search terms, URL queries); {kept}",
+        r.free_text_rows_expired, r.free_text_before
+    );
     if r.vacuumed {
         let _ = writeln!(s, "file:        rewritten with live data only");
     }

@@ -1,5 +1,7 @@
 //! The retention sweeper: deletes raw events older than `retention.raw_days`
-//! (and roll-ups older than `retention.rollup_days`, when set), on the cron
+//! and the free text in the roll-ups of those days (see
+//! [`expire_free_text`]), and roll-ups older than `retention.rollup_days`
+//! when set, on the cron
 //! schedule from the config, and once at start-up when a scheduled sweep
 //! was missed while the service was down.
 //!
@@ -16,6 +18,8 @@
 //! overlap (one would take the other's `running` record for a crashed one)
 //! and shutdown stops whichever is running.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -28,7 +32,8 @@ use tokio::task::JoinHandle;
 use super::audit::{self, AuditError, AuditRecord, SweepRecord};
 use crate::config::{Config, ConfigError};
 use crate::store::schema::{self, MS_PER_DAY};
-use crate::store::{Store, StoreError};
+use crate::store::sweep::{FreeTextExpiry, FreeTextVetted};
+use crate::store::{Col, Cols, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
@@ -55,8 +60,31 @@ pub struct SweepReport {
     /// events used.
     pub strings_deleted: u64,
     pub rollup_rows_deleted: u64,
+    /// Free text in roll-ups: local days before this one (`YYYY-MM-DD`)
+    /// hold none any more, except values the rule kept.
+    pub free_text_before: String,
+    /// Roll-up rows whose free text expired (cut to the path or deleted).
+    pub free_text_rows_expired: u64,
+    /// The same, per dimension.
+    pub free_text_expired_by_dimension: BTreeMap<String, u64>,
+    /// Roll-up rows whose free text was kept, seen from at least
+    /// `retention.free_text_min_visitors` visitors that day.
+    pub free_text_rows_kept: u64,
     /// The store file was rewritten afterwards (`retention.vacuum_after_sweep`).
     pub vacuumed: bool,
+}
+
+impl SweepReport {
+    fn add_free_text(&mut self, e: &FreeTextExpiry) {
+        self.free_text_rows_expired += e.rows_expired;
+        self.free_text_rows_kept += e.rows_kept;
+        for (d, n) in &e.by_dimension {
+            *self
+                .free_text_expired_by_dimension
+                .entry(d.as_str().to_owned())
+                .or_default() += n;
+        }
+    }
 }
 
 /// The raw-event cutoff at `now`: events with `ts_ms < cutoff` expire.
@@ -87,6 +115,7 @@ pub fn sweep_now(
         ..SweepReport::default()
     };
     if dry_run {
+        expire_free_text(store, config, cutoff, true, cancel, &mut report)?;
         let plan = store.expiry_plan(cutoff)?;
         report.partitions_dropped = plan.whole.iter().map(|(d, _)| d.to_string()).collect();
         report.partition_trimmed = plan.boundary.map(|(d, _)| d.to_string());
@@ -109,14 +138,17 @@ pub fn sweep_now(
         ..SweepRecord::default()
     };
     let id = audit::append(store, &AuditRecord::Sweep(record.clone()))?;
-    let result = run_steps(
-        store,
-        config.retention.vacuum_after_sweep,
-        cutoff,
-        rollup_cutoff,
-        cancel,
-        &mut report,
-    );
+    let result =
+        expire_free_text(store, config, cutoff, false, cancel, &mut report).and_then(|()| {
+            run_steps(
+                store,
+                config.retention.vacuum_after_sweep,
+                cutoff,
+                rollup_cutoff,
+                cancel,
+                &mut report,
+            )
+        });
     record.finished_ms = Some(Utc::now().timestamp_millis());
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     record.partitions_dropped = report.partitions_dropped.clone();
@@ -124,6 +156,10 @@ pub fn sweep_now(
     record.strings_deleted = report.strings_deleted;
     record.vacuumed = report.vacuumed;
     record.rollup_rows_deleted = report.rollup_rows_deleted;
+    record.free_text_before = Some(report.free_text_before.clone());
+    record.free_text_rows_expired = report.free_text_rows_expired;
+    record.free_text_expired_by_dimension = report.free_text_expired_by_dimension.clone();
+    record.free_text_rows_kept = report.free_text_rows_kept;
     match &result {
         Ok(()) => record.outcome = "ok".into(),
         Err(SweepError::Cancelled) => record.outcome = "interrupted".into(),
@@ -197,7 +233,11 @@ fn run_steps(
         let r = store.expire_rollups(rc, false)?;
         report.rollup_rows_deleted = r.hourly_rows + r.dim_rows;
     }
-    let deleted = report.events_deleted + report.strings_deleted + report.rollup_rows_deleted > 0;
+    let deleted = report.events_deleted
+        + report.strings_deleted
+        + report.rollup_rows_deleted
+        + report.free_text_rows_expired
+        > 0;
     if vacuum && deleted && !cancel.load(Ordering::Relaxed) {
         let v = store.vacuum()?;
         tracing::info!(
@@ -208,6 +248,146 @@ fn run_steps(
         report.vacuumed = true;
     }
     Ok(())
+}
+
+/// Takes the free text out of the roll-ups of every site-local day before
+/// the UTC day of `cutoff` that was not vetted yet, one day per
+/// transaction, before the raw events of those days go (they are what
+/// visitors are counted from). Under `retention.free_text_min_visitors = k`
+/// a value stays when at least `k` distinct visitors (visitor numbers of
+/// the day's raw events) produced it that local day; otherwise, and for
+/// days whose raw events are already gone, it is cut to its path or
+/// deleted. Days vetted under a laxer rule than the one now in force are
+/// vetted again, which (their raw events being gone) expires what they kept.
+fn expire_free_text(
+    store: &Store,
+    config: &Config,
+    cutoff: i64,
+    dry_run: bool,
+    cancel: &AtomicBool,
+    report: &mut SweepReport,
+) -> Result<(), SweepError> {
+    let cut_day = schema::day_number(schema::utc_day(cutoff));
+    report.free_text_before = schema::utc_day(cutoff).to_string();
+    let rule = match config.retention.free_text_min_visitors {
+        0 => u32::MAX,
+        k => k,
+    };
+    let vetted = store.free_text_vetted()?;
+    // Days before `again_before` are vetted afresh with nothing kept.
+    let (from, again_before) = match vetted {
+        None => (None, None),
+        Some(v) if rule > v.min_visitors => (None, Some(v.before_day)),
+        Some(v) => (Some(v.before_day), None),
+    };
+    let after = FreeTextVetted {
+        before_day: vetted.map_or(cut_day, |v| v.before_day.max(cut_day)),
+        min_visitors: match vetted {
+            Some(v) if again_before.is_none() => v.min_visitors.min(rule),
+            _ => rule,
+        },
+    };
+    let days = store.free_text_days(from, cut_day)?;
+    let tz: HashMap<&str, chrono_tz::Tz> = config
+        .sites
+        .iter()
+        .map(|s| (s.id.as_str(), s.tz()))
+        .collect();
+    let started = Instant::now();
+    for (day, sites) in &days {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(SweepError::Cancelled);
+        }
+        let count = rule != u32::MAX && again_before.is_none_or(|b| *day >= b);
+        let mut common: HashMap<&str, HashSet<String>> = HashMap::new();
+        if count {
+            for site in sites {
+                let zone = tz.get(site.as_str()).copied().unwrap_or(chrono_tz::Tz::UTC);
+                common.insert(site, common_free_text(store, site, zone, *day, rule)?);
+            }
+        }
+        let keep = |site: &str, value: &str| common.get(site).is_some_and(|c| c.contains(value));
+        // The rule's state moves with the last day, so a crash re-vets at
+        // most that day (its raw events are still there).
+        let mark = FreeTextVetted {
+            before_day: day.saturating_add(1),
+            min_visitors: after.min_visitors,
+        };
+        let e = store.expire_free_text(*day, sites, &keep, Some(mark), dry_run)?;
+        report.add_free_text(&e);
+    }
+    if !dry_run && vetted != Some(after) {
+        store.set_free_text_vetted(after)?;
+    }
+    if !dry_run && report.free_text_rows_expired > 0 {
+        // the cut values themselves, now that no row uses them
+        let started = Instant::now();
+        let values = store.delete_unused_dim_values()?;
+        tracing::info!(
+            values,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sweep: roll-up values no row uses any more deleted"
+        );
+    }
+    tracing::info!(
+        days = days.len(),
+        expired = report.free_text_rows_expired,
+        kept = report.free_text_rows_kept,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sweep: free text in roll-ups expired"
+    );
+    Ok(())
+}
+
+/// The free-text strings (page URLs, link targets, search terms) of
+/// `site`'s local day `day` in `tz` that at least `min_visitors` distinct
+/// visitors produced, counted from the raw events.
+fn common_free_text(
+    store: &Store,
+    site: &str,
+    tz: chrono_tz::Tz,
+    day: i32,
+    min_visitors: u32,
+) -> Result<HashSet<String>, StoreError> {
+    use chrono::TimeZone;
+    let date = schema::day_from_number(day);
+    // a local day lies within the UTC day before, itself and the one after
+    let from = schema::day_start_ms(date) - MS_PER_DAY;
+    let to = from + 3 * MS_PER_DAY;
+    let snap = store.snapshot()?;
+    let cols = Cols::NONE
+        .with(Col::Visitor)
+        .with(Col::Url)
+        .with(Col::Target)
+        .with(Col::SearchTerm);
+    // visitors are numbered per UTC day (the salt changes at midnight)
+    let mut seen: HashMap<u32, HashSet<(i32, u32)>> = HashMap::new();
+    snap.scan_days(site, from, to, cols, |d| {
+        let utc = schema::day_number(d.day);
+        for e in &d.events {
+            let local = tz
+                .timestamp_millis_opt(e.ts_ms)
+                .single()
+                .map(|t| t.date_naive());
+            if local != Some(date) {
+                continue;
+            }
+            for id in [e.url, e.target, e.search_term] {
+                if id != 0 {
+                    seen.entry(id).or_default().insert((utc, e.visitor));
+                }
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let mut resolver = snap.resolver()?;
+    let mut out = HashSet::new();
+    for (id, visitors) in seen {
+        if visitors.len() >= min_visitors as usize {
+            out.insert(resolver.text(id)?);
+        }
+    }
+    Ok(out)
 }
 
 /// True when the scheduled time before `now` passed without a sweep

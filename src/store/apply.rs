@@ -132,18 +132,18 @@ impl WriterState {
         *self = WriterState::default();
     }
 
-    /// Forgets what maintenance made stale: everything, the states of
-    /// rewritten days, or cached string or roll-up value ids.
+    /// Forgets what maintenance made stale: the states of rewritten days,
+    /// or cached string or roll-up value ids. (A vacuum changes nothing
+    /// the writer remembers: the new file holds the same data.)
     pub(crate) fn invalidate(&mut self, what: super::Invalidation) {
-        if what.all {
-            self.reset();
-            return;
-        }
         if !what.days.is_empty() {
             self.days.retain(|(_, d), _| !what.days.contains(d));
         }
         if what.dim_values {
+            // Values may be gone, or maintenance handed out new ids: read
+            // the dictionaries' next ids again before the next batch.
             self.dims.forget_cached();
+            self.ready = false;
         }
         if what.strings || what.dim_values {
             self.raw.forget_cached();

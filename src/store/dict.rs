@@ -8,9 +8,10 @@
 //! event can use: those whose bound is at or before the cutoff. A search
 //! term typed once is therefore gone at most an hour after its event.
 //!
-//! Roll-ups (which hold no personal data and live as long as the roll-up
-//! retention says) number their dimension values in a dictionary of their
-//! own, so that sweeping raw data never has to look at roll-ups.
+//! Roll-ups (counts that live as long as the roll-up retention says, less
+//! their free text, which goes with the raw data) number their dimension
+//! values in a dictionary of their own; a value goes once no roll-up row
+//! uses it.
 //!
 //! The writer thread owns [`RawInterner`] and [`DimInterner`]: they cache
 //! lookups in memory and write new entries in the writer's transaction.

@@ -469,20 +469,18 @@ pub struct Store {
 /// that: dropping an old day must not make it rebuild today's state.
 #[derive(Debug, Default)]
 pub(crate) struct Invalidation {
-    /// Everything (a vacuum, roll-up expiry).
-    pub all: bool,
     /// Day partitions dropped or rewritten (UTC day numbers).
     pub days: Vec<i32>,
     /// Dictionary strings deleted: cached string ids may be gone.
     pub strings: bool,
-    /// Roll-up values deleted: cached value ids may be gone.
+    /// Roll-up values deleted or added by maintenance: cached value ids
+    /// may be gone, and the next free id may have moved.
     pub dim_values: bool,
 }
 
 /// One change for [`Store::changed`].
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Changed {
-    All,
     Day(i32),
     Strings,
     DimValues,
@@ -534,7 +532,6 @@ impl Store {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             match what {
-                Changed::All => inv.all = true,
                 Changed::Day(d) => inv.days.push(d),
                 Changed::Strings => inv.strings = true,
                 Changed::DimValues => inv.dim_values = true,

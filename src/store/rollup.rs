@@ -1,8 +1,11 @@
 //! Roll-ups: hourly totals and per-dimension counters.
 //!
-//! Dashboards read these instead of raw events. They hold no personal data
-//! (counts per site, hour or local day, dimension and value) and are not
-//! dropped with raw partitions. The writer updates them in the same
+//! Dashboards read these instead of raw events. They hold counts per site,
+//! hour or local day, dimension and value, no addresses or visitor values,
+//! and are not dropped with raw partitions. Values that carry free text
+//! (search terms, URL queries; see [`FREE_TEXT_DIMS`]) are, though: the
+//! sweep cuts them once their day is past the raw retention
+//! (`store::sweep`). The writer updates them in the same
 //! transaction as the events it stores (see `apply`), so a restart never
 //! double counts and a failed commit leaves nothing.
 //!
@@ -388,6 +391,46 @@ pub fn device_values(d: &crate::model::Device) -> [String; 8] {
     ]
 }
 
+/// Dimensions whose values can carry free text: text a visitor typed or
+/// that a link put into a URL for one visitor (site-search terms, values of
+/// kept query parameters such as `q=` or `utm_term=`, a referrer kept as a
+/// URL). Free text expires with the raw events (`retention.raw_days`),
+/// whatever `rollup_days` says; the counts stay (see [`without_free_text`]).
+/// Titles are the site's own text, device names come from the browser's
+/// user agent, campaign source, medium and name from the site's links:
+/// none of them is free text.
+pub const FREE_TEXT_DIMS: [Dimension; 7] = [
+    Dimension::Page,
+    Dimension::EntryPage,
+    Dimension::ExitPage,
+    Dimension::Referrer,
+    Dimension::Download,
+    Dimension::Outbound,
+    Dimension::SearchTerm,
+];
+
+/// What a value of `dim` keeps once its free text has expired: `None` when
+/// it carries none (it stays as it is); `Some("")` when nothing of it may
+/// stay (its row goes, the day's totals keep the count); otherwise the
+/// value cut before its query or path parameters (`https://host/path`),
+/// into which its counters are merged. Page URLs thus keep their path: the
+/// path is the site's own structure, the query is what a visitor sent.
+pub fn without_free_text(dim: Dimension, value: &str) -> Option<&str> {
+    match dim {
+        Dimension::SearchTerm => Some(""),
+        Dimension::Page
+        | Dimension::EntryPage
+        | Dimension::ExitPage
+        | Dimension::Download
+        | Dimension::Outbound => value.find(['?', ';', '#']).map(|i| &value[..i]),
+        // a host has none of these; a value with them is a URL
+        Dimension::Referrer => value
+            .contains(|c: char| matches!(c, '/' | '?' | '#' | ';' | '@') || c.is_whitespace())
+            .then_some(""),
+        _ => None,
+    }
+}
+
 /// The value of the `referrer` dimension: the referrer's host, or its URL
 /// when no host can be cut out.
 pub fn referrer_value(url: &str) -> &str {
@@ -560,6 +603,29 @@ mod tests {
         assert_eq!(referrer_value("android-app://x"), "x");
         assert_eq!(referrer_value("weird"), "weird");
         assert_eq!(referrer_value("file:///x"), "file:///x");
+    }
+
+    #[test]
+    fn free_text_is_cut_to_the_path_or_dropped() {
+        use Dimension::*;
+        assert_eq!(
+            without_free_text(Page, "https://example.org/suche?q=geheim"),
+            Some("https://example.org/suche")
+        );
+        assert_eq!(
+            without_free_text(ExitPage, "https://example.org/a;jsessionid=1"),
+            Some("https://example.org/a")
+        );
+        assert_eq!(without_free_text(Page, "https://example.org/a"), None);
+        assert_eq!(without_free_text(SearchTerm, "anything"), Some(""));
+        assert_eq!(without_free_text(Referrer, "www.google.de"), None);
+        assert_eq!(without_free_text(Referrer, "https://x.example/p"), Some(""));
+        assert_eq!(without_free_text(Title, "Suche: geheim?"), None);
+        assert_eq!(without_free_text(UtmCampaign, "herbst?x"), None);
+        for d in Dimension::ALL {
+            let probe = without_free_text(d, "https://h/p?q=1 x/");
+            assert_eq!(probe.is_some(), FREE_TEXT_DIMS.contains(&d), "{d}");
+        }
     }
 
     #[test]

@@ -22,9 +22,10 @@
 //! | `string_ids`      | tagged bytes        | id: u32 |
 //! | `day_counts`      | (day: i32, site)    | events: u64 |
 //!
-//! Aggregates hold no personal data and have their own retention. Their
-//! dimension values are interned in a dictionary of their own (it is not
-//! swept with raw events):
+//! Aggregates hold no addresses or visitor values and have their own
+//! retention, except for free text in dimension values (search terms, URL
+//! queries), which the sweep cuts with the raw events (`sweep.rs`). Their
+//! dimension values are interned in a dictionary of their own:
 //!
 //! | table             | key                                        | value |
 //! | ----------------- | ------------------------------------------ | ----- |

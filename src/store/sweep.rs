@@ -12,18 +12,30 @@
 //! writer what it made stale (a day's state, cached string ids), so the
 //! writer forgets only that and today's state survives a sweep. Roll-ups are trimmed by their own
 //! cutoff, and roll-up values no roll-up uses any more are deleted with them.
+//!
+//! Free text in roll-ups (see [`super::rollup::FREE_TEXT_DIMS`]) does not
+//! follow the roll-ups' cutoff but the raw one: [`Store::expire_free_text`]
+//! rewrites one local day of those dimensions at a time, cutting each
+//! value to what [`super::rollup::without_free_text`] keeps (its counters
+//! merged there) unless the caller's rule keeps it. `meta` records up to
+//! which day and under which rule free text was vetted, so each day is
+//! vetted once, while its raw events still exist to count visitors.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use chrono::NaiveDate;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableHandle};
 
 use super::codec::{decode_block, BlockBuilder, Cols, RawEvent};
-use super::dict::split_raw_value;
+use super::dict::{resolve_dim, split_raw_value};
+use super::rollup::{
+    add_signed, decode_signed, encode_sealed, for_each_sealed, without_free_text, Counters,
+    Dimension, FREE_TEXT_DIMS,
+};
 use super::schema::{
-    self, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS, HOURLY, STRINGS,
-    STRING_IDS,
+    self, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS, HOURLY, META,
+    META_NEXT_DIM_VALUE, STRINGS, STRING_IDS,
 };
 use super::state::{DayState, Input, NoSink};
 use super::{open_optional, Store, StoreError};
@@ -52,6 +64,41 @@ pub struct RollupExpiry {
     pub hourly_rows: u64,
     pub dim_rows: u64,
 }
+
+/// Free text taken out of the roll-ups of one or more days (or, dry, that
+/// would be).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FreeTextExpiry {
+    /// Rows whose value lost its free text: cut to the value without it
+    /// (counters merged there) or deleted.
+    pub rows_expired: u64,
+    /// Rows whose free text the rule kept (seen from enough visitors).
+    pub rows_kept: u64,
+    /// Expired rows per dimension.
+    pub by_dimension: BTreeMap<Dimension, u64>,
+}
+
+impl FreeTextExpiry {
+    pub fn add(&mut self, o: &FreeTextExpiry) {
+        self.rows_expired += o.rows_expired;
+        self.rows_kept += o.rows_kept;
+        for (d, n) in &o.by_dimension {
+            *self.by_dimension.entry(*d).or_default() += n;
+        }
+    }
+}
+
+/// How far free text in the roll-ups has been vetted: every local day
+/// before `before_day`, under a rule that kept only values seen from at
+/// least `min_visitors` distinct visitors (`u32::MAX`: none kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FreeTextVetted {
+    pub before_day: i32,
+    pub min_visitors: u32,
+}
+
+const META_FREE_TEXT_BEFORE: &str = "free_text_vetted_before_day";
+const META_FREE_TEXT_RULE: &str = "free_text_vetted_min_visitors";
 
 /// Dictionary strings deleted per transaction by [`Store::expire_strings`].
 pub const STRINGS_PER_TXN: usize = 4096;
@@ -231,7 +278,7 @@ impl Store {
                 for row in t.iter()? {
                     let (k, v) = row?;
                     if k.value().2 < cut_day {
-                        super::rollup::for_each_sealed(v.value(), |_, _| out.dim_rows += 1)?;
+                        for_each_sealed(v.value(), |_, _| out.dim_rows += 1)?;
                     }
                 }
             }
@@ -258,7 +305,7 @@ impl Store {
                 let (k, v) = row?;
                 let (site, dim, day) = k.value();
                 if day < cut_day {
-                    super::rollup::for_each_sealed(v.value(), |_, _| out.dim_rows += 1)?;
+                    for_each_sealed(v.value(), |_, _| out.dim_rows += 1)?;
                     old.push((site.to_owned(), dim, day));
                 }
             }
@@ -267,38 +314,295 @@ impl Store {
             }
         }
         if out.dim_rows > 0 {
-            // values that no remaining roll-up row refers to
-            let mut used: HashSet<u32> = HashSet::new();
-            for row in txn.open_table(DIMS_OPEN)?.iter()? {
-                used.insert(row?.0.value().3);
-            }
-            for row in txn.open_table(DIMS_SEALED)?.iter()? {
-                super::rollup::for_each_sealed(row?.1.value(), |id, _| {
-                    used.insert(id);
-                })?;
-            }
-            let mut unused: Vec<(u32, String)> = Vec::new();
-            for row in txn.open_table(DIM_VALUES)?.iter()? {
-                let (k, v) = row?;
-                if !used.contains(&k.value()) {
-                    unused.push((k.value(), v.value().to_owned()));
-                }
-            }
-            let mut values = txn.open_table(DIM_VALUES)?;
-            let mut ids = txn.open_table(DIM_VALUE_IDS)?;
-            for (id, s) in &unused {
-                values.remove(*id)?;
-                ids.remove(s.as_str())?;
-            }
-            if !unused.is_empty() {
-                self.changed(super::Changed::DimValues);
-            }
+            self.delete_unused_dim_values_in(&txn)?;
         }
         // the writer keeps no roll-up rows in memory: only deleted values
         // can make what it remembers stale
         txn.commit()?;
         Ok(out)
     }
+
+    /// Deletes the roll-up values that no roll-up row refers to (after
+    /// rows were deleted or cut), in one durable transaction. Returns how
+    /// many.
+    pub fn delete_unused_dim_values(&self) -> Result<u64, StoreError> {
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let n = self.delete_unused_dim_values_in(&txn)?;
+        txn.commit()?;
+        Ok(n)
+    }
+
+    fn delete_unused_dim_values_in(&self, txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
+        let mut used: HashSet<u32> = HashSet::new();
+        for row in txn.open_table(DIMS_OPEN)?.iter()? {
+            used.insert(row?.0.value().3);
+        }
+        for row in txn.open_table(DIMS_SEALED)?.iter()? {
+            for_each_sealed(row?.1.value(), |id, _| {
+                used.insert(id);
+            })?;
+        }
+        let mut unused: Vec<(u32, String)> = Vec::new();
+        for row in txn.open_table(DIM_VALUES)?.iter()? {
+            let (k, v) = row?;
+            if !used.contains(&k.value()) {
+                unused.push((k.value(), v.value().to_owned()));
+            }
+        }
+        let mut values = txn.open_table(DIM_VALUES)?;
+        let mut ids = txn.open_table(DIM_VALUE_IDS)?;
+        for (id, s) in &unused {
+            values.remove(*id)?;
+            ids.remove(s.as_str())?;
+        }
+        if !unused.is_empty() {
+            self.changed(super::Changed::DimValues);
+        }
+        Ok(unused.len() as u64)
+    }
+
+    /// How far free text in the roll-ups was vetted (`None`: never).
+    pub fn free_text_vetted(&self) -> Result<Option<FreeTextVetted>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let Some(meta) = open_optional(&txn, META)? else {
+            return Ok(None);
+        };
+        let before = meta.get(META_FREE_TEXT_BEFORE)?.map(|v| v.value());
+        let rule = meta.get(META_FREE_TEXT_RULE)?.map(|v| v.value());
+        Ok(before.zip(rule).map(|(b, r)| FreeTextVetted {
+            before_day: i32::try_from(b).unwrap_or(i32::MAX),
+            min_visitors: r,
+        }))
+    }
+
+    /// Records how far free text was vetted (one durable transaction).
+    pub fn set_free_text_vetted(&self, v: FreeTextVetted) -> Result<(), StoreError> {
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        write_vetted(&txn, v)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Local days in `[from_day, before_day)` (all before `before_day` when
+    /// `from_day` is `None`) with roll-up rows in a free-text dimension,
+    /// each with the sites that have them.
+    pub fn free_text_days(
+        &self,
+        from_day: Option<i32>,
+        before_day: i32,
+    ) -> Result<BTreeMap<i32, BTreeSet<String>>, StoreError> {
+        let from = from_day.unwrap_or(i32::MIN);
+        let free = |dim: u8| Dimension::from_u8(dim).is_some_and(|d| FREE_TEXT_DIMS.contains(&d));
+        let mut out: BTreeMap<i32, BTreeSet<String>> = BTreeMap::new();
+        let txn = self.db()?.begin_read()?;
+        if let Some(t) = open_optional(&txn, DIMS_SEALED)? {
+            for row in t.iter()? {
+                let (k, _) = row?;
+                let (site, dim, day) = k.value();
+                if free(dim) && day >= from && day < before_day {
+                    out.entry(day).or_default().insert(site.to_owned());
+                }
+            }
+        }
+        if let Some(t) = open_optional(&txn, DIMS_OPEN)? {
+            for row in t.iter()? {
+                let (k, _) = row?;
+                let (site, dim, day, _) = k.value();
+                if free(dim) && day >= from && day < before_day {
+                    out.entry(day).or_default().insert(site.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes the free text out of local day `day` of `sites`, in one
+    /// durable transaction: every value of a free-text dimension that
+    /// `keep(site, value)` does not keep is cut to what
+    /// [`without_free_text`] leaves (counters merged into that value) or
+    /// deleted. The day's open rows are merged into its sealed value on
+    /// the way (the day is long closed). `vetted`, when given, is recorded
+    /// in the same transaction. A dry run changes nothing.
+    pub fn expire_free_text(
+        &self,
+        day: i32,
+        sites: &BTreeSet<String>,
+        keep: &dyn Fn(&str, &str) -> bool,
+        vetted: Option<FreeTextVetted>,
+        dry_run: bool,
+    ) -> Result<FreeTextExpiry, StoreError> {
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let mut out = FreeTextExpiry::default();
+        let mut allocated = false;
+        {
+            let mut open = txn.open_table(DIMS_OPEN)?;
+            let mut sealed = txn.open_table(DIMS_SEALED)?;
+            let mut values = txn.open_table(DIM_VALUES)?;
+            let mut value_ids = txn.open_table(DIM_VALUE_IDS)?;
+            let mut meta = txn.open_table(META)?;
+            for site in sites {
+                for dim in FREE_TEXT_DIMS {
+                    let d = dim as u8;
+                    let mut rows: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
+                    if let Some(v) = sealed.get((site.as_str(), d, day))? {
+                        for_each_sealed(v.value(), |id, c| {
+                            rows.insert(id, [sat(c.pageviews), sat(c.visits), sat(c.events)]);
+                        })?;
+                    }
+                    let mut open_ids: Vec<u32> = Vec::new();
+                    for row in open.range::<schema::DimKey>(
+                        (site.as_str(), d, day, 0)..=(site.as_str(), d, day, u32::MAX),
+                    )? {
+                        let (k, v) = row?;
+                        let id = k.value().3;
+                        add_signed(rows.entry(id).or_default(), decode_signed(v.value())?);
+                        open_ids.push(id);
+                    }
+                    let mut kept: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
+                    let mut expired = 0u64;
+                    for (id, c) in rows {
+                        let value = resolve_dim(&values, id)?;
+                        let target = match without_free_text(dim, &value) {
+                            None => Some(id),
+                            Some(_) if keep(site, &value) => {
+                                out.rows_kept += 1;
+                                Some(id)
+                            }
+                            Some("") => None,
+                            Some(cut) => {
+                                let found = value_ids.get(cut)?.map(|v| v.value());
+                                Some(match found {
+                                    Some(cut_id) => cut_id,
+                                    None => {
+                                        // A new value id; the writer reads the next
+                                        // id again after this commit (see below).
+                                        let next = meta
+                                            .get(META_NEXT_DIM_VALUE)?
+                                            .map_or(1, |v| v.value())
+                                            .max(1);
+                                        let after = next.checked_add(1).ok_or_else(|| {
+                                            StoreError::Decode(
+                                                "dimension value ids exhausted".into(),
+                                            )
+                                        })?;
+                                        meta.insert(META_NEXT_DIM_VALUE, after)?;
+                                        value_ids.insert(cut, next)?;
+                                        values.insert(next, cut)?;
+                                        allocated = true;
+                                        next
+                                    }
+                                })
+                            }
+                        };
+                        if target != Some(id) {
+                            expired += 1;
+                        }
+                        if let Some(t) = target {
+                            add_signed(kept.entry(t).or_default(), c);
+                        }
+                    }
+                    if expired == 0 {
+                        continue;
+                    }
+                    out.rows_expired += expired;
+                    *out.by_dimension.entry(dim).or_default() += expired;
+                    for id in open_ids {
+                        open.remove((site.as_str(), d, day, id))?;
+                    }
+                    let packed: Vec<(u32, Counters)> = kept
+                        .into_iter()
+                        .map(|(id, c)| (id, Counters::from_signed(c)))
+                        .filter(|(_, c)| *c != Counters::default())
+                        .collect();
+                    if packed.is_empty() {
+                        sealed.remove((site.as_str(), d, day))?;
+                    } else {
+                        sealed
+                            .insert((site.as_str(), d, day), encode_sealed(&packed).as_slice())?;
+                    }
+                }
+            }
+        }
+        if dry_run {
+            // dropping the transaction aborts it
+            return Ok(out);
+        }
+        if let Some(v) = vetted {
+            write_vetted(&txn, v)?;
+        }
+        if allocated {
+            self.changed(super::Changed::DimValues);
+        }
+        txn.commit()?;
+        Ok(out)
+    }
+}
+
+impl Store {
+    /// Calls `f(table, site, dimension, local day)` for every roll-up row
+    /// whose value carries free text (for the audit).
+    pub fn for_each_free_text_row(
+        &self,
+        mut f: impl FnMut(&'static str, &str, Dimension, i32),
+    ) -> Result<(), StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let Some(values) = open_optional(&txn, DIM_VALUES)? else {
+            return Ok(());
+        };
+        let mut cache: HashMap<(Dimension, u32), bool> = HashMap::new();
+        let mut is_free = |dim: Dimension, id: u32| -> Result<bool, StoreError> {
+            if let Some(&b) = cache.get(&(dim, id)) {
+                return Ok(b);
+            }
+            let b = without_free_text(dim, &resolve_dim(&values, id)?).is_some();
+            cache.insert((dim, id), b);
+            Ok(b)
+        };
+        let free_dim = |d: u8| Dimension::from_u8(d).filter(|d| FREE_TEXT_DIMS.contains(d));
+        if let Some(t) = open_optional(&txn, DIMS_OPEN)? {
+            for row in t.iter()? {
+                let (k, _) = row?;
+                let (site, d, day, id) = k.value();
+                if let Some(dim) = free_dim(d) {
+                    if is_free(dim, id)? {
+                        f("dims_open", site, dim, day);
+                    }
+                }
+            }
+        }
+        if let Some(t) = open_optional(&txn, DIMS_SEALED)? {
+            for row in t.iter()? {
+                let (k, v) = row?;
+                let (site, d, day) = k.value();
+                let Some(dim) = free_dim(d) else { continue };
+                let mut ids: Vec<u32> = Vec::new();
+                for_each_sealed(v.value(), |id, _| ids.push(id))?;
+                for id in ids {
+                    if is_free(dim, id)? {
+                        f("dims_sealed", site, dim, day);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn write_vetted(txn: &redb::WriteTransaction, v: FreeTextVetted) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    meta.insert(
+        META_FREE_TEXT_BEFORE,
+        u32::try_from(v.before_day).unwrap_or(0),
+    )?;
+    meta.insert(META_FREE_TEXT_RULE, v.min_visitors)?;
+    Ok(())
+}
+
+fn sat(x: u64) -> i64 {
+    i64::try_from(x).unwrap_or(i64::MAX)
 }
 
 /// Re-encodes one site's blocks of a day without the events before

@@ -7,13 +7,28 @@
 //! and shortened addresses could therefore still be read from the raw
 //! file. [`Store::vacuum`] copies every table, entry by entry, into a new
 //! file (whose pages hold nothing else), syncs it, and renames it over the
-//! old one. While it runs, the writer and readers wait for the store (the
-//! ingest queue absorbs new hits; nothing is refused unless it fills up);
-//! the copy is linear in the live data.
+//! old one.
+//!
+//! Ingest goes on while it copies: the copy reads a snapshot, and the
+//! writer keeps committing to the old file. Only for the catch-up does the
+//! vacuum take the store for itself (the writer and readers wait, queued):
+//! it copies what changed since the snapshot and swaps the files. The
+//! catch-up compares the snapshot with the current state table by table;
+//! for event blocks it compares only each (day, site)'s blocks from the
+//! snapshot's last one on, because the writer only appends blocks and
+//! rewrites the last one (old blocks change only in a sweep, and a vacuum
+//! runs after its sweep, never beside one). So the wait is about the size
+//! of the dictionaries and roll-ups plus the changes, not of the events.
+//! The new file holds the same data, so the writer's memory stays valid.
 
 use std::path::Path;
 
-use redb::{Database, Key, ReadableDatabase, ReadableTable, TableDefinition, TableHandle, Value};
+use std::cmp::Ordering;
+
+use redb::{
+    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+    Value, WriteTransaction,
+};
 
 use super::schema::{self, AUDIT, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS};
 use super::schema::{HOURLY, META, STRINGS, STRING_IDS};
@@ -44,37 +59,230 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
     Ok(())
 }
 
-/// Copies every table of `old` into `new`; refuses tables it does not know,
-/// so nothing is silently left behind.
-fn copy_all(old: &Database, new: &Database) -> Result<(), StoreError> {
-    let r = old.begin_read()?;
-    let mut w = new.begin_write()?;
-    w.set_durability(redb::Durability::Immediate)?;
+/// The tables a store has besides the event partitions.
+const NAMED_TABLES: [&str; 10] = [
+    "meta",
+    "strings",
+    "string_ids",
+    "day_counts",
+    "hourly",
+    "dims_open",
+    "dims_sealed",
+    "dim_values",
+    "dim_value_ids",
+    "audit",
+];
+
+/// Refuses tables this build does not know, so nothing is silently left
+/// behind.
+fn check_known(r: &ReadTransaction) -> Result<(), StoreError> {
+    for t in r.list_tables()? {
+        let name = t.name();
+        if !NAMED_TABLES.contains(&name)
+            && schema::parse_day_table(schema::EVENTS_PREFIX, name).is_none()
+        {
+            return Err(StoreError::Decode(format!(
+                "table {name:?} is unknown to this build; refusing to vacuum"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Copies every table of snapshot `r` into `w`.
+fn copy_all(r: &ReadTransaction, w: &WriteTransaction) -> Result<(), StoreError> {
+    check_known(r)?;
     for t in r.list_tables()? {
         let name = t.name().to_owned();
         match name.as_str() {
-            "meta" => copy_table(&r, &w, META)?,
-            "strings" => copy_table(&r, &w, STRINGS)?,
-            "string_ids" => copy_table(&r, &w, STRING_IDS)?,
-            "day_counts" => copy_table(&r, &w, DAY_COUNTS)?,
-            "hourly" => copy_table(&r, &w, HOURLY)?,
-            "dims_open" => copy_table(&r, &w, DIMS_OPEN)?,
-            "dims_sealed" => copy_table(&r, &w, DIMS_SEALED)?,
-            "dim_values" => copy_table(&r, &w, DIM_VALUES)?,
-            "dim_value_ids" => copy_table(&r, &w, DIM_VALUE_IDS)?,
-            "audit" => copy_table(&r, &w, AUDIT)?,
-            n if schema::parse_day_table(schema::EVENTS_PREFIX, n).is_some() => {
-                copy_table(&r, &w, schema::events_table(n))?
+            "meta" => copy_table(r, w, META)?,
+            "strings" => copy_table(r, w, STRINGS)?,
+            "string_ids" => copy_table(r, w, STRING_IDS)?,
+            "day_counts" => copy_table(r, w, DAY_COUNTS)?,
+            "hourly" => copy_table(r, w, HOURLY)?,
+            "dims_open" => copy_table(r, w, DIMS_OPEN)?,
+            "dims_sealed" => copy_table(r, w, DIMS_SEALED)?,
+            "dim_values" => copy_table(r, w, DIM_VALUES)?,
+            "dim_value_ids" => copy_table(r, w, DIM_VALUE_IDS)?,
+            "audit" => copy_table(r, w, AUDIT)?,
+            n => copy_table(r, w, schema::events_table(n))?,
+        }
+    }
+    Ok(())
+}
+
+fn open_in<K: Key + 'static, V: Value + 'static>(
+    r: &ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match r.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes table `def` in `w` (a copy of it in snapshot `then`) equal to
+/// its state in `now`, by one ordered pass over both. Returns how many
+/// entries it wrote or removed.
+fn sync_table<K: Key + 'static, V: Value + 'static>(
+    then: &ReadTransaction,
+    now: &ReadTransaction,
+    w: &WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<u64, StoreError> {
+    let (Some(a), Some(b)) = (open_in(then, def)?, open_in(now, def)?) else {
+        return match open_in(now, def)? {
+            Some(b) => {
+                let mut dst = w.open_table(def)?;
+                let mut n = 0;
+                for row in b.iter()? {
+                    let (k, v) = row?;
+                    dst.insert(k.value(), v.value())?;
+                    n += 1;
+                }
+                Ok(n)
             }
-            other => {
-                return Err(StoreError::Decode(format!(
-                    "table {other:?} is unknown to this build; refusing to vacuum"
-                )))
+            None => Ok(u64::from(w.delete_table(def)?)),
+        };
+    };
+    let mut dst = w.open_table(def)?;
+    let mut changes = 0u64;
+    let mut ia = a.iter()?;
+    let mut ib = b.iter()?;
+    let mut x = ia.next().transpose()?;
+    let mut y = ib.next().transpose()?;
+    loop {
+        let order = match (&x, &y) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((ka, _)), Some((kb, _))) => K::compare(
+                K::as_bytes(&ka.value()).as_ref(),
+                K::as_bytes(&kb.value()).as_ref(),
+            ),
+        };
+        match order {
+            Ordering::Less => {
+                if let Some((ka, _)) = &x {
+                    dst.remove(ka.value())?;
+                    changes += 1;
+                }
+                x = ia.next().transpose()?;
+            }
+            Ordering::Greater => {
+                if let Some((kb, vb)) = &y {
+                    dst.insert(kb.value(), vb.value())?;
+                    changes += 1;
+                }
+                y = ib.next().transpose()?;
+            }
+            Ordering::Equal => {
+                if let (Some((_, va)), Some((kb, vb))) = (&x, &y) {
+                    if V::as_bytes(&va.value()).as_ref() != V::as_bytes(&vb.value()).as_ref() {
+                        dst.insert(kb.value(), vb.value())?;
+                        changes += 1;
+                    }
+                }
+                x = ia.next().transpose()?;
+                y = ib.next().transpose()?;
             }
         }
     }
-    w.commit()?;
-    Ok(())
+    Ok(changes)
+}
+
+/// Like [`sync_table`] for one event partition, but per site only from
+/// the snapshot's last block on (see the module comment).
+fn sync_events(
+    then: &ReadTransaction,
+    now: &ReadTransaction,
+    w: &WriteTransaction,
+    name: &str,
+) -> Result<u64, StoreError> {
+    let def = schema::events_table(name);
+    let (Some(a), Some(b)) = (open_in(then, def)?, open_in(now, def)?) else {
+        return sync_table(then, now, w, def);
+    };
+    let mut dst = w.open_table(def)?;
+    let mut changes = 0u64;
+    let mut sites: Vec<String> = Vec::new();
+    for t in [&a, &b] {
+        let mut next = t.first()?.map(|(k, _)| k.value().0.to_owned());
+        while let Some(site) = next {
+            next = t
+                .range::<schema::BlockKey>((
+                    std::ops::Bound::Excluded((site.as_str(), u32::MAX)),
+                    std::ops::Bound::Unbounded,
+                ))?
+                .next()
+                .transpose()?
+                .map(|(k, _)| k.value().0.to_owned());
+            if !sites.contains(&site) {
+                sites.push(site);
+            }
+        }
+    }
+    for site in &sites {
+        let s = site.as_str();
+        let from = a
+            .range::<schema::BlockKey>((s, 0)..=(s, u32::MAX))?
+            .next_back()
+            .transpose()?
+            .map_or(0, |(k, _)| k.value().1);
+        let mut stale: Vec<u32> = Vec::new();
+        for row in a.range::<schema::BlockKey>((s, from)..=(s, u32::MAX))? {
+            stale.push(row?.0.value().1);
+        }
+        for row in b.range::<schema::BlockKey>((s, from)..=(s, u32::MAX))? {
+            let (k, v) = row?;
+            let no = k.value().1;
+            stale.retain(|x| *x != no);
+            dst.insert((s, no), v.value())?;
+            changes += 1;
+        }
+        for no in stale {
+            dst.remove((s, no))?;
+            changes += 1;
+        }
+    }
+    Ok(changes)
+}
+
+/// Brings `w` (a copy of snapshot `then`) up to `now`. Returns how many
+/// entries it wrote or removed.
+fn catch_up(
+    then: &ReadTransaction,
+    now: &ReadTransaction,
+    w: &WriteTransaction,
+) -> Result<u64, StoreError> {
+    check_known(now)?;
+    let mut n = 0;
+    n += sync_table(then, now, w, META)?;
+    n += sync_table(then, now, w, STRINGS)?;
+    n += sync_table(then, now, w, STRING_IDS)?;
+    n += sync_table(then, now, w, DAY_COUNTS)?;
+    n += sync_table(then, now, w, HOURLY)?;
+    n += sync_table(then, now, w, DIMS_OPEN)?;
+    n += sync_table(then, now, w, DIMS_SEALED)?;
+    n += sync_table(then, now, w, DIM_VALUES)?;
+    n += sync_table(then, now, w, DIM_VALUE_IDS)?;
+    n += sync_table(then, now, w, AUDIT)?;
+    let mut days: Vec<String> = Vec::new();
+    for r in [then, now] {
+        for t in r.list_tables()? {
+            let name = t.name().to_owned();
+            if schema::parse_day_table(schema::EVENTS_PREFIX, &name).is_some()
+                && !days.contains(&name)
+            {
+                days.push(name);
+            }
+        }
+    }
+    for name in &days {
+        n += sync_events(then, now, w, name)?;
+    }
+    Ok(n)
 }
 
 fn sync_dir(path: &Path) -> Result<(), StoreError> {
@@ -92,31 +300,61 @@ impl Store {
         let path = self.path.clone();
         let tmp = path.with_extension("redb.vacuum");
         let bytes_before = std::fs::metadata(&path).map_err(io)?.len();
+        let _ = std::fs::remove_file(&tmp);
+        let new = Database::builder()
+            .set_cache_size(self.opts.cache_size)
+            .create(&tmp)?;
+        let started = std::time::Instant::now();
+        // The bulk of the copy, from a snapshot, while ingest goes on.
+        let then = self.db()?.begin_read()?;
+        let copied = (|| {
+            let mut w = new.begin_write()?;
+            w.set_durability(redb::Durability::None)?;
+            copy_all(&then, &w)?;
+            w.commit()?;
+            Ok::<(), StoreError>(())
+        })();
+        if let Err(e) = copied {
+            drop(new);
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let copy_ms = started.elapsed().as_millis() as u64;
         // Nobody may hold the handle (a write in flight would be lost).
         let mut slot = self.take_exclusive(true)?;
+        let held = std::time::Instant::now();
         let Some(old) = slot.take() else {
             return Err(StoreError::Unavailable);
         };
-        let result = (|| {
-            let _ = std::fs::remove_file(&tmp);
-            let new = Database::builder()
-                .set_cache_size(self.opts.cache_size)
-                .create(&tmp)?;
-            copy_all(&old, &new)?;
-            drop(new);
-            Ok::<(), StoreError>(())
+        let caught_up = (|| {
+            let now = old.begin_read()?;
+            let mut w = new.begin_write()?;
+            w.set_durability(redb::Durability::Immediate)?;
+            let n = catch_up(&then, &now, &w)?;
+            w.commit()?;
+            Ok::<u64, StoreError>(n)
         })();
+        drop(then);
+        drop(new);
         drop(old);
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
-            return Err(e);
-        }
+        let changes = match caught_up {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
+                return Err(e);
+            }
+        };
         std::fs::rename(&tmp, &path).map_err(io)?;
         sync_dir(&path)?;
         *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
-        self.changed(super::Changed::All);
         drop(slot);
+        tracing::info!(
+            copy_ms,
+            caught_up_entries = changes,
+            store_held_ms = held.elapsed().as_millis() as u64,
+            "store file rewritten"
+        );
         Ok(VacuumReport {
             bytes_before,
             bytes_after: std::fs::metadata(&path).map_err(io)?.len(),
