@@ -160,6 +160,8 @@ pub struct Application {
     sweep_gate: Arc<SweepGate>,
     /// The demo site's server and address, when `[demo]` is configured.
     demo: Option<(Server, SocketAddr)>,
+    /// The metrics-only listener, when `server.metrics_listen` is set.
+    metrics_only: Option<(Server, SocketAddr)>,
 }
 
 impl Application {
@@ -207,7 +209,7 @@ impl Application {
                 client_ip_header: config.server.client_ip_header,
                 masks: config.privacy.masks(),
             },
-            metrics,
+            metrics: metrics.clone(),
             rate_limit: http::rate_limit::PrefixLimiter::from_config(&config.server),
             sweep_gate: sweep_gate.clone(),
             failed_tokens: http::auth::FailedTokens::new(config.auth.max_failed_tokens_per_minute),
@@ -251,6 +253,10 @@ impl Application {
             server = server.workers(config.server.workers);
         }
         let server = server.listen(listener).map_err(StartError::Server)?.run();
+        let metrics_only = match config.metrics_addr()? {
+            Some(listen) => Some(metrics_server(listen, metrics.clone())?),
+            None => None,
+        };
         let demo = match config.demo_addr()? {
             Some(listen) => {
                 Some(
@@ -271,6 +277,7 @@ impl Application {
             salts,
             sweep_gate,
             demo,
+            metrics_only,
         })
     }
 
@@ -297,6 +304,15 @@ impl Application {
             handle.stop(true).await;
         });
         catch_file_size_signal();
+        // before "listening": whoever waits for that line finds this one
+        let metrics_only = self.metrics_only.map(|(server, addr)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            tracing::info!(
+                "metrics on http://{addr}/metrics (no token: keep this address internal)"
+            );
+            handle
+        });
         tracing::info!("listening on http://{}", self.addr);
         let demo = self.demo.map(|(server, addr)| {
             let handle = server.handle();
@@ -319,6 +335,9 @@ impl Application {
         if let Some(demo) = demo {
             demo.stop(true).await;
         }
+        if let Some(metrics_only) = metrics_only {
+            metrics_only.stop(true).await;
+        }
         sweeper.stop().await;
         self.writer.shutdown().await?;
         drop(self.writer);
@@ -329,6 +348,33 @@ impl Application {
         tracing::info!("store closed");
         served.map_err(StartError::Server)
     }
+}
+
+/// A listener on `listen` that serves `/metrics` only, without a token.
+fn metrics_server(
+    listen: SocketAddr,
+    metrics: PrometheusHandle,
+) -> Result<(Server, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = TcpListener::bind(listen).map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(StartError::Server)?;
+    let metrics = web::Data::new(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .wrap(http::default_headers())
+            .route("/metrics", web::get().to(http::ops::metrics_without_token))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(StartError::Server)?
+    .run();
+    Ok((server, addr))
 }
 
 /// Rotates the visitor salt at start-up and at each UTC midnight, whether

@@ -139,6 +139,10 @@ pub struct ServerConfig {
     /// Bytes one prefix may send at once before the per-minute rate
     /// applies (at least `max_body_bytes` while the limit is on).
     pub rate_limit_bytes_burst: u32,
+    /// A separate address serving only `/metrics`, without a token (for a
+    /// scraper on an internal network); empty: none, and `/metrics` on
+    /// `listen` needs the admin token either way.
+    pub metrics_listen: String,
 }
 
 impl Default for ServerConfig {
@@ -162,6 +166,7 @@ impl Default for ServerConfig {
             rate_limit_events_burst: 600,
             rate_limit_bytes_per_minute: 16 * 1024 * 1024,
             rate_limit_bytes_burst: 2 * 1024 * 1024,
+            metrics_listen: String::new(),
         }
     }
 }
@@ -470,6 +475,7 @@ impl Config {
             .validate()
             .map_err(|(i, e)| invalid(format!("referrer_spam.extra_hosts[{i}]"), e.to_string()))?;
         self.demo_addr()?;
+        self.metrics_addr()?;
         self.trusted_proxies()?;
         let s = &self.server;
         if s.max_body_bytes < 1024 || s.max_body_bytes > 16 * 1024 * 1024 {
@@ -745,6 +751,28 @@ impl Config {
         })?;
         if addr.port() != 0 && self.listen_addr()? == addr {
             return Err(invalid("demo.listen", "must differ from server.listen"));
+        }
+        Ok(Some(addr))
+    }
+
+    /// The metrics-only listener's address, when `server.metrics_listen`
+    /// is set.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let listen = &self.server.metrics_listen;
+        if listen.is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = listen.parse().map_err(|_| {
+            invalid(
+                "server.metrics_listen",
+                "is not an address and port such as \"127.0.0.1:9090\"",
+            )
+        })?;
+        if addr.port() != 0 && self.listen_addr()? == addr {
+            return Err(invalid(
+                "server.metrics_listen",
+                "must differ from server.listen",
+            ));
         }
         Ok(Some(addr))
     }
@@ -1051,6 +1079,17 @@ hostnames = ["localhost"]
             "[auth]\nmax_failed_tokens_per_minute = 0\n{MINIMAL}"
         ));
         assert!(e.contains("auth.max_failed_tokens_per_minute"), "{e}");
+        let e = err(&format!(
+            "[server]\nmetrics_listen = \"nowhere\"\n{MINIMAL}"
+        ));
+        assert!(e.contains("server.metrics_listen"), "{e}");
+        let e = err(&format!(
+            "[server]\nlisten = \"127.0.0.1:9000\"\nmetrics_listen = \"127.0.0.1:9000\"\n{MINIMAL}"
+        ));
+        assert!(
+            e.contains("server.metrics_listen") && e.contains("differ"),
+            "{e}"
+        );
     }
 
     #[test]

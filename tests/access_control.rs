@@ -403,3 +403,38 @@ fn placeholder_tokens_refuse_to_start_off_loopback() {
         run(&test_config(&data, "", "").replace(ADMIN_TOKEN, "change-me-admin-token-0000"));
     assert!(out.contains("listening on"), "{out}");
 }
+
+/// With `server.metrics_listen`, a second address serves `/metrics` (and
+/// nothing else) without a token; on the main address the admin token is
+/// still needed.
+#[test]
+fn a_separate_metrics_address_serves_metrics_without_a_token() {
+    let s = Server::start_with("metrics_listen = \"127.0.0.1:0\"", "");
+    let log = s.log();
+    let addr = log
+        .lines()
+        .find_map(|l| l.split("metrics on http://").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in the log:\n{log}"))
+        .to_string();
+    // one counted hit, so the metrics hold a counter
+    let hit = client()
+        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2F"))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(hit.status(), 200);
+    let res = client()
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.text().unwrap();
+    assert!(body.contains("sparsam_hits_total"), "{body}");
+    for path in ["/api/v1/sites/demo/summary", "/healthz", "/"] {
+        let res = client().get(format!("http://{addr}{path}")).send().unwrap();
+        assert_eq!(res.status(), 404, "{path} on the metrics address");
+    }
+    let (status, _, _) = get(&s, "/metrics", None);
+    assert_eq!(status, 401, "the main address still needs the token");
+}

@@ -18,6 +18,17 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// `GET /metrics` on the metrics-only listener (`server.metrics_listen`):
+/// no token, the address itself is the protection.
+pub async fn metrics_without_token(
+    handle: web::Data<metrics_exporter_prometheus::PrometheusHandle>,
+) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(handle.render())
+}
+
 /// `GET /metrics`: Prometheus text format, for the admin token
 /// (`Authorization: Bearer`, as Prometheus' `authorization` setting
 /// sends it). Holds counts only, never an address, URL or user agent.
