@@ -94,6 +94,12 @@ pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
         path: path.clone(),
         source,
     })?;
+    if crate::store::remove_leftover_copy(&path).map_err(|source| StartError::StoreFile {
+        path: path.clone(),
+        source,
+    })? {
+        tracing::warn!("removed the copy an interrupted vacuum left beside the store");
+    }
     let store = Store::open(
         &path,
         &StoreOptions {

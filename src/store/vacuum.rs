@@ -298,7 +298,7 @@ impl Store {
     /// Rewrites the store into a fresh file (see the module comment).
     pub fn vacuum(&self) -> Result<VacuumReport, StoreError> {
         let path = self.path.clone();
-        let tmp = path.with_extension("redb.vacuum");
+        let tmp = copy_path(&path);
         let bytes_before = std::fs::metadata(&path).map_err(io)?.len();
         let _ = std::fs::remove_file(&tmp);
         let new = Database::builder()
@@ -359,5 +359,23 @@ impl Store {
             bytes_before,
             bytes_after: std::fs::metadata(&path).map_err(io)?.len(),
         })
+    }
+}
+
+/// Where a vacuum writes its copy of the store at `store_path`.
+fn copy_path(store_path: &Path) -> std::path::PathBuf {
+    store_path.with_extension("redb.vacuum")
+}
+
+/// Removes the copy an interrupted vacuum left beside the store (killed
+/// mid-copy, or failed before the swap): it is a full copy of the store as
+/// it was, so it would keep swept events and free text past their time
+/// where neither the sweep nor the audit looks. Returns whether one was
+/// there. Called at start-up, before the store opens.
+pub fn remove_leftover_copy(store_path: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(copy_path(store_path)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }
