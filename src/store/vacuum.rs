@@ -335,24 +335,35 @@ impl Store {
             Ok::<u64, StoreError>(n)
         })();
         drop(then);
-        drop(new);
-        drop(old);
         let changes = match caught_up {
             Ok(n) => n,
             Err(e) => {
+                drop(new);
                 let _ = std::fs::remove_file(&tmp);
-                *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
+                *slot = Some(old);
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        sync_dir(&path)?;
-        *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
+        // The new handle stays open across the rename (it keeps its file),
+        // so nobody waits for the file to be opened again; the old one is
+        // closed once the store is released.
+        if let Err(e) = std::fs::rename(&tmp, &path).map_err(io) {
+            drop(new);
+            let _ = std::fs::remove_file(&tmp);
+            *slot = Some(old);
+            return Err(e);
+        }
+        // the rename is durable before the writer commits to the new file
+        let synced = sync_dir(&path);
+        *slot = Some(std::sync::Arc::new(new));
         drop(slot);
+        let held_ms = held.elapsed().as_millis() as u64;
+        drop(old);
+        synced?;
         tracing::info!(
             copy_ms,
             caught_up_entries = changes,
-            store_held_ms = held.elapsed().as_millis() as u64,
+            store_held_ms = held_ms,
             "store file rewritten"
         );
         Ok(VacuumReport {
