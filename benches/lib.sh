@@ -8,7 +8,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-CORPORA=${CORPORA:-$ROOT/../shared/corpora}
+FIXTURES=$ROOT/tests/data/device-detector
 TOKEN=load-test-token-0000000000
 ADMIN_TOKEN=load-admin-token-000000000
 SERVER_PID=
@@ -37,19 +37,17 @@ build_release() { # binaries...
     BIN_DIR=${CARGO_TARGET_DIR:-$ROOT/target}/release
 }
 
-# A few hundred real user agents from the uap-core test corpus (bots left
-# out: sparsam answers them but does not store them).
+# A few hundred real user agents from DeviceDetector's fixtures (vendored
+# in tests/data/device-detector; bots left out: sparsam answers them but
+# does not store them).
 pick_user_agents() {
     UA_FILE=$WORK/uas.txt
-    if [ -f "$CORPORA/uap-core/test_ua.yaml" ]; then
-        sed -n "s/^ *- user_agent_string: *['\"]\{0,1\}\(.*[^'\"]\)['\"]\{0,1\} *$/\1/p" \
-            "$CORPORA/uap-core/test_ua.yaml" |
-            grep -viE 'bot|crawl|spider|slurp|fetch|http|curl|wget|python|java/' |
-            grep -v '"' | sort -u | awk 'NR % 2 == 0' | head -n 400 >"$UA_FILE"
-    else
-        echo "warning: $CORPORA/uap-core/test_ua.yaml not found; using one user agent" >&2
-        : >"$UA_FILE"
-    fi
+    for f in "$FIXTURES"/*.yml.gz; do
+        case "$(basename "$f")" in bots.yml.gz) continue ;; esac
+        gzip -dc "$f"
+    done |
+        sed -n "s/^ *user_agent: *['\"]\{0,1\}\(.*[^'\"]\)['\"]\{0,1\} *$/\1/p" |
+        grep -v '"' | sort -u | awk 'NR % 80 == 0' | head -n 400 >"$UA_FILE"
     echo "user agents: $(wc -l <"$UA_FILE")" >&2
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Writes the initial seed inputs of the fuzz targets into fuzz/corpus/TARGET/
-(from the repository's tests and config, and a sample of the user agents in
-../shared/corpora when present). Run once before the first `cargo fuzz run`;
+(from the repository's tests and config, and a sample of the user agents of
+the DeviceDetector fixtures in tests/data/device-detector). Run once before the first `cargo fuzz run`;
 the committed corpora were grown from these and minimized (docs/fuzzing.md)."""
-import glob, hashlib, json, os, random, re, sys
+import glob, gzip, hashlib, json, os, random, re, sys
 from urllib.parse import quote
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,12 +32,11 @@ ALL = "\n".join(sources())
 
 def uas():
     out = []
-    for p in glob.glob(os.path.join(ROOT, "..", "shared", "corpora", "woothee", "*.yaml")):
-        out += re.findall(r"target: '([^']*)'", open(p, encoding="utf-8").read())
-    p = os.path.join(ROOT, "..", "shared", "corpora", "uap-core", "test_ua.yaml")
-    if os.path.exists(p):
-        found = re.findall(r"user_agent_string: '([^']*)'", open(p, encoding="utf-8").read())
-        out += random.sample(found, min(120, len(found)))
+    found = []
+    for p in sorted(glob.glob(os.path.join(ROOT, "tests", "data", "device-detector", "*.yml.gz"))):
+        text = gzip.open(p, "rt", encoding="utf-8").read()
+        found += re.findall(r"^  user_agent: '?([^'\n]*)'?$", text, re.M)
+    out += random.sample(found, min(120, len(found)))
     out += re.findall(r'"(Mozilla/5\.0[^"]*)"', ALL)
     out = sorted(set(u for u in out if u))
     random.shuffle(out)
