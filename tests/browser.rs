@@ -141,7 +141,11 @@ keep_query_params = ["list"]
     assert_eq!(d.browser_version, expected_version, "{d:?}");
     assert_eq!(d.engine, "Blink", "{d:?}");
     assert_eq!(major(&d.engine_version), major(chromium), "{d:?}");
-    assert_eq!((d.brand.as_str(), d.model.as_str()), ("", ""), "{d:?}");
+    assert_eq!(
+        (d.brand.as_str(), d.model.as_str()),
+        ("Unknown", "Unknown"),
+        "{d:?}"
+    );
     assert!(!d.bot);
     if ua.contains("Chrome") {
         assert_eq!(

@@ -33,6 +33,9 @@ use crate::model::{Device, DeviceType};
 /// Bytes of a user agent that are looked at; the rest is ignored.
 pub const MAX_UA_LEN: usize = 512;
 
+/// Brand and model of a device that names none (Matomo's label).
+pub const UNKNOWN: &str = "Unknown";
+
 /// Version parts kept after the major version (Matomo's default
 /// truncation: "120.0", "17.1", "10").
 pub const VERSION_MINOR_PARTS: usize = 1;
@@ -106,7 +109,9 @@ impl DeviceDetector {
     }
 
     /// A detector on the rule files in `dir` (a newer copy of
-    /// DeviceDetector's `regexes/` folder), or the embedded ones for `None`.
+    /// DeviceDetector's `regexes/` folder, configured as
+    /// `device.rules_dir`), or the embedded ones for `None`. Errors name
+    /// the config key.
     pub fn with_rules_dir(
         cache_capacity: usize,
         dir: Option<&Path>,
@@ -114,8 +119,15 @@ impl DeviceDetector {
         let Some(dir) = dir else {
             return DeviceDetector::try_new(cache_capacity);
         };
-        device_rules::rules::check_dir(dir).map_err(|e| DeviceError::Rules(e.to_string()))?;
-        let detector = Detector::load(&device_rules::rules::Source::Dir(dir.to_path_buf()))?;
+        let keyed = |e: String| {
+            DeviceError::Rules(format!(
+                "config key `device.rules_dir` ({}): {e}",
+                dir.display()
+            ))
+        };
+        device_rules::rules::check_dir(dir).map_err(|e| keyed(e.to_string()))?;
+        let detector = Detector::load(&device_rules::rules::Source::Dir(dir.to_path_buf()))
+            .map_err(|e| keyed(e.to_string()))?;
         Ok(DeviceDetector {
             cache: (cache_capacity > 0).then(|| Cache::new(cache_capacity)),
             rules: Rules::Loaded(Box::new(detector)),
@@ -162,13 +174,17 @@ fn to_device(d: Detection, automation: bool) -> Device {
             ..Device::default()
         };
     }
+    // Matomo counts devices of unknown brand or model as "Unknown" in its
+    // brand and model reports; stored so, they are counted, not dropped
+    // as empty values are.
+    let known = |s: String| if s.is_empty() { UNKNOWN.to_string() } else { s };
     Device {
         device_type: d
             .device_type
             .and_then(DeviceType::from_matomo)
             .unwrap_or(DeviceType::Other),
-        brand: d.brand,
-        model: d.model,
+        brand: known(d.brand),
+        model: known(d.model),
         os_version: truncate_version(&d.os_version, VERSION_MINOR_PARTS).to_string(),
         os: d.os,
         browser_version: truncate_version(&d.client_version, VERSION_MINOR_PARTS).to_string(),
@@ -177,6 +193,44 @@ fn to_device(d: Detection, automation: bool) -> Device {
         engine: d.engine,
         bot: false,
     }
+}
+
+/// Labels stored before detection used Matomo's names, with the name a
+/// Matomo user knows. Only unambiguous ones: a stored "Chrome" may have
+/// been Chrome or Chrome Mobile, so it stays.
+const LEGACY_OS: &[(&str, &str)] = &[
+    ("macOS", "Mac"),
+    ("Linux", "GNU/Linux"),
+    ("ChromeOS", "Chrome OS"),
+];
+const LEGACY_BROWSERS: &[(&str, &str)] = &[
+    ("Edge", "Microsoft Edge"),
+    ("Samsung Internet", "Samsung Browser"),
+    ("Chrome WebView", "Chrome Webview"),
+];
+
+/// The label a report shows for a value stored under `dimension` (a
+/// roll-up dimension name): Matomo's name where the stored label predates
+/// it (device types "car" and "other", and the names in `LEGACY_OS` and
+/// `LEGACY_BROWSERS`, also in front of a version), else the value as
+/// stored. The one place where stored and reported device names differ.
+pub fn report_label(dimension: &str, stored: &str) -> Option<String> {
+    let table = match dimension {
+        "device_type" => {
+            return match stored {
+                "car" => Some(DeviceType::Car.matomo_label().to_string()),
+                "other" => Some(DeviceType::Other.matomo_label().to_string()),
+                _ => None,
+            }
+        }
+        "os" | "os_version" => LEGACY_OS,
+        "browser" | "browser_version" => LEGACY_BROWSERS,
+        _ => return None,
+    };
+    table.iter().find_map(|(old, new)| {
+        let rest = stored.strip_prefix(old)?;
+        (rest.is_empty() || rest.starts_with(' ')).then(|| format!("{new}{rest}"))
+    })
 }
 
 /// Cuts a user agent to [`MAX_UA_LEN`] bytes on a char boundary.
@@ -340,6 +394,26 @@ mod tests {
         assert!(!d.bot);
         // the cached answer is the same
         assert_eq!(det.detect(ua, &ClientHints::default()), d);
+    }
+
+    #[test]
+    fn former_labels_read_as_matomo_names() {
+        assert_eq!(report_label("os", "macOS").as_deref(), Some("Mac"));
+        assert_eq!(
+            report_label("os_version", "macOS 14.4").as_deref(),
+            Some("Mac 14.4")
+        );
+        assert_eq!(report_label("os", "macOSX"), None);
+        assert_eq!(
+            report_label("browser", "Edge").as_deref(),
+            Some("Microsoft Edge")
+        );
+        assert_eq!(
+            report_label("device_type", "car").as_deref(),
+            Some("car browser")
+        );
+        assert_eq!(report_label("device_type", "smartphone"), None);
+        assert_eq!(report_label("brand", "Edge"), None);
     }
 
     #[test]

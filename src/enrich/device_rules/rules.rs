@@ -205,6 +205,9 @@ impl Template {
     }
 }
 
+/// An OS sub-rule's name and version templates (each optional).
+pub type Refinement = (Option<Template>, Option<Template>);
+
 /// A client or OS rule: regex, name template, version template.
 #[derive(Debug)]
 pub struct NamedRule {
@@ -214,7 +217,7 @@ pub struct NamedRule {
     pub engine_default: String,
     pub engine_versions: Vec<(String, String)>,
     /// OS rules: the first matching sub-rule refines name and version.
-    pub versions: Option<(FirstMatch, Vec<(Option<Template>, Option<Template>)>)>,
+    pub versions: Option<(FirstMatch, Vec<Refinement>)>,
 }
 
 /// An ordered list of named rules.
