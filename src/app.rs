@@ -178,7 +178,10 @@ impl Application {
         let config = Arc::new(config);
         // The device rules compile on their own threads while the store opens.
         let ua_cache = config.store.ua_cache_entries;
-        let detector = std::thread::spawn(move || DeviceDetector::try_new(ua_cache));
+        let rules_dir = config.device.rules_dir.clone();
+        let detector = std::thread::spawn(move || {
+            DeviceDetector::with_rules_dir(ua_cache, rules_dir.as_deref())
+        });
         let metrics = metrics_handle()?;
         let store = open_store(&config)?;
         tracing::debug!(

@@ -306,7 +306,7 @@ fn body_client_hints_add_to_header_hints() {
         "the header's model fills the gap: {d:?}"
     );
     assert_eq!(d.brand, "Google", "{d:?}");
-    assert_eq!(d.os_version, "14", "the body's version wins: {d:?}");
+    assert_eq!(d.os_version, "14.0", "the body's version wins: {d:?}");
 }
 
 #[test]
