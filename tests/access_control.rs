@@ -287,9 +287,10 @@ fn the_sweep_route_checks_the_token_before_reading_a_body() {
 }
 
 /// Wrong tokens from one address prefix: past the configured number per
-/// minute every token from there, the right one too, gets 429 with
-/// `Retry-After`; other prefixes and requests without a token are not
-/// affected.
+/// minute every wrong token from there gets 429 with `Retry-After`, while
+/// a right token still works (a neighbour in the same prefix cannot lock
+/// the operator out); other prefixes and requests without a token are
+/// not affected.
 #[test]
 fn failed_token_attempts_are_throttled_per_prefix() {
     let tmp = tempfile::tempdir().unwrap();
@@ -325,14 +326,29 @@ fn failed_token_attempts_are_throttled_per_prefix() {
     for _ in 0..3 {
         assert_eq!(from("203.0.113.5", Some("wrong-token-0123456789")).0, 401);
     }
-    let (status, retry) = from("203.0.113.5", Some(ADMIN_TOKEN));
-    assert_eq!(status, 429, "the right token after three wrong ones");
+    let (status, retry) = from("203.0.113.5", Some("wrong-token-0123456789"));
+    assert_eq!(status, 429, "a fourth wrong token");
     let retry: u64 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     assert_eq!(
-        from("203.0.200.9", Some(SITE_TOKEN)).0,
+        from("203.0.200.9", Some("another-wrong-token-0123")).0,
         429,
-        "the same /16 prefix"
+        "a wrong token from the same /16 prefix"
+    );
+    assert_eq!(
+        from("203.0.113.5", Some(ADMIN_TOKEN)).0,
+        200,
+        "the right token still works while the prefix is locked out"
+    );
+    assert_eq!(
+        from("203.0.200.9", Some(SITE_TOKEN)).0,
+        200,
+        "a right site token from the same prefix too"
+    );
+    assert_eq!(
+        from("198.51.100.7", Some("wrong-token-0123456789")).0,
+        401,
+        "another prefix is not locked out"
     );
     assert_eq!(
         from("198.51.100.7", Some(SITE_TOKEN)).0,
