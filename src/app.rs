@@ -200,6 +200,8 @@ impl Application {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "device rules ready"
         );
+        // the referrer-spam sets are built now, not by the first hit
+        config.referrer_spam.prepare();
         let pipeline = Pipeline::new(config.clone(), detector, salts.clone());
         crate::retention::audit::record_settings(&store, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;

@@ -298,7 +298,8 @@ pub struct AuthConfig {
     /// Reads every site, the audit view and `/metrics`.
     pub admin_token: String,
     /// Wrong tokens one shortened address prefix may send per minute
-    /// before it gets 429 for every token until the minute is over.
+    /// before it gets 429 for every wrong or missing token until the
+    /// minute is over (a right token still works).
     pub max_failed_tokens_per_minute: u32,
 }
 
