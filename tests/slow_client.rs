@@ -116,7 +116,11 @@ fn a_slow_request_body_is_cut_with_408() {
         ("/api/event", String::new()),
         ("/matomo.php", String::new()),
         // the opt-out form, from this collector's own page
-        ("/optout", "Origin: http://localhost\r\n".to_string()),
+        (
+            "/optout",
+            "Origin: http://localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                .to_string(),
+        ),
         (
             "/api/v1/sweep?dry_run=true",
             format!("Authorization: Bearer {ADMIN_TOKEN}\r\n"),
