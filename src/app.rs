@@ -1,4 +1,5 @@
-//! Builds the running service from a config: store, writer thread, salt
+//! Builds the running service from a config: storage (the store behind its
+//! boundary, with its writer thread), salt
 //! (rotated at each UTC midnight by a small task), device detector,
 //! pipeline, HTTP server (with the watch over responses for unexpected
 //! cookies) and the gate the sweeper shares with `POST /api/v1/sweep`; and
@@ -22,7 +23,9 @@ use crate::ingest::Pipeline;
 use crate::privacy::visitor::{until_next_check, utc_day, SaltError};
 use crate::privacy::{ClientAddrPolicy, SaltKeeper};
 use crate::retention::SweepGate;
-use crate::store::{Store, StoreError, StoreOptions, Writer, WriterHandle, WriterOptions};
+use crate::storage::redb::RedbStorage;
+use crate::storage::{Storage, StorageError};
+use crate::store::{StoreError, StoreOptions, WriterOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -34,7 +37,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
     #[error("store {path}: {source}")]
     OpenStore {
         path: std::path::PathBuf,
@@ -72,22 +75,25 @@ pub fn metrics_handle() -> Result<PrometheusHandle, StartError> {
     Ok(HANDLE.get_or_init(|| handle).clone())
 }
 
-/// Opens the store in `config.server.data_dir`, creating the directory.
-pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+/// Opens the store in `config.server.data_dir` (creating the directory)
+/// and starts its writer.
+pub fn open_storage(config: &Config) -> Result<Arc<RedbStorage>, StartError> {
     let dir = &config.server.data_dir;
     std::fs::create_dir_all(dir).map_err(|source| StartError::DataDir {
         path: dir.clone(),
         source,
     })?;
     let path = config.store_path();
-    let store = Store::open(
-        &path,
-        &StoreOptions {
-            cache_size: config.store.cache_mb * 1024 * 1024,
-        },
-    )
-    .map_err(|source| StartError::OpenStore { path, source })?;
-    Ok(Arc::new(store))
+    let storage = RedbStorage::open(&path, &store_options(config), writer_options(config))
+        .map_err(|source| StartError::OpenStore { path, source })?;
+    Ok(Arc::new(storage))
+}
+
+/// Store settings from the config.
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        cache_size: config.store.cache_mb * 1024 * 1024,
+    }
 }
 
 /// Writer settings from the config; settings the config does not name keep
@@ -111,8 +117,7 @@ pub fn writer_options(config: &Config) -> WriterOptions {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
-    writer: Arc<WriterHandle>,
-    store: Arc<Store>,
+    storage: Arc<dyn Storage>,
     config: Arc<Config>,
     salts: Arc<SaltKeeper>,
     sweep_gate: Arc<SweepGate>,
@@ -129,12 +134,11 @@ impl Application {
         let ua_cache = config.store.ua_cache_entries;
         let detector = std::thread::spawn(move || DeviceDetector::try_new(ua_cache));
         let metrics = metrics_handle()?;
-        let store = open_store(&config)?;
+        let storage: Arc<dyn Storage> = open_storage(&config)?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store open"
         );
-        let writer = Arc::new(Writer::spawn(store.clone(), writer_options(&config))?);
         let salts = Arc::new(SaltKeeper::open(
             &config.server.data_dir,
             utc_day(Utc::now()),
@@ -147,7 +151,7 @@ impl Application {
             "device rules ready"
         );
         let pipeline = Pipeline::new(config.clone(), detector, salts.clone());
-        crate::retention::audit::record_settings(&store, &config, Utc::now())
+        crate::retention::audit::record_settings(&*storage, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -157,8 +161,7 @@ impl Application {
         let state = web::Data::new(AppState {
             config: config.clone(),
             pipeline,
-            writer: writer.clone(),
-            store: store.clone(),
+            storage: storage.clone(),
             addr_policy: ClientAddrPolicy {
                 trusted_proxies: config.trusted_proxies()?,
                 masks: config.privacy.masks(),
@@ -216,8 +219,7 @@ impl Application {
         Ok(Application {
             addr,
             server,
-            writer,
-            store,
+            storage,
             config,
             salts,
             sweep_gate,
@@ -260,7 +262,7 @@ impl Application {
             handle
         });
         let sweeper = crate::retention::SweeperTask::spawn(
-            self.store.clone(),
+            self.storage.clone(),
             self.config.clone(),
             self.sweep_gate.clone(),
         )?;
@@ -271,12 +273,14 @@ impl Application {
             demo.stop(true).await;
         }
         sweeper.stop().await;
-        self.writer.shutdown().await?;
-        drop(self.writer);
-        match Arc::try_unwrap(self.store) {
-            Ok(store) => drop(store),
-            Err(_) => tracing::warn!("store still referenced at shutdown"),
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || storage.close())
+            .await
+            .map_err(|_| StorageError::Internal("the store's closing thread panicked".into()))??;
+        if Arc::strong_count(&self.storage) > 1 {
+            tracing::warn!("store still referenced at shutdown");
         }
+        drop(self.storage);
         tracing::info!("store closed");
         served.map_err(StartError::Server)
     }

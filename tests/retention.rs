@@ -9,14 +9,15 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use chrono::Utc;
 use redb::ReadableDatabase;
 use sparsam::model::{Event, Referrer};
 use sparsam::retention::audit::{self, AuditRecord};
 use sparsam::retention::sweep_now;
-use sparsam::store::{schema, Store, StoreOptions, Writer, WriterOptions};
+use sparsam::storage::redb::RedbStorage;
+use sparsam::storage::Storage;
+use sparsam::store::{schema, StoreOptions, WriterOptions};
 use sparsam::Config;
 
 const DAY: i64 = 86_400_000;
@@ -64,8 +65,13 @@ impl Env {
     fn config_path(&self) -> std::path::PathBuf {
         self.dir.path().join("sparsam.toml")
     }
-    fn open(&self) -> Arc<Store> {
-        Arc::new(Store::open(self.config.store_path(), &StoreOptions::default()).unwrap())
+    fn open(&self) -> RedbStorage {
+        RedbStorage::open(
+            self.config.store_path(),
+            &StoreOptions::default(),
+            WriterOptions::default(),
+        )
+        .unwrap()
     }
 }
 
@@ -73,21 +79,21 @@ fn event(ts_ms: i64, n: u64) -> Event {
     common::stored_pageview(ts_ms, n, "https://example.org/page")
 }
 
-fn write_events(store: &Arc<Store>, events: Vec<Event>) {
-    let w = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+fn write_events(store: &RedbStorage, events: Vec<Event>) {
     for chunk in events.chunks(5_000) {
-        w.submit(chunk.to_vec())
+        store
+            .submit(chunk.to_vec())
             .unwrap()
             .blocking_recv()
             .unwrap()
             .unwrap();
     }
-    w.shutdown_blocking().unwrap();
 }
 
-fn all_ts(store: &Store) -> Vec<i64> {
+fn all_ts(store: &RedbStorage) -> Vec<i64> {
     let mut out = Vec::new();
     store
+        .engine()
         .scan_events("demo", i64::MIN / 2, i64::MAX / 2, |e| {
             out.push(e.ts_ms);
             std::ops::ControlFlow::Continue(())
@@ -131,9 +137,9 @@ fn just_inside_survives_just_outside_is_gone_and_audit_agrees() {
     let mut left = all_ts(&store);
     left.sort();
     assert_eq!(left, vec![inside, recent]);
-    assert_eq!(store.oldest_event_ts().unwrap(), Some(inside));
+    assert_eq!(store.oldest_event_ms().unwrap(), Some(inside));
     // The old day's state tables went with its partition.
-    let txn = store.database().unwrap().begin_read().unwrap();
+    let txn = store.engine().database().unwrap().begin_read().unwrap();
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
@@ -202,7 +208,7 @@ fn planted_violations_are_reported() {
     block.push(&raw, Some(7), None, &[4, 32, 181, 153, 27, 94]);
     let table = schema::day_table_name(schema::EVENTS_PREFIX, schema::utc_day(ts));
     {
-        let txn = store.database().unwrap().begin_write().unwrap();
+        let txn = store.engine().database().unwrap().begin_write().unwrap();
         txn.open_table(schema::events_table(&table))
             .unwrap()
             .insert(("demo", 999u32), block.encode().as_slice())
@@ -368,8 +374,8 @@ fn killed_sweep_leaves_a_consistent_store_and_the_next_sweep_finishes() {
         }),
     )
     .unwrap();
-    let first = store.partitions().unwrap()[0];
-    store.drop_partition(first).unwrap();
+    let first = store.days().unwrap()[0].0;
+    store.drop_day(first).unwrap();
     drop(store);
 
     // And a real one, killed at whatever point it reached.

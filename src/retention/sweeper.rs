@@ -27,13 +27,13 @@ use tokio::task::JoinHandle;
 
 use super::audit::{self, AuditError, AuditRecord, SweepRecord};
 use crate::config::{Config, ConfigError};
+use crate::storage::{Storage, StorageError};
 use crate::store::schema::{self, MS_PER_DAY};
-use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),
     #[error("sweep cancelled by shutdown")]
@@ -72,7 +72,7 @@ fn rollup_cutoff_ms(config: &Config, now: DateTime<Utc>) -> Option<i64> {
 /// Runs one sweep now. A real sweep is recorded in the audit log, whatever
 /// its outcome; a dry run only reads. `cancel` is checked between steps.
 pub fn sweep_now(
-    store: &Store,
+    store: &dyn Storage,
     config: &Config,
     now: DateTime<Utc>,
     dry_run: bool,
@@ -150,7 +150,7 @@ pub fn sweep_now(
 }
 
 fn run_steps(
-    store: &Store,
+    store: &dyn Storage,
     vacuum: bool,
     cutoff: i64,
     rollup_cutoff: Option<i64>,
@@ -160,8 +160,9 @@ fn run_steps(
     let boundary = schema::utc_day(cutoff);
     // days that end at or before the cutoff go whole
     let whole: Vec<_> = store
-        .partitions()?
+        .days()?
         .into_iter()
+        .map(|(day, _)| day)
         .filter(|d| *d < boundary)
         .collect();
     for day in &whole {
@@ -170,7 +171,7 @@ fn run_steps(
         }
         // One short transaction per day: the writer waits for one day at most.
         let started = Instant::now();
-        let n = store.drop_partition(*day)?;
+        let n = store.drop_day(*day)?;
         tracing::info!(day = %day, events = n, elapsed_ms = started.elapsed().as_millis() as u64, "sweep: day partition dropped");
         report.events_deleted += n;
         report.partitions_dropped.push(day.to_string());
@@ -178,7 +179,7 @@ fn run_steps(
     if cancel.load(Ordering::Relaxed) {
         return Err(SweepError::Cancelled);
     }
-    let trimmed = store.trim_partition(boundary, cutoff)?;
+    let trimmed = store.trim_day(boundary, cutoff)?;
     if trimmed > 0 {
         report.events_deleted += trimmed;
         report.partition_trimmed = Some(boundary.to_string());
@@ -213,7 +214,7 @@ fn run_steps(
 /// True when the scheduled time before `now` passed without a sweep
 /// starting at or after it (e.g. the service was down), or no sweep ever ran.
 pub fn sweep_missed(
-    store: &Store,
+    store: &dyn Storage,
     schedule: &cron::Schedule,
     now: DateTime<Utc>,
 ) -> Result<bool, SweepError> {
@@ -238,7 +239,7 @@ impl SweepGate {
     /// for. Blocks: call from a blocking thread.
     pub fn sweep(
         &self,
-        store: &Store,
+        store: &dyn Storage,
         config: &Config,
         dry_run: bool,
     ) -> Result<SweepReport, SweepError> {
@@ -267,7 +268,7 @@ impl SweeperTask {
     /// Starts the sweeper on the current tokio runtime, sharing `gate` with
     /// other callers of [`SweepGate::sweep`].
     pub fn spawn(
-        store: Arc<Store>,
+        store: Arc<dyn Storage>,
         config: Arc<Config>,
         gate: Arc<SweepGate>,
     ) -> Result<SweeperTask, ConfigError> {
@@ -285,9 +286,9 @@ impl SweeperTask {
     }
 }
 
-async fn sweep_blocking(store: &Arc<Store>, config: &Arc<Config>, gate: &Arc<SweepGate>) {
+async fn sweep_blocking(store: &Arc<dyn Storage>, config: &Arc<Config>, gate: &Arc<SweepGate>) {
     let (s, c, g) = (store.clone(), config.clone(), gate.clone());
-    match tokio::task::spawn_blocking(move || g.sweep(&s, &c, false)).await {
+    match tokio::task::spawn_blocking(move || g.sweep(&*s, &c, false)).await {
         Ok(Ok(_)) => {}
         Ok(Err(SweepError::Cancelled)) => tracing::info!("retention sweep interrupted by shutdown"),
         Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
@@ -296,7 +297,7 @@ async fn sweep_blocking(store: &Arc<Store>, config: &Arc<Config>, gate: &Arc<Swe
 }
 
 async fn run(
-    store: Arc<Store>,
+    store: Arc<dyn Storage>,
     config: Arc<Config>,
     schedule: cron::Schedule,
     mut stop: watch::Receiver<bool>,
@@ -304,7 +305,7 @@ async fn run(
 ) {
     let missed = {
         let (s, sch) = (store.clone(), schedule.clone());
-        tokio::task::spawn_blocking(move || sweep_missed(&s, &sch, Utc::now())).await
+        tokio::task::spawn_blocking(move || sweep_missed(&*s, &sch, Utc::now())).await
     };
     match missed {
         Ok(Ok(true)) => {

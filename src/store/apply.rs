@@ -27,9 +27,9 @@ use super::schema::{
     self, BlockKey, DimKey, HourKey, DAY_COUNTS, DIMS_OPEN, DIM_VALUES, DIM_VALUE_IDS, HOURLY,
     META, META_NEXT_DIM_VALUE, META_NEXT_STRING, STRINGS, STRING_IDS,
 };
-use super::state::{DayState, Group, Input, Sink, C, T};
+use super::state::{CounterField, DayState, Group, Input, Sink, TotalField};
 
-const _: () = assert!(C::Pageviews as usize == 0 && C::Events as usize == 2);
+const _: () = assert!(CounterField::Pageviews as usize == 0 && CounterField::Events as usize == 2);
 use super::StoreError;
 
 /// Day states kept in memory beyond the two newest days of each site.
@@ -96,11 +96,11 @@ struct SiteSink<'a> {
 }
 
 impl Sink for SiteSink<'_> {
-    fn total(&mut self, hour: i64, field: T, by: i64) {
+    fn total(&mut self, hour: i64, field: TotalField, by: i64) {
         self.deltas.hourly.entry((self.site, hour)).or_default()[field as usize] += by;
     }
 
-    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: C, by: i64) {
+    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: CounterField, by: i64) {
         if raw == 0 {
             return;
         }
@@ -270,7 +270,9 @@ impl WriterState {
                 let mut state = if present {
                     let started = std::time::Instant::now();
                     let prev = self.days.get(&(site, d.saturating_sub(1)));
-                    let t = tables.get(&d).ok_or(StoreError::Unavailable)?;
+                    let t = tables
+                        .get(&d)
+                        .ok_or(StoreError::Invariant("day table opened above"))?;
                     let st = DayState::load(
                         t,
                         &e.site,
@@ -335,7 +337,7 @@ impl WriterState {
             let mut cur = self
                 .days
                 .remove(&(site, day))
-                .ok_or(StoreError::Unavailable)?;
+                .ok_or(StoreError::Invariant("day state made above"))?;
             let prev = self.days.get(&(site, day.saturating_sub(1)));
             let step = cur.step(
                 prev,
@@ -367,7 +369,9 @@ impl WriterState {
             let full = cur.push(&raw, &step, &input, &e.anon_ip.to_bytes());
             self.days.insert((site, day), cur);
             if let Some((no, block)) = full {
-                let t = tables.get_mut(&day).ok_or(StoreError::Unavailable)?;
+                let t = tables
+                    .get_mut(&day)
+                    .ok_or(StoreError::Invariant("day table opened above"))?;
                 t.insert((e.site.as_str(), no), block.encode().as_slice())?;
             }
             touched.push((site, day));
@@ -384,7 +388,9 @@ impl WriterState {
                     continue;
                 };
                 if st.tail_dirty {
-                    let t = tables.get_mut(&key.1).ok_or(StoreError::Unavailable)?;
+                    let t = tables
+                        .get_mut(&key.1)
+                        .ok_or(StoreError::Invariant("touched day's table is open"))?;
                     t.insert((site.as_str(), st.tail_no), st.tail.encode().as_slice())?;
                     st.tail_dirty = false;
                 }

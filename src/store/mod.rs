@@ -11,10 +11,12 @@
 //! format, [`rollup`] for what the counters mean.
 
 mod apply;
+mod audit_log;
 pub mod codec;
 pub mod dict;
 mod reopen;
 pub mod rollup;
+pub mod scan;
 pub mod schema;
 mod seal;
 mod state;
@@ -66,6 +68,9 @@ pub enum StoreError {
     /// The database is being reopened after an I/O failure (see `reopen`).
     #[error("store is unavailable while it is reopened after an I/O error")]
     Unavailable,
+    /// Something the code itself guarantees did not hold (a bug).
+    #[error("internal invariant broken: {0}")]
+    Invariant(&'static str),
 }
 
 /// Why a file with another schema version is refused, and what to do.

@@ -27,6 +27,17 @@ const MAX_POLLS: u32 = 200;
 const POLL: Duration = Duration::from_millis(5);
 
 impl StoreError {
+    /// True when the failure came from the disk (full, size limit, I/O
+    /// error), or the store is reopening after one: a retry can succeed.
+    pub fn is_io(&self) -> bool {
+        self.needs_reopen()
+    }
+
+    /// True when another process holds the file open.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Db(redb::Error::DatabaseAlreadyOpen))
+    }
+
     /// True when the database handle is unusable and must be reopened.
     fn needs_reopen(&self) -> bool {
         match self {

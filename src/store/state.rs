@@ -26,7 +26,7 @@ use super::StoreError;
 
 /// Hourly total fields, in [`super::rollup::Totals`] order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum T {
+pub(crate) enum TotalField {
     Pageviews = 0,
     Visits = 1,
     Visitors = 2,
@@ -40,7 +40,7 @@ pub(crate) enum T {
 
 /// Dimension counter fields, in [`super::rollup::Counters`] order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum C {
+pub(crate) enum CounterField {
     Pageviews = 0,
     Visits = 1,
     Events = 2,
@@ -66,17 +66,17 @@ pub(crate) enum Group {
 
 /// Receives roll-up changes from [`DayState::step`].
 pub(crate) trait Sink {
-    fn total(&mut self, hour: i64, field: T, by: i64);
+    fn total(&mut self, hour: i64, field: TotalField, by: i64);
     /// `raw == 0` means an empty value, which is not counted.
-    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: C, by: i64);
+    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: CounterField, by: i64);
 }
 
 /// A sink that forgets everything (replays).
 pub(crate) struct NoSink;
 
 impl Sink for NoSink {
-    fn total(&mut self, _: i64, _: T, _: i64) {}
-    fn dim(&mut self, _: Group, _: i32, _: u32, _: C, _: i64) {}
+    fn total(&mut self, _: i64, _: TotalField, _: i64) {}
+    fn dim(&mut self, _: Group, _: i32, _: u32, _: CounterField, _: i64) {}
 }
 
 /// One event as the state machine sees it: strings already interned.
@@ -221,7 +221,7 @@ impl DayState {
             }
         };
         if new_visitor {
-            sink.total(hour, T::Visitors, 1);
+            sink.total(hour, TotalField::Visitors, 1);
         }
         let (pageview, new_pageview) = if e.pageview_id == 0 {
             (0, false)
@@ -258,9 +258,9 @@ impl DayState {
                 referrer: e.referrer,
                 campaign: e.campaign,
             };
-            sink.total(hour, T::Visits, 1);
-            sink.total(hour, T::Bounces, 1);
-            visit_dims(sink, local, &s, e, C::Visits);
+            sink.total(hour, TotalField::Visits, 1);
+            sink.total(hour, TotalField::Bounces, 1);
+            visit_dims(sink, local, &s, e, CounterField::Visits);
             state = Some(s);
         }
         if let Some(s) = state.as_mut() {
@@ -274,25 +274,25 @@ impl DayState {
                         Group::Text(Dimension::EntryPage),
                         start_local,
                         e.url,
-                        C::Visits,
+                        CounterField::Visits,
                         1,
                     );
                 }
                 if s.pageviews == 2 {
-                    sink.total(hour_of(s.start_ts), T::Bounces, -1);
+                    sink.total(hour_of(s.start_ts), TotalField::Bounces, -1);
                 }
                 if s.exit != e.url {
                     let old = std::mem::replace(&mut s.exit, e.url);
                     let exit = Group::Text(Dimension::ExitPage);
-                    sink.dim(exit, start_local, old, C::Visits, -1);
-                    sink.dim(exit, start_local, e.url, C::Visits, 1);
+                    sink.dim(exit, start_local, old, CounterField::Visits, -1);
+                    sink.dim(exit, start_local, e.url, CounterField::Visits, 1);
                 }
-                visit_dims(sink, local, s, e, C::Pageviews);
+                visit_dims(sink, local, s, e, CounterField::Pageviews);
                 sink.dim(
                     Group::Text(Dimension::EntryPage),
                     local,
                     s.entry,
-                    C::Pageviews,
+                    CounterField::Pageviews,
                     1,
                 );
             }
@@ -303,13 +303,19 @@ impl DayState {
         let mut engaged_ms = e.engaged_ms;
         match e.kind {
             EventKind::PageView => {
-                sink.total(hour, T::Pageviews, 1);
-                sink.dim(Group::Text(Dimension::Page), local, e.url, C::Pageviews, 1);
+                sink.total(hour, TotalField::Pageviews, 1);
+                sink.dim(
+                    Group::Text(Dimension::Page),
+                    local,
+                    e.url,
+                    CounterField::Pageviews,
+                    1,
+                );
                 sink.dim(
                     Group::Text(Dimension::Title),
                     local,
                     e.title,
-                    C::Pageviews,
+                    CounterField::Pageviews,
                     1,
                 );
             }
@@ -329,40 +335,40 @@ impl DayState {
                 }
                 let before = info.max_engaged;
                 if engaged_ms > before {
-                    sink.total(hour, T::DwellSum, i64::from(engaged_ms - before));
+                    sink.total(hour, TotalField::DwellSum, i64::from(engaged_ms - before));
                     if before == 0 {
-                        sink.total(hour, T::DwellPageviews, 1);
+                        sink.total(hour, TotalField::DwellPageviews, 1);
                     }
                     info.max_engaged = engaged_ms;
                 }
             }
             EventKind::Download => {
-                sink.total(hour, T::Downloads, 1);
+                sink.total(hour, TotalField::Downloads, 1);
                 sink.dim(
                     Group::Text(Dimension::Download),
                     local,
                     e.target,
-                    C::Events,
+                    CounterField::Events,
                     1,
                 );
             }
             EventKind::Outbound => {
-                sink.total(hour, T::Outbound, 1);
+                sink.total(hour, TotalField::Outbound, 1);
                 sink.dim(
                     Group::Text(Dimension::Outbound),
                     local,
                     e.target,
-                    C::Events,
+                    CounterField::Events,
                     1,
                 );
             }
             EventKind::Search => {
-                sink.total(hour, T::Searches, 1);
+                sink.total(hour, TotalField::Searches, 1);
                 sink.dim(
                     Group::Text(Dimension::SearchTerm),
                     local,
                     e.search_term,
-                    C::Events,
+                    CounterField::Events,
                     1,
                 );
             }
@@ -471,7 +477,7 @@ impl DayState {
 /// Counts one visit or one page view against the visit-level dimensions
 /// (referrer and campaign from the visit, device from the event: the same
 /// user agent made the same visitor hash).
-fn visit_dims(sink: &mut dyn Sink, day: i32, s: &VisitState, e: &Input, field: C) {
+fn visit_dims(sink: &mut dyn Sink, day: i32, s: &VisitState, e: &Input, field: CounterField) {
     sink.dim(Group::Referrer, day, s.referrer, field, 1);
     sink.dim(Group::Campaign, day, s.campaign, field, 1);
     sink.dim(Group::Device, day, e.device, field, 1);

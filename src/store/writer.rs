@@ -35,6 +35,7 @@ use crate::model::Event;
 
 use super::apply::{local_day, WriterState};
 use super::{Store, StoreError};
+use crate::storage::StorageError;
 
 /// How often an idle writer looks for closed days to seal.
 const SEAL_EVERY: Duration = Duration::from_secs(60);
@@ -42,8 +43,10 @@ const SEAL_EVERY: Duration = Duration::from_secs(60);
 /// arrives meanwhile waits (a few milliseconds).
 const SEAL_ROWS: usize = 5_000;
 
-/// Answer to one submitted batch: `Ok` once its events are committed.
-pub type Ack = Result<(), StoreError>;
+/// Answer to one submitted batch: `Ok` once its events are committed. In
+/// the boundary's terms: whoever submitted cannot act on the engine's own
+/// error, only on whether it was the disk (retry) or not.
+pub type Ack = Result<(), StorageError>;
 
 /// Why a batch was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -199,7 +202,7 @@ pub enum WriteError {
     #[error(transparent)]
     Submit(#[from] SubmitError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
     /// The writer went away without answering (it panicked).
     #[error("store writer stopped without answering")]
     Lost,
@@ -265,8 +268,9 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) 
                 // memory may hold parts of the failed batch: start over
                 state.reset();
                 let e = Arc::new(e);
+                let answer = StorageError::from(StoreError::Batch(e.clone()));
                 for r in buf.drain(..) {
-                    let _ = r.reply.send(Err(StoreError::Batch(e.clone())));
+                    let _ = r.reply.send(Err(answer.clone()));
                 }
                 super::reopen::after_failed_batch(&store, &e);
             }

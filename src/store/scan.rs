@@ -24,37 +24,15 @@ use std::ops::ControlFlow;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::model::{plugins, EventKind};
+use crate::report::filter::Filter;
+use crate::storage::{Counting, FilteredAnswer, FilteredQuery};
 use crate::store::rollup::{
     campaign_values, device_values, referrer_values, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
     VISIT_TIMEOUT_MS,
 };
 use crate::store::{Col, Cols, Counters, Dimension, RawEvent, Resolver, Store, StoreError, Totals};
 
-use super::filter::Filter;
-use super::query::ReportError;
-
 use crate::store::schema::{MS_PER_DAY, MS_PER_HOUR};
-
-/// What a scan counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Want {
-    /// Hourly totals (summary and time series).
-    Hourly,
-    /// Counters per value of a dimension.
-    Breakdown(Dimension),
-    /// Search terms of searches that reported no results.
-    NoResultSearches,
-    /// Distinct visitors and page views (realtime).
-    Live,
-}
-
-/// The answer of a scan, shaped by its [`Want`].
-#[derive(Debug)]
-enum Output {
-    Hourly(Vec<(i64, Totals)>),
-    Rows(HashMap<String, Counters>),
-    Live { visitors: u64, pageviews: u64 },
-}
 
 /// Where a dimension's value of an event comes from: a dictionary id and
 /// which part of the entry it names.
@@ -74,7 +52,7 @@ type Key = (Part, u32);
 
 /// One event, as the scan keeps it while its visit runs.
 #[derive(Clone, Copy, Debug)]
-struct Ev {
+struct ScannedEvent {
     raw: RawEvent,
     /// Index of the event's UTC day in the scan.
     day: u32,
@@ -101,7 +79,7 @@ struct Visit {
     /// Events held back until what their filters need is known: all of
     /// them with an exit-page filter (known when the visit ends), those
     /// before the first page view with an entry-page filter.
-    held: Vec<Ev>,
+    held: Vec<ScannedEvent>,
 }
 
 /// Decides filters and names values, once per distinct dictionary id.
@@ -224,9 +202,9 @@ fn cols_for(dim: Dimension) -> Cols {
     }
 }
 
-/// Accumulates what `want` asks for over matching events.
-struct Acc {
-    want: Want,
+/// Counts what the query's [`Counting`] asks for over matching events.
+struct Tally {
+    counting: Counting,
     hours: HashMap<i64, Totals>,
     /// Per scanned day, which of its visitors were counted already.
     visitors_seen: Vec<Vec<bool>>,
@@ -239,16 +217,16 @@ struct Acc {
     pageviews: u64,
 }
 
-/// Scans `site`'s raw events in `[from_ms, to_ms)` and counts what `want`
-/// asks for over the events that pass `filters`.
-fn scan(
-    store: &Store,
-    site: &str,
-    from_ms: i64,
-    to_ms: i64,
-    filters: &[Filter],
-    want: Want,
-) -> Result<Output, ReportError> {
+/// Scans the query's raw events and counts what it asks for over the
+/// events that pass its filters.
+pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StoreError> {
+    let FilteredQuery {
+        site,
+        from_ms,
+        to_ms,
+        filters,
+        counting,
+    } = *query;
     let snap = store.snapshot()?;
     let mut cols = Cols::NONE
         .with(Col::Visitor)
@@ -258,11 +236,11 @@ fn scan(
     for f in filters {
         cols = cols.union(cols_for(f.dim));
     }
-    cols = match want {
-        Want::Hourly => cols.with(Col::Pageview).with(Col::Engaged),
-        Want::Breakdown(d) => cols.union(cols_for(d)),
-        Want::NoResultSearches => cols.with(Col::SearchTerm).with(Col::SearchResults),
-        Want::Live => cols,
+    cols = match counting {
+        Counting::Hourly => cols.with(Col::Pageview).with(Col::Engaged),
+        Counting::Breakdown(d) => cols.union(cols_for(d)),
+        Counting::NoResultSearches => cols.with(Col::SearchTerm).with(Col::SearchResults),
+        Counting::Live => cols,
     };
     let hold_all = filters.iter().any(|f| f.dim == Dimension::ExitPage);
     let hold_until_entry = filters.iter().any(|f| f.dim == Dimension::EntryPage);
@@ -272,8 +250,8 @@ fn scan(
         names: FxHashMap::default(),
         verdicts: vec![Vec::new(); filters.len()],
     };
-    let mut acc = Acc {
-        want,
+    let mut acc = Tally {
+        counting,
         hours: HashMap::new(),
         visitors_seen: Vec::new(),
         dwell: FxHashMap::default(),
@@ -339,7 +317,7 @@ fn scan(
                         0 => 0,
                         p => day.pageview_ids.get(p as usize - 1).copied().unwrap_or(0),
                     };
-                    let e = Ev {
+                    let e = ScannedEvent {
                         raw,
                         day: day_index,
                         visitor,
@@ -423,7 +401,7 @@ fn scan(
             .unwrap_or_else(|_| Err(StoreError::Decode("scan thread panicked".into())))
     });
     if let Some(e) = failure {
-        return Err(e.into());
+        return Err(e);
     }
     decoded?;
     for (_, v) in carried.drain() {
@@ -432,7 +410,7 @@ fn scan(
     acc.finish(&mut values)
 }
 
-impl Acc {
+impl Tally {
     /// Counts what could only be counted once the visit was over.
     fn finish_visit(&mut self, values: &mut Values<'_>, mut v: Visit) -> Result<(), StoreError> {
         for e in std::mem::take(&mut v.held) {
@@ -441,14 +419,14 @@ impl Acc {
         if !v.counted {
             return Ok(());
         }
-        match self.want {
-            Want::Hourly if v.pageviews <= 1 => {
+        match self.counting {
+            Counting::Hourly if v.pageviews <= 1 => {
                 self.hours
                     .entry(v.start_ts.div_euclid(MS_PER_HOUR))
                     .or_default()
                     .bounces += 1;
             }
-            Want::Breakdown(Dimension::ExitPage) if v.exit != 0 => {
+            Counting::Breakdown(Dimension::ExitPage) if v.exit != 0 => {
                 self.rows.entry((Part::Text, v.exit)).or_default().visits += 1;
             }
             _ => {}
@@ -461,7 +439,7 @@ impl Acc {
     fn event(
         &mut self,
         values: &mut Values<'_>,
-        e: &Ev,
+        e: &ScannedEvent,
         mut visit: Option<&mut Visit>,
     ) -> Result<(), StoreError> {
         for i in 0..values.filters.len() {
@@ -476,8 +454,8 @@ impl Acc {
         };
         let visit = visit;
         let r = &e.raw;
-        match self.want {
-            Want::Hourly => {
+        match self.counting {
+            Counting::Hourly => {
                 let hour = r.ts_ms.div_euclid(MS_PER_HOUR);
                 let seen = self
                     .visitors_seen
@@ -518,7 +496,7 @@ impl Acc {
                     }
                 }
             }
-            Want::Breakdown(dim) => {
+            Counting::Breakdown(dim) => {
                 let is_pv = r.kind == EventKind::PageView;
                 match dim {
                     Dimension::Page | Dimension::Title => {
@@ -562,7 +540,7 @@ impl Acc {
                     }
                 }
             }
-            Want::NoResultSearches => {
+            Counting::NoResultSearches => {
                 if r.kind == EventKind::Search && r.search_results == 1 && r.search_term != 0 {
                     self.rows
                         .entry((Part::Text, r.search_term))
@@ -570,7 +548,7 @@ impl Acc {
                         .events += 1;
                 }
             }
-            Want::Live => {
+            Counting::Live => {
                 self.live_visitors.insert(e.visitor);
                 if r.kind == EventKind::PageView {
                     self.pageviews += 1;
@@ -580,18 +558,18 @@ impl Acc {
         Ok(())
     }
 
-    fn finish(self, values: &mut Values<'_>) -> Result<Output, ReportError> {
-        Ok(match self.want {
-            Want::Hourly => {
+    fn finish(self, values: &mut Values<'_>) -> Result<FilteredAnswer, StoreError> {
+        Ok(match self.counting {
+            Counting::Hourly => {
                 let mut out: Vec<(i64, Totals)> = self.hours.into_iter().collect();
                 out.sort_unstable_by_key(|(h, _)| *h);
-                Output::Hourly(out)
+                FilteredAnswer::Hourly(out)
             }
-            Want::Live => Output::Live {
+            Counting::Live => FilteredAnswer::Live {
                 visitors: self.live_visitors.len() as u64,
                 pageviews: self.pageviews,
             },
-            Want::Breakdown(_) | Want::NoResultSearches => {
+            Counting::Breakdown(_) | Counting::NoResultSearches => {
                 let mut rows: HashMap<String, Counters> = HashMap::new();
                 for (key, c) in self.rows {
                     for name in values.names(key)?.clone() {
@@ -599,76 +577,9 @@ impl Acc {
                     }
                 }
                 rows.retain(|_, c| *c != Counters::default());
-                Output::Rows(rows)
+                FilteredAnswer::Rows(rows)
             }
         })
-    }
-}
-
-fn shape() -> ReportError {
-    ReportError::Invalid("internal error: scan answered in another shape".into())
-}
-
-/// Hourly totals of the matching events, oldest first; hours without data
-/// left out (the shape of [`Store::timeseries_hours`]).
-pub fn hourly(
-    store: &Store,
-    site: &str,
-    from_ms: i64,
-    to_ms: i64,
-    filters: &[Filter],
-) -> Result<Vec<(i64, Totals)>, ReportError> {
-    match scan(store, site, from_ms, to_ms, filters, Want::Hourly)? {
-        Output::Hourly(h) => Ok(h),
-        _ => Err(shape()),
-    }
-}
-
-/// Counters per value of `dim` over the matching events, counted as the
-/// roll-ups count them (see [`crate::store::rollup`]).
-pub fn breakdown(
-    store: &Store,
-    site: &str,
-    from_ms: i64,
-    to_ms: i64,
-    filters: &[Filter],
-    dim: Dimension,
-) -> Result<HashMap<String, Counters>, ReportError> {
-    match scan(store, site, from_ms, to_ms, filters, Want::Breakdown(dim))? {
-        Output::Rows(r) => Ok(r),
-        _ => Err(shape()),
-    }
-}
-
-/// Site-search terms of matching searches that reported zero results, as
-/// event counts.
-pub fn no_result_searches(
-    store: &Store,
-    site: &str,
-    from_ms: i64,
-    to_ms: i64,
-    filters: &[Filter],
-) -> Result<HashMap<String, Counters>, ReportError> {
-    match scan(store, site, from_ms, to_ms, filters, Want::NoResultSearches)? {
-        Output::Rows(r) => Ok(r),
-        _ => Err(shape()),
-    }
-}
-
-/// Distinct visitors and page views among the matching events.
-pub fn live_counts(
-    store: &Store,
-    site: &str,
-    from_ms: i64,
-    to_ms: i64,
-    filters: &[Filter],
-) -> Result<(u64, u64), ReportError> {
-    match scan(store, site, from_ms, to_ms, filters, Want::Live)? {
-        Output::Live {
-            visitors,
-            pageviews,
-        } => Ok((visitors, pageviews)),
-        _ => Err(shape()),
     }
 }
 
@@ -678,6 +589,44 @@ mod tests {
     use crate::model::EventKind;
     use crate::store::{test_event, StoreOptions, Writer, WriterOptions};
     use std::sync::Arc;
+
+    fn ask(
+        store: &Store,
+        (from_ms, to_ms): (i64, i64),
+        filters: &[Filter],
+        counting: Counting,
+    ) -> FilteredAnswer {
+        filtered(
+            store,
+            &FilteredQuery {
+                site: "s",
+                from_ms,
+                to_ms,
+                filters,
+                counting,
+            },
+        )
+        .unwrap()
+    }
+
+    fn breakdown(
+        store: &Store,
+        range: (i64, i64),
+        filters: &[Filter],
+        dim: Dimension,
+    ) -> HashMap<String, Counters> {
+        match ask(store, range, filters, Counting::Breakdown(dim)) {
+            FilteredAnswer::Rows(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn hourly(store: &Store, range: (i64, i64), filters: &[Filter]) -> Vec<(i64, Totals)> {
+        match ask(store, range, filters, Counting::Hourly) {
+            FilteredAnswer::Hourly(h) => h,
+            other => panic!("{other:?}"),
+        }
+    }
 
     /// Exit and entry page are the visit's final ones, even for events
     /// that happened before they were known.
@@ -711,12 +660,10 @@ mod tests {
         let f = |s: &str| vec![s.parse::<Filter>().unwrap()];
         let range = (t0 - MS_PER_HOUR, t0 + MS_PER_HOUR);
         let pages = |filters: &[Filter]| {
-            let mut r: Vec<(String, u64)> =
-                breakdown(&store, "s", range.0, range.1, filters, Dimension::Page)
-                    .unwrap()
-                    .into_iter()
-                    .map(|(k, c)| (k, c.pageviews))
-                    .collect();
+            let mut r: Vec<(String, u64)> = breakdown(&store, range, filters, Dimension::Page)
+                .into_iter()
+                .map(|(k, c)| (k, c.pageviews))
+                .collect();
             r.sort();
             r
         };
@@ -727,19 +674,11 @@ mod tests {
         );
         assert_eq!(pages(&f("exit_page==/a")), vec![("/a".into(), 1)]);
         // the download happened before visit 1's entry page was known
-        let downloads = breakdown(
-            &store,
-            "s",
-            range.0,
-            range.1,
-            &f("entry_page==/a"),
-            Dimension::Download,
-        )
-        .unwrap();
+        let downloads = breakdown(&store, range, &f("entry_page==/a"), Dimension::Download);
         assert_eq!(downloads["https://example.org/f.pdf"].events, 1);
-        let exits = breakdown(&store, "s", range.0, range.1, &[], Dimension::ExitPage).unwrap();
+        let exits = breakdown(&store, range, &[], Dimension::ExitPage);
         assert_eq!((exits["/a"].visits, exits["/b"].visits), (1, 1));
-        let h = hourly(&store, "s", range.0, range.1, &f("exit_page==/b")).unwrap();
+        let h = hourly(&store, range, &f("exit_page==/b"));
         let t: Totals = h.iter().fold(Totals::default(), |mut a, (_, t)| {
             a.add(t);
             a
@@ -748,15 +687,7 @@ mod tests {
             (t.visits, t.bounces, t.pageviews, t.downloads),
             (1, 0, 2, 1)
         );
-        let entries = breakdown(
-            &store,
-            "s",
-            range.0,
-            range.1,
-            &f("device_type!=x"),
-            Dimension::EntryPage,
-        )
-        .unwrap();
+        let entries = breakdown(&store, range, &f("device_type!=x"), Dimension::EntryPage);
         assert_eq!((entries["/a"].visits, entries["/a"].pageviews), (2, 3));
     }
 }
