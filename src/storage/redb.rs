@@ -24,7 +24,9 @@ use super::{
 
 impl From<StoreError> for StorageError {
     fn from(e: StoreError) -> Self {
-        if e.is_io() {
+        if matches!(e, StoreError::WriterClosed) {
+            StorageError::Closed
+        } else if e.is_io() {
             StorageError::Unavailable(e.to_string())
         } else {
             StorageError::Internal(e.to_string())
@@ -100,23 +102,28 @@ impl Storage for RedbStorage {
     }
 
     fn drop_day(&self, day: NaiveDate) -> Result<u64, StorageError> {
-        Ok(self.store.drop_partition(day)?)
+        Ok(self.writer.drop_day(day)?)
     }
 
     fn trim_day(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StorageError> {
-        Ok(self.store.trim_partition(day, cutoff_ms)?)
+        Ok(self.writer.trim_day(day, cutoff_ms)?)
     }
 
     fn expire_strings(&self, cutoff_ms: i64) -> Result<u64, StorageError> {
-        Ok(self.store.expire_strings(cutoff_ms)?)
+        Ok(self.writer.expire_strings(cutoff_ms)?)
     }
 
     fn expire_rollups(&self, cutoff_ms: i64, dry_run: bool) -> Result<RollupExpiry, StorageError> {
-        Ok(self.store.expire_rollups(cutoff_ms, dry_run)?)
+        if dry_run {
+            // counting only reads
+            Ok(self.store.expire_rollups(cutoff_ms, true)?)
+        } else {
+            Ok(self.writer.expire_rollups(cutoff_ms)?)
+        }
     }
 
     fn vacuum(&self) -> Result<VacuumReport, StorageError> {
-        Ok(self.store.vacuum()?)
+        Ok(self.writer.vacuum()?)
     }
 
     fn close(&self) -> Result<(), StorageError> {

@@ -5,9 +5,10 @@
 //!
 //! [`WriterState`] is everything the writer thread keeps in memory between
 //! batches (day states, dictionary caches). It holds only what is already
-//! committed plus the batch in progress, so whenever a batch fails, or the
-//! store was changed behind the writer's back (the sweeper), the writer
-//! throws it away and it is rebuilt from the file on demand.
+//! committed plus the batch in progress, so whenever a batch fails the
+//! writer throws it away, and after a maintenance command (`super::commands`)
+//! it forgets what that command changed; either is rebuilt from the file on
+//! demand.
 
 use std::collections::{HashMap, HashSet};
 
@@ -122,8 +123,6 @@ pub(crate) struct WriterState {
     raw: RawInterner,
     dims: DimInterner,
     derived: HashMap<u32, Derived>,
-    /// The store's maintenance generation this memory matches.
-    pub generation: u64,
 }
 
 impl WriterState {
@@ -132,24 +131,23 @@ impl WriterState {
         *self = WriterState::default();
     }
 
-    /// Forgets what maintenance made stale: everything, the states of
-    /// rewritten days, or cached string or roll-up value ids.
-    pub(crate) fn invalidate(&mut self, what: super::Invalidation) {
-        if what.all {
-            self.reset();
-            return;
-        }
-        if !what.days.is_empty() {
-            self.days.retain(|(_, d), _| !what.days.contains(d));
-        }
-        if what.dim_values {
-            self.dims.forget_cached();
-        }
-        if what.strings || what.dim_values {
-            self.raw.forget_cached();
-            // raw id -> value ids: either side may be gone
-            self.derived.clear();
-        }
+    /// Forgets the states of UTC day `day` (dropped or rewritten); the
+    /// other days, today's among them, stay.
+    pub(crate) fn forget_day(&mut self, day: i32) {
+        self.days.retain(|(_, d), _| *d != day);
+    }
+
+    /// Forgets cached dictionary string ids (some were deleted).
+    pub(crate) fn forget_strings(&mut self) {
+        self.raw.forget_cached();
+        // raw id -> value ids: the raw side may be gone
+        self.derived.clear();
+    }
+
+    /// Forgets cached roll-up value ids (some were deleted).
+    pub(crate) fn forget_rollup_values(&mut self) {
+        self.dims.forget_cached();
+        self.forget_strings();
     }
 
     fn init(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -178,17 +176,14 @@ impl WriterState {
 
     /// Rebuilds the states of yesterday and today (UTC) for every
     /// configured site ahead of the first batch, so that the first hits
-    /// after a start do not wait for it. `generation` is the store's
-    /// generation read before the snapshot was taken.
+    /// after a start do not wait for it.
     pub(crate) fn preload(
         &mut self,
         snap: &super::Snapshot,
         opts: &super::WriterOptions,
         now_ms: i64,
-        generation: u64,
     ) -> Result<(), StoreError> {
         self.reset();
-        self.generation = generation;
         let today = schema::day_number(schema::utc_day(now_ms));
         let mut sites: Vec<&String> = opts.site_timezones.keys().collect();
         sites.sort();

@@ -79,7 +79,8 @@ impl Store {
     }
 
     /// Replaces the database handle by a freshly opened one. Only the
-    /// writer thread calls this, between batches, so no write is in flight.
+    /// writer thread calls this, between two commands, so no write is in
+    /// flight.
     pub(crate) fn reopen(&self) -> Result<(), StoreError> {
         let mut slot = self.take_exclusive(false)?;
         drop(slot.take());
@@ -102,8 +103,9 @@ impl Store {
     }
 }
 
-/// Called by the writer thread after a batch failed with `error`.
-pub(super) fn after_failed_batch(store: &Store, error: &StoreError) {
+/// Called by the writer thread after a batch or a maintenance step failed
+/// with `error`.
+pub(super) fn after_failed_write(store: &Store, error: &StoreError) {
     if !error.needs_reopen() {
         return;
     }

@@ -6,12 +6,14 @@
 //! into is rewritten without its expired events. Dictionary strings whose
 //! bound (the end of the hour of their last use) is at or before the cutoff
 //! are used by no surviving event and go too. Each step is its own durable
-//! transaction (strings go in chunks), so the writer waits at most for one
-//! step, never for a whole sweep, and a crash between steps leaves a
-//! consistent file that the next sweep finishes. Every step tells the
-//! writer what it made stale (a day's state, cached string ids), so the
-//! writer forgets only that and today's state survives a sweep. Roll-ups are trimmed by their own
-//! cutoff, and roll-up values no roll-up uses any more are deleted with them.
+//! transaction (strings go in chunks), run by the writer thread as a step
+//! of a maintenance command (`super::commands`) with batches in between,
+//! so ingest waits at most for one step, never for a whole sweep, and a
+//! crash between steps leaves a consistent file that the next sweep
+//! finishes. The writer forgets what each step made stale (a day's state,
+//! cached string ids), only that, so today's state survives a sweep.
+//! Roll-ups are trimmed by their own cutoff, and roll-up values no roll-up
+//! uses any more are deleted with them.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -93,8 +95,8 @@ impl Store {
 
     /// Deletes the events of partition `day` older than `cutoff_ms`, in one
     /// durable transaction, by rewriting each site's blocks without them.
-    /// Returns how many were deleted.
-    pub fn trim_partition(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StoreError> {
+    /// Returns how many were deleted. Only the writer calls this.
+    pub(crate) fn trim_partition(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
@@ -146,68 +148,68 @@ impl Store {
                 }
             }
         }
-        self.changed(super::Changed::Day(schema::day_number(day)));
         txn.commit()?;
         Ok(deleted)
     }
 
-    /// Deletes dictionary strings that no event at or after `cutoff_ms` can
-    /// use (their bound is at or before it). Run after the partitions
-    /// before the cutoff are gone. Returns how many were deleted.
-    ///
-    /// The candidates are found in a snapshot, without the write lock, and
-    /// deleted in transactions of [`STRINGS_PER_TXN`], each checking again
-    /// that the string was not used since: ingest waits for one chunk at
-    /// most, never for the whole dictionary.
-    pub fn expire_strings(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+    /// Dictionary strings that no event at or after `cutoff_ms` can use
+    /// (their bound is at or before it), found in a snapshot. Run after the
+    /// partitions before the cutoff are gone; the writer then deletes them
+    /// with [`Store::expire_string_chunk`], [`STRINGS_PER_TXN`] at a time,
+    /// so ingest waits for one chunk at most, never for the dictionary.
+    pub(crate) fn string_expiry_candidates(&self, cutoff_ms: i64) -> Result<Vec<u32>, StoreError> {
         let mut candidates: Vec<u32> = Vec::new();
         self.snapshot()?.for_each_string_bound(|id, bound| {
             if bound <= cutoff_ms {
                 candidates.push(id);
             }
         })?;
-        let mut deleted = 0u64;
-        for (i, chunk) in candidates.chunks(STRINGS_PER_TXN).enumerate() {
-            if i > 0 {
-                std::thread::sleep(super::SWEEP_PAUSE);
-            }
-            let mut txn = self.db()?.begin_write()?;
-            txn.set_durability(redb::Durability::Immediate)?;
-            let mut n = 0u64;
-            {
-                let mut strings = txn.open_table(STRINGS)?;
-                let mut ids = txn.open_table(STRING_IDS)?;
-                for &id in chunk {
-                    let key = match strings.get(id)? {
-                        Some(v) => {
-                            let (bound, key) = split_raw_value(v.value())?;
-                            // an event since the snapshot moved its bound
-                            if bound > cutoff_ms {
-                                continue;
-                            }
-                            key.to_vec()
+        Ok(candidates)
+    }
+
+    /// Deletes the strings `chunk` of [`Store::string_expiry_candidates`]
+    /// in one durable transaction, each checked again: a string used since
+    /// the snapshot has a later bound and stays. Returns how many went.
+    pub(crate) fn expire_string_chunk(
+        &self,
+        chunk: &[u32],
+        cutoff_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let mut n = 0u64;
+        {
+            let mut strings = txn.open_table(STRINGS)?;
+            let mut ids = txn.open_table(STRING_IDS)?;
+            for &id in chunk {
+                let key = match strings.get(id)? {
+                    Some(v) => {
+                        let (bound, key) = split_raw_value(v.value())?;
+                        // an event since the snapshot moved its bound
+                        if bound > cutoff_ms {
+                            continue;
                         }
-                        None => continue,
-                    };
-                    strings.remove(id)?;
-                    ids.remove(key.as_slice())?;
-                    n += 1;
-                }
-            }
-            if n > 0 {
-                self.changed(super::Changed::Strings);
-                txn.commit()?;
-                deleted += n;
+                        key.to_vec()
+                    }
+                    None => continue,
+                };
+                strings.remove(id)?;
+                ids.remove(key.as_slice())?;
+                n += 1;
             }
         }
-        Ok(deleted)
+        if n > 0 {
+            txn.commit()?;
+        }
+        Ok(n)
     }
 
     /// Counts (`dry_run`) or deletes roll-up rows older than `cutoff_ms`:
     /// hourly rows of hours that start before it and daily dimension rows
     /// of site-local days before its UTC day; then the roll-up values that
-    /// no remaining row uses.
-    pub fn expire_rollups(
+    /// no remaining row uses. Deleting is the writer's (a command); counting
+    /// only reads.
+    pub(crate) fn expire_rollups(
         &self,
         cutoff_ms: i64,
         dry_run: bool,
@@ -290,12 +292,7 @@ impl Store {
                 values.remove(*id)?;
                 ids.remove(s.as_str())?;
             }
-            if !unused.is_empty() {
-                self.changed(super::Changed::DimValues);
-            }
         }
-        // the writer keeps no roll-up rows in memory: only deleted values
-        // can make what it remembers stale
         txn.commit()?;
         Ok(out)
     }
@@ -377,30 +374,25 @@ mod tests {
             test_event("a", base + 2 * day, 5),
         ];
         w.submit(evs).unwrap().blocking_recv().unwrap().unwrap();
-        w.shutdown_blocking().unwrap();
         let cutoff = base + day + 30;
         let plan = store.expiry_plan(cutoff).unwrap();
         assert_eq!(plan.whole, vec![(schema::utc_day(base), 1)]);
         assert_eq!(plan.boundary, Some((schema::utc_day(cutoff), 2)));
         assert_eq!(plan.events(), 3);
-        assert_eq!(store.drop_partition(schema::utc_day(base)).unwrap(), 1);
-        assert_eq!(
-            store
-                .trim_partition(schema::utc_day(cutoff), cutoff)
-                .unwrap(),
-            2
-        );
+        assert_eq!(w.drop_day(schema::utc_day(base)).unwrap(), 1);
+        assert_eq!(w.trim_day(schema::utc_day(cutoff), cutoff).unwrap(), 2);
         assert_eq!(store.event_count().unwrap(), 2);
         assert_eq!(store.oldest_event_ts().unwrap(), Some(cutoff));
         let after = store.expiry_plan(cutoff).unwrap();
         assert_eq!((after.whole.len(), after.boundary), (0, None));
         let r = store.expire_rollups(cutoff, true).unwrap();
         assert!(r.hourly_rows > 0);
-        assert_eq!(store.expire_rollups(cutoff, false).unwrap(), r);
+        assert_eq!(w.expire_rollups(cutoff).unwrap(), r);
         assert_eq!(
             store.expire_rollups(cutoff, true).unwrap(),
             RollupExpiry::default()
         );
+        w.shutdown_blocking().unwrap();
         // the surviving events still read back whole
         let mut n = 0;
         store

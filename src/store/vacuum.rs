@@ -7,9 +7,9 @@
 //! and shortened addresses could therefore still be read from the raw
 //! file. [`Store::vacuum`] copies every table, entry by entry, into a new
 //! file (whose pages hold nothing else), syncs it, and renames it over the
-//! old one. While it runs, the writer and readers wait for the store (the
-//! ingest queue absorbs new hits; nothing is refused unless it fills up);
-//! the copy is linear in the live data.
+//! old one. It runs on the writer thread (a command), so batches wait in
+//! the queue meanwhile (nothing is refused unless it fills up) and readers
+//! wait for the new handle; the copy is linear in the live data.
 
 use std::path::Path;
 
@@ -87,8 +87,9 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
 }
 
 impl Store {
-    /// Rewrites the store into a fresh file (see the module comment).
-    pub fn vacuum(&self) -> Result<VacuumReport, StoreError> {
+    /// Rewrites the store into a fresh file (see the module comment). Only
+    /// the writer calls this (a command), so no write is in flight.
+    pub(crate) fn vacuum(&self) -> Result<VacuumReport, StoreError> {
         let path = self.path.clone();
         let tmp = path.with_extension("redb.vacuum");
         let bytes_before = std::fs::metadata(&path).map_err(io)?.len();
@@ -115,7 +116,6 @@ impl Store {
         std::fs::rename(&tmp, &path).map_err(io)?;
         sync_dir(&path)?;
         *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
-        self.changed(super::Changed::All);
         drop(slot);
         Ok(VacuumReport {
             bytes_before,
