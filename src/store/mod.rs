@@ -25,6 +25,7 @@ mod seal;
 mod state;
 pub mod sweep;
 mod vacuum;
+mod visits;
 pub mod writer;
 
 use std::collections::HashMap;

@@ -11,7 +11,9 @@
 //!
 //! `step` is also the single definition of how events turn into roll-up
 //! changes ([`Sink`]); the live writer passes a sink that collects them,
-//! a replay one that drops them.
+//! a replay one that drops them. What a visit is (start, entry, exit,
+//! bounce, dwell) it takes from the visit engine ([`super::visits`]),
+//! which the filtered scan runs too.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -20,8 +22,9 @@ use redb::ReadableTable;
 use crate::model::{EventKind, ENGAGED_SERVER_TIMED};
 
 use super::codec::{decode_block, BlockBuilder, Cols, RawEvent};
-use super::rollup::{Dimension, VISIT_TIMEOUT_MS};
+use super::rollup::Dimension;
 use super::schema::{hour_of, BlockKey};
+use super::visits::{self, Dwell, Visit, VisitEvent};
 use super::StoreError;
 
 /// Hourly total fields, in [`super::rollup::Totals`] order.
@@ -119,23 +122,11 @@ impl Input {
     }
 }
 
-/// The state of one visit (raw dictionary ids for its attributes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct VisitState {
-    pub start_ts: i64,
-    pub last_ts: i64,
-    pub pageviews: u32,
-    pub entry: u32,
-    pub exit: u32,
-    pub referrer: u32,
-    pub campaign: u32,
-}
-
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PageviewInfo {
     /// When the page-view id was first seen (its page view, normally).
     pub first_ts: i64,
-    pub max_engaged: u32,
+    pub dwell: Dwell,
 }
 
 /// How [`DayState::step`] numbered an event, for its block.
@@ -153,7 +144,7 @@ pub(crate) struct Step {
 /// The writer's memory of one (site, UTC day).
 pub(crate) struct DayState {
     visitors: HashMap<u64, u32>,
-    visits: Vec<Option<VisitState>>,
+    visits: Vec<Option<Visit>>,
     pageview_ids: HashMap<u64, u32>,
     pageviews: Vec<PageviewInfo>,
     /// Block new events go to, and its number.
@@ -183,7 +174,7 @@ impl DayState {
         }
     }
 
-    fn visit_of(&self, hash: u64) -> Option<VisitState> {
+    fn visit_of(&self, hash: u64) -> Option<Visit> {
         self.visitors
             .get(&hash)
             .and_then(|&n| self.visits.get(n as usize).copied().flatten())
@@ -234,7 +225,7 @@ impl DayState {
                     self.pageview_ids.insert(e.pageview_id, n);
                     self.pageviews.push(PageviewInfo {
                         first_ts: carried.map_or(e.ts_ms, |c| c.first_ts),
-                        max_engaged: carried.map_or(0, |c| c.max_engaged),
+                        dwell: carried.map_or(Dwell::default(), |c| c.dwell),
                     });
                     (n + 1, true)
                 }
@@ -242,61 +233,21 @@ impl DayState {
         };
 
         // ---- visit
-        let mut state =
+        let mut visit =
             self.visits[visitor as usize].or_else(|| prev.and_then(|p| p.visit_of(e.visitor_hash)));
-        let live = matches!(&state, Some(s) if e.ts_ms - s.last_ts < VISIT_TIMEOUT_MS);
-        if !live {
-            state = None;
-        }
-        if state.is_none() && e.kind != EventKind::Ping {
-            let s = VisitState {
-                start_ts: e.ts_ms,
-                last_ts: e.ts_ms,
-                pageviews: 0,
-                entry: 0,
-                exit: 0,
+        let moved = visits::advance(
+            &mut visit,
+            &VisitEvent {
+                ts_ms: e.ts_ms,
+                kind: e.kind,
+                url: e.url,
                 referrer: e.referrer,
                 campaign: e.campaign,
-            };
-            sink.total(hour, TotalField::Visits, 1);
-            sink.total(hour, TotalField::Bounces, 1);
-            visit_dims(sink, local, &s, e, CounterField::Visits);
-            state = Some(s);
-        }
-        if let Some(s) = state.as_mut() {
-            s.last_ts = s.last_ts.max(e.ts_ms);
-            if e.kind == EventKind::PageView {
-                s.pageviews = s.pageviews.saturating_add(1);
-                let start_local = local_day(s.start_ts);
-                if s.pageviews == 1 {
-                    s.entry = e.url;
-                    sink.dim(
-                        Group::Text(Dimension::EntryPage),
-                        start_local,
-                        e.url,
-                        CounterField::Visits,
-                        1,
-                    );
-                }
-                if s.pageviews == 2 {
-                    sink.total(hour_of(s.start_ts), TotalField::Bounces, -1);
-                }
-                if s.exit != e.url {
-                    let old = std::mem::replace(&mut s.exit, e.url);
-                    let exit = Group::Text(Dimension::ExitPage);
-                    sink.dim(exit, start_local, old, CounterField::Visits, -1);
-                    sink.dim(exit, start_local, e.url, CounterField::Visits, 1);
-                }
-                visit_dims(sink, local, s, e, CounterField::Pageviews);
-                sink.dim(
-                    Group::Text(Dimension::EntryPage),
-                    local,
-                    s.entry,
-                    CounterField::Pageviews,
-                    1,
-                );
-            }
-            self.visits[visitor as usize] = Some(*s);
+            },
+        );
+        if let Some(v) = &visit {
+            visit_rollups(sink, v, &moved, e, hour, local, local_day);
+            self.visits[visitor as usize] = Some(*v);
         }
 
         // ---- per kind
@@ -333,13 +284,11 @@ impl DayState {
                         .unwrap_or(u32::MAX)
                         .min(max_engaged_ms);
                 }
-                let before = info.max_engaged;
-                if engaged_ms > before {
-                    sink.total(hour, TotalField::DwellSum, i64::from(engaged_ms - before));
-                    if before == 0 {
+                if let Some((added, first)) = info.dwell.report(engaged_ms) {
+                    sink.total(hour, TotalField::DwellSum, i64::from(added));
+                    if first {
                         sink.total(hour, TotalField::DwellPageviews, 1);
                     }
-                    info.max_engaged = engaged_ms;
                 }
             }
             EventKind::Download => {
@@ -474,10 +423,49 @@ impl DayState {
     }
 }
 
+/// The roll-up changes of one step of the visit engine: a new visit counts
+/// once (and as a bounce until its second page view); a page view in a
+/// visit counts for the visit's entry page, moves its exit page, and
+/// counts against the visit-level dimensions. Visit-level rows are dated
+/// by the visit's start, page-view rows by the event.
+fn visit_rollups(
+    sink: &mut dyn Sink,
+    v: &Visit,
+    moved: &visits::VisitStep,
+    e: &Input,
+    hour: i64,
+    local: i32,
+    local_day: &dyn Fn(i64) -> i32,
+) {
+    if moved.started {
+        sink.total(hour, TotalField::Visits, 1);
+        sink.total(hour, TotalField::Bounces, 1);
+        visit_dims(sink, local, v, e, CounterField::Visits);
+    }
+    if moved.pageview_number == 0 {
+        return;
+    }
+    let start_local = local_day(v.start_ts);
+    let entry = Group::Text(Dimension::EntryPage);
+    if moved.pageview_number == 1 {
+        sink.dim(entry, start_local, v.entry, CounterField::Visits, 1);
+    }
+    if moved.pageview_number == 2 {
+        sink.total(hour_of(v.start_ts), TotalField::Bounces, -1);
+    }
+    if let Some(old) = moved.exit_moved_from {
+        let exit = Group::Text(Dimension::ExitPage);
+        sink.dim(exit, start_local, old, CounterField::Visits, -1);
+        sink.dim(exit, start_local, v.exit, CounterField::Visits, 1);
+    }
+    visit_dims(sink, local, v, e, CounterField::Pageviews);
+    sink.dim(entry, local, v.entry, CounterField::Pageviews, 1);
+}
+
 /// Counts one visit or one page view against the visit-level dimensions
 /// (referrer and campaign from the visit, device from the event: the same
 /// user agent made the same visitor hash).
-fn visit_dims(sink: &mut dyn Sink, day: i32, s: &VisitState, e: &Input, field: CounterField) {
+fn visit_dims(sink: &mut dyn Sink, day: i32, s: &Visit, e: &Input, field: CounterField) {
     sink.dim(Group::Referrer, day, s.referrer, field, 1);
     sink.dim(Group::Campaign, day, s.campaign, field, 1);
     sink.dim(Group::Device, day, e.device, field, 1);
