@@ -5,10 +5,12 @@
 //! schedule from the config, and once at start-up when a scheduled sweep
 //! was missed while the service was down.
 //!
-//! A sweep is a series of short durable transactions (one per expired day
-//! partition, one for the boundary partition, one for the roll-ups), so
-//! ingest keeps flowing while it runs, and a crash between two of them
-//! leaves a consistent store that the next sweep finishes. Every sweep
+//! A sweep is a series of calls to the store boundary (cut the free text
+//! of each expired local day out of the roll-ups, drop each expired day,
+//! trim the boundary day, expire strings and roll-ups, vacuum), each of which
+//! the store carries out in short durable steps between which ingest goes
+//! on, so a crash between two of them leaves a consistent store that the
+//! next sweep finishes. Every sweep
 //! writes an audit record before it starts (`running`) and completes it at
 //! the end (`ok` or `error`); a record still `running` when the next sweep
 //! starts is marked `interrupted`.

@@ -28,7 +28,7 @@ use super::schema::{
     self, BlockKey, DimKey, HourKey, DAY_COUNTS, DIMS_OPEN, DIM_VALUES, DIM_VALUE_IDS, HOURLY,
     META, META_NEXT_DIM_VALUE, META_NEXT_STRING, STRINGS, STRING_IDS,
 };
-use super::state::{CounterField, DayState, Group, Input, Sink, TotalField};
+use super::state::{CounterField, DayState, Group, InternedEvent, Sink, TotalField};
 
 const _: () = assert!(CounterField::Pageviews as usize == 0 && CounterField::Events as usize == 2);
 use super::StoreError;
@@ -415,7 +415,11 @@ impl WriterState {
 
     /// Interns the strings of `e` (0 for empty ones): the event as the
     /// day state sees it.
-    fn intern(&mut self, raw_t: &mut RawTables<'_>, e: &Event) -> Result<Input, StoreError> {
+    fn intern(
+        &mut self,
+        raw_t: &mut RawTables<'_>,
+        e: &Event,
+    ) -> Result<InternedEvent, StoreError> {
         let ts = e.ts_ms;
         let mut intern = |key: Vec<u8>| self.raw.intern(raw_t, key, ts);
         let text = |s: &str, intern: &mut dyn FnMut(Vec<u8>) -> Result<u32, StoreError>| {
@@ -425,7 +429,7 @@ impl WriterState {
                 intern(text_key(s))
             }
         };
-        Ok(Input {
+        Ok(InternedEvent {
             ts_ms: e.ts_ms,
             kind: e.kind,
             visitor_hash: e.visitor,

@@ -258,7 +258,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
         names: FxHashMap::default(),
         verdicts: vec![Vec::new(); filters.len()],
     };
-    let mut acc = Tally {
+    let mut tally = Tally {
         counting,
         hours: HashMap::new(),
         visitors_seen: Vec::new(),
@@ -300,12 +300,13 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
                         }
                     }
                     for (_, v) in carried.drain() {
-                        acc.finish_visit(&mut values, v)?;
+                        tally.finish_visit(&mut values, v)?;
                     }
                 }
-                acc.visitors_seen
+                tally
+                    .visitors_seen
                     .push(vec![false; day.visitor_hashes.len()]);
-                acc.dwell_prev = std::mem::take(&mut acc.dwell);
+                tally.dwell_prev = std::mem::take(&mut tally.dwell);
                 let in_order = day
                     .events
                     .windows(2)
@@ -345,7 +346,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
                     );
                     if moved.ended.is_some() {
                         if let Some(v) = slot.take() {
-                            acc.finish_visit(&mut values, v)?;
+                            tally.finish_visit(&mut values, v)?;
                         }
                     }
                     if moved.started {
@@ -357,7 +358,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
                         });
                     }
                     let (Some(v), Some(core)) = (slot.as_mut(), core) else {
-                        acc.event(&mut values, &e, None)?;
+                        tally.event(&mut values, &e, None)?;
                         continue;
                     };
                     v.core = core;
@@ -365,21 +366,22 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
                         // the entry page is known now
                         if v.entry_pending {
                             v.entry_pending = false;
-                            acc.rows
+                            tally
+                                .rows
                                 .entry((Part::Text, v.core.entry))
                                 .or_default()
                                 .visits += 1;
                         }
                         if !hold_all && !v.held.is_empty() {
                             for held in std::mem::take(&mut v.held) {
-                                acc.event(&mut values, &held, Some(v))?;
+                                tally.event(&mut values, &held, Some(v))?;
                             }
                         }
                     }
                     if hold_all || (hold_until_entry && v.core.pageviews == 0) {
                         v.held.push(e);
                     } else {
-                        acc.event(&mut values, &e, Some(v))?;
+                        tally.event(&mut values, &e, Some(v))?;
                     }
                 }
                 // visits that cannot go on past this day are counted now; the
@@ -388,7 +390,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
                 for (i, slot) in slots.iter_mut().enumerate() {
                     if let Some(v) = slot.take() {
                         if day_end - v.core.last_ts >= VISIT_TIMEOUT_MS {
-                            acc.finish_visit(&mut values, v)?;
+                            tally.finish_visit(&mut values, v)?;
                         } else {
                             carried.insert(day.visitor_hashes[i], v);
                         }
@@ -411,9 +413,9 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
     }
     decoded?;
     for (_, v) in carried.drain() {
-        acc.finish_visit(&mut values, v)?;
+        tally.finish_visit(&mut values, v)?;
     }
-    acc.finish(&mut values)
+    tally.finish(&mut values)
 }
 
 impl Tally {

@@ -84,7 +84,7 @@ impl Sink for NoSink {
 
 /// One event as the state machine sees it: strings already interned.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Input {
+pub(crate) struct InternedEvent {
     pub ts_ms: i64,
     pub kind: EventKind,
     pub visitor_hash: u64,
@@ -100,11 +100,11 @@ pub(crate) struct Input {
     pub plugins: u16,
 }
 
-impl Input {
+impl InternedEvent {
     /// A stored event as input, with the visitor hash and page-view id its
     /// numbers stand for.
-    pub(crate) fn from_raw(r: &RawEvent, visitor_hash: u64, pageview_id: u64) -> Input {
-        Input {
+    pub(crate) fn from_raw(r: &RawEvent, visitor_hash: u64, pageview_id: u64) -> InternedEvent {
+        InternedEvent {
             ts_ms: r.ts_ms,
             kind: r.kind,
             visitor_hash,
@@ -193,7 +193,7 @@ impl DayState {
     pub(crate) fn step(
         &mut self,
         prev: Option<&DayState>,
-        e: &Input,
+        e: &InternedEvent,
         local_day: &dyn Fn(i64) -> i32,
         max_engaged_ms: u32,
         sink: &mut dyn Sink,
@@ -359,7 +359,7 @@ impl DayState {
             hashes.extend_from_slice(&block.new_visitors);
             pageview_ids.extend_from_slice(&block.new_pageviews);
             for r in &block.events {
-                let input = Input::from_raw(
+                let input = InternedEvent::from_raw(
                     r,
                     hashes[r.visitor as usize],
                     if r.pageview == 0 {
@@ -399,7 +399,7 @@ impl DayState {
         &mut self,
         raw: &RawEvent,
         step: &Step,
-        input: &Input,
+        input: &InternedEvent,
         ip: &[u8],
     ) -> Option<(u32, BlockBuilder)> {
         self.tail.push(
@@ -432,7 +432,7 @@ fn visit_rollups(
     sink: &mut dyn Sink,
     v: &Visit,
     moved: &visits::VisitStep,
-    e: &Input,
+    e: &InternedEvent,
     hour: i64,
     local: i32,
     local_day: &dyn Fn(i64) -> i32,
@@ -465,7 +465,7 @@ fn visit_rollups(
 /// Counts one visit or one page view against the visit-level dimensions
 /// (referrer and campaign from the visit, device from the event: the same
 /// user agent made the same visitor hash).
-fn visit_dims(sink: &mut dyn Sink, day: i32, s: &Visit, e: &Input, field: CounterField) {
+fn visit_dims(sink: &mut dyn Sink, day: i32, s: &Visit, e: &InternedEvent, field: CounterField) {
     sink.dim(Group::Referrer, day, s.referrer, field, 1);
     sink.dim(Group::Campaign, day, s.campaign, field, 1);
     sink.dim(Group::Device, day, e.device, field, 1);

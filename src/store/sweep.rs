@@ -39,7 +39,7 @@ use super::schema::{
     self, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS, HOURLY, META,
     META_NEXT_DIM_VALUE, STRINGS, STRING_IDS,
 };
-use super::state::{DayState, Input, NoSink};
+use super::state::{DayState, InternedEvent, NoSink};
 use super::{open_optional, Store, StoreError};
 
 /// What deleting everything before a cutoff involves (or involved).
@@ -683,7 +683,7 @@ fn rewrite_without_old(
                     .get(p as usize - 1)
                     .ok_or_else(|| StoreError::Decode("event block: page-view number".into()))?,
             };
-            let input = Input::from_raw(e, hash, pageview_id);
+            let input = InternedEvent::from_raw(e, hash, pageview_id);
             let step = state.step(None, &input, &|_| 0, u32::MAX, &mut NoSink);
             // everything but the numbers stays as stored
             let raw = RawEvent {
