@@ -106,4 +106,4 @@ show("rest of the phase", outside)
 hwm=$(awk '/VmHWM/ { print $2, $3 }' "/proc/$SERVER_PID/status")
 echo "server peak RSS (VmHWM): $hwm"
 echo "server log of the sweep:"
-grep -i "sweep" "$WORK/server.log" | sed 's/^/  /'
+grep -iE "sweep|store file rewritten" "$WORK/server.log" | sed 's/^/  /'

@@ -98,6 +98,12 @@ pub fn open_storage(config: &Config) -> Result<Arc<RedbStorage>, StartError> {
         path: path.clone(),
         source,
     })?;
+    if crate::store::remove_leftover_copy(&path).map_err(|source| StartError::StoreFile {
+        path: path.clone(),
+        source,
+    })? {
+        tracing::warn!("removed the copy an interrupted vacuum left beside the store");
+    }
     let storage = RedbStorage::open(&path, &store_options(config), writer_options(config))
         .map_err(|source| StartError::OpenStore { path, source })?;
     Ok(Arc::new(storage))
@@ -177,7 +183,10 @@ impl Application {
         let config = Arc::new(config);
         // The device rules compile on their own threads while the store opens.
         let ua_cache = config.store.ua_cache_entries;
-        let detector = std::thread::spawn(move || DeviceDetector::try_new(ua_cache));
+        let rules_dir = config.device.rules_dir.clone();
+        let detector = std::thread::spawn(move || {
+            DeviceDetector::with_rules_dir(ua_cache, rules_dir.as_deref())
+        });
         let metrics = metrics_handle()?;
         let storage: Arc<dyn Storage> = open_storage(&config)?;
         tracing::debug!(
@@ -195,6 +204,8 @@ impl Application {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "device rules ready"
         );
+        // the referrer-spam sets are built now, not by the first hit
+        config.referrer_spam.prepare();
         let pipeline = Pipeline::new(config.clone(), detector, salts.clone());
         crate::retention::audit::record_settings(&*storage, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;

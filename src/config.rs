@@ -58,6 +58,19 @@ pub struct Config {
     /// The bundled demo site, served on a port of its own; off when absent.
     #[serde(default)]
     pub demo: Option<DemoConfig>,
+    #[serde(default)]
+    pub device: DeviceConfig,
+}
+
+/// `[device]`: device detection.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// A folder with a newer copy of Matomo DeviceDetector's rule files
+    /// (its `regexes/` folder: `bots.yml`, `oss.yml`, `client/`, `device/`,
+    /// `vendorfragments.yml`), used instead of the copy built into the
+    /// binary. Unset: the built-in copy.
+    pub rules_dir: Option<PathBuf>,
 }
 
 /// `[demo]`: serves the pages in `demo/` (embedded in the binary) so a
@@ -285,7 +298,8 @@ pub struct AuthConfig {
     /// Reads every site, the audit view and `/metrics`.
     pub admin_token: String,
     /// Wrong tokens one shortened address prefix may send per minute
-    /// before it gets 429 for every token until the minute is over.
+    /// before it gets 429 for every wrong or missing token until the
+    /// minute is over (a right token still works).
     pub max_failed_tokens_per_minute: u32,
 }
 
@@ -470,6 +484,17 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(dir) = &self.device.rules_dir {
+            if !dir.join("oss.yml").is_file() {
+                return Err(invalid(
+                    "device.rules_dir",
+                    format!(
+                        "{} holds no oss.yml; expected a copy of DeviceDetector's regexes/ folder",
+                        dir.display()
+                    ),
+                ));
+            }
+        }
         self.listen_addr()?;
         self.referrer_spam
             .validate()

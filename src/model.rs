@@ -46,7 +46,11 @@ impl EventKind {
     }
 }
 
-/// Device class, coarse enough to report on and to disclose.
+/// Device class, as Matomo's DeviceDetector names it (plus `Bot`, which is
+/// never stored because bots are not counted, and `Other` for unknown).
+///
+/// The numbers are the stored form: new classes take new numbers, so
+/// events written before they existed read back unchanged.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[repr(u8)]
@@ -61,10 +65,17 @@ pub enum DeviceType {
     Bot = 7,
     #[default]
     Other = 8,
+    FeaturePhone = 9,
+    Phablet = 10,
+    SmartDisplay = 11,
+    Camera = 12,
+    PortableMediaPlayer = 13,
+    SmartSpeaker = 14,
+    Peripheral = 15,
 }
 
 impl DeviceType {
-    pub const ALL: [DeviceType; 9] = [
+    pub const ALL: [DeviceType; 16] = [
         DeviceType::Desktop,
         DeviceType::Smartphone,
         DeviceType::Tablet,
@@ -74,12 +85,23 @@ impl DeviceType {
         DeviceType::Wearable,
         DeviceType::Bot,
         DeviceType::Other,
+        DeviceType::FeaturePhone,
+        DeviceType::Phablet,
+        DeviceType::SmartDisplay,
+        DeviceType::Camera,
+        DeviceType::PortableMediaPlayer,
+        DeviceType::SmartSpeaker,
+        DeviceType::Peripheral,
     ];
 
     pub fn from_u8(v: u8) -> Option<DeviceType> {
         Self::ALL.get(v as usize).copied()
     }
 
+    /// The label in reports and roll-ups: Matomo's name of the class.
+    /// ("car" and "other" predate the Matomo names and stay as they are,
+    /// so roll-ups written before keep adding up; reports show them as
+    /// Matomo does through [`DeviceType::matomo_label`].)
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceType::Desktop => "desktop",
@@ -91,6 +113,32 @@ impl DeviceType {
             DeviceType::Wearable => "wearable",
             DeviceType::Bot => "bot",
             DeviceType::Other => "other",
+            DeviceType::FeaturePhone => "feature phone",
+            DeviceType::Phablet => "phablet",
+            DeviceType::SmartDisplay => "smart display",
+            DeviceType::Camera => "camera",
+            DeviceType::PortableMediaPlayer => "portable media player",
+            DeviceType::SmartSpeaker => "smart speaker",
+            DeviceType::Peripheral => "peripheral",
+        }
+    }
+
+    /// DeviceDetector's name of a class → the class.
+    pub fn from_matomo(name: &str) -> Option<DeviceType> {
+        Some(match name {
+            "car browser" => DeviceType::Car,
+            "unknown" | "" => DeviceType::Other,
+            other => return Self::ALL.into_iter().find(|t| t.as_str() == other),
+        })
+    }
+
+    /// Matomo's label of a class: [`DeviceType::as_str`] except "car
+    /// browser" for `Car` and "unknown" for `Other`.
+    pub fn matomo_label(self) -> &'static str {
+        match self {
+            DeviceType::Car => "car browser",
+            DeviceType::Other => "unknown",
+            other => other.as_str(),
         }
     }
 }

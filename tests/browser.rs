@@ -118,30 +118,35 @@ keep_query_params = ["list"]
         .map(|b| b["hints"].clone())
         .unwrap_or_else(|| panic!("landing beacon missing: {report}"));
     assert_eq!(sent_hints["platformVersion"], "", "{sent_hints}");
-    // From the user agent, versions are major.minor.patch (uap-core's form).
+    // Versions are stored as Matomo reports them: major.minor.
     let ua_version = ua
         .split("Chrome/")
         .nth(1)
         .and_then(|v| v.split(' ').next())
         .unwrap()
-        .split('.')
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(".");
+        .to_string();
     let expected_version = sent_hints["fullVersionList"]
         .as_array()
         .and_then(|l| l.iter().find(|b| b["brand"] == "Chromium"))
         .and_then(|b| b["version"].as_str())
-        .map_or(ua_version, str::to_string);
+        .map_or(ua_version, str::to_string)
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
     let d = &landing.device;
     assert_eq!(d.device_type, DeviceType::Desktop, "{d:?}");
-    assert_eq!(d.os, "Linux", "{d:?}");
+    assert_eq!(d.os, "GNU/Linux", "{d:?}");
     assert_eq!(d.os_version, "", "{d:?}");
     assert_eq!(d.browser, "Chrome", "{d:?}");
     assert_eq!(d.browser_version, expected_version, "{d:?}");
     assert_eq!(d.engine, "Blink", "{d:?}");
     assert_eq!(major(&d.engine_version), major(chromium), "{d:?}");
-    assert_eq!((d.brand.as_str(), d.model.as_str()), ("", ""), "{d:?}");
+    assert_eq!(
+        (d.brand.as_str(), d.model.as_str()),
+        ("Unknown", "Unknown"),
+        "{d:?}"
+    );
     assert!(!d.bot);
     if ua.contains("Chrome") {
         assert_eq!(
@@ -224,15 +229,21 @@ keep_query_params = ["list"]
         ("Google", "Pixel 8"),
         "{d:?}"
     );
+    // Matomo's names and versions cut to major.minor, as its reports show.
     assert_eq!(
         (d.os.as_str(), d.os_version.as_str()),
-        ("Android", "14"),
+        ("Android", "14.0"),
         "{d:?}"
     );
-    assert_eq!(d.browser, "Chrome", "{d:?}");
+    assert_eq!(d.browser, "Chrome Mobile", "{d:?}");
+    let full_version = report["hints_full_version"].as_str().unwrap();
     assert_eq!(
         d.browser_version,
-        report["hints_full_version"].as_str().unwrap(),
+        full_version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("."),
         "{d:?}"
     );
     // The pixel on a page that sends Accept-CH and delegates the hints to
@@ -252,12 +263,12 @@ keep_query_params = ["list"]
     );
     assert_eq!(
         (d.os.as_str(), d.os_version.as_str()),
-        ("Android", "14"),
+        ("Android", "14.0"),
         "{d:?}"
     );
     assert_eq!(d.device_type, DeviceType::Smartphone, "{d:?}");
     assert!(
-        os_versions.iter().any(|v| v == "Android 14"),
+        os_versions.iter().any(|v| v == "Android 14.0"),
         "{os_versions:?}"
     );
     assert!(models.iter().any(|v| v == "Pixel 8"), "{models:?}");

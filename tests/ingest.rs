@@ -306,7 +306,7 @@ fn body_client_hints_add_to_header_hints() {
         "the header's model fills the gap: {d:?}"
     );
     assert_eq!(d.brand, "Google", "{d:?}");
-    assert_eq!(d.os_version, "14", "the body's version wins: {d:?}");
+    assert_eq!(d.os_version, "14.0", "the body's version wins: {d:?}");
 }
 
 #[test]
@@ -512,27 +512,31 @@ fn ua_subcommand_classifies_lines() {
 }
 
 /// A site's day is bounded: past `store.max_new_strings_per_site_day`
-/// different values, new ones are stored as "(other)" (the URL keeps its
-/// origin) and counted; past `store.max_events_per_site_day` events, hits
+/// different values, new ones are stored as "(other)" (a URL on the
+/// page's host keeps its origin; referrers and link targets on other hosts
+/// do not, nor referrer names) and counted; past `store.max_events_per_site_day` events, hits
 /// are answered alike but dropped and counted. Another site keeps its
 /// own bounds.
 #[test]
 fn new_strings_and_events_per_site_and_day_are_bounded() {
     let tmp = tempfile::tempdir().unwrap();
     let config = format!(
-        "{}\n[store]\nmax_new_strings_per_site_day = 5\nmax_events_per_site_day = 8\n",
+        "{}\n[store]\nmax_new_strings_per_site_day = 5\nmax_events_per_site_day = 14\n",
         test_config(&tmp.path().join("data"), "", "")
     );
     let mut s = Server::start_config(tmp.path(), &config);
     let c = client();
-    let hit = |site: &str, host: &str, path: &str| {
+    let send = |event: serde_json::Value| {
         let res = c
             .post(s.url("/api/event"))
             .header("User-Agent", CHROME_UA)
-            .body(json!({"site": site, "url": format!("https://{host}{path}")}).to_string())
+            .body(event.to_string())
             .send()
             .unwrap();
         assert_eq!(res.status(), 202);
+    };
+    let hit = |site: &str, host: &str, path: &str| {
+        send(json!({"site": site, "url": format!("https://{host}{path}")}));
     };
     for i in 0..5 {
         hit("demo", "example.org", &format!("/page{i}"));
@@ -548,11 +552,20 @@ fn new_strings_and_events_per_site_and_day_are_bounded() {
             .any(|l| l.starts_with("sparsam_strings_capped_total{site=\"demo\"} 1")),
         "{metrics_text}"
     );
-    // events 8, 9 and 10 of the day: the last two are dropped
-    for i in 0..3 {
+    // past the bound, referrers and link targets on hosts of their own
+    // add nothing either (neither their URLs nor the referrer's name)
+    for i in 0..2 {
+        send(json!({"site": "demo", "url": "https://example.org/page1",
+            "ref": format!("https://refmarker-host{i}.example/from")}));
+        send(json!({"site": "demo", "url": "https://example.org/page1",
+            "target": format!("https://targetmarker-host{i}.example/file.pdf")}));
+    }
+    // events 12 to 16 of the day: the last two are dropped (two of the
+    // fourteen kept are link clicks, not page views)
+    for i in 0..5 {
         hit("demo", "example.org", &format!("/page{i}"));
     }
-    assert_eq!(pageviews(&s, "demo"), 8);
+    assert_eq!(pageviews(&s, "demo"), 12);
     assert!(
         metrics(&s).contains("sparsam_hits_total{outcome=\"day_full\"} 2"),
         "{}",
@@ -575,6 +588,13 @@ fn new_strings_and_events_per_site_and_day_are_bounded() {
         !contains_bytes(&bytes, b"capmarker6"),
         "a value past the bound reached the store"
     );
+    for marker in [&b"refmarker-host"[..], b"targetmarker-host"] {
+        assert!(
+            !contains_bytes(&bytes, marker),
+            "a host past the bound reached the store: {}",
+            String::from_utf8_lossy(marker)
+        );
+    }
 }
 
 /// Hits whose referrer is on the embedded referrer-spam list, or on the

@@ -485,3 +485,40 @@ fn check_post(s: &Server, doc: &Value, path: &str, op: &Value) -> usize {
     }
     cases.len()
 }
+
+/// Every operation that takes a token can answer 429 (too many wrong
+/// tokens from the caller's address prefix, with `Retry-After`), and every
+/// operation that reads a body can answer 408 (a body slower than
+/// `server.client_timeout_secs`): both are documented where they occur.
+#[test]
+fn lockout_and_slow_body_answers_are_documented() {
+    let doc = spec();
+    let mut token_operations = 0;
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            let responses = &op["responses"];
+            if responses.get("401").is_some() {
+                token_operations += 1;
+                let locked = resolve(&doc, &responses["429"]);
+                assert!(
+                    locked["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: 429 with Retry-After is not documented"
+                );
+                assert!(
+                    locked["content"]["application/json"].is_object(),
+                    "{method} {path}: the 429 body is not documented"
+                );
+            }
+            if method == "post" {
+                assert!(
+                    resolve(&doc, &responses["408"])["content"]["application/json"].is_object(),
+                    "{method} {path}: 408 for a slow body is not documented"
+                );
+            }
+        }
+    }
+    assert!(
+        token_operations >= 7,
+        "only {token_operations} token operations"
+    );
+}

@@ -752,3 +752,66 @@ fn a_value_id_handed_out_by_the_free_text_step_is_not_handed_out_again() {
         ]
     );
 }
+
+/// A free-text step that fails (here: the k-visitor rule meets an old block
+/// that does not decode) does not stop the sweep from deleting the raw
+/// events: the 90-day rule never waits for roll-up bookkeeping. The sweep
+/// still reports the error, and the audit records it.
+#[test]
+fn a_failing_free_text_step_still_deletes_the_raw_events() {
+    let now = Utc::now();
+    let old = noon_of(now.timestamp_millis() - 100 * DAY);
+    let mut env = Env::new();
+    env.config.retention.free_text_min_visitors = 10;
+    let store = env.open();
+    write_events(&store, free_text_events(old, 1, "kaputt"));
+    {
+        let day = chrono::DateTime::from_timestamp_millis(old).unwrap();
+        let table = format!("events_{}", day.format("%Y%m%d"));
+        let txn = store.engine().database().unwrap().begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<(&str, u32), &[u8]>::new(&table))
+            .unwrap()
+            .insert(("demo", 999), [2u8, 0, 1, 2].as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let err = sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap_err();
+    assert!(
+        all_ts(&store)
+            .iter()
+            .all(|&ts| ts > now.timestamp_millis() - 90 * DAY),
+        "raw events older than raw_days survived a sweep whose free-text step failed ({err})"
+    );
+    let last = audit::records(&store)
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find_map(|(_, r)| match r {
+            AuditRecord::Sweep(s) => Some(s),
+            _ => None,
+        })
+        .expect("a sweep record");
+    assert_eq!(last.outcome, "error", "{last:?}");
+    assert!(last.partitions_dropped.len() == 1, "{last:?}");
+}
+
+/// The copy a vacuum killed mid-way leaves beside the store holds the
+/// store as it was (expired events and free text included) where neither
+/// the sweep nor the audit looks: start-up removes it.
+#[test]
+fn a_vacuum_copy_left_by_a_crash_is_removed_at_start_up() {
+    let env = Env::new();
+    drop(env.open());
+    let leftover = env.config.store_path().with_extension("redb.vacuum");
+    std::fs::write(
+        &leftover,
+        b"https://forum.example/thread/vacuum-leftover-c0ffee",
+    )
+    .unwrap();
+    let (child, _base) = spawn_server(&env);
+    stop(child);
+    assert!(
+        !leftover.exists(),
+        "the interrupted vacuum's copy survived a start-up"
+    );
+}

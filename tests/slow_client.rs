@@ -105,15 +105,18 @@ fn an_idle_keep_alive_connection_is_closed() {
 /// body, slower than `server.client_timeout_secs` allows for the whole
 /// body, is answered 408 and cut off before the body is complete; nothing
 /// of it is stored, and others are served meanwhile. The same holds for
-/// the admin sweep route once its token is accepted.
+/// the opt-out form and for the admin sweep route once its token is
+/// accepted.
 #[test]
 fn a_slow_request_body_is_cut_with_408() {
     let s = Server::start_with("client_timeout_secs = 1", "");
     let addr = s.base.trim_start_matches("http://").to_string();
     let body = br#"{"site":"demo","url":"https://example.org/slow-body-marker"}"#;
-    let routes: [(&str, String); 3] = [
+    let routes: [(&str, String); 4] = [
         ("/api/event", String::new()),
         ("/matomo.php", String::new()),
+        // the opt-out form, from this collector's own page
+        ("/optout", "Origin: http://localhost\r\n".to_string()),
         (
             "/api/v1/sweep?dry_run=true",
             format!("Authorization: Bearer {ADMIN_TOKEN}\r\n"),
@@ -162,5 +165,5 @@ fn a_slow_request_body_is_cut_with_408() {
         );
     }
     assert_eq!(pageviews(&s, "demo"), 0, "nothing of a cut body is stored");
-    assert!(metrics(&s).contains("sparsam_slow_bodies_total 3"));
+    assert!(metrics(&s).contains("sparsam_slow_bodies_total 4"));
 }

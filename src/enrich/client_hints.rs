@@ -47,6 +47,13 @@ pub struct ClientHints {
     pub arch: Option<String>,
     /// `Sec-CH-UA-Bitness`, e.g. "64".
     pub bitness: Option<String>,
+    /// `Sec-CH-UA-Full-Version` (deprecated by browsers, still sent by
+    /// some), e.g. "120.0.6099.71".
+    pub full_version: Option<String>,
+    /// `X-Requested-With`: the Android app that hosts a web view, e.g.
+    /// "org.telegram.messenger" ("XMLHttpRequest", which scripts send, is
+    /// dropped).
+    pub app: Option<String>,
 }
 
 impl ClientHints {
@@ -90,6 +97,10 @@ impl ClientHints {
                 h.arch = sf_string(value);
             } else if is("sec-ch-ua-bitness") {
                 h.bitness = sf_string(value);
+            } else if is("sec-ch-ua-full-version") {
+                h.full_version = sf_string(value);
+            } else if is("x-requested-with") || is("http-x-requested-with") {
+                h.app = sf_string(value).filter(|a| !a.eq_ignore_ascii_case("xmlhttprequest"));
             }
         }
         h
@@ -115,6 +126,11 @@ impl ClientHints {
             form_factors: list(&self.form_factors, &base.form_factors),
             arch: self.arch.clone().or_else(|| base.arch.clone()),
             bitness: self.bitness.clone().or_else(|| base.bitness.clone()),
+            full_version: self
+                .full_version
+                .clone()
+                .or_else(|| base.full_version.clone()),
+            app: self.app.clone().or_else(|| base.app.clone()),
         }
     }
 
@@ -141,6 +157,8 @@ struct UaDataJson {
     #[serde(alias = "arch")]
     architecture: Option<String>,
     bitness: Option<String>,
+    #[serde(alias = "uaFullVersion")]
+    full_version: Option<String>,
 }
 
 impl From<UaDataJson> for ClientHints {
@@ -161,6 +179,8 @@ impl From<UaDataJson> for ClientHints {
                 .collect(),
             arch: opt(j.architecture),
             bitness: opt(j.bitness),
+            full_version: opt(j.full_version),
+            app: None,
         }
     }
 }

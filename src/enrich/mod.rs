@@ -3,11 +3,11 @@
 
 pub mod client_hints;
 pub mod device;
+pub mod device_rules;
 pub mod referrer;
 pub mod referrer_spam;
 pub mod search;
 pub mod ua_cli;
-pub mod uap;
 
 pub use client_hints::ClientHints;
 pub use device::DeviceDetector;

@@ -10,7 +10,7 @@
 
 use crate::model::{Campaign, Referrer, ReferrerType};
 use crate::privacy::strip_url;
-use crate::privacy::url_strip::unicode_domain;
+use crate::privacy::url_strip::{unicode_domain, CleanUrl};
 
 /// (host fragment, display name). A referrer host matches when it equals the
 /// fragment or ends with `.fragment`, or for fragments ending in `.` (e.g.
@@ -84,6 +84,17 @@ pub fn classify(
     let parsed = raw_referrer
         .filter(|r| !r.trim().is_empty())
         .and_then(|r| strip_url(r, |_| false).ok());
+    classify_stripped(parsed, is_own_host, campaign)
+}
+
+/// [`classify`] for a referrer already stripped with `strip_url` (no
+/// query parameter kept), or `None` when there is none or it is no
+/// http(s) URL: the pipeline strips it once and uses it twice.
+pub fn classify_stripped(
+    parsed: Option<CleanUrl>,
+    is_own_host: impl Fn(&str) -> bool,
+    campaign: &Campaign,
+) -> Referrer {
     let mut referrer = match parsed {
         None => Referrer::default(),
         Some(clean) if is_own_host(&clean.host) => Referrer {

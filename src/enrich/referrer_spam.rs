@@ -128,12 +128,26 @@ impl ReferrerSpamConfig {
     /// embedded list or among `extra_hosts`. Referrers without a host name
     /// (empty, not a URL, an address) are never spam.
     pub fn is_spam(&self, referrer: &str) -> bool {
-        let Some(host) = referrer_host(referrer) else {
+        referrer_host(referrer).is_some_and(|host| self.is_spam_host(&host))
+    }
+
+    /// [`Self::is_spam`] for a host already read from a parsed URL (lower
+    /// case, ASCII form), so the pipeline parses a referrer only once.
+    /// Addresses are never spam.
+    pub fn is_spam_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        if host.is_empty() || host.starts_with('[') || host.parse::<std::net::Ipv4Addr>().is_ok() {
             return false;
-        };
+        }
         let (listed, extra) = (builtin(), self.extra());
-        let spam = suffixes(&host).any(|s| listed.contains(s) || extra.contains(s));
-        spam
+        suffixes(host).any(|s| listed.contains(s) || extra.contains(s))
+    }
+
+    /// Builds the embedded list's set and the configured hosts' set now,
+    /// at start-up, instead of on the first hit (which would pay for it).
+    pub fn prepare(&self) {
+        builtin();
+        self.extra();
     }
 
     /// Number of hosts on the embedded list.

@@ -4,8 +4,10 @@
 //!
 //! Wrong tokens are counted per shortened address prefix: after
 //! `auth.max_failed_tokens_per_minute` of them in a minute, that prefix
-//! gets 429 with `Retry-After` for every token, right or wrong, until the
-//! minute is over, so guessing a token costs a minute per few tries.
+//! gets 429 with `Retry-After` for every wrong (or missing) token until
+//! the minute is over, so guessing a token costs a minute per few tries.
+//! A right token is always let through: the prefix is shared (a /16), and
+//! a neighbour's guesses must not lock the operator out.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,8 +32,8 @@ const MAX_TRACKED: usize = 100_000;
 
 /// Failed token attempts per address prefix, in fixed one-minute windows.
 /// Hand-written rather than a `governor` limiter because the check must
-/// ask "is this prefix locked out?" before a token is compared, without
-/// spending anything, and `governor` offers no such look.
+/// ask "is this prefix locked out?" after a token turned out wrong,
+/// without spending anything, and `governor` offers no such look.
 pub struct FailedTokens {
     max_per_window: u32,
     windows: Mutex<HashMap<AnonIp, Window>>,
@@ -104,12 +106,6 @@ pub fn authenticate(req: &HttpRequest, config: &Config) -> Result<Principal, Api
     let throttle = req.app_data::<web::Data<AppState>>().and_then(|state| {
         client_addr(req, &state.addr_policy).map(|prefix| (state.clone(), prefix))
     });
-    if let Some((state, prefix)) = &throttle {
-        if let Some(wait) = state.failed_tokens.locked_out(prefix) {
-            metrics::counter!("sparsam_token_lockouts_total").increment(1);
-            return Err(ApiError::RateLimited(retry_after_secs(wait)));
-        }
-    }
     let token = req
         .headers()
         .get("authorization")
@@ -119,8 +115,26 @@ pub fn authenticate(req: &HttpRequest, config: &Config) -> Result<Principal, Api
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized)?;
+        .filter(|t| !t.is_empty());
+    let found = token.and_then(|token| owner_of(token, config));
+    if let Some(principal) = found {
+        return Ok(principal);
+    }
+    // only a wrong or missing token is throttled
+    if let Some((state, prefix)) = throttle {
+        if let Some(wait) = state.failed_tokens.locked_out(&prefix) {
+            metrics::counter!("sparsam_token_lockouts_total").increment(1);
+            return Err(ApiError::RateLimited(retry_after_secs(wait)));
+        }
+        if token.is_some() {
+            state.failed_tokens.failed(prefix);
+        }
+    }
+    Err(ApiError::Unauthorized)
+}
+
+/// The owner of `token`, comparing every configured token.
+fn owner_of(token: &str, config: &Config) -> Option<Principal> {
     let mut found = None;
     if !config.auth.admin_token.is_empty() && ct_eq(token, &config.auth.admin_token) {
         found = Some(Principal::Admin);
@@ -132,12 +146,7 @@ pub fn authenticate(req: &HttpRequest, config: &Config) -> Result<Principal, Api
             }
         }
     }
-    if found.is_none() {
-        if let Some((state, prefix)) = throttle {
-            state.failed_tokens.failed(prefix);
-        }
-    }
-    found.ok_or(ApiError::Unauthorized)
+    found
 }
 
 /// Checks that the token may read `site`.

@@ -35,11 +35,30 @@ pub struct LangQuery {
     lang: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The largest opt-out form body accepted (two short fields).
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The posted form: `action` (`optout` or `optin`) and an optional `lang`.
+#[derive(Default)]
 pub struct OptOutForm {
     action: String,
-    #[serde(default)]
     lang: Option<String>,
+}
+
+impl OptOutForm {
+    /// Reads `application/x-www-form-urlencoded` fields; others are
+    /// ignored, as a browser may send a submit button's name.
+    fn parse(body: &[u8]) -> OptOutForm {
+        let mut form = OptOutForm::default();
+        for (name, value) in url::form_urlencoded::parse(body) {
+            match name.as_ref() {
+                "action" => form.action = value.into_owned(),
+                "lang" => form.lang = Some(value.into_owned()),
+                _ => {}
+            }
+        }
+        form
+    }
 }
 
 fn texts(lang: Lang, opted_out: bool) -> (&'static str, &'static str, &'static str, &'static str) {
@@ -219,13 +238,17 @@ fn optout_cookie(name: &str, secure: bool) -> Cookie<'static> {
 pub async fn change(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<OptOutForm>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     if let Err(refusal) = check_same_origin(&req) {
         return Ok(HttpResponse::Forbidden()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(serde_json::json!({ "error": refusal.to_string() })));
     }
+    // the shared reader: a body trickled in slower than
+    // `server.client_timeout_secs` is cut with 408
+    let body = super::ingest::read_body(&state, payload, MAX_FORM_BYTES).await?;
+    let form = OptOutForm::parse(&body);
     let lang = pick_lang(form.lang.as_deref(), &req);
     let secure = match state.config.privacy.optout_cookie_secure {
         CookieSecure::Always => true,

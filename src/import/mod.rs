@@ -366,7 +366,10 @@ pub fn import_command(
         config,
         site,
         host,
-        detector: DeviceDetector::try_new(config.store.ua_cache_entries)?,
+        detector: DeviceDetector::with_rules_dir(
+            config.store.ua_cache_entries,
+            config.device.rules_dir.as_deref(),
+        )?,
         salts: HashMap::new(),
         cutoff_ms: cutoff_ms(config, Utc::now()),
         report: ImportReport::default(),

@@ -6,8 +6,11 @@
 //! * distinct strings: at most `store.max_new_strings_per_site_day`
 //!   different values (URLs, titles, referrers, link targets, search
 //!   terms, campaign values, device models) per site and day; past that,
-//!   a value not yet seen that day is stored as `(other)` (URLs keep their
-//!   origin: `https://example.org/(other)`) and counted in
+//!   a value not yet seen that day is stored as `(other)` (URLs on the
+//!   page's own host keep their origin: `https://example.org/(other)`;
+//!   referrers and link targets on any other host, and referrer names,
+//!   become plain `(other)`, so a flood of distinct hosts adds nothing)
+//!   and counted in
 //!   `sparsam_strings_capped_total`. The store's dictionaries therefore
 //!   gain at most that many entries per site and day.
 //! * events: at most `store.max_events_per_site_day` per site and day;
@@ -55,6 +58,7 @@ enum Field {
     Url,
     Title,
     Referrer,
+    ReferrerName,
     Target,
     SearchTerm,
     Campaign,
@@ -111,9 +115,15 @@ impl DayLimits {
 
     /// Returns how many values were replaced.
     fn cap_strings(&self, site: &mut SiteDay, e: &mut Event) -> u64 {
+        // the page's host is one of the site's own (the pipeline checked
+        // it); only URLs on it keep their origin past the bound
+        let own_host = url::Url::parse(&e.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned));
+        let own_host = own_host.as_deref();
         let mut capped = 0;
         let mut keep = |field: Field, value: &str| -> bool {
-            if value.is_empty() || is_placeholder(value) {
+            if value.is_empty() || is_placeholder(value, own_host) {
                 return true;
             }
             let hash = self.hasher.hash_one((field, value));
@@ -128,16 +138,19 @@ impl DayLimits {
             false
         };
         if !keep(Field::Url, &e.url) {
-            e.url = other_url(&e.url);
+            e.url = other_url(&e.url, own_host);
         }
         if !keep(Field::Title, &e.title) {
             e.title = OTHER.into();
         }
         if !keep(Field::Referrer, &e.referrer.url) {
-            e.referrer.url = other_url(&e.referrer.url);
+            e.referrer.url = other_url(&e.referrer.url, own_host);
+        }
+        if !keep(Field::ReferrerName, &e.referrer.name) {
+            e.referrer.name = OTHER.into();
         }
         if !keep(Field::Target, &e.target) {
-            e.target = other_url(&e.target);
+            e.target = other_url(&e.target, own_host);
         }
         if !keep(Field::SearchTerm, &e.search_term) {
             e.search_term = OTHER.into();
@@ -158,22 +171,27 @@ impl DayLimits {
     }
 }
 
-/// `(other)` itself or a URL made by [`other_url`]: nothing new to store.
-/// Exact, so that a value merely ending in "(other)" is counted like any.
-fn is_placeholder(value: &str) -> bool {
+/// `(other)` itself or a URL made by [`other_url`] on `own_host`: nothing
+/// new to store. Exact, so that a value merely ending in "(other)" (or
+/// such a URL on another host) is counted like any.
+fn is_placeholder(value: &str, own_host: Option<&str>) -> bool {
     value == OTHER
         || (value.ends_with(OTHER)
             && url::Url::parse(value).is_ok_and(|u| {
                 u.path() == format!("/{OTHER}") && u.query().is_none() && u.fragment().is_none()
             })
-            && other_url(value) == value)
+            && other_url(value, own_host) == value)
 }
 
-/// `https://host/(other)` for a stored URL: the origin stays (hosts are
-/// counted in their own dimensions), the rest is the placeholder.
-fn other_url(url: &str) -> String {
+/// `https://host/(other)` for a stored URL on `own_host` (the page's
+/// host, one of the site's own, so a bounded set): the origin stays, the
+/// rest is the placeholder. A URL on any other host is plain `(other)`:
+/// keeping its origin would let distinct hosts add strings without end.
+fn other_url(url: &str, own_host: Option<&str>) -> String {
     match url::Url::parse(url) {
-        Ok(u) if u.has_host() => format!("{}/{OTHER}", u.origin().ascii_serialization()),
+        Ok(u) if u.has_host() && u.host_str() == own_host => {
+            format!("{}/{OTHER}", u.origin().ascii_serialization())
+        }
         _ => OTHER.into(),
     }
 }
@@ -249,11 +267,16 @@ mod tests {
 
     #[test]
     fn only_exact_placeholders_go_uncounted() {
-        assert!(is_placeholder(OTHER));
-        assert!(is_placeholder("https://example.org/(other)"));
-        assert!(!is_placeholder("https://example.org/x(other)"));
-        assert!(!is_placeholder("https://example.org/(other)?x=1"));
-        assert!(!is_placeholder("x(other)"));
+        let own = Some("example.org");
+        assert!(is_placeholder(OTHER, own));
+        assert!(is_placeholder("https://example.org/(other)", own));
+        assert!(!is_placeholder("https://example.org/x(other)", own));
+        assert!(!is_placeholder("https://example.org/(other)?x=1", own));
+        assert!(!is_placeholder("x(other)", own));
+        assert!(
+            !is_placeholder("https://elsewhere.example/(other)", own),
+            "another host's placeholder is a new string"
+        );
         let limits = DayLimits::new(1, 1000);
         let mut events: Vec<Event> = ["/a", "/b(other)", "/c(other)"]
             .iter()
@@ -265,11 +288,17 @@ mod tests {
     }
 
     #[test]
-    fn other_urls_keep_their_origin() {
+    fn other_urls_keep_their_origin_on_the_own_host_only() {
+        let own = Some("example.org");
         assert_eq!(
-            other_url("https://example.org:8443/a/b?q=1"),
+            other_url("https://example.org:8443/a/b?q=1", own),
             "https://example.org:8443/(other)"
         );
-        assert_eq!(other_url("not a url"), OTHER);
+        assert_eq!(other_url("not a url", own), OTHER);
+        assert_eq!(
+            other_url("https://elsewhere.example/a", own),
+            OTHER,
+            "only the page's own host keeps its origin"
+        );
     }
 }

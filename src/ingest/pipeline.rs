@@ -18,7 +18,7 @@ use super::hit::{check_len, Hit, Reject};
 use crate::config::{Config, SiteConfig};
 use crate::enrich::client_hints::ClientHints;
 use crate::enrich::device::DeviceDetector;
-use crate::enrich::referrer::{campaign_from_params, classify, truncate};
+use crate::enrich::referrer::{campaign_from_params, classify_stripped, truncate};
 use crate::enrich::search::search_term;
 use crate::model::{Event, EventKind};
 use crate::privacy::visitor::{pageview_hash, utc_day, DaySalts, SaltError};
@@ -150,11 +150,21 @@ impl Pipeline {
         if !site.allows_host(&page.host) {
             return Err(Reject::HostNotAllowed.into());
         }
-        if hit
+        // The referrer is parsed once: its host is checked against the
+        // spam list here and the stripped URL classified below.
+        let referrer_url = hit
             .referrer
             .as_deref()
-            .is_some_and(|r| config.referrer_spam.is_spam(r))
-        {
+            .filter(|raw| !raw.trim().is_empty())
+            .map(|raw| (raw, strip_url(raw, |_| false)));
+        let spam = match &referrer_url {
+            Some((_, Ok(clean))) => config.referrer_spam.is_spam_host(&clean.host),
+            // no http(s) URL the parser takes (some spam hosts are not
+            // valid IDNA): the spam check reads its host by hand
+            Some((raw, Err(_))) => config.referrer_spam.is_spam(raw),
+            None => false,
+        };
+        if spam {
             return Ok(Processed::ReferrerSpam);
         }
 
@@ -184,7 +194,11 @@ impl Pipeline {
         })?;
 
         let campaign = campaign_from_params(&page.params, 200);
-        let referrer = classify(hit.referrer.as_deref(), |h| site.allows_host(h), &campaign);
+        let referrer = classify_stripped(
+            referrer_url.and_then(|(_, clean)| clean.ok()),
+            |h| site.allows_host(h),
+            &campaign,
+        );
         // Kept URL values are scrubbed by `strip_url`; an explicit term and
         // the title get the same treatment here.
         let term = match hit.search.as_deref().map(str::trim) {

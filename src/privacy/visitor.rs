@@ -12,7 +12,10 @@
 //! that is synced, the old file's bytes are overwritten with zeros and
 //! synced, then the temporary file is renamed over it and the directory
 //! synced. A crash at any point leaves either a whole salt or none (and
-//! none means a fresh one at the next start), never a torn mix.
+//! none means a fresh one at the next start), never a torn mix. A
+//! rotation that fails (disk full, no randomness) fails closed: the old
+//! salt is wiped in memory and on disk anyway, no hit is counted (the
+//! pipeline answers 500, logged) and every later call tries again.
 //!
 //! The file also holds the salt's day. A clock that goes backwards (at run
 //! time or between two starts) never returns to an older day: the newer
@@ -39,6 +42,10 @@ pub enum SaltError {
     },
     #[error("no random source available: {0}")]
     Random(String),
+    /// The last rotation failed and the old salt was destroyed: nothing is
+    /// counted until a new salt is written (retried on every call).
+    #[error("no visitor salt in force: the last rotation failed")]
+    Unavailable,
 }
 
 pub const SALT_LEN: usize = 32;
@@ -70,7 +77,7 @@ impl DaySalts for &SaltKeeper {
     ) -> Result<(), SaltError> {
         let mut cur = self.lock();
         self.rotate_locked(&mut cur, day)?;
-        use_salt(&cur.salt);
+        use_salt(cur.salt_in_force()?);
         Ok(())
     }
 }
@@ -96,6 +103,17 @@ impl DaySalts for std::collections::HashMap<i64, Salt> {
 struct DaySalt {
     day: i64,
     salt: Salt,
+}
+
+impl DaySalt {
+    /// The salt, unless it is all zeros: the state before the first salt
+    /// and after a failed rotation, which must never key a hash.
+    fn salt_in_force(&self) -> Result<&[u8; SALT_LEN], SaltError> {
+        if self.salt.iter().all(|&b| b == 0) {
+            return Err(SaltError::Unavailable);
+        }
+        Ok(&self.salt)
+    }
 }
 
 /// Holds today's salt; rotates and destroys it when the day changes.
@@ -182,7 +200,7 @@ impl SaltKeeper {
     pub fn salt_for(&self, day: i64) -> Result<Salt, SaltError> {
         let mut cur = self.lock();
         self.rotate_locked(&mut cur, day)?;
-        Ok(cur.salt.clone())
+        Ok(Zeroizing::new(*cur.salt_in_force()?))
     }
 
     /// Rotates to `today` (days since the Unix epoch, UTC) when the current
@@ -194,22 +212,62 @@ impl SaltKeeper {
         self.rotate_locked(&mut cur, today)
     }
 
+    /// Rotates when `day` is later than the current salt's. The new salt
+    /// is drawn and written to disk before the current one is touched; if
+    /// either step fails the rotation fails closed: the old salt is wiped
+    /// in memory and on disk, nothing is hashed until a later call (each
+    /// hit, and the midnight task every minute) manages to write a new one.
     fn rotate_locked(&self, cur: &mut DaySalt, day: i64) -> Result<bool, SaltError> {
         if day <= cur.day {
             return Ok(false);
         }
-        // The new salt is drawn into the old one's place: the old bytes
-        // are overwritten in memory before anything else happens.
+        let mut fresh = Zeroizing::new([0u8; SALT_LEN]);
+        let written = getrandom::fill(fresh.as_mut())
+            .map_err(|e| SaltError::Random(e.to_string()))
+            .and_then(|()| {
+                if fresh.iter().all(|&b| b == 0) {
+                    // not a salt: it would be taken for "none in force"
+                    return Err(SaltError::Random(
+                        "the random source gave only zeros".into(),
+                    ));
+                }
+                self.replace_file(day, &fresh)
+            });
+        // the old salt is past its day either way
         cur.salt.zeroize();
-        cur.day = day;
-        getrandom::fill(cur.salt.as_mut()).map_err(|e| SaltError::Random(e.to_string()))?;
-        self.replace_file(cur)?;
-        Ok(true)
+        match written {
+            Ok(()) => {
+                cur.salt.copy_from_slice(fresh.as_ref());
+                cur.day = day;
+                Ok(true)
+            }
+            Err(error) => {
+                // `cur.day` stays old, so the next call tries again
+                self.destroy_files();
+                tracing::error!(%error, "visitor salt rotation failed; no visits are counted until it succeeds");
+                Err(error)
+            }
+        }
     }
 
-    /// Writes `cur` to a synced temporary file (0600), wipes the old file,
-    /// renames the temporary file over it and syncs the directory.
-    fn replace_file(&self, cur: &DaySalt) -> Result<(), SaltError> {
+    /// Wipes and removes the salt file and any temporary file after a
+    /// failed rotation, so a salt past its day does not stay on disk.
+    /// Failures are logged: there is nothing else left to try.
+    fn destroy_files(&self) {
+        for path in [self.path(), self.dir.join(TEMP_NAME)] {
+            if !path.is_file() {
+                continue;
+            }
+            if let Err(error) = wipe_file(&path).and_then(|()| std::fs::remove_file(&path)) {
+                tracing::error!(path = %path.display(), %error, "could not destroy an old visitor salt file");
+            }
+        }
+    }
+
+    /// Writes `day` and `salt` to a synced temporary file (0600), wipes
+    /// the old file, renames the temporary file over it and syncs the
+    /// directory.
+    fn replace_file(&self, day: i64, salt: &[u8; SALT_LEN]) -> Result<(), SaltError> {
         let path = self.path();
         let temp = self.dir.join(TEMP_NAME);
         let io = |path: &Path| {
@@ -217,8 +275,8 @@ impl SaltKeeper {
             move |source| SaltError::Io { path, source }
         };
         let mut contents = Zeroizing::new([0u8; FILE_LEN]);
-        contents[..8].copy_from_slice(&cur.day.to_le_bytes());
-        contents[8..].copy_from_slice(cur.salt.as_ref());
+        contents[..8].copy_from_slice(&day.to_le_bytes());
+        contents[8..].copy_from_slice(salt);
         let mut file = private_file(&temp).map_err(io(&temp))?;
         file.write_all(contents.as_ref()).map_err(io(&temp))?;
         file.sync_all().map_err(io(&temp))?;
@@ -416,6 +474,38 @@ mod tests {
         let k = SaltKeeper::open(dir.path(), 301).unwrap();
         assert!(k.salt_for(301).unwrap().iter().any(|&b| b != 0));
         assert_eq!(file_day(dir.path()), 301);
+    }
+
+    #[test]
+    fn a_failed_rotation_destroys_the_old_salt_and_retries() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = SaltKeeper::open(dir.path(), 600).unwrap();
+        let old = k.salt_for(600).unwrap();
+        // a directory where the temporary file goes: creating it fails
+        // (even for root, unlike a read-only mode)
+        let blocker = dir.path().join(TEMP_NAME);
+        std::fs::create_dir(&blocker).unwrap();
+
+        assert!(k.rotate(601).is_err(), "the new salt could not be written");
+        assert!(
+            !dir.path().join(FILE_NAME).exists(),
+            "the old salt file is destroyed although no new one was written"
+        );
+        // nothing is hashed, neither with the old salt nor with zeros
+        assert!(matches!(k.salt_for(601), Err(SaltError::Io { .. })));
+        assert!(matches!(k.salt_for(600), Err(SaltError::Unavailable)));
+        let mut used = false;
+        let mut keeper = &k;
+        assert!(keeper.with_salt(600, &mut |_| used = true).is_err());
+        assert!(!used, "no hash keyed with a salt not in force");
+
+        // once the write can succeed, the next call rotates
+        std::fs::remove_dir(&blocker).unwrap();
+        let new = k.salt_for(601).unwrap();
+        assert_ne!(new, old);
+        assert!(new.iter().any(|&b| b != 0));
+        assert_eq!(file_day(dir.path()), 601);
+        assert_eq!(k.current_day(), 601);
     }
 
     #[test]

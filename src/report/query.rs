@@ -357,6 +357,12 @@ impl BreakdownKind {
     }
 }
 
+/// A stored device label as reports show it (Matomo's names; see
+/// [`crate::enrich::device::report_label`]).
+fn relabel(dim: Dimension, value: String) -> String {
+    crate::enrich::device::report_label(dim.as_str(), &value).unwrap_or(value)
+}
+
 /// Values of `kind` ranked by the dimension's metric, with shares.
 pub fn breakdown(
     store: &dyn Storage,
@@ -399,6 +405,7 @@ pub fn breakdown(
         };
     let rows = page
         .into_iter()
+        .map(|(value, c)| (relabel(dim, value), c))
         .map(|(value, c)| Row {
             share: if total > 0 {
                 c.get(by) as f64 / total as f64

@@ -139,8 +139,18 @@ pub fn sweep_now(
         ..SweepRecord::default()
     };
     let id = audit::append(store, &AuditRecord::Sweep(record.clone()))?;
-    let result =
-        expire_free_text(store, config, cutoff, false, cancel, &mut report).and_then(|()| {
+    // The raw events go even when the free-text step failed (an
+    // undecodable old block, say): the retention period must not depend on
+    // roll-up bookkeeping, and once the raw events are gone the next sweep
+    // vets that day's free text with nothing to keep. Both errors are
+    // recorded; only a shutdown stops the deletion.
+    let free_text = expire_free_text(store, config, cutoff, false, cancel, &mut report);
+    let result = match free_text {
+        Err(SweepError::Cancelled) => Err(SweepError::Cancelled),
+        free_text => {
+            if let Err(e) = &free_text {
+                tracing::error!(error = %e, "sweep: free-text step failed; deleting the raw events all the same");
+            }
             run_steps(
                 store,
                 config.retention.vacuum_after_sweep,
@@ -149,7 +159,9 @@ pub fn sweep_now(
                 cancel,
                 &mut report,
             )
-        });
+            .and(free_text)
+        }
+    };
     record.finished_ms = Some(Utc::now().timestamp_millis());
     record.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
     record.partitions_dropped = report.partitions_dropped.clone();

@@ -43,7 +43,7 @@ use rustc_hash::FxHashMap;
 pub use codec::{Block, Col, Cols, Interned, RawEvent, StoredEvent};
 pub use rollup::{Counters, Dimension, SortBy, Totals, UnknownDimension};
 pub use sweep::{ExpiryPlan, RollupExpiry};
-pub use vacuum::VacuumReport;
+pub use vacuum::{remove_leftover_copy, VacuumReport};
 pub use writer::{Ack, SubmitError, WriteError, Writer, WriterHandle, WriterOptions};
 
 use schema::{

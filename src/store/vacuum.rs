@@ -332,7 +332,7 @@ impl Store {
     /// file. Runs on the caller's thread while the writer goes on.
     pub(crate) fn vacuum_copy(&self) -> Result<VacuumCopy, StoreError> {
         let path = self.path.clone();
-        let tmp = path.with_extension("redb.vacuum");
+        let tmp = copy_path(&path);
         let bytes_before = std::fs::metadata(&path).map_err(io)?.len();
         let _ = std::fs::remove_file(&tmp);
         private_file(&tmp)?;
@@ -398,29 +398,58 @@ impl Store {
             Ok::<u64, StoreError>(n)
         })();
         drop(then);
-        drop(new);
-        drop(old);
         let changes = match caught_up {
             Ok(n) => n,
             Err(e) => {
+                drop(new);
                 let _ = std::fs::remove_file(&tmp);
-                *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
+                *slot = Some(old);
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        sync_dir(&path)?;
-        *slot = Some(std::sync::Arc::new(Self::open_database(&path, &self.opts)?));
+        // The new handle stays open across the rename (it keeps its file),
+        // so nobody waits for the file to be opened again; the old one is
+        // closed once the store is released.
+        if let Err(e) = std::fs::rename(&tmp, &path).map_err(io) {
+            drop(new);
+            let _ = std::fs::remove_file(&tmp);
+            *slot = Some(old);
+            return Err(e);
+        }
+        // the rename is durable before the writer commits to the new file
+        let synced = sync_dir(&path);
+        *slot = Some(std::sync::Arc::new(new));
         drop(slot);
+        let held_ms = held.elapsed().as_millis() as u64;
+        drop(old);
+        synced?;
         tracing::info!(
             copy_ms,
             caught_up_entries = changes,
-            store_held_ms = held.elapsed().as_millis() as u64,
+            store_held_ms = held_ms,
             "store file rewritten"
         );
         Ok(VacuumReport {
             bytes_before,
             bytes_after: std::fs::metadata(&path).map_err(io)?.len(),
         })
+    }
+}
+
+/// Where a vacuum writes its copy of the store at `store_path`.
+fn copy_path(store_path: &Path) -> std::path::PathBuf {
+    store_path.with_extension("redb.vacuum")
+}
+
+/// Removes the copy an interrupted vacuum left beside the store (killed
+/// mid-copy, or failed before the swap): it is a full copy of the store as
+/// it was, so it would keep swept events and free text past their time
+/// where neither the sweep nor the audit looks. Returns whether one was
+/// there. Called at start-up, before the store opens.
+pub fn remove_leftover_copy(store_path: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(copy_path(store_path)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }

@@ -386,7 +386,7 @@ pub fn client_hints(data: &[u8]) {
 
 fn detector() -> &'static DeviceDetector {
     static D: OnceLock<DeviceDetector> = OnceLock::new();
-    D.get_or_init(|| DeviceDetector::try_new(1024).expect("uap-core dataset"))
+    D.get_or_init(|| DeviceDetector::try_new(1024).expect("embedded device rules"))
 }
 
 fn uncached_detector() -> &'static DeviceDetector {
@@ -671,7 +671,7 @@ fn pipeline_instance() -> &'static Pipeline {
         let salts = SaltKeeper::open(&dir, day).expect("salt");
         Pipeline::new(
             Arc::clone(test_config()),
-            DeviceDetector::try_new(1024).expect("uap-core dataset"),
+            DeviceDetector::try_new(1024).expect("embedded device rules"),
             salts,
         )
     })

@@ -199,7 +199,10 @@ fn profiles() -> Vec<(Device, u16)> {
     use DeviceType::*;
     vec![
         (
-            device(Desktop, ["", "", "Linux", "", "Firefox", "128.0", "Gecko"]),
+            device(
+                Desktop,
+                ["", "", "GNU/Linux", "", "Firefox", "128.0", "Gecko"],
+            ),
             plugins::PDF | plugins::COOKIES,
         ),
         (
@@ -251,7 +254,7 @@ fn profiles() -> Vec<(Device, u16)> {
         (
             device(
                 Desktop,
-                ["Apple", "Mac", "macOS", "14.5", "Safari", "17.5", "WebKit"],
+                ["Apple", "Mac", "Mac", "14.5", "Safari", "17.5", "WebKit"],
             ),
             plugins::PDF | plugins::COOKIES | plugins::QUICKTIME,
         ),
@@ -263,7 +266,7 @@ fn profiles() -> Vec<(Device, u16)> {
                     "Smart TV",
                     "Tizen",
                     "6.0",
-                    "Samsung Internet",
+                    "Samsung Browser",
                     "20.0",
                     "Blink",
                 ],
@@ -689,17 +692,12 @@ fn kind_name(k: ReferrerType) -> &'static str {
     }
 }
 
+/// The label reports show for a device type (Matomo's names).
 fn type_name(t: DeviceType) -> &'static str {
     match t {
-        DeviceType::Desktop => "desktop",
-        DeviceType::Smartphone => "smartphone",
-        DeviceType::Tablet => "tablet",
-        DeviceType::Tv => "tv",
-        DeviceType::Console => "console",
-        DeviceType::Car => "car",
-        DeviceType::Wearable => "wearable",
-        DeviceType::Bot => "bot",
-        DeviceType::Other => "other",
+        DeviceType::Car => "car browser",
+        DeviceType::Other => "unknown",
+        other => other.as_str(),
     }
 }
 
