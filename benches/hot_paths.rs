@@ -1,5 +1,5 @@
 //! Per-hit hot paths outside the store: address shortening, URL stripping,
-//! pixel and beacon parsing, the visitor hash, and the whole
+//! the referrer-spam lookup, pixel and beacon parsing, the visitor hash, and the whole
 //! `Pipeline::process` for one hit with its user agent already in the
 //! device cache (the steady state of a busy site). Each bench is kept short
 //! so `cargo bench` finishes in minutes; compare figures from one run only.
@@ -60,6 +60,19 @@ fn privacy(c: &mut Criterion) {
     let url = "https://www.example.org/produkte/uebersicht?q=schuhe&sessionid=abc123&utm_source=newsletter#top";
     g.bench_function("strip_url", |b| {
         b.iter(|| strip_url(black_box(url), |p| p == "q").unwrap())
+    });
+    // Referrer spam: a miss walks every suffix of a four-label host
+    // through the embedded list's hash set (the common case), a hit stops
+    // at a listed parent domain; compare with strip_url above.
+    let spam = sparsam::enrich::referrer_spam::ReferrerSpamConfig::default();
+    assert!(spam.is_spam("https://cdn.www.zvuker.net/x"));
+    let legit = "https://news.regional.example.de/artikel/123";
+    assert!(!spam.is_spam(legit));
+    g.bench_function("referrer_spam_miss", |b| {
+        b.iter(|| spam.is_spam(black_box(legit)))
+    });
+    g.bench_function("referrer_spam_hit", |b| {
+        b.iter(|| spam.is_spam(black_box("https://cdn.www.zvuker.net/x")))
     });
     let salt = [7u8; 32];
     let ip = AnonIp::truncate(addrs[1], &IpMasks::DEFAULT);

@@ -82,7 +82,7 @@ fn matomo_tracker_client_is_understood() {
         "model from uadata: {:?}",
         pv.device
     );
-    assert_eq!(pv.device.os_version, "14", "{:?}", pv.device);
+    assert_eq!(pv.device.os_version, "14.0", "{:?}", pv.device);
     assert_eq!(pv.plugins, plugins::PDF);
     assert_eq!(
         pv.pageview_id,

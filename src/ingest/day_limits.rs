@@ -164,7 +164,11 @@ impl DayLimits {
                 *value = OTHER.into();
             }
         }
-        if !keep(Field::DeviceModel, &e.device.model) {
+        // "Unknown" is detection's own label for a missing model, not a
+        // value anyone sent: it never counts as new
+        if e.device.model != crate::enrich::device::UNKNOWN
+            && !keep(Field::DeviceModel, &e.device.model)
+        {
             e.device.model = OTHER.into();
         }
         capped
