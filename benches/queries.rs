@@ -28,16 +28,19 @@ use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
 use sparsam::report::filter::Filter;
 use sparsam::report::query::{self, BreakdownKind, Interval};
 use sparsam::report::range::DayRange;
-use sparsam::store::{Dimension, Store, StoreOptions};
+use sparsam::storage::redb::RedbStorage;
+use sparsam::storage::Storage;
+use sparsam::store::{Dimension, StoreOptions, WriterOptions};
 
 const DAY_MS: i64 = 86_400_000;
 
-fn open(path: &Path) -> Store {
-    Store::open(
+fn open(path: &Path) -> RedbStorage {
+    RedbStorage::open(
         path,
         &StoreOptions {
             cache_size: 64 * 1024 * 1024,
         },
+        WriterOptions::default(),
     )
     .expect("open store")
 }
@@ -64,7 +67,7 @@ fn day_range() -> DayRange {
 }
 
 /// What the dashboard's first screen asks: summary and five top-10 lists.
-fn overview(store: &Store, site: &str) -> usize {
+fn overview(store: &RedbStorage, site: &str) -> usize {
     let r = day_range();
     let (t, _) = query::summary(store, site, &r, &[]).expect("summary");
     let mut n = t.pageviews as usize;
@@ -82,7 +85,7 @@ fn overview(store: &Store, site: &str) -> usize {
     n
 }
 
-fn timeseries_days(store: &Store, site: &str) -> usize {
+fn timeseries_days(store: &RedbStorage, site: &str) -> usize {
     let (b, _) = query::timeseries(store, site, &Tz::UTC, &day_range(), Interval::Day, &[])
         .expect("timeseries");
     b.len()
@@ -90,7 +93,7 @@ fn timeseries_days(store: &Store, site: &str) -> usize {
 
 /// Top pages of visits from search engines on tablets: no roll-up can
 /// answer this, so it scans the raw events of 90 days.
-fn filtered_scan(store: &Store, site: &str) -> Vec<(String, u64)> {
+fn filtered_scan(store: &RedbStorage, site: &str) -> Vec<(String, u64)> {
     let filters: Vec<Filter> = ["referrer_type==search", "device_type==tablet"]
         .iter()
         .map(|f| f.parse().expect("filter"))
@@ -109,8 +112,8 @@ fn filtered_scan(store: &Store, site: &str) -> Vec<(String, u64)> {
 }
 
 /// Bytes of the file's pages held by each group of tables.
-fn storage_by_group(store: &Store) -> Vec<(&'static str, u64)> {
-    let db = store.database().expect("db");
+fn storage_by_group(store: &RedbStorage) -> Vec<(&'static str, u64)> {
+    let db = store.engine().database().expect("db");
     let txn = db.begin_read().expect("read");
     let mut groups: Vec<(&'static str, u64)> = vec![
         ("raw events (day partitions)", 0),
@@ -161,15 +164,15 @@ fn copy_store(dir: &Path) -> (tempfile::TempDir, PathBuf) {
 fn sweep(dir: &Path) {
     let (_tmp, path) = copy_store(dir);
     let store = open(&path);
-    let stats = store.partition_stats().expect("stats");
+    let stats = store.days().expect("stats");
     let Some(&(day, n)) = stats.iter().max_by_key(|(_, n)| *n) else {
         println!("sweep: store has no partitions");
         return;
     };
     let t = Instant::now();
-    let deleted = store.drop_partition(day).expect("drop_partition");
+    let deleted = store.drop_day(day).expect("drop_day");
     println!(
-        "sweep: drop_partition({day}) deleted {deleted} of {n} events in {:.1} ms",
+        "sweep: drop_day({day}) deleted {deleted} of {n} events in {:.1} ms",
         t.elapsed().as_secs_f64() * 1e3
     );
 }
@@ -256,10 +259,11 @@ fn main() {
         let bytes = std::fs::metadata(&file).expect("stat").len();
         println!(
             "storage: {events} events, {} partitions, {bytes} bytes = {:.1} bytes per event",
-            store.partitions().expect("partitions").len(),
+            store.days().expect("partitions").len(),
             bytes as f64 / events.max(1) as f64
         );
         let (blocks, in_blocks, block_bytes) = store
+            .engine()
             .snapshot()
             .expect("snapshot")
             .block_stats()

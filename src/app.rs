@@ -1,4 +1,5 @@
-//! Builds the running service from a config: store, writer thread, salt
+//! Builds the running service from a config: storage (the store behind its
+//! boundary, with its writer thread), salt
 //! (rotated at each UTC midnight by a small task), device detector,
 //! pipeline, HTTP server (with the watch over responses for unexpected
 //! cookies) and the gate the sweeper shares with `POST /api/v1/sweep`; and
@@ -22,7 +23,9 @@ use crate::ingest::Pipeline;
 use crate::privacy::visitor::{utc_day, SaltError};
 use crate::privacy::{ClientAddrPolicy, SaltKeeper};
 use crate::retention::SweepGate;
-use crate::store::{Store, StoreError, StoreOptions, Writer, WriterHandle, WriterOptions};
+use crate::storage::redb::RedbStorage;
+use crate::storage::{Storage, StorageError};
+use crate::store::{StoreError, StoreOptions, WriterOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -34,7 +37,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
     #[error("store {path}: {source}")]
     OpenStore {
         path: std::path::PathBuf,
@@ -81,8 +84,9 @@ pub fn metrics_handle() -> Result<PrometheusHandle, StartError> {
 
 /// Opens the store in `config.server.data_dir`, creating the directory
 /// (0700) and the store file (0600): both hold shortened addresses and
-/// visitor hashes, which are for the collector's eyes only.
-pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+/// visitor hashes, which are for the collector's eyes only. Starts the
+/// store's writer.
+pub fn open_storage(config: &Config) -> Result<Arc<RedbStorage>, StartError> {
     let dir = &config.server.data_dir;
     let data_dir_error = |source| StartError::DataDir {
         path: dir.clone(),
@@ -100,14 +104,16 @@ pub fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
     })? {
         tracing::warn!("removed the copy an interrupted vacuum left beside the store");
     }
-    let store = Store::open(
-        &path,
-        &StoreOptions {
-            cache_size: config.store.cache_mb * 1024 * 1024,
-        },
-    )
-    .map_err(|source| StartError::OpenStore { path, source })?;
-    Ok(Arc::new(store))
+    let storage = RedbStorage::open(&path, &store_options(config), writer_options(config))
+        .map_err(|source| StartError::OpenStore { path, source })?;
+    Ok(Arc::new(storage))
+}
+
+/// Store settings from the config.
+pub fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        cache_size: config.store.cache_mb * 1024 * 1024,
+    }
 }
 
 /// Creates `dir` (and its parents) with mode 0700 on Unix.
@@ -159,8 +165,7 @@ pub fn writer_options(config: &Config) -> WriterOptions {
 pub struct Application {
     addr: SocketAddr,
     server: Server,
-    writer: Arc<WriterHandle>,
-    store: Arc<Store>,
+    storage: Arc<dyn Storage>,
     config: Arc<Config>,
     salts: Arc<SaltKeeper>,
     sweep_gate: Arc<SweepGate>,
@@ -183,12 +188,11 @@ impl Application {
             DeviceDetector::with_rules_dir(ua_cache, rules_dir.as_deref())
         });
         let metrics = metrics_handle()?;
-        let store = open_store(&config)?;
+        let storage: Arc<dyn Storage> = open_storage(&config)?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store open"
         );
-        let writer = Arc::new(Writer::spawn(store.clone(), writer_options(&config))?);
         let salts = Arc::new(SaltKeeper::open(
             &config.server.data_dir,
             utc_day(crate::clock::now()),
@@ -203,7 +207,7 @@ impl Application {
         // the referrer-spam sets are built now, not by the first hit
         config.referrer_spam.prepare();
         let pipeline = Pipeline::new(config.clone(), detector, salts.clone());
-        crate::retention::audit::record_settings(&store, &config, Utc::now())
+        crate::retention::audit::record_settings(&*storage, &config, Utc::now())
             .map_err(|e| StartError::Audit(e.to_string()))?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -213,8 +217,7 @@ impl Application {
         let state = web::Data::new(AppState {
             config: config.clone(),
             pipeline,
-            writer: writer.clone(),
-            store: store.clone(),
+            storage: storage.clone(),
             addr_policy: ClientAddrPolicy {
                 trusted_proxies: config.trusted_proxies()?,
                 client_ip_header: config.server.client_ip_header,
@@ -282,8 +285,7 @@ impl Application {
         Ok(Application {
             addr,
             server,
-            writer,
-            store,
+            storage,
             config,
             salts,
             sweep_gate,
@@ -336,7 +338,7 @@ impl Application {
             handle
         });
         let sweeper = crate::retention::SweeperTask::spawn(
-            self.store.clone(),
+            self.storage.clone(),
             self.config.clone(),
             self.sweep_gate.clone(),
         )?;
@@ -350,12 +352,14 @@ impl Application {
             metrics_only.stop(true).await;
         }
         sweeper.stop().await;
-        self.writer.shutdown().await?;
-        drop(self.writer);
-        match Arc::try_unwrap(self.store) {
-            Ok(store) => drop(store),
-            Err(_) => tracing::warn!("store still referenced at shutdown"),
+        let storage = self.storage.clone();
+        tokio::task::spawn_blocking(move || storage.close())
+            .await
+            .map_err(|_| StorageError::Internal("the store's closing thread panicked".into()))??;
+        if Arc::strong_count(&self.storage) > 1 {
+            tracing::warn!("store still referenced at shutdown");
         }
+        drop(self.storage);
         tracing::info!("store closed");
         served.map_err(StartError::Server)
     }

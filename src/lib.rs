@@ -1,7 +1,8 @@
 //! sparsam: a self-hosted, privacy-first web analytics collector.
 //!
-//! Data flows `ingest` → `privacy` → `enrich` → `store`; `report` reads the
-//! store for the HTTP API; `app` wires it all together from a `config`.
+//! Data flows `ingest` → `privacy` → `enrich` → `storage` (the store
+//! boundary; `store` is its redb engine); `report` reads through the same
+//! boundary for the HTTP API; `app` wires it all together from a `config`.
 
 pub mod app;
 pub mod clock;
@@ -14,6 +15,7 @@ pub mod model;
 pub mod privacy;
 pub mod report;
 pub mod retention;
+pub mod storage;
 pub mod store;
 
 pub use app::{Application, StartError};

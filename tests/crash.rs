@@ -403,3 +403,35 @@ fn disk_full_answers_503_keeps_reports_and_resumes_by_itself() {
     drop(server);
     drop(tmp);
 }
+
+/// A stored block of today that does not decode: the writer cannot build
+/// today's state, so the hit is not stored. That is the store's fault,
+/// neither the client's nor a full disk's: the answer is 500 and the
+/// failure is logged, never 503 with `Retry-After` (a retry cannot help).
+#[test]
+fn a_store_that_cannot_write_for_a_reason_other_than_the_disk_answers_500() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let table = format!("events_{}", chrono::Utc::now().format("%Y%m%d"));
+    {
+        let store = Store::open(data.join("sparsam.redb"), &StoreOptions::default()).unwrap();
+        let db = store.database().unwrap();
+        let txn = redb::Database::begin_write(&db).unwrap();
+        txn.open_table(redb::TableDefinition::<(&str, u32), &[u8]>::new(&table))
+            .unwrap()
+            .insert(("demo", 0), [2u8, 0, 1, 2].as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let mut s = Server::start_config(tmp.path(), &test_config(&data, "", ""));
+    let res = client()
+        .get(s.url("/p.gif?site=demo&url=https%3A%2F%2Fexample.org%2Fbroken"))
+        .header("User-Agent", CHROME_UA)
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 500, "{}", s.log());
+    assert!(res.headers().get("retry-after").is_none());
+    s.stop();
+    assert!(s.log().contains("store commit failed"), "{}", s.log());
+}

@@ -9,14 +9,15 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use chrono::Utc;
 use redb::ReadableDatabase;
 use sparsam::model::{Event, Referrer};
 use sparsam::retention::audit::{self, AuditRecord};
 use sparsam::retention::sweep_now;
-use sparsam::store::{schema, Store, StoreOptions, Writer, WriterOptions};
+use sparsam::storage::redb::RedbStorage;
+use sparsam::storage::Storage;
+use sparsam::store::{schema, StoreOptions, WriterOptions};
 use sparsam::Config;
 
 const DAY: i64 = 86_400_000;
@@ -64,8 +65,13 @@ impl Env {
     fn config_path(&self) -> std::path::PathBuf {
         self.dir.path().join("sparsam.toml")
     }
-    fn open(&self) -> Arc<Store> {
-        Arc::new(Store::open(self.config.store_path(), &StoreOptions::default()).unwrap())
+    fn open(&self) -> RedbStorage {
+        RedbStorage::open(
+            self.config.store_path(),
+            &StoreOptions::default(),
+            WriterOptions::default(),
+        )
+        .unwrap()
     }
 }
 
@@ -73,21 +79,21 @@ fn event(ts_ms: i64, n: u64) -> Event {
     common::stored_pageview(ts_ms, n, "https://example.org/page")
 }
 
-fn write_events(store: &Arc<Store>, events: Vec<Event>) {
-    let w = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+fn write_events(store: &RedbStorage, events: Vec<Event>) {
     for chunk in events.chunks(5_000) {
-        w.submit(chunk.to_vec())
+        store
+            .submit(chunk.to_vec())
             .unwrap()
             .blocking_recv()
             .unwrap()
             .unwrap();
     }
-    w.shutdown_blocking().unwrap();
 }
 
-fn all_ts(store: &Store) -> Vec<i64> {
+fn all_ts(store: &RedbStorage) -> Vec<i64> {
     let mut out = Vec::new();
     store
+        .engine()
         .scan_events("demo", i64::MIN / 2, i64::MAX / 2, |e| {
             out.push(e.ts_ms);
             std::ops::ControlFlow::Continue(())
@@ -131,9 +137,9 @@ fn just_inside_survives_just_outside_is_gone_and_audit_agrees() {
     let mut left = all_ts(&store);
     left.sort();
     assert_eq!(left, vec![inside, recent]);
-    assert_eq!(store.oldest_event_ts().unwrap(), Some(inside));
+    assert_eq!(store.oldest_event_ms().unwrap(), Some(inside));
     // The old day's state tables went with its partition.
-    let txn = store.database().unwrap().begin_read().unwrap();
+    let txn = store.engine().database().unwrap().begin_read().unwrap();
     let names: Vec<String> = txn
         .list_tables()
         .unwrap()
@@ -202,7 +208,7 @@ fn planted_violations_are_reported() {
     block.push(&raw, Some(7), None, &[4, 32, 181, 153, 27, 94]);
     let table = schema::day_table_name(schema::EVENTS_PREFIX, schema::utc_day(ts));
     {
-        let txn = store.database().unwrap().begin_write().unwrap();
+        let txn = store.engine().database().unwrap().begin_write().unwrap();
         txn.open_table(schema::events_table(&table))
             .unwrap()
             .insert(("demo", 999u32), block.encode().as_slice())
@@ -370,8 +376,8 @@ fn killed_sweep_leaves_a_consistent_store_and_the_next_sweep_finishes() {
         }),
     )
     .unwrap();
-    let first = store.partitions().unwrap()[0];
-    store.drop_partition(first).unwrap();
+    let first = store.days().unwrap()[0].0;
+    store.drop_day(first).unwrap();
     drop(store);
 
     // And a real one, killed at whatever point it reached.
@@ -449,10 +455,15 @@ fn vacuum_after_sweep_leaves_no_bytes_of_expired_events() {
     assert!(!again.vacuumed, "nothing deleted, nothing rewritten");
 }
 
-fn rollup_values(store: &Store, dim: sparsam::store::Dimension, day: i64) -> Vec<(String, u64)> {
+fn rollup_values(
+    store: &RedbStorage,
+    dim: sparsam::store::Dimension,
+    day: i64,
+) -> Vec<(String, u64)> {
     let d = schema::utc_day(day);
     let by = dim.sort_by();
     store
+        .engine()
         .top("demo", dim, d, d, 1000, 0)
         .unwrap()
         .into_iter()
@@ -539,7 +550,7 @@ fn free_text_expires_with_the_raw_events_and_leaves_the_file() {
         "the referrer host stays"
     );
     let day = schema::day_start_ms(schema::utc_day(old));
-    let totals = store.summary("demo", day, day + DAY).unwrap();
+    let totals = store.engine().summary("demo", day, day + DAY).unwrap();
     assert_eq!((totals.pageviews, totals.searches), (1, 1), "{totals:?}");
 
     for m in [
@@ -586,7 +597,7 @@ fn planted_free_text_in_rollups_fails_the_audit() {
     let now = Utc::now();
     let old = now.timestamp_millis() - 200 * DAY;
     write_events(&store, free_text_events(old, 1, "gepflanzt"));
-    store.drop_partition(schema::utc_day(old)).unwrap();
+    store.drop_day(schema::utc_day(old)).unwrap();
     store.expire_strings(now.timestamp_millis()).unwrap();
     let view = audit::audit_view(&store, &env.config, now).unwrap();
     let v = &view.verification;
@@ -689,6 +700,59 @@ fn free_text_seen_by_k_visitors_survives_only_with_the_opt_in() {
     }
 }
 
+/// Cutting a value's free text can need a roll-up value that did not exist
+/// yet (the page's path): the sweep hands out a new value id on the
+/// writer's thread. A page first seen after the sweep must get an id of
+/// its own, not the one just handed out, so both days read back their own
+/// pages.
+#[test]
+fn a_value_id_handed_out_by_the_free_text_step_is_not_handed_out_again() {
+    use sparsam::store::Dimension;
+    let env = Env::new();
+    let store = env.open();
+    let now = Utc::now();
+    let old = noon_of(now.timestamp_millis() - 120 * DAY);
+    let today = now.timestamp_millis() - 1_000;
+    // the old page exists only with its query; today's batch makes the
+    // writer read its next free value id
+    write_events(
+        &store,
+        vec![
+            common::stored_pageview(old, 1, "https://example.org/nur-mit?q=abfrage"),
+            common::stored_pageview(today, 2, "https://example.org/heute"),
+        ],
+    );
+    let r = sweep_now(&store, &env.config, now, false, &AtomicBool::new(false)).unwrap();
+    assert!(r.free_text_rows_expired > 0, "{r:?}");
+    assert_eq!(
+        rollup_values(&store, Dimension::Page, old),
+        vec![("https://example.org/nur-mit".to_string(), 1)]
+    );
+    // a value the writer has not seen before, after the sweep
+    write_events(
+        &store,
+        vec![common::stored_pageview(
+            today + 1,
+            3,
+            "https://example.org/neu-nach-dem-sweep",
+        )],
+    );
+    assert_eq!(
+        rollup_values(&store, Dimension::Page, old),
+        vec![("https://example.org/nur-mit".to_string(), 1)],
+        "the old day keeps its page"
+    );
+    let mut pages = rollup_values(&store, Dimension::Page, today);
+    pages.sort();
+    assert_eq!(
+        pages,
+        vec![
+            ("https://example.org/heute".to_string(), 1),
+            ("https://example.org/neu-nach-dem-sweep".to_string(), 1),
+        ]
+    );
+}
+
 /// A free-text step that fails (here: the k-visitor rule meets an old block
 /// that does not decode) does not stop the sweep from deleting the raw
 /// events: the 90-day rule never waits for roll-up bookkeeping. The sweep
@@ -704,7 +768,7 @@ fn a_failing_free_text_step_still_deletes_the_raw_events() {
     {
         let day = chrono::DateTime::from_timestamp_millis(old).unwrap();
         let table = format!("events_{}", day.format("%Y%m%d"));
-        let txn = store.database().unwrap().begin_write().unwrap();
+        let txn = store.engine().database().unwrap().begin_write().unwrap();
         txn.open_table(redb::TableDefinition::<(&str, u32), &[u8]>::new(&table))
             .unwrap()
             .insert(("demo", 999), [2u8, 0, 1, 2].as_slice())

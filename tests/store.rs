@@ -556,7 +556,7 @@ fn summary_and_timeseries_equal_a_recount_from_raw_events() {
 }
 
 #[test]
-fn drop_partition_removes_exactly_one_day_and_its_state() {
+fn drop_day_removes_exactly_one_day_and_its_state() {
     let f = open();
     let d1 = day0();
     let d2 = day0() + DAY;
@@ -585,7 +585,7 @@ fn drop_partition_removes_exactly_one_day_and_its_state() {
         .top("s", Dimension::Page, day1, day2, 10, 0)
         .unwrap();
 
-    assert_eq!(f.store.drop_partition(day1).unwrap(), 4);
+    assert_eq!(f.writer.drop_day(day1).unwrap(), 4);
 
     assert_eq!(f.store.partitions().unwrap(), vec![day2]);
     assert_eq!(f.store.event_count().unwrap(), 2);
@@ -612,7 +612,7 @@ fn drop_partition_removes_exactly_one_day_and_its_state() {
     assert!(!names.iter().any(|n| n.ends_with("20261105")), "{names:?}");
     assert!(names.contains(&"events_20261106".to_string()), "{names:?}");
     // dropping again (or a day without data) deletes nothing
-    assert_eq!(f.store.drop_partition(day1).unwrap(), 0);
+    assert_eq!(f.writer.drop_day(day1).unwrap(), 0);
     f.writer.shutdown_blocking().unwrap();
 }
 
@@ -903,8 +903,8 @@ fn the_writer_continues_a_day_trimmed_under_it() {
         }),
     );
     let trimmed = f
-        .store
-        .trim_partition(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap(), t0 + 10 * MIN)
+        .writer
+        .trim_day(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap(), t0 + 10 * MIN)
         .unwrap();
     assert_eq!(trimmed, 10);
     write_each(
@@ -945,11 +945,11 @@ fn dictionary_strings_expire_with_their_last_event() {
     let plan = f.store.expiry_plan(cutoff).unwrap();
     assert_eq!(plan.events(), 2);
     assert_eq!(plan.strings, 1, "only the term that no later event uses");
-    f.store
-        .drop_partition(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
+    f.writer
+        .drop_day(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
         .unwrap();
-    assert_eq!(f.store.expire_strings(cutoff).unwrap(), 1);
-    assert_eq!(f.store.expire_strings(cutoff).unwrap(), 0);
+    assert_eq!(f.writer.expire_strings(cutoff).unwrap(), 1);
+    assert_eq!(f.writer.expire_strings(cutoff).unwrap(), 0);
     let raw = scan_all(&f.store, "s");
     assert_eq!(raw.len(), 1);
     assert_eq!(raw[0].search_term, "zweimal");
@@ -1128,15 +1128,15 @@ fn vacuum_leaves_no_trace_of_swept_data_in_the_file() {
         ]
     };
     assert_eq!(traces(&f.path), [true; 3]);
-    f.store
-        .drop_partition(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
+    f.writer
+        .drop_day(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
         .unwrap();
-    assert!(f.store.expire_strings(day0() + DAY).unwrap() >= 1);
+    assert!(f.writer.expire_strings(day0() + DAY).unwrap() >= 1);
     assert!(
         traces(&f.path).contains(&true),
         "deleting alone leaves bytes in the file"
     );
-    let v = f.store.vacuum().unwrap();
+    let v = f.writer.vacuum(&f.store).unwrap();
     assert!(v.bytes_after < v.bytes_before, "{v:?}");
     assert_eq!(
         traces(&f.path),
@@ -1184,7 +1184,7 @@ fn vacuum_under_concurrent_writes_loses_no_acknowledged_event() {
         acked
     });
     for _ in 0..5 {
-        f.store.vacuum().unwrap();
+        writer.vacuum(&f.store).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let acked = feeder.join().unwrap();
@@ -1254,7 +1254,7 @@ fn writes_go_on_while_a_vacuum_copies_the_store() {
     };
     std::thread::sleep(std::time::Duration::from_millis(50));
     vacuuming.store(true, Ordering::SeqCst);
-    f.store.vacuum().unwrap();
+    writer.vacuum(&f.store).unwrap();
     vacuuming.store(false, Ordering::SeqCst);
     std::thread::sleep(std::time::Duration::from_millis(50));
     stop.store(true, Ordering::SeqCst);
@@ -1316,8 +1316,8 @@ fn a_big_day_is_dropped_in_several_transactions() {
         "{blocks} blocks: one transaction would do"
     );
     let deleted = f
-        .store
-        .drop_partition(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
+        .writer
+        .drop_day(NaiveDate::from_ymd_opt(2026, 11, 5).unwrap())
         .unwrap();
     assert_eq!(deleted, 2 * per_site as u64);
     assert_eq!(f.store.event_count().unwrap(), 1);

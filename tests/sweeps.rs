@@ -8,7 +8,6 @@ mod common;
 
 use std::process::Command;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -17,7 +16,9 @@ use serde_json::Value;
 use sparsam::model::Event;
 use sparsam::retention::audit::{self, AuditRecord, SweepRecord};
 use sparsam::retention::sweeper::sweep_missed;
-use sparsam::store::{Store, StoreOptions, Writer, WriterOptions};
+use sparsam::storage::redb::RedbStorage;
+use sparsam::storage::Storage;
+use sparsam::store::{StoreOptions, WriterOptions};
 use sparsam::Config;
 
 const DAY: i64 = 86_400_000;
@@ -50,8 +51,13 @@ impl Env {
     fn config_path(&self) -> std::path::PathBuf {
         self.dir.path().join("sparsam.toml")
     }
-    fn open(&self) -> Arc<Store> {
-        Arc::new(Store::open(self.config.store_path(), &StoreOptions::default()).unwrap())
+    fn open(&self) -> RedbStorage {
+        RedbStorage::open(
+            self.config.store_path(),
+            &StoreOptions::default(),
+            WriterOptions::default(),
+        )
+        .unwrap()
     }
     /// Sweeps in the audit log of the (closed) store.
     fn sweeps_on_record(&self) -> usize {
@@ -65,9 +71,12 @@ impl Env {
     fn seed(&self, events: Vec<Event>, records: Vec<AuditRecord>) {
         let store = self.open();
         if !events.is_empty() {
-            let w = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
-            w.submit(events).unwrap().blocking_recv().unwrap().unwrap();
-            w.shutdown_blocking().unwrap();
+            store
+                .submit(events)
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
         }
         for r in records {
             audit::append(&store, &r).unwrap();

@@ -21,9 +21,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn audit(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     authorize_admin(&req, &state.config)?;
-    let (store, config) = (state.store.clone(), state.config.clone());
+    let (store, config) = (state.storage.clone(), state.config.clone());
     let mut view =
-        web::block(move || crate::retention::audit::audit_view(&store, &config, Utc::now()))
+        web::block(move || crate::retention::audit::audit_view(&*store, &config, Utc::now()))
             .await
             .map_err(|_| ApiError::Internal)?
             .map_err(|e| {
@@ -90,11 +90,11 @@ async fn sweep(
         ));
     }
     let (store, config, gate) = (
-        state.store.clone(),
+        state.storage.clone(),
         state.config.clone(),
         state.sweep_gate.clone(),
     );
-    let report = web::block(move || gate.sweep(&store, &config, dry))
+    let report = web::block(move || gate.sweep(&*store, &config, dry))
         .await
         .map_err(|_| ApiError::Internal)?
         .map_err(|e| match e {

@@ -17,7 +17,7 @@ use super::AppState;
 use crate::ingest::{pixel, plausible, site_ref, Hit, Processed, Reject, RequestMeta};
 use crate::model::Event;
 use crate::privacy::OptOutSignals;
-use crate::store::SubmitError;
+use crate::storage::StorageError;
 
 /// A transparent 1x1 GIF.
 pub const PIXEL_GIF: &[u8] = &[
@@ -97,8 +97,9 @@ pub fn meta(state: &AppState, req: &HttpRequest) -> Result<RequestMeta, ApiError
         .ok_or_else(|| ApiError::BadRequest("client address unavailable".into()))
 }
 
-/// Hands events to the store writer and waits until they are durable. A
-/// full queue is 503 with `Retry-After` (nothing of the batch is stored).
+/// Hands events to the store and waits until they are durable. A full
+/// queue is 503 with `Retry-After` (nothing of the batch is stored), and so
+/// is a write the disk refused; a failure inside the store is 500.
 pub async fn submit(state: &AppState, mut events: Vec<Event>) -> Result<(), ApiError> {
     // past the site's bounds for the day: answered alike, counted, dropped
     state.day_limits.apply(&mut events);
@@ -106,24 +107,35 @@ pub async fn submit(state: &AppState, mut events: Vec<Event>) -> Result<(), ApiE
         return Ok(());
     }
     let n = events.len();
-    let ack = state.writer.submit(events).map_err(|e| match e {
-        SubmitError::QueueFull => {
+    let ack = state.storage.submit(events).map_err(|e| match e {
+        StorageError::Busy => {
             count("busy", n);
             ApiError::Busy
         }
-        SubmitError::Closed => ApiError::Busy,
+        StorageError::Closed => ApiError::Busy,
+        e => {
+            tracing::error!(error = %e, "store refused a batch");
+            count("store_failed", n);
+            ApiError::Internal
+        }
     })?;
-    match ack.await {
-        Ok(Ok(())) => {
+    let outcome = ack
+        .await
+        .unwrap_or_else(|_| Err(StorageError::Internal("the writer went away".into())));
+    match outcome {
+        Ok(()) => {
             count("stored", n);
             Ok(())
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!(error = %e, "store commit failed");
             count("store_failed", n);
-            Err(ApiError::StoreFailed)
+            Err(if e.is_transient() {
+                ApiError::StoreFailed
+            } else {
+                ApiError::Internal
+            })
         }
-        Err(_) => Err(ApiError::StoreFailed),
     }
 }
 

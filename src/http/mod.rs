@@ -29,14 +29,14 @@ use crate::config::Config;
 use crate::ingest::Pipeline;
 use crate::privacy::ClientAddrPolicy;
 use crate::retention::SweepGate;
-use crate::store::{Store, WriterHandle};
+use crate::storage::Storage;
 
 /// Everything a request handler may use.
 pub struct AppState {
     pub config: Arc<Config>,
     pub pipeline: Pipeline,
-    pub writer: Arc<WriterHandle>,
-    pub store: Arc<Store>,
+    /// The store, behind its boundary: writes and reads.
+    pub storage: Arc<dyn Storage>,
     pub addr_policy: ClientAddrPolicy,
     pub metrics: PrometheusHandle,
     /// Per-prefix limit on ingest requests; `None` when switched off.

@@ -9,7 +9,7 @@ use super::AppState;
 
 /// `GET /healthz`: the process answers and the store writer is running.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    if state.writer.is_running() {
+    if state.storage.is_accepting() {
         HttpResponse::Ok().content_type("text/plain").body("ok")
     } else {
         HttpResponse::ServiceUnavailable()

@@ -20,7 +20,7 @@ use crate::report::query::BreakdownKind;
 use crate::report::{
     compare, csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers,
 };
-use crate::store::StoreError;
+use crate::storage::StorageError;
 
 /// The OpenAPI document describing these routes.
 pub const OPENAPI: &str = include_str!("../../assets/openapi.json");
@@ -222,12 +222,18 @@ impl Params {
 
 fn report_error(e: ReportError) -> ApiError {
     match e {
-        ReportError::Invalid(m) => ApiError::BadRequest(m),
-        // Only while the writer reopens the file after a failed write (see
-        // store::reopen): a retry soon succeeds, so say so instead of 500.
-        ReportError::Store(StoreError::Unavailable) => ApiError::StoreUnavailable,
+        ReportError::Invalid(m) | ReportError::Store(StorageError::Rejected(m)) => {
+            ApiError::BadRequest(m)
+        }
+        // Only while the store reopens after a failed write (disk full):
+        // a retry soon succeeds, so say so instead of 500.
+        ReportError::Store(e) if e.is_transient() => ApiError::StoreUnavailable,
         ReportError::Store(e) => {
             tracing::error!(error = %e, "report query failed");
+            ApiError::Internal
+        }
+        ReportError::Internal(why) => {
+            tracing::error!(error = %why, "report query failed");
             ApiError::Internal
         }
     }
@@ -345,16 +351,16 @@ pub async fn summary(
     let range = p.range(site)?;
     let compare = p.previous(site, &range)?;
     let (store, sid, filters, r, c) = (
-        state.store.clone(),
+        state.storage.clone(),
         site_id.clone(),
         p.filters.clone(),
         range.clone(),
         compare.clone(),
     );
     let (now, prev, source) = run(move || {
-        let (now, source) = query::summary(&store, &sid, &r, &filters)?;
+        let (now, source) = query::summary(&*store, &sid, &r, &filters)?;
         let prev = match c {
-            Some(c) => Some(query::summary(&store, &sid, &c, &filters)?.0),
+            Some(c) => Some(query::summary(&*store, &sid, &c, &filters)?.0),
             None => None,
         };
         Ok((now, prev, source))
@@ -450,7 +456,7 @@ pub async fn timeseries(
         Some(s) => Interval::parse(s).map_err(report_error)?,
     };
     let (store, sid, filters, r, tz, prev) = (
-        state.store.clone(),
+        state.storage.clone(),
         site_id.clone(),
         p.filters.clone(),
         range.clone(),
@@ -458,7 +464,7 @@ pub async fn timeseries(
         previous.clone(),
     );
     let (buckets, source, compared) = run(move || {
-        let (buckets, source) = query::timeseries(&store, &sid, &tz, &r, interval, &filters)?;
+        let (buckets, source) = query::timeseries(&*store, &sid, &tz, &r, interval, &filters)?;
         let compared = match prev {
             Some(pr) => {
                 // Hourly series pair hours; everything else is rebuilt
@@ -468,7 +474,7 @@ pub async fn timeseries(
                 } else {
                     Interval::Day
                 };
-                let (fine, _) = query::timeseries(&store, &sid, &tz, &pr, step, &filters)?;
+                let (fine, _) = query::timeseries(&*store, &sid, &tz, &pr, step, &filters)?;
                 Some(compare::align_buckets(
                     &tz,
                     &r,
@@ -537,18 +543,18 @@ pub async fn breakdown(
     let limit = Params::number(&p.limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
     let offset = Params::number(&p.offset, "offset", 0, 1_000_000)?;
     let (store, sid, filters, r, prev) = (
-        state.store.clone(),
+        state.storage.clone(),
         site_id.clone(),
         p.filters.clone(),
         range.clone(),
         previous.clone(),
     );
     let (b, source, before) = run(move || {
-        let (b, source) = query::breakdown(&store, &sid, &r, dim, &filters, limit, offset)?;
+        let (b, source) = query::breakdown(&*store, &sid, &r, dim, &filters, limit, offset)?;
         // Every row of the previous period: a value on this page may rank
         // anywhere there.
         let before = match prev {
-            Some(pr) => Some(query::breakdown(&store, &sid, &pr, dim, &filters, usize::MAX, 0)?.0),
+            Some(pr) => Some(query::breakdown(&*store, &sid, &pr, dim, &filters, usize::MAX, 0)?.0),
             None => None,
         };
         Ok((b, source, before))
@@ -641,8 +647,8 @@ pub async fn realtime(
     let (_, p) = prepare(&state, &req, &site_id)?;
     p.no_compare("realtime (it always covers the last 30 minutes)")?;
     let now = Utc::now();
-    let (store, sid, filters) = (state.store.clone(), site_id.clone(), p.filters.clone());
-    let (visitors, pageviews) = run(move || query::realtime(&store, &sid, now, &filters)).await?;
+    let (store, sid, filters) = (state.storage.clone(), site_id.clone(), p.filters.clone());
+    let (visitors, pageviews) = run(move || query::realtime(&*store, &sid, now, &filters)).await?;
     if p.csv {
         let rows = vec![vec![
             now.to_rfc3339(),

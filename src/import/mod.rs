@@ -22,13 +22,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use chrono::Utc;
 use flate2::read::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app::{open_store, writer_options, StartError};
+use crate::app::{open_storage, StartError};
 use crate::config::{Config, SiteConfig};
 use crate::enrich::client_hints::ClientHints;
 use crate::enrich::device::{DeviceDetector, DeviceError};
@@ -38,7 +37,7 @@ use crate::model::{Event, EventKind};
 use crate::privacy::url_strip::drop_path_parameters;
 use crate::privacy::visitor::Salt;
 use crate::retention::sweeper::cutoff_ms;
-use crate::store::{StoreError, WriteError, Writer, WriterHandle};
+use crate::storage::{Storage, StorageError};
 
 use combined::{parse_line, LogLine};
 
@@ -72,9 +71,7 @@ pub enum ImportError {
     #[error("device detection: {0}")]
     Device(#[from] DeviceError),
     #[error("writing events: {0}")]
-    Write(#[from] WriteError),
-    #[error("store writer: {0}")]
-    Writer(#[from] StoreError),
+    Write(#[from] StorageError),
     #[error("random salt: {0}")]
     Random(String),
     #[error("async runtime: {0}")]
@@ -354,14 +351,12 @@ pub fn import_command(
         total += meta.len();
     }
 
-    let store = open_store(config).map_err(|e| match e {
-        StartError::OpenStore {
-            source: StoreError::Db(redb::Error::DatabaseAlreadyOpen),
-            ..
-        } => ImportError::InUse(config.store_path().display().to_string()),
+    let storage = open_storage(config).map_err(|e| match e {
+        StartError::OpenStore { source, .. } if source.is_locked() => {
+            ImportError::InUse(config.store_path().display().to_string())
+        }
         e => ImportError::Store(e.to_string()),
     })?;
-    let writer = Writer::spawn(Arc::clone(&store), writer_options(config))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -380,10 +375,10 @@ pub fn import_command(
         report: ImportReport::default(),
     };
     let bar = progress(total);
-    let result = run(&mut importer, files, &bar, &rt, &writer);
+    let result = run(&mut importer, files, &bar, &rt, &*storage);
     bar.finish_and_clear();
     // Commit what was queued even when reading failed half way.
-    let closed = writer.shutdown_blocking();
+    let closed = storage.close();
     result?;
     closed?;
     // The salts go with the importer.
@@ -397,8 +392,15 @@ fn run(
     files: &[PathBuf],
     bar: &ProgressBar,
     rt: &tokio::runtime::Runtime,
-    writer: &WriterHandle,
+    storage: &dyn Storage,
 ) -> Result<(), ImportError> {
+    // Waits until the batch is durable.
+    let write = |events: Vec<Event>| -> Result<(), ImportError> {
+        let ack = storage.submit(events)?;
+        rt.block_on(ack)
+            .unwrap_or_else(|_| Err(StorageError::Internal("the writer went away".into())))?;
+        Ok(())
+    };
     let mut batch: Vec<Event> = Vec::with_capacity(BATCH + 1);
     let mut buf = Vec::new();
     for path in files {
@@ -426,13 +428,13 @@ fn run(
                 importer.report.imported += events.len() as u64;
                 batch.extend(events);
                 if batch.len() >= BATCH {
-                    rt.block_on(writer.write(std::mem::take(&mut batch)))?;
+                    write(std::mem::take(&mut batch))?;
                 }
             }
         }
     }
     if !batch.is_empty() {
-        rt.block_on(writer.write(batch))?;
+        write(batch)?;
     }
     Ok(())
 }

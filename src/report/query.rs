@@ -1,9 +1,10 @@
-//! Report queries over the [`Store`]: summary, time series, breakdowns and
-//! the realtime counter. Without filters they read the roll-ups (hourly
-//! totals, per-day dimension counters), so a 90-day report costs a few
-//! thousand small reads however busy the site is. With filters they scan
-//! the raw events of the range ([`super::scan`]); raw events exist only for
-//! the retention period, so filtered reports cannot reach further back.
+//! Report queries over the store boundary ([`Storage`]): summary, time
+//! series, breakdowns and the realtime counter. Without filters they read
+//! the roll-ups (hourly totals, per-day dimension counters), so a 90-day
+//! report costs a few thousand small reads however busy the site is. With
+//! filters they ask for a scan of the raw events of the range
+//! ([`Storage::filtered`]); raw events exist only for the retention
+//! period, so filtered reports cannot reach further back.
 
 use std::collections::BTreeMap;
 
@@ -13,8 +14,10 @@ use serde::Serialize;
 
 use super::filter::Filter;
 use super::range::DayRange;
-use super::scan;
-use crate::store::{Counters, Dimension, SortBy, Store, StoreError, Totals};
+use crate::storage::{
+    Counters, Counting, Dimension, FilteredAnswer, FilteredQuery, SortBy, Storage, StorageError,
+    Totals,
+};
 
 /// Which data answered a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -30,9 +33,55 @@ pub enum Source {
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
+    /// The request cannot be answered as asked (the client's to change).
     #[error("{0}")]
     Invalid(String),
+    /// A broken invariant between the report code and the store.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Asks the store a filtered question.
+fn filtered(
+    store: &dyn Storage,
+    site: &str,
+    (from_ms, to_ms): (i64, i64),
+    filters: &[Filter],
+    counting: Counting,
+) -> Result<FilteredAnswer, ReportError> {
+    Ok(store.filtered(&FilteredQuery {
+        site,
+        from_ms,
+        to_ms,
+        filters,
+        counting,
+    })?)
+}
+
+fn other_shape(counting: Counting, answer: &FilteredAnswer) -> ReportError {
+    ReportError::Internal(format!(
+        "the store answered a {counting:?} query with {}",
+        match answer {
+            FilteredAnswer::Hourly(_) => "hourly totals",
+            FilteredAnswer::Rows(_) => "rows",
+            FilteredAnswer::Live { .. } => "live counts",
+        }
+    ))
+}
+
+/// Rows of a filtered breakdown (or of no-result searches).
+fn filtered_rows(
+    store: &dyn Storage,
+    site: &str,
+    range: (i64, i64),
+    filters: &[Filter],
+    counting: Counting,
+) -> Result<std::collections::HashMap<String, Counters>, ReportError> {
+    match filtered(store, site, range, filters, counting)? {
+        FilteredAnswer::Rows(rows) => Ok(rows),
+        other => Err(other_shape(counting, &other)),
+    }
 }
 
 /// Time-series bucket size.
@@ -134,7 +183,7 @@ pub struct Breakdown {
 }
 
 fn hourly(
-    store: &Store,
+    store: &dyn Storage,
     site: &str,
     range: &DayRange,
     filters: &[Filter],
@@ -144,15 +193,17 @@ fn hourly(
         range.end_utc.timestamp_millis(),
     );
     if filters.is_empty() {
-        Ok((store.timeseries_hours(site, a, b)?, Source::Rollup))
-    } else {
-        Ok((scan::hourly(store, site, a, b, filters)?, Source::Raw))
+        return Ok((store.hourly_totals(site, a, b)?, Source::Rollup));
+    }
+    match filtered(store, site, (a, b), filters, Counting::Hourly)? {
+        FilteredAnswer::Hourly(hours) => Ok((hours, Source::Raw)),
+        other => Err(other_shape(Counting::Hourly, &other)),
     }
 }
 
 /// Totals over `range`.
 pub fn summary(
-    store: &Store,
+    store: &dyn Storage,
     site: &str,
     range: &DayRange,
     filters: &[Filter],
@@ -220,7 +271,7 @@ impl Bucket {
 /// Hours are UTC hours labelled in local time (exact for whole-hour
 /// offsets); days, weeks (Monday first) and months are local.
 pub fn timeseries(
-    store: &Store,
+    store: &dyn Storage,
     site: &str,
     tz: &Tz,
     range: &DayRange,
@@ -314,7 +365,7 @@ fn relabel(dim: Dimension, value: String) -> String {
 
 /// Values of `kind` ranked by the dimension's metric, with shares.
 pub fn breakdown(
-    store: &Store,
+    store: &dyn Storage,
     site: &str,
     range: &DayRange,
     kind: BreakdownKind,
@@ -337,13 +388,15 @@ pub fn breakdown(
             let r = store.ranked(site, dim, range.from, range.to, limit, offset)?;
             (r.rows, r.total, r.total_rows, Source::Rollup)
         } else {
-            let mut all: Vec<(String, Counters)> = if kind == BreakdownKind::SearchNoResults {
-                scan::no_result_searches(store, site, from_ms, to_ms, filters)?
+            let counting = if kind == BreakdownKind::SearchNoResults {
+                Counting::NoResultSearches
             } else {
-                scan::breakdown(store, site, from_ms, to_ms, filters, dim)?
-            }
-            .into_iter()
-            .collect();
+                Counting::Breakdown(dim)
+            };
+            let mut all: Vec<(String, Counters)> =
+                filtered_rows(store, site, (from_ms, to_ms), filters, counting)?
+                    .into_iter()
+                    .collect();
             all.sort_by(|a, b| b.1.get(by).cmp(&a.1.get(by)).then_with(|| a.0.cmp(&b.0)));
             let total: u64 = all.iter().map(|(_, c)| c.get(by)).sum();
             let total_rows = all.len();
@@ -382,12 +435,18 @@ pub const REALTIME_MINUTES: i64 = 30;
 
 /// Distinct visitors and page views in the last 30 minutes before `now`.
 pub fn realtime(
-    store: &Store,
+    store: &dyn Storage,
     site: &str,
     now: DateTime<Utc>,
     filters: &[Filter],
 ) -> Result<(u64, u64), ReportError> {
     let to = now.timestamp_millis() + 1;
     let from = to - REALTIME_MINUTES * 60_000;
-    scan::live_counts(store, site, from, to, filters)
+    match filtered(store, site, (from, to), filters, Counting::Live)? {
+        FilteredAnswer::Live {
+            visitors,
+            pageviews,
+        } => Ok((visitors, pageviews)),
+        other => Err(other_shape(Counting::Live, &other)),
+    }
 }

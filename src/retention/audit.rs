@@ -1,7 +1,7 @@
 //! The audit log and the audit view for data protection officers.
 //!
-//! The log is one redb table, `audit` (key: record number, value: one small
-//! JSON object). It holds sweeps (start, end, cutoff, what was deleted,
+//! The log is kept by the store (in the redb engine one table, `audit`;
+//! key: record number, value: one small JSON object). It holds sweeps (start, end, cutoff, what was deleted,
 //! outcome) and the privacy settings in force at start-up (written only when
 //! they changed). Audit records are not raw events and hold no personal
 //! data, so the sweeper never deletes them; JSON keeps them readable with
@@ -19,14 +19,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
-use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::privacy::cookies::{tracker_scan, ScriptCookie};
 use crate::privacy::StoredIp;
+use crate::storage::{Storage, StorageError};
 use crate::store::schema::MS_PER_DAY;
-use crate::store::{Col, Cols, Store, StoreError};
 
 pub use crate::store::schema::AUDIT;
 
@@ -116,35 +115,9 @@ pub struct SettingsRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
     #[error("audit record {0} is not valid: {1}")]
     Record(u64, String),
-}
-
-impl From<redb::TransactionError> for AuditError {
-    fn from(e: redb::TransactionError) -> Self {
-        AuditError::Store(e.into())
-    }
-}
-impl From<redb::TableError> for AuditError {
-    fn from(e: redb::TableError) -> Self {
-        AuditError::Store(e.into())
-    }
-}
-impl From<redb::StorageError> for AuditError {
-    fn from(e: redb::StorageError) -> Self {
-        AuditError::Store(e.into())
-    }
-}
-impl From<redb::CommitError> for AuditError {
-    fn from(e: redb::CommitError) -> Self {
-        AuditError::Store(e.into())
-    }
-}
-impl From<redb::SetDurabilityError> for AuditError {
-    fn from(e: redb::SetDurabilityError) -> Self {
-        AuditError::Store(e.into())
-    }
 }
 
 fn to_json(r: &AuditRecord) -> String {
@@ -157,46 +130,26 @@ fn parse(id: u64, s: &str) -> Result<AuditRecord, AuditError> {
 }
 
 /// Appends `rec` and returns its number.
-pub fn append(store: &Store, rec: &AuditRecord) -> Result<u64, AuditError> {
-    let mut txn = store.database()?.begin_write()?;
-    txn.set_durability(redb::Durability::Immediate)?;
-    let id = {
-        let mut t = txn.open_table(AUDIT)?;
-        let id = t.last()?.map_or(1, |(k, _)| k.value() + 1);
-        t.insert(id, to_json(rec).as_str())?;
-        id
-    };
-    txn.commit()?;
-    Ok(id)
+pub fn append(store: &dyn Storage, rec: &AuditRecord) -> Result<u64, AuditError> {
+    Ok(store.audit_append(&to_json(rec))?)
 }
 
 /// Replaces record `id`.
-pub fn update(store: &Store, id: u64, rec: &AuditRecord) -> Result<(), AuditError> {
-    let mut txn = store.database()?.begin_write()?;
-    txn.set_durability(redb::Durability::Immediate)?;
-    txn.open_table(AUDIT)?.insert(id, to_json(rec).as_str())?;
-    txn.commit()?;
-    Ok(())
+pub fn update(store: &dyn Storage, id: u64, rec: &AuditRecord) -> Result<(), AuditError> {
+    Ok(store.audit_replace(id, &to_json(rec))?)
 }
 
 /// Every record, oldest first.
-pub fn records(store: &Store) -> Result<Vec<(u64, AuditRecord)>, AuditError> {
-    let txn = store.database()?.begin_read()?;
-    let t = match txn.open_table(AUDIT) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = Vec::new();
-    for row in t.iter()? {
-        let (k, v) = row?;
-        out.push((k.value(), parse(k.value(), v.value())?));
-    }
-    Ok(out)
+pub fn records(store: &dyn Storage) -> Result<Vec<(u64, AuditRecord)>, AuditError> {
+    store
+        .audit_records()?
+        .into_iter()
+        .map(|(id, json)| Ok((id, parse(id, &json)?)))
+        .collect()
 }
 
 /// The last `n` sweeps, newest first.
-pub fn last_sweeps(store: &Store, n: usize) -> Result<Vec<SweepRecord>, AuditError> {
+pub fn last_sweeps(store: &dyn Storage, n: usize) -> Result<Vec<SweepRecord>, AuditError> {
     Ok(records(store)?
         .into_iter()
         .rev()
@@ -211,7 +164,7 @@ pub fn last_sweeps(store: &Store, n: usize) -> Result<Vec<SweepRecord>, AuditErr
 /// Marks sweeps left `running` by a process that stopped mid-sweep as
 /// `interrupted`. Only call while holding the store exclusively (redb's
 /// file lock guarantees no other process runs a sweep on it).
-pub fn mark_interrupted(store: &Store) -> Result<usize, AuditError> {
+pub fn mark_interrupted(store: &dyn Storage) -> Result<usize, AuditError> {
     let mut n = 0;
     for (id, r) in records(store)? {
         if let AuditRecord::Sweep(mut s) = r {
@@ -228,7 +181,7 @@ pub fn mark_interrupted(store: &Store) -> Result<usize, AuditError> {
 /// Records the privacy settings of `config` unless the last settings record
 /// says the same. Returns whether a record was written.
 pub fn record_settings(
-    store: &Store,
+    store: &dyn Storage,
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<bool, AuditError> {
@@ -459,7 +412,7 @@ pub fn oldest_allowed_ms(config: &Config, now: DateTime<Utc>) -> i64 {
 
 /// Scans every raw event: age buckets and the verification.
 pub fn verify(
-    store: &Store,
+    store: &dyn Storage,
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<(Verification, AgeBuckets), AuditError> {
@@ -470,64 +423,54 @@ pub fn verify(
         ..Verification::default()
     };
     let mut ages = AgeBuckets::default();
-    let snap = store.snapshot()?;
-    snap.for_each_block(Cols::NONE.with(Col::Ip), |day, site, no, block| {
-        let partition =
-            crate::store::schema::day_table_name(crate::store::schema::EVENTS_PREFIX, day);
-        let block = match block {
-            Ok(b) => b,
-            Err(e) => {
+    store.for_each_stored_event(&mut |fact| {
+        let ts = match fact.ts_ms {
+            Ok(ts) => ts,
+            Err(problem) => {
                 v.undecodable += 1;
                 if v.first_offender.is_none() {
                     v.first_offender = Some(Offender {
-                        partition,
-                        site: site.to_owned(),
+                        partition: fact.partition,
+                        site: fact.site,
                         ts_ms: 0,
-                        seq: no << crate::store::codec::SEQ_INDEX_BITS,
-                        problem: format!("block does not decode: {e}"),
+                        seq: fact.seq,
+                        problem,
                     });
                 }
                 return;
             }
         };
-        for (i, e) in block.events.iter().enumerate() {
-            let ts = e.ts_ms;
-            v.events_checked += 1;
-            ages.add(now_ms - ts);
-            let mut problem = None;
-            if ts < v.oldest_allowed_ms {
-                v.age_violations += 1;
-                problem = Some(format!("older than allowed ({})", iso(ts)));
-            }
-            let ip = block
-                .ips
-                .get(usize::from(e.ip))
-                .and_then(|b| StoredIp::decode(b));
-            match ip {
-                Some(ip) => {
-                    if let Some(p) = address_problem(&ip, masks.v4_prefix, masks.v6_prefix) {
-                        v.address_violations += 1;
-                        problem.get_or_insert(p);
-                    }
-                }
-                None => {
+        v.events_checked += 1;
+        ages.add(now_ms - ts);
+        let mut problem = None;
+        if ts < v.oldest_allowed_ms {
+            v.age_violations += 1;
+            problem = Some(format!("older than allowed ({})", iso(ts)));
+        }
+        match fact.ip {
+            Some(ip) => {
+                if let Some(p) = address_problem(&ip, masks.v4_prefix, masks.v6_prefix) {
                     v.address_violations += 1;
-                    problem.get_or_insert("address does not decode".to_owned());
+                    problem.get_or_insert(p);
                 }
             }
-            if let (Some(p), None) = (problem, &v.first_offender) {
-                v.first_offender = Some(Offender {
-                    partition: partition.clone(),
-                    site: site.to_owned(),
-                    ts_ms: ts,
-                    seq: (no << crate::store::codec::SEQ_INDEX_BITS) | i as u32,
-                    problem: p,
-                });
+            None => {
+                v.address_violations += 1;
+                problem.get_or_insert("address does not decode".to_owned());
             }
+        }
+        if let (Some(p), None) = (problem, &v.first_offender) {
+            v.first_offender = Some(Offender {
+                partition: fact.partition,
+                site: fact.site,
+                ts_ms: ts,
+                seq: fact.seq,
+                problem: p,
+            });
         }
     })?;
     // Dictionary strings must not outlive the events that may use them.
-    snap.for_each_string_bound(|_, bound| {
+    store.for_each_string_bound(&mut |bound| {
         v.strings_checked += 1;
         if bound <= v.oldest_allowed_ms {
             v.string_violations += 1;
@@ -542,7 +485,7 @@ pub fn verify(
 
 /// The free-text part of the view; adds roll-up violations to `v`.
 pub fn free_text_view(
-    store: &Store,
+    store: &dyn Storage,
     config: &Config,
     v: &mut Verification,
 ) -> Result<FreeTextView, AuditError> {
@@ -552,15 +495,14 @@ pub fn free_text_view(
     let allowed_day = day_number(utc_day(v.oldest_allowed_ms));
     let mut tables: Vec<FreeTextTable> = Vec::new();
     // Raw events and their dictionary: every one carries free text.
-    let snap = store.snapshot()?;
     let mut oldest_string: Option<i64> = None;
-    snap.for_each_string_bound(|_, bound| {
+    store.for_each_string_bound(&mut |bound| {
         oldest_string = Some(oldest_string.map_or(bound, |o| o.min(bound)));
     })?;
     tables.push(FreeTextTable {
         table: "events_YYYYMMDD".into(),
         holds: "page and referrer URLs with their kept query, search terms, link targets".into(),
-        oldest_day: store.oldest_event_ts()?.map(|ts| utc_day(ts).to_string()),
+        oldest_day: store.oldest_event_ms()?.map(|ts| utc_day(ts).to_string()),
         older_than_allowed: v.age_violations,
         kept_by_rule: 0,
     });
@@ -575,8 +517,9 @@ pub fn free_text_view(
     let mut rollups: BTreeMap<&'static str, (Option<i32>, u64, u64)> = BTreeMap::new();
     rollups.insert("dims_open", (None, 0, 0));
     rollups.insert("dims_sealed", (None, 0, 0));
-    store.for_each_free_text_row(|table, _, _, day| {
-        let e = rollups.entry(table).or_insert((None, 0, 0));
+    store.for_each_free_text_row(&mut |row| {
+        let day = row.day;
+        let e = rollups.entry(row.table).or_insert((None, 0, 0));
         e.0 = Some(e.0.map_or(day, |o| o.min(day)));
         if day < allowed_day {
             let kept = k != 0 && vetted.is_some_and(|w| day < w.before_day && w.min_visitors >= k);
@@ -642,7 +585,7 @@ fn address_problem(ip: &StoredIp, v4: u8, v6: u8) -> Option<String> {
 
 /// Builds the audit view of `store` under `config` at `now`.
 pub fn audit_view(
-    store: &Store,
+    store: &dyn Storage,
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<AuditView, AuditError> {
@@ -685,7 +628,7 @@ pub fn audit_view(
             ipv6_example: ex6.masked_display(),
         },
         cookies: CookieView::derive(config),
-        oldest_raw_event: store.oldest_event_ts()?.map(iso),
+        oldest_raw_event: store.oldest_event_ms()?.map(iso),
         raw_events: verification.events_checked,
         raw_events_by_age: ages,
         next_sweep,

@@ -11,7 +11,9 @@ use std::sync::atomic::AtomicBool;
 use chrono::Utc;
 
 use crate::config::Config;
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::storage::redb::RedbStorage;
+use crate::storage::{Storage, StorageError};
+use crate::store::StoreError;
 use audit::iso;
 
 pub use sweeper::{sweep_now, SweepError, SweepGate, SweepReport, SweeperTask};
@@ -24,7 +26,9 @@ pub enum RetentionError {
     )]
     InUse(String),
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
+    #[error("store: {0}")]
+    Open(#[from] StoreError),
     #[error(transparent)]
     Sweep(#[from] SweepError),
     #[error(transparent)]
@@ -35,20 +39,20 @@ pub enum RetentionError {
 
 /// Opens the store directly (for the CLI), refusing clearly when a server
 /// holds its lock.
-pub fn open_store_direct(config: &Config) -> Result<Store, RetentionError> {
+pub fn open_store_direct(config: &Config) -> Result<RedbStorage, RetentionError> {
     std::fs::create_dir_all(&config.server.data_dir).map_err(RetentionError::DataDir)?;
     let path = config.store_path();
-    Store::open(
+    RedbStorage::open(
         &path,
-        &StoreOptions {
-            cache_size: config.store.cache_mb * 1024 * 1024,
-        },
+        &crate::app::store_options(config),
+        crate::app::writer_options(config),
     )
-    .map_err(|e| match e {
-        StoreError::Db(redb::Error::DatabaseAlreadyOpen) => {
+    .map_err(|e| {
+        if e.is_locked() {
             RetentionError::InUse(path.display().to_string())
+        } else {
+            RetentionError::Open(e)
         }
-        e => RetentionError::Store(e),
     })
 }
 

@@ -5,10 +5,12 @@
 //! schedule from the config, and once at start-up when a scheduled sweep
 //! was missed while the service was down.
 //!
-//! A sweep is a series of short durable transactions (one per expired day
-//! partition, one for the boundary partition, one for the roll-ups), so
-//! ingest keeps flowing while it runs, and a crash between two of them
-//! leaves a consistent store that the next sweep finishes. Every sweep
+//! A sweep is a series of calls to the store boundary (cut the free text
+//! of each expired local day out of the roll-ups, drop each expired day,
+//! trim the boundary day, expire strings and roll-ups, vacuum), each of which
+//! the store carries out in short durable steps between which ingest goes
+//! on, so a crash between two of them leaves a consistent store that the
+//! next sweep finishes. Every sweep
 //! writes an audit record before it starts (`running`) and completes it at
 //! the end (`ok` or `error`); a record still `running` when the next sweep
 //! starts is marked `interrupted`.
@@ -19,7 +21,6 @@
 //! and shutdown stops whichever is running.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -31,14 +32,14 @@ use tokio::task::JoinHandle;
 
 use super::audit::{self, AuditError, AuditRecord, SweepRecord};
 use crate::config::{Config, ConfigError};
+use crate::storage::{FreeTextExpiry, FreeTextVetted};
+use crate::storage::{Storage, StorageError};
 use crate::store::schema::{self, MS_PER_DAY};
-use crate::store::sweep::{FreeTextExpiry, FreeTextVetted};
-use crate::store::{Col, Cols, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
     #[error("audit log: {0}")]
     Audit(#[from] AuditError),
     #[error("sweep cancelled by shutdown")]
@@ -100,7 +101,7 @@ fn rollup_cutoff_ms(config: &Config, now: DateTime<Utc>) -> Option<i64> {
 /// Runs one sweep now. A real sweep is recorded in the audit log, whatever
 /// its outcome; a dry run only reads. `cancel` is checked between steps.
 pub fn sweep_now(
-    store: &Store,
+    store: &dyn Storage,
     config: &Config,
     now: DateTime<Utc>,
     dry_run: bool,
@@ -198,7 +199,7 @@ pub fn sweep_now(
 }
 
 fn run_steps(
-    store: &Store,
+    store: &dyn Storage,
     vacuum: bool,
     cutoff: i64,
     rollup_cutoff: Option<i64>,
@@ -208,8 +209,9 @@ fn run_steps(
     let boundary = schema::utc_day(cutoff);
     // days that end at or before the cutoff go whole
     let whole: Vec<_> = store
-        .partitions()?
+        .days()?
         .into_iter()
+        .map(|(day, _)| day)
         .filter(|d| *d < boundary)
         .collect();
     for day in &whole {
@@ -218,7 +220,7 @@ fn run_steps(
         }
         // One short transaction per day: the writer waits for one day at most.
         let started = Instant::now();
-        let n = store.drop_partition(*day)?;
+        let n = store.drop_day(*day)?;
         tracing::info!(day = %day, events = n, elapsed_ms = started.elapsed().as_millis() as u64, "sweep: day partition dropped");
         report.events_deleted += n;
         report.partitions_dropped.push(day.to_string());
@@ -226,7 +228,7 @@ fn run_steps(
     if cancel.load(Ordering::Relaxed) {
         return Err(SweepError::Cancelled);
     }
-    let trimmed = store.trim_partition(boundary, cutoff)?;
+    let trimmed = store.trim_day(boundary, cutoff)?;
     if trimmed > 0 {
         report.events_deleted += trimmed;
         report.partition_trimmed = Some(boundary.to_string());
@@ -272,7 +274,7 @@ fn run_steps(
 /// deleted. Days vetted under a laxer rule than the one now in force are
 /// vetted again, which (their raw events being gone) expires what they kept.
 fn expire_free_text(
-    store: &Store,
+    store: &dyn Storage,
     config: &Config,
     cutoff: i64,
     dry_run: bool,
@@ -311,21 +313,24 @@ fn expire_free_text(
             return Err(SweepError::Cancelled);
         }
         let count = rule != u32::MAX && again_before.is_none_or(|b| *day >= b);
-        let mut common: HashMap<&str, HashSet<String>> = HashMap::new();
+        // per site: the values the rule keeps
+        let mut common: HashMap<String, HashSet<String>> = HashMap::new();
         if count {
             for site in sites {
                 let zone = tz.get(site.as_str()).copied().unwrap_or(chrono_tz::Tz::UTC);
-                common.insert(site, common_free_text(store, site, zone, *day, rule)?);
+                common.insert(
+                    site.clone(),
+                    store.common_free_text(site, zone, *day, rule)?,
+                );
             }
         }
-        let keep = |site: &str, value: &str| common.get(site).is_some_and(|c| c.contains(value));
         // The rule's state moves with the last day, so a crash re-vets at
         // most that day (its raw events are still there).
         let mark = FreeTextVetted {
             before_day: day.saturating_add(1),
             min_visitors: after.min_visitors,
         };
-        let e = store.expire_free_text(*day, sites, &keep, Some(mark), dry_run)?;
+        let e = store.expire_free_text(*day, sites.clone(), common, Some(mark), dry_run)?;
         report.add_free_text(&e);
     }
     if !dry_run && vetted != Some(after) {
@@ -334,7 +339,7 @@ fn expire_free_text(
     if !dry_run && report.free_text_rows_expired > 0 {
         // the cut values themselves, now that no row uses them
         let started = Instant::now();
-        let values = store.delete_unused_dim_values()?;
+        let values = store.delete_unused_rollup_values()?;
         tracing::info!(
             values,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -351,61 +356,10 @@ fn expire_free_text(
     Ok(())
 }
 
-/// The free-text strings (page URLs, link targets, search terms) of
-/// `site`'s local day `day` in `tz` that at least `min_visitors` distinct
-/// visitors produced, counted from the raw events.
-fn common_free_text(
-    store: &Store,
-    site: &str,
-    tz: chrono_tz::Tz,
-    day: i32,
-    min_visitors: u32,
-) -> Result<HashSet<String>, StoreError> {
-    use chrono::TimeZone;
-    let date = schema::day_from_number(day);
-    // a local day lies within the UTC day before, itself and the one after
-    let from = schema::day_start_ms(date) - MS_PER_DAY;
-    let to = from + 3 * MS_PER_DAY;
-    let snap = store.snapshot()?;
-    let cols = Cols::NONE
-        .with(Col::Visitor)
-        .with(Col::Url)
-        .with(Col::Target)
-        .with(Col::SearchTerm);
-    // visitors are numbered per UTC day (the salt changes at midnight)
-    let mut seen: HashMap<u32, HashSet<(i32, u32)>> = HashMap::new();
-    snap.scan_days(site, from, to, cols, |d| {
-        let utc = schema::day_number(d.day);
-        for e in &d.events {
-            let local = tz
-                .timestamp_millis_opt(e.ts_ms)
-                .single()
-                .map(|t| t.date_naive());
-            if local != Some(date) {
-                continue;
-            }
-            for id in [e.url, e.target, e.search_term] {
-                if id != 0 {
-                    seen.entry(id).or_default().insert((utc, e.visitor));
-                }
-            }
-        }
-        Ok(ControlFlow::Continue(()))
-    })?;
-    let mut resolver = snap.resolver()?;
-    let mut out = HashSet::new();
-    for (id, visitors) in seen {
-        if visitors.len() >= min_visitors as usize {
-            out.insert(resolver.text(id)?);
-        }
-    }
-    Ok(out)
-}
-
 /// True when the scheduled time before `now` passed without a sweep
 /// starting at or after it (e.g. the service was down), or no sweep ever ran.
 pub fn sweep_missed(
-    store: &Store,
+    store: &dyn Storage,
     schedule: &cron::Schedule,
     now: DateTime<Utc>,
 ) -> Result<bool, SweepError> {
@@ -430,7 +384,7 @@ impl SweepGate {
     /// for. Blocks: call from a blocking thread.
     pub fn sweep(
         &self,
-        store: &Store,
+        store: &dyn Storage,
         config: &Config,
         dry_run: bool,
     ) -> Result<SweepReport, SweepError> {
@@ -459,7 +413,7 @@ impl SweeperTask {
     /// Starts the sweeper on the current tokio runtime, sharing `gate` with
     /// other callers of [`SweepGate::sweep`].
     pub fn spawn(
-        store: Arc<Store>,
+        store: Arc<dyn Storage>,
         config: Arc<Config>,
         gate: Arc<SweepGate>,
     ) -> Result<SweeperTask, ConfigError> {
@@ -477,9 +431,9 @@ impl SweeperTask {
     }
 }
 
-async fn sweep_blocking(store: &Arc<Store>, config: &Arc<Config>, gate: &Arc<SweepGate>) {
+async fn sweep_blocking(store: &Arc<dyn Storage>, config: &Arc<Config>, gate: &Arc<SweepGate>) {
     let (s, c, g) = (store.clone(), config.clone(), gate.clone());
-    match tokio::task::spawn_blocking(move || g.sweep(&s, &c, false)).await {
+    match tokio::task::spawn_blocking(move || g.sweep(&*s, &c, false)).await {
         Ok(Ok(_)) => {}
         Ok(Err(SweepError::Cancelled)) => tracing::info!("retention sweep interrupted by shutdown"),
         Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
@@ -488,7 +442,7 @@ async fn sweep_blocking(store: &Arc<Store>, config: &Arc<Config>, gate: &Arc<Swe
 }
 
 async fn run(
-    store: Arc<Store>,
+    store: Arc<dyn Storage>,
     config: Arc<Config>,
     schedule: cron::Schedule,
     mut stop: watch::Receiver<bool>,
@@ -496,7 +450,7 @@ async fn run(
 ) {
     let missed = {
         let (s, sch) = (store.clone(), schedule.clone());
-        tokio::task::spawn_blocking(move || sweep_missed(&s, &sch, Utc::now())).await
+        tokio::task::spawn_blocking(move || sweep_missed(&*s, &sch, Utc::now())).await
     };
     match missed {
         Ok(Ok(true)) => {

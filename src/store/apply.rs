@@ -5,9 +5,10 @@
 //!
 //! [`WriterState`] is everything the writer thread keeps in memory between
 //! batches (day states, dictionary caches). It holds only what is already
-//! committed plus the batch in progress, so whenever a batch fails, or the
-//! store was changed behind the writer's back (the sweeper), the writer
-//! throws it away and it is rebuilt from the file on demand.
+//! committed plus the batch in progress, so whenever a batch fails the
+//! writer throws it away, and after a maintenance command (`super::commands`)
+//! it forgets what that command changed; either is rebuilt from the file on
+//! demand.
 
 use std::collections::{HashMap, HashSet};
 
@@ -27,9 +28,9 @@ use super::schema::{
     self, BlockKey, DimKey, HourKey, DAY_COUNTS, DIMS_OPEN, DIM_VALUES, DIM_VALUE_IDS, HOURLY,
     META, META_NEXT_DIM_VALUE, META_NEXT_STRING, STRINGS, STRING_IDS,
 };
-use super::state::{DayState, Group, Input, Sink, C, T};
+use super::state::{CounterField, DayState, Group, InternedEvent, Sink, TotalField};
 
-const _: () = assert!(C::Pageviews as usize == 0 && C::Events as usize == 2);
+const _: () = assert!(CounterField::Pageviews as usize == 0 && CounterField::Events as usize == 2);
 use super::StoreError;
 
 /// Day states kept in memory beyond the two newest days of each site.
@@ -96,11 +97,11 @@ struct SiteSink<'a> {
 }
 
 impl Sink for SiteSink<'_> {
-    fn total(&mut self, hour: i64, field: T, by: i64) {
+    fn total(&mut self, hour: i64, field: TotalField, by: i64) {
         self.deltas.hourly.entry((self.site, hour)).or_default()[field as usize] += by;
     }
 
-    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: C, by: i64) {
+    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: CounterField, by: i64) {
         if raw == 0 {
             return;
         }
@@ -108,6 +109,57 @@ impl Sink for SiteSink<'_> {
             .dims
             .entry((self.site, group, local_day, raw))
             .or_default()[field as usize] += by;
+    }
+}
+
+/// The day tables of one batch: opened once each, and which of them
+/// existed before the batch (listed only when a day state has to be built,
+/// rare once today and yesterday are in memory).
+struct DayTables<'txn> {
+    txn: &'txn WriteTransaction,
+    open: HashMap<i32, Table<'txn, BlockKey<'static>, &'static [u8]>>,
+    listed: Option<HashSet<String>>,
+}
+
+impl<'txn> DayTables<'txn> {
+    fn new(txn: &'txn WriteTransaction) -> Self {
+        DayTables {
+            txn,
+            open: HashMap::new(),
+            listed: None,
+        }
+    }
+
+    /// True when the table of UTC day `day` holds (or held before this
+    /// batch) events.
+    fn existed(&mut self, day: i32) -> Result<bool, StoreError> {
+        if self.open.contains_key(&day) {
+            return Ok(true);
+        }
+        if self.listed.is_none() {
+            self.listed = Some(
+                self.txn
+                    .list_tables()?
+                    .map(|t| t.name().to_owned())
+                    .collect(),
+            );
+        }
+        let name = schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(day));
+        Ok(self.listed.as_ref().is_some_and(|l| l.contains(&name)))
+    }
+
+    /// The table of UTC day `day`, opened (created) on first use.
+    fn open(
+        &mut self,
+        day: i32,
+    ) -> Result<&mut Table<'txn, BlockKey<'static>, &'static [u8]>, StoreError> {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.open.entry(day) {
+            let name = schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(day));
+            slot.insert(self.txn.open_table(schema::events_table(&name))?);
+        }
+        self.open
+            .get_mut(&day)
+            .ok_or(StoreError::Invariant("day table opened above"))
     }
 }
 
@@ -122,8 +174,6 @@ pub(crate) struct WriterState {
     raw: RawInterner,
     dims: DimInterner,
     derived: HashMap<u32, Derived>,
-    /// The store's maintenance generation this memory matches.
-    pub generation: u64,
 }
 
 impl WriterState {
@@ -132,24 +182,26 @@ impl WriterState {
         *self = WriterState::default();
     }
 
-    /// Forgets what maintenance made stale: the states of rewritten days,
-    /// or cached string or roll-up value ids. (A vacuum changes nothing
-    /// the writer remembers: the new file holds the same data.)
-    pub(crate) fn invalidate(&mut self, what: super::Invalidation) {
-        if !what.days.is_empty() {
-            self.days.retain(|(_, d), _| !what.days.contains(d));
-        }
-        if what.dim_values {
-            // Values may be gone, or maintenance handed out new ids: read
-            // the dictionaries' next ids again before the next batch.
-            self.dims.forget_cached();
-            self.ready = false;
-        }
-        if what.strings || what.dim_values {
-            self.raw.forget_cached();
-            // raw id -> value ids: either side may be gone
-            self.derived.clear();
-        }
+    /// Forgets the states of UTC day `day` (dropped or rewritten); the
+    /// other days, today's among them, stay.
+    pub(crate) fn forget_day(&mut self, day: i32) {
+        self.days.retain(|(_, d), _| *d != day);
+    }
+
+    /// Forgets cached dictionary string ids (some were deleted).
+    pub(crate) fn forget_strings(&mut self) {
+        self.raw.forget_cached();
+        // raw id -> value ids: the raw side may be gone
+        self.derived.clear();
+    }
+
+    /// Forgets cached roll-up value ids (some were deleted, or maintenance
+    /// handed out new ones) and reads the dictionaries' next free ids again
+    /// before the next batch, so no id is handed out twice.
+    pub(crate) fn forget_rollup_values(&mut self) {
+        self.dims.forget_cached();
+        self.forget_strings();
+        self.ready = false;
     }
 
     fn init(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
@@ -178,17 +230,14 @@ impl WriterState {
 
     /// Rebuilds the states of yesterday and today (UTC) for every
     /// configured site ahead of the first batch, so that the first hits
-    /// after a start do not wait for it. `generation` is the store's
-    /// generation read before the snapshot was taken.
+    /// after a start do not wait for it.
     pub(crate) fn preload(
         &mut self,
         snap: &super::Snapshot,
         opts: &super::WriterOptions,
         now_ms: i64,
-        generation: u64,
     ) -> Result<(), StoreError> {
         self.reset();
-        self.generation = generation;
         let today = schema::day_number(schema::utc_day(now_ms));
         let mut sites: Vec<&String> = opts.site_timezones.keys().collect();
         sites.sort();
@@ -215,20 +264,17 @@ impl WriterState {
         Ok(())
     }
 
-    /// Writes `events` (any order; processed in time order) in `txn`.
+    /// Writes `events` (any order; processed in time order) in `txn`:
+    /// each event's strings interned, its day's state stepped (roll-up
+    /// changes collected in [`Deltas`]) and the event appended to the
+    /// day's tail block; then the tails, day counts and roll-ups written.
     pub(crate) fn apply_batch(
         &mut self,
         txn: &WriteTransaction,
         mut events: Vec<&Event>,
         opts: &super::WriterOptions,
     ) -> Result<(), StoreError> {
-        let timezones = &opts.site_timezones;
         self.init(txn)?;
-        // The names of the tables that existed before this batch, listed
-        // only when a day state has to be built (rare once today and
-        // yesterday are in memory); tables opened in this batch are in
-        // `tables`.
-        let mut listed: Option<HashSet<String>> = None;
         let mut raw_t = RawTables {
             strings: txn.open_table(STRINGS)?,
             ids: txn.open_table(STRING_IDS)?,
@@ -237,105 +283,28 @@ impl WriterState {
 
         let mut deltas = Deltas::default();
         let mut local_days: HashMap<&'static str, LocalDays> = HashMap::new();
-        let mut tables: HashMap<i32, Table<'_, BlockKey<'static>, &'static [u8]>> = HashMap::new();
+        let mut tables = DayTables::new(txn);
         let mut touched: Vec<(u16, i32)> = Vec::new();
         for e in events {
             let site = self.site_id(&e.site)?;
             let day = schema::day_number(schema::utc_day(e.ts_ms));
-            let tz = timezones.get(&e.site).copied().unwrap_or(Tz::UTC);
+            let tz = opts.site_timezones.get(&e.site).copied().unwrap_or(Tz::UTC);
             let days = local_days
                 .entry(tz.name())
                 .or_insert_with(|| LocalDays::new(tz));
             let local = |ts: i64| days.day(ts);
-            self.tick += 1;
-            for d in [day.saturating_sub(1), day] {
-                if let Some(st) = self.days.get_mut(&(site, d)) {
-                    st.last_use = self.tick;
-                    continue;
-                }
-                let name =
-                    schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(d));
-                let present = tables.contains_key(&d) || {
-                    if listed.is_none() {
-                        listed = Some(txn.list_tables()?.map(|t| t.name().to_owned()).collect());
-                    }
-                    listed.as_ref().is_some_and(|l| l.contains(&name))
-                };
-                if d != day && !present {
-                    continue;
-                }
-                if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(d) {
-                    slot.insert(txn.open_table(schema::events_table(&name))?);
-                }
-                let mut state = if present {
-                    let started = std::time::Instant::now();
-                    let prev = self.days.get(&(site, d.saturating_sub(1)));
-                    let t = tables.get(&d).ok_or(StoreError::Unavailable)?;
-                    let st = DayState::load(
-                        t,
-                        &e.site,
-                        if d == day { prev } else { None },
-                        &local,
-                        opts.max_engaged_ms,
-                    )?;
-                    tracing::debug!(
-                        site = %e.site,
-                        day = %schema::day_from_number(d),
-                        elapsed_us = started.elapsed().as_micros() as u64,
-                        "writer state of a day rebuilt from its blocks"
-                    );
-                    st
-                } else {
-                    DayState::empty()
-                };
-                state.last_use = self.tick;
-                self.days.insert((site, d), state);
-            }
-            if let std::collections::hash_map::Entry::Vacant(slot) = tables.entry(day) {
-                let name =
-                    schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(day));
-                slot.insert(txn.open_table(schema::events_table(&name))?);
-            }
-
-            let ts = e.ts_ms;
-            let mut intern = |key: Vec<u8>| self.raw.intern(&mut raw_t, key, ts);
-            let text = |s: &str, intern: &mut dyn FnMut(Vec<u8>) -> Result<u32, StoreError>| {
-                if s.is_empty() {
-                    Ok(0)
-                } else {
-                    intern(text_key(s))
-                }
-            };
-            let url = text(&e.url, &mut intern)?;
-            let title = text(&e.title, &mut intern)?;
-            let target = text(&e.target, &mut intern)?;
-            let search_term = text(&e.search_term, &mut intern)?;
-            let referrer = intern(referrer_key(&e.referrer))?;
-            let campaign = if e.campaign == Default::default() {
-                0
-            } else {
-                intern(campaign_key(&e.campaign))?
-            };
-            let device = intern(device_key(&e.device))?;
-            let input = Input {
-                ts_ms: e.ts_ms,
-                kind: e.kind,
-                visitor_hash: e.visitor,
-                pageview_id: e.pageview_id,
-                url,
-                title,
-                referrer,
-                campaign,
-                target,
-                search_term,
-                engaged_ms: e.engaged_ms,
-                device,
-                plugins: e.plugins,
-            };
+            self.ensure_day_states(
+                &mut tables,
+                (site, &e.site),
+                day,
+                &local,
+                opts.max_engaged_ms,
+            )?;
+            let input = self.intern(&mut raw_t, e)?;
             let mut cur = self
                 .days
                 .remove(&(site, day))
-                .ok_or(StoreError::Unavailable)?;
+                .ok_or(StoreError::Invariant("day state made above"))?;
             let prev = self.days.get(&(site, day.saturating_sub(1)));
             let step = cur.step(
                 prev,
@@ -352,50 +321,28 @@ impl WriterState {
                 kind: e.kind,
                 visitor: step.visitor,
                 pageview: step.pageview,
-                url,
-                title,
-                referrer,
-                campaign,
-                target,
-                search_term,
+                url: input.url,
+                title: input.title,
+                referrer: input.referrer,
+                campaign: input.campaign,
+                target: input.target,
+                search_term: input.search_term,
                 search_results: e.search_results.map_or(0, |n| u64::from(n) + 1),
                 engaged_ms: step.engaged_ms,
-                device,
+                device: input.device,
                 plugins: e.plugins,
                 ip: 0,
             };
             let full = cur.push(&raw, &step, &input, &e.anon_ip.to_bytes());
             self.days.insert((site, day), cur);
             if let Some((no, block)) = full {
-                let t = tables.get_mut(&day).ok_or(StoreError::Unavailable)?;
-                t.insert((e.site.as_str(), no), block.encode().as_slice())?;
+                tables
+                    .open(day)?
+                    .insert((e.site.as_str(), no), block.encode().as_slice())?;
             }
             touched.push((site, day));
         }
-
-        // ---- tails and counts
-        touched.sort_unstable();
-        touched.dedup();
-        {
-            let mut counts = txn.open_table(DAY_COUNTS)?;
-            for key in &touched {
-                let site = &self.sites[usize::from(key.0)];
-                let Some(st) = self.days.get_mut(key) else {
-                    continue;
-                };
-                if st.tail_dirty {
-                    let t = tables.get_mut(&key.1).ok_or(StoreError::Unavailable)?;
-                    t.insert((site.as_str(), st.tail_no), st.tail.encode().as_slice())?;
-                    st.tail_dirty = false;
-                }
-                if st.added > 0 {
-                    let k = (key.1, site.as_str());
-                    let old = counts.get(k)?.map_or(0, |v| v.value());
-                    counts.insert(k, old + st.added)?;
-                    st.added = 0;
-                }
-            }
-        }
+        self.write_tails_and_counts(txn, &mut tables, touched)?;
         drop(tables);
 
         // ---- roll-ups
@@ -416,6 +363,121 @@ impl WriterState {
             }
         }
         self.evict();
+        Ok(())
+    }
+
+    /// Makes sure the states of `day` and of the day before (for visits
+    /// across midnight) of `site` are in memory, rebuilding them from
+    /// their blocks when the day has any.
+    fn ensure_day_states(
+        &mut self,
+        tables: &mut DayTables<'_>,
+        (site, site_name): (u16, &str),
+        day: i32,
+        local: &dyn Fn(i64) -> i32,
+        max_engaged_ms: u32,
+    ) -> Result<(), StoreError> {
+        self.tick += 1;
+        for d in [day.saturating_sub(1), day] {
+            if let Some(st) = self.days.get_mut(&(site, d)) {
+                st.last_use = self.tick;
+                continue;
+            }
+            let present = tables.existed(d)?;
+            if d != day && !present {
+                continue;
+            }
+            let t = tables.open(d)?;
+            let mut state = if present {
+                let started = std::time::Instant::now();
+                let prev = if d == day {
+                    self.days.get(&(site, d.saturating_sub(1)))
+                } else {
+                    None
+                };
+                let st = DayState::load(&*t, site_name, prev, local, max_engaged_ms)?;
+                tracing::debug!(
+                    site = %site_name,
+                    day = %schema::day_from_number(d),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "writer state of a day rebuilt from its blocks"
+                );
+                st
+            } else {
+                DayState::empty()
+            };
+            state.last_use = self.tick;
+            self.days.insert((site, d), state);
+        }
+        tables.open(day)?;
+        Ok(())
+    }
+
+    /// Interns the strings of `e` (0 for empty ones): the event as the
+    /// day state sees it.
+    fn intern(
+        &mut self,
+        raw_t: &mut RawTables<'_>,
+        e: &Event,
+    ) -> Result<InternedEvent, StoreError> {
+        let ts = e.ts_ms;
+        let mut intern = |key: Vec<u8>| self.raw.intern(raw_t, key, ts);
+        let text = |s: &str, intern: &mut dyn FnMut(Vec<u8>) -> Result<u32, StoreError>| {
+            if s.is_empty() {
+                Ok(0)
+            } else {
+                intern(text_key(s))
+            }
+        };
+        Ok(InternedEvent {
+            ts_ms: e.ts_ms,
+            kind: e.kind,
+            visitor_hash: e.visitor,
+            pageview_id: e.pageview_id,
+            url: text(&e.url, &mut intern)?,
+            title: text(&e.title, &mut intern)?,
+            referrer: intern(referrer_key(&e.referrer))?,
+            campaign: if e.campaign == Default::default() {
+                0
+            } else {
+                intern(campaign_key(&e.campaign))?
+            },
+            target: text(&e.target, &mut intern)?,
+            search_term: text(&e.search_term, &mut intern)?,
+            engaged_ms: e.engaged_ms,
+            device: intern(device_key(&e.device))?,
+            plugins: e.plugins,
+        })
+    }
+
+    /// Writes the tail block and the event count of every day `touched`.
+    fn write_tails_and_counts(
+        &mut self,
+        txn: &WriteTransaction,
+        tables: &mut DayTables<'_>,
+        mut touched: Vec<(u16, i32)>,
+    ) -> Result<(), StoreError> {
+        touched.sort_unstable();
+        touched.dedup();
+        let mut counts = txn.open_table(DAY_COUNTS)?;
+        for key in &touched {
+            let site = &self.sites[usize::from(key.0)];
+            let Some(st) = self.days.get_mut(key) else {
+                continue;
+            };
+            if st.tail_dirty {
+                tables
+                    .open(key.1)?
+                    .insert((site.as_str(), st.tail_no), st.tail.encode().as_slice())?;
+                st.tail_dirty = false;
+            }
+            if st.added > 0 {
+                let k = (key.1, site.as_str());
+                let old = counts.get(k)?.map_or(0, |v| v.value());
+                counts.insert(k, old + st.added)?;
+                st.added = 0;
+            }
+        }
         Ok(())
     }
 

@@ -3,29 +3,34 @@
 //!
 //! [`Store`] opens the file (checking the schema version so an incompatible
 //! file is refused, never misread) and answers queries in short read
-//! transactions. All event writes go through the single [`Writer`] thread,
-//! which commits batches (group commit). Maintenance (the retention
-//! sweeper's deletions) takes redb's write lock between two batches and
-//! bumps [`Store::generation`], recording what it made stale, so the writer
-//! forgets that part of what it keeps in memory and rebuilds it on demand. See [`schema`] for the layout, [`codec`] for the block
-//! format, [`rollup`] for what the counters mean.
+//! transactions. Every write to events, dictionaries and roll-ups goes
+//! through the single [`Writer`] thread: batches of events (group commit)
+//! and maintenance (the retention sweeper's deletions, sealing, vacuum)
+//! arrive there as commands ([`commands`]), so the thread that keeps the
+//! writer's memory is the one that changes the file, and it forgets what it
+//! changed itself. See [`schema`] for the layout, [`codec`] for the block
+//! format, [`rollup`] for what the counters mean; the rest of the program
+//! reaches all of it through [`crate::storage`].
 
 mod apply;
+mod audit_log;
 pub mod codec;
+mod commands;
 pub mod dict;
 mod reopen;
 pub mod rollup;
+pub mod scan;
 pub mod schema;
 mod seal;
 mod state;
 pub mod sweep;
 mod vacuum;
+mod visits;
 pub mod writer;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chrono::NaiveDate;
@@ -66,6 +71,12 @@ pub enum StoreError {
     /// The database is being reopened after an I/O failure (see `reopen`).
     #[error("store is unavailable while it is reopened after an I/O error")]
     Unavailable,
+    /// The writer thread has stopped and takes no more commands.
+    #[error("store writer is closed")]
+    WriterClosed,
+    /// Something the code itself guarantees did not hold (a bug).
+    #[error("internal invariant broken: {0}")]
+    Invariant(&'static str),
 }
 
 /// Why a file with another schema version is refused, and what to do.
@@ -446,10 +457,6 @@ impl Snapshot {
 /// partition is dropped.
 pub const BLOCKS_PER_SWEEP_TXN: usize = 128;
 
-/// Pause between two deletion transactions of a sweep, so the writer, which
-/// waits for the same lock, gets it in between rather than racing for it.
-pub(crate) const SWEEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
-
 /// The redb-backed store. Share it in an `Arc`; reads are concurrent.
 pub struct Store {
     /// The open database. redb fails every later operation of a `Database`
@@ -458,32 +465,6 @@ pub struct Store {
     db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
     opts: StoreOptions,
-    /// Bumped by every change made outside the writer (see the module
-    /// comment); the writer compares it with what its memory matches.
-    generation: AtomicU64,
-    /// What those changes made stale, collected until the writer looks.
-    invalidated: std::sync::Mutex<Invalidation>,
-}
-
-/// What maintenance changed outside the writer, so the writer forgets only
-/// that: dropping an old day must not make it rebuild today's state.
-#[derive(Debug, Default)]
-pub(crate) struct Invalidation {
-    /// Day partitions dropped or rewritten (UTC day numbers).
-    pub days: Vec<i32>,
-    /// Dictionary strings deleted: cached string ids may be gone.
-    pub strings: bool,
-    /// Roll-up values deleted or added by maintenance: cached value ids
-    /// may be gone, and the next free id may have moved.
-    pub dim_values: bool,
-}
-
-/// One change for [`Store::changed`].
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Changed {
-    Day(i32),
-    Strings,
-    DimValues,
 }
 
 impl Store {
@@ -495,8 +476,6 @@ impl Store {
             db: RwLock::new(Some(Arc::new(db))),
             path,
             opts: opts.clone(),
-            generation: AtomicU64::new(0),
-            invalidated: std::sync::Mutex::new(Invalidation::default()),
         };
         store.check_schema()?;
         Ok(store)
@@ -515,39 +494,6 @@ impl Store {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
             .ok_or(StoreError::Unavailable)
-    }
-
-    /// Counter of changes made to stored events outside the writer.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    /// Records what maintenance changed and bumps the generation. Called by
-    /// maintenance while it holds the write transaction, before it
-    /// commits: the writer, blocked on the lock, sees the new value.
-    pub(crate) fn changed(&self, what: Changed) {
-        {
-            let mut inv = self
-                .invalidated
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match what {
-                Changed::Day(d) => inv.days.push(d),
-                Changed::Strings => inv.strings = true,
-                Changed::DimValues => inv.dim_values = true,
-            }
-        }
-        self.generation.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Takes what was invalidated since the last call (the writer's).
-    pub(crate) fn take_invalidation(&self) -> Invalidation {
-        std::mem::take(
-            &mut *self
-                .invalidated
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -621,78 +567,69 @@ impl Store {
         Ok(self.partition_stats()?.iter().map(|(_, n)| n).sum())
     }
 
-    /// Deletes the raw events of UTC day `day` (one table). Roll-ups stay.
-    /// Returns how many events were deleted.
-    ///
-    /// A big day is deleted in durable transactions of
-    /// [`BLOCKS_PER_SWEEP_TXN`] blocks, each taking its events off the
-    /// day's count, with a short pause between them: ingest waits for one
-    /// of them at most (milliseconds), not for the whole day. A crash in
-    /// between leaves a smaller, consistent day that the next sweep drops.
-    pub fn drop_partition(&self, day: NaiveDate) -> Result<u64, StoreError> {
+    /// Deletes up to [`BLOCKS_PER_SWEEP_TXN`] blocks of the raw events of
+    /// UTC day `day` in one durable transaction, taking their events off
+    /// the day's count; roll-ups stay. Returns how many events went and
+    /// whether the day is gone. Only the writer calls this (a
+    /// [`commands`] step), with batches between two calls, so ingest waits
+    /// for one chunk at most (milliseconds), not for the whole day. A crash
+    /// in between leaves a smaller, consistent day that the next sweep drops.
+    pub(crate) fn drop_partition_chunk(&self, day: NaiveDate) -> Result<(u64, bool), StoreError> {
         let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
         let n = schema::day_number(day);
-        let mut deleted = 0u64;
-        loop {
-            let mut txn = self.db()?.begin_write()?;
-            txn.set_durability(redb::Durability::Immediate)?;
-            let exists = txn.list_tables()?.any(|t| t.name() == name);
-            let mut removed: Vec<(String, u64)> = Vec::new();
-            let mut done = true;
-            if exists {
-                let mut t = txn.open_table(schema::events_table(&name))?;
-                let keys: Vec<(String, u32, u64)> = t
-                    .iter()?
-                    .take(BLOCKS_PER_SWEEP_TXN)
-                    .map(|r| {
-                        let (k, v) = r?;
-                        let (site, no) = k.value();
-                        Ok((site.to_owned(), no, codec::block_len(v.value())? as u64))
-                    })
-                    .collect::<Result<_, StoreError>>()?;
-                for (site, no, len) in &keys {
-                    t.remove((site.as_str(), *no))?;
-                    match removed.iter_mut().find(|(s, _)| s == site) {
-                        Some((_, m)) => *m += len,
-                        None => removed.push((site.clone(), *len)),
-                    }
-                }
-                done = t.len()? == 0;
-            }
-            let mut any = !removed.is_empty();
-            {
-                let mut counts = txn.open_table(DAY_COUNTS)?;
-                if done {
-                    // the day is gone: no count may outlive it
-                    let keys: Vec<String> = counts
-                        .range::<schema::DayCountKey>((n, "")..(n.saturating_add(1), ""))?
-                        .map(|r| r.map(|(k, _)| k.value().1.to_owned()))
-                        .collect::<Result<_, _>>()?;
-                    for s in &keys {
-                        counts.remove((n, s.as_str()))?;
-                        any = true;
-                    }
-                } else {
-                    for (site, m) in &removed {
-                        let old = counts.get((n, site.as_str()))?.map_or(0, |v| v.value());
-                        counts.insert((n, site.as_str()), old.saturating_sub(*m))?;
-                    }
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let exists = txn.list_tables()?.any(|t| t.name() == name);
+        let mut removed: Vec<(String, u64)> = Vec::new();
+        let mut done = true;
+        if exists {
+            let mut t = txn.open_table(schema::events_table(&name))?;
+            let keys: Vec<(String, u32, u64)> = t
+                .iter()?
+                .take(BLOCKS_PER_SWEEP_TXN)
+                .map(|r| {
+                    let (k, v) = r?;
+                    let (site, no) = k.value();
+                    Ok((site.to_owned(), no, codec::block_len(v.value())? as u64))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            for (site, no, len) in &keys {
+                t.remove((site.as_str(), *no))?;
+                match removed.iter_mut().find(|(s, _)| s == site) {
+                    Some((_, m)) => *m += len,
+                    None => removed.push((site.clone(), *len)),
                 }
             }
-            if done && exists {
-                txn.delete_table(redb::TableDefinition::<(), ()>::new(&name))?;
-                any = true;
-            }
-            deleted += removed.iter().map(|(_, m)| m).sum::<u64>();
-            if any {
-                self.changed(Changed::Day(n));
-                txn.commit()?;
-            }
-            if done {
-                return Ok(deleted);
-            }
-            std::thread::sleep(SWEEP_PAUSE);
+            done = t.len()? == 0;
         }
+        let mut any = !removed.is_empty();
+        {
+            let mut counts = txn.open_table(DAY_COUNTS)?;
+            if done {
+                // the day is gone: no count may outlive it
+                let keys: Vec<String> = counts
+                    .range::<schema::DayCountKey>((n, "")..(n.saturating_add(1), ""))?
+                    .map(|r| r.map(|(k, _)| k.value().1.to_owned()))
+                    .collect::<Result<_, _>>()?;
+                for s in &keys {
+                    counts.remove((n, s.as_str()))?;
+                    any = true;
+                }
+            } else {
+                for (site, m) in &removed {
+                    let old = counts.get((n, site.as_str()))?.map_or(0, |v| v.value());
+                    counts.insert((n, site.as_str()), old.saturating_sub(*m))?;
+                }
+            }
+        }
+        if done && exists {
+            txn.delete_table(redb::TableDefinition::<(), ()>::new(&name))?;
+            any = true;
+        }
+        if any {
+            txn.commit()?;
+        }
+        Ok((removed.iter().map(|(_, m)| m).sum::<u64>(), done))
     }
 
     /// Timestamp of the oldest raw event, if any.

@@ -27,6 +27,17 @@ const MAX_POLLS: u32 = 200;
 const POLL: Duration = Duration::from_millis(5);
 
 impl StoreError {
+    /// True when the failure came from the disk (full, size limit, I/O
+    /// error), or the store is reopening after one: a retry can succeed.
+    pub fn is_io(&self) -> bool {
+        self.needs_reopen()
+    }
+
+    /// True when another process holds the file open.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, StoreError::Db(redb::Error::DatabaseAlreadyOpen))
+    }
+
     /// True when the database handle is unusable and must be reopened.
     fn needs_reopen(&self) -> bool {
         match self {
@@ -68,7 +79,8 @@ impl Store {
     }
 
     /// Replaces the database handle by a freshly opened one. Only the
-    /// writer thread calls this, between batches, so no write is in flight.
+    /// writer thread calls this, between two commands, so no write is in
+    /// flight.
     pub(crate) fn reopen(&self) -> Result<(), StoreError> {
         let mut slot = self.take_exclusive(false)?;
         drop(slot.take());
@@ -91,8 +103,9 @@ impl Store {
     }
 }
 
-/// Called by the writer thread after a batch failed with `error`.
-pub(super) fn after_failed_batch(store: &Store, error: &StoreError) {
+/// Called by the writer thread after a batch or a maintenance step failed
+/// with `error`.
+pub(super) fn after_failed_write(store: &Store, error: &StoreError) {
     if !error.needs_reopen() {
         return;
     }

@@ -11,7 +11,9 @@
 //!
 //! `step` is also the single definition of how events turn into roll-up
 //! changes ([`Sink`]); the live writer passes a sink that collects them,
-//! a replay one that drops them.
+//! a replay one that drops them. What a visit is (start, entry, exit,
+//! bounce, dwell) it takes from the visit engine ([`super::visits`]),
+//! which the filtered scan runs too.
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -20,13 +22,14 @@ use redb::ReadableTable;
 use crate::model::{EventKind, ENGAGED_SERVER_TIMED};
 
 use super::codec::{decode_block, BlockBuilder, Cols, RawEvent};
-use super::rollup::{Dimension, VISIT_TIMEOUT_MS};
+use super::rollup::Dimension;
 use super::schema::{hour_of, BlockKey};
+use super::visits::{self, Dwell, Visit, VisitEvent};
 use super::StoreError;
 
 /// Hourly total fields, in [`super::rollup::Totals`] order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum T {
+pub(crate) enum TotalField {
     Pageviews = 0,
     Visits = 1,
     Visitors = 2,
@@ -40,7 +43,7 @@ pub(crate) enum T {
 
 /// Dimension counter fields, in [`super::rollup::Counters`] order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum C {
+pub(crate) enum CounterField {
     Pageviews = 0,
     Visits = 1,
     Events = 2,
@@ -66,22 +69,22 @@ pub(crate) enum Group {
 
 /// Receives roll-up changes from [`DayState::step`].
 pub(crate) trait Sink {
-    fn total(&mut self, hour: i64, field: T, by: i64);
+    fn total(&mut self, hour: i64, field: TotalField, by: i64);
     /// `raw == 0` means an empty value, which is not counted.
-    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: C, by: i64);
+    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: CounterField, by: i64);
 }
 
 /// A sink that forgets everything (replays).
 pub(crate) struct NoSink;
 
 impl Sink for NoSink {
-    fn total(&mut self, _: i64, _: T, _: i64) {}
-    fn dim(&mut self, _: Group, _: i32, _: u32, _: C, _: i64) {}
+    fn total(&mut self, _: i64, _: TotalField, _: i64) {}
+    fn dim(&mut self, _: Group, _: i32, _: u32, _: CounterField, _: i64) {}
 }
 
 /// One event as the state machine sees it: strings already interned.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Input {
+pub(crate) struct InternedEvent {
     pub ts_ms: i64,
     pub kind: EventKind,
     pub visitor_hash: u64,
@@ -97,11 +100,11 @@ pub(crate) struct Input {
     pub plugins: u16,
 }
 
-impl Input {
+impl InternedEvent {
     /// A stored event as input, with the visitor hash and page-view id its
     /// numbers stand for.
-    pub(crate) fn from_raw(r: &RawEvent, visitor_hash: u64, pageview_id: u64) -> Input {
-        Input {
+    pub(crate) fn from_raw(r: &RawEvent, visitor_hash: u64, pageview_id: u64) -> InternedEvent {
+        InternedEvent {
             ts_ms: r.ts_ms,
             kind: r.kind,
             visitor_hash,
@@ -119,23 +122,11 @@ impl Input {
     }
 }
 
-/// The state of one visit (raw dictionary ids for its attributes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct VisitState {
-    pub start_ts: i64,
-    pub last_ts: i64,
-    pub pageviews: u32,
-    pub entry: u32,
-    pub exit: u32,
-    pub referrer: u32,
-    pub campaign: u32,
-}
-
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PageviewInfo {
     /// When the page-view id was first seen (its page view, normally).
     pub first_ts: i64,
-    pub max_engaged: u32,
+    pub dwell: Dwell,
 }
 
 /// How [`DayState::step`] numbered an event, for its block.
@@ -153,7 +144,7 @@ pub(crate) struct Step {
 /// The writer's memory of one (site, UTC day).
 pub(crate) struct DayState {
     visitors: HashMap<u64, u32>,
-    visits: Vec<Option<VisitState>>,
+    visits: Vec<Option<Visit>>,
     pageview_ids: HashMap<u64, u32>,
     pageviews: Vec<PageviewInfo>,
     /// Block new events go to, and its number.
@@ -183,7 +174,7 @@ impl DayState {
         }
     }
 
-    fn visit_of(&self, hash: u64) -> Option<VisitState> {
+    fn visit_of(&self, hash: u64) -> Option<Visit> {
         self.visitors
             .get(&hash)
             .and_then(|&n| self.visits.get(n as usize).copied().flatten())
@@ -202,7 +193,7 @@ impl DayState {
     pub(crate) fn step(
         &mut self,
         prev: Option<&DayState>,
-        e: &Input,
+        e: &InternedEvent,
         local_day: &dyn Fn(i64) -> i32,
         max_engaged_ms: u32,
         sink: &mut dyn Sink,
@@ -221,7 +212,7 @@ impl DayState {
             }
         };
         if new_visitor {
-            sink.total(hour, T::Visitors, 1);
+            sink.total(hour, TotalField::Visitors, 1);
         }
         let (pageview, new_pageview) = if e.pageview_id == 0 {
             (0, false)
@@ -234,7 +225,7 @@ impl DayState {
                     self.pageview_ids.insert(e.pageview_id, n);
                     self.pageviews.push(PageviewInfo {
                         first_ts: carried.map_or(e.ts_ms, |c| c.first_ts),
-                        max_engaged: carried.map_or(0, |c| c.max_engaged),
+                        dwell: carried.map_or(Dwell::default(), |c| c.dwell),
                     });
                     (n + 1, true)
                 }
@@ -242,74 +233,40 @@ impl DayState {
         };
 
         // ---- visit
-        let mut state =
+        let mut visit =
             self.visits[visitor as usize].or_else(|| prev.and_then(|p| p.visit_of(e.visitor_hash)));
-        let live = matches!(&state, Some(s) if e.ts_ms - s.last_ts < VISIT_TIMEOUT_MS);
-        if !live {
-            state = None;
-        }
-        if state.is_none() && e.kind != EventKind::Ping {
-            let s = VisitState {
-                start_ts: e.ts_ms,
-                last_ts: e.ts_ms,
-                pageviews: 0,
-                entry: 0,
-                exit: 0,
+        let moved = visits::advance(
+            &mut visit,
+            &VisitEvent {
+                ts_ms: e.ts_ms,
+                kind: e.kind,
+                url: e.url,
                 referrer: e.referrer,
                 campaign: e.campaign,
-            };
-            sink.total(hour, T::Visits, 1);
-            sink.total(hour, T::Bounces, 1);
-            visit_dims(sink, local, &s, e, C::Visits);
-            state = Some(s);
-        }
-        if let Some(s) = state.as_mut() {
-            s.last_ts = s.last_ts.max(e.ts_ms);
-            if e.kind == EventKind::PageView {
-                s.pageviews = s.pageviews.saturating_add(1);
-                let start_local = local_day(s.start_ts);
-                if s.pageviews == 1 {
-                    s.entry = e.url;
-                    sink.dim(
-                        Group::Text(Dimension::EntryPage),
-                        start_local,
-                        e.url,
-                        C::Visits,
-                        1,
-                    );
-                }
-                if s.pageviews == 2 {
-                    sink.total(hour_of(s.start_ts), T::Bounces, -1);
-                }
-                if s.exit != e.url {
-                    let old = std::mem::replace(&mut s.exit, e.url);
-                    let exit = Group::Text(Dimension::ExitPage);
-                    sink.dim(exit, start_local, old, C::Visits, -1);
-                    sink.dim(exit, start_local, e.url, C::Visits, 1);
-                }
-                visit_dims(sink, local, s, e, C::Pageviews);
-                sink.dim(
-                    Group::Text(Dimension::EntryPage),
-                    local,
-                    s.entry,
-                    C::Pageviews,
-                    1,
-                );
-            }
-            self.visits[visitor as usize] = Some(*s);
+            },
+        );
+        if let Some(v) = &visit {
+            visit_rollups(sink, v, &moved, e, hour, local, local_day);
+            self.visits[visitor as usize] = Some(*v);
         }
 
         // ---- per kind
         let mut engaged_ms = e.engaged_ms;
         match e.kind {
             EventKind::PageView => {
-                sink.total(hour, T::Pageviews, 1);
-                sink.dim(Group::Text(Dimension::Page), local, e.url, C::Pageviews, 1);
+                sink.total(hour, TotalField::Pageviews, 1);
+                sink.dim(
+                    Group::Text(Dimension::Page),
+                    local,
+                    e.url,
+                    CounterField::Pageviews,
+                    1,
+                );
                 sink.dim(
                     Group::Text(Dimension::Title),
                     local,
                     e.title,
-                    C::Pageviews,
+                    CounterField::Pageviews,
                     1,
                 );
             }
@@ -327,42 +284,40 @@ impl DayState {
                         .unwrap_or(u32::MAX)
                         .min(max_engaged_ms);
                 }
-                let before = info.max_engaged;
-                if engaged_ms > before {
-                    sink.total(hour, T::DwellSum, i64::from(engaged_ms - before));
-                    if before == 0 {
-                        sink.total(hour, T::DwellPageviews, 1);
+                if let Some((added, first)) = info.dwell.report(engaged_ms) {
+                    sink.total(hour, TotalField::DwellSum, i64::from(added));
+                    if first {
+                        sink.total(hour, TotalField::DwellPageviews, 1);
                     }
-                    info.max_engaged = engaged_ms;
                 }
             }
             EventKind::Download => {
-                sink.total(hour, T::Downloads, 1);
+                sink.total(hour, TotalField::Downloads, 1);
                 sink.dim(
                     Group::Text(Dimension::Download),
                     local,
                     e.target,
-                    C::Events,
+                    CounterField::Events,
                     1,
                 );
             }
             EventKind::Outbound => {
-                sink.total(hour, T::Outbound, 1);
+                sink.total(hour, TotalField::Outbound, 1);
                 sink.dim(
                     Group::Text(Dimension::Outbound),
                     local,
                     e.target,
-                    C::Events,
+                    CounterField::Events,
                     1,
                 );
             }
             EventKind::Search => {
-                sink.total(hour, T::Searches, 1);
+                sink.total(hour, TotalField::Searches, 1);
                 sink.dim(
                     Group::Text(Dimension::SearchTerm),
                     local,
                     e.search_term,
-                    C::Events,
+                    CounterField::Events,
                     1,
                 );
             }
@@ -404,7 +359,7 @@ impl DayState {
             hashes.extend_from_slice(&block.new_visitors);
             pageview_ids.extend_from_slice(&block.new_pageviews);
             for r in &block.events {
-                let input = Input::from_raw(
+                let input = InternedEvent::from_raw(
                     r,
                     hashes[r.visitor as usize],
                     if r.pageview == 0 {
@@ -444,7 +399,7 @@ impl DayState {
         &mut self,
         raw: &RawEvent,
         step: &Step,
-        input: &Input,
+        input: &InternedEvent,
         ip: &[u8],
     ) -> Option<(u32, BlockBuilder)> {
         self.tail.push(
@@ -468,10 +423,49 @@ impl DayState {
     }
 }
 
+/// The roll-up changes of one step of the visit engine: a new visit counts
+/// once (and as a bounce until its second page view); a page view in a
+/// visit counts for the visit's entry page, moves its exit page, and
+/// counts against the visit-level dimensions. Visit-level rows are dated
+/// by the visit's start, page-view rows by the event.
+fn visit_rollups(
+    sink: &mut dyn Sink,
+    v: &Visit,
+    moved: &visits::VisitStep,
+    e: &InternedEvent,
+    hour: i64,
+    local: i32,
+    local_day: &dyn Fn(i64) -> i32,
+) {
+    if moved.started {
+        sink.total(hour, TotalField::Visits, 1);
+        sink.total(hour, TotalField::Bounces, 1);
+        visit_dims(sink, local, v, e, CounterField::Visits);
+    }
+    if moved.pageview_number == 0 {
+        return;
+    }
+    let start_local = local_day(v.start_ts);
+    let entry = Group::Text(Dimension::EntryPage);
+    if moved.pageview_number == 1 {
+        sink.dim(entry, start_local, v.entry, CounterField::Visits, 1);
+    }
+    if moved.pageview_number == 2 {
+        sink.total(hour_of(v.start_ts), TotalField::Bounces, -1);
+    }
+    if let Some(old) = moved.exit_moved_from {
+        let exit = Group::Text(Dimension::ExitPage);
+        sink.dim(exit, start_local, old, CounterField::Visits, -1);
+        sink.dim(exit, start_local, v.exit, CounterField::Visits, 1);
+    }
+    visit_dims(sink, local, v, e, CounterField::Pageviews);
+    sink.dim(entry, local, v.entry, CounterField::Pageviews, 1);
+}
+
 /// Counts one visit or one page view against the visit-level dimensions
 /// (referrer and campaign from the visit, device from the event: the same
 /// user agent made the same visitor hash).
-fn visit_dims(sink: &mut dyn Sink, day: i32, s: &VisitState, e: &Input, field: C) {
+fn visit_dims(sink: &mut dyn Sink, day: i32, s: &Visit, e: &InternedEvent, field: CounterField) {
     sink.dim(Group::Referrer, day, s.referrer, field, 1);
     sink.dim(Group::Campaign, day, s.campaign, field, 1);
     sink.dim(Group::Device, day, e.device, field, 1);

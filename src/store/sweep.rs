@@ -6,12 +6,14 @@
 //! into is rewritten without its expired events. Dictionary strings whose
 //! bound (the end of the hour of their last use) is at or before the cutoff
 //! are used by no surviving event and go too. Each step is its own durable
-//! transaction (strings go in chunks), so the writer waits at most for one
-//! step, never for a whole sweep, and a crash between steps leaves a
-//! consistent file that the next sweep finishes. Every step tells the
-//! writer what it made stale (a day's state, cached string ids), so the
-//! writer forgets only that and today's state survives a sweep. Roll-ups are trimmed by their own
-//! cutoff, and roll-up values no roll-up uses any more are deleted with them.
+//! transaction (strings go in chunks), run by the writer thread as a step
+//! of a maintenance command (`super::commands`) with batches in between,
+//! so ingest waits at most for one step, never for a whole sweep, and a
+//! crash between steps leaves a consistent file that the next sweep
+//! finishes. The writer forgets what each step made stale (a day's state,
+//! cached string or roll-up value ids), only that, so today's state
+//! survives a sweep. Roll-ups are trimmed by their own cutoff, and roll-up
+//! values no roll-up uses any more are deleted with them.
 //!
 //! Free text in roll-ups (see [`super::rollup::FREE_TEXT_DIMS`]) does not
 //! follow the roll-ups' cutoff but the raw one: [`Store::expire_free_text`]
@@ -37,7 +39,7 @@ use super::schema::{
     self, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS, HOURLY, META,
     META_NEXT_DIM_VALUE, STRINGS, STRING_IDS,
 };
-use super::state::{DayState, Input, NoSink};
+use super::state::{DayState, InternedEvent, NoSink};
 use super::{open_optional, Store, StoreError};
 
 /// What deleting everything before a cutoff involves (or involved).
@@ -140,8 +142,8 @@ impl Store {
 
     /// Deletes the events of partition `day` older than `cutoff_ms`, in one
     /// durable transaction, by rewriting each site's blocks without them.
-    /// Returns how many were deleted.
-    pub fn trim_partition(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StoreError> {
+    /// Returns how many were deleted. Only the writer calls this.
+    pub(crate) fn trim_partition(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
@@ -193,68 +195,68 @@ impl Store {
                 }
             }
         }
-        self.changed(super::Changed::Day(schema::day_number(day)));
         txn.commit()?;
         Ok(deleted)
     }
 
-    /// Deletes dictionary strings that no event at or after `cutoff_ms` can
-    /// use (their bound is at or before it). Run after the partitions
-    /// before the cutoff are gone. Returns how many were deleted.
-    ///
-    /// The candidates are found in a snapshot, without the write lock, and
-    /// deleted in transactions of [`STRINGS_PER_TXN`], each checking again
-    /// that the string was not used since: ingest waits for one chunk at
-    /// most, never for the whole dictionary.
-    pub fn expire_strings(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+    /// Dictionary strings that no event at or after `cutoff_ms` can use
+    /// (their bound is at or before it), found in a snapshot. Run after the
+    /// partitions before the cutoff are gone; the writer then deletes them
+    /// with [`Store::expire_string_chunk`], [`STRINGS_PER_TXN`] at a time,
+    /// so ingest waits for one chunk at most, never for the dictionary.
+    pub(crate) fn string_expiry_candidates(&self, cutoff_ms: i64) -> Result<Vec<u32>, StoreError> {
         let mut candidates: Vec<u32> = Vec::new();
         self.snapshot()?.for_each_string_bound(|id, bound| {
             if bound <= cutoff_ms {
                 candidates.push(id);
             }
         })?;
-        let mut deleted = 0u64;
-        for (i, chunk) in candidates.chunks(STRINGS_PER_TXN).enumerate() {
-            if i > 0 {
-                std::thread::sleep(super::SWEEP_PAUSE);
-            }
-            let mut txn = self.db()?.begin_write()?;
-            txn.set_durability(redb::Durability::Immediate)?;
-            let mut n = 0u64;
-            {
-                let mut strings = txn.open_table(STRINGS)?;
-                let mut ids = txn.open_table(STRING_IDS)?;
-                for &id in chunk {
-                    let key = match strings.get(id)? {
-                        Some(v) => {
-                            let (bound, key) = split_raw_value(v.value())?;
-                            // an event since the snapshot moved its bound
-                            if bound > cutoff_ms {
-                                continue;
-                            }
-                            key.to_vec()
+        Ok(candidates)
+    }
+
+    /// Deletes the strings `chunk` of [`Store::string_expiry_candidates`]
+    /// in one durable transaction, each checked again: a string used since
+    /// the snapshot has a later bound and stays. Returns how many went.
+    pub(crate) fn expire_string_chunk(
+        &self,
+        chunk: &[u32],
+        cutoff_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let mut n = 0u64;
+        {
+            let mut strings = txn.open_table(STRINGS)?;
+            let mut ids = txn.open_table(STRING_IDS)?;
+            for &id in chunk {
+                let key = match strings.get(id)? {
+                    Some(v) => {
+                        let (bound, key) = split_raw_value(v.value())?;
+                        // an event since the snapshot moved its bound
+                        if bound > cutoff_ms {
+                            continue;
                         }
-                        None => continue,
-                    };
-                    strings.remove(id)?;
-                    ids.remove(key.as_slice())?;
-                    n += 1;
-                }
-            }
-            if n > 0 {
-                self.changed(super::Changed::Strings);
-                txn.commit()?;
-                deleted += n;
+                        key.to_vec()
+                    }
+                    None => continue,
+                };
+                strings.remove(id)?;
+                ids.remove(key.as_slice())?;
+                n += 1;
             }
         }
-        Ok(deleted)
+        if n > 0 {
+            txn.commit()?;
+        }
+        Ok(n)
     }
 
     /// Counts (`dry_run`) or deletes roll-up rows older than `cutoff_ms`:
     /// hourly rows of hours that start before it and daily dimension rows
     /// of site-local days before its UTC day; then the roll-up values that
-    /// no remaining row uses.
-    pub fn expire_rollups(
+    /// no remaining row uses. Deleting is the writer's (a command); counting
+    /// only reads.
+    pub(crate) fn expire_rollups(
         &self,
         cutoff_ms: i64,
         dry_run: bool,
@@ -316,16 +318,14 @@ impl Store {
         if out.dim_rows > 0 {
             self.delete_unused_dim_values_in(&txn)?;
         }
-        // the writer keeps no roll-up rows in memory: only deleted values
-        // can make what it remembers stale
         txn.commit()?;
         Ok(out)
     }
 
     /// Deletes the roll-up values that no roll-up row refers to (after
     /// rows were deleted or cut), in one durable transaction. Returns how
-    /// many.
-    pub fn delete_unused_dim_values(&self) -> Result<u64, StoreError> {
+    /// many. Only the writer calls this (a command).
+    pub(crate) fn delete_unused_dim_values(&self) -> Result<u64, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let n = self.delete_unused_dim_values_in(&txn)?;
@@ -356,9 +356,6 @@ impl Store {
             values.remove(*id)?;
             ids.remove(s.as_str())?;
         }
-        if !unused.is_empty() {
-            self.changed(super::Changed::DimValues);
-        }
         Ok(unused.len() as u64)
     }
 
@@ -377,7 +374,8 @@ impl Store {
     }
 
     /// Records how far free text was vetted (one durable transaction).
-    pub fn set_free_text_vetted(&self, v: FreeTextVetted) -> Result<(), StoreError> {
+    /// Only the writer calls this (a command).
+    pub(crate) fn set_free_text_vetted(&self, v: FreeTextVetted) -> Result<(), StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         write_vetted(&txn, v)?;
@@ -424,8 +422,9 @@ impl Store {
     /// [`without_free_text`] leaves (counters merged into that value) or
     /// deleted. The day's open rows are merged into its sealed value on
     /// the way (the day is long closed). `vetted`, when given, is recorded
-    /// in the same transaction. A dry run changes nothing.
-    pub fn expire_free_text(
+    /// in the same transaction. A dry run changes nothing. Only the writer
+    /// calls this (a command): it may hand out a roll-up value id.
+    pub(crate) fn expire_free_text(
         &self,
         day: i32,
         sites: &BTreeSet<String>,
@@ -436,7 +435,6 @@ impl Store {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let mut out = FreeTextExpiry::default();
-        let mut allocated = false;
         {
             let mut open = txn.open_table(DIMS_OPEN)?;
             let mut sealed = txn.open_table(DIMS_SEALED)?;
@@ -478,7 +476,8 @@ impl Store {
                                     Some(cut_id) => cut_id,
                                     None => {
                                         // A new value id; the writer reads the next
-                                        // id again after this commit (see below).
+                                        // id again after this step (see
+                                        // `super::commands`).
                                         let next = meta
                                             .get(META_NEXT_DIM_VALUE)?
                                             .map_or(1, |v| v.value())
@@ -491,7 +490,6 @@ impl Store {
                                         meta.insert(META_NEXT_DIM_VALUE, after)?;
                                         value_ids.insert(cut, next)?;
                                         values.insert(next, cut)?;
-                                        allocated = true;
                                         next
                                     }
                                 })
@@ -533,15 +531,63 @@ impl Store {
         if let Some(v) = vetted {
             write_vetted(&txn, v)?;
         }
-        if allocated {
-            self.changed(super::Changed::DimValues);
-        }
         txn.commit()?;
         Ok(out)
     }
 }
 
 impl Store {
+    /// The free-text strings (page URLs, link targets, search terms) of
+    /// `site`'s local day `day` in `tz` that at least `min_visitors` distinct
+    /// visitors produced, counted from the raw events.
+    pub fn common_free_text(
+        &self,
+        site: &str,
+        tz: chrono_tz::Tz,
+        day: i32,
+        min_visitors: u32,
+    ) -> Result<HashSet<String>, StoreError> {
+        use chrono::TimeZone;
+        let date = schema::day_from_number(day);
+        // a local day lies within the UTC day before, itself and the one after
+        let from = schema::day_start_ms(date) - schema::MS_PER_DAY;
+        let to = from + 3 * schema::MS_PER_DAY;
+        let snap = self.snapshot()?;
+        let cols = Cols::NONE
+            .with(super::Col::Visitor)
+            .with(super::Col::Url)
+            .with(super::Col::Target)
+            .with(super::Col::SearchTerm);
+        // visitors are numbered per UTC day (the salt changes at midnight)
+        let mut seen: HashMap<u32, HashSet<(i32, u32)>> = HashMap::new();
+        snap.scan_days(site, from, to, cols, |d| {
+            let utc = schema::day_number(d.day);
+            for e in &d.events {
+                let local = tz
+                    .timestamp_millis_opt(e.ts_ms)
+                    .single()
+                    .map(|t| t.date_naive());
+                if local != Some(date) {
+                    continue;
+                }
+                for id in [e.url, e.target, e.search_term] {
+                    if id != 0 {
+                        seen.entry(id).or_default().insert((utc, e.visitor));
+                    }
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        let mut resolver = snap.resolver()?;
+        let mut out = HashSet::new();
+        for (id, visitors) in seen {
+            if visitors.len() >= min_visitors as usize {
+                out.insert(resolver.text(id)?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Calls `f(table, site, dimension, local day)` for every roll-up row
     /// whose value carries free text (for the audit).
     pub fn for_each_free_text_row(
@@ -637,7 +683,7 @@ fn rewrite_without_old(
                     .get(p as usize - 1)
                     .ok_or_else(|| StoreError::Decode("event block: page-view number".into()))?,
             };
-            let input = Input::from_raw(e, hash, pageview_id);
+            let input = InternedEvent::from_raw(e, hash, pageview_id);
             let step = state.step(None, &input, &|_| 0, u32::MAX, &mut NoSink);
             // everything but the numbers stays as stored
             let raw = RawEvent {
@@ -681,30 +727,25 @@ mod tests {
             test_event("a", base + 2 * day, 5),
         ];
         w.submit(evs).unwrap().blocking_recv().unwrap().unwrap();
-        w.shutdown_blocking().unwrap();
         let cutoff = base + day + 30;
         let plan = store.expiry_plan(cutoff).unwrap();
         assert_eq!(plan.whole, vec![(schema::utc_day(base), 1)]);
         assert_eq!(plan.boundary, Some((schema::utc_day(cutoff), 2)));
         assert_eq!(plan.events(), 3);
-        assert_eq!(store.drop_partition(schema::utc_day(base)).unwrap(), 1);
-        assert_eq!(
-            store
-                .trim_partition(schema::utc_day(cutoff), cutoff)
-                .unwrap(),
-            2
-        );
+        assert_eq!(w.drop_day(schema::utc_day(base)).unwrap(), 1);
+        assert_eq!(w.trim_day(schema::utc_day(cutoff), cutoff).unwrap(), 2);
         assert_eq!(store.event_count().unwrap(), 2);
         assert_eq!(store.oldest_event_ts().unwrap(), Some(cutoff));
         let after = store.expiry_plan(cutoff).unwrap();
         assert_eq!((after.whole.len(), after.boundary), (0, None));
         let r = store.expire_rollups(cutoff, true).unwrap();
         assert!(r.hourly_rows > 0);
-        assert_eq!(store.expire_rollups(cutoff, false).unwrap(), r);
+        assert_eq!(w.expire_rollups(cutoff).unwrap(), r);
         assert_eq!(
             store.expire_rollups(cutoff, true).unwrap(),
             RollupExpiry::default()
         );
+        w.shutdown_blocking().unwrap();
         // the surviving events still read back whole
         let mut n = 0;
         store

@@ -9,17 +9,21 @@
 //! file (whose pages hold nothing else), syncs it, and renames it over the
 //! old one.
 //!
-//! Ingest goes on while it copies: the copy reads a snapshot, and the
-//! writer keeps committing to the old file. Only for the catch-up does the
-//! vacuum take the store for itself (the writer and readers wait, queued):
-//! it copies what changed since the snapshot and swaps the files. The
-//! catch-up compares the snapshot with the current state table by table;
-//! for event blocks it compares only each (day, site)'s blocks from the
-//! snapshot's last one on, because the writer only appends blocks and
-//! rewrites the last one (old blocks change only in a sweep, and a vacuum
-//! runs after its sweep, never beside one). So the wait is about the size
-//! of the dictionaries and roll-ups plus the changes, not of the events.
-//! The new file holds the same data, so the writer's memory stays valid.
+//! Ingest goes on while it copies: the copy ([`Store::vacuum_copy`]) runs
+//! on the caller's thread and reads a snapshot, and the writer keeps
+//! committing to the old file. Only for the catch-up does the vacuum take
+//! the store for itself: [`Store::vacuum_swap`] runs on the writer thread
+//! (a command, so no batch is in flight; batches queue meanwhile), takes
+//! the database handle exclusively (readers wait), copies what changed
+//! since the snapshot and swaps the files. The catch-up compares the
+//! snapshot with the current state table by table; for event blocks it
+//! compares only each (day, site)'s blocks from the snapshot's last one
+//! on, because the writer only appends blocks and rewrites the last one
+//! (old blocks change only in a sweep, and a vacuum runs after its sweep,
+//! never beside one). So the wait is about the size of the dictionaries
+//! and roll-ups plus the changes, not of the events. The new file holds
+//! the same data, so the writer's memory stays valid. Like the store file
+//! itself, the new file is readable by its owner only.
 
 use std::path::Path;
 
@@ -294,18 +298,48 @@ fn sync_dir(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A vacuum's copy of a snapshot, waiting for its catch-up and swap.
+pub(crate) struct VacuumCopy {
+    /// The new file, holding the snapshot's data.
+    new: Database,
+    /// The snapshot it was copied from, held until the catch-up.
+    then: ReadTransaction,
+    tmp: std::path::PathBuf,
+    bytes_before: u64,
+    copy_ms: u64,
+}
+
+/// Creates `path` empty, readable and writable by its owner only (Unix),
+/// before redb initialises it: it will hold what the store file holds.
+fn private_file(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl Store {
-    /// Rewrites the store into a fresh file (see the module comment).
-    pub fn vacuum(&self) -> Result<VacuumReport, StoreError> {
+    /// The bulk of a vacuum: copies a snapshot of every table into a new
+    /// file. Runs on the caller's thread while the writer goes on.
+    pub(crate) fn vacuum_copy(&self) -> Result<VacuumCopy, StoreError> {
         let path = self.path.clone();
         let tmp = copy_path(&path);
         let bytes_before = std::fs::metadata(&path).map_err(io)?.len();
         let _ = std::fs::remove_file(&tmp);
+        private_file(&tmp)?;
         let new = Database::builder()
             .set_cache_size(self.opts.cache_size)
             .create(&tmp)?;
         let started = std::time::Instant::now();
-        // The bulk of the copy, from a snapshot, while ingest goes on.
         let then = self.db()?.begin_read()?;
         let copied = (|| {
             let mut w = new.begin_write()?;
@@ -319,11 +353,40 @@ impl Store {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        let copy_ms = started.elapsed().as_millis() as u64;
+        Ok(VacuumCopy {
+            new,
+            then,
+            tmp,
+            bytes_before,
+            copy_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// The end of a vacuum: brings `copy` up to date and renames it over
+    /// the store file. Only the writer calls this (a command), so no write
+    /// is in flight.
+    pub(crate) fn vacuum_swap(&self, copy: VacuumCopy) -> Result<VacuumReport, StoreError> {
+        let VacuumCopy {
+            new,
+            then,
+            tmp,
+            bytes_before,
+            copy_ms,
+        } = copy;
+        let path = self.path.clone();
         // Nobody may hold the handle (a write in flight would be lost).
-        let mut slot = self.take_exclusive(true)?;
+        let mut slot = match self.take_exclusive(true) {
+            Ok(slot) => slot,
+            Err(e) => {
+                drop(new);
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         let held = std::time::Instant::now();
         let Some(old) = slot.take() else {
+            drop(new);
+            let _ = std::fs::remove_file(&tmp);
             return Err(StoreError::Unavailable);
         };
         let caught_up = (|| {

@@ -13,8 +13,15 @@
 //! and the thread carries on with the next batch (after an I/O error it
 //! first reopens the database, see `reopen`).
 //!
-//! When nothing is queued, the thread also seals closed days of the
-//! dimension roll-ups (`seal`), in short transactions of their own.
+//! Maintenance (dropping and trimming days, expiring strings, roll-ups and
+//! their free text, a vacuum's catch-up and file swap) arrives on the same
+//! channel as commands (`super::commands`),
+//! each answered on its own oneshot channel when done. A long one runs in
+//! short durable steps with the batches that queued meanwhile committed
+//! between two steps. When nothing is queued, the thread also seals
+//! closed days of the dimension roll-ups (`seal`), in short transactions
+//! of their own. Since this thread makes every change, it forgets what it
+//! changed itself; nobody else touches what its memory mirrors.
 //!
 //! Shutdown ([`WriterHandle::shutdown`] or [`WriterHandle::shutdown_blocking`])
 //! closes the channel; the thread commits everything already queued, answers
@@ -22,11 +29,12 @@
 //! caller drops its own `Arc<Store>` the database is closed cleanly (redb
 //! runs a slow repair on the next open after an unclean close).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 use redb::Durability;
 use tokio::sync::{mpsc, oneshot};
@@ -34,7 +42,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::model::Event;
 
 use super::apply::{local_day, WriterState};
-use super::{Store, StoreError};
+use super::commands::{Maintenance, Reply, WriterCommand};
+use super::sweep::{FreeTextExpiry, FreeTextVetted};
+use super::{RollupExpiry, Store, StoreError, VacuumReport};
+use crate::storage::StorageError;
 
 /// How often an idle writer looks for closed days to seal.
 const SEAL_EVERY: Duration = Duration::from_secs(60);
@@ -42,8 +53,10 @@ const SEAL_EVERY: Duration = Duration::from_secs(60);
 /// arrives meanwhile waits (a few milliseconds).
 const SEAL_ROWS: usize = 5_000;
 
-/// Answer to one submitted batch: `Ok` once its events are committed.
-pub type Ack = Result<(), StoreError>;
+/// Answer to one submitted batch: `Ok` once its events are committed. In
+/// the boundary's terms: whoever submitted cannot act on the engine's own
+/// error, only on whether it was the disk (retry) or not.
+pub type Ack = Result<(), StorageError>;
 
 /// Why a batch was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +94,7 @@ impl Default for WriterOptions {
     }
 }
 
+/// A batch waiting for the next commit.
 struct Request {
     events: Vec<Event>,
     reply: oneshot::Sender<Ack>,
@@ -110,7 +124,7 @@ impl Writer {
 /// `&self`. Dropping it without calling shutdown closes the channel too: the
 /// thread still commits what is queued, but nobody waits for it.
 pub struct WriterHandle {
-    tx: Mutex<Option<mpsc::Sender<Request>>>,
+    tx: Mutex<Option<mpsc::Sender<WriterCommand>>>,
     join: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -121,7 +135,7 @@ impl WriterHandle {
         let guard = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = guard.as_ref().ok_or(SubmitError::Closed)?;
         let (reply, rx) = oneshot::channel();
-        match tx.try_send(Request { events, reply }) {
+        match tx.try_send(WriterCommand::Batch { events, reply }) {
             Ok(()) => {
                 let depth = tx.max_capacity() - tx.capacity();
                 metrics::gauge!("sparsam_store_queue_depth").set(depth as f64);
@@ -154,6 +168,104 @@ impl WriterHandle {
         let rx = self.submit(events)?;
         rx.await.map_err(|_| WriteError::Lost)??;
         Ok(())
+    }
+
+    /// Sends a maintenance command and waits for its answer. It waits for
+    /// room in the queue rather than failing when ingest filled it. Blocks:
+    /// call from a blocking thread, never from async code.
+    fn maintain<T>(&self, command: impl FnOnce(Reply<T>) -> Maintenance) -> Result<T, StoreError> {
+        let tx = self
+            .tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::WriterClosed)?;
+        let (reply, answer) = oneshot::channel();
+        tx.blocking_send(WriterCommand::Maintain(command(reply)))
+            .map_err(|_| StoreError::WriterClosed)?;
+        answer
+            .blocking_recv()
+            .map_err(|_| StoreError::WriterClosed)?
+    }
+
+    /// Deletes the raw events of UTC day `day`, a chunk of blocks per
+    /// durable transaction with batches committed in between; roll-ups
+    /// stay. Returns how many events were deleted.
+    pub fn drop_day(&self, day: NaiveDate) -> Result<u64, StoreError> {
+        self.maintain(|reply| Maintenance::DropDay {
+            day,
+            deleted: 0,
+            reply,
+        })
+    }
+
+    /// Deletes the events of UTC day `day` received before `cutoff_ms`.
+    pub fn trim_day(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.maintain(|reply| Maintenance::TrimDay {
+            day,
+            cutoff_ms,
+            reply,
+        })
+    }
+
+    /// Deletes the dictionary strings that no event received at or after
+    /// `cutoff_ms` can use. Returns how many.
+    pub fn expire_strings(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+        self.maintain(|reply| Maintenance::ExpireStrings {
+            cutoff_ms,
+            candidates: None,
+            next: 0,
+            deleted: 0,
+            reply,
+        })
+    }
+
+    /// Deletes roll-up rows older than `cutoff_ms` and the roll-up values
+    /// no remaining row uses.
+    pub fn expire_rollups(&self, cutoff_ms: i64) -> Result<RollupExpiry, StoreError> {
+        self.maintain(|reply| Maintenance::ExpireRollups { cutoff_ms, reply })
+    }
+
+    /// Takes the free text out of the roll-ups of local day `day` of
+    /// `sites`, keeping per site the values in `keep`, and records
+    /// `vetted` with it (see [`Store::expire_free_text`]). A dry run
+    /// changes nothing.
+    pub fn expire_free_text(
+        &self,
+        day: i32,
+        sites: BTreeSet<String>,
+        keep: HashMap<String, HashSet<String>>,
+        vetted: Option<FreeTextVetted>,
+        dry_run: bool,
+    ) -> Result<FreeTextExpiry, StoreError> {
+        self.maintain(|reply| Maintenance::ExpireFreeText {
+            day,
+            sites,
+            keep,
+            vetted,
+            dry_run,
+            reply,
+        })
+    }
+
+    /// Records how far free text in the roll-ups was vetted.
+    pub fn set_free_text_vetted(&self, vetted: FreeTextVetted) -> Result<(), StoreError> {
+        self.maintain(|reply| Maintenance::SetFreeTextVetted { vetted, reply })
+    }
+
+    /// Deletes the roll-up values no roll-up row uses. Returns how many.
+    pub fn delete_unused_rollup_values(&self) -> Result<u64, StoreError> {
+        self.maintain(|reply| Maintenance::DeleteUnusedRollupValues { reply })
+    }
+
+    /// Rewrites `store` (the one this writer writes) into a fresh file with
+    /// live data only. The copy runs on the calling thread from a snapshot
+    /// while this writer keeps committing batches; only the catch-up with
+    /// what changed meanwhile and the file swap run on the writer thread,
+    /// with the store held exclusively (see `super::vacuum`).
+    pub fn vacuum(&self, store: &Store) -> Result<VacuumReport, StoreError> {
+        let copy = Box::new(store.vacuum_copy()?);
+        self.maintain(|reply| Maintenance::VacuumSwap { copy, reply })
     }
 
     /// Closes the channel, waits (without blocking the async runtime) for
@@ -199,38 +311,35 @@ pub enum WriteError {
     #[error(transparent)]
     Submit(#[from] SubmitError),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] StorageError),
     /// The writer went away without answering (it panicked).
     #[error("store writer stopped without answering")]
     Lost,
 }
 
-fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) {
+fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<WriterCommand>) {
     let max_batch = opts.max_batch.max(1);
+    let mut received: Vec<WriterCommand> = Vec::with_capacity(max_batch.min(4096));
     let mut buf: Vec<Request> = Vec::with_capacity(max_batch.min(4096));
-    let mut state = WriterState::default();
+    // Maintenance in progress, oldest first; the front one runs a step
+    // after each round of batches.
+    let mut maintenance: VecDeque<Maintenance> = VecDeque::new();
+    let mut memory = WriterState::default();
     // Rebuild today's and yesterday's state before the first request.
-    store.take_invalidation();
-    let generation = store.generation();
-    let preloaded = store.snapshot().and_then(|snap| {
-        state.preload(
-            &snap,
-            &opts,
-            chrono::Utc::now().timestamp_millis(),
-            generation,
-        )
-    });
+    let preloaded = store
+        .snapshot()
+        .and_then(|snap| memory.preload(&snap, &opts, chrono::Utc::now().timestamp_millis()));
     if let Err(e) = preloaded {
         tracing::warn!(error = %e, "could not rebuild the writer's state ahead; it is rebuilt on demand");
-        state.reset();
+        memory.reset();
     }
     // Seal once soon after start-up (days may have closed while down).
     let mut last_seal = Instant::now()
         .checked_sub(SEAL_EVERY)
         .unwrap_or_else(Instant::now);
+    let mut closed = false;
     loop {
-        buf.clear();
-        if last_seal.elapsed() >= SEAL_EVERY {
+        if maintenance.is_empty() && last_seal.elapsed() >= SEAL_EVERY {
             // idle: seal until done or requests come; busy (a bulk load):
             // one chunk between batches, so the open rows stay few
             let done = if rx.is_empty() {
@@ -242,34 +351,74 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<Request>) 
                 last_seal = Instant::now();
             }
         }
-        if rx.blocking_recv_many(&mut buf, max_batch) == 0 {
+        if maintenance.is_empty() && !closed {
+            // nothing in progress: wait for work
+            closed = rx.blocking_recv_many(&mut received, max_batch) == 0;
+        } else {
+            // a maintenance step is due: take only what is already queued
+            while received.len() < max_batch {
+                match rx.try_recv() {
+                    Ok(command) => received.push(command),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        for command in received.drain(..) {
+            match command {
+                WriterCommand::Batch { events, reply } => buf.push(Request { events, reply }),
+                WriterCommand::Maintain(m) => maintenance.push_back(m),
+            }
+        }
+        metrics::gauge!("sparsam_store_queue_depth").set(rx.len() as f64);
+        if !buf.is_empty() {
+            commit_batch(&store, &opts, &mut buf, &mut memory);
+        }
+        if let Some(next) = maintenance.pop_front() {
+            if let Some(unfinished) = next.step(&store, &mut memory) {
+                maintenance.push_front(unfinished);
+            }
+        }
+        if closed && maintenance.is_empty() {
             // closed and drained: leave closed days sealed for the next start
             seal(&store, &opts, || false, usize::MAX);
             break;
         }
-        metrics::gauge!("sparsam_store_queue_depth").set(rx.len() as f64);
-        let started = Instant::now();
-        let n_events: usize = buf.iter().map(|r| r.events.len()).sum();
-        let result = write_batch(&store, &opts, &buf, &mut state);
-        metrics::histogram!("sparsam_store_commit_seconds").record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(()) => {
-                metrics::counter!("sparsam_store_batches_total").increment(1);
-                metrics::counter!("sparsam_store_events_total").increment(n_events as u64);
-                for r in buf.drain(..) {
-                    let _ = r.reply.send(Ok(()));
-                }
+    }
+}
+
+/// Writes the requests in `buf` in one transaction and answers each.
+fn commit_batch(
+    store: &Store,
+    opts: &WriterOptions,
+    buf: &mut Vec<Request>,
+    memory: &mut WriterState,
+) {
+    let started = Instant::now();
+    let n_events: usize = buf.iter().map(|r| r.events.len()).sum();
+    let result = write_batch(store, opts, buf, memory);
+    metrics::histogram!("sparsam_store_commit_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => {
+            metrics::counter!("sparsam_store_batches_total").increment(1);
+            metrics::counter!("sparsam_store_events_total").increment(n_events as u64);
+            for r in buf.drain(..) {
+                let _ = r.reply.send(Ok(()));
             }
-            Err(e) => {
-                tracing::error!(error = %e, requests = buf.len(), "store batch failed");
-                // memory may hold parts of the failed batch: start over
-                state.reset();
-                let e = Arc::new(e);
-                for r in buf.drain(..) {
-                    let _ = r.reply.send(Err(StoreError::Batch(e.clone())));
-                }
-                super::reopen::after_failed_batch(&store, &e);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, requests = buf.len(), "store batch failed");
+            // memory may hold parts of the failed batch: start over
+            memory.reset();
+            let e = Arc::new(e);
+            let answer = StorageError::from(StoreError::Batch(e.clone()));
+            for r in buf.drain(..) {
+                let _ = r.reply.send(Err(answer.clone()));
             }
+            super::reopen::after_failed_write(store, &e);
         }
     }
 }
@@ -316,23 +465,11 @@ fn write_batch(
     batch: &[Request],
     state: &mut WriterState,
 ) -> Result<(), StoreError> {
-    // Hold the handle for the whole batch: a vacuum waits for it, and a
-    // handle replaced while we waited for the lock is not written to.
-    let (_db, mut txn) = loop {
-        let db = store.db()?;
-        let txn = db.begin_write()?;
-        if Arc::ptr_eq(&db, &store.db()?) {
-            break (db, txn);
-        }
-    };
+    // Every write happens on this thread, so the handle cannot be replaced
+    // while the batch runs (only this thread reopens or vacuums).
+    let db = store.db()?;
+    let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    // Read after taking the write lock: maintenance bumps it before it
-    // commits, so a change made while we waited is seen here.
-    let generation = store.generation();
-    if generation != state.generation {
-        state.invalidate(store.take_invalidation());
-        state.generation = generation;
-    }
     let events: Vec<&Event> = batch.iter().flat_map(|r| r.events.iter()).collect();
     state.apply_batch(&txn, events, opts)?;
     txn.commit()?;

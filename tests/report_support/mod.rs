@@ -62,21 +62,16 @@ tokens = ["{OTHER}"]
         );
         if !events.is_empty() {
             let parsed = sparsam::Config::parse(&config).expect("test config");
-            let store = sparsam::app::open_store(&parsed).expect("open store");
-            let writer =
-                sparsam::store::Writer::spawn(store.clone(), sparsam::app::writer_options(&parsed))
-                    .expect("writer");
+            let storage = sparsam::app::open_storage(&parsed).expect("open store");
             for chunk in events.chunks(2_000) {
-                writer
-                    .submit(chunk.to_vec())
+                sparsam::storage::Storage::submit(&*storage, chunk.to_vec())
                     .expect("queue")
                     .blocking_recv()
                     .expect("answer")
                     .expect("commit");
             }
-            writer.shutdown_blocking().expect("writer shutdown");
-            drop(writer);
-            drop(store);
+            sparsam::storage::Storage::close(&*storage).expect("writer shutdown");
+            drop(storage);
         }
         let inner = common::Server::start_config(dir.path(), &config);
         Server {

@@ -1,0 +1,174 @@
+//! The visit engine: how one visitor's events make visits. Both places
+//! that count visits run it: the writer, which turns each step into
+//! roll-up changes as events arrive (`super::state`), and the filtered
+//! scan, which counts the visits of matching events from raw events
+//! (`super::scan`). So a visit, its entry and exit page, whether it
+//! bounced, and how long its pages were read are defined here once.
+//!
+//! The rules: a visit is a visitor's run of events with gaps shorter than
+//! [`VISIT_TIMEOUT_MS`]; a ping (heartbeat) never starts one; the visit's
+//! referrer and campaign are those of its first event; its entry page is
+//! the URL of its first page view, its exit page that of its last; it
+//! bounced while it has at most one page view. A page view's dwell is the
+//! largest engaged time reported for it.
+//!
+//! The engine holds no state of its own: the caller keeps each visitor's
+//! [`Visit`] wherever it numbers visitors, hands it to [`advance`] with the
+//! next event, and reads what happened from the returned [`VisitStep`]
+//! (the shape of a search engine feeding several outputs: one engine, and
+//! each caller is the sink for what it needs).
+
+use crate::model::EventKind;
+
+use super::rollup::VISIT_TIMEOUT_MS;
+
+/// A visit as far as it has gone; its pages, referrer and campaign as the
+/// caller's value ids (0 = none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Visit {
+    pub start_ts: i64,
+    pub last_ts: i64,
+    pub pageviews: u32,
+    pub entry: u32,
+    pub exit: u32,
+    pub referrer: u32,
+    pub campaign: u32,
+}
+
+impl Visit {
+    /// True while at most one page was viewed.
+    pub(crate) fn bounced(&self) -> bool {
+        self.pageviews <= 1
+    }
+}
+
+/// What the engine needs of an event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VisitEvent {
+    pub ts_ms: i64,
+    pub kind: EventKind,
+    pub url: u32,
+    pub referrer: u32,
+    pub campaign: u32,
+}
+
+/// What one event did to its visitor's visit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct VisitStep {
+    /// The visitor's previous visit, over because the event came after the
+    /// timeout (the caller closes it).
+    pub ended: Option<Visit>,
+    /// The event started a new visit.
+    pub started: bool,
+    /// For a page view inside a visit: its number in the visit (1 = the
+    /// entry page, 2 = the page view that ends the bounce); 0 otherwise.
+    pub pageview_number: u32,
+    /// For a page view that moved the exit page: the exit page before it.
+    pub exit_moved_from: Option<u32>,
+}
+
+/// Moves `visit` (the visitor's current visit, if any) on by `e`. After
+/// the call `visit` is the visit `e` belongs to, or `None` for a ping
+/// outside any visit.
+pub(crate) fn advance(visit: &mut Option<Visit>, e: &VisitEvent) -> VisitStep {
+    let mut step = VisitStep::default();
+    let live = matches!(visit, Some(v) if e.ts_ms - v.last_ts < VISIT_TIMEOUT_MS);
+    if !live {
+        step.ended = visit.take();
+        if e.kind != EventKind::Ping {
+            *visit = Some(Visit {
+                start_ts: e.ts_ms,
+                last_ts: e.ts_ms,
+                pageviews: 0,
+                entry: 0,
+                exit: 0,
+                referrer: e.referrer,
+                campaign: e.campaign,
+            });
+            step.started = true;
+        }
+    }
+    let Some(v) = visit.as_mut() else {
+        return step;
+    };
+    v.last_ts = v.last_ts.max(e.ts_ms);
+    if e.kind == EventKind::PageView {
+        v.pageviews = v.pageviews.saturating_add(1);
+        step.pageview_number = v.pageviews;
+        if v.pageviews == 1 {
+            v.entry = e.url;
+        }
+        if v.exit != e.url {
+            step.exit_moved_from = Some(std::mem::replace(&mut v.exit, e.url));
+        }
+    }
+    step
+}
+
+/// Dwell of one page view: the largest engaged time reported for it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Dwell {
+    pub max_engaged_ms: u32,
+}
+
+impl Dwell {
+    /// Takes a report of `engaged_ms`; returns how much it adds to the
+    /// dwell sum and whether it is the page view's first measured dwell
+    /// (`None` when it adds nothing).
+    pub(crate) fn report(&mut self, engaged_ms: u32) -> Option<(u32, bool)> {
+        let before = self.max_engaged_ms;
+        if engaged_ms > before {
+            self.max_engaged_ms = engaged_ms;
+            Some((engaged_ms - before, before == 0))
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(ts_ms: i64, kind: EventKind, url: u32) -> VisitEvent {
+        VisitEvent {
+            ts_ms,
+            kind,
+            url,
+            referrer: 7,
+            campaign: 0,
+        }
+    }
+
+    #[test]
+    fn a_visit_starts_bounces_moves_its_exit_and_times_out() {
+        let mut v = None;
+        let ping = advance(&mut v, &ev(0, EventKind::Ping, 0));
+        assert_eq!((ping.started, v), (false, None), "a ping starts no visit");
+        let first = advance(&mut v, &ev(1_000, EventKind::PageView, 1));
+        assert!(first.started);
+        assert_eq!(first.pageview_number, 1);
+        assert!(v.is_some_and(|v| v.bounced() && v.entry == 1 && v.referrer == 7));
+        let second = advance(&mut v, &ev(2_000, EventKind::PageView, 2));
+        assert_eq!(
+            (second.pageview_number, second.exit_moved_from),
+            (2, Some(1))
+        );
+        assert!(v.is_some_and(|v| !v.bounced() && v.entry == 1 && v.exit == 2));
+        let later = advance(
+            &mut v,
+            &ev(2_000 + VISIT_TIMEOUT_MS, EventKind::Download, 0),
+        );
+        assert!(later.started);
+        assert_eq!(later.ended.map(|v| v.pageviews), Some(2));
+        assert_eq!(v.map(|v| v.pageviews), Some(0));
+    }
+
+    #[test]
+    fn dwell_counts_the_largest_report_once() {
+        let mut d = Dwell::default();
+        assert_eq!(d.report(5_000), Some((5_000, true)));
+        assert_eq!(d.report(3_000), None);
+        assert_eq!(d.report(8_000), Some((3_000, false)));
+    }
+}
