@@ -78,26 +78,12 @@ fn a_newer_rules_copy_decides_detection() {
     assert_eq!(d.browser, "Chrome Mobile", "{d:?}");
 }
 
-fn start_fails(config: &str, dir: &Path) -> String {
-    let path = dir.join("sparsam.toml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(bin())
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains("listening"), "{err}");
-    err
-}
-
 #[test]
 fn a_folder_without_rules_is_a_config_error_naming_the_key() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let err = start_fails(&config_with_rules(tmp.path(), &empty), tmp.path());
+    let err = start_fails(tmp.path(), &config_with_rules(tmp.path(), &empty));
     assert!(err.contains("device.rules_dir"), "{err}");
 }
 
@@ -107,7 +93,7 @@ fn a_broken_rule_file_stops_start_up_naming_the_key_and_file() {
     let rules = copy_rules(tmp.path(), |mobiles| {
         format!("Broken: [unclosed\n{mobiles}")
     });
-    let err = start_fails(&config_with_rules(tmp.path(), &rules), tmp.path());
+    let err = start_fails(tmp.path(), &config_with_rules(tmp.path(), &rules));
     assert!(err.contains("device.rules_dir"), "{err}");
     assert!(err.contains("mobiles.yml"), "{err}");
 }

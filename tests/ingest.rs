@@ -431,35 +431,17 @@ fn data_survives_a_graceful_restart() {
 #[test]
 fn config_errors_name_the_key_and_exit_before_listening() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
+    let err = start_fails(
+        dir.path(),
         "[server]\nlisten = \"127.0.0.1:0\"\n[privacy]\nipv4_prefix = 24\n[[sites]]\nid = \"a\"\nhostnames = [\"x.org\"]\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(bin())
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(err.contains("privacy.ipv4_prefix"), "{err}");
-    assert!(!err.contains("listening"), "{err}");
 
     // A header a proxy does not write this way is refused by name.
-    std::fs::write(
-        &path,
+    let err = start_fails(
+        dir.path(),
         "[server]\nlisten = \"127.0.0.1:0\"\nclient_ip_header = \"true-client-ip\"\n[[sites]]\nid = \"a\"\nhostnames = [\"x.org\"]\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(bin())
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(
         err.contains("server.client_ip_header") && err.contains("x-forwarded-for"),
         "{err}"
@@ -722,15 +704,7 @@ fn a_bad_referrer_spam_host_names_its_key() {
         "{}\n[referrer_spam]\nextra_hosts = [\"ok.example\", \"https://spam.example/\"]\n",
         test_config(&tmp.path().join("data"), "", "")
     );
-    let path = tmp.path().join("sparsam.toml");
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(bin())
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = start_fails(tmp.path(), &config);
     assert!(err.contains("referrer_spam.extra_hosts[1]"), "{err}");
 }
 

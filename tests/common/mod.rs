@@ -177,6 +177,23 @@ impl Drop for Server {
     }
 }
 
+/// Writes `config` into `dir`, starts the binary with it and expects a
+/// refusal: a failed exit before listening. Returns what it wrote to
+/// stderr, where a config error names its key.
+pub fn start_fails(dir: &Path, config: &str) -> String {
+    let path = dir.join("sparsam.toml");
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(bin())
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .expect("run sparsam");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "started with a bad config:\n{err}");
+    assert!(!err.contains("listening"), "{err}");
+    err
+}
+
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
