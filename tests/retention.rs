@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 
 use chrono::Utc;
@@ -48,6 +47,8 @@ tokens = ["demo-token-for-tests-0001"]
 struct Env {
     dir: tempfile::TempDir,
     config: Config,
+    /// The config as written to `sparsam.toml`, for the server.
+    text: String,
 }
 
 impl Env {
@@ -60,7 +61,7 @@ impl Env {
         let text = config_text(dir.path(), schedule);
         std::fs::write(dir.path().join("sparsam.toml"), &text).unwrap();
         let config = Config::parse(&text).unwrap();
-        Env { dir, config }
+        Env { dir, config, text }
     }
     fn config_path(&self) -> std::path::PathBuf {
         self.dir.path().join("sparsam.toml")
@@ -244,37 +245,10 @@ fn planted_violations_are_reported() {
     assert_eq!(json["verification"]["address_violations"], 1);
 }
 
-fn spawn_server(env: &Env) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sparsam"))
-        .arg("--config")
-        .arg(env.config_path())
-        .arg("serve")
-        .env("SPARSAM_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(i) = line.find("listening on http://") {
-            break line[i + "listening on http://".len()..].trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    let _ = child.wait();
+/// The real server over the environment's store and config (the one test
+/// harness, `tests/common`).
+fn spawn_server(env: &Env) -> common::Server {
+    common::Server::start_config(env.dir.path(), &env.text)
 }
 
 #[test]
@@ -289,7 +263,8 @@ fn ingest_continues_while_a_large_partition_is_swept() {
     drop(store);
 
     // No sweep recorded yet: the server sweeps at start-up.
-    let (child, url) = spawn_server(&env);
+    let mut server = spawn_server(&env);
+    let url = server.base.clone();
     let client = reqwest::blocking::Client::new();
     let mut answered = 0;
     let mut finished = false;
@@ -326,7 +301,7 @@ fn ingest_continues_while_a_large_partition_is_swept() {
             }
         }
     }
-    stop(child);
+    server.stop();
     assert!(finished, "the start-up sweep did not finish");
     let store = env.open();
     assert_eq!(store.event_count().unwrap(), answered);
@@ -335,7 +310,8 @@ fn ingest_continues_while_a_large_partition_is_swept() {
 #[test]
 fn audit_endpoint_needs_the_admin_token() {
     let env = Env::new();
-    let (child, url) = spawn_server(&env);
+    let mut server = spawn_server(&env);
+    let url = server.base.clone();
     let client = reqwest::blocking::Client::new();
     let s = client
         .get(format!("{url}/api/v1/audit"))
@@ -348,7 +324,7 @@ fn audit_endpoint_needs_the_admin_token() {
         .send()
         .unwrap()
         .status();
-    stop(child);
+    server.stop();
     assert_eq!(s.as_u16(), 401);
     assert_eq!(site.as_u16(), 403);
 }
@@ -808,8 +784,7 @@ fn a_vacuum_copy_left_by_a_crash_is_removed_at_start_up() {
         b"https://forum.example/thread/vacuum-leftover-c0ffee",
     )
     .unwrap();
-    let (child, _base) = spawn_server(&env);
-    stop(child);
+    spawn_server(&env).stop();
     assert!(
         !leftover.exists(),
         "the interrupted vacuum's copy survived a start-up"
