@@ -1065,18 +1065,12 @@ fn stored_count_via_api(s: &Server) -> i64 {
     pageviews(s, "demo")
 }
 
-#[test]
-fn hostile_rows_get_their_answer_and_harm_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut s = Server::start_config(tmp.path(), &config(&tmp.path().join("data")));
-    let addr = s.base.trim_start_matches("http://").to_string();
-    let known = store_known_data(&s);
-    let before = snapshot(&s);
-    assert_eq!(before.0["pageviews"], 3, "known data stored: {}", before.0);
-
+/// Sends every row to the server at `addr` and judges its answer: the
+/// failures (one line each) and how many rows were ignored on purpose.
+fn run_rows(addr: &str, rows: Vec<Row>) -> (Vec<String>, usize) {
     let mut failures = Vec::new();
     let mut ignored = 0;
-    for r in table() {
+    for r in rows {
         let reply = send_raw(&addr, &r.raw);
         let ok = match &r.expect {
             Expect::Status(code, needle) => {
@@ -1110,6 +1104,19 @@ fn hostile_rows_get_their_answer_and_harm_nothing() {
             }
         }
     }
+    (failures, ignored)
+}
+
+#[test]
+fn hostile_rows_get_their_answer_and_harm_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = Server::start_config(tmp.path(), &config(&tmp.path().join("data")));
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let known = store_known_data(&s);
+    let before = snapshot(&s);
+    assert_eq!(before.0["pageviews"], 3, "known data stored: {}", before.0);
+
+    let (failures, ignored) = run_rows(&addr, table());
     assert!(failures.is_empty(), "rows failed:\n{}", failures.join("\n"));
 
     // The server still serves, and the known data is untouched.
@@ -1345,33 +1352,7 @@ fn limit_rows_get_their_answer_and_store_nothing_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let mut s = Server::start_config(tmp.path(), &limit_config(&tmp.path().join("data")));
     let addr = s.base.trim_start_matches("http://").to_string();
-    let mut failures = Vec::new();
-    for r in limit_table() {
-        let reply = send_raw(&addr, &r.raw);
-        let ok = match &r.expect {
-            Expect::Status(code, needle) => {
-                reply.status == *code
-                    && reply
-                        .body_text()
-                        .to_lowercase()
-                        .contains(&needle.to_lowercase())
-            }
-            Expect::OneOf(codes) => codes.contains(&reply.status),
-            Expect::Ignored => (200..300).contains(&reply.status),
-        };
-        if !ok {
-            failures.push(format!(
-                "{}: got {} {:?}",
-                r.name,
-                reply.status,
-                reply.body_text().chars().take(200).collect::<String>()
-            ));
-        } else if let Some(check) = r.check {
-            if let Err(e) = check(&reply) {
-                failures.push(format!("{}: {e}", r.name));
-            }
-        }
-    }
+    let (failures, _) = run_rows(&addr, limit_table());
     assert!(failures.is_empty(), "rows failed:\n{}", failures.join("\n"));
     s.stop();
     // the bulk of 100, the 8,000-byte beacon and the fresh prefix's pixel
