@@ -1071,7 +1071,7 @@ fn run_rows(addr: &str, rows: Vec<Row>) -> (Vec<String>, usize) {
     let mut failures = Vec::new();
     let mut ignored = 0;
     for r in rows {
-        let reply = send_raw(&addr, &r.raw);
+        let reply = send_raw(addr, &r.raw);
         let ok = match &r.expect {
             Expect::Status(code, needle) => {
                 reply.status == *code
