@@ -99,6 +99,17 @@ fn write_each(w: &WriterHandle, events: impl IntoIterator<Item = Event>) {
     }
 }
 
+/// Writes `events` in committed batches of `size`, in order.
+fn write_in_batches(w: &WriterHandle, events: &[Event], size: usize) {
+    for batch in events.chunks(size) {
+        w.submit(batch.to_vec())
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+    }
+}
+
 fn scan_all(store: &Store, site: &str) -> Vec<sparsam::store::StoredEvent> {
     let mut v = Vec::new();
     store
@@ -864,14 +875,7 @@ fn a_busy_day_spans_many_blocks() {
             )
         })
         .collect();
-    for batch in events.chunks(500) {
-        f.writer
-            .submit(batch.to_vec())
-            .unwrap()
-            .blocking_recv()
-            .unwrap()
-            .unwrap();
-    }
+    write_in_batches(&f.writer, &events, 500);
     let (blocks, _, _) = f.store.snapshot().unwrap().block_stats().unwrap();
     assert!(blocks >= 3, "{blocks} blocks");
     let raw = scan_all(&f.store, "s");
@@ -1220,14 +1224,7 @@ fn writes_go_on_while_a_vacuum_copies_the_store() {
             )
         })
         .collect();
-    for chunk in old.chunks(10_000) {
-        f.writer
-            .submit(chunk.to_vec())
-            .unwrap()
-            .blocking_recv()
-            .unwrap()
-            .unwrap();
-    }
+    write_in_batches(&f.writer, &old, 10_000);
     let writer = Arc::new(f.writer);
     let vacuuming = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -1299,14 +1296,7 @@ fn a_big_day_is_dropped_in_several_transactions() {
         let events: Vec<Event> = (0..per_site)
             .map(|i| pv(site, day0() + i * 500, (i % 5000) as u64, "/x", 0))
             .collect();
-        for chunk in events.chunks(20_000) {
-            f.writer
-                .submit(chunk.to_vec())
-                .unwrap()
-                .blocking_recv()
-                .unwrap()
-                .unwrap();
-        }
+        write_in_batches(&f.writer, &events, 20_000);
     }
     write_each(&f.writer, [pv("a", day0() + DAY + HOUR, 1, "/bleibt", 0)]);
     assert_eq!(f.store.event_count().unwrap(), 2 * per_site as u64 + 1);

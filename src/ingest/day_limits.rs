@@ -204,26 +204,12 @@ fn other_url(url: &str, own_host: Option<&str>) -> String {
 mod tests {
     use super::*;
 
+    /// The store's test page view, with this URL and title.
     fn event(site: &str, ts_ms: i64, url: &str, title: &str) -> Event {
-        use crate::model::{Campaign, Device, EventKind, Referrer};
-        use crate::privacy::{AnonIp, IpMasks};
         Event {
-            site: site.into(),
-            ts_ms,
-            kind: EventKind::PageView,
-            visitor: 1,
-            pageview_id: 0,
             url: url.into(),
             title: title.into(),
-            referrer: Referrer::default(),
-            campaign: Campaign::default(),
-            target: String::new(),
-            search_term: String::new(),
-            search_results: None,
-            engaged_ms: 0,
-            device: Device::default(),
-            plugins: 0,
-            anon_ip: AnonIp::truncate("192.0.2.1".parse().unwrap(), &IpMasks::DEFAULT),
+            ..crate::store::test_event(site, ts_ms, 1)
         }
     }
 
