@@ -179,7 +179,7 @@ impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port).
     pub fn build(config: Config) -> Result<Application, StartError> {
         let started = std::time::Instant::now();
-        crate::clock::install_from_env(config.listen_addr()?.ip().is_loopback())?;
+        crate::clock::install_from_env(config.server.listen.ip().is_loopback())?;
         let config = Arc::new(config);
         // The device rules compile on their own threads while the store opens.
         let ua_cache = config.store.ua_cache_entries;
@@ -219,7 +219,7 @@ impl Application {
             pipeline,
             storage: storage.clone(),
             addr_policy: ClientAddrPolicy {
-                trusted_proxies: config.trusted_proxies()?,
+                trusted_proxies: config.server.trusted_proxies.clone(),
                 client_ip_header: config.server.client_ip_header,
                 masks: config.privacy.masks(),
             },
@@ -233,16 +233,16 @@ impl Application {
             ),
         });
 
-        let wanted = config.listen_addr()?;
+        let wanted = config.server.listen;
         let listener = TcpListener::bind(wanted).map_err(|source| StartError::Bind {
             addr: wanted,
             source,
         })?;
         let addr = listener.local_addr().map_err(StartError::Server)?;
-        let timeout = Duration::from_secs(config.server.client_timeout_secs);
-        let keep_alive = match config.server.keep_alive_secs {
-            0 => KeepAlive::Disabled,
-            secs => KeepAlive::Timeout(Duration::from_secs(secs)),
+        let timeout = config.server.client_timeout;
+        let keep_alive = match config.server.keep_alive {
+            Duration::ZERO => KeepAlive::Disabled,
+            idle => KeepAlive::Timeout(idle),
         };
         // Shared by the middleware that fills it and the audit view.
         let cookie_watch = web::Data::new(http::cookie_watch::CookieWatch::new(
@@ -267,11 +267,11 @@ impl Application {
             server = server.workers(config.server.workers);
         }
         let server = server.listen(listener).map_err(StartError::Server)?.run();
-        let metrics_only = match config.metrics_addr()? {
+        let metrics_only = match config.server.metrics_listen {
             Some(listen) => Some(metrics_server(listen, metrics.clone())?),
             None => None,
         };
-        let demo = match config.demo_addr()? {
+        let demo = match config.demo.as_ref().map(|demo| demo.listen) {
             Some(listen) => {
                 Some(
                     http::demo::start(listen, addr).map_err(|source| StartError::Bind {
@@ -341,7 +341,7 @@ impl Application {
             self.storage.clone(),
             self.config.clone(),
             self.sweep_gate.clone(),
-        )?;
+        );
         let salt_rotation = tokio::spawn(rotate_salt_daily(self.salts.clone()));
         let served = self.server.await;
         salt_rotation.abort();

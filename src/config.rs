@@ -10,9 +10,12 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
+use bytesize::ByteSize;
+use chrono_tz::Tz;
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::privacy::{ClientIpHeader, IpMasks};
 
@@ -80,7 +83,8 @@ pub struct DeviceConfig {
 pub struct DemoConfig {
     /// Address and port for the demo site; pick another port than
     /// `server.listen`, so the demo is cross-origin like a real site.
-    pub listen: String,
+    #[serde(deserialize_with = "demo_listen")]
+    pub listen: SocketAddr,
 }
 
 /// When the opt-out cookie is marked `Secure` with `SameSite=None` (the
@@ -100,6 +104,9 @@ pub enum CookieSecure {
     Always,
 }
 
+/// Largest byte budget the per-prefix limiter counts in (`u32` bytes).
+pub const MAX_RATE_LIMIT_BYTES: ByteSize = ByteSize::b(u32::MAX as u64);
+
 /// Bounds of `server.max_engaged_seconds`: one minute to one week.
 pub const MIN_ENGAGED_SECONDS: u32 = 60;
 pub const MAX_ENGAGED_SECONDS: u32 = 7 * 86_400;
@@ -108,28 +115,36 @@ pub const MAX_ENGAGED_SECONDS: u32 = 7 * 86_400;
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address and port to listen on.
-    pub listen: String,
+    #[serde(deserialize_with = "server_listen")]
+    pub listen: SocketAddr,
     /// Directory holding the redb store and the daily salt.
     pub data_dir: PathBuf,
-    /// Peers whose client-address header is believed.
-    pub trusted_proxies: Vec<String>,
+    /// Peers whose client-address header is believed, as networks (a
+    /// single address is a network of one).
+    #[serde(deserialize_with = "proxy_networks")]
+    pub trusted_proxies: Vec<IpNet>,
     /// The header those proxies write the client address into:
     /// "x-forwarded-for" (default), "forwarded" or "x-real-ip". No other
     /// forwarding header is read.
     pub client_ip_header: ClientIpHeader,
-    /// Largest accepted request body (beacons, Matomo bulk posts).
-    pub max_body_bytes: usize,
-    /// Largest accepted URL, referrer, title or search term, in bytes.
-    pub max_field_bytes: usize,
+    /// Largest accepted request body (beacons, Matomo bulk posts): a
+    /// number of bytes or a size such as "64 KiB".
+    pub max_body_bytes: ByteSize,
+    /// Largest accepted URL, referrer, title or search term.
+    pub max_field_bytes: ByteSize,
     /// Largest number of events in one beacon or bulk request.
     pub max_batch_events: usize,
     /// Most engaged time one page view may report, in seconds; a ping
     /// reporting more is refused.
     pub max_engaged_seconds: u32,
-    /// Seconds a client may take to send its request head.
-    pub client_timeout_secs: u64,
-    /// Seconds an idle keep-alive connection stays open (0 = no keep-alive).
-    pub keep_alive_secs: u64,
+    /// How long a client may take to send its request head, from whole
+    /// seconds in the file.
+    #[serde(rename = "client_timeout_secs", deserialize_with = "whole_seconds")]
+    pub client_timeout: Duration,
+    /// How long an idle keep-alive connection stays open (zero = no
+    /// keep-alive), from whole seconds in the file.
+    #[serde(rename = "keep_alive_secs", deserialize_with = "whole_seconds")]
+    pub keep_alive: Duration,
     /// Ingest requests allowed per minute from one shortened address
     /// prefix (0 = no limit).
     pub rate_limit_per_minute: u32,
@@ -139,7 +154,7 @@ pub struct ServerConfig {
     /// Worker threads for HTTP (0 = one per core).
     pub workers: usize,
     /// Log format: "text" or "json".
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// Ingest events allowed per minute from one shortened address prefix
     /// (a bulk request of 100 events counts 100; 0 = no limit).
     pub rate_limit_events_per_minute: u32,
@@ -148,38 +163,50 @@ pub struct ServerConfig {
     pub rate_limit_events_burst: u32,
     /// Ingest bytes (query string and body) allowed per minute from one
     /// prefix (0 = no limit).
-    pub rate_limit_bytes_per_minute: u32,
+    pub rate_limit_bytes_per_minute: ByteSize,
     /// Bytes one prefix may send at once before the per-minute rate
     /// applies (at least `max_body_bytes` while the limit is on).
-    pub rate_limit_bytes_burst: u32,
+    pub rate_limit_bytes_burst: ByteSize,
     /// A separate address serving only `/metrics`, without a token (for a
-    /// scraper on an internal network); empty: none, and `/metrics` on
-    /// `listen` needs the admin token either way.
-    pub metrics_listen: String,
+    /// scraper on an internal network); empty in the file: none, and
+    /// `/metrics` on `listen` needs the admin token either way.
+    #[serde(deserialize_with = "metrics_listen")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `server.log_format`: how log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: "127.0.0.1:8080".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./data"),
             trusted_proxies: Vec::new(),
             client_ip_header: ClientIpHeader::default(),
-            max_body_bytes: 64 * 1024,
-            max_field_bytes: 2048,
+            max_body_bytes: ByteSize::kib(64),
+            max_field_bytes: ByteSize::b(2048),
             max_batch_events: 100,
             max_engaged_seconds: 86_400,
-            client_timeout_secs: 5,
-            keep_alive_secs: 30,
+            client_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(30),
             rate_limit_per_minute: 6000,
             rate_limit_burst: 600,
             workers: 0,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             rate_limit_events_per_minute: 6000,
             rate_limit_events_burst: 600,
-            rate_limit_bytes_per_minute: 16 * 1024 * 1024,
-            rate_limit_bytes_burst: 2 * 1024 * 1024,
-            metrics_listen: String::new(),
+            rate_limit_bytes_per_minute: ByteSize::mib(16),
+            rate_limit_bytes_burst: ByteSize::mib(2),
+            metrics_listen: None,
         }
     }
 }
@@ -234,8 +261,10 @@ pub struct RetentionConfig {
     pub raw_days: u32,
     /// Days roll-ups (aggregates, no personal data) are kept; 0 = forever.
     pub rollup_days: u32,
-    /// When the sweeper runs: a cron expression with seconds first.
-    pub sweep_schedule: String,
+    /// When the sweeper runs: a cron expression with seconds first
+    /// (its text is kept: `Schedule` displays as written).
+    #[serde(deserialize_with = "cron_schedule")]
+    pub sweep_schedule: cron::Schedule,
     /// Rewrite the store file after a sweep that deleted something, so the
     /// deleted bytes are gone from the disk file too (on by default; ingest
     /// waits only for the catch-up at its end, see `store/vacuum.rs`).
@@ -248,12 +277,16 @@ pub struct RetentionConfig {
     pub free_text_min_visitors: u32,
 }
 
+/// Every night at 03:30 in the server's time zone.
+const DEFAULT_SWEEP_SCHEDULE: &str = "0 30 3 * * *";
+
 impl Default for RetentionConfig {
     fn default() -> Self {
         Self {
             raw_days: 90,
             rollup_days: 0,
-            sweep_schedule: "0 30 3 * * *".into(),
+            sweep_schedule: cron::Schedule::from_str(DEFAULT_SWEEP_SCHEDULE)
+                .expect("the default sweep schedule is a valid cron expression"),
             vacuum_after_sweep: true,
             free_text_min_visitors: 0,
         }
@@ -353,8 +386,8 @@ pub struct SiteConfig {
     /// punycode in the file; held in the ASCII (punycode) form.
     pub hostnames: Vec<String>,
     /// IANA time zone for days in reports.
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
+    #[serde(default = "default_timezone", deserialize_with = "time_zone")]
+    pub timezone: Tz,
     /// Drop hits that carry `DNT: 1`.
     #[serde(default)]
     pub honour_dnt: bool,
@@ -396,8 +429,87 @@ fn ascii_hostname(h: &str) -> String {
     }
 }
 
-fn default_timezone() -> String {
-    "UTC".into()
+fn default_timezone() -> Tz {
+    Tz::UTC
+}
+
+// Parsers for settings given as text in the file. Each runs once, while the
+// file is read, so later code holds the parsed value and never checks it
+// again; its message lands under the key `serde_path_to_error` tracks.
+
+fn server_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    socket_addr(d, "127.0.0.1:8080")
+}
+
+fn demo_listen<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    socket_addr(d, "127.0.0.1:8000")
+}
+
+fn socket_addr<'de, D: Deserializer<'de>>(d: D, example: &str) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an address and port such as \"{example}\""
+        ))
+    })
+}
+
+/// Empty text means "no metrics-only listener".
+fn metrics_listen<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an address and port such as \"127.0.0.1:9090\""
+        ))
+    })
+}
+
+/// One entry of `server.trusted_proxies`; a newtype so that an error names
+/// the entry's index in the list.
+struct ProxyNetwork(IpNet);
+
+impl<'de> Deserialize<'de> for ProxyNetwork {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map(|net| ProxyNetwork(net.trunc()))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not an address or CIDR such as \"10.0.0.0/8\""
+                ))
+            })
+    }
+}
+
+fn proxy_networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let networks = Vec::<ProxyNetwork>::deserialize(d)?;
+    Ok(networks.into_iter().map(|ProxyNetwork(net)| net).collect())
+}
+
+fn cron_schedule<'de, D: Deserializer<'de>>(d: D) -> Result<cron::Schedule, D::Error> {
+    let text = String::deserialize(d)?;
+    cron::Schedule::from_str(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not a cron expression with seconds first (e.g. \"0 30 3 * * *\"): {e}"
+        ))
+    })
+}
+
+fn time_zone<'de, D: Deserializer<'de>>(d: D) -> Result<Tz, D::Error> {
+    let text = String::deserialize(d)?;
+    Tz::from_str(&text).map_err(|_| {
+        serde::de::Error::custom(format!(
+            "{text:?} is not an IANA time zone (e.g. \"Europe/Berlin\")"
+        ))
+    })
+}
+
+fn whole_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
 }
 fn yes() -> bool {
     true
@@ -415,8 +527,8 @@ fn default_download_extensions() -> Vec<String> {
 }
 
 impl SiteConfig {
-    pub fn tz(&self) -> chrono_tz::Tz {
-        chrono_tz::Tz::from_str(&self.timezone).unwrap_or(chrono_tz::UTC)
+    pub fn tz(&self) -> Tz {
+        self.timezone
     }
 
     /// True when `host` (lower-case, no port) may be counted for this site.
@@ -495,24 +607,21 @@ impl Config {
                 ));
             }
         }
-        self.listen_addr()?;
         self.referrer_spam
             .validate()
             .map_err(|(i, e)| invalid(format!("referrer_spam.extra_hosts[{i}]"), e.to_string()))?;
-        self.demo_addr()?;
-        self.metrics_addr()?;
-        self.trusted_proxies()?;
+        self.refuse_shared_listeners()?;
         let s = &self.server;
-        if s.max_body_bytes < 1024 || s.max_body_bytes > 16 * 1024 * 1024 {
+        if !(ByteSize::kib(1)..=ByteSize::mib(16)).contains(&s.max_body_bytes) {
             return Err(invalid(
                 "server.max_body_bytes",
-                "must be between 1024 and 16777216",
+                "must be between 1024 and 16777216 (1 KiB to 16 MiB)",
             ));
         }
-        if s.max_field_bytes < 64 || s.max_field_bytes > 64 * 1024 {
+        if !(ByteSize::b(64)..=ByteSize::kib(64)).contains(&s.max_field_bytes) {
             return Err(invalid(
                 "server.max_field_bytes",
-                "must be between 64 and 65536",
+                "must be between 64 and 65536 (64 B to 64 KiB)",
             ));
         }
         if s.max_batch_events == 0 || s.max_batch_events > 10_000 {
@@ -527,10 +636,10 @@ impl Config {
                 format!("must be between {MIN_ENGAGED_SECONDS} and {MAX_ENGAGED_SECONDS} (one minute to one week)"),
             ));
         }
-        if s.client_timeout_secs == 0 {
+        if s.client_timeout.is_zero() {
             return Err(invalid("server.client_timeout_secs", "must be at least 1"));
         }
-        if s.keep_alive_secs > 3600 {
+        if s.keep_alive > Duration::from_secs(3600) {
             return Err(invalid("server.keep_alive_secs", "must be 0 to 3600"));
         }
         if s.rate_limit_per_minute > 0 && s.rate_limit_burst == 0 {
@@ -540,12 +649,6 @@ impl Config {
             ));
         }
         self.validate_rate_limits()?;
-        if !matches!(s.log_format.as_str(), "text" | "json") {
-            return Err(invalid(
-                "server.log_format",
-                format!("must be \"text\" or \"json\", not {:?}", s.log_format),
-            ));
-        }
 
         let p = &self.privacy;
         if p.ipv4_prefix > 32 {
@@ -612,7 +715,6 @@ impl Config {
                 ),
             ));
         }
-        self.sweep_schedule()?;
 
         if self.store.cache_mb == 0 {
             return Err(invalid("store.cache_mb", "must be at least 1"));
@@ -702,15 +804,6 @@ impl Config {
                     ));
                 }
             }
-            if chrono_tz::Tz::from_str(&site.timezone).is_err() {
-                return Err(invalid(
-                    key("timezone"),
-                    format!(
-                        "{:?} is not an IANA time zone (e.g. \"Europe/Berlin\")",
-                        site.timezone
-                    ),
-                ));
-            }
             for (j, t) in site.tokens.iter().enumerate() {
                 if t.len() < 16 {
                     return Err(invalid(
@@ -748,89 +841,21 @@ impl Config {
         Ok(())
     }
 
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server.listen.parse().map_err(|_| {
-            invalid(
-                "server.listen",
-                format!(
-                    "{:?} is not an address and port such as \"127.0.0.1:8080\"",
-                    self.server.listen
-                ),
-            )
-        })
-    }
-
-    /// The demo site's address, when `[demo]` is configured.
-    pub fn demo_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        let Some(demo) = &self.demo else {
-            return Ok(None);
-        };
-        let addr: SocketAddr = demo.listen.parse().map_err(|_| {
-            invalid(
-                "demo.listen",
-                format!(
-                    "{:?} is not an address and port such as \"127.0.0.1:8000\"",
-                    demo.listen
-                ),
-            )
-        })?;
-        if addr.port() != 0 && self.listen_addr()? == addr {
+    /// The demo site and the metrics-only listener each need an address of
+    /// their own (port 0, "any free port", never clashes).
+    fn refuse_shared_listeners(&self) -> Result<(), ConfigError> {
+        let listen = self.server.listen;
+        let clashes = |addr: SocketAddr| addr.port() != 0 && addr == listen;
+        if self.demo.as_ref().is_some_and(|demo| clashes(demo.listen)) {
             return Err(invalid("demo.listen", "must differ from server.listen"));
         }
-        Ok(Some(addr))
-    }
-
-    /// The metrics-only listener's address, when `server.metrics_listen`
-    /// is set.
-    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
-        let listen = &self.server.metrics_listen;
-        if listen.is_empty() {
-            return Ok(None);
-        }
-        let addr: SocketAddr = listen.parse().map_err(|_| {
-            invalid(
-                "server.metrics_listen",
-                "is not an address and port such as \"127.0.0.1:9090\"",
-            )
-        })?;
-        if addr.port() != 0 && self.listen_addr()? == addr {
+        if self.server.metrics_listen.is_some_and(clashes) {
             return Err(invalid(
                 "server.metrics_listen",
                 "must differ from server.listen",
             ));
         }
-        Ok(Some(addr))
-    }
-
-    pub fn trusted_proxies(&self) -> Result<Vec<IpNet>, ConfigError> {
-        self.server
-            .trusted_proxies
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                s.parse::<IpNet>()
-                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map(|n| n.trunc())
-                    .map_err(|_| {
-                        invalid(
-                            format!("server.trusted_proxies[{i}]"),
-                            format!("{s:?} is not an address or CIDR such as \"10.0.0.0/8\""),
-                        )
-                    })
-            })
-            .collect()
-    }
-
-    pub fn sweep_schedule(&self) -> Result<cron::Schedule, ConfigError> {
-        cron::Schedule::from_str(&self.retention.sweep_schedule).map_err(|e| {
-            invalid(
-                "retention.sweep_schedule",
-                format!(
-                    "{:?} is not a cron expression with seconds first (e.g. \"0 30 3 * * *\"): {e}",
-                    self.retention.sweep_schedule
-                ),
-            )
-        })
+        Ok(())
     }
 
     /// Each per-minute limit needs a burst that lets the largest single
@@ -849,15 +874,28 @@ impl Config {
                 ),
             ));
         }
-        if s.rate_limit_bytes_per_minute > 0
-            && (s.rate_limit_bytes_burst as usize) < s.max_body_bytes
+        for (key, size) in [
+            (
+                "server.rate_limit_bytes_per_minute",
+                s.rate_limit_bytes_per_minute,
+            ),
+            ("server.rate_limit_bytes_burst", s.rate_limit_bytes_burst),
+        ] {
+            if size > MAX_RATE_LIMIT_BYTES {
+                return Err(invalid(
+                    key,
+                    format!("must be at most {} bytes", MAX_RATE_LIMIT_BYTES.as_u64()),
+                ));
+            }
+        }
+        if s.rate_limit_bytes_per_minute.as_u64() > 0 && s.rate_limit_bytes_burst < s.max_body_bytes
         {
             return Err(invalid(
                 "server.rate_limit_bytes_burst",
                 format!(
                     "must be at least server.max_body_bytes ({}) while \
                      server.rate_limit_bytes_per_minute is above 0",
-                    s.max_body_bytes
+                    s.max_body_bytes.as_u64()
                 ),
             ));
         }
@@ -867,7 +905,7 @@ impl Config {
     /// The example configuration's `change-me` tokens are public; they may
     /// only guard a collector that listens on a loopback address.
     fn refuse_placeholder_tokens(&self) -> Result<(), ConfigError> {
-        if self.listen_addr()?.ip().is_loopback() {
+        if self.server.listen.ip().is_loopback() {
             return Ok(());
         }
         let placeholder = |t: &str| t.to_ascii_lowercase().contains(PLACEHOLDER_TOKEN);
@@ -1045,7 +1083,7 @@ hostnames = ["localhost"]
     fn optout_cookie_secure_and_demo_are_checked() {
         let c = Config::parse(MINIMAL).unwrap();
         assert_eq!(c.privacy.optout_cookie_secure, CookieSecure::Auto);
-        assert!(c.demo_addr().unwrap().is_none());
+        assert!(c.demo.is_none());
         let e = err(&format!(
             "[privacy]\noptout_cookie_secure = \"sometimes\"\n{MINIMAL}"
         ));
@@ -1060,7 +1098,7 @@ hostnames = ["localhost"]
         let e = err(&format!("[demo]\nlisten = \"127.0.0.1:8080\"\n{MINIMAL}"));
         assert!(e.contains("demo.listen") && e.contains("differ"), "{e}");
         let c = Config::parse(&format!("[demo]\nlisten = \"127.0.0.1:8000\"\n{MINIMAL}")).unwrap();
-        assert_eq!(c.demo_addr().unwrap().unwrap().port(), 8000);
+        assert_eq!(c.demo.unwrap().listen.port(), 8000);
     }
 
     #[test]
@@ -1113,6 +1151,110 @@ hostnames = ["localhost"]
         ));
         assert!(
             e.contains("server.metrics_listen") && e.contains("differ"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn text_settings_are_parsed_into_their_types_once() {
+        let c = Config::parse(
+            "[server]\nlisten = \"[::1]:9000\"\ntrusted_proxies = [\"10.1.2.3/8\", \"192.0.2.7\"]\n\
+             metrics_listen = \"127.0.0.1:9090\"\nlog_format = \"json\"\n\
+             client_timeout_secs = 7\nkeep_alive_secs = 0\n\
+             [retention]\nsweep_schedule = \"0 15 4 * * Sun\"\n\
+             [[sites]]\nid = \"a\"\nhostnames = [\"x.org\"]\ntimezone = \"Europe/Berlin\"",
+        )
+        .unwrap();
+        let s = &c.server;
+        assert_eq!(s.listen, "[::1]:9000".parse::<SocketAddr>().unwrap());
+        // networks are held truncated to their prefix; an address alone is a /32
+        assert_eq!(
+            s.trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse::<IpNet>().unwrap(),
+                "192.0.2.7/32".parse::<IpNet>().unwrap()
+            ]
+        );
+        assert_eq!(
+            s.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.client_timeout, Duration::from_secs(7));
+        assert_eq!(s.keep_alive, Duration::ZERO);
+        assert_eq!(c.retention.sweep_schedule.source(), "0 15 4 * * Sun");
+        assert_eq!(c.sites[0].timezone, chrono_tz::Europe::Berlin);
+        let defaults = Config::parse(MINIMAL).unwrap();
+        assert_eq!(defaults.sites[0].timezone, Tz::UTC);
+        assert_eq!(defaults.server.metrics_listen, None);
+        assert_eq!(defaults.server.log_format, LogFormat::Text);
+        assert_eq!(
+            defaults.retention.sweep_schedule.source(),
+            DEFAULT_SWEEP_SCHEDULE
+        );
+    }
+
+    #[test]
+    fn byte_sizes_take_numbers_or_units() {
+        let with = |line: &str| Config::parse(&format!("[server]\n{line}\n{MINIMAL}"));
+        let c = with("max_body_bytes = 65536").unwrap();
+        assert_eq!(c.server.max_body_bytes, ByteSize::kib(64));
+        let c = with("max_body_bytes = \"64 KiB\"\nmax_field_bytes = \"4 KiB\"").unwrap();
+        assert_eq!(c.server.max_body_bytes.as_u64(), 65_536);
+        assert_eq!(c.server.max_field_bytes.as_u64(), 4096);
+        let c = with("rate_limit_bytes_per_minute = \"1 MB\"").unwrap();
+        assert_eq!(c.server.rate_limit_bytes_per_minute.as_u64(), 1_000_000);
+        let e = with("max_body_bytes = \"lots\"").unwrap_err().to_string();
+        assert!(e.contains("server.max_body_bytes"), "{e}");
+        let e = with("max_body_bytes = \"17 MiB\"").unwrap_err().to_string();
+        assert!(
+            e.contains("server.max_body_bytes") && e.contains("16 MiB"),
+            "{e}"
+        );
+        let e = with("max_field_bytes = -1").unwrap_err().to_string();
+        assert!(e.contains("server.max_field_bytes"), "{e}");
+        let e = with("rate_limit_bytes_burst = \"5 GiB\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.rate_limit_bytes_burst"), "{e}");
+    }
+
+    #[test]
+    fn text_setting_errors_name_the_key_and_the_value() {
+        for (text, key, value) in [
+            (
+                "[server]\nlisten = \"localhost:80\"",
+                "server.listen",
+                "localhost:80",
+            ),
+            (
+                "[server]\nmetrics_listen = \"9090\"",
+                "server.metrics_listen",
+                "9090",
+            ),
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.1\", \"proxy.lan\"]",
+                "server.trusted_proxies[1]",
+                "proxy.lan",
+            ),
+            (
+                "[retention]\nsweep_schedule = \"every night\"",
+                "retention.sweep_schedule",
+                "every night",
+            ),
+            ("[server]\nlog_format = \"xml\"", "server.log_format", "xml"),
+            (
+                "[server]\nkeep_alive_secs = -5",
+                "server.keep_alive_secs",
+                "-5",
+            ),
+        ] {
+            let e = err(&format!("{text}\n{MINIMAL}"));
+            assert!(e.contains(key) && e.contains(value), "{e}");
+        }
+        let e = err("[[sites]]\nid=\"a\"\nhostnames=[\"x\"]\n[[sites]]\nid=\"b\"\nhostnames=[\"y\"]\ntimezone=\"Europe/Nowhere\"");
+        assert!(
+            e.contains("sites[1].timezone") && e.contains("Europe/Nowhere"),
             "{e}"
         );
     }

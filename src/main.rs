@@ -92,7 +92,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let config = Config::load(&cli.config)
                 .with_context(|| format!("invalid configuration in {}", cli.config.display()))?;
-            init_logging(config.server.log_format == "json");
+            init_logging(config.server.log_format == sparsam::config::LogFormat::Json);
             let workers = if config.server.workers > 0 {
                 config.server.workers
             } else {

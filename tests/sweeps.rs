@@ -242,7 +242,7 @@ fn scheduled_sweeps_run_on_schedule_while_the_server_runs() {
 fn sweep_missed_compares_the_last_sweep_with_the_last_scheduled_time() {
     let env = Env::new("sweep_schedule = \"0 30 3 * * *\"");
     let store = env.open();
-    let schedule = env.config.sweep_schedule().unwrap();
+    let schedule = env.config.retention.sweep_schedule.clone();
     let now: DateTime<Utc> = "2026-11-05T12:00:00Z".parse().unwrap();
     let slot: DateTime<Utc> = "2026-11-05T03:30:00Z".parse().unwrap();
     let slot = slot.timestamp_millis();
@@ -403,7 +403,7 @@ fn field<'a>(out: &'a str, label: &str) -> &'a str {
 #[test]
 fn cli_dry_run_and_audit_text_describe_a_known_store() {
     let env = Env::new("raw_days = 90\nsweep_schedule = \"0 30 3 * * *\"");
-    let schedule = env.config.sweep_schedule().unwrap();
+    let schedule = env.config.retention.sweep_schedule.clone();
     let now = Utc::now().timestamp_millis();
     let hour = 3_600_000;
     let (a, b, c, d, e, f) = (

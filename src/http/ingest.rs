@@ -161,10 +161,10 @@ pub async fn pixel(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
         count("optout", 1);
         return Ok(gif_response());
     }
-    if query.len() > state.config.server.max_field_bytes * 4 {
+    if query.len() > state.config.server.max_field_bytes.as_u64() as usize * 4 {
         return Err(Reject::TooLong {
             field: "query string",
-            max: state.config.server.max_field_bytes * 4,
+            max: state.config.server.max_field_bytes.as_u64() as usize * 4,
         }
         .into());
     }
@@ -186,7 +186,7 @@ pub async fn read_body(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<web::BytesMut, ApiError> {
-    let deadline = std::time::Duration::from_secs(state.config.server.client_timeout_secs);
+    let deadline = state.config.server.client_timeout;
     let read = async {
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
@@ -207,7 +207,9 @@ pub async fn read_body(
         Ok(body) => body,
         Err(_) => {
             metrics::counter!("sparsam_slow_bodies_total").increment(1);
-            Err(ApiError::SlowBody(state.config.server.client_timeout_secs))
+            Err(ApiError::SlowBody(
+                state.config.server.client_timeout.as_secs(),
+            ))
         }
     }
 }
@@ -219,7 +221,12 @@ pub async fn read_ingest_body(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<web::BytesMut, ApiError> {
-    let body = read_body(state, payload, state.config.server.max_body_bytes).await?;
+    let body = read_body(
+        state,
+        payload,
+        state.config.server.max_body_bytes.as_u64() as usize,
+    )
+    .await?;
     charge(state, req, Measure::Bytes, body.len())?;
     Ok(body)
 }

@@ -81,7 +81,7 @@ pub async fn get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRes
 }
 
 fn check_len(state: &AppState, params: &str) -> Result<(), ApiError> {
-    let max = state.config.server.max_field_bytes * 8;
+    let max = state.config.server.max_field_bytes.as_u64() as usize * 8;
     if params.len() > max {
         return Err(Reject::TooLong {
             field: "query string",
@@ -171,7 +171,7 @@ async fn bulk(
     let mut invalid = Vec::new();
     let mut events: Vec<Event> = Vec::new();
     for (i, params) in requests.iter().enumerate() {
-        if params.len() > state.config.server.max_field_bytes * 8 {
+        if params.len() > state.config.server.max_field_bytes.as_u64() as usize * 8 {
             invalid.push(i);
             continue;
         }

@@ -125,9 +125,7 @@ const _EVERY_STORED_FIELD_IS_DISCLOSED: fn(&Event) = |e| {
 /// The longest gap between two scheduled sweeps, in whole days rounded up
 /// (at least 1), over the next 64 sweeps.
 fn sweep_interval_days(config: &Config) -> i64 {
-    let Ok(schedule) = config.sweep_schedule() else {
-        return 1;
-    };
+    let schedule = &config.retention.sweep_schedule;
     let times: Vec<_> = schedule.upcoming(chrono::Utc).take(65).collect();
     let longest = times
         .windows(2)

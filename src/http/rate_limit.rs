@@ -95,9 +95,10 @@ impl PrefixLimiter {
                 server.rate_limit_events_per_minute,
                 server.rate_limit_events_burst,
             ),
+            // Validation keeps both within `u32` (`MAX_RATE_LIMIT_BYTES`).
             bytes: Bucket::new(
-                server.rate_limit_bytes_per_minute,
-                server.rate_limit_bytes_burst,
+                u32::try_from(server.rate_limit_bytes_per_minute.as_u64()).unwrap_or(u32::MAX),
+                u32::try_from(server.rate_limit_bytes_burst.as_u64()).unwrap_or(u32::MAX),
             ),
             clock: DefaultClock::default(),
         };
@@ -170,7 +171,7 @@ mod tests {
             rate_limit_per_minute: per_minute,
             rate_limit_burst: burst,
             rate_limit_events_per_minute: 0,
-            rate_limit_bytes_per_minute: 0,
+            rate_limit_bytes_per_minute: bytesize::ByteSize::b(0),
             ..ServerConfig::default()
         })
     }
@@ -184,7 +185,7 @@ mod tests {
         assert!(limiter(0, 10).is_none());
         let events_only = PrefixLimiter::from_config(&ServerConfig {
             rate_limit_per_minute: 0,
-            rate_limit_bytes_per_minute: 0,
+            rate_limit_bytes_per_minute: bytesize::ByteSize::b(0),
             ..ServerConfig::default()
         })
         .unwrap();
@@ -220,8 +221,8 @@ mod tests {
             rate_limit_per_minute: 0,
             rate_limit_events_per_minute: 1,
             rate_limit_events_burst: 150,
-            rate_limit_bytes_per_minute: 1,
-            rate_limit_bytes_burst: 1000,
+            rate_limit_bytes_per_minute: bytesize::ByteSize::b(1),
+            rate_limit_bytes_burst: bytesize::ByteSize::b(1000),
             ..ServerConfig::default()
         })
         .unwrap();

@@ -319,7 +319,7 @@ pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     if params.csv {
         let rows = list
             .iter()
-            .map(|s| vec![s.id.clone(), s.name.clone(), s.timezone.clone()]);
+            .map(|s| vec![s.id.clone(), s.name.clone(), s.timezone.name().to_string()]);
         return Ok(csv_response(
             "sites",
             csv::table(&["id", "name", "timezone"], rows),
@@ -334,7 +334,7 @@ pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
                 .iter()
                 .map(|h| crate::privacy::url_strip::unicode_domain(h))
                 .collect();
-            json!({"id": s.id, "name": s.name, "timezone": s.timezone, "hostnames": hostnames})
+            json!({"id": s.id, "name": s.name, "timezone": s.timezone.name(), "hostnames": hostnames})
         })
         .collect();
     Ok(json_response(json!({ "sites": sites })))
@@ -390,7 +390,7 @@ pub async fn summary(
         "site": site_id,
         "from": range.from.to_string(),
         "to": range.to.to_string(),
-        "timezone": site.timezone,
+        "timezone": site.timezone.name(),
         "filters": p.filters_json(),
         "source": source,
     });
@@ -508,7 +508,7 @@ pub async fn timeseries(
         "site": site_id,
         "from": range.from.to_string(),
         "to": range.to.to_string(),
-        "timezone": site.timezone,
+        "timezone": site.timezone.name(),
         "interval": interval,
         "filters": p.filters_json(),
         "source": source,
@@ -612,7 +612,7 @@ pub async fn breakdown(
         "site": site_id,
         "from": range.from.to_string(),
         "to": range.to.to_string(),
-        "timezone": site.timezone,
+        "timezone": site.timezone.name(),
         "dimension": b.dimension,
         "metric": b.metric,
         "total": b.total,

@@ -228,7 +228,7 @@ impl Importer<'_> {
 
         // The hit a browser on this page would have sent, through the same
         // pipeline as live hits, received at the time of the log line.
-        let max = self.config.server.max_field_bytes;
+        let max = self.config.server.max_field_bytes.as_u64() as usize;
         let url = format!("https://{}{target}", self.host);
         let hit = Hit {
             site: self.site.id.clone(),

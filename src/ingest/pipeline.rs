@@ -114,7 +114,7 @@ impl Pipeline {
         salts: &mut dyn DaySalts,
     ) -> Result<Processed, PipelineError> {
         let site = config.site(&hit.site).ok_or(Reject::UnknownSite)?;
-        let max = config.server.max_field_bytes;
+        let max = config.server.max_field_bytes.as_u64() as usize;
         check_len("url", &hit.url, max)?;
         check_len("user agent", &meta.user_agent, max)?;
         for (field, value) in [

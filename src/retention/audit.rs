@@ -97,7 +97,7 @@ impl Settings {
             raw_days: c.retention.raw_days,
             rollup_days: c.retention.rollup_days,
             free_text_min_visitors: c.retention.free_text_min_visitors,
-            sweep_schedule: c.retention.sweep_schedule.clone(),
+            sweep_schedule: c.retention.sweep_schedule.source().to_string(),
             tracking_cookies: tracker_scan().tracks(),
             optout_cookie: c.privacy.optout_cookie.clone(),
             optout_cookie_days: c.privacy.optout_cookie_days,
@@ -398,15 +398,12 @@ pub(crate) fn iso(ms: i64) -> String {
 /// (the gap between the scheduled sweeps around `now`), in milliseconds.
 pub fn oldest_allowed_ms(config: &Config, now: DateTime<Utc>) -> i64 {
     let raw = i64::from(config.retention.raw_days) * MS_PER_DAY;
-    let interval = config
-        .sweep_schedule()
-        .ok()
-        .and_then(|s| {
-            let next = s.after(&now).next()?;
-            let prev = s.after(&now).next_back()?;
-            Some((next - prev).num_milliseconds())
-        })
-        .unwrap_or(MS_PER_DAY);
+    let schedule = &config.retention.sweep_schedule;
+    let interval = schedule
+        .after(&now)
+        .next()
+        .zip(schedule.after(&now).next_back())
+        .map_or(MS_PER_DAY, |(next, prev)| (next - prev).num_milliseconds());
     now.timestamp_millis() - raw - interval
 }
 
@@ -606,16 +603,17 @@ pub fn audit_view(
         &masks,
     );
     let next_sweep = config
-        .sweep_schedule()
-        .ok()
-        .and_then(|s| s.after(&now).next())
+        .retention
+        .sweep_schedule
+        .after(&now)
+        .next()
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     Ok(AuditView {
         generated_at: iso(now.timestamp_millis()),
         retention: RetentionInForce {
             raw_days: config.retention.raw_days,
             rollup_days: config.retention.rollup_days,
-            sweep_schedule: config.retention.sweep_schedule.clone(),
+            sweep_schedule: config.retention.sweep_schedule.source().to_string(),
             rule: format!(
                 "each sweep deletes every raw event older than {} days; between sweeps no raw event is older than {} days plus one sweep interval",
                 config.retention.raw_days, config.retention.raw_days

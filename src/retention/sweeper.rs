@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::audit::{self, AuditError, AuditRecord, SweepRecord};
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::storage::{FreeTextExpiry, FreeTextVetted};
 use crate::storage::{Storage, StorageError};
 use crate::store::schema::{self, MS_PER_DAY};
@@ -416,11 +416,11 @@ impl SweeperTask {
         store: Arc<dyn Storage>,
         config: Arc<Config>,
         gate: Arc<SweepGate>,
-    ) -> Result<SweeperTask, ConfigError> {
-        let schedule = config.sweep_schedule()?;
+    ) -> SweeperTask {
+        let schedule = config.retention.sweep_schedule.clone();
         let (stop, rx) = watch::channel(false);
         let handle = tokio::spawn(run(store, config, schedule, rx, gate.clone()));
-        Ok(SweeperTask { stop, gate, handle })
+        SweeperTask { stop, gate, handle }
     }
 
     /// Stops the sweeper; a sweep in progress stops after its current step.
