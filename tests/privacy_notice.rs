@@ -111,7 +111,7 @@ fn notice_follows_the_configuration() {
     assert!(!en.contains("<span id=\"raw-days\">90</span>"));
     assert!(en.contains("<code id=\"cookie\">no_stats</code>"));
     assert!(en.contains("<span id=\"cookie-days\">30</span>"));
-    assert!(en.contains("Evil &lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"));
+    assert!(en.contains("Evil &#60;script&#62;alert(1)&#60;/script&#62; &#38; Co"));
     assert!(!en.contains("<script>"), "config text must be escaped");
     assert!(en.contains("legitimate interest"));
     assert!(en.contains("<p id=\"location\">Frankfurt</p>"));
@@ -244,7 +244,10 @@ download_extensions = ["pdf"]
 
 fn notice(text: &str) -> (String, String) {
     let config = sparsam::Config::parse(text).expect("config");
-    (render(&config, Lang::De), render(&config, Lang::En))
+    (
+        render(&config, Lang::De).expect("German notice renders"),
+        render(&config, Lang::En).expect("English notice renders"),
+    )
 }
 
 #[test]

@@ -109,7 +109,22 @@ fn frame_ancestors(config: &Config) -> String {
     sources.join(" ")
 }
 
-fn page(config: &Config, lang: Lang, opted_out: bool) -> HttpResponse {
+/// The page's fields; `templates/optout.html` escapes each of them.
+#[derive(askama::Template)]
+#[template(path = "optout.html")]
+struct OptOutPage {
+    lang_code: &'static str,
+    title: &'static str,
+    text: &'static str,
+    state: &'static str,
+    button: &'static str,
+    /// The form's `action` value: what pressing the button asks for.
+    action: &'static str,
+    opted_out: bool,
+}
+
+fn page(config: &Config, lang: Lang, opted_out: bool) -> Result<HttpResponse, ApiError> {
+    use askama::Template as _;
     let (title, text, button, action) = texts(lang, opted_out);
     let state = match (lang, opted_out) {
         (Lang::De, true) => "Status: widersprochen",
@@ -117,20 +132,21 @@ fn page(config: &Config, lang: Lang, opted_out: bool) -> HttpResponse {
         (Lang::En, true) => "Status: opted out",
         (Lang::En, false) => "Status: counting",
     };
-    let code = lang.code();
-    let html = format!(
-        r#"<!doctype html>
-<html lang="{code}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{title}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;margin:1em;color:#111;background:#fff}}button{{font:inherit;padding:.5em 1em;border:2px solid #114;border-radius:4px;background:#114;color:#fff;cursor:pointer}}button:focus{{outline:3px solid #f90}}</style>
-</head><body>
-<h1>{title}</h1>
-<p>{text}</p>
-<p id="state" data-opted-out="{opted_out}"><strong>{state}</strong></p>
-<form method="post" action="optout"><input type="hidden" name="action" value="{action}"><input type="hidden" name="lang" value="{code}"><button type="submit">{button}</button></form>
-</body></html>"#
-    );
-    HttpResponse::Ok()
+    let html = OptOutPage {
+        lang_code: lang.code(),
+        title,
+        text,
+        state,
+        button,
+        action,
+        opted_out,
+    }
+    .render()
+    .map_err(|e| {
+        tracing::error!(error = %e, "opt-out page did not render");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((
@@ -145,7 +161,7 @@ fn page(config: &Config, lang: Lang, opted_out: bool) -> HttpResponse {
         // with the form's POST, which the origin check must refuse.
         // "same-origin" sends the origin to this page's own origin only.
         .insert_header((header::REFERRER_POLICY, "same-origin"))
-        .body(html)
+        .body(html))
 }
 
 /// `GET /optout`
@@ -153,7 +169,7 @@ pub async fn show(
     state: web::Data<AppState>,
     req: HttpRequest,
     q: web::Query<LangQuery>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let lang = pick_lang(q.lang.as_deref(), &req);
     let opted_out = optout_signals(&req, &state.config.privacy.optout_cookie).cookie;
     page(&state.config, lang, opted_out)
@@ -272,7 +288,7 @@ pub async fn change(
             ))
         }
     };
-    let mut res = page(&state.config, lang, opted_out);
+    let mut res = page(&state.config, lang, opted_out)?;
     res.add_cookie(&cookie).map_err(|_| ApiError::Internal)?;
     Ok(res)
 }
