@@ -505,9 +505,17 @@ pub fn block_len(bytes: &[u8]) -> Result<usize, StoreError> {
     usize::try_from(r.varint()?).map_err(|_| r.err("count too large"))
 }
 
-/// Decodes the columns in `cols` of a block (timestamps and kinds always).
-/// Works column by column: each one is a tight loop over its own bytes.
-pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
+/// A block's header: how many events it holds and where its visitor and
+/// page-view numbering starts.
+struct BlockHeader {
+    count: usize,
+    first_visitor: u32,
+    first_pageview: u32,
+}
+
+/// Reads the header and cuts the rest of the block into its columns, each
+/// exactly as long as the header says.
+fn split_columns(bytes: &[u8]) -> Result<(BlockHeader, [&[u8]; N_COLS]), StoreError> {
     let mut r = Reader::new(bytes, "event block");
     let version = r.u8()?;
     if version != BLOCK_VERSION {
@@ -537,100 +545,181 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
     if !rest.is_empty() {
         return Err(r_err("trailing bytes"));
     }
-    let reader = |c: Col| Reader::new(col[c as usize], "event block column");
-    // a column that was read must be used up exactly
-    let done = |r: Reader<'_>| {
-        if r.is_empty() {
-            Ok(())
-        } else {
-            Err(r_err("column longer than its events"))
-        }
-    };
-
-    let mut block = Block {
-        events: vec![RawEvent::default(); count],
+    let header = BlockHeader {
+        count,
         first_visitor,
         first_pageview,
-        ..Block::default()
     };
-    let ev = &mut block.events;
+    Ok((header, col))
+}
 
-    let mut rd = reader(Col::Ts);
+/// A column that was read must be used up exactly.
+fn used_up(r: Reader<'_>) -> Result<(), StoreError> {
+    if r.is_empty() {
+        Ok(())
+    } else {
+        Err(r_err("column longer than its events"))
+    }
+}
+
+/// Timestamps, stored as differences to the previous event's.
+fn decode_timestamps(column: &[u8], events: &mut [RawEvent]) -> Result<(), StoreError> {
+    let mut rd = Reader::new(column, "event block column");
     let mut ts = 0i64;
-    for e in ev.iter_mut() {
+    for e in events.iter_mut() {
         ts = ts.wrapping_add(rd.ivarint()?);
         e.ts_ms = ts;
     }
-    done(rd)?;
-    let kinds = col[Col::Kind as usize];
-    if kinds.len() != count {
+    used_up(rd)
+}
+
+/// Kinds, one byte per event; its high bits say which sparse columns hold
+/// a value for the event.
+fn decode_kinds(kinds: &[u8], events: &mut [RawEvent]) -> Result<(), StoreError> {
+    if kinds.len() != events.len() {
         return Err(r_err("kind column does not match the count"));
     }
-    for (e, &k) in ev.iter_mut().zip(kinds) {
+    for (e, &k) in events.iter_mut().zip(kinds) {
         if k >> (KIND_BITS + 4) != 0 {
             return Err(r_err("unknown flags in a kind byte"));
         }
         e.kind = EventKind::from_u8(k & ((1 << KIND_BITS) - 1))
             .ok_or_else(|| r_err("unknown event kind"))?;
     }
+    Ok(())
+}
+
+/// Visitor numbers: 0 introduces the next visitor (its hash in
+/// `new_hashes`), n refers to visitor n - 1 seen before.
+fn decode_visitors(
+    column: &[u8],
+    new_hashes: &[u8],
+    first_visitor: u32,
+    block: &mut Block,
+) -> Result<(), StoreError> {
+    let mut rd = Reader::new(column, "event block column");
+    let mut new = Reader::new(new_hashes, "event block column");
+    let mut next = first_visitor;
+    for e in block.events.iter_mut() {
+        match rd.varint()? {
+            0 => {
+                block
+                    .new_visitors
+                    .push(u64::from_le_bytes(new.array::<8>()?));
+                e.visitor = next;
+                next = next
+                    .checked_add(1)
+                    .ok_or_else(|| r_err("visitor numbers overflow"))?;
+            }
+            n => {
+                let v = u32::try_from(n - 1).map_err(|_| r_err("visitor number too large"))?;
+                if v >= next {
+                    return Err(r_err("reference to a visitor not yet introduced"));
+                }
+                e.visitor = v;
+            }
+        }
+    }
+    used_up(rd)?;
+    used_up(new)
+}
+
+/// Page-view numbers: 0 is none, 1 introduces the next page view (its hash
+/// in `new_hashes`), n refers to page view n - 1 seen before.
+fn decode_pageviews(
+    column: &[u8],
+    new_hashes: &[u8],
+    first_pageview: u32,
+    block: &mut Block,
+) -> Result<(), StoreError> {
+    let mut rd = Reader::new(column, "event block column");
+    let mut new = Reader::new(new_hashes, "event block column");
+    let mut next = first_pageview;
+    for e in block.events.iter_mut() {
+        match rd.varint()? {
+            0 => e.pageview = 0,
+            1 => {
+                block
+                    .new_pageviews
+                    .push(u64::from_le_bytes(new.array::<8>()?));
+                next = next
+                    .checked_add(1)
+                    .ok_or_else(|| r_err("page-view numbers overflow"))?;
+                e.pageview = next;
+            }
+            n => {
+                let p = u32::try_from(n - 1).map_err(|_| r_err("page-view number too large"))?;
+                if p > next {
+                    return Err(r_err("reference to a page view not yet introduced"));
+                }
+                e.pageview = p;
+            }
+        }
+    }
+    used_up(rd)?;
+    used_up(new)
+}
+
+/// The block's distinct shortened addresses, and with `Col::Ip` each
+/// event's index into them.
+fn decode_addresses(
+    addresses: &[u8],
+    indexes: Option<&[u8]>,
+    block: &mut Block,
+) -> Result<(), StoreError> {
+    let mut ips = Reader::new(addresses, "event block column");
+    while !ips.is_empty() {
+        block.ips.push(ips.bytes()?.to_vec());
+    }
+    let Some(indexes) = indexes else {
+        return Ok(());
+    };
+    let mut rd = Reader::new(indexes, "event block column");
+    for e in block.events.iter_mut() {
+        let i = rd.varint()?;
+        if i >= block.ips.len() as u64 {
+            return Err(r_err("address index out of range"));
+        }
+        e.ip = i as u16;
+    }
+    used_up(rd)
+}
+
+/// Decodes the columns in `cols` of a block (timestamps and kinds always).
+/// Works column by column: each one is a tight loop over its own bytes.
+pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
+    let (header, col) = split_columns(bytes)?;
+    let column = |c: Col| col[c as usize];
+    let reader = |c: Col| Reader::new(column(c), "event block column");
+
+    let mut block = Block {
+        events: vec![RawEvent::default(); header.count],
+        first_visitor: header.first_visitor,
+        first_pageview: header.first_pageview,
+        ..Block::default()
+    };
+    decode_timestamps(column(Col::Ts), &mut block.events)?;
+    let kinds = column(Col::Kind);
+    decode_kinds(kinds, &mut block.events)?;
     let present = |i: usize, bit: u32| kinds[i] & (1 << (KIND_BITS + bit)) != 0;
 
     if cols.has(Col::Visitor) {
-        let mut rd = reader(Col::Visitor);
-        let mut new = reader(Col::NewVisitors);
-        let mut next = first_visitor;
-        for e in ev.iter_mut() {
-            match rd.varint()? {
-                0 => {
-                    block
-                        .new_visitors
-                        .push(u64::from_le_bytes(new.array::<8>()?));
-                    e.visitor = next;
-                    next = next
-                        .checked_add(1)
-                        .ok_or_else(|| r_err("visitor numbers overflow"))?;
-                }
-                n => {
-                    let v = u32::try_from(n - 1).map_err(|_| r_err("visitor number too large"))?;
-                    if v >= next {
-                        return Err(r_err("reference to a visitor not yet introduced"));
-                    }
-                    e.visitor = v;
-                }
-            }
-        }
-        done(rd)?;
-        done(new)?;
+        decode_visitors(
+            column(Col::Visitor),
+            column(Col::NewVisitors),
+            header.first_visitor,
+            &mut block,
+        )?;
     }
     if cols.has(Col::Pageview) {
-        let mut rd = reader(Col::Pageview);
-        let mut new = reader(Col::NewPageviews);
-        let mut next = first_pageview;
-        for e in ev.iter_mut() {
-            match rd.varint()? {
-                0 => e.pageview = 0,
-                1 => {
-                    block
-                        .new_pageviews
-                        .push(u64::from_le_bytes(new.array::<8>()?));
-                    next = next
-                        .checked_add(1)
-                        .ok_or_else(|| r_err("page-view numbers overflow"))?;
-                    e.pageview = next;
-                }
-                n => {
-                    let p =
-                        u32::try_from(n - 1).map_err(|_| r_err("page-view number too large"))?;
-                    if p > next {
-                        return Err(r_err("reference to a page view not yet introduced"));
-                    }
-                    e.pageview = p;
-                }
-            }
-        }
-        done(rd)?;
-        done(new)?;
+        decode_pageviews(
+            column(Col::Pageview),
+            column(Col::NewPageviews),
+            header.first_pageview,
+            &mut block,
+        )?;
     }
+    let ev = &mut block.events;
     macro_rules! u32_column {
         ($col:expr, $field:ident) => {
             if cols.has($col) {
@@ -638,7 +727,7 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
                 for e in ev.iter_mut() {
                     e.$field = rd.u32()?;
                 }
-                done(rd)?;
+                used_up(rd)?;
             }
         };
     }
@@ -660,7 +749,7 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
                         e.$field = v;
                     }
                 }
-                done(rd)?;
+                used_up(rd)?;
             }
         };
     }
@@ -681,24 +770,11 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
         for e in ev.iter_mut() {
             e.plugins = u16::try_from(rd.varint()?).map_err(|_| r_err("plugins exceed u16"))?;
         }
-        done(rd)?;
+        used_up(rd)?;
     }
     if cols.has(Col::Ip) || cols.has(Col::Ips) {
-        let mut ips = reader(Col::Ips);
-        while !ips.is_empty() {
-            block.ips.push(ips.bytes()?.to_vec());
-        }
-    }
-    if cols.has(Col::Ip) {
-        let mut rd = reader(Col::Ip);
-        for e in ev.iter_mut() {
-            let i = rd.varint()?;
-            if i >= block.ips.len() as u64 {
-                return Err(r_err("address index out of range"));
-            }
-            e.ip = i as u16;
-        }
-        done(rd)?;
+        let indexes = cols.has(Col::Ip).then(|| column(Col::Ip));
+        decode_addresses(column(Col::Ips), indexes, &mut block)?;
     }
     Ok(block)
 }
