@@ -225,6 +225,25 @@ struct Tally {
     pageviews: u64,
 }
 
+/// The columns a filtered query needs decoded: those the visit engine
+/// reads, those its filters look at, and those its counting reports.
+fn columns_for(filters: &[Filter], counting: Counting) -> Cols {
+    let mut cols = Cols::NONE
+        .with(Col::Visitor)
+        .with(Col::Url)
+        .with(Col::Referrer)
+        .with(Col::Campaign);
+    for f in filters {
+        cols = cols.union(cols_for(f.dim));
+    }
+    match counting {
+        Counting::Hourly => cols.with(Col::Pageview).with(Col::Engaged),
+        Counting::Breakdown(d) => cols.union(cols_for(d)),
+        Counting::NoResultSearches => cols.with(Col::SearchTerm).with(Col::SearchResults),
+        Counting::Live => cols,
+    }
+}
+
 /// Scans the query's raw events and counts what it asks for over the
 /// events that pass its filters.
 pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StoreError> {
@@ -236,20 +255,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
         counting,
     } = *query;
     let snap = store.snapshot()?;
-    let mut cols = Cols::NONE
-        .with(Col::Visitor)
-        .with(Col::Url)
-        .with(Col::Referrer)
-        .with(Col::Campaign);
-    for f in filters {
-        cols = cols.union(cols_for(f.dim));
-    }
-    cols = match counting {
-        Counting::Hourly => cols.with(Col::Pageview).with(Col::Engaged),
-        Counting::Breakdown(d) => cols.union(cols_for(d)),
-        Counting::NoResultSearches => cols.with(Col::SearchTerm).with(Col::SearchResults),
-        Counting::Live => cols,
-    };
+    let cols = columns_for(filters, counting);
     let hold_all = filters.iter().any(|f| f.dim == Dimension::ExitPage);
     let hold_until_entry = filters.iter().any(|f| f.dim == Dimension::EntryPage);
     let mut values = Values {
@@ -258,16 +264,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
         names: FxHashMap::default(),
         verdicts: vec![Vec::new(); filters.len()],
     };
-    let mut tally = Tally {
-        counting,
-        hours: HashMap::new(),
-        visitors_seen: Vec::new(),
-        dwell: FxHashMap::default(),
-        dwell_prev: FxHashMap::default(),
-        rows: FxHashMap::default(),
-        live_visitors: FxHashSet::default(),
-        pageviews: 0,
-    };
+    let mut tally = Tally::new(counting);
     // The visit each of the current day's visitors has running, and the
     // visits still live at the end of the previous day (they go on only if
     // the same visitor hash comes back within the timeout, which the daily
@@ -420,6 +417,20 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
 
 impl Tally {
     /// Counts what could only be counted once the visit was over.
+    /// An empty tally for `counting`.
+    fn new(counting: Counting) -> Tally {
+        Tally {
+            counting,
+            hours: HashMap::new(),
+            visitors_seen: Vec::new(),
+            dwell: FxHashMap::default(),
+            dwell_prev: FxHashMap::default(),
+            rows: FxHashMap::default(),
+            live_visitors: FxHashSet::default(),
+            pageviews: 0,
+        }
+    }
+
     fn finish_visit(&mut self, values: &mut Values<'_>, mut v: Visit) -> Result<(), StoreError> {
         for e in std::mem::take(&mut v.held) {
             self.event(values, &e, Some(&mut v))?;
