@@ -119,6 +119,7 @@ const _EVERY_STORED_FIELD_IS_DISCLOSED: fn(&Event) = |e| {
             },
         plugins: _, // "plugins"
         anon_ip: _, // "address"
+        custom: _,  // "custom-events", listed by `custom_events_section`
     } = e;
 };
 
@@ -314,6 +315,17 @@ pub fn render(config: &Config, lang: Lang) -> String {
         )
         .into(),
     );
+    if config.sites.iter().any(|s| !s.events.is_empty()) {
+        item(
+            "custom-events",
+            t(
+                "von der Website gemeldete Ereignisse (z. B. eine Anmeldung) mit den unten je Website genannten Eigenschaften und gegebenenfalls einem Betrag; nichts anderes",
+                "events the website reports (e.g. a sign-up) with the properties listed per site below and, where given, an amount; nothing else",
+            )
+            .into(),
+        );
+    }
+    let events_section = custom_events_section(config, de);
     let data_list: String = items
         .iter()
         .map(|(id, text)| format!("<li id=\"data-{id}\">{text}</li>\n"))
@@ -508,7 +520,7 @@ pub fn render(config: &Config, lang: Lang) -> String {
 {cookie_text}<h2>Websites und Einstellungen</h2>
 <table><tr><th>Website</th><th>Hostnamen</th><th>„Do Not Track“ beachtet</th><th>„Global Privacy Control“ beachtet</th><th>behaltene Suchparameter</th><th>weitere behaltene Parameter</th><th>Download-Endungen</th></tr>
 {sites}</table>
-<h2>Speicherdauer</h2>
+{events_section}<h2>Speicherdauer</h2>
 <p>Einzelne Aufrufe werden <span id="raw-days">{raw_days}</span> Tage gespeichert und danach bei der nächsten planmäßigen Löschung entfernt; kein einzelner Aufruf ist älter als <span id="max-days">{max_days}</span> Tage. Der Tagesschlüssel des Besucherzählwerts wird jeden Tag ersetzt und vernichtet.</p>
 {rollups}
 {free_text}
@@ -534,7 +546,7 @@ pub fn render(config: &Config, lang: Lang) -> String {
 {cookie_text}<h2>Sites and settings</h2>
 <table><tr><th>Site</th><th>Hostnames</th><th>“Do Not Track” honoured</th><th>“Global Privacy Control” honoured</th><th>kept search parameters</th><th>other kept parameters</th><th>download extensions</th></tr>
 {sites}</table>
-<h2>Retention</h2>
+{events_section}<h2>Retention</h2>
 <p>Individual page views are kept for <span id="raw-days">{raw_days}</span> days and then removed by the next scheduled deletion; no individual page view is older than <span id="max-days">{max_days}</span> days. The daily key of the visitor count value is replaced and destroyed every day.</p>
 {rollups}
 {free_text}
@@ -549,6 +561,58 @@ pub fn render(config: &Config, lang: Lang) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// The declared custom events of every site, each with its properties
+/// (maximum length, allowed values), and what is refused; empty when no
+/// site declares any.
+fn custom_events_section(config: &Config, de: bool) -> String {
+    let t = |d: &'static str, e: &'static str| if de { d } else { e };
+    let mut rows = String::new();
+    for s in &config.sites {
+        let site = escape_html(if s.name.is_empty() { &s.id } else { &s.name });
+        for e in &s.events {
+            let props = if e.props.is_empty() {
+                t("keine", "none").to_string()
+            } else {
+                e.props
+                    .iter()
+                    .map(|(key, p)| {
+                        let values = match &p.values {
+                            Some(vs) => format!(": {}", list(vs)),
+                            None => String::new(),
+                        };
+                        format!(
+                            "<code>{}</code> ({} {}){values}",
+                            escape_html(key),
+                            t("höchstens", "at most"),
+                            p.max_len
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let _ = writeln!(
+                rows,
+                "<tr class=\"custom-event\"><td>{site}</td><td><code>{}</code></td><td>{props}</td></tr>",
+                escape_html(&e.name)
+            );
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<h2 id=\"custom-events\">{}</h2>\n<p>{}</p>\n<table><tr><th>{}</th><th>{}</th><th>{}</th></tr>\n{rows}</table>\n",
+        t("Gemeldete Ereignisse", "Reported events"),
+        t(
+            "Nur diese Ereignisse und Eigenschaften werden gespeichert. Andere Ereignisse, andere Eigenschaften und Werte außerhalb der genannten Listen werden beim Empfang verworfen. Werte werden wie Adressen bereinigt (E-Mail-Adressen und Kennungen ersetzt), auf die genannte Länge gekürzt und wie anderer Freitext mit den einzelnen Aufrufen gelöscht.",
+            "Only these events and properties are stored. Other events, other properties and values outside the lists shown are discarded on receipt. Values are cleaned like addresses (e-mail addresses and identifiers replaced), cut to the length shown and deleted with the individual page views like other free text.",
+        ),
+        t("Website", "Site"),
+        t("Ereignis", "Event"),
+        t("Eigenschaften (Zeichen, erlaubte Werte)", "Properties (characters, allowed values)"),
+    )
 }
 
 /// `GET /privacy`
