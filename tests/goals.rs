@@ -1,0 +1,389 @@
+//! Declared custom events, goals and funnels end to end: every protocol
+//! sends custom events to a running server over HTTP, the store file is
+//! scanned for what must not be there, and the goals and funnel reports
+//! are checked against visits whose outcome is known.
+
+mod common;
+
+use common::{client, enc, metrics, test_config, Server, ADMIN_TOKEN};
+use sparsam::model::EventKind;
+
+const DECLARATIONS: &str = r#"
+[[sites.events]]
+name = "signup"
+props = { plan = { max_len = 8, values = ["free", "pro"] }, note = { max_len = 12 } }
+
+[[sites.events]]
+name = "Video/Play"
+props = { name = { max_len = 32 } }
+
+[[sites.goals]]
+name = "Signed up"
+event = "signup"
+matomo_id = 4
+
+[[sites.goals]]
+name = "Pro sign-up"
+event = "signup"
+props = { plan = "pro" }
+
+[[sites.goals]]
+name = "Read the guide"
+path = "/guide/*"
+
+[[sites.funnels]]
+name = "Sign-up flow"
+steps = ["path:/pricing", "path:/signup", "event:signup"]
+"#;
+
+/// The test config with the declarations above under site `demo`.
+fn start() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let base = test_config(&dir.path().join("data"), "", "");
+    let other = "\n[[sites]]\nid = \"other\"";
+    assert!(base.contains(other));
+    let config = base.replacen(other, &format!("{DECLARATIONS}{other}"), 1);
+    let server = Server::start_config(dir.path(), &config);
+    (dir, server)
+}
+
+const UA: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0";
+
+fn get(server: &Server, path: &str, ua: &str) -> u16 {
+    client()
+        .get(server.url(path))
+        .header("user-agent", ua)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn post(server: &Server, body: &str, ua: &str) -> u16 {
+    client()
+        .post(server.url("/api/event"))
+        .header("user-agent", ua)
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn report(server: &Server, path: &str) -> serde_json::Value {
+    let res = client()
+        .get(server.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().unwrap()
+}
+
+#[test]
+fn custom_events_from_every_protocol_keep_only_what_is_declared() {
+    let (_dir, mut server) = start();
+    let page = enc("http://127.0.0.1/signup");
+    // the pixel: e, props, revenue
+    let props = enc(r#"{"plan":"pro","note":"write me@mail.example","email":"leak-4712"}"#);
+    assert_eq!(
+        get(
+            &server,
+            &format!("/p.gif?site=demo&url={page}&e=signup&props={props}&revenue=9.90"),
+            UA
+        ),
+        200
+    );
+    // the beacon (the tracker's format)
+    assert_eq!(
+        post(
+            &server,
+            r#"{"site":"demo","kind":"event","url":"http://127.0.0.1/signup","event":"signup","props":{"plan":"gold-4713"}}"#,
+            UA
+        ),
+        202
+    );
+    // Matomo trackEvent and trackGoal
+    assert_eq!(
+        get(
+            &server,
+            &format!(
+                "/matomo.php?idsite=1&rec=1&ca=1&url={page}&e_c=Video&e_a=Play&e_n=Intro&e_v=2"
+            ),
+            UA
+        ),
+        200
+    );
+    assert_eq!(
+        get(
+            &server,
+            &format!("/matomo.php?idsite=1&rec=1&url={page}&idgoal=4&revenue=19.99"),
+            UA
+        ),
+        200
+    );
+    // Plausible, the script's short names and the Events API's full names
+    assert_eq!(
+        post(
+            &server,
+            r#"{"n":"signup","u":"http://127.0.0.1/signup","d":"127.0.0.1","p":{"plan":"free"},"$":{"amount":"5","currency":"EUR"}}"#,
+            UA
+        ),
+        202
+    );
+    assert_eq!(
+        post(
+            &server,
+            r#"{"name":"signup","url":"http://127.0.0.1/signup","domain":"127.0.0.1","props":{"plan":"pro"}}"#,
+            UA
+        ),
+        202
+    );
+    // undeclared events, by every way in: answered alike, never stored
+    let marker = "secret-undeclared-4711";
+    assert_eq!(
+        get(
+            &server,
+            &format!("/p.gif?site=demo&url={page}&e={marker}"),
+            UA
+        ),
+        200
+    );
+    assert_eq!(
+        post(
+            &server,
+            &format!(r#"{{"site":"demo","url":"http://127.0.0.1/","event":"{marker}"}}"#),
+            UA
+        ),
+        202
+    );
+    assert_eq!(
+        post(
+            &server,
+            &format!(r#"{{"n":"{marker}","u":"http://127.0.0.1/","d":"127.0.0.1"}}"#),
+            UA
+        ),
+        202
+    );
+    assert_eq!(
+        get(
+            &server,
+            &format!("/matomo.php?idsite=1&rec=1&url={page}&e_c=X&e_a={marker}"),
+            UA
+        ),
+        200
+    );
+    // a goal id no goal declares
+    assert_eq!(
+        get(
+            &server,
+            &format!("/matomo.php?idsite=1&rec=1&url={page}&idgoal=99"),
+            UA
+        ),
+        200
+    );
+    // a malformed amount is the client's error
+    assert_eq!(
+        get(
+            &server,
+            &format!("/p.gif?site=demo&url={page}&e=signup&revenue=lots"),
+            UA
+        ),
+        400
+    );
+    let m = metrics(&server);
+    for line in [
+        "sparsam_hits_total{outcome=\"undeclared_event\"} 4",
+        "sparsam_custom_refused_total{reason=\"undeclared_event\"} 4",
+        "sparsam_custom_refused_total{reason=\"undeclared_prop\"} 1",
+        "sparsam_custom_refused_total{reason=\"value_not_listed\"} 1",
+        "sparsam_custom_refused_total{reason=\"unknown_goal\"} 1",
+    ] {
+        assert!(m.contains(line), "{line}\n{m}");
+    }
+
+    server.stop();
+    let bytes = std::fs::read(server.store_path()).unwrap();
+    for leaked in [marker, "leak-4712", "gold-4713", "me@mail.example"] {
+        assert!(
+            !common::contains_bytes(&bytes, leaked.as_bytes()),
+            "{leaked} is in the store file"
+        );
+    }
+    let events: Vec<_> = common::stored_events(&server.store_path())
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Custom)
+        .map(|e| e.custom.expect("a custom event carries its name"))
+        .collect();
+    let seen: Vec<(String, Vec<(String, String)>, i64)> = events
+        .into_iter()
+        .map(|c| (c.name, c.props, c.revenue_cents))
+        .collect();
+    let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "signup".into(),
+                vec![p("note", "write :email"), p("plan", "pro")],
+                990
+            ),
+            ("signup".into(), vec![], 0),
+            ("Video/Play".into(), vec![p("name", "Intro")], 200),
+            ("signup".into(), vec![], 1999),
+            ("signup".into(), vec![p("plan", "free")], 500),
+            ("signup".into(), vec![p("plan", "pro")], 0),
+        ]
+    );
+}
+
+#[test]
+fn goals_and_funnels_count_visits_with_filters() {
+    let (_dir, server) = start();
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0";
+    let firefox_b =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0";
+    let chrome = |v: u32| {
+        format!("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{v}.0.0.0 Safari/537.36")
+    };
+    let view = |ua: &str, path: &str| {
+        let body = format!(r#"{{"site":"demo","kind":"pageview","url":"http://127.0.0.1{path}"}}"#);
+        assert_eq!(post(&server, &body, ua), 202);
+    };
+    let signup = |ua: &str, plan: &str, revenue: &str| {
+        let body = format!(
+            r#"{{"site":"demo","url":"http://127.0.0.1/signup","event":"signup","props":{{"plan":"{plan}"}}{revenue}}}"#
+        );
+        assert_eq!(post(&server, &body, ua), 202);
+    };
+    // visitor A (Firefox): the whole flow, paying
+    view(firefox, "/pricing");
+    view(firefox, "/signup");
+    signup(firefox, "pro", r#","revenue":9.9"#);
+    // B (Chrome): pricing and the form, no sign-up
+    view(&chrome(124), "/pricing");
+    view(&chrome(124), "/signup");
+    // C (Chrome): pricing only
+    view(&chrome(123), "/pricing");
+    // D (Chrome): signs up without seeing the pricing page first
+    view(&chrome(122), "/signup");
+    signup(&chrome(122), "free", "");
+    // E (Firefox): reads the guide
+    view(firefox_b, "/guide/intro");
+
+    let goals = report(&server, "/api/v1/sites/demo/goals?period=today");
+    assert_eq!(goals["visits"], 5, "{goals}");
+    let rows = goals["rows"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["goal"] == name).unwrap().clone();
+    assert_eq!(row("Signed up")["conversions"], 2, "{goals}");
+    assert_eq!(row("Signed up")["visitors"], 2);
+    assert_eq!(row("Signed up")["conversion_rate"], 0.4);
+    assert_eq!(row("Signed up")["revenue"], 9.9);
+    assert_eq!(row("Pro sign-up")["conversions"], 1);
+    assert_eq!(row("Read the guide")["conversions"], 1);
+    assert!(row("Read the guide").get("revenue").is_none(), "{goals}");
+
+    // with a filter: the two Firefox visits only
+    let filter = enc("browser==Firefox");
+    let goals = report(
+        &server,
+        &format!("/api/v1/sites/demo/goals?period=today&filter={filter}"),
+    );
+    assert_eq!(goals["visits"], 2, "{goals}");
+    let rows = goals["rows"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["goal"] == name).unwrap().clone();
+    assert_eq!(row("Signed up")["conversions"], 1, "{goals}");
+    assert_eq!(row("Signed up")["conversion_rate"], 0.5);
+    assert_eq!(row("Read the guide")["conversions"], 1);
+
+    let name = enc("Sign-up flow");
+    let funnel = report(
+        &server,
+        &format!("/api/v1/sites/demo/funnel?period=today&name={name}"),
+    );
+    let steps: Vec<(String, u64, u64)> = funnel["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step"].as_str().unwrap().to_string(),
+                s["visits"].as_u64().unwrap(),
+                s["dropoff"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("path:/pricing".to_string(), 3, 0),
+            ("path:/signup".to_string(), 2, 1),
+            ("event:signup".to_string(), 1, 1),
+        ],
+        "{funnel}"
+    );
+    assert_eq!(funnel["entered"], 3);
+    assert_eq!(funnel["completed"], 1);
+
+    let funnel = report(
+        &server,
+        &format!(
+            "/api/v1/sites/demo/funnel?period=today&name={name}&filter={}",
+            enc("browser!=Firefox")
+        ),
+    );
+    let visits: Vec<u64> = funnel["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["visits"].as_u64().unwrap())
+        .collect();
+    assert_eq!(visits, vec![2, 1, 0], "{funnel}");
+
+    // CSV of both
+    let csv = client()
+        .get(server.url("/api/v1/sites/demo/goals?period=today&format=csv"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        csv.starts_with("goal,conversions,visitors,conversion_rate,revenue\r\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("Signed up,2,2,0.4000,9.90\r\n"), "{csv}");
+    let csv = client()
+        .get(server.url(&format!(
+            "/api/v1/sites/demo/funnel?period=today&name={name}&format=csv"
+        )))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(csv.contains("path:/signup,2,1,0.3333\r\n"), "{csv}");
+
+    // refusals name what is wrong
+    for (path, why) in [
+        ("/api/v1/sites/demo/funnel?period=today", "`name`"),
+        (
+            "/api/v1/sites/demo/funnel?period=today&name=nope",
+            "Sign-up flow",
+        ),
+        (
+            "/api/v1/sites/demo/goals?period=today&compare=previous",
+            "compare",
+        ),
+    ] {
+        let res = client()
+            .get(server.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        let body = res.text().unwrap();
+        assert!(body.contains(why), "{path}: {body}");
+    }
+}
