@@ -367,7 +367,6 @@ fn goals_and_funnels_count_visits_with_filters() {
 
     // refusals name what is wrong
     for (path, why) in [
-        ("/api/v1/sites/demo/funnel?period=today", "`name`"),
         (
             "/api/v1/sites/demo/funnel?period=today&name=nope",
             "Sign-up flow",

@@ -344,7 +344,10 @@ pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
                 .iter()
                 .map(|h| crate::privacy::url_strip::unicode_domain(h))
                 .collect();
-            json!({"id": s.id, "name": s.name, "timezone": s.timezone, "hostnames": hostnames})
+            let goals: Vec<&str> = s.goals.iter().map(|g| g.name.as_str()).collect();
+            let funnels: Vec<&str> = s.funnels.iter().map(|f| f.name.as_str()).collect();
+            json!({"id": s.id, "name": s.name, "timezone": s.timezone, "hostnames": hostnames,
+                   "goals": goals, "funnels": funnels})
         })
         .collect();
     Ok(json_response(json!({ "sites": sites })))
@@ -737,7 +740,8 @@ pub async fn goals(
 }
 
 /// `GET /api/v1/sites/{site}/funnel?name=` — visits that reached each step
-/// of a declared funnel in order within the visit, and the drop-off.
+/// of a declared funnel (without `name` the site's first) in order within
+/// the visit, and the drop-off.
 pub async fn funnel(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -746,11 +750,7 @@ pub async fn funnel(
     let site_id = path.into_inner();
     let (site, p) = prepare(&state, &req, &site_id)?;
     p.no_compare("funnels")?;
-    let name = p
-        .name
-        .clone()
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("`name` (the funnel's name) is required".into()))?;
+    let name = p.name.clone().filter(|n| !n.is_empty());
     let range = p.range(site)?;
     let (store, site_cfg, filters, r) = (
         state.storage.clone(),
@@ -758,7 +758,8 @@ pub async fn funnel(
         p.filters.clone(),
         range.clone(),
     );
-    let report = run(move || funnel_report(&*store, &site_cfg, &name, &r, &filters)).await?;
+    let report =
+        run(move || funnel_report(&*store, &site_cfg, name.as_deref(), &r, &filters)).await?;
     if p.csv {
         let rows = report.steps.iter().map(|s| {
             vec![

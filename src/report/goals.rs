@@ -50,7 +50,8 @@ pub struct FunnelStepRow {
 /// The funnel report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FunnelReport {
-    pub funnel: String,
+    /// The funnel's name (`None`: the site declares no funnel).
+    pub funnel: Option<String>,
     /// Visits of the range that pass the filters.
     pub visits: u64,
     /// Visits that reached the first step.
@@ -118,22 +119,28 @@ pub fn goals_report(
     })
 }
 
-/// The funnel `name` of `site` over `range`.
+/// The funnel `name` of `site` (without a name its first declared one)
+/// over `range`; a site without funnels gets no steps.
 pub fn funnel_report(
     store: &dyn Storage,
     site: &SiteConfig,
-    name: &str,
+    name: Option<&str>,
     range: &DayRange,
     filters: &[Filter],
 ) -> Result<FunnelReport, ReportError> {
-    let Some(funnel) = funnel(&site.funnels, name) else {
+    let name = match name {
+        Some(n) => Some(n),
+        None => site.funnels.first().map(|f| f.name.as_str()),
+    };
+    let found = name.and_then(|n| funnel(&site.funnels, n));
+    if name.is_some() && found.is_none() {
         let known: Vec<&str> = site.funnels.iter().map(|f| f.name.as_str()).collect();
         return Err(ReportError::Invalid(if known.is_empty() {
             "this site declares no funnels ([[sites.funnels]] in the configuration)".into()
         } else {
             format!("unknown funnel; this site's funnels: {}", known.join(", "))
         }));
-    };
+    }
     let (from_ms, to_ms) = bounds(range);
     let answer = store.conversions(&ConversionQuery {
         site: &site.id,
@@ -141,18 +148,19 @@ pub fn funnel_report(
         to_ms,
         filters,
         goals: &[],
-        funnel: Some(&funnel),
+        funnel: found.as_ref(),
     })?;
-    if answer.funnel.len() != funnel.steps.len() {
+    let steps_declared = found.as_ref().map_or(&[][..], |f| &f.steps[..]);
+    if answer.funnel.len() != steps_declared.len() {
         return Err(ReportError::Internal(format!(
             "the store counted {} funnel steps of {}",
             answer.funnel.len(),
-            funnel.steps.len()
+            steps_declared.len()
         )));
     }
-    let mut steps = Vec::with_capacity(funnel.steps.len());
+    let mut steps = Vec::with_capacity(steps_declared.len());
     let mut before = None;
-    for ((step, _), &visits) in funnel.steps.iter().zip(&answer.funnel) {
+    for ((step, _), &visits) in steps_declared.iter().zip(&answer.funnel) {
         let dropoff = before.map_or(0, |b: u64| b.saturating_sub(visits));
         steps.push(FunnelStepRow {
             step: step.clone(),
@@ -165,7 +173,7 @@ pub fn funnel_report(
     let entered = answer.funnel.first().copied().unwrap_or(0);
     let completed = answer.funnel.last().copied().unwrap_or(0);
     Ok(FunnelReport {
-        funnel: funnel.name,
+        funnel: found.map(|f| f.name),
         visits: answer.visits,
         entered,
         completed,
