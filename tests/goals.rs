@@ -238,9 +238,11 @@ fn custom_events_from_every_protocol_keep_only_what_is_declared() {
     );
 }
 
-#[test]
-fn goals_and_funnels_count_visits_with_filters() {
-    let (_dir, server) = start();
+/// Five visits with known outcomes: A (Firefox) pricing, form, sign-up
+/// (pro, 9.90); B (Chrome) pricing and form; C (Chrome) pricing only; D
+/// (Chrome) form and sign-up (free) without the pricing page; E (Firefox)
+/// a guide page.
+fn seed_visits(server: &Server) {
     let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0";
     let firefox_b =
         "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0";
@@ -249,13 +251,13 @@ fn goals_and_funnels_count_visits_with_filters() {
     };
     let view = |ua: &str, path: &str| {
         let body = format!(r#"{{"site":"demo","kind":"pageview","url":"http://127.0.0.1{path}"}}"#);
-        assert_eq!(post(&server, &body, ua), 202);
+        assert_eq!(post(server, &body, ua), 202);
     };
     let signup = |ua: &str, plan: &str, revenue: &str| {
         let body = format!(
             r#"{{"site":"demo","url":"http://127.0.0.1/signup","event":"signup","props":{{"plan":"{plan}"}}{revenue}}}"#
         );
-        assert_eq!(post(&server, &body, ua), 202);
+        assert_eq!(post(server, &body, ua), 202);
     };
     // visitor A (Firefox): the whole flow, paying
     view(firefox, "/pricing");
@@ -271,7 +273,12 @@ fn goals_and_funnels_count_visits_with_filters() {
     signup(&chrome(122), "free", "");
     // E (Firefox): reads the guide
     view(firefox_b, "/guide/intro");
+}
 
+#[test]
+fn goals_and_funnels_count_visits_with_filters() {
+    let (_dir, server) = start();
+    seed_visits(&server);
     let goals = report(&server, "/api/v1/sites/demo/goals?period=today");
     assert_eq!(goals["visits"], 5, "{goals}");
     let rows = goals["rows"].as_array().unwrap();
@@ -385,4 +392,53 @@ fn goals_and_funnels_count_visits_with_filters() {
         let body = res.text().unwrap();
         assert!(body.contains(why), "{path}: {body}");
     }
+}
+
+#[test]
+fn goals_table_and_funnel_chart_in_chromium() {
+    let node_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        node_dir.join("node_modules/playwright-core").is_dir(),
+        "run `npm ci` in tests/node first (playwright-core is missing)"
+    );
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(|p| p.join("test-output").join("goals_dashboard.png"))
+        .expect("target dir");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let (_dir, server) = start();
+    seed_visits(&server);
+    let out = std::process::Command::new("node")
+        .arg(node_dir.join("goals_dashboard.mjs"))
+        .current_dir(&node_dir)
+        .env("SPARSAM_BASE", server.url(""))
+        .env("SPARSAM_TOKEN", ADMIN_TOKEN)
+        .env("SPARSAM_SHOT", &shot)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim().lines().last().unwrap_or(""))
+        .unwrap_or_else(|_| panic!("node printed no JSON report: {stdout}"));
+    assert!(out.status.success() && v["ok"] == true, "{}", v["error"]);
+    // the panels showed the known outcomes, not just what the API said
+    assert_eq!(
+        v["unfiltered"]["steps"],
+        serde_json::json!([
+            ["1. path:/pricing", 3, 0],
+            ["2. path:/signup", 2, 1],
+            ["3. event:signup", 1, 1]
+        ]),
+        "{v}"
+    );
+    assert_eq!(
+        v["filtered"]["steps"],
+        serde_json::json!([
+            ["1. path:/pricing", 1, 0],
+            ["2. path:/signup", 1, 0],
+            ["3. event:signup", 1, 0]
+        ]),
+        "{v}"
+    );
+    assert!(v["checks"].as_u64().unwrap_or(0) >= 5, "{v}");
 }
