@@ -6,6 +6,7 @@
 mod common;
 
 use common::{client, enc, metrics, test_config, Server, ADMIN_TOKEN};
+use sparsam::goals::CustomEvent;
 use sparsam::model::EventKind;
 
 const DECLARATIONS: &str = r#"
@@ -211,29 +212,28 @@ fn custom_events_from_every_protocol_keep_only_what_is_declared() {
             "{leaked} is in the store file"
         );
     }
-    let events: Vec<_> = common::stored_events(&server.store_path())
+    let seen: Vec<CustomEvent> = common::stored_events(&server.store_path())
         .into_iter()
         .filter(|e| e.kind == EventKind::Custom)
         .map(|e| e.custom.expect("a custom event carries its name"))
         .collect();
-    let seen: Vec<(String, Vec<(String, String)>, i64)> = events
-        .into_iter()
-        .map(|c| (c.name, c.props, c.revenue_cents))
-        .collect();
-    let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+    let event = |name: &str, props: &[(&str, &str)], revenue_cents: i64| CustomEvent {
+        name: name.to_string(),
+        props: props
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        revenue_cents,
+    };
     assert_eq!(
         seen,
         vec![
-            (
-                "signup".into(),
-                vec![p("note", "write :email"), p("plan", "pro")],
-                990
-            ),
-            ("signup".into(), vec![], 0),
-            ("Video/Play".into(), vec![p("name", "Intro")], 200),
-            ("signup".into(), vec![], 1999),
-            ("signup".into(), vec![p("plan", "free")], 500),
-            ("signup".into(), vec![p("plan", "pro")], 0),
+            event("signup", &[("note", "write :email"), ("plan", "pro")], 990),
+            event("signup", &[], 0),
+            event("Video/Play", &[("name", "Intro")], 200),
+            event("signup", &[], 1999),
+            event("signup", &[("plan", "free")], 500),
+            event("signup", &[("plan", "pro")], 0),
         ]
     );
 }
@@ -441,4 +441,50 @@ fn goals_table_and_funnel_chart_in_chromium() {
         "{v}"
     );
     assert!(v["checks"].as_u64().unwrap_or(0) >= 5, "{v}");
+}
+
+#[test]
+fn privacy_notice_lists_each_declared_event_and_property() {
+    let (_dir, server) = start();
+    for (lang, refused) in [
+        ("en", "discarded on receipt"),
+        ("de", "beim Empfang verworfen"),
+    ] {
+        let page = client()
+            .get(server.url(&format!("/privacy?lang={lang}")))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(page.contains("id=\"data-custom-events\""), "{lang}: {page}");
+        assert!(page.contains("id=\"custom-events\""), "{lang}");
+        assert!(page.contains(refused), "{lang}");
+        let rows: Vec<&str> = page
+            .split("<tr class=\"custom-event\">")
+            .skip(1)
+            .map(|r| r.split("</tr>").next().unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2, "{lang}: {rows:?}");
+        assert!(rows[0].contains("<code>signup</code>"), "{}", rows[0]);
+        assert!(rows[0].contains("<code>plan</code>"), "{}", rows[0]);
+        assert!(rows[0].contains(" 8)"), "{}", rows[0]);
+        assert!(
+            rows[0].contains("<code>free</code>, <code>pro</code>"),
+            "{}",
+            rows[0]
+        );
+        assert!(rows[0].contains("<code>note</code>"), "{}", rows[0]);
+        assert!(rows[1].contains("<code>Video/Play</code>"), "{}", rows[1]);
+        assert!(rows[1].contains("<code>name</code>"), "{}", rows[1]);
+    }
+    // a site that declares nothing: no such section, no such item
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Server::start_config(dir.path(), &test_config(&dir.path().join("data"), "", ""));
+    let page = client()
+        .get(plain.url("/privacy?lang=en"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(!page.contains("custom-event"), "{page}");
 }

@@ -7,6 +7,7 @@
 mod collector;
 
 use collector::{node, Collector};
+use sparsam::goals::CustomEvent;
 use sparsam::model::EventKind;
 use sparsam::store::{Store, StoreOptions};
 
@@ -45,27 +46,28 @@ props = { topic = { max_len = 7 } }
             std::ops::ControlFlow::Continue(())
         })
         .expect("scan");
-    let custom: Vec<(String, Vec<(String, String)>, String)> = events
+    let custom: Vec<_> = events
         .iter()
         .filter(|e| e.kind == EventKind::Custom)
-        .map(|e| {
-            let c = e.custom.clone().expect("name");
-            (c.name, c.props, e.url.clone())
-        })
         .collect();
-    let p = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+    assert!(custom.iter().all(|e| e.url.ends_with("/pricing")));
+    let named: Vec<CustomEvent> = custom
+        .iter()
+        .map(|e| e.custom.clone().expect("name"))
+        .collect();
+    let event = |name: &str, key: &str, value: &str| CustomEvent {
+        name: name.to_string(),
+        props: vec![(key.to_string(), value.to_string())],
+        revenue_cents: 0,
+    };
     assert_eq!(
-        custom
-            .iter()
-            .map(|(n, p, _)| (n.clone(), p.clone()))
-            .collect::<Vec<_>>(),
+        named,
         vec![
             // cut to the declared seven characters
-            ("newsletter".to_string(), p("topic", "library")),
-            ("signup".to_string(), p("plan", "pro")),
+            event("newsletter", "topic", "library"),
+            event("signup", "plan", "pro"),
         ],
     );
-    assert!(custom.iter().all(|(_, _, url)| url.ends_with("/pricing")));
     assert!(
         !bytes
             .windows(b"undeclared-in-browser-4714".len())
