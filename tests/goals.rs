@@ -488,3 +488,41 @@ fn privacy_notice_lists_each_declared_event_and_property() {
         .unwrap();
     assert!(!page.contains("custom-event"), "{page}");
 }
+
+/// A store written before custom events (schema version 2) opens and is
+/// stamped version 3, the version older releases refuse by name; any
+/// other older version is still refused.
+#[test]
+fn a_version_2_store_is_upgraded_in_place() {
+    use redb::ReadableDatabase;
+    use sparsam::store::schema::SCHEMA_VERSION;
+    use sparsam::store::{Store, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let stamp = |v: u32| {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(redb::TableDefinition::<&str, u32>::new("meta"))
+            .unwrap()
+            .insert("schema_version", v)
+            .unwrap();
+        txn.commit().unwrap();
+    };
+    let stamped = || {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn
+            .open_table(redb::TableDefinition::<&str, u32>::new("meta"))
+            .unwrap();
+        let v = meta.get("schema_version").unwrap().unwrap().value();
+        v
+    };
+    drop(Store::open(&path, &StoreOptions::default()).unwrap());
+    assert_eq!(SCHEMA_VERSION, 3);
+    stamp(2);
+    drop(Store::open(&path, &StoreOptions::default()).expect("version 2 opens"));
+    assert_eq!(stamped(), 3);
+    stamp(1);
+    assert!(Store::open(&path, &StoreOptions::default()).is_err());
+    assert_eq!(stamped(), 1, "a refused file is left as it was");
+}
