@@ -526,3 +526,74 @@ fn a_version_2_store_is_upgraded_in_place() {
     assert!(Store::open(&path, &StoreOptions::default()).is_err());
     assert_eq!(stamped(), 1, "a refused file is left as it was");
 }
+
+/// A custom event's name and property values are visitor text: they go
+/// with the raw events at `retention.raw_days`, out of the file too, while
+/// those of a recent event stay.
+#[test]
+fn custom_event_text_expires_with_the_raw_events() {
+    use sparsam::storage::redb::RedbStorage;
+    use sparsam::storage::Storage;
+    use sparsam::store::{StoreOptions, WriterOptions};
+    const DAY: i64 = 86_400_000;
+    let dir = tempfile::tempdir().unwrap();
+    let config = sparsam::Config::parse(&format!(
+        "[server]\ndata_dir = \"{}\"\n[retention]\nraw_days = 90\n\
+         sweep_schedule = \"0 0 0 1 1 * 2099\"\n\
+         [[sites]]\nid = \"demo\"\nhostnames = [\"example.org\"]\n\
+         [[sites.events]]\nname = \"expiring-name-4715\"\nprops = {{ note = {{ max_len = 32 }} }}\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    std::fs::create_dir_all(&config.server.data_dir).unwrap();
+    let store = RedbStorage::open(
+        config.store_path(),
+        &StoreOptions::default(),
+        WriterOptions::default(),
+    )
+    .unwrap();
+    let now = chrono::Utc::now();
+    let custom = |ts_ms: i64, note: &str| {
+        let mut e = common::stored_pageview(ts_ms, 7, "https://example.org/signup");
+        e.kind = EventKind::Custom;
+        e.custom = Some(CustomEvent {
+            name: "expiring-name-4715".into(),
+            props: vec![("note".into(), note.into())],
+            revenue_cents: 0,
+        });
+        e
+    };
+    let old = now.timestamp_millis() - 120 * DAY;
+    store
+        .submit(vec![
+            custom(old, "old-note-4716"),
+            custom(now.timestamp_millis() - DAY, "new-note-4717"),
+        ])
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    let has = |m: &str| {
+        common::contains_bytes(&std::fs::read(config.store_path()).unwrap(), m.as_bytes())
+    };
+    assert!(has("old-note-4716") && has("new-note-4717"));
+    let report = sparsam::retention::sweep_now(
+        &store,
+        &config,
+        now,
+        false,
+        &std::sync::atomic::AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(report.events_deleted, 1, "{report:?}");
+    assert!(
+        !has("old-note-4716"),
+        "an expired property value is in the file"
+    );
+    assert!(has("new-note-4717"), "a recent one stays");
+    assert!(
+        has("expiring-name-4715"),
+        "the name is still in use by the recent event"
+    );
+    store.close().unwrap();
+}
