@@ -53,14 +53,17 @@
   })
   w.addEventListener('pagehide', () => ping())
   setInterval(() => since && ping(), 6e4)
+  const event = (event, props, revenue) => send({ kind: 'event', event, props, revenue })
   d.addEventListener('click', (e) => {
-    const a = e.target.closest && e.target.closest('a[href]')
+    const c = (q) => e.target.closest && e.target.closest(q), a = c('a[href]'), t = c('[data-sparsam-event]')
     if (a && /^https?:$/.test(a.protocol) && (a.host != location.host || dl.test(a.pathname))) {
       send({ target: a.href })
     }
+    if (t) event(t.dataset.sparsamEvent, JSON.parse(t.dataset.sparsamProps || '{}'))
   }, true)
   w.sparsam = {
     search: (search, results) => send({ kind: 'search', search, results }),
+    event,
     optOut: () => (d.cookie = 'sparsam_optout=1; path=/; max-age=34560000; SameSite=Lax'),
     optIn: () => (d.cookie = 'sparsam_optout=; path=/; max-age=0; SameSite=Lax'),
   }

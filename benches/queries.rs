@@ -11,7 +11,9 @@
 //! calls: the dashboard's overview (summary plus five top-10 lists over 90
 //! days), the 90-day timeseries by day, and a filtered 90-day query no
 //! roll-up answers (top pages where referrer type = search and device =
-//! tablet, a scan of raw events). Measured once: bytes on disk per event
+//! tablet, a scan of raw events), and with the same filters the goals
+//! report (three goals) and a three-step funnel (raw events through the
+//! visit engine). Measured once: bytes on disk per event
 //! (the whole file, and the raw-event tables alone), and, on a copy of the
 //! store, dropping the largest day partition (what the sweeper does) and
 //! start-up of the real binary to its first accepted pixel hit.
@@ -25,7 +27,9 @@ use chrono::{NaiveDate, Utc};
 use chrono_tz::Tz;
 use criterion::Criterion;
 use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
+use sparsam::config::{Config, SiteConfig};
 use sparsam::report::filter::Filter;
+use sparsam::report::goals::{funnel_report, goals_report};
 use sparsam::report::query::{self, BreakdownKind, Interval};
 use sparsam::report::range::DayRange;
 use sparsam::storage::redb::RedbStorage;
@@ -109,6 +113,63 @@ fn filtered_scan(store: &RedbStorage, site: &str) -> Vec<(String, u64)> {
     )
     .expect("filtered breakdown");
     b.rows.into_iter().map(|r| (r.value, r.pageviews)).collect()
+}
+
+/// The bench site with the declarations `gen-data`'s custom events fit.
+fn goals_site(site: &str) -> SiteConfig {
+    Config::parse(&format!(
+        r#"
+[[sites]]
+id = "{site}"
+hostnames = ["www.example.org"]
+[[sites.events]]
+name = "signup"
+props = {{ plan = {{ max_len = 8, values = ["free", "pro"] }} }}
+[[sites.goals]]
+name = "Signed up"
+event = "signup"
+[[sites.goals]]
+name = "Pro sign-up"
+event = "signup"
+props = {{ plan = "pro" }}
+[[sites.goals]]
+name = "Help pages"
+path = "/hilfe/*"
+[[sites.funnels]]
+name = "Products to sign-up"
+steps = ["path:/produkte/*", "path:/hilfe/*", "event:signup"]
+"#
+    ))
+    .expect("bench config")
+    .sites
+    .remove(0)
+}
+
+fn bench_filters() -> Vec<Filter> {
+    ["referrer_type==search", "device_type==tablet"]
+        .iter()
+        .map(|f| f.parse().expect("filter"))
+        .collect()
+}
+
+/// The goals report over 90 days with the filtered scan's filters.
+fn filtered_goals(store: &RedbStorage, site: &SiteConfig) -> Vec<(String, u64)> {
+    goals_report(store, site, &day_range(), &bench_filters())
+        .expect("goals")
+        .rows
+        .into_iter()
+        .map(|r| (r.goal, r.conversions))
+        .collect()
+}
+
+/// The funnel report over 90 days with the same filters.
+fn filtered_funnel(store: &RedbStorage, site: &SiteConfig) -> Vec<u64> {
+    funnel_report(store, site, None, &day_range(), &bench_filters())
+        .expect("funnel")
+        .steps
+        .into_iter()
+        .map(|s| s.visits)
+        .collect()
 }
 
 /// Bytes of the file's pages held by each group of tables.
@@ -284,6 +345,12 @@ fn main() {
             timeseries_days(&store, &site),
             filtered_scan(&store, &site)
         );
+        let goals_cfg = goals_site(&site);
+        println!(
+            "check: filtered goals {:?}, filtered funnel {:?}",
+            filtered_goals(&store, &goals_cfg),
+            filtered_funnel(&store, &goals_cfg)
+        );
 
         let mut c = Criterion::default().configure_from_args();
         let mut g = c.benchmark_group("queries_90d");
@@ -298,6 +365,12 @@ fn main() {
         });
         g.bench_function("filtered_scan_search_tablet_top_pages", |b| {
             b.iter(|| black_box(filtered_scan(&store, &site)))
+        });
+        g.bench_function("filtered_goals_three_goals", |b| {
+            b.iter(|| black_box(filtered_goals(&store, &goals_cfg)))
+        });
+        g.bench_function("filtered_funnel_three_steps", |b| {
+            b.iter(|| black_box(filtered_funnel(&store, &goals_cfg)))
         });
         g.finish();
         c.final_summary();

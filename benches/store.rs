@@ -45,6 +45,7 @@ fn event(ts_ms: i64, visitor: u64) -> Event {
         },
         plugins: 1,
         anon_ip: AnonIp::truncate("181.153.77.201".parse().unwrap(), &IpMasks::DEFAULT),
+        custom: None,
     }
 }
 

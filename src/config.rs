@@ -408,6 +408,16 @@ pub struct SiteConfig {
     /// Bearer tokens that may read this site's reports.
     #[serde(default)]
     pub tokens: Vec<String>,
+    /// Custom events the site may send (`[[sites.events]]`); nothing
+    /// undeclared is stored. See `crate::goals::config`.
+    #[serde(default)]
+    pub events: Vec<crate::goals::EventDecl>,
+    /// `[[sites.goals]]`: page and event goals.
+    #[serde(default)]
+    pub goals: Vec<crate::goals::GoalDecl>,
+    /// `[[sites.funnels]]`: ordered steps within a visit.
+    #[serde(default)]
+    pub funnels: Vec<crate::goals::FunnelDecl>,
 }
 
 /// A configured or sent hostname in the ASCII form URLs carry
@@ -826,6 +836,13 @@ impl Config {
                     }
                 }
             }
+            crate::goals::config::validate(
+                &format!("sites[{i}]"),
+                &site.events,
+                &site.goals,
+                &site.funnels,
+            )
+            .map_err(|(key, problem)| invalid(key, problem))?;
             for (j, e) in site.download_extensions.iter().enumerate() {
                 if e.is_empty()
                     || e.starts_with('.')
@@ -1257,6 +1274,60 @@ hostnames = ["localhost"]
             e.contains("sites[1].timezone") && e.contains("Europe/Nowhere"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn declared_events_goals_and_funnels_are_checked_by_key() {
+        let site = |extra: &str| {
+            format!(
+                "[[sites]]\nid=\"a\"\nhostnames=[\"x.org\"]\n\
+                 [[sites.events]]\nname = \"signup\"\n\
+                 props = {{ plan = {{ max_len = 16, values = [\"free\", \"pro\"] }} }}\n{extra}"
+            )
+        };
+        let ok = site(
+            "[[sites.goals]]\nname = \"Signed up\"\nevent = \"signup\"\n\
+             [[sites.goals]]\nname = \"Read the guide\"\npath = \"/guide/*\"\n\
+             [[sites.funnels]]\nname = \"Sign-up flow\"\n\
+             steps = [\"path:/pricing\", \"path:/signup\", \"event:signup\"]",
+        );
+        let c = Config::parse(&ok).unwrap();
+        assert_eq!(c.sites[0].events[0].props["plan"].max_len, 16);
+        assert_eq!(c.sites[0].goals.len(), 2);
+        for (extra, key) in [
+            ("[[sites.goals]]\nname = \"g\"\nevent = \"nope\"", "sites[0].goals[0].event"),
+            ("[[sites.goals]]\nname = \"g\"\npath = \"guide\"", "sites[0].goals[0].path"),
+            ("[[sites.goals]]\nname = \"g\"", "sites[0].goals[0]"),
+            (
+                "[[sites.goals]]\nname = \"g\"\nevent = \"signup\"\nprops = { plan = \"gold\" }",
+                "sites[0].goals[0].props.plan",
+            ),
+            (
+                "[[sites.funnels]]\nname = \"f\"\nsteps = [\"path:/a\", \"event:signup\", \"event:gone\"]",
+                "sites[0].funnels[0].steps[2]",
+            ),
+            (
+                "[[sites.funnels]]\nname = \"f\"\nsteps = [\"path:/a\", \"page:/b\"]",
+                "sites[0].funnels[0].steps[1]",
+            ),
+            (
+                "[[sites.funnels]]\nname = \"f\"\nsteps = [\"path:/1\",\"path:/2\",\"path:/3\",\"path:/4\",\"path:/5\",\"path:/6\",\"path:/7\",\"path:/8\",\"path:/9\"]",
+                "sites[0].funnels[0].steps",
+            ),
+            (
+                "[[sites.events]]\nname = \"signup\"",
+                "sites[0].events[1].name",
+            ),
+            (
+                "[[sites.events]]\nname = \"x\"\nprops = { p = { max_len = 0 } }",
+                "sites[0].events[1].props.p.max_len",
+            ),
+        ] {
+            let e = err(&site(extra));
+            assert!(e.contains(&format!("`{key}`")), "{key}: {e}");
+        }
+        let e = err(&site("[[sites.goals]]\nname = \"g\"\nevnt = \"signup\""));
+        assert!(e.contains("evnt"), "{e}");
     }
 
     #[test]

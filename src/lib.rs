@@ -8,6 +8,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod enrich;
+pub mod goals;
 pub mod http;
 pub mod import;
 pub mod ingest;

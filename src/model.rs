@@ -20,15 +20,18 @@ pub enum EventKind {
     Download = 2,
     Outbound = 3,
     Search = 4,
+    /// A custom event the site declared (`Event::custom` says which).
+    Custom = 5,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 5] = [
+    pub const ALL: [EventKind; 6] = [
         EventKind::PageView,
         EventKind::Ping,
         EventKind::Download,
         EventKind::Outbound,
         EventKind::Search,
+        EventKind::Custom,
     ];
 
     pub fn from_u8(v: u8) -> Option<EventKind> {
@@ -42,6 +45,7 @@ impl EventKind {
             EventKind::Download => "download",
             EventKind::Outbound => "outbound",
             EventKind::Search => "search",
+            EventKind::Custom => "event",
         }
     }
 }
@@ -278,4 +282,7 @@ pub struct Event {
     /// Bit set of [`plugins`].
     pub plugins: u16,
     pub anon_ip: AnonIp,
+    /// For [`EventKind::Custom`]: the declared event, its declared
+    /// properties and revenue (`None` for every other kind).
+    pub custom: Option<crate::goals::CustomEvent>,
 }

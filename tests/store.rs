@@ -52,6 +52,7 @@ fn ev(site: &str, ts_ms: i64, kind: EventKind, visitor: u64, url: &str) -> Event
         },
         plugins: 0,
         anon_ip: AnonIp::truncate("181.153.77.201".parse().unwrap(), &IpMasks::DEFAULT),
+        custom: None,
     }
 }
 
@@ -457,6 +458,7 @@ fn recount(events: &[sparsam::store::StoredEvent]) -> HashMap<i64, Summary> {
             EventKind::Download => t.downloads += 1,
             EventKind::Outbound => t.outbound += 1,
             EventKind::Search => t.searches += 1,
+            EventKind::Custom => {}
             EventKind::Ping => {
                 if e.pageview_id != 0 && e.engaged_ms > 0 {
                     let prev = dwell.get(&e.pageview_id).copied();

@@ -32,6 +32,9 @@
       d_os_version: "OS versions", d_browser: "Browsers", d_browser_version: "Browser versions",
       d_engine: "Engines", d_plugin: "Plugins", d_search_no_results: "Searches without results",
       metric_pageviews: "Views", metric_visits: "Visits", metric_events: "Events",
+      goals_title: "Goals", funnel_title: "Funnel", g_goal: "Goal", g_conversions: "Conversions",
+      g_visitors: "Visitors", g_rate: "Conversion rate", g_revenue: "Revenue",
+      f_visits: "visits", f_dropoff: "dropped off",
     },
     de: {
       lang_toggle: "English", sign_out: "Abmelden", signin_title: "Anmelden",
@@ -60,6 +63,9 @@
       d_os_version: "BS-Versionen", d_browser: "Browser", d_browser_version: "Browser-Versionen",
       d_engine: "Engines", d_plugin: "Plugins", d_search_no_results: "Suchen ohne Treffer",
       metric_pageviews: "Aufrufe", metric_visits: "Besuche", metric_events: "Ereignisse",
+      goals_title: "Ziele", funnel_title: "Trichter", g_goal: "Ziel", g_conversions: "Conversions",
+      g_visitors: "Besucher", g_rate: "Conversion-Rate", g_revenue: "Umsatz",
+      f_visits: "Besuche", f_dropoff: "abgesprungen",
     },
   };
   const DIMENSIONS = [
@@ -383,11 +389,14 @@
   }
 
   async function downloadCsv(d) {
+    await saveCsv("/breakdown/" + d, query({ limit: "1000", format: "csv" }), d);
+  }
+  async function saveCsv(path, params, name) {
     try {
-      const blob = await api(sitePath() + "/breakdown/" + d, query({ limit: "1000", format: "csv" }), "text/csv");
+      const blob = await api(sitePath() + path, params, "text/csv");
       const a = el("a");
       a.href = URL.createObjectURL(blob);
-      a.download = $("site").value + "-" + d + ".csv";
+      a.download = $("site").value + "-" + name + ".csv";
       document.body.appendChild(a);
       a.click();
       a.remove();
@@ -434,6 +443,7 @@
       api(sitePath() + "/timeseries", query(Object.assign({ compare: compareMode() },
         $("interval").value ? { interval: $("interval").value } : {}))).then((ts) => current() && renderChart(ts)),
       loadRealtime(),
+      loadGoals(current),
     ].concat(DIMENSIONS.map((d) =>
       api(sitePath() + "/breakdown/" + d, query({ limit: "10" })).then((b) => current() && renderList(d, b))));
     try {
@@ -445,6 +455,65 @@
       if (current()) document.body.dataset.loading = "0";
     }
   }
+  // ---- goals and funnels (declared per site; panels hidden without any)
+  const currentSite = () => state.sites.find((x) => x.id === $("site").value) || {};
+  async function loadGoals(current) {
+    const site = currentSite();
+    const goals = site.goals || [], funnels = site.funnels || [];
+    $("goals-card").hidden = goals.length === 0;
+    $("funnel-card").hidden = funnels.length === 0;
+    const sel = $("funnel-name");
+    if (sel.dataset.site !== site.id) {
+      sel.dataset.site = site.id;
+      sel.replaceChildren(...funnels.map((f) => { const o = el("option", null, f); o.value = f; return o; }));
+    }
+    const jobs = [];
+    if (goals.length) jobs.push(api(sitePath() + "/goals", query()).then((g) => current() && renderGoals(g)));
+    if (funnels.length && sel.value) {
+      jobs.push(api(sitePath() + "/funnel", query({ name: sel.value })).then((f) => current() && renderFunnel(f)));
+    }
+    await Promise.all(jobs);
+  }
+  function renderGoals(g) {
+    const table = $("goals");
+    table.replaceChildren();
+    const head = el("tr");
+    ["g_goal", "g_conversions", "g_visitors", "g_rate", "g_revenue"].forEach((k) => head.appendChild(el("th", null, t(k))));
+    table.appendChild(head);
+    g.rows.forEach((r) => {
+      const tr = el("tr");
+      tr.dataset.goal = r.goal;
+      tr.appendChild(el("td", null, r.goal));
+      const c = el("td", "conversions", fmt(r.conversions));
+      c.dataset.value = String(r.conversions);
+      tr.appendChild(c);
+      tr.appendChild(el("td", null, fmt(r.visitors)));
+      tr.appendChild(el("td", null, fmt(r.conversion_rate * 100, 1) + " %"));
+      tr.appendChild(el("td", null, r.revenue === undefined ? "–" : fmt(r.revenue, 2)));
+      table.appendChild(tr);
+    });
+  }
+  function renderFunnel(f) {
+    const box = $("funnel");
+    box.replaceChildren();
+    const top = Math.max(1, f.entered);
+    f.steps.forEach((s, i) => {
+      const row = el("div", "step");
+      row.dataset.visits = String(s.visits);
+      row.dataset.dropoff = String(s.dropoff);
+      const head = el("div", "step-head");
+      head.appendChild(el("span", "step-name", (i + 1) + ". " + s.step));
+      head.appendChild(el("span", "step-n", fmt(s.visits) + " " + t("f_visits")));
+      row.appendChild(head);
+      const bar = el("div", "fbar");
+      bar.style.width = ((s.visits / top) * 100).toFixed(1) + "%";
+      bar.setAttribute("aria-hidden", "true");
+      row.appendChild(bar);
+      if (i > 0) row.appendChild(el("div", "drop", fmt(s.dropoff) + " " + t("f_dropoff") + " (" + fmt(s.dropoff_rate * 100, 1) + " %)"));
+      box.appendChild(row);
+    });
+  }
+
   async function loadRealtime() {
     const p = new URLSearchParams();
     state.filters.forEach((f) => p.append("filter", f.dim + f.op + f.value));
@@ -477,6 +546,10 @@
     });
     $("interval").addEventListener("change", refresh);
     $("compare").addEventListener("change", refresh);
+    $("funnel-name").addEventListener("change", refresh);
+    $("goals-csv").addEventListener("click", () => saveCsv("/goals", query({ format: "csv" }), "goals"));
+    $("funnel-csv").addEventListener("click", () =>
+      saveCsv("/funnel", query({ name: $("funnel-name").value, format: "csv" }), "funnel"));
     $("controls").addEventListener("submit", (ev) => { ev.preventDefault(); refresh(); });
     setInterval(() => { if (state.token && !$("app").hidden) loadRealtime().catch(() => {}); }, 30000);
     const saved = sessionStorage.getItem(STORE_KEY);

@@ -403,6 +403,7 @@ impl DayPlan<'_> {
                 device: device.clone(),
                 plugins: 1,
                 anon_ip: ip,
+                custom: None,
             };
             out.push(base.clone());
             // Time on the page: log-uniform between 5 s and the longest gap.
@@ -436,6 +437,20 @@ impl DayPlan<'_> {
                 0..=3 => out.push(follow_up(self.rng, EventKind::Download, click_at)),
                 4..=6 => out.push(follow_up(self.rng, EventKind::Outbound, click_at)),
                 7..=9 => out.push(follow_up(self.rng, EventKind::Search, click_at)),
+                // a declared custom event (see the example site's
+                // [[sites.events]] in docs/performance.md); draws nothing
+                // from the generator, so the rest of the data stays as it was
+                10..=11 => out.push(Event {
+                    custom: Some(sparsam::goals::CustomEvent {
+                        name: "signup".into(),
+                        props: vec![(
+                            "plan".into(),
+                            if page % 2 == 0 { "free" } else { "pro" }.into(),
+                        )],
+                        revenue_cents: if page % 2 == 0 { 0 } else { 990 },
+                    }),
+                    ..follow_up(self.rng, EventKind::Custom, click_at)
+                }),
                 _ => {}
             }
             // Dwell pings: the tracker reports engaged time when the page

@@ -70,11 +70,13 @@ pub fn process_hits(
     let mut events: Vec<Event> = Vec::with_capacity(hits.len());
     let mut bots = 0;
     let mut spam = 0;
+    let mut undeclared = 0;
     for hit in hits {
         match state.pipeline.process(hit, meta, now) {
             Ok(Processed::Events(e)) => events.extend(e),
             Ok(Processed::Bot) => bots += 1,
             Ok(Processed::ReferrerSpam) => spam += 1,
+            Ok(Processed::UndeclaredEvent) => undeclared += 1,
             Err(e) => {
                 count("rejected", 1);
                 return Err(e.into());
@@ -86,6 +88,9 @@ pub fn process_hits(
     }
     if spam > 0 {
         count("referrer_spam", spam);
+    }
+    if undeclared > 0 {
+        count("undeclared_event", undeclared);
     }
     Ok(events)
 }

@@ -198,6 +198,10 @@ async fn bulk(
                     count("referrer_spam", 1);
                     tracked += 1;
                 }
+                Ok(Processed::UndeclaredEvent) => {
+                    count("undeclared_event", 1);
+                    tracked += 1;
+                }
                 Err(_) => invalid.push(i),
             },
         }

@@ -94,6 +94,7 @@ const _EVERY_STORED_FIELD_IS_DISCLOSED: fn(&Event) = |e| {
             },
         plugins: _, // "plugins"
         anon_ip: _, // "address"
+        custom: _,  // "custom-events", listed per site in the notice's event table
     } = e;
 };
 
@@ -120,6 +121,15 @@ struct SiteRow<'a> {
     search_params: &'a [String],
     keep_query_params: &'a [String],
     download_extensions: &'a [String],
+}
+
+/// One declared custom event of a site, as the notice lists it.
+struct CustomEventRow<'a> {
+    site: &'a str,
+    name: &'a str,
+    /// Each allowed property: key, maximum length, the closed list of
+    /// values if there is one.
+    props: Vec<(&'a str, usize, Option<&'a [String]>)>,
 }
 
 /// An opt-out cookie the tracking script sets on a site's own domain.
@@ -154,6 +164,8 @@ struct NoticeFacts<'a> {
     optout_cookie: &'a str,
     optout_cookie_days: u32,
     sites: Vec<SiteRow<'a>>,
+    /// Every site's declared custom events; empty when none declares any.
+    custom_events: Vec<CustomEventRow<'a>>,
     raw_days: u32,
     /// The oldest a raw event can get: `raw_days` plus one sweep interval.
     max_days: i64,
@@ -237,6 +249,22 @@ impl<'a> NoticeFacts<'a> {
                     search_params: &s.search_params,
                     keep_query_params: &s.keep_query_params,
                     download_extensions: &s.download_extensions,
+                })
+                .collect(),
+            custom_events: config
+                .sites
+                .iter()
+                .flat_map(|s| {
+                    let site = if s.name.is_empty() { &s.id } else { &s.name };
+                    s.events.iter().map(move |e| CustomEventRow {
+                        site,
+                        name: &e.name,
+                        props: e
+                            .props
+                            .iter()
+                            .map(|(key, p)| (key.as_str(), p.max_len, p.values.as_deref()))
+                            .collect(),
+                    })
                 })
                 .collect(),
             raw_days: r.raw_days,

@@ -16,6 +16,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::config::SiteConfig;
 use crate::report::filter::{dimension_names, MAX_FILTERS};
+use crate::report::goals::{funnel_report, goals_report};
 use crate::report::query::BreakdownKind;
 use crate::report::{
     compare, csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers,
@@ -31,16 +32,20 @@ const SUMMARY: &str = "/api/v1/sites/{site}/summary";
 const TIMESERIES: &str = "/api/v1/sites/{site}/timeseries";
 const BREAKDOWN: &str = "/api/v1/sites/{site}/breakdown/{dimension}";
 const REALTIME: &str = "/api/v1/sites/{site}/realtime";
+const GOALS: &str = "/api/v1/sites/{site}/goals";
+const FUNNEL: &str = "/api/v1/sites/{site}/funnel";
 
 /// Every route registered by [`routes`] (the OpenAPI test checks that each
 /// appears in the document).
-pub const ROUTES: [&str; 6] = [
+pub const ROUTES: [&str; 8] = [
     OPENAPI_PATH,
     SITES,
     SUMMARY,
     TIMESERIES,
     BREAKDOWN,
     REALTIME,
+    GOALS,
+    FUNNEL,
 ];
 
 /// Registers the reporting routes.
@@ -50,7 +55,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(SUMMARY, web::get().to(summary))
         .route(TIMESERIES, web::get().to(timeseries))
         .route(BREAKDOWN, web::get().to(breakdown))
-        .route(REALTIME, web::get().to(realtime));
+        .route(REALTIME, web::get().to(realtime))
+        .route(GOALS, web::get().to(goals))
+        .route(FUNNEL, web::get().to(funnel));
 }
 
 /// `GET /api/v1/openapi.json`
@@ -86,9 +93,11 @@ struct Params {
     offset: Option<String>,
     csv: bool,
     filters: Vec<Filter>,
+    /// The funnel a funnel report is about.
+    name: Option<String>,
 }
 
-const KNOWN: &str = "from, to, period, compare, interval, limit, offset, format, filter";
+const KNOWN: &str = "from, to, period, compare, interval, limit, offset, format, filter, name";
 
 impl Params {
     fn parse(req: &HttpRequest) -> Result<Params, ApiError> {
@@ -119,6 +128,7 @@ impl Params {
                 "limit" => p.limit = Some(v),
                 "offset" => p.offset = Some(v),
                 "format" => format = Some(v),
+                "name" => p.name = Some(v),
                 "filter" => {
                     if p.filters.len() >= MAX_FILTERS {
                         return Err(ApiError::BadRequest(format!(
@@ -334,7 +344,10 @@ pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
                 .iter()
                 .map(|h| crate::privacy::url_strip::unicode_domain(h))
                 .collect();
-            json!({"id": s.id, "name": s.name, "timezone": s.timezone.name(), "hostnames": hostnames})
+            let goals: Vec<&str> = s.goals.iter().map(|g| g.name.as_str()).collect();
+            let funnels: Vec<&str> = s.funnels.iter().map(|f| f.name.as_str()).collect();
+            json!({"id": s.id, "name": s.name, "timezone": s.timezone.name(), "hostnames": hostnames,
+                   "goals": goals, "funnels": funnels})
         })
         .collect();
     Ok(json_response(json!({ "sites": sites })))
@@ -669,5 +682,110 @@ pub async fn realtime(
         "pageviews": pageviews,
         "filters": p.filters_json(),
         "source": Source::Raw,
+    })))
+}
+
+/// `GET /api/v1/sites/{site}/goals` — every declared goal: conversions
+/// (visits that reached it), visitors, conversion rate, revenue.
+pub async fn goals(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let site_id = path.into_inner();
+    let (site, p) = prepare(&state, &req, &site_id)?;
+    p.no_compare("goals")?;
+    let range = p.range(site)?;
+    let (store, site_cfg, filters, r) = (
+        state.storage.clone(),
+        site.clone(),
+        p.filters.clone(),
+        range.clone(),
+    );
+    let report = run(move || goals_report(&*store, &site_cfg, &r, &filters)).await?;
+    if p.csv {
+        let rows = report.rows.iter().map(|g| {
+            vec![
+                g.goal.clone(),
+                g.conversions.to_string(),
+                g.visitors.to_string(),
+                format!("{:.4}", g.conversion_rate),
+                g.revenue.map(|r| format!("{r:.2}")).unwrap_or_default(),
+            ]
+        });
+        return Ok(csv_response(
+            "goals",
+            csv::table(
+                &[
+                    "goal",
+                    "conversions",
+                    "visitors",
+                    "conversion_rate",
+                    "revenue",
+                ],
+                rows,
+            ),
+        ));
+    }
+    Ok(json_response(json!({
+        "site": site_id,
+        "from": range.from.to_string(),
+        "to": range.to.to_string(),
+        "timezone": site.timezone.name(),
+        "filters": p.filters_json(),
+        "source": Source::Raw,
+        "visits": report.visits,
+        "rows": report.rows,
+    })))
+}
+
+/// `GET /api/v1/sites/{site}/funnel?name=` — visits that reached each step
+/// of a declared funnel (without `name` the site's first) in order within
+/// the visit, and the drop-off.
+pub async fn funnel(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let site_id = path.into_inner();
+    let (site, p) = prepare(&state, &req, &site_id)?;
+    p.no_compare("funnels")?;
+    let name = p.name.clone().filter(|n| !n.is_empty());
+    let range = p.range(site)?;
+    let (store, site_cfg, filters, r) = (
+        state.storage.clone(),
+        site.clone(),
+        p.filters.clone(),
+        range.clone(),
+    );
+    let report =
+        run(move || funnel_report(&*store, &site_cfg, name.as_deref(), &r, &filters)).await?;
+    if p.csv {
+        let rows = report.steps.iter().map(|s| {
+            vec![
+                s.step.clone(),
+                s.visits.to_string(),
+                s.dropoff.to_string(),
+                format!("{:.4}", s.dropoff_rate),
+            ]
+        });
+        return Ok(csv_response(
+            "funnel",
+            csv::table(&["step", "visits", "dropoff", "dropoff_rate"], rows),
+        ));
+    }
+    Ok(json_response(json!({
+        "site": site_id,
+        "from": range.from.to_string(),
+        "to": range.to.to_string(),
+        "timezone": site.timezone.name(),
+        "filters": p.filters_json(),
+        "source": Source::Raw,
+        "funnel": report.funnel,
+        "visits": report.visits,
+        "entered": report.entered,
+        "completed": report.completed,
+        "completion_rate": report.completion_rate,
+        "steps": report.steps,
     })))
 }

@@ -268,6 +268,8 @@ impl Importer<'_> {
                 self.report.referrer_spam += 1;
                 Ok(Outcome::Skipped)
             }
+            // access logs carry no custom events
+            Ok(Processed::UndeclaredEvent) => Ok(Outcome::Skipped),
             Err(PipelineError::Reject(r)) => {
                 self.malformed(at(), r);
                 Ok(Outcome::Skipped)

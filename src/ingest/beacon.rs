@@ -7,13 +7,19 @@
 //! {"site":"demo","kind":"pageview","url":"https://example.org/a",
 //!  "ref":"https://www.google.de/","title":"A","pv":"k3j2h1",
 //!  "engaged_ms":1200,"plugins":["pdf"],"hints":{"model":"Pixel 8"}}
+//! {"site":"demo","kind":"event","url":"https://example.org/signup",
+//!  "event":"signup","props":{"plan":"pro"},"revenue":9.9}
 //! ```
+//!
+//! A declared custom event names itself with `event` (or `e`); `props`
+//! and `revenue` go with it.
 
 use serde::Deserialize;
 use serde_json::Number;
 
-use super::hit::{parse_kind, plugins_from_names, Hit, Reject};
+use super::hit::{parse_kind, parse_props, parse_revenue, plugins_from_names, Hit, Reject};
 use crate::enrich::client_hints::ClientHints;
+use crate::goals::RawCustomEvent;
 
 #[derive(Debug, Deserialize)]
 struct BeaconEvent {
@@ -41,6 +47,12 @@ struct BeaconEvent {
     plugins: Option<Vec<String>>,
     #[serde(default)]
     hints: Option<ClientHints>,
+    #[serde(default, alias = "e")]
+    event: Option<String>,
+    #[serde(default)]
+    props: Option<serde_json::Value>,
+    #[serde(default)]
+    revenue: Option<Number>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +100,26 @@ pub fn parse_beacon(body: &[u8], max_events: usize) -> Result<Vec<Hit>, Reject> 
 }
 
 fn to_hit(e: BeaconEvent) -> Result<Hit, Reject> {
+    let props = match &e.props {
+        Some(p) => parse_props("props", p)?,
+        None => Vec::new(),
+    };
+    let revenue_cents = e
+        .revenue
+        .as_ref()
+        .map(|n| parse_revenue("revenue", &n.to_string()))
+        .transpose()?;
+    let custom = match e.event.filter(|n| !n.is_empty()) {
+        Some(name) => Some(RawCustomEvent {
+            name,
+            props,
+            revenue_cents,
+        }),
+        None if !props.is_empty() || revenue_cents.is_some() => {
+            return Err(Reject::Missing("event"))
+        }
+        None => None,
+    };
     Ok(Hit {
         site: e.site.ok_or(Reject::Missing("site"))?,
         kind: e.kind.as_deref().map(parse_kind).transpose()?,
@@ -108,6 +140,7 @@ fn to_hit(e: BeaconEvent) -> Result<Hit, Reject> {
             .unwrap_or(0),
         hints: e.hints,
         user_agent: None,
+        custom,
     })
 }
 

@@ -31,6 +31,9 @@ pub struct Hit {
     pub hints: Option<ClientHints>,
     /// A user agent sent as data (Matomo `ua`); overrides the header.
     pub user_agent: Option<String>,
+    /// A custom event (kind `Custom`): name, properties, revenue as sent;
+    /// the pipeline keeps only what the site declared.
+    pub custom: Option<crate::goals::RawCustomEvent>,
 }
 
 /// Why a hit was refused. The message is safe to show to the client: it
@@ -74,10 +77,11 @@ pub fn parse_kind(s: &str) -> Result<EventKind, Reject> {
         "download" => EventKind::Download,
         "outbound" | "link" => EventKind::Outbound,
         "search" => EventKind::Search,
+        "event" | "custom" => EventKind::Custom,
         _ => {
             return Err(Reject::Invalid {
                 field: "kind",
-                why: "expected pageview, ping, download, outbound or search".into(),
+                why: "expected pageview, ping, download, outbound, search or event".into(),
             })
         }
     })
@@ -101,6 +105,43 @@ pub fn plugins_from_names<'a>(names: impl Iterator<Item = &'a str>) -> u16 {
             .map(|(bit, _)| *bit)
             .unwrap_or(0)
     })
+}
+
+/// Revenue in hundredths from a decimal amount (`9.90`).
+pub fn parse_revenue(field: &'static str, s: &str) -> Result<i64, Reject> {
+    crate::goals::accept::parse_revenue(s).ok_or(Reject::Invalid {
+        field,
+        why: "expected an amount such as 9.90, from -1e12 to 1e12".into(),
+    })
+}
+
+/// Custom-event properties sent as a JSON object (`{"plan":"pro"}`):
+/// strings, numbers and booleans become text; anything else is refused.
+pub fn parse_props(
+    field: &'static str,
+    value: &serde_json::Value,
+) -> Result<Vec<(String, String)>, Reject> {
+    let why = || Reject::Invalid {
+        field,
+        why: "expected an object of strings, numbers or booleans".into(),
+    };
+    let object = match value {
+        serde_json::Value::Null => return Ok(Vec::new()),
+        serde_json::Value::Object(o) => o,
+        _ => return Err(why()),
+    };
+    object
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => return Err(why()),
+            };
+            Ok((k.clone(), text))
+        })
+        .collect()
 }
 
 /// Refuses a field over `max` bytes.

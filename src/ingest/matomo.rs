@@ -9,13 +9,26 @@
 //! dimensions and variables, event names, …) is accepted and dropped here,
 //! so it never reaches the pipeline. The client's clock (`cdt`, `h`/`m`/`s`)
 //! is ignored: events carry the server's time.
+//!
+//! Events and goals become declared custom events (`crate::goals`):
+//! `trackEvent(category, action, name, value)` (`e_c`, `e_a`, `e_n`,
+//! `e_v`) is the declared event named `category/action` when the site
+//! declares that name, otherwise the one named `action`; `e_n` is its
+//! property `name`, `e_c` its property `category` (when the event
+//! declares one and its name does not hold the category already), `e_v`
+//! its revenue. `trackGoal(id, revenue)` (`idgoal`, `revenue`) stores the
+//! event of the goal declared with `matomo_id = id`, with the goal's
+//! property values. Undeclared ones are refused in the pipeline (or here,
+//! for a goal id no goal declares) and counted.
 
 use serde::Deserialize;
 
-use super::hit::{parse_u32, Hit, Reject};
+use super::hit::{parse_revenue, parse_u32, Hit, Reject};
 use super::query::strict_pairs;
-use crate::config::Config;
+use crate::config::{Config, SiteConfig};
 use crate::enrich::client_hints::ClientHints;
+use crate::goals::accept::count_refused;
+use crate::goals::RawCustomEvent;
 use crate::model::{plugins, EventKind};
 
 /// What one Matomo request asks for.
@@ -54,6 +67,7 @@ pub fn parse_request(params: &str, config: &Config) -> Result<MatomoRequest, Rej
     let mut ping = false;
     let mut custom_action = false;
     let mut search = None;
+    let mut event = MatomoEvent::default();
     for (k, v) in strict_pairs(params)? {
         match k.as_str() {
             "idsite" => idsite = Some(parse_u32("idsite", &v)?),
@@ -79,6 +93,14 @@ pub fn parse_request(params: &str, config: &Config) -> Result<MatomoRequest, Rej
             "ua" if !v.trim().is_empty() => hit.user_agent = Some(v),
             // Malformed hints are dropped, like malformed hint headers.
             "uadata" => hit.hints = ClientHints::from_json(&v).ok(),
+            "e_c" => event.category = Some(v).filter(|c| !c.trim().is_empty()),
+            "e_a" => event.action = Some(v).filter(|a| !a.trim().is_empty()),
+            "e_n" => event.name = Some(v).filter(|n| !n.trim().is_empty()),
+            "e_v" if !v.trim().is_empty() => event.value = Some(parse_revenue("e_v", &v)?),
+            "idgoal" if !v.trim().is_empty() => event.goal = Some(parse_u32("idgoal", &v)?),
+            "revenue" if !v.trim().is_empty() => {
+                event.revenue = Some(parse_revenue("revenue", &v)?)
+            }
             name => {
                 if let Some((_, bit)) = PLUGIN_FLAGS.iter().find(|(n, _)| *n == name) {
                     if v.trim() == "1" {
@@ -120,6 +142,19 @@ pub fn parse_request(params: &str, config: &Config) -> Result<MatomoRequest, Rej
     if hit.url.is_empty() {
         return Err(Reject::Missing("url"));
     }
+    if event.is_custom() {
+        return Ok(match event.into_custom(site) {
+            Some(custom) => MatomoRequest::Hit(Box::new(Hit {
+                kind: Some(EventKind::Custom),
+                custom: Some(custom),
+                target: None,
+                search: None,
+                search_results: None,
+                ..hit
+            })),
+            None => MatomoRequest::Ignored,
+        });
+    }
     if let Some(term) = search.filter(|s| !s.trim().is_empty()) {
         if hit.kind.is_none() {
             // Matomo records a site search instead of the page view.
@@ -134,6 +169,70 @@ pub fn parse_request(params: &str, config: &Config) -> Result<MatomoRequest, Rej
         hit.kind = Some(EventKind::PageView);
     }
     Ok(MatomoRequest::Hit(Box::new(hit)))
+}
+
+/// The event and goal parameters of one request.
+#[derive(Debug, Default)]
+struct MatomoEvent {
+    category: Option<String>,
+    action: Option<String>,
+    name: Option<String>,
+    value: Option<i64>,
+    goal: Option<u32>,
+    revenue: Option<i64>,
+}
+
+impl MatomoEvent {
+    fn is_custom(&self) -> bool {
+        self.action.is_some() || self.goal.is_some()
+    }
+
+    /// The custom event this request records for `site`; `None` for a
+    /// request that records nothing (an e-commerce order, `idgoal=0`, or
+    /// a goal id no goal of the site declares, which is counted).
+    fn into_custom(self, site: &SiteConfig) -> Option<RawCustomEvent> {
+        if let Some(id) = self.goal.filter(|_| self.action.is_none()) {
+            if id == 0 {
+                return None;
+            }
+            let Some(goal) = site.goals.iter().find(|g| g.matomo_id == Some(id)) else {
+                count_refused("unknown_goal");
+                return None;
+            };
+            return Some(RawCustomEvent {
+                name: goal.event.clone().unwrap_or_default(),
+                props: goal
+                    .props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                revenue_cents: self.revenue,
+            });
+        }
+        let action = self.action?;
+        let declared = |name: &str| site.events.iter().find(|e| e.name == name);
+        let mut props = Vec::new();
+        let name = match &self.category {
+            Some(category) if declared(&format!("{category}/{action}")).is_some() => {
+                format!("{category}/{action}")
+            }
+            Some(category) => {
+                if declared(&action).is_some_and(|e| e.props.contains_key("category")) {
+                    props.push(("category".to_owned(), category.clone()));
+                }
+                action
+            }
+            None => action,
+        };
+        if let Some(n) = self.name {
+            props.push(("name".to_owned(), n));
+        }
+        Some(RawCustomEvent {
+            name,
+            props,
+            revenue_cents: self.value.or(self.revenue),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -241,7 +340,10 @@ hostnames = ["example.org"]
             "idsite=7&rec=1&ping=1&url=https%3A%2F%2Fexample.org%2F"
         ));
         assert!(ignored(
-            "idsite=7&rec=1&ca=1&e_c=Video&e_a=Play&url=https%3A%2F%2Fexample.org%2F"
+            "idsite=7&rec=1&ca=1&idgoal=0&revenue=5&url=https%3A%2F%2Fexample.org%2F"
+        ));
+        assert!(ignored(
+            "idsite=7&rec=1&ca=1&e_c=Video&url=https%3A%2F%2Fexample.org%2F"
         ));
         assert_eq!(
             parse_request("rec=1&url=x", &c).unwrap_err(),
@@ -266,6 +368,61 @@ hostnames = ["example.org"]
         assert!(matches!(
             parse_request("idsite=7&rec=1&url=%FF%ZZ", &c),
             Err(Reject::Invalid { field: "query", .. })
+        ));
+    }
+
+    #[test]
+    fn events_and_goals_become_custom_events() {
+        let c = Config::parse(
+            r#"
+[[sites]]
+id = "demo"
+matomo_id = 7
+hostnames = ["example.org"]
+[[sites.events]]
+name = "Video/Play"
+props = { name = { max_len = 32 } }
+[[sites.events]]
+name = "Download"
+props = { category = { max_len = 32 } }
+[[sites.events]]
+name = "signup"
+props = { plan = { max_len = 8 } }
+[[sites.goals]]
+name = "Signed up"
+event = "signup"
+props = { plan = "pro" }
+matomo_id = 3
+"#,
+        )
+        .unwrap();
+        let custom = |q: &str| match parse_request(q, &c).unwrap() {
+            MatomoRequest::Hit(h) => {
+                assert_eq!(h.kind, Some(EventKind::Custom));
+                h.custom.unwrap()
+            }
+            MatomoRequest::Ignored => panic!("ignored: {q}"),
+        };
+        let url = "url=https%3A%2F%2Fexample.org%2F";
+        let e = custom(&format!(
+            "idsite=7&rec=1&ca=1&e_c=Video&e_a=Play&e_n=Intro&e_v=2.5&{url}"
+        ));
+        assert_eq!(e.name, "Video/Play");
+        assert_eq!(e.props, vec![("name".to_string(), "Intro".to_string())]);
+        assert_eq!(e.revenue_cents, Some(250));
+        let e = custom(&format!("idsite=7&rec=1&e_c=Brochure&e_a=Download&{url}"));
+        assert_eq!(e.name, "Download");
+        assert_eq!(
+            e.props,
+            vec![("category".to_string(), "Brochure".to_string())]
+        );
+        let e = custom(&format!("idsite=7&rec=1&idgoal=3&revenue=19.99&{url}"));
+        assert_eq!(e.name, "signup");
+        assert_eq!(e.props, vec![("plan".to_string(), "pro".to_string())]);
+        assert_eq!(e.revenue_cents, Some(1999));
+        assert!(matches!(
+            parse_request(&format!("idsite=7&rec=1&idgoal=9&{url}"), &c),
+            Ok(MatomoRequest::Ignored)
         ));
     }
 

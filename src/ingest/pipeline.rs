@@ -43,6 +43,9 @@ pub enum Processed {
     /// Its referrer is on the referrer-spam list: answered like any hit,
     /// counted in a metric, not stored.
     ReferrerSpam,
+    /// A custom event the site did not declare: answered like any hit,
+    /// counted in a metric, not stored.
+    UndeclaredEvent,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +210,16 @@ impl Pipeline {
         };
 
         let (kind, target) = classify_kind(site, &hit)?;
+        let custom = match (kind, &hit.custom) {
+            (EventKind::Custom, Some(raw)) => match crate::goals::accept(&site.events, raw) {
+                Ok(custom) => Some(custom),
+                Err(crate::goals::AcceptError::Undeclared) => {
+                    return Ok(Processed::UndeclaredEvent)
+                }
+            },
+            (EventKind::Custom, None) => return Err(Reject::Missing("event name").into()),
+            _ => None,
+        };
         let event = Event {
             site: site.id.clone(),
             ts_ms: now.timestamp_millis(),
@@ -233,6 +246,7 @@ impl Pipeline {
             device,
             plugins: hit.plugins,
             anon_ip: meta.anon_ip,
+            custom,
         };
         let mut events = Vec::with_capacity(2);
         let search_page = kind == EventKind::PageView && term.is_some();
@@ -264,6 +278,7 @@ fn classify_kind(site: &SiteConfig, hit: &Hit) -> Result<(EventKind, String), Re
     };
     let kind = match (hit.kind, &target) {
         (Some(k), _) => k,
+        (None, _) if hit.custom.is_some() => EventKind::Custom,
         (None, Some(t)) if site.is_download(&t.path) => EventKind::Download,
         (None, Some(_)) => EventKind::Outbound,
         (None, None) => EventKind::PageView,

@@ -1,15 +1,21 @@
 //! The tracking pixel, `GET /p.gif?site=…&url=…`: works without
 //! JavaScript. Parameters: `site` (required), `url` (defaults to the
 //! `Referer` header, i.e. the embedding page), `ref`, `title`, `kind`, `pv`,
-//! `target`, `search`, `results`, `engaged_ms`, `plugins` (comma list).
+//! `target`, `search`, `results`, `engaged_ms`, `plugins` (comma list);
+//! for a declared custom event `e` (its name), `props` (a JSON object) and
+//! `revenue` (an amount such as `9.90`).
 
-use super::hit::{parse_kind, parse_u32, plugins_from_names, Hit, Reject};
+use super::hit::{
+    parse_kind, parse_props, parse_revenue, parse_u32, plugins_from_names, Hit, Reject,
+};
 use super::query::strict_pairs;
+use crate::goals::RawCustomEvent;
 
 /// Builds a hit from a pixel query string. `referer_header` is the page
 /// that embedded the pixel.
 pub fn parse_pixel(query: &str, referer_header: Option<&str>) -> Result<Hit, Reject> {
     let mut hit = Hit::default();
+    let mut custom = RawCustomEvent::default();
     for (k, v) in strict_pairs(query)? {
         match k.as_str() {
             "site" => hit.site = v,
@@ -23,8 +29,22 @@ pub fn parse_pixel(query: &str, referer_header: Option<&str>) -> Result<Hit, Rej
             "results" => hit.search_results = Some(parse_u32("results", &v)?),
             "engaged_ms" => hit.engaged_ms = Some(parse_u32("engaged_ms", &v)?),
             "plugins" => hit.plugins = plugins_from_names(v.split(',')),
+            "e" => custom.name = v,
+            "props" => {
+                let value = serde_json::from_str(&v).map_err(|_| Reject::Invalid {
+                    field: "props",
+                    why: "expected a JSON object such as {\"plan\":\"pro\"}".into(),
+                })?;
+                custom.props = parse_props("props", &value)?;
+            }
+            "revenue" => custom.revenue_cents = Some(parse_revenue("revenue", &v)?),
             _ => {}
         }
+    }
+    if !custom.name.is_empty() {
+        hit.custom = Some(custom);
+    } else if !custom.props.is_empty() || custom.revenue_cents.is_some() {
+        return Err(Reject::Missing("e"));
     }
     if hit.site.is_empty() {
         return Err(Reject::Missing("site"));
@@ -54,6 +74,27 @@ mod tests {
         assert_eq!(h.url, "https://x.org/p");
         assert_eq!(h.kind, Some(EventKind::Download));
         assert_eq!(h.target.as_deref(), Some("https://x.org/a.pdf"));
+    }
+
+    #[test]
+    fn custom_events_carry_name_props_and_revenue() {
+        let h = parse_pixel(
+            "site=demo&url=https%3A%2F%2Fx.org%2F&e=signup&props=%7B%22plan%22%3A%22pro%22%7D&revenue=9.90",
+            None,
+        )
+        .unwrap();
+        let c = h.custom.unwrap();
+        assert_eq!(c.name, "signup");
+        assert_eq!(c.props, vec![("plan".to_string(), "pro".to_string())]);
+        assert_eq!(c.revenue_cents, Some(990));
+        assert!(matches!(
+            parse_pixel("site=demo&url=x&e=a&props=%5B1%5D", None),
+            Err(Reject::Invalid { field: "props", .. })
+        ));
+        assert_eq!(
+            parse_pixel("site=demo&url=x&props=%7B%7D&revenue=1", None).unwrap_err(),
+            Reject::Missing("e")
+        );
     }
 
     #[test]

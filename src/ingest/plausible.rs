@@ -17,8 +17,12 @@
 //! full (a ping adds its increase over the page view's previous report,
 //! and there is none). The sum over a page's reports is its engaged time,
 //! as sparsam's own ping reports it. Scroll depth (`sd`) is not a sparsam
-//! figure and is dropped. Custom events and every other property are free
-//! text chosen by the site and are dropped.
+//! figure and is dropped. Every other event name is a custom event: its
+//! props `p` and revenue (`$` as the script sends it, or `revenue`:
+//! `{"amount": "9.90", "currency": "EUR"}`; the currency is not kept) go
+//! with it, and the pipeline keeps it only when the site declared it
+//! (`crate::goals`). Props of page views, downloads and outbound clicks
+//! (other than the link's `url`) are dropped.
 //!
 //! Both spellings of the fields are understood: the short ones the script
 //! sends (`n`, `u`, `d`, `r`, `p`, `e`) and the full ones of Plausible's
@@ -31,8 +35,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::beacon::parse_beacon;
-use super::hit::{Hit, Reject};
+use super::hit::{parse_props, parse_revenue, Hit, Reject};
 use crate::config::{Config, SiteConfig};
+use crate::goals::RawCustomEvent;
 use crate::model::EventKind;
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +55,9 @@ struct PlausibleEvent {
     /// Engaged milliseconds since the previous engagement report.
     #[serde(default)]
     e: Option<Value>,
+    /// Revenue of a custom event: `{"amount": …, "currency": …}`.
+    #[serde(default, rename = "$", alias = "revenue")]
+    revenue: Option<Value>,
 }
 
 /// True when `body` is a Plausible event rather than a sparsam beacon.
@@ -103,7 +111,20 @@ fn parse_plausible(value: Value, config: &Config) -> Result<Vec<Hit>, Reject> {
                 ..Hit::default()
             }]);
         }
-        _ => return Ok(Vec::new()),
+        name => {
+            return Ok(vec![Hit {
+                site,
+                kind: Some(EventKind::Custom),
+                url,
+                referrer: e.r.filter(|r| !r.is_empty()),
+                custom: Some(RawCustomEvent {
+                    name: name.to_owned(),
+                    props: custom_props(e.p.as_ref())?,
+                    revenue_cents: revenue(e.revenue.as_ref())?,
+                }),
+                ..Hit::default()
+            }])
+        }
     };
     Ok(vec![Hit {
         site,
@@ -113,6 +134,38 @@ fn parse_plausible(value: Value, config: &Config) -> Result<Vec<Hit>, Reject> {
         target,
         ..Hit::default()
     }])
+}
+
+/// `p` of a custom event: an object, or (older clients) a JSON string.
+fn custom_props(props: Option<&Value>) -> Result<Vec<(String, String)>, Reject> {
+    match props {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => {
+            let parsed = serde_json::from_str::<Value>(s).map_err(|_| Reject::Invalid {
+                field: "p",
+                why: "expected an object of strings, numbers or booleans".into(),
+            })?;
+            parse_props("p", &parsed)
+        }
+        Some(other) => parse_props("p", other),
+    }
+}
+
+/// The amount of a custom event's revenue (`{"amount": "9.90", …}`).
+fn revenue(value: Option<&Value>) -> Result<Option<i64>, Reject> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let invalid = || Reject::Invalid {
+        field: "revenue",
+        why: "expected {\"amount\": \"9.90\", \"currency\": \"EUR\"}".into(),
+    };
+    let amount = match value.get("amount").ok_or_else(invalid)? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err(invalid()),
+    };
+    parse_revenue("revenue", &amount).map(Some)
 }
 
 /// `e` of an engagement event: whole milliseconds, 0 to 4294967295.
@@ -267,10 +320,25 @@ hostnames = ["other.net"]
                 .is_empty(),
             "scrolling alone adds no time"
         );
-        assert!(one(
-            r#"{"n":"Signup","u":"https://example.org/","d":"example.org","p":{"plan":"x"}}"#
-        )
-        .is_empty());
+        let custom = one(
+            r#"{"n":"Signup","u":"https://example.org/","d":"example.org","p":{"plan":"x","n":3},"$":{"amount":"9.90","currency":"EUR"}}"#,
+        );
+        assert_eq!(custom[0].kind, Some(EventKind::Custom));
+        let c = custom[0].custom.clone().unwrap();
+        assert_eq!(c.name, "Signup");
+        assert_eq!(
+            c.props,
+            vec![
+                ("n".to_string(), "3".to_string()),
+                ("plan".to_string(), "x".to_string())
+            ]
+        );
+        assert_eq!(c.revenue_cents, Some(990));
+        let full = one(
+            r#"{"name":"Signup","url":"https://example.org/","domain":"example.org","props":"{\"plan\":\"pro\"}","revenue":{"amount":12,"currency":"EUR"}}"#,
+        );
+        let c = full[0].custom.clone().unwrap();
+        assert_eq!((c.props.len(), c.revenue_cents), (1, Some(1200)));
     }
 
     #[test]

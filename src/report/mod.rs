@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod csv;
 pub mod filter;
+pub mod goals;
 pub mod query;
 pub mod range;
 

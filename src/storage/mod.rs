@@ -114,6 +114,40 @@ pub enum FilteredAnswer {
     },
 }
 
+/// Goals and a funnel over the visits of `site` in `[from_ms, to_ms)`
+/// that pass every filter (a visit passes when any of its events does).
+#[derive(Clone, Debug)]
+pub struct ConversionQuery<'a> {
+    pub site: &'a str,
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub filters: &'a [Filter],
+    pub goals: &'a [crate::goals::Goal],
+    pub funnel: Option<&'a crate::goals::Funnel>,
+}
+
+/// The answer of a [`ConversionQuery`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conversions {
+    /// Visits that pass the filters.
+    pub visits: u64,
+    /// Per goal, in the query's order.
+    pub goals: Vec<GoalCount>,
+    /// Per funnel step: visits that reached it after every step before it.
+    pub funnel: Vec<u64>,
+}
+
+/// One goal's conversions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoalCount {
+    /// Visits with at least one event meeting the goal.
+    pub conversions: u64,
+    /// Distinct visitors (per day's visitor hash) of those visits.
+    pub visitors: u64,
+    /// Revenue of the goal's events, in hundredths (`None`: none given).
+    pub revenue_cents: Option<i64>,
+}
+
 /// One stored event as the privacy verification sees it.
 #[derive(Clone, Debug)]
 pub struct StoredEventFact {
@@ -222,6 +256,16 @@ pub trait Storage: Send + Sync {
 
     /// Answers a question only raw events can answer (filters, realtime).
     fn filtered(&self, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StorageError>;
+
+    /// Goal conversions and funnel progress, from the raw events of the
+    /// range with the visit engine. An engine that cannot answer them says
+    /// so (the client's request is then refused with the reason).
+    fn conversions(&self, query: &ConversionQuery<'_>) -> Result<Conversions, StorageError> {
+        let _ = query;
+        Err(StorageError::Rejected(
+            "this store engine does not answer goal and funnel reports".into(),
+        ))
+    }
 
     // ---- audit facts
 

@@ -178,6 +178,13 @@ impl Storage for RedbStorage {
         Ok(crate::store::scan::filtered(&self.store, query)?)
     }
 
+    fn conversions(
+        &self,
+        query: &crate::storage::ConversionQuery<'_>,
+    ) -> Result<crate::storage::Conversions, StorageError> {
+        Ok(crate::store::conversions::conversions(&self.store, query)?)
+    }
+
     fn days(&self) -> Result<Vec<(NaiveDate, u64)>, StorageError> {
         Ok(self.store.partition_stats()?)
     }

@@ -18,7 +18,9 @@ use redb::{ReadableTable, Table, TableHandle, WriteTransaction};
 
 use crate::model::{plugins, Event};
 
-use super::codec::{campaign_key, device_key, referrer_key, text_key, Interned, RawEvent};
+use super::codec::{
+    campaign_key, device_key, props_key, referrer_key, text_key, CustomRef, Interned, RawEvent,
+};
 use super::dict::{resolve_raw, DimInterner, DimTables, RawInterner, RawTables};
 use super::rollup::{
     add_signed, campaign_values, decode_signed, decode_totals, device_values, encode_signed,
@@ -301,6 +303,7 @@ impl WriterState {
                 opts.max_engaged_ms,
             )?;
             let input = self.intern(&mut raw_t, e)?;
+            let custom = self.intern_custom(&mut raw_t, e)?;
             let mut cur = self
                 .days
                 .remove(&(site, day))
@@ -332,6 +335,7 @@ impl WriterState {
                 device: input.device,
                 plugins: e.plugins,
                 ip: 0,
+                custom,
             };
             let full = cur.push(&raw, &step, &input, &e.anon_ip.to_bytes());
             self.days.insert((site, day), cur);
@@ -450,6 +454,28 @@ impl WriterState {
         })
     }
 
+    /// Interns a custom event's name and properties (zero for other
+    /// kinds): dictionary entries that expire with their last use like
+    /// every other visitor text.
+    fn intern_custom(
+        &mut self,
+        raw_t: &mut RawTables<'_>,
+        e: &Event,
+    ) -> Result<CustomRef, StoreError> {
+        let Some(custom) = &e.custom else {
+            return Ok(CustomRef::default());
+        };
+        Ok(CustomRef {
+            name: self.raw.intern(raw_t, text_key(&custom.name), e.ts_ms)?,
+            props: if custom.props.is_empty() {
+                0
+            } else {
+                self.raw.intern(raw_t, props_key(&custom.props), e.ts_ms)?
+            },
+            revenue_cents: custom.revenue_cents,
+        })
+    }
+
     /// Writes the tail block and the event count of every day `touched`.
     fn write_tails_and_counts(
         &mut self,
@@ -532,6 +558,11 @@ impl WriterState {
                     *id = i(s)?;
                 }
                 Derived::Device(ids)
+            }
+            Interned::Props(_) => {
+                return Err(StoreError::Invariant(
+                    "custom-event properties have no roll-up",
+                ))
             }
         };
         if self.derived.len() >= super::dict::CACHE_LIMIT {

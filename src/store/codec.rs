@@ -11,6 +11,13 @@
 //! A typical page view takes about 25 bytes instead of a 300-byte row, and
 //! a filtered report decodes only the columns it needs.
 //!
+//! Custom events (declared per site, `crate::goals`) keep their name, their
+//! properties and their revenue in three columns of their own that only
+//! custom events write to; the name and the properties are dictionary
+//! entries like every other visitor text, so they expire with their last
+//! use. Version 2 blocks, written before those columns existed, are read
+//! as they are (they hold no custom events).
+//!
 //! Everything read back from disk is checked: a truncated value, an unknown
 //! version or enum tag, a reference to a visitor or page view not yet
 //! introduced, or trailing bytes is a [`StoreError::Decode`], never a panic.
@@ -24,8 +31,13 @@ use crate::privacy::StoredIp;
 
 use super::StoreError;
 
-/// Version byte at the start of every block.
-pub const BLOCK_VERSION: u8 = 2;
+/// Version byte at the start of every block written now.
+pub const BLOCK_VERSION: u8 = 3;
+
+/// The block version before custom events, still read: its blocks have
+/// the first [`V2_COLS`] columns only.
+pub const BLOCK_VERSION_V2: u8 = 2;
+const V2_COLS: usize = 18;
 
 /// Events in a full block. A block is rewritten on every commit while it
 /// fills, so this bounds the bytes one commit rewrites (about 30 KB).
@@ -214,6 +226,17 @@ pub struct RawEvent {
     pub plugins: u16,
     /// Index into the block's address table.
     pub ip: u16,
+    /// Name, properties and revenue of a custom event (zero otherwise).
+    pub custom: CustomRef,
+}
+
+/// A custom event's columns: dictionary ids of its name and of its
+/// encoded properties (0 = none), revenue in hundredths (0 = none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CustomRef {
+    pub name: u32,
+    pub props: u32,
+    pub revenue_cents: i64,
 }
 
 impl Default for RawEvent {
@@ -234,6 +257,7 @@ impl Default for RawEvent {
             device: 0,
             plugins: 0,
             ip: 0,
+            custom: CustomRef::default(),
         }
     }
 }
@@ -261,6 +285,8 @@ pub struct StoredEvent {
     pub device: Device,
     pub plugins: u16,
     pub anon_ip: StoredIp,
+    /// For custom events: the declared name, properties and revenue.
+    pub custom: Option<crate::goals::CustomEvent>,
 }
 
 /// Columns of a block, in the order they are stored.
@@ -285,9 +311,15 @@ pub enum Col {
     Plugins,
     Ip,
     Ips,
+    /// Custom events only: dictionary id of the name.
+    EventName,
+    /// Custom events only: dictionary id of the encoded properties.
+    EventProps,
+    /// Custom events only: revenue in hundredths (zig-zag).
+    Revenue,
 }
 
-const N_COLS: usize = 18;
+const N_COLS: usize = 21;
 
 /// Which columns a decode should read; the others come back as zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -438,6 +470,20 @@ impl BlockBuilder {
             }
         };
         put_varint(&mut self.cols[Col::Ip as usize], ip_idx as u64);
+        if e.kind == EventKind::Custom {
+            put_varint(
+                &mut self.cols[Col::EventName as usize],
+                u64::from(e.custom.name),
+            );
+            put_varint(
+                &mut self.cols[Col::EventProps as usize],
+                u64::from(e.custom.props),
+            );
+            put_ivarint(
+                &mut self.cols[Col::Revenue as usize],
+                e.custom.revenue_cents,
+            );
+        }
         self.count += 1;
     }
 
@@ -499,7 +545,7 @@ pub struct Block {
 pub fn block_len(bytes: &[u8]) -> Result<usize, StoreError> {
     let mut r = Reader::new(bytes, "event block");
     let version = r.u8()?;
-    if version != BLOCK_VERSION {
+    if version != BLOCK_VERSION && version != BLOCK_VERSION_V2 {
         return Err(r.err(&format!("unknown block version {version}")));
     }
     usize::try_from(r.varint()?).map_err(|_| r.err("count too large"))
@@ -518,9 +564,11 @@ struct BlockHeader {
 fn split_columns(bytes: &[u8]) -> Result<(BlockHeader, [&[u8]; N_COLS]), StoreError> {
     let mut r = Reader::new(bytes, "event block");
     let version = r.u8()?;
-    if version != BLOCK_VERSION {
-        return Err(r.err(&format!("unknown block version {version}")));
-    }
+    let stored_cols = match version {
+        BLOCK_VERSION => N_COLS,
+        BLOCK_VERSION_V2 => V2_COLS,
+        _ => return Err(r.err(&format!("unknown block version {version}"))),
+    };
     let count = r.varint()?;
     if count > BLOCK_MAX_EVENTS as u64 {
         return Err(r.err("more events than a block holds"));
@@ -529,7 +577,7 @@ fn split_columns(bytes: &[u8]) -> Result<(BlockHeader, [&[u8]; N_COLS]), StoreEr
     let first_visitor = r.u32()?;
     let first_pageview = r.u32()?;
     let mut lens = [0usize; N_COLS];
-    for l in lens.iter_mut() {
+    for l in lens.iter_mut().take(stored_cols) {
         *l = usize::try_from(r.varint()?).map_err(|_| r.err("column too large"))?;
     }
     let mut rest = r.buf;
@@ -772,6 +820,21 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
         }
         used_up(rd)?;
     }
+    if cols.has(Col::EventName) || cols.has(Col::EventProps) || cols.has(Col::Revenue) {
+        let mut names = reader(Col::EventName);
+        let mut props = reader(Col::EventProps);
+        let mut revenue = reader(Col::Revenue);
+        for e in ev.iter_mut().filter(|e| e.kind == EventKind::Custom) {
+            e.custom = CustomRef {
+                name: names.u32()?,
+                props: props.u32()?,
+                revenue_cents: revenue.ivarint()?,
+            };
+        }
+        used_up(names)?;
+        used_up(props)?;
+        used_up(revenue)?;
+    }
     if cols.has(Col::Ip) || cols.has(Col::Ips) {
         let indexes = cols.has(Col::Ip).then(|| column(Col::Ip));
         decode_addresses(column(Col::Ips), indexes, &mut block)?;
@@ -794,6 +857,8 @@ pub enum Tag {
     Device = 1,
     Referrer = 2,
     Campaign = 3,
+    /// A custom event's properties.
+    Props = 4,
 }
 
 /// Dictionary key of a plain string.
@@ -845,6 +910,16 @@ pub fn campaign_key(c: &Campaign) -> Vec<u8> {
     out
 }
 
+/// Dictionary key of a custom event's properties (sorted by key).
+pub fn props_key(props: &[(String, String)]) -> Vec<u8> {
+    let mut out = vec![Tag::Props as u8];
+    for (k, v) in props {
+        put_str(&mut out, k);
+        put_str(&mut out, v);
+    }
+    out
+}
+
 /// A dictionary value, decoded by its tag.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Interned {
@@ -852,6 +927,7 @@ pub enum Interned {
     Device(Device),
     Referrer(Referrer),
     Campaign(Campaign),
+    Props(Vec<(String, String)>),
 }
 
 /// Decodes a dictionary key made by one of the `*_key` functions.
@@ -898,6 +974,13 @@ pub fn decode_interned(bytes: &[u8]) -> Result<Interned, StoreError> {
             medium: r.string()?,
             campaign: r.string()?,
         }),
+        t if t == Tag::Props as u8 => {
+            let mut props = Vec::new();
+            while !r.is_empty() {
+                props.push((r.string()?, r.string()?));
+            }
+            Interned::Props(props)
+        }
         other => return Err(r.err(&format!("unknown tag {other}"))),
     };
     r.finish()?;
@@ -925,6 +1008,7 @@ mod tests {
             device: 7,
             plugins: 0b10_0000_0001,
             ip: 0,
+            custom: CustomRef::default(),
         }
     }
 
@@ -950,6 +1034,15 @@ mod tests {
         b.push(&e, None, None, V4);
         e.ip = 0;
         out.push(e);
+        let mut e = ev(1_700_000_001_000, EventKind::Custom, 5, 0, 100);
+        e.custom = CustomRef {
+            name: 77,
+            props: 78,
+            revenue_cents: -990,
+        };
+        b.push(&e, None, None, V4);
+        e.ip = 0;
+        out.push(e);
         (b, out)
     }
 
@@ -957,7 +1050,7 @@ mod tests {
     fn blocks_round_trip_every_column() {
         let (b, events) = sample();
         let bytes = b.encode();
-        assert_eq!(block_len(&bytes).unwrap(), 3);
+        assert_eq!(block_len(&bytes).unwrap(), 4);
         let d = decode_block(&bytes, Cols::ALL).unwrap();
         assert_eq!(d.events, events);
         assert_eq!(d.new_visitors, vec![0xdead_beef]);
@@ -971,7 +1064,7 @@ mod tests {
     fn partial_decodes_leave_other_columns_zero() {
         let (b, events) = sample();
         let d = decode_block(&b.encode(), Cols::NONE.with(Col::Url)).unwrap();
-        assert_eq!(d.events.len(), 3);
+        assert_eq!(d.events.len(), 4);
         for (got, want) in d.events.iter().zip(&events) {
             assert_eq!(
                 (got.ts_ms, got.kind, got.url),
@@ -979,6 +1072,44 @@ mod tests {
             );
             assert_eq!((got.device, got.visitor, got.title), (0, 0, 0));
         }
+    }
+
+    #[test]
+    fn version_2_blocks_are_still_read() {
+        // a version 2 block: the same header, 18 column lengths
+        let mut b = BlockBuilder::new(0, 0);
+        b.push(&ev(1, EventKind::PageView, 0, 0, 5), Some(9), None, V4);
+        let v3 = b.encode();
+        let d3 = decode_block(&v3, Cols::ALL).unwrap();
+        let mut v2 = vec![BLOCK_VERSION_V2];
+        let mut r = Reader::new(&v3[1..], "t");
+        for _ in 0..3 {
+            put_varint(&mut v2, r.varint().unwrap());
+        }
+        let mut lens = Vec::new();
+        for _ in 0..N_COLS {
+            lens.push(r.varint().unwrap());
+        }
+        assert_eq!(&lens[V2_COLS..], &[0, 0, 0]);
+        for l in &lens[..V2_COLS] {
+            put_varint(&mut v2, *l);
+        }
+        v2.extend_from_slice(r.rest());
+        assert_eq!(block_len(&v2).unwrap(), 1);
+        assert_eq!(decode_block(&v2, Cols::ALL).unwrap(), d3);
+        assert!(decode_block(&[9, 0], Cols::ALL).is_err());
+    }
+
+    #[test]
+    fn props_round_trip() {
+        let props = vec![
+            ("plan".to_string(), "pro".to_string()),
+            ("via".to_string(), String::new()),
+        ];
+        assert_eq!(
+            decode_interned(&props_key(&props)).unwrap(),
+            Interned::Props(props)
+        );
     }
 
     #[test]

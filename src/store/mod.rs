@@ -16,6 +16,7 @@ mod apply;
 mod audit_log;
 pub mod codec;
 mod commands;
+pub(crate) mod conversions;
 pub mod dict;
 mod reopen;
 pub mod rollup;
@@ -40,7 +41,7 @@ use redb::{
 };
 use rustc_hash::FxHashMap;
 
-pub use codec::{Block, Col, Cols, Interned, RawEvent, StoredEvent};
+pub use codec::{Block, Col, Cols, CustomRef, Interned, RawEvent, StoredEvent};
 pub use rollup::{Counters, Dimension, SortBy, Totals, UnknownDimension};
 pub use sweep::{ExpiryPlan, RollupExpiry};
 pub use vacuum::{remove_leftover_copy, VacuumReport};
@@ -48,7 +49,7 @@ pub use writer::{Ack, SubmitError, WriteError, Writer, WriterHandle, WriterOptio
 
 use schema::{
     DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, HOURLY, META, META_SCHEMA_VERSION,
-    SCHEMA_VERSION,
+    SCHEMA_VERSION, SCHEMA_VERSION_V2,
 };
 
 /// Errors at the store's boundary.
@@ -270,6 +271,14 @@ impl Resolver {
     pub fn campaign(&mut self, id: u32) -> Result<crate::model::Campaign, StoreError> {
         self.typed(id, "campaign", |i| match i {
             Interned::Campaign(c) => Some(c),
+            _ => None,
+        })
+    }
+
+    /// A custom event's properties (0 = none).
+    pub fn props(&mut self, id: u32) -> Result<Vec<(String, String)>, StoreError> {
+        self.typed(id, "properties", |i| match i {
+            Interned::Props(p) => Some(p),
             _ => None,
         })
     }
@@ -512,6 +521,15 @@ impl Store {
             }
         };
         match found {
+            Some(SCHEMA_VERSION_V2) => {
+                // version 2 differs only in blocks without the custom-event
+                // columns, which this build still reads: stamp the file
+                // with the version that may now hold blocks of both kinds
+                txn.open_table(META)?
+                    .insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+                txn.commit()?;
+                Ok(())
+            }
             Some(v) if v != SCHEMA_VERSION => Err(StoreError::SchemaVersion {
                 found: v,
                 expected: SCHEMA_VERSION,
@@ -702,6 +720,14 @@ impl Store {
                     anon_ip: crate::privacy::StoredIp::decode(&d.ips[i]).ok_or_else(|| {
                         StoreError::Decode("event block: bad address bytes".into())
                     })?,
+                    custom: match e.kind {
+                        crate::model::EventKind::Custom => Some(crate::goals::CustomEvent {
+                            name: res.text(e.custom.name)?,
+                            props: res.props(e.custom.props)?,
+                            revenue_cents: e.custom.revenue_cents,
+                        }),
+                        _ => None,
+                    },
                 };
                 if f(stored).is_break() {
                     return Ok(ControlFlow::Break(()));
@@ -871,6 +897,7 @@ pub(crate) fn test_event(site: &str, ts_ms: i64, visitor: u64) -> crate::model::
             "10.1.2.3".parse().unwrap_or([0, 0, 0, 0].into()),
             &IpMasks::DEFAULT,
         ),
+        custom: None,
     }
 }
 

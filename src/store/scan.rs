@@ -39,7 +39,7 @@ use crate::store::schema::{MS_PER_DAY, MS_PER_HOUR};
 /// Where a dimension's value of an event comes from: a dictionary id and
 /// which part of the entry it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Part {
+pub(crate) enum Part {
     Text,
     /// Index into [`referrer_values`] (and so [`REFERRER_DIMS`]); the same
     /// for campaigns and devices.
@@ -50,7 +50,7 @@ enum Part {
     Plugins,
 }
 
-type Key = (Part, u32);
+pub(crate) type Key = (Part, u32);
 
 /// One event, as the scan keeps it while its visit runs.
 #[derive(Clone, Copy, Debug)]
@@ -80,17 +80,27 @@ struct Visit {
     held: Vec<ScannedEvent>,
 }
 
-/// Decides filters and names values, once per distinct dictionary id.
-struct Values<'f> {
-    res: Resolver,
-    filters: &'f [Filter],
+/// Decides filters and names values, once per distinct dictionary id
+/// (also for goal and funnel counts, `super::conversions`).
+pub(crate) struct Values<'f> {
+    pub(crate) res: Resolver,
+    pub(crate) filters: &'f [Filter],
     names: FxHashMap<Key, Vec<String>>,
     /// Per filter, its verdict per dictionary id (0 unknown, 1 no, 2 yes):
     /// a filter's dimension decides which part of an entry the id names.
     verdicts: Vec<Vec<u8>>,
 }
 
-impl Values<'_> {
+impl<'f> Values<'f> {
+    pub(crate) fn new(res: Resolver, filters: &'f [Filter]) -> Self {
+        Values {
+            res,
+            filters,
+            names: FxHashMap::default(),
+            verdicts: vec![Vec::new(); filters.len()],
+        }
+    }
+
     fn names(&mut self, key: Key) -> Result<&Vec<String>, StoreError> {
         if !self.names.contains_key(&key) {
             let (part, id) = key;
@@ -120,7 +130,7 @@ impl Values<'_> {
             .ok_or_else(|| StoreError::Decode("value cache".into()))
     }
 
-    fn matches(&mut self, i: usize, key: Option<Key>) -> Result<bool, StoreError> {
+    pub(crate) fn matches(&mut self, i: usize, key: Option<Key>) -> Result<bool, StoreError> {
         let Some(key) = key else {
             return Ok(self.filters[i].matches::<&str>(&[]));
         };
@@ -143,27 +153,26 @@ impl Values<'_> {
 
 /// The key of `dim`'s value for event `e` in `visit` (None: no value).
 fn key_of(e: &RawEvent, visit: Option<&Visit>, dim: Dimension) -> Option<Key> {
+    key_of_core(e, visit.map(|v| &v.core), dim)
+}
+
+/// [`key_of`] for a visit as the visit engine keeps it.
+pub(crate) fn key_of_core(
+    e: &RawEvent,
+    visit: Option<&visits::Visit>,
+    dim: Dimension,
+) -> Option<Key> {
     let nz = |part: Part, id: u32| (id != 0).then_some((part, id));
     match dim {
         Dimension::Page => nz(Part::Text, e.url),
         Dimension::Title => nz(Part::Text, e.title),
-        Dimension::EntryPage => visit.and_then(|v| nz(Part::Text, v.core.entry)),
-        Dimension::ExitPage => visit.and_then(|v| nz(Part::Text, v.core.exit)),
+        Dimension::EntryPage => visit.and_then(|v| nz(Part::Text, v.entry)),
+        Dimension::ExitPage => visit.and_then(|v| nz(Part::Text, v.exit)),
         Dimension::Referrer | Dimension::ReferrerType | Dimension::SearchEngine => {
-            visit.and_then(|v| {
-                nz(
-                    Part::Referrer(position(&REFERRER_DIMS, dim)),
-                    v.core.referrer,
-                )
-            })
+            visit.and_then(|v| nz(Part::Referrer(position(&REFERRER_DIMS, dim)), v.referrer))
         }
         Dimension::UtmSource | Dimension::UtmMedium | Dimension::UtmCampaign => {
-            visit.and_then(|v| {
-                nz(
-                    Part::Campaign(position(&CAMPAIGN_DIMS, dim)),
-                    v.core.campaign,
-                )
-            })
+            visit.and_then(|v| nz(Part::Campaign(position(&CAMPAIGN_DIMS, dim)), v.campaign))
         }
         Dimension::Download => (e.kind == EventKind::Download)
             .then(|| nz(Part::Text, e.target))
@@ -192,7 +201,7 @@ fn position(dims: &[Dimension], dim: Dimension) -> u8 {
 }
 
 /// Columns a dimension's values need (besides time and kind).
-fn cols_for(dim: Dimension) -> Cols {
+pub(crate) fn cols_for(dim: Dimension) -> Cols {
     let c = Cols::NONE;
     match dim {
         Dimension::Page | Dimension::EntryPage | Dimension::ExitPage => c.with(Col::Url),
@@ -258,12 +267,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
     let cols = columns_for(filters, counting);
     let hold_all = filters.iter().any(|f| f.dim == Dimension::ExitPage);
     let hold_until_entry = filters.iter().any(|f| f.dim == Dimension::EntryPage);
-    let mut values = Values {
-        res: snap.resolver()?,
-        filters,
-        names: FxHashMap::default(),
-        verdicts: vec![Vec::new(); filters.len()],
-    };
+    let mut values = Values::new(snap.resolver()?, filters);
     let mut tally = Tally::new(counting);
     // The visit each of the current day's visitors has running, and the
     // visits still live at the end of the previous day (they go on only if
@@ -500,6 +504,7 @@ impl Tally {
                     EventKind::Download => t.downloads += 1,
                     EventKind::Outbound => t.outbound += 1,
                     EventKind::Search => t.searches += 1,
+                    EventKind::Custom => {}
                     EventKind::Ping => {
                         if e.pageview != 0 {
                             let mut dwell = self
@@ -764,7 +769,7 @@ mod tests {
                 }
                 EventKind::Search => e.search_term = format!("term {visitor}"),
                 EventKind::Ping => e.engaged_ms = 4_000 + visitor as u32 * 100,
-                EventKind::PageView => {}
+                EventKind::PageView | EventKind::Custom => {}
             }
             e
         };

@@ -50,7 +50,13 @@ use chrono::{Datelike, NaiveDate};
 use redb::TableDefinition;
 
 /// Bumped whenever the layout or an encoding changes incompatibly.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3 added custom-event columns to event blocks (block version 3);
+/// a version 2 file is upgraded in place on open (its blocks are read as
+/// they are), and older sparsam releases refuse a version 3 file by name.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The schema before custom events; opened and stamped as version 3.
+pub const SCHEMA_VERSION_V2: u32 = 2;
 
 pub const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 pub const META_SCHEMA_VERSION: &str = "schema_version";

@@ -311,6 +311,9 @@ impl DayState {
                     1,
                 );
             }
+            // custom events have no roll-up: goals and funnels are
+            // counted from the raw events
+            EventKind::Custom => {}
             EventKind::Search => {
                 sink.total(hour, TotalField::Searches, 1);
                 sink.dim(

@@ -312,5 +312,6 @@ pub fn stored_pageview(ts_ms: i64, n: u64, url: &str) -> sparsam::model::Event {
         device: Default::default(),
         plugins: 0,
         anon_ip: AnonIp::truncate("181.153.27.94".parse().unwrap(), &IpMasks::DEFAULT),
+        custom: None,
     }
 }

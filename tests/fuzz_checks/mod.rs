@@ -750,6 +750,9 @@ pub fn pipeline(data: &[u8]) {
                 let referrer = hit.referrer.as_deref().unwrap_or_default();
                 assert!(p.config().referrer_spam.is_spam(referrer), "{referrer}");
             }
+            Ok(Processed::UndeclaredEvent) => {
+                assert!(hit.custom.is_some(), "only custom events are undeclared");
+            }
             Ok(Processed::Bot) => {
                 let used_ua = hit.user_agent.as_deref().unwrap_or(ua);
                 let hints = hit.hints.clone().unwrap_or_default();
@@ -851,5 +854,6 @@ fn limits_event(site: &str) -> Event {
         device: Default::default(),
         plugins: 0,
         anon_ip: AnonIp::truncate("192.0.2.1".parse().unwrap(), &IpMasks::DEFAULT),
+        custom: None,
     }
 }

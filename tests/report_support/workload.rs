@@ -446,6 +446,7 @@ pub fn generate(spec: &Spec) -> (Vec<Event>, Ledger) {
         device: Device::default(),
         plugins: 0,
         anon_ip: ip,
+        custom: None,
     };
     let url = |path: &str| format!("https://{}{path}", spec.host);
 
@@ -584,6 +585,8 @@ pub fn generate(spec: &Spec) -> (Vec<Event>, Ledger) {
                                 ledger.count(day, "search_no_results", &t, EVENT);
                             }
                         }
+                        // the workload draws no custom events
+                        EventKind::Custom => {}
                     }
                     events.push(e);
                 }
