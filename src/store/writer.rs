@@ -626,6 +626,60 @@ mod tests {
         ));
     }
 
+    /// Unused roll-up values are found in a snapshot off the writer
+    /// thread and deleted later: a value a batch puts into a row in
+    /// between must stay, or the row would point at nothing.
+    #[test]
+    fn unused_rollup_values_used_since_the_snapshot_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap());
+        let w = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+        let later = "https://example.org/later".to_owned();
+        let unused = "https://example.org/unused".to_owned();
+        w.maintain(|reply| Maintenance::InternRollupValues {
+            values: vec![later.clone(), unused.clone()],
+            reply,
+        })
+        .unwrap();
+        w.maintain(|reply| Maintenance::TrackRollupValues { on: true, reply })
+            .unwrap();
+        let found = store.unused_dim_values().unwrap();
+        let names: Vec<&str> = found.iter().map(|(_, v)| v.as_str()).collect();
+        assert!(names.contains(&later.as_str()) && names.contains(&unused.as_str()));
+        // a batch uses one of them after the snapshot
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut e = test_event("s", now, 1);
+        e.url = later.clone();
+        w.submit(vec![e]).unwrap().blocking_recv().unwrap().unwrap();
+        let deleted = w
+            .maintain(|reply| Maintenance::DeleteRollupValues {
+                values: found.clone(),
+                reply,
+            })
+            .unwrap();
+        w.maintain(|reply| Maintenance::TrackRollupValues { on: false, reply })
+            .unwrap();
+        assert_eq!(
+            deleted,
+            found.len() as u64 - 1,
+            "all but the one used since"
+        );
+        let left: Vec<String> = store
+            .unused_dim_values()
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert!(!left.contains(&unused));
+        // the row of the batch still resolves
+        let today = crate::store::schema::utc_day(now);
+        let ranked = store
+            .ranked("s", crate::store::Dimension::Page, today, today, 10, 0)
+            .unwrap();
+        assert!(format!("{ranked:?}").contains("/later"), "{ranked:?}");
+        w.shutdown_blocking().unwrap();
+    }
+
     #[test]
     fn events_with_equal_times_are_all_kept_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
