@@ -87,6 +87,32 @@ pub struct WriterOptions {
     /// Most engaged time the store gives a ping it times itself (one that
     /// came without a measurement, see [`crate::model::ENGAGED_SERVER_TIMED`]).
     pub max_engaged_ms: u32,
+    /// Benchmarks only ([`DISCARD_EVENTS_ENV`]): answer every batch at once
+    /// and store nothing, so a load test measures what the pipeline alone
+    /// can take on this machine.
+    pub discard_events: bool,
+}
+
+/// Set to `1` to have the writer discard every event (benchmarks only:
+/// the ceiling of ingest without a store). Honoured only when the service
+/// listens on loopback only; ignored, with a warning, otherwise.
+pub const DISCARD_EVENTS_ENV: &str = "SPARSAM_BENCH_DISCARD_EVENTS";
+
+/// Whether [`DISCARD_EVENTS_ENV`] asks for discarding and may.
+pub fn discard_events_from_env(listen_is_loopback: bool) -> bool {
+    if std::env::var(DISCARD_EVENTS_ENV).as_deref() != Ok("1") {
+        return false;
+    }
+    if !listen_is_loopback {
+        tracing::warn!(
+            "{DISCARD_EVENTS_ENV} is ignored: server.listen is not a loopback address only"
+        );
+        return false;
+    }
+    tracing::warn!(
+        "{DISCARD_EVENTS_ENV}=1: events are counted and discarded, nothing is stored (benchmark)"
+    );
+    true
 }
 
 impl Default for WriterOptions {
@@ -96,6 +122,7 @@ impl Default for WriterOptions {
             max_batch: 1024,
             site_timezones: HashMap::new(),
             max_engaged_ms: 86_400_000,
+            discard_events: false,
         }
     }
 }
@@ -502,6 +529,13 @@ fn commit_batch(
 ) {
     let started = Instant::now();
     let n_events: usize = buf.iter().map(|r| r.events.len()).sum();
+    if opts.discard_events {
+        metrics::counter!("sparsam_store_discarded_events_total").increment(n_events as u64);
+        for r in buf.drain(..) {
+            let _ = r.reply.send(Ok(()));
+        }
+        return;
+    }
     let result = write_batch(store, opts, buf, memory);
     metrics::histogram!("sparsam_store_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
