@@ -714,6 +714,19 @@ mod tests {
         w.shutdown_blocking().unwrap();
     }
 
+    /// The bench-only discarding mode is refused unless the service
+    /// listens on loopback only, and off unless asked for.
+    #[test]
+    fn discarding_events_needs_the_variable_and_loopback() {
+        assert!(!discard_events_from_env(true), "off unless asked for");
+        std::env::set_var(DISCARD_EVENTS_ENV, "1");
+        let public = discard_events_from_env(false);
+        let loopback = discard_events_from_env(true);
+        std::env::remove_var(DISCARD_EVENTS_ENV);
+        assert!(!public, "refused on a public address");
+        assert!(loopback);
+    }
+
     #[test]
     fn events_with_equal_times_are_all_kept_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
