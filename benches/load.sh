@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Load test: builds the release binary, starts it on loopback with a fresh
-# store, and drives it with wrk (benches/load.lua) in three phases:
+# store, and drives it with wrk (benches/load.lua) in four phases:
 #   1. baseline  GET /healthz at max rate (same binary, no store work)
 #   2. ingest    pixel + beacon + Matomo bulk mix at max rate (every 2xx is committed)
 #   3. half      the same mix paced to about half of phase 2's rate
