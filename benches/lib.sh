@@ -75,7 +75,7 @@ CONF
 
 start_server() {
     : >"$WORK/server.log"
-    SPARSAM_LOG=warn,sparsam=info "$BIN_DIR/sparsam" --config "$WORK/sparsam.toml" serve 2>>"$WORK/server.log" &
+    SPARSAM_LOG=${SPARSAM_LOG:-warn,sparsam=info} "$BIN_DIR/sparsam" --config "$WORK/sparsam.toml" serve 2>>"$WORK/server.log" &
     SERVER_PID=$!
     ADDR=
     for _ in $(seq 1 300); do
@@ -152,7 +152,8 @@ n = max(d["batches"], 1)
 print(f"store writer: {d['batches']:.0f} batches of {d['events'] / n:.1f} events, "
       f"{d['batch_s'] * 1000 / n:.2f} ms each, in batches {100 * d['batch_s'] / secs:.0f} % of the time, "
       f"on CPU {100 * d['writer_ticks'] / hz / secs:.0f} %; "
-      f"{d['write_bytes'] / n / 1024:.0f} KiB written per batch")
+      f"{d['write_bytes'] / n / 1024:.0f} KiB written per batch, "
+      f"{d['write_bytes'] / max(d['events'], 1):.0f} bytes written per event stored")
 print(f"CPU: server {100 * d['server_ticks'] / hz / secs:.0f} % of one core; "
       f"machine {100 * d['busy_ticks'] / max(d['total_ticks'], 1):.0f} % busy (all processes)")
 PY
@@ -161,4 +162,10 @@ PY
 stored_events() {
     curl -sf -H "Authorization: Bearer $TOKEN" "$URL/api/v1/sites/load/summary?period=7d" |
         python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["pageviews"]+s["downloads"]+s["outbound"]+s["searches"])'
+}
+
+# Events the writer discarded in the bench-only discarding mode (/metrics).
+discarded_events() {
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics" |
+        awk '/^sparsam_store_discarded_events_total / { n = $2 } END { printf "%d\n", n }'
 }

@@ -59,7 +59,8 @@ stop_server
 write_config "$WORK/data" '[retention]
 raw_days = 90
 sweep_schedule = "0 0 0 1 1 *"'
-start_server
+# the writer logs how long each maintenance step held it (debug level)
+SPARSAM_LOG=warn,sparsam=info,sparsam::store::writer=debug start_server
 
 echo "== phases of ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS, ${SWEEP_DELAY_MS} ms between requests per connection (machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 run_phase quiet ingest "$CONNECTIONS" "$SWEEP_DELAY_MS"
@@ -107,3 +108,15 @@ hwm=$(awk '/VmHWM/ { print $2, $3 }' "/proc/$SERVER_PID/status")
 echo "server peak RSS (VmHWM): $hwm"
 echo "server log of the sweep:"
 grep -iE "sweep|store file rewritten" "$WORK/server.log" | sed 's/^/  /'
+echo "store writer held by maintenance steps, by kind:"
+sed 's/\x1b\[[0-9;]*m//g' "$WORK/server.log" | python3 -c '
+import re, sys
+held = {}
+for line in sys.stdin:
+    m = re.search(r"store maintenance step kind=(\S+) held_us=(\d+)", line)
+    if m:
+        held.setdefault(m.group(1), []).append(int(m.group(2)) / 1000)
+for kind, ms in sorted(held.items()):
+    ms.sort()
+    print(f"  {kind}: {len(ms)} steps, total {sum(ms):.0f} ms, p50 {ms[len(ms) // 2]:.1f} ms, max {ms[-1]:.1f} ms")
+'

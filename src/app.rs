@@ -152,6 +152,9 @@ pub fn writer_options(config: &Config) -> WriterOptions {
         queue_capacity: config.store.queue_capacity,
         max_batch: config.store.max_batch,
         max_engaged_ms: config.server.max_engaged_seconds.saturating_mul(1000),
+        discard_events: crate::store::writer::discard_events_from_env(
+            config.listen_addr().is_ok_and(|a| a.ip().is_loopback()),
+        ),
         site_timezones: config
             .sites
             .iter()

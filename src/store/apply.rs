@@ -176,12 +176,18 @@ pub(crate) struct WriterState {
     raw: RawInterner,
     dims: DimInterner,
     derived: HashMap<u32, Derived>,
+    /// While unused roll-up values are being deleted: the values written
+    /// into roll-up rows since the deletion's snapshot (kept by it).
+    used_values: Option<HashSet<u32>>,
 }
 
 impl WriterState {
     /// Forgets everything; it is rebuilt from the file when needed.
     pub(crate) fn reset(&mut self) {
+        // what a deletion in progress must keep is not rebuilt from the file
+        let used_values = self.used_values.take();
         *self = WriterState::default();
+        self.used_values = used_values;
     }
 
     /// Forgets the states of UTC day `day` (dropped or rewritten); the
@@ -195,6 +201,83 @@ impl WriterState {
         self.raw.forget_cached();
         // raw id -> value ids: the raw side may be gone
         self.derived.clear();
+    }
+
+    /// Forgets the cached ids of the dictionary strings `gone` (deleted).
+    pub(crate) fn forget_deleted_strings(&mut self, gone: &[(u32, Vec<u8>)]) {
+        self.raw
+            .forget_keys(gone.iter().map(|(_, key)| key.as_slice()));
+        for (id, _) in gone {
+            self.derived.remove(id);
+        }
+    }
+
+    /// Forgets the roll-up values `gone` (deleted): their cached ids and
+    /// every cached derivation that leads to one of them.
+    pub(crate) fn forget_deleted_rollup_values(&mut self, gone: &[(u32, String)]) {
+        if gone.is_empty() {
+            return;
+        }
+        self.dims
+            .forget_values(gone.iter().map(|(_, v)| v.as_str()));
+        let ids: HashSet<u32> = gone.iter().map(|(id, _)| *id).collect();
+        self.derived.retain(|_, d| {
+            let leads_to: &[u32] = match d {
+                Derived::Text(id) => std::slice::from_ref(id),
+                Derived::Referrer(v) | Derived::Campaign(v) => v,
+                Derived::Device(v) => v,
+            };
+            !leads_to.iter().any(|id| ids.contains(id))
+        });
+    }
+
+    /// Starts (afresh) or stops noting the roll-up values written into rows.
+    pub(crate) fn track_rollup_values(&mut self, on: bool) {
+        self.used_values = on.then(HashSet::new);
+    }
+
+    /// Notes roll-up values written into rows outside a batch.
+    pub(crate) fn note_rollup_values_used(&mut self, ids: impl IntoIterator<Item = u32>) {
+        if let Some(used) = &mut self.used_values {
+            used.extend(ids);
+        }
+    }
+
+    /// The roll-up values written into rows since tracking started.
+    pub(crate) fn rollup_values_used_since(&self) -> &HashSet<u32> {
+        static NONE: std::sync::OnceLock<HashSet<u32>> = std::sync::OnceLock::new();
+        self.used_values
+            .as_ref()
+            .unwrap_or_else(|| NONE.get_or_init(HashSet::new))
+    }
+
+    /// Gives `values` roll-up value ids (existing or new) in one durable
+    /// transaction of their own, through the same interner as batches so
+    /// that no id is handed out twice.
+    pub(crate) fn intern_rollup_values(
+        &mut self,
+        store: &super::Store,
+        values: &[String],
+    ) -> Result<Vec<u32>, StoreError> {
+        let db = store.db()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        self.init(&txn)?;
+        let mut ids = Vec::with_capacity(values.len());
+        {
+            let mut dim_t = DimTables {
+                values: txn.open_table(DIM_VALUES)?,
+                ids: txn.open_table(DIM_VALUE_IDS)?,
+            };
+            for value in values {
+                ids.push(self.dims.intern(&mut dim_t, value)?);
+            }
+            if let Some(n) = self.dims.take_next() {
+                txn.open_table(META)?.insert(META_NEXT_DIM_VALUE, n)?;
+            }
+        }
+        txn.commit()?;
+        Ok(ids)
     }
 
     /// Forgets cached roll-up value ids (some were deleted, or maintenance
@@ -648,6 +731,9 @@ impl WriterState {
         for ((site, dim, day, id), d) in rows {
             if d == [0; 3] {
                 continue;
+            }
+            if let Some(used) = &mut self.used_values {
+                used.insert(id);
             }
             let key: DimKey = (&self.sites[usize::from(site)], dim as u8, day, id);
             let mut new = match dims.get(key)? {

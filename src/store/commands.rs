@@ -8,14 +8,18 @@
 //! no other thread has to tell it.
 //!
 //! Long maintenance runs in short durable steps ([`Maintenance::step`]):
-//! a day is dropped 128 blocks at a time, strings expire 4,096 at a time,
-//! and the writer commits the batches that queued up between two steps, so
-//! ingest waits for one step at most, never for a whole sweep. Free text
-//! leaves the roll-ups one local day per command, and the vacuum's long
-//! copy runs on the caller's thread from a snapshot: only its catch-up and
-//! file swap is a command, so ingest goes on while the file is copied.
+//! a day is dropped 32 blocks at a time, and the writer commits the
+//! batches that queued up between two steps, so ingest waits for one step
+//! at most, never for a whole sweep. Work whose size grows with the
+//! dictionaries is split differently: what to delete or rewrite is found
+//! from a read snapshot on the caller's thread, and the writer only gets
+//! small commands that check and apply it (a few hundred strings or
+//! roll-up values, or one free-text dimension of one day, see
+//! `super::sweep`). The vacuum's long copy also runs on the caller's
+//! thread from a snapshot: only its catch-up and file swap is a command,
+//! so ingest goes on while the file is copied.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use tokio::sync::oneshot;
@@ -23,7 +27,7 @@ use tokio::sync::oneshot;
 use crate::model::Event;
 
 use super::apply::WriterState;
-use super::sweep::{FreeTextExpiry, FreeTextVetted, STRINGS_PER_TXN};
+use super::sweep::{FreeTextCutPlan, FreeTextVetted};
 use super::vacuum::VacuumCopy;
 use super::{schema, RollupExpiry, Store, StoreError, VacuumReport};
 
@@ -58,13 +62,11 @@ pub(crate) enum Maintenance {
         cutoff_ms: i64,
         reply: Reply<u64>,
     },
-    /// Delete the dictionary strings no event at or after `cutoff_ms` can
-    /// use; `candidates` are found in the first step.
-    ExpireStrings {
+    /// Delete these dictionary strings (candidates found in a snapshot off
+    /// this thread), each unless an event at or after `cutoff_ms` uses it.
+    ExpireStringChunk {
+        ids: Vec<u32>,
         cutoff_ms: i64,
-        candidates: Option<Vec<u32>>,
-        next: usize,
-        deleted: u64,
         reply: Reply<u64>,
     },
     /// Delete roll-up rows older than `cutoff_ms` and unused roll-up values.
@@ -72,23 +74,35 @@ pub(crate) enum Maintenance {
         cutoff_ms: i64,
         reply: Reply<RollupExpiry>,
     },
-    /// Take the free text out of the roll-ups of local day `day` of
-    /// `sites`, keeping per site the values in `keep`; record `vetted`.
-    ExpireFreeText {
-        day: i32,
-        sites: BTreeSet<String>,
-        keep: HashMap<String, HashSet<String>>,
+    /// Give these roll-up values ids (those a free-text cut needs).
+    InternRollupValues {
+        values: Vec<String>,
+        reply: Reply<Vec<u32>>,
+    },
+    /// Apply one free-text cut planned off this thread, if its rows are
+    /// unchanged (answer `false` otherwise); record `vetted` with it.
+    ApplyFreeTextCut {
+        /// Boxed: the rows of one dimension and day, large next to a batch.
+        plan: Box<FreeTextCutPlan>,
+        new_ids: HashMap<String, u32>,
         vetted: Option<FreeTextVetted>,
-        dry_run: bool,
-        reply: Reply<FreeTextExpiry>,
+        reply: Reply<bool>,
     },
     /// Record how far free text was vetted.
     SetFreeTextVetted {
         vetted: FreeTextVetted,
         reply: Reply<()>,
     },
-    /// Delete the roll-up values no roll-up row uses.
-    DeleteUnusedRollupValues { reply: Reply<u64> },
+    /// Start (`true`) or stop noting which roll-up values batches put into
+    /// rows, so that values found unused in a snapshot and used since
+    /// are not deleted.
+    TrackRollupValues { on: bool, reply: Reply<()> },
+    /// Delete these roll-up values (found unused in a snapshot taken while
+    /// tracking), except those used since.
+    DeleteRollupValues {
+        values: Vec<(u32, String)>,
+        reply: Reply<u64>,
+    },
     /// Finish a vacuum whose copy was made off this thread: catch up with
     /// what changed since its snapshot and swap the files.
     VacuumSwap {
@@ -99,6 +113,22 @@ pub(crate) enum Maintenance {
 }
 
 impl Maintenance {
+    /// The command's name, for the writer's log of how long each step held it.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Maintenance::DropDay { .. } => "drop_day",
+            Maintenance::TrimDay { .. } => "trim_day",
+            Maintenance::ExpireStringChunk { .. } => "expire_strings",
+            Maintenance::ExpireRollups { .. } => "expire_rollups",
+            Maintenance::InternRollupValues { .. } => "intern_rollup_values",
+            Maintenance::ApplyFreeTextCut { .. } => "free_text_cut",
+            Maintenance::SetFreeTextVetted { .. } => "free_text_vetted",
+            Maintenance::TrackRollupValues { .. } => "track_rollup_values",
+            Maintenance::DeleteRollupValues { .. } => "delete_rollup_values",
+            Maintenance::VacuumSwap { .. } => "vacuum_swap",
+        }
+    }
+
     /// Runs one short durable step. Returns the command again when there
     /// is more to do; otherwise it has answered its caller. The writer's
     /// memory forgets what the step changed; after a failure it forgets
@@ -134,46 +164,18 @@ impl Maintenance {
                     Err(e) => fail(store, memory, reply, e),
                 }
             }
-            Maintenance::ExpireStrings {
+            Maintenance::ExpireStringChunk {
+                ids,
                 cutoff_ms,
-                candidates: None,
                 reply,
-                ..
-            } => match store.string_expiry_candidates(cutoff_ms) {
-                Ok(candidates) => Some(Maintenance::ExpireStrings {
-                    cutoff_ms,
-                    candidates: Some(candidates),
-                    next: 0,
-                    deleted: 0,
-                    reply,
-                }),
+            } => match store.expire_string_chunk(&ids, cutoff_ms) {
+                Ok(gone) => {
+                    // only the deleted strings' cached ids are stale
+                    memory.forget_deleted_strings(&gone);
+                    answer(reply, Ok(gone.len() as u64))
+                }
                 Err(e) => fail(store, memory, reply, e),
             },
-            Maintenance::ExpireStrings {
-                cutoff_ms,
-                candidates: Some(candidates),
-                next,
-                deleted,
-                reply,
-            } => {
-                let end = (next + STRINGS_PER_TXN).min(candidates.len());
-                let Some(chunk) = candidates.get(next..end).filter(|c| !c.is_empty()) else {
-                    return answer(reply, Ok(deleted));
-                };
-                let expired = store.expire_string_chunk(chunk, cutoff_ms);
-                // cached string ids may be gone
-                memory.forget_strings();
-                match expired {
-                    Ok(n) => Some(Maintenance::ExpireStrings {
-                        cutoff_ms,
-                        candidates: Some(candidates),
-                        next: end,
-                        deleted: deleted + n,
-                        reply,
-                    }),
-                    Err(e) => fail(store, memory, reply, e),
-                }
-            }
             Maintenance::ExpireRollups { cutoff_ms, reply } => {
                 let expired = store.expire_rollups(cutoff_ms, false);
                 // roll-up values no row uses were deleted: cached value ids
@@ -184,40 +186,43 @@ impl Maintenance {
                     Err(e) => fail(store, memory, reply, e),
                 }
             }
-            Maintenance::ExpireFreeText {
-                day,
-                sites,
-                keep,
-                vetted,
-                dry_run,
-                reply,
-            } => {
-                let kept = |site: &str, value: &str| {
-                    keep.get(site).is_some_and(|values| values.contains(value))
-                };
-                let expired = store.expire_free_text(day, &sites, &kept, vetted, dry_run);
-                if !dry_run {
-                    // values were cut into others and may have been handed
-                    // a new id: forget cached value ids and read the next
-                    // free id again before the next batch
-                    memory.forget_rollup_values();
-                }
-                match expired {
-                    Ok(r) => answer(reply, Ok(r)),
+            Maintenance::InternRollupValues { values, reply } => {
+                match memory.intern_rollup_values(store, &values) {
+                    Ok(ids) => answer(reply, Ok(ids)),
                     Err(e) => fail(store, memory, reply, e),
                 }
             }
+            Maintenance::ApplyFreeTextCut {
+                plan,
+                new_ids,
+                vetted,
+                reply,
+            } => match store.apply_free_text_cut(&plan, &new_ids, vetted) {
+                Ok(Some(used)) => {
+                    // the rows now use these values (a deletion of unused
+                    // values that runs meanwhile must keep them)
+                    memory.note_rollup_values_used(used);
+                    answer(reply, Ok(true))
+                }
+                Ok(None) => answer(reply, Ok(false)),
+                Err(e) => fail(store, memory, reply, e),
+            },
             Maintenance::SetFreeTextVetted { vetted, reply } => {
                 match store.set_free_text_vetted(vetted) {
                     Ok(()) => answer(reply, Ok(())),
                     Err(e) => fail(store, memory, reply, e),
                 }
             }
-            Maintenance::DeleteUnusedRollupValues { reply } => {
-                let deleted = store.delete_unused_dim_values();
-                memory.forget_rollup_values();
-                match deleted {
-                    Ok(n) => answer(reply, Ok(n)),
+            Maintenance::TrackRollupValues { on, reply } => {
+                memory.track_rollup_values(on);
+                answer(reply, Ok(()))
+            }
+            Maintenance::DeleteRollupValues { values, reply } => {
+                match store.delete_dim_values(&values, memory.rollup_values_used_since()) {
+                    Ok(gone) => {
+                        memory.forget_deleted_rollup_values(&gone);
+                        answer(reply, Ok(gone.len() as u64))
+                    }
                     Err(e) => fail(store, memory, reply, e),
                 }
             }

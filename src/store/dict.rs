@@ -112,6 +112,13 @@ impl RawInterner {
         self.ids.take()
     }
 
+    /// Forgets the cached ids of these keys (their entries were deleted).
+    pub(crate) fn forget_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        for key in keys {
+            self.cache.remove(key);
+        }
+    }
+
     /// The id of `key` (tagged bytes), creating the entry if needed, and
     /// making sure its bound covers a use at `ts_ms`.
     pub(crate) fn intern(
@@ -210,6 +217,13 @@ impl DimInterner {
     /// Forgets the cached ids (some may have been deleted).
     pub(crate) fn forget_cached(&mut self) {
         self.cache.clear();
+    }
+
+    /// Forgets the cached ids of these values (they were deleted).
+    pub(crate) fn forget_values<'v>(&mut self, values: impl IntoIterator<Item = &'v str>) {
+        for value in values {
+            self.cache.remove(value);
+        }
     }
 
     /// The id of dimension value `s`; 0 for the empty string (never counted).

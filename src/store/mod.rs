@@ -464,7 +464,7 @@ impl Snapshot {
 
 /// Blocks (up to 1,024 events each) deleted per transaction when a day
 /// partition is dropped.
-pub const BLOCKS_PER_SWEEP_TXN: usize = 128;
+pub const BLOCKS_PER_SWEEP_TXN: usize = 32;
 
 /// The redb-backed store. Share it in an `Arc`; reads are concurrent.
 pub struct Store {

@@ -36,8 +36,8 @@ use super::rollup::{
     Dimension, FREE_TEXT_DIMS,
 };
 use super::schema::{
-    self, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS, HOURLY, META,
-    META_NEXT_DIM_VALUE, STRINGS, STRING_IDS,
+    self, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS, HOURLY, META, STRINGS,
+    STRING_IDS,
 };
 use super::state::{DayState, InternedEvent, NoSink};
 use super::{open_optional, Store, StoreError};
@@ -102,8 +102,13 @@ pub struct FreeTextVetted {
 const META_FREE_TEXT_BEFORE: &str = "free_text_vetted_before_day";
 const META_FREE_TEXT_RULE: &str = "free_text_vetted_min_visitors";
 
-/// Dictionary strings deleted per transaction by [`Store::expire_strings`].
-pub const STRINGS_PER_TXN: usize = 4096;
+/// Dictionary strings deleted per writer command when strings expire:
+/// each deletion dirties a leaf of `string_ids` (keyed by the string, so
+/// they spread), and a few hundred keep a command within milliseconds.
+pub const STRINGS_PER_TXN: usize = 256;
+
+/// Unused roll-up values deleted per writer command, for the same reason.
+pub const DIM_VALUES_PER_TXN: usize = 256;
 
 impl Store {
     /// Which partitions, events and strings are older than `cutoff_ms`
@@ -200,10 +205,11 @@ impl Store {
     }
 
     /// Dictionary strings that no event at or after `cutoff_ms` can use
-    /// (their bound is at or before it), found in a snapshot. Run after the
-    /// partitions before the cutoff are gone; the writer then deletes them
-    /// with [`Store::expire_string_chunk`], [`STRINGS_PER_TXN`] at a time,
-    /// so ingest waits for one chunk at most, never for the dictionary.
+    /// (their bound is at or before it), found in a snapshot on the
+    /// caller's thread. Run after the partitions before the cutoff are
+    /// gone; the writer then deletes them with
+    /// [`Store::expire_string_chunk`], [`STRINGS_PER_TXN`] per command, so
+    /// ingest waits for one small chunk at most, never for the dictionary.
     pub(crate) fn string_expiry_candidates(&self, cutoff_ms: i64) -> Result<Vec<u32>, StoreError> {
         let mut candidates: Vec<u32> = Vec::new();
         self.snapshot()?.for_each_string_bound(|id, bound| {
@@ -216,15 +222,16 @@ impl Store {
 
     /// Deletes the strings `chunk` of [`Store::string_expiry_candidates`]
     /// in one durable transaction, each checked again: a string used since
-    /// the snapshot has a later bound and stays. Returns how many went.
+    /// the snapshot has a later bound and stays. Returns the ids and keys
+    /// of those that went (the writer forgets them).
     pub(crate) fn expire_string_chunk(
         &self,
         chunk: &[u32],
         cutoff_ms: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
-        let mut n = 0u64;
+        let mut gone: Vec<(u32, Vec<u8>)> = Vec::new();
         {
             let mut strings = txn.open_table(STRINGS)?;
             let mut ids = txn.open_table(STRING_IDS)?;
@@ -242,13 +249,13 @@ impl Store {
                 };
                 strings.remove(id)?;
                 ids.remove(key.as_slice())?;
-                n += 1;
+                gone.push((id, key));
             }
         }
-        if n > 0 {
+        if !gone.is_empty() {
             txn.commit()?;
         }
-        Ok(n)
+        Ok(gone)
     }
 
     /// Counts (`dry_run`) or deletes roll-up rows older than `cutoff_ms`:
@@ -320,17 +327,6 @@ impl Store {
         }
         txn.commit()?;
         Ok(out)
-    }
-
-    /// Deletes the roll-up values that no roll-up row refers to (after
-    /// rows were deleted or cut), in one durable transaction. Returns how
-    /// many. Only the writer calls this (a command).
-    pub(crate) fn delete_unused_dim_values(&self) -> Result<u64, StoreError> {
-        let mut txn = self.db()?.begin_write()?;
-        txn.set_durability(redb::Durability::Immediate)?;
-        let n = self.delete_unused_dim_values_in(&txn)?;
-        txn.commit()?;
-        Ok(n)
     }
 
     fn delete_unused_dim_values_in(&self, txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
@@ -416,124 +412,243 @@ impl Store {
         Ok(out)
     }
 
-    /// Takes the free text out of local day `day` of `sites`, in one
-    /// durable transaction: every value of a free-text dimension that
-    /// `keep(site, value)` does not keep is cut to what
+    /// Works out, from a snapshot and off the writer thread, how the free
+    /// text leaves `site`'s dimension `dim` on local day `day`: every value
+    /// that `keep(site, value)` does not keep is cut to what
     /// [`without_free_text`] leaves (counters merged into that value) or
-    /// deleted. The day's open rows are merged into its sealed value on
-    /// the way (the day is long closed). `vetted`, when given, is recorded
-    /// in the same transaction. A dry run changes nothing. Only the writer
-    /// calls this (a command): it may hand out a roll-up value id.
-    pub(crate) fn expire_free_text(
+    /// deleted, and the day's open rows are merged into its sealed value on
+    /// the way (the day is long closed). `None` when nothing changes. The
+    /// writer applies the result with [`Store::apply_free_text_cut`], so it
+    /// only compares and writes a few rows.
+    pub(crate) fn plan_free_text_cut(
         &self,
+        site: &str,
+        dim: Dimension,
         day: i32,
-        sites: &BTreeSet<String>,
         keep: &dyn Fn(&str, &str) -> bool,
+    ) -> Result<Option<FreeTextCutPlan>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let (Some(values), Some(value_ids)) = (
+            open_optional(&txn, DIM_VALUES)?,
+            open_optional(&txn, DIM_VALUE_IDS)?,
+        ) else {
+            return Ok(None);
+        };
+        let d = dim as u8;
+        let mut rows: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
+        let mut sealed_before = None;
+        if let Some(sealed) = open_optional(&txn, DIMS_SEALED)? {
+            if let Some(v) = sealed.get((site, d, day))? {
+                for_each_sealed(v.value(), |id, c| {
+                    rows.insert(id, [sat(c.pageviews), sat(c.visits), sat(c.events)]);
+                })?;
+                sealed_before = Some(v.value().to_vec());
+            }
+        }
+        let mut open_before: Vec<(u32, Vec<u8>)> = Vec::new();
+        if let Some(open) = open_optional(&txn, DIMS_OPEN)? {
+            for row in open.range::<schema::DimKey>((site, d, day, 0)..=(site, d, day, u32::MAX))? {
+                let (k, v) = row?;
+                let id = k.value().3;
+                add_signed(rows.entry(id).or_default(), decode_signed(v.value())?);
+                open_before.push((id, v.value().to_vec()));
+            }
+        }
+        let mut plan = FreeTextCutPlan {
+            site: site.to_owned(),
+            dim,
+            day,
+            sealed_before,
+            open_before,
+            rows: Vec::with_capacity(rows.len()),
+            expired: 0,
+            kept: 0,
+        };
+        for (id, c) in rows {
+            let value = resolve_dim(&values, id)?;
+            let target = match without_free_text(dim, &value) {
+                None => CutTarget::Id(id),
+                Some(_) if keep(site, &value) => {
+                    plan.kept += 1;
+                    CutTarget::Id(id)
+                }
+                Some("") => CutTarget::Gone,
+                Some(cut) => match value_ids.get(cut)? {
+                    Some(cut_id) => CutTarget::Id(cut_id.value()),
+                    None => CutTarget::New(cut.to_owned()),
+                },
+            };
+            if !matches!(target, CutTarget::Id(t) if t == id) {
+                plan.expired += 1;
+            }
+            plan.rows.push((target, c));
+        }
+        Ok((plan.expired > 0 || plan.kept > 0).then_some(plan))
+    }
+
+    /// Applies one [`FreeTextCutPlan`] whose new values all have ids
+    /// (`new_ids`), in one durable transaction, if the rows it was planned
+    /// from are still as they were (an import may have added to the day
+    /// since); `vetted`, when given, is recorded with it. Returns false,
+    /// changing nothing, when they are not, and the caller plans again.
+    /// Only the writer calls this (a command). Returns the value ids the
+    /// day's rows now use.
+    pub(crate) fn apply_free_text_cut(
+        &self,
+        plan: &FreeTextCutPlan,
+        new_ids: &HashMap<String, u32>,
         vetted: Option<FreeTextVetted>,
-        dry_run: bool,
-    ) -> Result<FreeTextExpiry, StoreError> {
+    ) -> Result<Option<Vec<u32>>, StoreError> {
+        let mut merged: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
+        for (target, c) in &plan.rows {
+            let id = match target {
+                CutTarget::Id(id) => *id,
+                CutTarget::Gone => continue,
+                CutTarget::New(value) => *new_ids.get(value).ok_or(StoreError::Invariant(
+                    "a cut roll-up value was interned before its cut",
+                ))?,
+            };
+            add_signed(merged.entry(id).or_default(), *c);
+        }
+        let packed: Vec<(u32, Counters)> = merged
+            .into_iter()
+            .map(|(id, c)| (id, Counters::from_signed(c)))
+            .filter(|(_, c)| *c != Counters::default())
+            .collect();
+        let site = plan.site.as_str();
+        let d = plan.dim as u8;
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
-        let mut out = FreeTextExpiry::default();
         {
             let mut open = txn.open_table(DIMS_OPEN)?;
             let mut sealed = txn.open_table(DIMS_SEALED)?;
-            let mut values = txn.open_table(DIM_VALUES)?;
-            let mut value_ids = txn.open_table(DIM_VALUE_IDS)?;
-            let mut meta = txn.open_table(META)?;
-            for site in sites {
-                for dim in FREE_TEXT_DIMS {
-                    let d = dim as u8;
-                    let mut rows: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
-                    if let Some(v) = sealed.get((site.as_str(), d, day))? {
-                        for_each_sealed(v.value(), |id, c| {
-                            rows.insert(id, [sat(c.pageviews), sat(c.visits), sat(c.events)]);
-                        })?;
-                    }
-                    let mut open_ids: Vec<u32> = Vec::new();
-                    for row in open.range::<schema::DimKey>(
-                        (site.as_str(), d, day, 0)..=(site.as_str(), d, day, u32::MAX),
-                    )? {
-                        let (k, v) = row?;
-                        let id = k.value().3;
-                        add_signed(rows.entry(id).or_default(), decode_signed(v.value())?);
-                        open_ids.push(id);
-                    }
-                    let mut kept: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
-                    let mut expired = 0u64;
-                    for (id, c) in rows {
-                        let value = resolve_dim(&values, id)?;
-                        let target = match without_free_text(dim, &value) {
-                            None => Some(id),
-                            Some(_) if keep(site, &value) => {
-                                out.rows_kept += 1;
-                                Some(id)
-                            }
-                            Some("") => None,
-                            Some(cut) => {
-                                let found = value_ids.get(cut)?.map(|v| v.value());
-                                Some(match found {
-                                    Some(cut_id) => cut_id,
-                                    None => {
-                                        // A new value id; the writer reads the next
-                                        // id again after this step (see
-                                        // `super::commands`).
-                                        let next = meta
-                                            .get(META_NEXT_DIM_VALUE)?
-                                            .map_or(1, |v| v.value())
-                                            .max(1);
-                                        let after = next.checked_add(1).ok_or_else(|| {
-                                            StoreError::Decode(
-                                                "dimension value ids exhausted".into(),
-                                            )
-                                        })?;
-                                        meta.insert(META_NEXT_DIM_VALUE, after)?;
-                                        value_ids.insert(cut, next)?;
-                                        values.insert(next, cut)?;
-                                        next
-                                    }
-                                })
-                            }
-                        };
-                        if target != Some(id) {
-                            expired += 1;
-                        }
-                        if let Some(t) = target {
-                            add_signed(kept.entry(t).or_default(), c);
-                        }
-                    }
-                    if expired == 0 {
-                        continue;
-                    }
-                    out.rows_expired += expired;
-                    *out.by_dimension.entry(dim).or_default() += expired;
-                    for id in open_ids {
-                        open.remove((site.as_str(), d, day, id))?;
-                    }
-                    let packed: Vec<(u32, Counters)> = kept
-                        .into_iter()
-                        .map(|(id, c)| (id, Counters::from_signed(c)))
-                        .filter(|(_, c)| *c != Counters::default())
-                        .collect();
-                    if packed.is_empty() {
-                        sealed.remove((site.as_str(), d, day))?;
-                    } else {
-                        sealed
-                            .insert((site.as_str(), d, day), encode_sealed(&packed).as_slice())?;
-                    }
-                }
+            let sealed_now = sealed.get((site, d, plan.day))?.map(|v| v.value().to_vec());
+            let mut open_now: Vec<(u32, Vec<u8>)> = Vec::new();
+            for row in open
+                .range::<schema::DimKey>((site, d, plan.day, 0)..=(site, d, plan.day, u32::MAX))?
+            {
+                let (k, v) = row?;
+                open_now.push((k.value().3, v.value().to_vec()));
             }
-        }
-        if dry_run {
-            // dropping the transaction aborts it
-            return Ok(out);
+            if sealed_now != plan.sealed_before || open_now != plan.open_before {
+                // dropping the transaction aborts it
+                return Ok(None);
+            }
+            for (id, _) in &open_now {
+                open.remove((site, d, plan.day, *id))?;
+            }
+            if packed.is_empty() {
+                sealed.remove((site, d, plan.day))?;
+            } else {
+                sealed.insert((site, d, plan.day), encode_sealed(&packed).as_slice())?;
+            }
         }
         if let Some(v) = vetted {
             write_vetted(&txn, v)?;
         }
         txn.commit()?;
-        Ok(out)
+        Ok(Some(packed.into_iter().map(|(id, _)| id).collect()))
     }
+
+    /// Roll-up values that no roll-up row refers to, found in a snapshot
+    /// off the writer thread; the writer deletes them with
+    /// [`Store::delete_dim_values`], a few hundred per command.
+    pub(crate) fn unused_dim_values(&self) -> Result<Vec<(u32, String)>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let mut used: HashSet<u32> = HashSet::new();
+        if let Some(t) = open_optional(&txn, DIMS_OPEN)? {
+            for row in t.iter()? {
+                used.insert(row?.0.value().3);
+            }
+        }
+        if let Some(t) = open_optional(&txn, DIMS_SEALED)? {
+            for row in t.iter()? {
+                for_each_sealed(row?.1.value(), |id, _| {
+                    used.insert(id);
+                })?;
+            }
+        }
+        let mut unused: Vec<(u32, String)> = Vec::new();
+        if let Some(t) = open_optional(&txn, DIM_VALUES)? {
+            for row in t.iter()? {
+                let (k, v) = row?;
+                if !used.contains(&k.value()) {
+                    unused.push((k.value(), v.value().to_owned()));
+                }
+            }
+        }
+        Ok(unused)
+    }
+
+    /// Deletes the roll-up values `values` of [`Store::unused_dim_values`]
+    /// in one durable transaction, except those in `used_since` (the
+    /// writer has put them into a row since the snapshot). Returns the
+    /// values deleted. Only the writer calls this (a command).
+    pub(crate) fn delete_dim_values(
+        &self,
+        values: &[(u32, String)],
+        used_since: &HashSet<u32>,
+    ) -> Result<Vec<(u32, String)>, StoreError> {
+        let mut txn = self.db()?.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        let mut deleted = Vec::new();
+        {
+            let mut by_id = txn.open_table(DIM_VALUES)?;
+            let mut ids = txn.open_table(DIM_VALUE_IDS)?;
+            for (id, value) in values {
+                if used_since.contains(id) {
+                    continue;
+                }
+                if by_id.remove(*id)?.is_some() {
+                    ids.remove(value.as_str())?;
+                    deleted.push((*id, value.clone()));
+                }
+            }
+        }
+        if !deleted.is_empty() {
+            txn.commit()?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// What one (site, free-text dimension, local day) becomes once its free
+/// text is cut, and what it was when that was worked out.
+#[derive(Debug)]
+pub(crate) struct FreeTextCutPlan {
+    site: String,
+    dim: Dimension,
+    day: i32,
+    /// The sealed value and open rows the plan was made from.
+    sealed_before: Option<Vec<u8>>,
+    open_before: Vec<(u32, Vec<u8>)>,
+    /// Each row's counters and where they go.
+    rows: Vec<(CutTarget, [i64; 3])>,
+    /// Rows whose value lost its free text.
+    pub expired: u64,
+    /// Rows whose free text the rule kept.
+    pub kept: u64,
+}
+
+impl FreeTextCutPlan {
+    /// Cut values that have no roll-up value id yet.
+    pub(crate) fn new_values(&self) -> impl Iterator<Item = &str> {
+        self.rows.iter().filter_map(|(t, _)| match t {
+            CutTarget::New(v) => Some(v.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// Where a row's counters go when its free text is cut.
+#[derive(Debug)]
+enum CutTarget {
+    /// To this value (itself, or a cut value that has an id).
+    Id(u32),
+    /// To a cut value the roll-up dictionary does not hold yet.
+    New(String),
+    /// Nowhere: the row goes (the day's totals keep the count).
+    Gone,
 }
 
 impl Store {

@@ -30,7 +30,7 @@
 //! runs a slow repair on the next open after an unclean close).
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,10 @@ use crate::model::Event;
 
 use super::apply::{local_day, WriterState};
 use super::commands::{Maintenance, Reply, WriterCommand};
-use super::sweep::{FreeTextExpiry, FreeTextVetted};
+use super::rollup::FREE_TEXT_DIMS;
+use super::sweep::{
+    FreeTextCutPlan, FreeTextExpiry, FreeTextVetted, DIM_VALUES_PER_TXN, STRINGS_PER_TXN,
+};
 use super::{RollupExpiry, Store, StoreError, VacuumReport};
 use crate::storage::StorageError;
 
@@ -52,6 +55,9 @@ const SEAL_EVERY: Duration = Duration::from_secs(60);
 /// Rows moved per sealing transaction: bounds how long a request that
 /// arrives meanwhile waits (a few milliseconds).
 const SEAL_ROWS: usize = 5_000;
+/// How often a free-text cut is planned again when its rows keep changing
+/// between the plan and the writer's check (an import into that day).
+const FREE_TEXT_ATTEMPTS: u32 = 5;
 
 /// Answer to one submitted batch: `Ok` once its events are committed. In
 /// the boundary's terms: whoever submitted cannot act on the engine's own
@@ -81,6 +87,32 @@ pub struct WriterOptions {
     /// Most engaged time the store gives a ping it times itself (one that
     /// came without a measurement, see [`crate::model::ENGAGED_SERVER_TIMED`]).
     pub max_engaged_ms: u32,
+    /// Benchmarks only ([`DISCARD_EVENTS_ENV`]): answer every batch at once
+    /// and store nothing, so a load test measures what the pipeline alone
+    /// can take on this machine.
+    pub discard_events: bool,
+}
+
+/// Set to `1` to have the writer discard every event (benchmarks only:
+/// the ceiling of ingest without a store). Honoured only when the service
+/// listens on loopback only; ignored, with a warning, otherwise.
+pub const DISCARD_EVENTS_ENV: &str = "SPARSAM_BENCH_DISCARD_EVENTS";
+
+/// Whether [`DISCARD_EVENTS_ENV`] asks for discarding and may.
+pub fn discard_events_from_env(listen_is_loopback: bool) -> bool {
+    if std::env::var(DISCARD_EVENTS_ENV).as_deref() != Ok("1") {
+        return false;
+    }
+    if !listen_is_loopback {
+        tracing::warn!(
+            "{DISCARD_EVENTS_ENV} is ignored: server.listen is not a loopback address only"
+        );
+        return false;
+    }
+    tracing::warn!(
+        "{DISCARD_EVENTS_ENV}=1: events are counted and discarded, nothing is stored (benchmark)"
+    );
+    true
 }
 
 impl Default for WriterOptions {
@@ -90,6 +122,7 @@ impl Default for WriterOptions {
             max_batch: 1024,
             site_timezones: HashMap::new(),
             max_engaged_ms: 86_400_000,
+            discard_events: false,
         }
     }
 }
@@ -109,13 +142,15 @@ impl Writer {
     pub fn spawn(store: Arc<Store>, opts: WriterOptions) -> Result<WriterHandle, StoreError> {
         store.db()?;
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
+        let thread_store = store.clone();
         let join = std::thread::Builder::new()
             .name("sparsam-store-writer".into())
-            .spawn(move || run(store, opts, rx))
+            .spawn(move || run(thread_store, opts, rx))
             .map_err(StoreError::Spawn)?;
         Ok(WriterHandle {
             tx: Mutex::new(Some(tx)),
             join: Mutex::new(Some(join)),
+            store: Arc::downgrade(&store),
         })
     }
 }
@@ -126,6 +161,10 @@ impl Writer {
 pub struct WriterHandle {
     tx: Mutex<Option<mpsc::Sender<WriterCommand>>>,
     join: Mutex<Option<JoinHandle<()>>>,
+    /// The store the thread writes, read from a snapshot on the caller's
+    /// thread to find what maintenance should change. Weak: the handle
+    /// outlives the thread, and must not keep the file open after it.
+    store: Weak<Store>,
 }
 
 impl WriterHandle {
@@ -170,6 +209,11 @@ impl WriterHandle {
         Ok(())
     }
 
+    /// The store, while anyone still holds it.
+    fn store(&self) -> Result<Arc<Store>, StoreError> {
+        self.store.upgrade().ok_or(StoreError::WriterClosed)
+    }
+
     /// Sends a maintenance command and waits for its answer. It waits for
     /// room in the queue rather than failing when ingest filled it. Blocks:
     /// call from a blocking thread, never from async code.
@@ -209,15 +253,21 @@ impl WriterHandle {
     }
 
     /// Deletes the dictionary strings that no event received at or after
-    /// `cutoff_ms` can use. Returns how many.
+    /// `cutoff_ms` can use. Returns how many. The candidates are found in
+    /// a snapshot on the calling thread; the writer deletes them
+    /// [`STRINGS_PER_TXN`] per command, checking each again, with batches
+    /// committed between two commands.
     pub fn expire_strings(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
-        self.maintain(|reply| Maintenance::ExpireStrings {
-            cutoff_ms,
-            candidates: None,
-            next: 0,
-            deleted: 0,
-            reply,
-        })
+        let candidates = self.store()?.string_expiry_candidates(cutoff_ms)?;
+        let mut deleted = 0;
+        for chunk in candidates.chunks(STRINGS_PER_TXN) {
+            deleted += self.maintain(|reply| Maintenance::ExpireStringChunk {
+                ids: chunk.to_vec(),
+                cutoff_ms,
+                reply,
+            })?;
+        }
+        Ok(deleted)
     }
 
     /// Deletes roll-up rows older than `cutoff_ms` and the roll-up values
@@ -228,8 +278,14 @@ impl WriterHandle {
 
     /// Takes the free text out of the roll-ups of local day `day` of
     /// `sites`, keeping per site the values in `keep`, and records
-    /// `vetted` with it (see [`Store::expire_free_text`]). A dry run
-    /// changes nothing.
+    /// `vetted` once the day is done. A dry run changes nothing.
+    ///
+    /// Each (site, free-text dimension) of the day is planned from a
+    /// snapshot on the calling thread (values resolved, cuts worked out,
+    /// see [`Store::plan_free_text_cut`]); the writer gets ids for new cut
+    /// values ([`DIM_VALUES_PER_TXN`] per command) and then one command per
+    /// plan that checks the rows are unchanged and writes them. A plan
+    /// whose rows changed meanwhile (an import into that day) is made again.
     pub fn expire_free_text(
         &self,
         day: i32,
@@ -238,12 +294,57 @@ impl WriterHandle {
         vetted: Option<FreeTextVetted>,
         dry_run: bool,
     ) -> Result<FreeTextExpiry, StoreError> {
-        self.maintain(|reply| Maintenance::ExpireFreeText {
-            day,
-            sites,
-            keep,
-            vetted,
-            dry_run,
+        let kept = |site: &str, value: &str| keep.get(site).is_some_and(|v| v.contains(value));
+        let mut out = FreeTextExpiry::default();
+        for site in &sites {
+            for dim in FREE_TEXT_DIMS {
+                let mut attempts = 0;
+                while let Some(plan) = self.store()?.plan_free_text_cut(site, dim, day, &kept)? {
+                    let (expired, rows_kept) = (plan.expired, plan.kept);
+                    if dry_run || expired == 0 || self.apply_free_text_cut(plan)? {
+                        out.rows_expired += expired;
+                        out.rows_kept += rows_kept;
+                        if expired > 0 {
+                            *out.by_dimension.entry(dim).or_default() += expired;
+                        }
+                        break;
+                    }
+                    attempts += 1;
+                    if attempts >= FREE_TEXT_ATTEMPTS {
+                        return Err(StoreError::Invariant(
+                            "the roll-ups of a day kept changing while its free text was cut",
+                        ));
+                    }
+                }
+            }
+        }
+        if let (Some(v), false) = (vetted, dry_run) {
+            self.set_free_text_vetted(v)?;
+        }
+        Ok(out)
+    }
+
+    /// Gives the plan's new cut values ids, a few hundred per command, and
+    /// has the writer apply it. False when its rows changed meanwhile.
+    fn apply_free_text_cut(&self, plan: FreeTextCutPlan) -> Result<bool, StoreError> {
+        let values: Vec<String> = plan
+            .new_values()
+            .map(str::to_owned)
+            .collect::<BTreeSet<String>>()
+            .into_iter()
+            .collect();
+        let mut new_ids: HashMap<String, u32> = HashMap::with_capacity(values.len());
+        for chunk in values.chunks(DIM_VALUES_PER_TXN) {
+            let ids = self.maintain(|reply| Maintenance::InternRollupValues {
+                values: chunk.to_vec(),
+                reply,
+            })?;
+            new_ids.extend(chunk.iter().cloned().zip(ids));
+        }
+        self.maintain(|reply| Maintenance::ApplyFreeTextCut {
+            plan: Box::new(plan),
+            new_ids,
+            vetted: None,
             reply,
         })
     }
@@ -254,8 +355,26 @@ impl WriterHandle {
     }
 
     /// Deletes the roll-up values no roll-up row uses. Returns how many.
+    /// The writer notes which values batches use while the unused ones
+    /// are found in a snapshot on the calling thread; it then deletes
+    /// them [`DIM_VALUES_PER_TXN`] per command, except those used since.
     pub fn delete_unused_rollup_values(&self) -> Result<u64, StoreError> {
-        self.maintain(|reply| Maintenance::DeleteUnusedRollupValues { reply })
+        self.maintain(|reply| Maintenance::TrackRollupValues { on: true, reply })?;
+        let deleted = (|| -> Result<u64, StoreError> {
+            let unused = self.store()?.unused_dim_values()?;
+            let mut deleted = 0;
+            for chunk in unused.chunks(DIM_VALUES_PER_TXN) {
+                deleted += self.maintain(|reply| Maintenance::DeleteRollupValues {
+                    values: chunk.to_vec(),
+                    reply,
+                })?;
+            }
+            Ok(deleted)
+        })();
+        let stopped = self.maintain(|reply| Maintenance::TrackRollupValues { on: false, reply });
+        let deleted = deleted?;
+        stopped?;
+        Ok(deleted)
     }
 
     /// Rewrites `store` (the one this writer writes) into a fresh file with
@@ -378,7 +497,18 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<WriterComm
             commit_batch(&store, &opts, &mut buf, &mut memory);
         }
         if let Some(next) = maintenance.pop_front() {
-            if let Some(unfinished) = next.step(&store, &mut memory) {
+            let kind = next.kind();
+            let started = Instant::now();
+            let unfinished = next.step(&store, &mut memory);
+            let held = started.elapsed();
+            metrics::histogram!("sparsam_store_maintenance_step_seconds", "kind" => kind)
+                .record(held.as_secs_f64());
+            tracing::debug!(
+                kind,
+                held_us = held.as_micros() as u64,
+                "store maintenance step"
+            );
+            if let Some(unfinished) = unfinished {
                 maintenance.push_front(unfinished);
             }
         }
@@ -399,6 +529,13 @@ fn commit_batch(
 ) {
     let started = Instant::now();
     let n_events: usize = buf.iter().map(|r| r.events.len()).sum();
+    if opts.discard_events {
+        metrics::counter!("sparsam_store_discarded_events_total").increment(n_events as u64);
+        for r in buf.drain(..) {
+            let _ = r.reply.send(Ok(()));
+        }
+        return;
+    }
     let result = write_batch(store, opts, buf, memory);
     metrics::histogram!("sparsam_store_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
@@ -521,6 +658,73 @@ mod tests {
             handle.submit(vec![]).unwrap_err(),
             SubmitError::Closed
         ));
+    }
+
+    /// Unused roll-up values are found in a snapshot off the writer
+    /// thread and deleted later: a value a batch puts into a row in
+    /// between must stay, or the row would point at nothing.
+    #[test]
+    fn unused_rollup_values_used_since_the_snapshot_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap());
+        let w = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+        let later = "https://example.org/later".to_owned();
+        let unused = "https://example.org/unused".to_owned();
+        w.maintain(|reply| Maintenance::InternRollupValues {
+            values: vec![later.clone(), unused.clone()],
+            reply,
+        })
+        .unwrap();
+        w.maintain(|reply| Maintenance::TrackRollupValues { on: true, reply })
+            .unwrap();
+        let found = store.unused_dim_values().unwrap();
+        let names: Vec<&str> = found.iter().map(|(_, v)| v.as_str()).collect();
+        assert!(names.contains(&later.as_str()) && names.contains(&unused.as_str()));
+        // a batch uses one of them after the snapshot
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut e = test_event("s", now, 1);
+        e.url = later.clone();
+        w.submit(vec![e]).unwrap().blocking_recv().unwrap().unwrap();
+        let deleted = w
+            .maintain(|reply| Maintenance::DeleteRollupValues {
+                values: found.clone(),
+                reply,
+            })
+            .unwrap();
+        w.maintain(|reply| Maintenance::TrackRollupValues { on: false, reply })
+            .unwrap();
+        assert_eq!(
+            deleted,
+            found.len() as u64 - 1,
+            "all but the one used since"
+        );
+        let left: Vec<String> = store
+            .unused_dim_values()
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert!(!left.contains(&unused));
+        // the row of the batch still resolves
+        let today = crate::store::schema::utc_day(now);
+        let ranked = store
+            .ranked("s", crate::store::Dimension::Page, today, today, 10, 0)
+            .unwrap();
+        assert!(format!("{ranked:?}").contains("/later"), "{ranked:?}");
+        w.shutdown_blocking().unwrap();
+    }
+
+    /// The bench-only discarding mode is refused unless the service
+    /// listens on loopback only, and off unless asked for.
+    #[test]
+    fn discarding_events_needs_the_variable_and_loopback() {
+        assert!(!discard_events_from_env(true), "off unless asked for");
+        std::env::set_var(DISCARD_EVENTS_ENV, "1");
+        let public = discard_events_from_env(false);
+        let loopback = discard_events_from_env(true);
+        std::env::remove_var(DISCARD_EVENTS_ENV);
+        assert!(!public, "refused on a public address");
+        assert!(loopback);
     }
 
     #[test]
