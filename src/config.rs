@@ -60,6 +60,9 @@ pub struct Config {
     pub demo: Option<DemoConfig>,
     #[serde(default)]
     pub device: DeviceConfig,
+    /// `[clickhouse]`: used when `store.backend = "clickhouse"`.
+    #[serde(default)]
+    pub clickhouse: crate::storage::clickhouse::settings::ClickHouseConfig,
 }
 
 /// `[device]`: device detection.
@@ -260,9 +263,22 @@ impl Default for RetentionConfig {
     }
 }
 
+/// Where events are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The embedded store file in `server.data_dir`.
+    #[default]
+    Redb,
+    /// A ClickHouse server or cluster (`[clickhouse]`).
+    ClickHouse,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// "redb" (default) or "clickhouse".
+    pub backend: StoreBackend,
     /// redb page cache in MiB.
     pub cache_mb: usize,
     /// Batches that may wait for the writer before ingest answers 503.
@@ -282,6 +298,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            backend: StoreBackend::Redb,
             cache_mb: 64,
             queue_capacity: 10_000,
             max_batch: 1024,
@@ -496,6 +513,7 @@ impl Config {
             }
         }
         self.listen_addr()?;
+        self.validate_clickhouse()?;
         self.referrer_spam
             .validate()
             .map_err(|(i, e)| invalid(format!("referrer_spam.extra_hosts[{i}]"), e.to_string()))?;
@@ -831,6 +849,33 @@ impl Config {
                 ),
             )
         })
+    }
+
+    /// `[clickhouse]` is checked whenever it is present; with
+    /// `store.backend = "clickhouse"`, settings that backend cannot serve
+    /// yet are refused by name.
+    fn validate_clickhouse(&self) -> Result<(), ConfigError> {
+        self.clickhouse
+            .validate()
+            .map_err(|(key, problem)| invalid(key, problem))?;
+        if self.store.backend != StoreBackend::ClickHouse {
+            return Ok(());
+        }
+        if self.retention.vacuum_after_sweep {
+            return Err(invalid(
+                "retention.vacuum_after_sweep",
+                "must be false with store.backend = \"clickhouse\" (ClickHouse deletes dropped \
+                 partitions' files itself after the server's merge_tree.old_parts_lifetime)",
+            ));
+        }
+        if self.retention.free_text_min_visitors > 0 {
+            return Err(invalid(
+                "retention.free_text_min_visitors",
+                "must be 0 with store.backend = \"clickhouse\" (counting free text by visitors \
+                 is not built for that backend yet)",
+            ));
+        }
+        Ok(())
     }
 
     /// Each per-minute limit needs a burst that lets the largest single
