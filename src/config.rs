@@ -1163,6 +1163,48 @@ hostnames = ["localhost"]
     }
 
     #[test]
+    fn clickhouse_backend_keys_are_checked_by_name() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Redb);
+        let ch = "[store]\nbackend = \"clickhouse\"\n[retention]\nvacuum_after_sweep = false\n";
+        let c = Config::parse(&format!(
+            "{ch}[clickhouse]\nurls = [\"http://10.0.0.1:8123\", \"http://10.0.0.2:8123\"]\n\
+             cluster = \"analytics\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.store.backend, StoreBackend::ClickHouse);
+        assert_eq!(c.clickhouse.urls.len(), 2);
+        assert_eq!(c.clickhouse.database, "sparsam");
+        assert_eq!(c.clickhouse.batch_rows, 50_000);
+        let e = err(&format!("[store]\nbackend = \"postgres\"\n{MINIMAL}"));
+        assert!(e.contains("store.backend"), "{e}");
+        let e = err(&format!("[store]\nbackend = \"clickhouse\"\n{MINIMAL}"));
+        assert!(e.contains("retention.vacuum_after_sweep"), "{e}");
+        let e = err(&format!("{ch}free_text_min_visitors = 10\n{MINIMAL}"));
+        assert!(e.contains("retention.free_text_min_visitors"), "{e}");
+        for (key, text) in [
+            ("clickhouse.urls", "urls = []"),
+            (
+                "clickhouse.urls[1]",
+                "urls = [\"http://a:8123\", \"a:8123\"]",
+            ),
+            ("clickhouse.urls[0]", "urls = [\"http://a:8123/?user=x\"]"),
+            ("clickhouse.database", "database = \"a-b\""),
+            ("clickhouse.cluster", "cluster = \"x y\""),
+            ("clickhouse.batch_rows", "batch_rows = 0"),
+            ("clickhouse.flush_ms", "flush_ms = 1"),
+            ("clickhouse.spool_max_mb", "spool_max_mb = 0"),
+            ("clickhouse.uls", "uls = []"),
+        ] {
+            let e = err(&format!("{ch}[clickhouse]\n{text}\n{MINIMAL}"));
+            assert!(
+                e.contains(key.rsplit('.').next().unwrap()) && e.contains("clickhouse"),
+                "{key}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn shipped_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sparsam.toml");
         Config::load(&path).unwrap();
