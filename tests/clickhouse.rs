@@ -303,8 +303,25 @@ fn outage_and_collector_restart_lose_nothing_acknowledged() {
     assert_eq!(storage.event_count().unwrap(), 120);
     assert_eq!(storage.days().unwrap(), vec![(day, 120)]);
 
+    // a plain MergeTree does not deduplicate: a batch replayed after it
+    // landed is recognised by its insert id and not inserted again
+    drop(storage);
+    let replay = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&replay.path().join("clickhouse-spool"), 1 << 30).unwrap();
+    let mut body = Vec::new();
+    for e in &events_on(TODAY_NOON, 500..510) {
+        rows::push_row(&mut body, e, 0xbeef);
+    }
+    for _ in 0..2 {
+        spool.put(0xbeef, day, 10, &body).unwrap();
+        let replayer = ClickHouseStorage::open(&options(&set, "", replay.path())).unwrap();
+        wait_sent(&replayer);
+    }
+    let storage = ClickHouseStorage::open(&options(&set, "", data.path())).unwrap();
+    assert_eq!(storage.event_count().unwrap(), 130);
+
     // a single server's partitions go the same way
-    assert_eq!(storage.drop_day(day).unwrap(), 120);
+    assert_eq!(storage.drop_day(day).unwrap(), 130);
     assert_eq!(storage.event_count().unwrap(), 0);
     assert_eq!(storage.oldest_event_ms().unwrap(), None);
 }
