@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the
 # tests need (Chromium + ChromeDriver, Node packages for the protocol and
-# browser tests), checks formatting and lints, then runs every test.
+# browser tests, ClickHouse and ZooKeeper for the ClickHouse backend),
+# checks formatting and lints, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,10 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v prlimit >/dev/null || need_apt+=(util-linux)   # disk-full test (tests/crash.rs)
+# ClickHouse backend tests (tests/clickhouse.rs): a cluster started by hand
+command -v clickhouse-server >/dev/null || need_apt+=(clickhouse-server)
+command -v clickhouse-client >/dev/null || need_apt+=(clickhouse-client)
+[ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   $SUDO apt-get update -qq

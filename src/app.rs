@@ -16,7 +16,7 @@ use actix_web::{web, App, HttpServer};
 use chrono::Utc;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, StoreBackend};
 use crate::enrich::device::{DeviceDetector, DeviceError};
 use crate::http::{self, AppState};
 use crate::ingest::Pipeline;
@@ -65,6 +65,8 @@ pub enum StartError {
     },
     #[error("clock: {0}")]
     Clock(#[from] crate::clock::ClockError),
+    #[error("ClickHouse store: {0}")]
+    ClickHouse(#[from] crate::storage::clickhouse::OpenError),
 }
 
 /// The process-wide Prometheus recorder (the `metrics` facade has one
@@ -87,6 +89,11 @@ pub fn metrics_handle() -> Result<PrometheusHandle, StartError> {
 /// visitor hashes, which are for the collector's eyes only. Starts the
 /// store's writer.
 pub fn open_storage(config: &Config) -> Result<Arc<RedbStorage>, StartError> {
+    if config.store.backend != StoreBackend::Redb {
+        return Err(StartError::Store(StorageError::Rejected(
+            "this command works on the embedded store only (store.backend = \"redb\")".into(),
+        )));
+    }
     let dir = &config.server.data_dir;
     let data_dir_error = |source| StartError::DataDir {
         path: dir.clone(),
@@ -107,6 +114,24 @@ pub fn open_storage(config: &Config) -> Result<Arc<RedbStorage>, StartError> {
     let storage = RedbStorage::open(&path, &store_options(config), writer_options(config))
         .map_err(|source| StartError::OpenStore { path, source })?;
     Ok(Arc::new(storage))
+}
+
+/// Opens the backend `store.backend` names: the embedded store, or the
+/// ClickHouse backend (its spool and the visitor salt stay in
+/// `server.data_dir`, created 0700 like the store's).
+pub fn open_backend(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
+    match config.store.backend {
+        StoreBackend::Redb => Ok(open_storage(config)?),
+        StoreBackend::ClickHouse => {
+            private_dir(&config.server.data_dir).map_err(|source| StartError::DataDir {
+                path: config.server.data_dir.clone(),
+                source,
+            })?;
+            Ok(Arc::new(crate::storage::clickhouse::open_from_config(
+                config,
+            )?))
+        }
+    }
 }
 
 /// Store settings from the config.
@@ -153,7 +178,7 @@ pub fn writer_options(config: &Config) -> WriterOptions {
         max_batch: config.store.max_batch,
         max_engaged_ms: config.server.max_engaged_seconds.saturating_mul(1000),
         discard_events: crate::store::writer::discard_events_from_env(
-            config.listen_addr().is_ok_and(|a| a.ip().is_loopback()),
+            config.server.listen.ip().is_loopback(),
         ),
         site_timezones: config
             .sites
@@ -191,7 +216,7 @@ impl Application {
             DeviceDetector::with_rules_dir(ua_cache, rules_dir.as_deref())
         });
         let metrics = metrics_handle()?;
-        let storage: Arc<dyn Storage> = open_storage(&config)?;
+        let storage: Arc<dyn Storage> = open_backend(&config)?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store open"

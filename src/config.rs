@@ -63,6 +63,9 @@ pub struct Config {
     pub demo: Option<DemoConfig>,
     #[serde(default)]
     pub device: DeviceConfig,
+    /// `[clickhouse]`: used when `store.backend = "clickhouse"`.
+    #[serde(default)]
+    pub clickhouse: crate::storage::clickhouse::settings::ClickHouseConfig,
 }
 
 /// `[device]`: device detection.
@@ -293,9 +296,22 @@ impl Default for RetentionConfig {
     }
 }
 
+/// Where events are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The embedded store file in `server.data_dir`.
+    #[default]
+    Redb,
+    /// A ClickHouse server or cluster (`[clickhouse]`).
+    ClickHouse,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
+    /// "redb" (default) or "clickhouse".
+    pub backend: StoreBackend,
     /// redb page cache in MiB.
     pub cache_mb: usize,
     /// Batches that may wait for the writer before ingest answers 503.
@@ -315,6 +331,7 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            backend: StoreBackend::Redb,
             cache_mb: 64,
             queue_capacity: 10_000,
             max_batch: 1024,
@@ -617,6 +634,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_clickhouse()?;
         self.referrer_spam
             .validate()
             .map_err(|(i, e)| invalid(format!("referrer_spam.extra_hosts[{i}]"), e.to_string()))?;
@@ -870,6 +888,33 @@ impl Config {
             return Err(invalid(
                 "server.metrics_listen",
                 "must differ from server.listen",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `[clickhouse]` is checked whenever it is present; with
+    /// `store.backend = "clickhouse"`, settings that backend cannot serve
+    /// yet are refused by name.
+    fn validate_clickhouse(&self) -> Result<(), ConfigError> {
+        self.clickhouse
+            .validate()
+            .map_err(|(key, problem)| invalid(key, problem))?;
+        if self.store.backend != StoreBackend::ClickHouse {
+            return Ok(());
+        }
+        if self.retention.vacuum_after_sweep {
+            return Err(invalid(
+                "retention.vacuum_after_sweep",
+                "must be false with store.backend = \"clickhouse\" (ClickHouse deletes dropped \
+                 partitions' files itself after the server's merge_tree.old_parts_lifetime)",
+            ));
+        }
+        if self.retention.free_text_min_visitors > 0 {
+            return Err(invalid(
+                "retention.free_text_min_visitors",
+                "must be 0 with store.backend = \"clickhouse\" (counting free text by visitors \
+                 is not built for that backend yet)",
             ));
         }
         Ok(())
@@ -1328,6 +1373,48 @@ hostnames = ["localhost"]
         }
         let e = err(&site("[[sites.goals]]\nname = \"g\"\nevnt = \"signup\""));
         assert!(e.contains("evnt"), "{e}");
+    }
+
+    #[test]
+    fn clickhouse_backend_keys_are_checked_by_name() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Redb);
+        let ch = "[store]\nbackend = \"clickhouse\"\n[retention]\nvacuum_after_sweep = false\n";
+        let c = Config::parse(&format!(
+            "{ch}[clickhouse]\nurls = [\"http://10.0.0.1:8123\", \"http://10.0.0.2:8123\"]\n\
+             cluster = \"analytics\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(c.store.backend, StoreBackend::ClickHouse);
+        assert_eq!(c.clickhouse.urls.len(), 2);
+        assert_eq!(c.clickhouse.database, "sparsam");
+        assert_eq!(c.clickhouse.batch_rows, 50_000);
+        let e = err(&format!("[store]\nbackend = \"postgres\"\n{MINIMAL}"));
+        assert!(e.contains("store.backend"), "{e}");
+        let e = err(&format!("[store]\nbackend = \"clickhouse\"\n{MINIMAL}"));
+        assert!(e.contains("retention.vacuum_after_sweep"), "{e}");
+        let e = err(&format!("{ch}free_text_min_visitors = 10\n{MINIMAL}"));
+        assert!(e.contains("retention.free_text_min_visitors"), "{e}");
+        for (key, text) in [
+            ("clickhouse.urls", "urls = []"),
+            (
+                "clickhouse.urls[1]",
+                "urls = [\"http://a:8123\", \"a:8123\"]",
+            ),
+            ("clickhouse.urls[0]", "urls = [\"http://a:8123/?user=x\"]"),
+            ("clickhouse.database", "database = \"a-b\""),
+            ("clickhouse.cluster", "cluster = \"x y\""),
+            ("clickhouse.batch_rows", "batch_rows = 0"),
+            ("clickhouse.flush_ms", "flush_ms = 1"),
+            ("clickhouse.spool_max_mb", "spool_max_mb = 0"),
+            ("clickhouse.uls", "uls = []"),
+        ] {
+            let e = err(&format!("{ch}[clickhouse]\n{text}\n{MINIMAL}"));
+            assert!(
+                e.contains(key.rsplit('.').next().unwrap()) && e.contains("clickhouse"),
+                "{key}: {e}"
+            );
+        }
     }
 
     #[test]

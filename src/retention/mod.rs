@@ -40,6 +40,13 @@ pub enum RetentionError {
 /// Opens the store directly (for the CLI), refusing clearly when a server
 /// holds its lock.
 pub fn open_store_direct(config: &Config) -> Result<RedbStorage, RetentionError> {
+    if config.store.backend != crate::config::StoreBackend::Redb {
+        return Err(RetentionError::Store(StorageError::Rejected(
+            "this command works on the embedded store only (store.backend = \"redb\"); \
+             with ClickHouse the running collectors sweep and GET /api/v1/audit reports"
+                .into(),
+        )));
+    }
     std::fs::create_dir_all(&config.server.data_dir).map_err(RetentionError::DataDir)?;
     let path = config.store_path();
     RedbStorage::open(

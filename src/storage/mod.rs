@@ -25,6 +25,7 @@
 //! 400); everything else is an internal failure (500, logged), never blamed
 //! on the client.
 
+pub mod clickhouse;
 pub mod redb;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
