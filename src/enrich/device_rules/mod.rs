@@ -265,6 +265,11 @@ impl Detector {
         self.files.compile_all()
     }
 
+    /// The parsed rule files (for measurements and warm-up).
+    pub fn files(&self) -> &RuleFiles {
+        &self.files
+    }
+
     pub fn tables(&self) -> &Tables {
         &self.tables
     }

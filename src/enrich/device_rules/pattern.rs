@@ -15,6 +15,19 @@
 //! automata. Both engines prefer alternatives left to right, as PCRE does,
 //! so groups capture the same text.
 //!
+//! A rule that is only ever searched at positions the literal prefilter
+//! named (anchored) is a bare Thompson NFA run by the bounded backtracker
+//! (the PikeVM when a large NFA meets a long user agent), not a
+//! `meta::Regex`: a meta regex also builds a reverse NFA, a literal
+//! prefilter and a lazy DFA with its own cache per regex, which for
+//! 20,000 rules came to ~375 MB compiled and ~620 MB once the caches had
+//! grown, against ~35 MB for the NFAs alone. The backtracker's scratch
+//! space is one cache per thread, shared by every rule (its cache is not
+//! tied to one regex). Rules searched unanchored (no prefix literal, and
+//! the helper patterns) keep a `meta::Regex`, whose prefilter and lazy DFA
+//! make a miss cheap where a backtracker would try every start position;
+//! its lazy DFA cache is bounded ([`META_DFA_CACHE`]).
+//!
 //! First-match lists: trying thousands of rules one by one would cost
 //! milliseconds per user agent. Each rule's literal prefixes (or suffixes)
 //! are extracted once with `regex-syntax`; one Aho-Corasick scan of the
@@ -27,12 +40,16 @@
 //! Each regex is compiled on first use, so start-up pays only for parsing
 //! the rule files and extracting literals.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex_automata::meta::Regex;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_automata::nfa::thompson::backtrack::{self, BoundedBacktracker};
+use regex_automata::nfa::thompson::pikevm::PikeVM;
+use regex_automata::nfa::thompson::{self, NFA};
+use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
-use regex_automata::Input;
+use regex_automata::{meta, Anchored, Input};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 /// DeviceDetector's left boundary for every rule.
@@ -58,13 +75,147 @@ impl<'h> Groups<'h> {
     }
 }
 
+/// Lazy DFA cache bound per unanchored rule (regex-automata's default is
+/// 2 MiB each for the forward and the reverse DFA).
+const META_DFA_CACHE: usize = 256 * 1024;
+
+/// Capture slots of groups 0..=3 (start and end each).
+const SLOTS: usize = 2 * (GROUPS + 1);
+
+thread_local! {
+    /// The backtracker's scratch space (visited set and stack), shared by
+    /// every rule on this thread: its size follows the largest search
+    /// made, at most the backtracker's visited capacity (256 KiB).
+    static BACKTRACK_CACHE: RefCell<Option<backtrack::Cache>> = const { RefCell::new(None) };
+}
+
+/// One rule on `regex-automata`: its NFA, searched by the bounded
+/// backtracker, or by the PikeVM when NFA × haystack exceed the
+/// backtracker's visited capacity. Both share the one NFA.
+struct Automaton {
+    backtrack: BoundedBacktracker,
+    pikevm: PikeVM,
+}
+
+impl Automaton {
+    fn new(pattern: &str) -> Result<Automaton, String> {
+        let nfa = NFA::compiler()
+            .syntax(
+                syntax::Config::new()
+                    .unicode(false)
+                    .utf8(false)
+                    .case_insensitive(true),
+            )
+            // byte regexes: no UTF-8 rules for empty matches
+            .configure(thompson::Config::new().utf8(false))
+            .build(pattern)
+            .map_err(|e| e.to_string())?;
+        let backtrack = BoundedBacktracker::builder()
+            .build_from_nfa(nfa.clone())
+            .map_err(|e| e.to_string())?;
+        let pikevm = PikeVM::builder()
+            .build_from_nfa(nfa)
+            .map_err(|e| e.to_string())?;
+        Ok(Automaton { backtrack, pikevm })
+    }
+
+    /// Searches `input`, filling `slots` (as many as given: none for a
+    /// yes/no answer); true on a match.
+    fn search(&self, input: &Input<'_>, slots: &mut [Option<NonMaxUsize>]) -> bool {
+        let found = BACKTRACK_CACHE.with(|cell| {
+            let Ok(mut guard) = cell.try_borrow_mut() else {
+                return None;
+            };
+            let cache = guard.get_or_insert_with(|| self.backtrack.create_cache());
+            cache.reset(&self.backtrack);
+            self.backtrack.try_search_slots(cache, input, slots).ok()
+        });
+        match found {
+            Some(found) => found.is_some(),
+            // the haystack is too long for this NFA's backtracker
+            None => {
+                let mut cache = self.pikevm.create_cache();
+                self.pikevm.search_slots(&mut cache, input, slots).is_some()
+            }
+        }
+    }
+
+    fn is_match(&self, hay: &str) -> bool {
+        self.search(&Input::new(hay).earliest(true), &mut [])
+    }
+
+    /// Start of the leftmost match in `input`.
+    fn find_start(&self, input: &Input<'_>) -> Option<usize> {
+        let mut slots = [None; 2];
+        self.search(input, &mut slots)
+            .then(|| slots[0].map(NonMaxUsize::get))
+            .flatten()
+    }
+}
+
+/// A rule searched unanchored: a `meta::Regex` without the engines that
+/// cost memory per regex and do not pay here (full DFA, one-pass DFA).
+fn meta_regex(pattern: &str) -> Result<meta::Regex, String> {
+    meta::Regex::builder()
+        .configure(
+            meta::Regex::config()
+                .dfa(false)
+                .onepass(false)
+                .hybrid_cache_capacity(META_DFA_CACHE),
+        )
+        .syntax(
+            syntax::Config::new()
+                .unicode(false)
+                .utf8(false)
+                .case_insensitive(true),
+        )
+        .build(pattern)
+        .map_err(|e| e.to_string())
+}
+
+enum Engine {
+    Backtrack(Automaton),
+    Meta(meta::Regex),
+}
+
+impl Engine {
+    fn new(pattern: &str, anchored_only: bool) -> Result<Engine, String> {
+        if anchored_only {
+            Automaton::new(pattern).map(Engine::Backtrack)
+        } else {
+            meta_regex(pattern).map(Engine::Meta)
+        }
+    }
+
+    fn is_match(&self, hay: &str) -> bool {
+        match self {
+            Engine::Backtrack(re) => re.is_match(hay),
+            Engine::Meta(re) => re.is_match(Input::new(hay)),
+        }
+    }
+
+    fn search(&self, input: &Input<'_>, slots: &mut [Option<NonMaxUsize>]) -> bool {
+        match self {
+            Engine::Backtrack(re) => re.search(input, slots),
+            Engine::Meta(re) => re.search_slots(input, slots).is_some(),
+        }
+    }
+
+    fn find_start(&self, input: &Input<'_>) -> Option<usize> {
+        match self {
+            Engine::Backtrack(re) => re.find_start(input),
+            Engine::Meta(re) => re.find(input.clone()).map(|m| m.start()),
+        }
+    }
+}
+
 enum Compiled {
-    Automata(Regex),
+    Automata(Engine),
     /// A backtracking regex, behind a quick check: the rule without its
     /// lookarounds, on the automata, matches wherever the rule does, so the
     /// slow engine runs only where the quick one matched, and from there.
     Fancy {
-        superset: Option<Regex>,
+        superset: Option<Engine>,
         fancy: fancy_regex::Regex,
     },
     /// Neither engine takes it; it never matches (counted at load time).
@@ -77,6 +228,9 @@ pub struct Pattern {
     /// Wrap with DeviceDetector's boundary (rules) or use as is (helpers
     /// that DeviceDetector also runs unwrapped).
     bounded: bool,
+    /// Only searched at a given start (its list's prefilter names the
+    /// positions): a backtracker suffices.
+    anchored_only: bool,
     compiled: OnceLock<Compiled>,
 }
 
@@ -92,6 +246,7 @@ impl Pattern {
         Pattern {
             source: source.into(),
             bounded: true,
+            anchored_only: false,
             compiled: OnceLock::new(),
         }
     }
@@ -101,6 +256,7 @@ impl Pattern {
         Pattern {
             source: source.into(),
             bounded: false,
+            anchored_only: false,
             compiled: OnceLock::new(),
         }
     }
@@ -121,7 +277,7 @@ impl Pattern {
     fn compiled(&self) -> &Compiled {
         self.compiled.get_or_init(|| {
             let full = self.full();
-            if let Ok(re) = compile_automata(&full) {
+            if let Ok(re) = Engine::new(&full, self.anchored_only) {
                 return Compiled::Automata(re);
             }
             match fancy_regex::RegexBuilder::new(&format!("(?i){full}"))
@@ -136,7 +292,7 @@ impl Pattern {
                         stripped
                     };
                     Compiled::Fancy {
-                        superset: compile_automata(&superset).ok(),
+                        superset: Engine::new(&superset, self.anchored_only).ok(),
                         fancy,
                     }
                 }
@@ -156,7 +312,7 @@ impl Pattern {
     /// True when the pattern matches somewhere in `hay`.
     pub fn is_match(&self, hay: &str) -> bool {
         match self.compiled() {
-            Compiled::Automata(re) => re.is_match(Input::new(hay)),
+            Compiled::Automata(re) => re.is_match(hay),
             Compiled::Fancy { .. } => self.captures(hay).is_some(),
             Compiled::Broken => false,
         }
@@ -175,28 +331,26 @@ impl Pattern {
 
     fn captures_from<'h>(&self, hay: &'h str, anchor: Option<usize>) -> Option<Groups<'h>> {
         let input = |re_hay: &'h str| match anchor {
-            Some(at) => Input::new(re_hay)
-                .range(at..)
-                .anchored(regex_automata::Anchored::Yes),
+            Some(at) => Input::new(re_hay).range(at..).anchored(Anchored::Yes),
             None => Input::new(re_hay),
         };
         let mut out = Groups::default();
         match self.compiled() {
             Compiled::Automata(re) => {
-                let mut caps = re.create_captures();
-                re.captures(input(hay), &mut caps);
-                if !caps.is_match() {
+                let mut slots = [None; SLOTS];
+                if !re.search(&input(hay), &mut slots) {
                     return None;
                 }
-                for (i, slot) in out.groups.iter_mut().enumerate() {
-                    if let Some(span) = caps.get_group(i + 1) {
-                        *slot = hay.get(span.range()).unwrap_or("");
+                for (group, text) in out.groups.iter_mut().enumerate() {
+                    let (start, end) = (slots[2 * group + 2], slots[2 * group + 3]);
+                    if let (Some(start), Some(end)) = (start, end) {
+                        *text = hay.get(start.get()..end.get()).unwrap_or("");
                     }
                 }
             }
             Compiled::Fancy { superset, fancy } => {
                 let from = match (superset, anchor) {
-                    (Some(quick), _) => quick.find(input(hay))?.start(),
+                    (Some(quick), _) => quick.find_start(&input(hay))?,
                     (None, Some(at)) => at,
                     (None, None) => 0,
                 };
@@ -214,21 +368,6 @@ impl Pattern {
         }
         Some(out)
     }
-}
-
-fn compile_automata(pattern: &str) -> Result<Regex, String> {
-    Regex::builder()
-        // the lazy DFA serves these short haystacks; a full DFA per rule
-        // would cost start-up time and memory
-        .configure(Regex::config().dfa(false))
-        .syntax(
-            syntax::Config::new()
-                .unicode(false)
-                .utf8(false)
-                .case_insensitive(true),
-        )
-        .build(pattern)
-        .map_err(|e| e.to_string())
 }
 
 /// Removes zero-width lookaround groups (`(?=`, `(?!`, `(?<=`, `(?<!`) so
@@ -397,6 +536,10 @@ impl FirstMatch {
         let prefilter = (!literals.is_empty())
             .then(|| {
                 AhoCorasickBuilder::new()
+                    // a contiguous NFA: the automatic choice takes a DFA
+                    // for small literal sets, which for ~1,900 brands'
+                    // model tables costs tens of MB
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
                     .build(&literals)
@@ -407,6 +550,10 @@ impl FirstMatch {
             // cannot happen for these sizes; stay correct if it does
             always = (0..patterns.len() as u32).collect();
             prefix = vec![false; patterns.len()];
+        }
+        let mut patterns = patterns;
+        for (pattern, is_prefix) in patterns.iter_mut().zip(&prefix) {
+            pattern.anchored_only = *is_prefix;
         }
         FirstMatch {
             patterns,

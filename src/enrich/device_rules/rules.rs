@@ -272,7 +272,9 @@ impl BrandRule {
         list.first(ua).map(|(i, g)| (&self.models_src[i].1, g))
     }
 
-    fn compile_all(&self) -> usize {
+    /// Builds the model table now (what the first user agent of this
+    /// brand pays otherwise); returns how many model rules do not compile.
+    pub fn compile_models(&self) -> usize {
         if self.models_src.is_empty() {
             return 0;
         }
@@ -542,6 +544,28 @@ impl RuleFiles {
     /// Compiles every regex now (start-up measurement, warm-up); returns
     /// how many rules neither engine compiles.
     pub fn compile_all(&self) -> usize {
+        self.compile_lists() + self.brands().map(BrandRule::compile_models).sum::<usize>()
+    }
+
+    /// The brands of every device file (each with its model table).
+    pub fn brands(&self) -> impl Iterator<Item = &BrandRule> {
+        [
+            &self.televisions,
+            &self.shell_tv,
+            &self.notebooks,
+            &self.consoles,
+            &self.car_browsers,
+            &self.cameras,
+            &self.portable_media_players,
+            &self.mobiles,
+        ]
+        .into_iter()
+        .flat_map(|d| d.brands.iter())
+    }
+
+    /// Compiles every rule except the brands' model tables (those build
+    /// when their brand first matches); returns how many do not compile.
+    pub fn compile_lists(&self) -> usize {
         let named = [
             &self.bots,
             &self.oss,
@@ -575,7 +599,6 @@ impl RuleFiles {
         }
         for d in devices {
             broken += d.list.compile_all();
-            broken += d.brands.iter().map(BrandRule::compile_all).sum::<usize>();
         }
         broken
     }
