@@ -26,6 +26,7 @@
 //! on the client.
 
 pub mod clickhouse;
+pub mod migrate;
 pub mod redb;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
