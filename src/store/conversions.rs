@@ -103,11 +103,7 @@ struct DayJudge<'q> {
 }
 
 impl<'q> DayJudge<'q> {
-    fn verdict(
-        &mut self,
-        page: Option<&str>,
-        event: Option<(&str, &[(String, String)])>,
-    ) -> u32 {
+    fn verdict(&mut self, page: Option<&str>, event: Option<(&str, &[(String, String)])>) -> u32 {
         let meets = |c: &Condition| match (page, event) {
             (Some(path), _) => c.matches_page(path),
             (None, Some((name, props))) => c.matches_event(name, props),
@@ -559,7 +555,10 @@ mod tests {
         steps: &[(String, Condition)],
     ) -> Conversions {
         let mut by_visitor: BTreeMap<u64, Vec<&Event>> = BTreeMap::new();
-        for e in events.iter().filter(|e| e.ts_ms >= from_ms && e.ts_ms < to_ms) {
+        for e in events
+            .iter()
+            .filter(|e| e.ts_ms >= from_ms && e.ts_ms < to_ms)
+        {
             by_visitor.entry(e.visitor).or_default().push(e);
         }
         let mut visits: Vec<Vec<&Event>> = Vec::new();
@@ -697,7 +696,10 @@ mod tests {
         let start = 20_000 * MS_PER_DAY;
         let ranges = [
             (start - MS_PER_DAY, start + 5 * MS_PER_DAY),
-            (start + MS_PER_DAY / 2, start + 2 * MS_PER_DAY + 7 * MS_PER_HOUR),
+            (
+                start + MS_PER_DAY / 2,
+                start + 2 * MS_PER_DAY + 7 * MS_PER_HOUR,
+            ),
         ];
         let mut converted = 0;
         let mut finished_funnels = 0;
@@ -726,7 +728,10 @@ mod tests {
                         };
                         let want = reference(&events, range, filters, goals, &funnel.steps);
                         let got = conversions(&store, &query).unwrap();
-                        assert_eq!(got, want, "seed {seed}, range {range:?}, filters {filters:?}");
+                        assert_eq!(
+                            got, want,
+                            "seed {seed}, range {range:?}, filters {filters:?}"
+                        );
                         converted += want.goals.iter().filter(|g| g.conversions > 0).count();
                         finished_funnels += want.funnel[2];
                     }

@@ -306,9 +306,9 @@ pub(crate) fn days_in_parallel<S, T: Send>(
         }
         let mut outcome = Ok(());
         for i in 0..days.len() {
-            let next = receivers[i % workers].recv().unwrap_or_else(|_| {
-                Err(StoreError::Decode("a scan thread stopped early".into()))
-            });
+            let next = receivers[i % workers]
+                .recv()
+                .unwrap_or_else(|_| Err(StoreError::Decode("a scan thread stopped early".into())));
             if let Err(e) = next.and_then(&mut consume) {
                 outcome = Err(e);
                 break;
