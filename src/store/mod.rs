@@ -408,57 +408,77 @@ impl Snapshot {
         cols: Cols,
         mut f: impl FnMut(DayEvents) -> Result<ControlFlow<()>, StoreError>,
     ) -> Result<(), StoreError> {
-        if from_ms >= to_ms {
-            return Ok(());
-        }
-        let first = schema::utc_day(from_ms);
-        let last = schema::utc_day(to_ms - 1);
-        for day in day_tables(&self.txn)? {
-            if day < first || day > last {
-                continue;
-            }
-            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
-            let t = self.txn.open_table(schema::events_table(&name))?;
-            let mut out = DayEvents {
-                day,
-                ..DayEvents::default()
-            };
-            for row in t.range::<schema::BlockKey>((site, 0)..=(site, u32::MAX))? {
-                let (k, v) = row?;
-                let no = k.value().1;
-                let block = codec::decode_block(v.value(), cols)?;
-                if cols.has(Col::Visitor) {
-                    if block.first_visitor as usize != out.visitor_hashes.len() {
-                        return Err(StoreError::Decode(format!(
-                            "event block {no} of {name} does not continue the visitor numbering"
-                        )));
-                    }
-                    out.visitor_hashes.extend_from_slice(&block.new_visitors);
-                }
-                if cols.has(Col::Pageview) {
-                    if block.first_pageview as usize != out.pageview_ids.len() {
-                        return Err(StoreError::Decode(format!(
-                            "event block {no} of {name} does not continue the page-view numbering"
-                        )));
-                    }
-                    out.pageview_ids.extend_from_slice(&block.new_pageviews);
-                }
-                let base = no.checked_shl(codec::SEQ_INDEX_BITS).unwrap_or(u32::MAX);
-                for (i, e) in block.events.iter().enumerate() {
-                    if e.ts_ms >= from_ms && e.ts_ms < to_ms {
-                        if cols.has(Col::Ip) {
-                            out.ips.push(block.ips[usize::from(e.ip)].clone());
-                        }
-                        out.events.push(*e);
-                        out.seqs.push(base | i as u32);
-                    }
-                }
-            }
-            if f(out)?.is_break() {
+        for day in self.days_between(from_ms, to_ms)? {
+            if f(self.scan_day(site, day, from_ms, to_ms, cols)?)?.is_break() {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// UTC days with a raw event partition that `[from_ms, to_ms)`
+    /// touches, oldest first.
+    pub fn days_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<NaiveDate>, StoreError> {
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        let first = schema::utc_day(from_ms);
+        let last = schema::utc_day(to_ms - 1);
+        let mut days = day_tables(&self.txn)?;
+        days.retain(|d| *d >= first && *d <= last);
+        Ok(days)
+    }
+
+    /// The raw events of `site` in partition `day` that fall in
+    /// `[from_ms, to_ms)`, decoded as [`Snapshot::scan_days`] does. Days
+    /// are independent of each other, so several threads may each decode
+    /// their own.
+    pub fn scan_day(
+        &self,
+        site: &str,
+        day: NaiveDate,
+        from_ms: i64,
+        to_ms: i64,
+        cols: Cols,
+    ) -> Result<DayEvents, StoreError> {
+        let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
+        let t = self.txn.open_table(schema::events_table(&name))?;
+        let mut out = DayEvents {
+            day,
+            ..DayEvents::default()
+        };
+        for row in t.range::<schema::BlockKey>((site, 0)..=(site, u32::MAX))? {
+            let (k, v) = row?;
+            let no = k.value().1;
+            let block = codec::decode_block(v.value(), cols)?;
+            if cols.has(Col::Visitor) {
+                if block.first_visitor as usize != out.visitor_hashes.len() {
+                    return Err(StoreError::Decode(format!(
+                        "event block {no} of {name} does not continue the visitor numbering"
+                    )));
+                }
+                out.visitor_hashes.extend_from_slice(&block.new_visitors);
+            }
+            if cols.has(Col::Pageview) {
+                if block.first_pageview as usize != out.pageview_ids.len() {
+                    return Err(StoreError::Decode(format!(
+                        "event block {no} of {name} does not continue the page-view numbering"
+                    )));
+                }
+                out.pageview_ids.extend_from_slice(&block.new_pageviews);
+            }
+            let base = no.checked_shl(codec::SEQ_INDEX_BITS).unwrap_or(u32::MAX);
+            for (i, e) in block.events.iter().enumerate() {
+                if e.ts_ms >= from_ms && e.ts_ms < to_ms {
+                    if cols.has(Col::Ip) {
+                        out.ips.push(block.ips[usize::from(e.ip)].clone());
+                    }
+                    out.events.push(*e);
+                    out.seqs.push(base | i as u32);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -253,6 +253,78 @@ fn columns_for(filters: &[Filter], counting: Counting) -> Cols {
     }
 }
 
+/// Threads that decode and prepare days for a scan that spreads its days
+/// over the machine's cores (at least one, at most four).
+pub(crate) fn day_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+}
+
+/// Decodes the days of `site` in `[from_ms, to_ms)` (only `cols`) on
+/// `workers` threads, day `i` on thread `i % workers`, each running
+/// `prepare` over its days with a state of its own made by `init` (say, a
+/// resolver and its verdict caches); `consume` gets the prepared days on
+/// the calling thread, oldest first. Preparing is what can be done per
+/// day on its own; what links days (visits across midnight) stays with
+/// `consume`. Each thread keeps at most two days ahead of the consumer.
+pub(crate) fn days_in_parallel<S, T: Send>(
+    snap: &crate::store::Snapshot,
+    (site, from_ms, to_ms): (&str, i64, i64),
+    cols: Cols,
+    workers: usize,
+    init: impl Fn() -> Result<S, StoreError> + Sync,
+    prepare: impl Fn(&mut S, crate::store::DayEvents) -> Result<T, StoreError> + Sync,
+    mut consume: impl FnMut(T) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let days = snap.days_between(from_ms, to_ms)?;
+    let workers = workers.clamp(1, days.len().max(1));
+    let (init, prepare, days) = (&init, &prepare, &days);
+    std::thread::scope(|scope| {
+        let mut receivers = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, StoreError>>(2);
+            receivers.push(rx);
+            handles.push(scope.spawn(move || {
+                let mut state = match init() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                for &day in days.iter().skip(w).step_by(workers) {
+                    let prepared = snap
+                        .scan_day(site, day, from_ms, to_ms, cols)
+                        .and_then(|d| prepare(&mut state, d));
+                    let failed = prepared.is_err();
+                    // a send fails when the consumer stopped (it failed)
+                    if tx.send(prepared).is_err() || failed {
+                        return;
+                    }
+                }
+            }));
+        }
+        let mut outcome = Ok(());
+        for i in 0..days.len() {
+            let next = receivers[i % workers]
+                .recv()
+                .unwrap_or_else(|_| Err(StoreError::Decode("a scan thread stopped early".into())));
+            if let Err(e) = next.and_then(&mut consume) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        // the workers stop at their next send once nobody receives
+        drop(receivers);
+        for h in handles {
+            if h.join().is_err() && outcome.is_ok() {
+                outcome = Err(StoreError::Decode("scan thread panicked".into()));
+            }
+        }
+        outcome
+    })
+}
+
 /// Scans the query's raw events and counts what it asks for over the
 /// events that pass its filters.
 pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StoreError> {
