@@ -230,10 +230,12 @@ fn the_schema_walker_catches_what_it_should() {
         errs
     };
     type Edit<'a> = (&'a str, &'a dyn Fn(&mut Value));
-    let cases: [Edit; 8] = [
+    let cases: [Edit; 10] = [
         ("missing", &|v| {
             v.as_object_mut().unwrap().remove("visits");
         }),
+        ("null where the type has no null", &|v| v["visits"] = Value::Null),
+        ("null for an optional object", &|v| v["compare"] = Value::Null),
         ("type", &|v| v["pageviews"] = "2".into()),
         ("float for integer", &|v| v["visits"] = 1.5.into()),
         ("minimum", &|v| v["visits"] = (-1).into()),
@@ -255,8 +257,35 @@ fn the_schema_walker_catches_what_it_should() {
     assert_eq!(
         errs.len(),
         1,
-        "share above 1 and a nullable change: {errs:?}"
+        "share above 1 and a change that may be null (OpenAPI 3.1: \"null\" in its type list): {errs:?}"
     );
+
+    // A map's values are checked against `additionalProperties`, and a
+    // date-typed string field against its format.
+    let sweep = &doc["components"]["schemas"]["SweepReport"];
+    let report = serde_json::json!({
+        "dry_run": true, "cutoff_ms": 1, "rollup_cutoff_ms": null,
+        "partitions_dropped": ["2026-11-01"], "partition_trimmed": null,
+        "events_deleted": 0, "strings_deleted": 0, "rollup_rows_deleted": 0,
+        "free_text_before": "2026-11-01", "free_text_rows_expired": 0,
+        "free_text_expired_by_dimension": {"page": 2}, "free_text_rows_kept": 0,
+        "vacuumed": false
+    });
+    let mut errs = vec![];
+    validate(&doc, sweep, &report, "$", &mut errs);
+    assert!(errs.is_empty(), "{errs:?}");
+    for (name, edit) in [
+        ("map value of the wrong type", ("free_text_expired_by_dimension", serde_json::json!({"page": "2"}))),
+        ("date list", ("partitions_dropped", serde_json::json!(["yesterday"]))),
+        ("null or date", ("partition_trimmed", serde_json::json!("soon"))),
+        ("boolean", ("vacuumed", serde_json::json!(1))),
+    ] {
+        let mut v = report.clone();
+        v[edit.0] = edit.1;
+        let mut errs = vec![];
+        validate(&doc, sweep, &v, "$", &mut errs);
+        assert!(!errs.is_empty(), "the walker missed a {name} error");
+    }
 }
 
 /// One request and the single status it must get.
