@@ -184,7 +184,13 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<Str
         let extra = &schema["additionalProperties"];
         for (k, x) in o {
             if let Some(names) = schema.get("propertyNames") {
-                validate(doc, names, &Value::from(k.as_str()), &format!("{at}[key {k}]"), errs);
+                validate(
+                    doc,
+                    names,
+                    &Value::from(k.as_str()),
+                    &format!("{at}[key {k}]"),
+                    errs,
+                );
             }
             match props.and_then(|p| p.get(k)) {
                 Some(s) => validate(doc, s, x, &format!("{at}.{k}"), errs),
@@ -234,8 +240,12 @@ fn the_schema_walker_catches_what_it_should() {
         ("missing", &|v| {
             v.as_object_mut().unwrap().remove("visits");
         }),
-        ("null where the type has no null", &|v| v["visits"] = Value::Null),
-        ("null for an optional object", &|v| v["compare"] = Value::Null),
+        ("null where the type has no null", &|v| {
+            v["visits"] = Value::Null
+        }),
+        ("null for an optional object", &|v| {
+            v["compare"] = Value::Null
+        }),
         ("type", &|v| v["pageviews"] = "2".into()),
         ("float for integer", &|v| v["visits"] = 1.5.into()),
         ("minimum", &|v| v["visits"] = (-1).into()),
@@ -275,9 +285,21 @@ fn the_schema_walker_catches_what_it_should() {
     validate(&doc, sweep, &report, "$", &mut errs);
     assert!(errs.is_empty(), "{errs:?}");
     for (name, edit) in [
-        ("map value of the wrong type", ("free_text_expired_by_dimension", serde_json::json!({"page": "2"}))),
-        ("date list", ("partitions_dropped", serde_json::json!(["yesterday"]))),
-        ("null or date", ("partition_trimmed", serde_json::json!("soon"))),
+        (
+            "map value of the wrong type",
+            (
+                "free_text_expired_by_dimension",
+                serde_json::json!({"page": "2"}),
+            ),
+        ),
+        (
+            "date list",
+            ("partitions_dropped", serde_json::json!(["yesterday"])),
+        ),
+        (
+            "null or date",
+            ("partition_trimmed", serde_json::json!("soon")),
+        ),
         ("boolean", ("vacuumed", serde_json::json!(1))),
     ] {
         let mut v = report.clone();
@@ -320,7 +342,9 @@ fn openapi_document_matches_the_server() {
     let doc: Value = res.json().expect("openapi is JSON");
     assert_eq!(doc, spec(), "the server serves the generated document");
     assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")),
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
         "an OpenAPI 3.1 document: {}",
         doc["openapi"]
     );

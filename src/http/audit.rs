@@ -37,10 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 500, response = InternalError),
     )
 )]
-pub async fn audit(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn audit(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     authorize_admin(&req, &state.config)?;
     let (store, config) = (state.storage.clone(), state.config.clone());
     let mut view =

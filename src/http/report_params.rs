@@ -238,9 +238,7 @@ fn day(v: &str, name: &'static str) -> Result<Option<NaiveDate>, ApiError> {
     if v.is_empty() {
         return Ok(None);
     }
-    parse_day(v, name)
-        .map(Some)
-        .map_err(|e| bad(e.to_string()))
+    parse_day(v, name).map(Some).map_err(|e| bad(e.to_string()))
 }
 
 impl ReportQuery {
