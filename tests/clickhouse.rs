@@ -456,8 +456,22 @@ fn the_collector_ingests_into_clickhouse_and_reports_answer_500() {
         .send()
         .unwrap();
     assert_eq!(res.status(), 500);
+    // goals and funnels neither: the same 500, logged, not a 400 that
+    // would blame the request
+    for path in ["goals", "funnel"] {
+        let res = c
+            .get(server.url(&format!("/api/v1/sites/demo/{path}?period=today")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap();
+        assert_eq!(res.status(), 500, "{path}");
+    }
     let log = server.log();
     assert!(log.contains("not available with store.backend"), "{log}");
+    assert!(
+        log.contains("goal and funnel reports are not available"),
+        "{log}"
+    );
     let health = c.get(server.url("/healthz")).send().unwrap();
     assert_eq!(health.status(), 200);
 }
