@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use sparsam::model::Event;
 use sparsam::storage::clickhouse::settings::ClickHouseConfig;
 use sparsam::storage::clickhouse::spool::Spool;
-use sparsam::storage::clickhouse::{rows, ClickHouseStorage, OpenOptions};
+use sparsam::storage::clickhouse::{rows, schema, ClickHouseStorage, OpenOptions};
 use sparsam::storage::Storage;
 
 use common::{client, stored_pageview, ADMIN_TOKEN, CHROME_UA};
@@ -41,6 +41,8 @@ fn options(set: &ClickHouseSet, cluster: &str, data: &Path) -> OpenOptions {
         },
         data_dir: data.to_path_buf(),
         queue_capacity: 1000,
+        site_timezones: Default::default(),
+        max_engaged_ms: 1_800_000,
     }
 }
 
@@ -102,7 +104,7 @@ fn cluster_stores_each_acknowledged_event_once_and_drops_whole_days() {
     let (a, b) = (&opened[0], &opened[1]);
     for i in 0..set.servers.len() {
         // replicated to every server
-        eventually(1, || {
+        eventually(u64::from(schema::LATEST_VERSION), || {
             set.count(i, "SELECT max(version) FROM sparsam_test.schema_migrations")
         });
         assert_eq!(

@@ -24,6 +24,7 @@ use crate::goals::{url_path, Condition};
 use crate::model::EventKind;
 use crate::storage::{ConversionQuery, Conversions, GoalCount};
 use crate::store::rollup::VISIT_TIMEOUT_MS;
+use crate::store::replay::DaySource;
 use crate::store::scan::{cols_for, key_of_core, Values};
 use crate::store::schema::MS_PER_DAY;
 use crate::store::visits::{self, VisitEvent};
@@ -87,7 +88,15 @@ struct Counts {
 
 /// Answers a [`ConversionQuery`] from the raw events of its range.
 pub fn conversions(store: &Store, query: &ConversionQuery<'_>) -> Result<Conversions, StoreError> {
-    let snap = store.snapshot()?;
+    conversions_from(store.snapshot()?, query)
+}
+
+/// [`conversions`] over the days of any [`DaySource`] (a snapshot of the
+/// store, or a replay of events kept elsewhere).
+pub(crate) fn conversions_from(
+    mut snap: impl DaySource,
+    query: &ConversionQuery<'_>,
+) -> Result<Conversions, StoreError> {
     let mut cols = Cols::NONE
         .with(Col::Visitor)
         .with(Col::Url)
@@ -174,7 +183,7 @@ pub fn conversions(store: &Store, query: &ConversionQuery<'_>) -> Result<Convers
     let mut slots: Vec<Option<HeldVisit>> = Vec::new();
     let mut carried: FxHashMap<u64, HeldVisit> = FxHashMap::default();
     let to_ms = query.to_ms;
-    snap.scan_days(query.site, query.from_ms, to_ms, cols, |day| {
+    snap.scan_days(query.site, query.from_ms, to_ms, cols, &mut |day| {
         slots.clear();
         slots.resize_with(day.visitor_hashes.len(), || None);
         if !carried.is_empty() {

@@ -31,6 +31,7 @@ use crate::store::rollup::{
     campaign_values, device_values, referrer_values, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
     VISIT_TIMEOUT_MS,
 };
+use crate::store::replay::DaySource;
 use crate::store::visits::{self, Dwell, VisitEvent};
 use crate::store::{Col, Cols, Counters, Dimension, RawEvent, Resolver, Store, StoreError, Totals};
 
@@ -256,6 +257,15 @@ fn columns_for(filters: &[Filter], counting: Counting) -> Cols {
 /// Scans the query's raw events and counts what it asks for over the
 /// events that pass its filters.
 pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StoreError> {
+    filtered_from(store.snapshot()?, query)
+}
+
+/// [`filtered`] over the days of any [`DaySource`] (a snapshot of the
+/// store, or a replay of events kept elsewhere).
+pub(crate) fn filtered_from(
+    mut source: impl DaySource,
+    query: &FilteredQuery<'_>,
+) -> Result<FilteredAnswer, StoreError> {
     let FilteredQuery {
         site,
         from_ms,
@@ -263,11 +273,10 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
         filters,
         counting,
     } = *query;
-    let snap = store.snapshot()?;
     let cols = columns_for(filters, counting);
     let hold_all = filters.iter().any(|f| f.dim == Dimension::ExitPage);
     let hold_until_entry = filters.iter().any(|f| f.dim == Dimension::EntryPage);
-    let mut values = Values::new(snap.resolver()?, filters);
+    let mut values = Values::new(source.resolver()?, filters);
     let mut tally = Tally::new(counting);
     // The visit each of the current day's visitors has running, and the
     // visits still live at the end of the previous day (they go on only if
@@ -282,7 +291,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
     let (tx, rx) = std::sync::mpsc::sync_channel::<crate::store::DayEvents>(2);
     let decoded = std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
-            snap.scan_days(site, from_ms, to_ms, cols, move |day| {
+            source.scan_days(site, from_ms, to_ms, cols, &mut move |day| {
                 Ok(match tx.send(day) {
                     Ok(()) => ControlFlow::Continue(()),
                     // the counting side stopped (it failed)

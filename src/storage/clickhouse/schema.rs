@@ -15,6 +15,12 @@
 //!   (`ReplacingMergeTree`; reads take the newest with `argMax`).
 //! - `schema_migrations`: which migrations ran, replicated like `audit`.
 //!
+//! Version 2 adds to `events` what goal reports need and the ordering the
+//! report replay reads rows in: `custom` (1 for a custom event), its
+//! `custom_name`, `custom_props` (the declared properties as a JSON array
+//! of `[key, value]` pairs) and `revenue_cents`, and `seq`, the receiving
+//! collector's running number (rows of one millisecond are read in it).
+//!
 //! Every statement is idempotent (`IF NOT EXISTS`), so two collectors that
 //! start at once both run them without harm; a migration is recorded once
 //! it ran. A database migrated by a newer sparsam is refused.
@@ -22,7 +28,7 @@
 use super::http::{Client, HttpError};
 
 /// The newest schema version this build knows.
-pub const LATEST_VERSION: u32 = 1;
+pub const LATEST_VERSION: u32 = 2;
 
 /// Where the tables are and whether they are replicated.
 #[derive(Clone, Debug)]
@@ -32,9 +38,10 @@ pub struct Layout {
     pub cluster: String,
 }
 
-/// Columns of an event row: exactly what the embedded store keeps of an
-/// event (its codec), plus `day` (the partition) and `batch` (the insert
-/// id that makes every insert block unique, see `writer.rs`). The address
+/// Columns of an event row as version 1 made them: what the embedded
+/// store keeps of an event (its codec), plus `day` (the partition) and
+/// `batch` (the insert id that makes every insert block unique, see
+/// `writer.rs`); version 2 adds the custom-event columns and `seq`. The address
 /// is the shortened network as `AnonIp::to_bytes` gives it, in hex.
 const EVENT_COLUMNS: &str = "
     day Date,
@@ -176,6 +183,23 @@ impl Layout {
                     "id",
                 ));
                 statements
+            }
+            2 => {
+                // custom events (goals and funnels count them) and the
+                // receipt order of one millisecond's events
+                let add = "ADD COLUMN IF NOT EXISTS custom UInt8 DEFAULT 0, \
+                           ADD COLUMN IF NOT EXISTS custom_name String DEFAULT '', \
+                           ADD COLUMN IF NOT EXISTS custom_props String DEFAULT '', \
+                           ADD COLUMN IF NOT EXISTS revenue_cents Int64 DEFAULT 0, \
+                           ADD COLUMN IF NOT EXISTS seq UInt64 DEFAULT 0";
+                let mut tables = vec![self.events_local()];
+                if self.is_cluster() {
+                    tables.push("events");
+                }
+                tables
+                    .into_iter()
+                    .map(|t| format!("ALTER TABLE {db}.{t}{} {add}", self.on_cluster()))
+                    .collect()
             }
             _ => Vec::new(),
         }
