@@ -184,23 +184,6 @@ impl Layout {
                 ));
                 statements
             }
-            2 => {
-                // custom events (goals and funnels count them) and the
-                // receipt order of one millisecond's events
-                let add = "ADD COLUMN IF NOT EXISTS custom UInt8 DEFAULT 0, \
-                           ADD COLUMN IF NOT EXISTS custom_name String DEFAULT '', \
-                           ADD COLUMN IF NOT EXISTS custom_props String DEFAULT '', \
-                           ADD COLUMN IF NOT EXISTS revenue_cents Int64 DEFAULT 0, \
-                           ADD COLUMN IF NOT EXISTS seq UInt64 DEFAULT 0";
-                let mut tables = vec![self.events_local()];
-                if self.is_cluster() {
-                    tables.push("events");
-                }
-                tables
-                    .into_iter()
-                    .map(|t| format!("ALTER TABLE {db}.{t}{} {add}", self.on_cluster()))
-                    .collect()
-            }
             _ => Vec::new(),
         }
     }
@@ -249,6 +232,17 @@ pub fn migrate(client: &Client, layout: &Layout, now_ms: i64) -> Result<u32, Mig
         for statement in layout.migration(version) {
             client.query(&statement, &[])?;
         }
+        if version == 2 {
+            // custom events (goals and funnels count them) and the
+            // receipt order of one millisecond's events
+            let mut tables = vec![layout.events_local()];
+            if layout.is_cluster() {
+                tables.push("events");
+            }
+            for table in tables {
+                add_columns(client, layout, table, VERSION_2_COLUMNS)?;
+            }
+        }
         client.query(
             &format!(
                 "INSERT INTO {} (version, applied_ms) VALUES ({version}, {})",
@@ -260,4 +254,61 @@ pub fn migrate(client: &Client, layout: &Layout, now_ms: i64) -> Result<u32, Mig
         tracing::info!(version, database = %layout.database, "ClickHouse schema migrated");
     }
     Ok(found)
+}
+
+/// Columns version 2 adds to the event tables.
+const VERSION_2_COLUMNS: &[(&str, &str)] = &[
+    ("custom", "UInt8 DEFAULT 0"),
+    ("custom_name", "String DEFAULT ''"),
+    ("custom_props", "String DEFAULT ''"),
+    ("revenue_cents", "Int64 DEFAULT 0"),
+    ("seq", "UInt64 DEFAULT 0"),
+];
+
+/// Adds the `columns` that `table` lacks. Servers from 2018 know no
+/// `ADD COLUMN IF NOT EXISTS`, so the table's columns are looked up first;
+/// when another collector added them in between and the `ALTER` fails, it
+/// is enough that they are all there afterwards.
+fn add_columns(
+    client: &Client,
+    layout: &Layout,
+    table: &str,
+    columns: &[(&str, &str)],
+) -> Result<(), MigrationError> {
+    let missing = |client: &Client| -> Result<Vec<(&str, &str)>, MigrationError> {
+        let present = client.query(
+            &format!(
+                "SELECT name FROM system.columns WHERE database = '{}' AND table = '{table}' \
+                 FORMAT TabSeparated",
+                layout.database
+            ),
+            &[],
+        )?;
+        let present: Vec<&str> = present.lines().collect();
+        Ok(columns
+            .iter()
+            .filter(|(name, _)| !present.contains(name))
+            .copied()
+            .collect())
+    };
+    let todo = missing(client)?;
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let adds: Vec<String> = todo
+        .iter()
+        .map(|(name, ty)| format!("ADD COLUMN {name} {ty}"))
+        .collect();
+    let alter = format!(
+        "ALTER TABLE {}.{table}{} {}",
+        layout.database,
+        layout.on_cluster(),
+        adds.join(", ")
+    );
+    if let Err(e) = client.query(&alter, &[]) {
+        if !missing(client)?.is_empty() {
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }
