@@ -150,6 +150,17 @@ impl Layout {
         ]
     }
 
+    /// The `Distributed` table over every server's `events_local`.
+    fn distributed_events(&self) -> String {
+        let db = &self.database;
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.events{on} AS {db}.events_local \
+             ENGINE = Distributed({cluster}, {db}, events_local, cityHash64(site, visitor))",
+            on = self.on_cluster(),
+            cluster = self.cluster
+        )
+    }
+
     /// Statements of migration `version`.
     fn migration(&self, version: u32) -> Vec<String> {
         let db = &self.database;
@@ -164,12 +175,7 @@ impl Layout {
                          SETTINGS replicated_deduplication_window = {DEDUP_WINDOW}",
                         on = self.on_cluster()
                     ));
-                    statements.push(format!(
-                        "CREATE TABLE IF NOT EXISTS {db}.events{on} AS {db}.events_local \
-                         ENGINE = Distributed({cluster}, {db}, events_local, cityHash64(site, visitor))",
-                        on = self.on_cluster(),
-                        cluster = self.cluster
-                    ));
+                    statements.push(self.distributed_events());
                 } else {
                     statements.push(format!(
                         "CREATE TABLE IF NOT EXISTS {db}.events ({EVENT_COLUMNS}) \
@@ -235,12 +241,26 @@ pub fn migrate(client: &Client, layout: &Layout, now_ms: i64) -> Result<u32, Mig
         if version == 2 {
             // custom events (goals and funnels count them) and the
             // receipt order of one millisecond's events
-            let mut tables = vec![layout.events_local()];
+            add_columns(client, layout, layout.events_local(), VERSION_2_COLUMNS)?;
             if layout.is_cluster() {
-                tables.push("events");
-            }
-            for table in tables {
-                add_columns(client, layout, table, VERSION_2_COLUMNS)?;
+                // 18.16 refuses ALTER ON CLUSTER of a Distributed table over
+                // replicated shards; it holds no rows (inserts are
+                // synchronous), so it is made again with the new columns
+                let columns = table_columns(client, layout, "events")?;
+                if VERSION_2_COLUMNS
+                    .iter()
+                    .any(|(name, _)| !columns.iter().any(|c| c == name))
+                {
+                    client.query(
+                        &format!(
+                            "DROP TABLE IF EXISTS {}{}",
+                            layout.table("events"),
+                            layout.on_cluster()
+                        ),
+                        &[],
+                    )?;
+                    client.query(&layout.distributed_events(), &[])?;
+                }
             }
         }
         client.query(
@@ -276,18 +296,10 @@ fn add_columns(
     columns: &[(&str, &str)],
 ) -> Result<(), MigrationError> {
     let missing = |client: &Client| -> Result<Vec<(&str, &str)>, MigrationError> {
-        let present = client.query(
-            &format!(
-                "SELECT name FROM system.columns WHERE database = '{}' AND table = '{table}' \
-                 FORMAT TabSeparated",
-                layout.database
-            ),
-            &[],
-        )?;
-        let present: Vec<&str> = present.lines().collect();
+        let present = table_columns(client, layout, table)?;
         Ok(columns
             .iter()
-            .filter(|(name, _)| !present.contains(name))
+            .filter(|(name, _)| !present.iter().any(|p| p == name))
             .copied()
             .collect())
     };
@@ -311,4 +323,17 @@ fn add_columns(
         }
     }
     Ok(())
+}
+
+/// The column names of `table` on the server asked.
+fn table_columns(client: &Client, layout: &Layout, table: &str) -> Result<Vec<String>, MigrationError> {
+    let present = client.query(
+        &format!(
+            "SELECT name FROM system.columns WHERE database = '{}' AND table = '{table}' \
+             FORMAT TabSeparated",
+            layout.database
+        ),
+        &[],
+    )?;
+    Ok(present.lines().map(str::to_owned).collect())
 }
