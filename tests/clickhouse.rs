@@ -140,6 +140,26 @@ fn cluster_stores_each_acknowledged_event_once_and_drops_whole_days() {
         a.days().unwrap(),
         vec![(yesterday_day, 100), (today_day, 202)]
     );
+    // reports read both shards, through either collector
+    for collector in [a, b] {
+        let pages = collector
+            .ranked(
+                "demo",
+                sparsam::storage::Dimension::Page,
+                yesterday_day,
+                today_day,
+                1000,
+                0,
+            )
+            .unwrap();
+        assert_eq!((pages.total, pages.total_rows), (302, 301));
+        let hours = collector
+            .hourly_totals("demo", yesterday - DAY_MS, TODAY_NOON + DAY_MS)
+            .unwrap();
+        let visitors: u64 = hours.iter().map(|(_, t)| t.visitors).sum();
+        // visitor 7 of yesterday came back today (the event sent twice)
+        assert_eq!(visitors, 301);
+    }
     // both shards hold some, and the replicas of shard 1 agree
     let local = "SELECT count() FROM sparsam_test.events_local";
     let shard1 = set.count(0, local);
@@ -527,7 +547,9 @@ fn generated_events(today: i64, now: i64) -> Vec<Event> {
         (seed >> 33) % n
     };
     const MIN: i64 = 60_000;
-    let pages = ["/", "/pricing", "/signup", "/guide/a", "/guide/b", "/blog/x"];
+    let pages = [
+        "/", "/pricing", "/signup", "/guide/a", "/guide/b", "/blog/x",
+    ];
     let mut out = Vec::new();
     for day in 0..4i64 {
         let midnight = today - (4 - day) * DAY_MS;
@@ -695,7 +717,11 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
     // reports and retention run on the wall clock: days before today
     let now = chrono::Utc::now();
     let today = now.date_naive();
-    let today_ms = today.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis();
+    let today_ms = today
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
     let events = generated_events(today_ms, now.timestamp_millis());
     assert!(events.len() > 150, "{} events", events.len());
     for config in [&redb_config, &ch_config] {
@@ -735,7 +761,9 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
         paths.push(format!("summary?{range}{f}"));
         paths.push(format!("summary?{recent}&compare=previous{f}"));
         paths.push(format!("timeseries?{range}&interval=hour{f}"));
-        paths.push(format!("timeseries?{range}&interval=day&compare=previous{f}"));
+        paths.push(format!(
+            "timeseries?{range}&interval=day&compare=previous{f}"
+        ));
         paths.push(format!("goals?{range}{f}"));
         paths.push(format!("funnel?{range}{f}"));
         for dim in sparsam::storage::Dimension::ALL {
@@ -756,7 +784,11 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
     for path in &paths {
         let path = format!("/api/v1/sites/demo/{path}");
         for csv in [false, true] {
-            if csv && (path.contains("realtime") || path.contains("/goals") || path.contains("/funnel")) {
+            if csv
+                && (path.contains("realtime")
+                    || path.contains("/goals")
+                    || path.contains("/funnel"))
+            {
                 continue;
             }
             let want = report_answer(&embedded, &path, csv);
@@ -764,7 +796,10 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
             assert_eq!(want.0, 200, "{path} (csv: {csv}) on redb: {}", want.1);
             if csv {
                 if want != got {
-                    differences.push(format!("{path} CSV\n  redb:       {}\n  ClickHouse: {}", want.1, got.1));
+                    differences.push(format!(
+                        "{path} CSV\n  redb:       {}\n  ClickHouse: {}",
+                        want.1, got.1
+                    ));
                 }
             } else {
                 // the time of the answer is the only thing allowed to differ
@@ -778,21 +813,39 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
                 let want = parse(&want.1).unwrap();
                 let got_json = parse(&got.1);
                 if got_json.as_ref() != Some(&want) {
-                    differences.push(format!("{path}\n  redb:       {want}\n  ClickHouse: {}", got.1));
+                    differences.push(format!(
+                        "{path}\n  redb:       {want}\n  ClickHouse: {}",
+                        got.1
+                    ));
                 }
             }
             compared += 1;
         }
     }
-    assert!(differences.is_empty(), "{} of {compared} answers differ:\n{}", differences.len(), differences.join("\n"));
+    assert!(
+        differences.is_empty(),
+        "{} of {compared} answers differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
     // the answers compared are not empty ones
-    let (_, summary) = report_answer(&embedded, &format!("/api/v1/sites/demo/summary?{range}"), false);
+    let (_, summary) = report_answer(
+        &embedded,
+        &format!("/api/v1/sites/demo/summary?{range}"),
+        false,
+    );
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert!(summary["visits"].as_u64().unwrap_or(0) > 50, "{summary}");
-    let (_, goals) = report_answer(&embedded, &format!("/api/v1/sites/demo/goals?{range}"), false);
+    let (_, goals) = report_answer(
+        &embedded,
+        &format!("/api/v1/sites/demo/goals?{range}"),
+        false,
+    );
     let goals: serde_json::Value = serde_json::from_str(&goals).unwrap();
     let converted = goals["rows"].as_array().map_or(0, |rows| {
-        rows.iter().filter(|r| r["conversions"].as_u64().unwrap_or(0) > 0).count()
+        rows.iter()
+            .filter(|r| r["conversions"].as_u64().unwrap_or(0) > 0)
+            .count()
     });
     assert!(converted >= 2, "{goals}");
     let (_, live) = report_answer(&embedded, "/api/v1/sites/demo/realtime", false);

@@ -253,7 +253,12 @@ impl<'a> Replay<'a> {
             .hourly
             .into_iter()
             .filter(|(h, _)| (from_h..to_h).contains(h))
-            .map(|(h, t)| (h, Totals::from_array(t.map(|x| u64::try_from(x).unwrap_or(0)))))
+            .map(|(h, t)| {
+                (
+                    h,
+                    Totals::from_array(t.map(|x| u64::try_from(x).unwrap_or(0))),
+                )
+            })
             .collect();
         out.sort_unstable_by_key(|(h, _)| *h);
         Ok(out)

@@ -27,11 +27,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::model::{plugins, EventKind};
 use crate::report::filter::Filter;
 use crate::storage::{Counting, FilteredAnswer, FilteredQuery};
+use crate::store::replay::DaySource;
 use crate::store::rollup::{
     campaign_values, device_values, referrer_values, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
     VISIT_TIMEOUT_MS,
 };
-use crate::store::replay::DaySource;
 use crate::store::visits::{self, Dwell, VisitEvent};
 use crate::store::{Col, Cols, Counters, Dimension, RawEvent, Resolver, Store, StoreError, Totals};
 

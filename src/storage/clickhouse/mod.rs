@@ -51,9 +51,9 @@ use crate::store::replay::{Replay, ReplayEvent};
 use crate::store::StoreError;
 
 use super::{
-    ConversionQuery, Conversions, Dimension, ExpiryPlan, FilteredAnswer, FilteredQuery, FreeTextExpiry, FreeTextRowFact,
-    FreeTextVetted, PendingAck, Ranked, RollupExpiry, Storage, StorageError, StoredEventFact,
-    Totals, VacuumReport,
+    ConversionQuery, Conversions, Dimension, ExpiryPlan, FilteredAnswer, FilteredQuery,
+    FreeTextExpiry, FreeTextRowFact, FreeTextVetted, PendingAck, Ranked, RollupExpiry, Storage,
+    StorageError, StoredEventFact, Totals, VacuumReport,
 };
 
 pub use self::settings::PASSWORD_ENV;

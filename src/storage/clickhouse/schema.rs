@@ -326,7 +326,11 @@ fn add_columns(
 }
 
 /// The column names of `table` on the server asked.
-fn table_columns(client: &Client, layout: &Layout, table: &str) -> Result<Vec<String>, MigrationError> {
+fn table_columns(
+    client: &Client,
+    layout: &Layout,
+    table: &str,
+) -> Result<Vec<String>, MigrationError> {
     let present = client.query(
         &format!(
             "SELECT name FROM system.columns WHERE database = '{}' AND table = '{table}' \
