@@ -150,6 +150,8 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
         },
         data_dir: env.dir.path().join("collector"),
         queue_capacity: 100,
+        site_timezones: Default::default(),
+        max_engaged_ms: 1_800_000,
     })
     .unwrap();
     let live: Vec<Event> = (0..5)

@@ -28,6 +28,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::goals::{url_path, Condition};
 use crate::model::EventKind;
 use crate::storage::{ConversionQuery, Conversions, GoalCount};
+use crate::store::replay::DaySource;
 use crate::store::rollup::VISIT_TIMEOUT_MS;
 use crate::store::scan::{cols_for, day_workers, days_in_parallel, key_of_core, Values};
 use crate::store::schema::MS_PER_DAY;
@@ -277,7 +278,37 @@ impl Counts {
 
 /// Answers a [`ConversionQuery`] from the raw events of its range.
 pub fn conversions(store: &Store, query: &ConversionQuery<'_>) -> Result<Conversions, StoreError> {
-    let snap = store.snapshot()?;
+    count(query, Days::Parallel(&store.snapshot()?))
+}
+
+/// [`conversions`] over the days of any [`DaySource`] (a replay of events
+/// kept elsewhere hands them out one at a time, so they are judged on the
+/// calling thread).
+pub(crate) fn conversions_from(
+    mut source: impl DaySource,
+    query: &ConversionQuery<'_>,
+) -> Result<Conversions, StoreError> {
+    count(query, Days::OneByOne(&mut source))
+}
+
+/// Where a count's days come from.
+enum Days<'s> {
+    /// A redb snapshot: days decoded and judged on several threads.
+    Parallel(&'s crate::store::Snapshot),
+    /// Any source, one day after the other on this thread.
+    OneByOne(&'s mut dyn DaySource),
+}
+
+impl Days<'_> {
+    fn resolver(&self) -> Result<crate::store::Resolver, StoreError> {
+        match self {
+            Days::Parallel(snap) => snap.resolver(),
+            Days::OneByOne(source) => source.resolver(),
+        }
+    }
+}
+
+fn count(query: &ConversionQuery<'_>, mut days: Days<'_>) -> Result<Conversions, StoreError> {
     let funnel_steps = query.funnel.map_or(&[][..], |f| &f.steps[..]);
     let goals: Vec<&Condition> = query.goals.iter().map(|g| &g.condition).collect();
     let steps: Vec<&Condition> = funnel_steps.iter().map(|(_, c)| c).collect();
@@ -301,7 +332,7 @@ pub fn conversions(store: &Store, query: &ConversionQuery<'_>) -> Result<Convers
     let goal_words = goals.len().div_ceil(64);
     let n_goals = goals.len();
 
-    let mut values = Values::new(snap.resolver()?, query.filters);
+    let mut values = Values::new(days.resolver()?, query.filters);
     let mut counts = Counts {
         visits: 0,
         conversions: vec![0; n_goals],
@@ -405,26 +436,34 @@ pub fn conversions(store: &Store, query: &ConversionQuery<'_>) -> Result<Convers
         }
         Ok(())
     };
-    days_in_parallel(
-        &snap,
-        (query.site, query.from_ms, to_ms),
-        cols,
-        day_workers(),
-        || {
-            Ok(DayJudge {
-                values: Values::new(snap.resolver()?, query.filters),
-                event_filters: event_filters.clone(),
-                goals: goals.clone(),
-                steps: steps.clone(),
-                goal_words,
-                verdicts: Vec::new(),
-                pages: Vec::new(),
-                events: FxHashMap::default(),
-            })
-        },
-        DayJudge::prepare,
-        &mut follow,
-    )?;
+    let judge = |resolver| DayJudge {
+        values: Values::new(resolver, query.filters),
+        event_filters: event_filters.clone(),
+        goals: goals.clone(),
+        steps: steps.clone(),
+        goal_words,
+        verdicts: Vec::new(),
+        pages: Vec::new(),
+        events: FxHashMap::default(),
+    };
+    match &mut days {
+        Days::Parallel(snap) => days_in_parallel(
+            snap,
+            (query.site, query.from_ms, to_ms),
+            cols,
+            day_workers(),
+            || Ok(judge(snap.resolver()?)),
+            DayJudge::prepare,
+            &mut follow,
+        )?,
+        Days::OneByOne(source) => {
+            let mut one = judge(source.resolver()?);
+            source.scan_days(query.site, query.from_ms, to_ms, cols, &mut |day| {
+                follow(one.prepare(day)?)?;
+                Ok(std::ops::ControlFlow::Continue(()))
+            })?;
+        }
+    }
     for (_, v) in carried.drain() {
         counts.finish(&mut values, &visit_filters, v)?;
     }

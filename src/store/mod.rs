@@ -19,6 +19,7 @@ mod commands;
 pub(crate) mod conversions;
 pub mod dict;
 mod reopen;
+pub mod replay;
 pub mod rollup;
 pub mod scan;
 pub mod schema;
@@ -78,6 +79,10 @@ pub enum StoreError {
     /// Something the code itself guarantees did not hold (a bug).
     #[error("internal invariant broken: {0}")]
     Invariant(&'static str),
+    /// Raw events replayed from another engine could not be read
+    /// (`transient`: the other engine cannot be reached for now).
+    #[error("reading raw events to replay: {message}")]
+    Replay { message: String, transient: bool },
 }
 
 /// Why a file with another schema version is refused, and what to do.
@@ -205,15 +210,39 @@ pub struct Snapshot {
     txn: ReadTransaction,
 }
 
-/// Resolves raw dictionary ids within a [`Snapshot`], with a cache.
+/// Resolves raw dictionary ids within a [`Snapshot`] (or of a replay's
+/// dictionary in memory, see [`replay`]), with a cache.
 pub struct Resolver {
     strings: Option<ReadOnlyTable<u32, &'static [u8]>>,
+    memory: Option<replay::SharedDict>,
     cache: FxHashMap<u32, Interned>,
 }
 
 impl Resolver {
+    /// A resolver of the ids a replay hands out (the replay may still be
+    /// adding entries while this resolver names earlier ones).
+    pub(crate) fn in_memory(dict: replay::SharedDict) -> Resolver {
+        Resolver {
+            strings: None,
+            memory: Some(dict),
+            cache: FxHashMap::default(),
+        }
+    }
+
     /// The dictionary entry `id` (which must be non-zero).
     pub fn get(&mut self, id: u32) -> Result<&Interned, StoreError> {
+        if let (false, Some(memory)) = (self.cache.contains_key(&id), &self.memory) {
+            let entry = memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries
+                .get((id as usize).wrapping_sub(1))
+                .cloned()
+                .ok_or_else(|| {
+                    StoreError::Decode(format!("replayed dictionary has no entry {id}"))
+                })?;
+            self.cache.insert(id, entry);
+        }
         if !self.cache.contains_key(&id) {
             let t = self.strings.as_ref().ok_or_else(|| {
                 StoreError::Decode(format!(
@@ -318,6 +347,7 @@ impl Snapshot {
     pub fn resolver(&self) -> Result<Resolver, StoreError> {
         Ok(Resolver {
             strings: open_optional(&self.txn, schema::STRINGS)?,
+            memory: None,
             cache: FxHashMap::default(),
         })
     }

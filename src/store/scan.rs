@@ -27,6 +27,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::model::{plugins, EventKind};
 use crate::report::filter::Filter;
 use crate::storage::{Counting, FilteredAnswer, FilteredQuery};
+use crate::store::replay::DaySource;
 use crate::store::rollup::{
     campaign_values, device_values, referrer_values, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
     VISIT_TIMEOUT_MS,
@@ -328,6 +329,15 @@ pub(crate) fn days_in_parallel<S, T: Send>(
 /// Scans the query's raw events and counts what it asks for over the
 /// events that pass its filters.
 pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StoreError> {
+    filtered_from(store.snapshot()?, query)
+}
+
+/// [`filtered`] over the days of any [`DaySource`] (a snapshot of the
+/// store, or a replay of events kept elsewhere).
+pub(crate) fn filtered_from(
+    mut source: impl DaySource,
+    query: &FilteredQuery<'_>,
+) -> Result<FilteredAnswer, StoreError> {
     let FilteredQuery {
         site,
         from_ms,
@@ -335,11 +345,10 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
         filters,
         counting,
     } = *query;
-    let snap = store.snapshot()?;
     let cols = columns_for(filters, counting);
     let hold_all = filters.iter().any(|f| f.dim == Dimension::ExitPage);
     let hold_until_entry = filters.iter().any(|f| f.dim == Dimension::EntryPage);
-    let mut values = Values::new(snap.resolver()?, filters);
+    let mut values = Values::new(source.resolver()?, filters);
     let mut tally = Tally::new(counting);
     // The visit each of the current day's visitors has running, and the
     // visits still live at the end of the previous day (they go on only if
@@ -354,7 +363,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
     let (tx, rx) = std::sync::mpsc::sync_channel::<crate::store::DayEvents>(2);
     let decoded = std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
-            snap.scan_days(site, from_ms, to_ms, cols, move |day| {
+            source.scan_days(site, from_ms, to_ms, cols, &mut move |day| {
                 Ok(match tx.send(day) {
                     Ok(()) => ControlFlow::Continue(()),
                     // the counting side stopped (it failed)
