@@ -309,6 +309,17 @@ impl Pattern {
         !matches!(self.compiled(), Compiled::Broken)
     }
 
+    /// The engine that runs this pattern (compiling it now if needed), for
+    /// measurements.
+    pub fn engine_name(&self) -> &'static str {
+        match self.compiled() {
+            Compiled::Automata(Engine::Backtrack(_)) => "NFA, bounded backtracker",
+            Compiled::Automata(Engine::Meta(_)) => "meta regex, lazy DFA",
+            Compiled::Fancy { .. } => "fancy-regex, lookaround rules",
+            Compiled::Broken => "does not compile",
+        }
+    }
+
     /// True when the pattern matches somewhere in `hay`.
     pub fn is_match(&self, hay: &str) -> bool {
         match self.compiled() {

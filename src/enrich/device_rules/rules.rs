@@ -272,6 +272,16 @@ impl BrandRule {
         list.first(ua).map(|(i, g)| (&self.models_src[i].1, g))
     }
 
+    /// The model table with its prefilter, built now if it was not (its
+    /// regexes still compile on first use); `None` without model rules.
+    pub fn model_list(&self) -> Option<&FirstMatch> {
+        if self.models_src.is_empty() {
+            return None;
+        }
+        let _ = self.model("");
+        self.models.get()
+    }
+
     /// Builds the model table now (what the first user agent of this
     /// brand pays otherwise); returns how many model rules do not compile.
     pub fn compile_models(&self) -> usize {
@@ -517,34 +527,95 @@ fn vendor_fragments(file: &str, src: &Source) -> Result<NamedList, RulesError> {
 impl RuleFiles {
     /// Parses every file of `src`.
     pub fn load(src: &Source) -> Result<RuleFiles, RulesError> {
-        Ok(RuleFiles {
-            bots: named_list("bots.yml", src)?,
-            oss: named_list("oss.yml", src)?,
-            engines: named_list("client/browser_engine.yml", src)?,
-            feed_readers: named_list("client/feed_readers.yml", src)?,
-            mobile_apps: named_list("client/mobile_apps.yml", src)?,
-            media_players: named_list("client/mediaplayers.yml", src)?,
-            pim: named_list("client/pim.yml", src)?,
-            browsers: named_list("client/browsers.yml", src)?,
-            libraries: named_list("client/libraries.yml", src)?,
-            hint_apps: string_map("client/hints/apps.yml", src)?,
-            hint_browsers: string_map("client/hints/browsers.yml", src)?,
-            televisions: device_list("device/televisions.yml", src)?,
-            shell_tv: device_list("device/shell_tv.yml", src)?,
-            notebooks: device_list("device/notebooks.yml", src)?,
-            consoles: device_list("device/consoles.yml", src)?,
-            car_browsers: device_list("device/car_browsers.yml", src)?,
-            cameras: device_list("device/cameras.yml", src)?,
-            portable_media_players: device_list("device/portable_media_player.yml", src)?,
-            mobiles: device_list("device/mobiles.yml", src)?,
-            vendor_fragments: vendor_fragments("vendorfragments.yml", src)?,
-        })
+        Self::load_timed(src).map(|(files, _)| files)
+    }
+
+    /// Parses every file of `src`, timing each (for measurements).
+    pub fn load_timed(
+        src: &Source,
+    ) -> Result<(RuleFiles, Vec<(&'static str, std::time::Duration)>), RulesError> {
+        let mut times = Vec::new();
+        macro_rules! timed {
+            ($load:ident, $file:literal) => {{
+                let start = std::time::Instant::now();
+                let loaded = $load($file, src)?;
+                times.push(($file, start.elapsed()));
+                loaded
+            }};
+        }
+        let files = RuleFiles {
+            bots: timed!(named_list, "bots.yml"),
+            oss: timed!(named_list, "oss.yml"),
+            engines: timed!(named_list, "client/browser_engine.yml"),
+            feed_readers: timed!(named_list, "client/feed_readers.yml"),
+            mobile_apps: timed!(named_list, "client/mobile_apps.yml"),
+            media_players: timed!(named_list, "client/mediaplayers.yml"),
+            pim: timed!(named_list, "client/pim.yml"),
+            browsers: timed!(named_list, "client/browsers.yml"),
+            libraries: timed!(named_list, "client/libraries.yml"),
+            hint_apps: timed!(string_map, "client/hints/apps.yml"),
+            hint_browsers: timed!(string_map, "client/hints/browsers.yml"),
+            televisions: timed!(device_list, "device/televisions.yml"),
+            shell_tv: timed!(device_list, "device/shell_tv.yml"),
+            notebooks: timed!(device_list, "device/notebooks.yml"),
+            consoles: timed!(device_list, "device/consoles.yml"),
+            car_browsers: timed!(device_list, "device/car_browsers.yml"),
+            cameras: timed!(device_list, "device/cameras.yml"),
+            portable_media_players: timed!(device_list, "device/portable_media_player.yml"),
+            mobiles: timed!(device_list, "device/mobiles.yml"),
+            vendor_fragments: timed!(vendor_fragments, "vendorfragments.yml"),
+        };
+        Ok((files, times))
     }
 
     /// Compiles every regex now (start-up measurement, warm-up); returns
     /// how many rules neither engine compiles.
     pub fn compile_all(&self) -> usize {
         self.compile_lists() + self.brands().map(BrandRule::compile_models).sum::<usize>()
+    }
+
+    /// Every rule list but the brands' model tables, with the file it
+    /// comes from (an OS rule's version sub-list counts to `oss.yml`).
+    pub fn lists(&self) -> Vec<(&'static str, &FirstMatch)> {
+        let named: [(&'static str, &NamedList); 10] = [
+            ("bots.yml", &self.bots),
+            ("oss.yml", &self.oss),
+            ("client/browser_engine.yml", &self.engines),
+            ("client/feed_readers.yml", &self.feed_readers),
+            ("client/mobile_apps.yml", &self.mobile_apps),
+            ("client/mediaplayers.yml", &self.media_players),
+            ("client/pim.yml", &self.pim),
+            ("client/browsers.yml", &self.browsers),
+            ("client/libraries.yml", &self.libraries),
+            ("vendorfragments.yml", &self.vendor_fragments),
+        ];
+        let mut out = Vec::new();
+        for (file, n) in named {
+            out.push((file, &n.list));
+            for r in &n.rules {
+                if let Some((l, _)) = &r.versions {
+                    out.push((file, l));
+                }
+            }
+        }
+        for (file, d) in self.device_lists() {
+            out.push((file, &d.list));
+        }
+        out
+    }
+
+    /// The device files, in detection order.
+    pub fn device_lists(&self) -> [(&'static str, &DeviceList); 8] {
+        [
+            ("device/televisions.yml", &self.televisions),
+            ("device/shell_tv.yml", &self.shell_tv),
+            ("device/notebooks.yml", &self.notebooks),
+            ("device/consoles.yml", &self.consoles),
+            ("device/car_browsers.yml", &self.car_browsers),
+            ("device/cameras.yml", &self.cameras),
+            ("device/portable_media_player.yml", &self.portable_media_players),
+            ("device/mobiles.yml", &self.mobiles),
+        ]
     }
 
     /// The brands of every device file (each with its model table).
