@@ -23,6 +23,7 @@
 //! truncate (see [`truncate_version`]).
 
 pub mod pattern;
+pub mod raw;
 pub mod rules;
 pub mod tables;
 
