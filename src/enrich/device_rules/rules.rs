@@ -582,3 +582,29 @@ pub fn check_dir(dir: &Path) -> Result<(), RulesError> {
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compact form the build embeds says exactly what the vendored
+    /// YAML says, literals included.
+    #[test]
+    fn embedded_form_equals_the_vendored_yaml() {
+        let embedded = Source::Embedded.files().unwrap();
+        assert_eq!(embedded.len(), raw::FILE_KINDS.len());
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/device-detector/regexes");
+        for (name, kind) in raw::FILE_KINDS {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            let mut yaml = raw::from_yaml(*kind, &text).unwrap();
+            for re in yaml.regexes_mut() {
+                re.literals = Some(raw::required_literals(&re.regex));
+            }
+            assert_eq!(
+                format!("{yaml:?}"),
+                format!("{:?}", embedded[*name]),
+                "{name}"
+            );
+        }
+    }
+}
