@@ -17,10 +17,10 @@ fn main() {
     let mut out = raw::Writer::default();
     for (name, kind) in raw::FILE_KINDS {
         let path = dir.join(name);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let mut file = raw::from_yaml(*kind, &text)
-            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut file =
+            raw::from_yaml(*kind, &text).unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
         for re in file.regexes_mut() {
             re.literals = Some(raw::required_literals(&re.regex));
         }

@@ -21,10 +21,10 @@
 //! `cargo bench --bench device -- figures-only` prints the figures and
 //! runs no criterion benchmark (the filter matches none).
 
-use std::hint::black_box;
-use std::io::Read;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
@@ -64,7 +64,10 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
-            HEAP_IN_USE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+            HEAP_IN_USE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
         }
         p
     }
@@ -210,7 +213,10 @@ fn breakdown(uas: &[String]) {
             let Some(models) = brand.model_list() else {
                 continue;
             };
-            tables.entry(file).or_default().add(t.elapsed(), heap() - before);
+            tables
+                .entry(file)
+                .or_default()
+                .add(t.elapsed(), heap() - before);
             for p in models.patterns() {
                 charge(p, file, &mut by_file, &mut by_engine);
             }
@@ -231,7 +237,12 @@ fn breakdown(uas: &[String]) {
             if t.rules == 0 {
                 String::new()
             } else {
-                format!("{} tables: {:.1} ms, {:.2} MB", t.rules, ms(t.time), heap_mb(t.heap))
+                format!(
+                    "{} tables: {:.1} ms, {:.2} MB",
+                    t.rules,
+                    ms(t.time),
+                    heap_mb(t.heap)
+                )
             }
         );
     }

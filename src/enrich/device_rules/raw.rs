@@ -441,7 +441,11 @@ impl Writer {
 
     fn regex(&mut self, re: &RawRegex) {
         self.str(&re.regex);
-        match re.literals.as_ref().expect("literals extracted before encoding") {
+        match re
+            .literals
+            .as_ref()
+            .expect("literals extracted before encoding")
+        {
             None => self.0.push(0),
             Some((is_prefix, lits)) => {
                 self.0.push(if *is_prefix { 1 } else { 2 });

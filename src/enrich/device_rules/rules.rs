@@ -24,6 +24,9 @@ static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/device_rules.
 /// The name tables (short codes, families), embedded.
 pub const TABLES: &str = include_str!("../../../assets/device-detector/tables.yml");
 
+/// How long each step of a load took (for measurements).
+pub type LoadTimes = Vec<(&'static str, std::time::Duration)>;
+
 /// Errors loading rule files.
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
@@ -428,7 +431,7 @@ impl RuleFiles {
     /// each file's lists and prefilters.
     pub fn load_timed(
         src: &Source,
-    ) -> Result<(RuleFiles, Vec<(&'static str, std::time::Duration)>), RulesError> {
+    ) -> Result<(RuleFiles, LoadTimes), RulesError> {
         let start = std::time::Instant::now();
         let mut f = Files(src.files()?);
         let mut times = vec![("(reading every file)", start.elapsed())];
@@ -510,7 +513,10 @@ impl RuleFiles {
             ("device/consoles.yml", &self.consoles),
             ("device/car_browsers.yml", &self.car_browsers),
             ("device/cameras.yml", &self.cameras),
-            ("device/portable_media_player.yml", &self.portable_media_players),
+            (
+                "device/portable_media_player.yml",
+                &self.portable_media_players,
+            ),
             ("device/mobiles.yml", &self.mobiles),
         ]
     }
