@@ -429,9 +429,7 @@ impl RuleFiles {
     /// first entry is reading all files (decoding the compact form, or
     /// reading and parsing the YAML of a directory), the others building
     /// each file's lists and prefilters.
-    pub fn load_timed(
-        src: &Source,
-    ) -> Result<(RuleFiles, LoadTimes), RulesError> {
+    pub fn load_timed(src: &Source) -> Result<(RuleFiles, LoadTimes), RulesError> {
         let start = std::time::Instant::now();
         let mut f = Files(src.files()?);
         let mut times = vec![("(reading every file)", start.elapsed())];
