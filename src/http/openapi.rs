@@ -10,6 +10,7 @@
 //! (`#/components/responses/...`) built here, so a client sees one
 //! description of, say, the lock-out after wrong tokens.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
@@ -17,7 +18,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{IntoResponses, Modify, OpenApi, ToResponse};
 
 use super::error::ApiError;
 use super::report_answers::ErrorBody;
@@ -97,6 +98,28 @@ impl<'s> ToResponse<'s> for TooManyTokenAttempts {
             .build()
             .into(),
         )
+    }
+}
+
+/// The failures every report of one site can answer with (400, 401, 403,
+/// 404, 429, 500, 503), each a reference to its reusable response: one
+/// list for the six site reports instead of six copies that could drift.
+pub struct SiteReportFailures;
+
+impl IntoResponses for SiteReportFailures {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            ("400", BadRequest::response().0),
+            ("401", Unauthorized::response().0),
+            ("403", Forbidden::response().0),
+            ("404", NotFound::response().0),
+            ("429", TooManyTokenAttempts::response().0),
+            ("500", InternalError::response().0),
+            ("503", Unavailable::response().0),
+        ]
+        .into_iter()
+        .map(|(status, name)| (status.to_owned(), Ref::from_response_name(name).into()))
+        .collect()
     }
 }
 

@@ -18,8 +18,7 @@ use serde::Serialize;
 use super::auth::{authenticate, authorize_site, Principal};
 use super::error::ApiError;
 use super::openapi::{
-    BadRequest, Forbidden, InternalError, NotFound, TooManyTokenAttempts, Unauthorized,
-    Unavailable, OPENAPI_PATH,
+    BadRequest, InternalError, SiteReportFailures, TooManyTokenAttempts, Unauthorized, OPENAPI_PATH,
 };
 use super::report_answers::{
     Breakdown, BreakdownComparison, Funnel, Goals, Realtime, ReportHead, Row, SiteEntry, Sites,
@@ -262,13 +261,7 @@ pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
     responses(
         (status = 200, description = "Summary", content(
             (Summary = "application/json"), (String = "text/csv"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyTokenAttempts),
-        (status = 500, response = InternalError),
-        (status = 503, response = Unavailable),
+        SiteReportFailures,
     )
 )]
 pub async fn summary(
@@ -360,13 +353,7 @@ fn bucket_fields(b: &query::Bucket) -> Vec<String> {
     responses(
         (status = 200, description = "Buckets", content(
             (Timeseries = "application/json"), (String = "text/csv"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyTokenAttempts),
-        (status = 500, response = InternalError),
-        (status = 503, response = Unavailable),
+        SiteReportFailures,
     )
 )]
 pub async fn timeseries(
@@ -462,13 +449,7 @@ pub async fn timeseries(
     responses(
         (status = 200, description = "Rows", content(
             (Breakdown = "application/json"), (String = "text/csv"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyTokenAttempts),
-        (status = 500, response = InternalError),
-        (status = 503, response = Unavailable),
+        SiteReportFailures,
     )
 )]
 pub async fn breakdown(
@@ -582,13 +563,7 @@ pub async fn breakdown(
     responses(
         (status = 200, description = "Counts", content(
             (Realtime = "application/json"), (String = "text/csv"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyTokenAttempts),
-        (status = 500, response = InternalError),
-        (status = 503, response = Unavailable),
+        SiteReportFailures,
     )
 )]
 pub async fn realtime(
@@ -643,13 +618,7 @@ pub async fn realtime(
     responses(
         (status = 200, description = "Goal rows", content(
             (Goals = "application/json"), (String = "text/csv"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyTokenAttempts),
-        (status = 500, response = InternalError),
-        (status = 503, response = Unavailable),
+        SiteReportFailures,
     )
 )]
 pub async fn goals(
@@ -719,13 +688,7 @@ pub async fn goals(
     responses(
         (status = 200, description = "Funnel steps", content(
             (Funnel = "application/json"), (String = "text/csv"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 429, response = TooManyTokenAttempts),
-        (status = 500, response = InternalError),
-        (status = 503, response = Unavailable),
+        SiteReportFailures,
     )
 )]
 pub async fn funnel(
