@@ -2,9 +2,11 @@
 //! (Debian's 18.16, started by `common/clickhouse.rs`): a redb store with
 //! events on three days, two sites, an IPv6 visitor and a sweep record is
 //! copied; the copy equals the source row by row; a day ClickHouse already
-//! holds events of is left alone and reported; a second run copies
-//! nothing twice; a day whose copy was interrupted is dropped and copied
-//! again; a running server and an unknown target are refused clearly.
+//! holds events of is left alone and reported; a day past retention is not
+//! copied; a second run copies nothing twice; a day whose copy was
+//! interrupted is dropped and copied again; a finished day collectors
+//! wrote into since is left alone; a progress file of another target, a
+//! running server and an unknown target are refused clearly.
 
 mod common;
 #[path = "common/clickhouse.rs"]
@@ -25,8 +27,16 @@ use common::{bin, stored_pageview, test_config};
 use servers::ClickHouseSet;
 
 const DAY_MS: i64 = 86_400_000;
-/// 2025-11-28 12:00 UTC.
-const FIRST_NOON: i64 = 1_764_331_200_000;
+/// Events of a day this far back are past the default
+/// `retention.raw_days` (90) and are not copied.
+const EXPIRED_DAYS_AGO: i64 = 200;
+
+/// Noon UTC ten days ago: the first of the three days copied (inside the
+/// default 90 days of raw retention).
+fn first_noon() -> i64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    (now / DAY_MS - 10) * DAY_MS + DAY_MS / 2
+}
 const DATABASE: &str = "sparsam_migrate";
 
 struct Env {
@@ -86,7 +96,7 @@ fn day(noon: i64) -> String {
 fn source_events() -> Vec<Event> {
     let mut events = Vec::new();
     for (d, n) in [(0, 120u64), (1, 80), (2, 40)] {
-        let noon = FIRST_NOON + d * DAY_MS;
+        let noon = first_noon() + d * DAY_MS;
         for i in 0..n {
             let mut e = stored_pageview(
                 noon + i as i64 * 1_000,
@@ -100,7 +110,15 @@ fn source_events() -> Vec<Event> {
             events.push(e);
         }
     }
-    let mut v6 = stored_pageview(FIRST_NOON + 500, 999, "https://example.org/v6");
+    // a day past retention: left in the embedded store, not copied
+    for i in 0..7 {
+        events.push(stored_pageview(
+            first_noon() - EXPIRED_DAYS_AGO * DAY_MS + i,
+            700 + i as u64,
+            "https://example.org/expired",
+        ));
+    }
+    let mut v6 = stored_pageview(first_noon() + 500, 999, "https://example.org/v6");
     v6.anon_ip = AnonIp::truncate("2001:db8:1234:5678::9".parse().unwrap(), &IpMasks::DEFAULT);
     v6.search_term = "impfung termine".into();
     events.push(v6);
@@ -135,9 +153,9 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
     let env = Env::new(&set);
     seed(&env.data);
     let days = [
-        day(FIRST_NOON),
-        day(FIRST_NOON + DAY_MS),
-        day(FIRST_NOON + 2 * DAY_MS),
+        day(first_noon()),
+        day(first_noon() + DAY_MS),
+        day(first_noon() + 2 * DAY_MS),
     ];
 
     // A collector already writes into ClickHouse on the third day.
@@ -157,7 +175,7 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
     let live: Vec<Event> = (0..5)
         .map(|i| {
             stored_pageview(
-                FIRST_NOON + 2 * DAY_MS + 3_600_000 + i,
+                first_noon() + 2 * DAY_MS + 3_600_000 + i,
                 500 + i as u64,
                 "https://example.org/live",
             )
@@ -196,6 +214,18 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
         "{out}"
     );
     assert!(out.contains("audit records copied: 1"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}  not copied: 7 events past retention.raw_days",
+            day(first_noon() - EXPIRED_DAYS_AGO * DAY_MS)
+        )),
+        "{out}"
+    );
+    assert_eq!(count(&set, "url = 'https://example.org/expired'"), 0);
+    assert!(
+        out.contains("delete it when the collectors run on ClickHouse"),
+        "{out}"
+    );
     assert_eq!(count(&set, &format!("day = '{}'", days[0])), 121);
     assert_eq!(count(&set, &format!("day = '{}'", days[1])), 80);
     assert_eq!(
@@ -274,6 +304,69 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
         "not counted twice"
     );
     assert_eq!(count(&set, "1"), 241);
+
+    // Collectors started on ClickHouse write into a day copied earlier: a
+    // later run (say, as a check) leaves their events alone and says so.
+    let collector = ClickHouseStorage::open(&OpenOptions {
+        config: ClickHouseConfig {
+            urls: set.urls(),
+            database: DATABASE.into(),
+            flush_ms: 50,
+            ..ClickHouseConfig::default()
+        },
+        data_dir: env.dir.path().join("collector"),
+        queue_capacity: 100,
+        site_timezones: Default::default(),
+        max_engaged_ms: 1_800_000,
+    })
+    .unwrap();
+    let late: Vec<Event> = (0..3)
+        .map(|i| {
+            stored_pageview(
+                first_noon() + 7_200_000 + i,
+                800 + i as u64,
+                "https://example.org/late",
+            )
+        })
+        .collect();
+    collector
+        .submit(late)
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    collector.flush().unwrap();
+    while collector.backlog().0 > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    collector.close().unwrap();
+    drop(collector);
+    let (code, out, err) = env.migrate("clickhouse");
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "{}  LEFT ALONE: copied 121 events in an earlier run, ClickHouse now holds 124",
+            days[0]
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        count(&set, &format!("day = '{}'", days[0])),
+        124,
+        "the collectors' events of a finished day are never dropped"
+    );
+
+    // A progress file written for another target says nothing about this
+    // one: refused, by name.
+    let progress = std::fs::read_to_string(env.progress_file()).unwrap();
+    let elsewhere = progress.replacen(DATABASE, "staging", 1);
+    assert_ne!(elsewhere, progress, "the target line names the database");
+    std::fs::write(env.progress_file(), elsewhere).unwrap();
+    let (code, out, err) = env.migrate("clickhouse");
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("records a migration into"), "{err}");
+    assert!(err.contains("staging"), "{err}");
+    assert_eq!(count(&set, "1"), 244, "nothing touched");
 }
 
 /// The source rows of `days` in the order of the ClickHouse query above.

@@ -158,10 +158,15 @@ impl StoredIp {
     }
 
     /// The address to hand on (a copy into another engine): truncated
-    /// again to its own prefix, so stray host bits in a stored value can
-    /// never travel further.
-    pub fn to_anon(&self) -> AnonIp {
-        let net = match IpNet::new(self.addr, self.prefix_len) {
+    /// again to its own prefix or to `masks`, whichever keeps fewer bits, so
+    /// stray host bits in a stored value, or a value stored under weaker
+    /// masks than the ones now configured, never travel further.
+    pub fn to_anon(&self, masks: &IpMasks) -> AnonIp {
+        let policy = match self.addr {
+            IpAddr::V4(_) => masks.v4_prefix,
+            IpAddr::V6(_) => masks.v6_prefix,
+        };
+        let net = match IpNet::new(self.addr, self.prefix_len.min(policy)) {
             Ok(net) => net.trunc(),
             // decode checked the prefix; were it wrong, keep nothing at all
             Err(_) => match self.addr {
@@ -210,13 +215,56 @@ mod tests {
             prefix_len: 16,
         };
         assert!(!stray.is_truncated());
-        assert_eq!(stray.to_anon().to_string(), anon("181.153.0.0").to_string());
-        assert_eq!(stray.to_anon().network().to_string(), "181.153.0.0/16");
+        let masks = IpMasks::DEFAULT;
+        assert_eq!(
+            stray.to_anon(&masks).to_string(),
+            anon("181.153.0.0").to_string()
+        );
+        assert_eq!(
+            stray.to_anon(&masks).network().to_string(),
+            "181.153.0.0/16"
+        );
         let v6 = StoredIp {
             addr: "2001:db8:1234::1".parse().unwrap(),
             prefix_len: 32,
         };
-        assert_eq!(v6.to_anon().network().to_string(), "2001:db8::/32");
+        assert_eq!(v6.to_anon(&masks).network().to_string(), "2001:db8::/32");
+    }
+
+    #[test]
+    fn a_stored_address_handed_on_follows_the_masks_now_configured() {
+        // stored while weaker masks were allowed (or a damaged value with
+        // a full-length prefix): the copy keeps only what the masks allow
+        let full = StoredIp {
+            addr: "181.153.27.94".parse().unwrap(),
+            prefix_len: 32,
+        };
+        assert_eq!(
+            full.to_anon(&IpMasks::DEFAULT).network().to_string(),
+            "181.153.0.0/16"
+        );
+        let stricter = IpMasks {
+            v4_prefix: 8,
+            v6_prefix: 24,
+        };
+        assert_eq!(full.to_anon(&stricter).network().to_string(), "181.0.0.0/8");
+        let v6 = StoredIp {
+            addr: "2001:db8:1234::1".parse().unwrap(),
+            prefix_len: 128,
+        };
+        assert_eq!(
+            v6.to_anon(&IpMasks::DEFAULT).network().to_string(),
+            "2001:db8::/32"
+        );
+        // a prefix shorter than the masks stays as short
+        let short = StoredIp {
+            addr: "181.0.0.0".parse().unwrap(),
+            prefix_len: 8,
+        };
+        assert_eq!(
+            short.to_anon(&IpMasks::DEFAULT).network().to_string(),
+            "181.0.0.0/8"
+        );
     }
 
     #[test]

@@ -3,25 +3,31 @@
 //! site that outgrows one machine keeps its history when it moves.
 //!
 //! The copy goes one UTC day (the partition of both engines) at a time and
-//! is resumable: a progress file beside the store records each day as
-//! *started* before the first row is sent and as *finished* once
-//! ClickHouse holds exactly as many events of that day as the embedded
-//! store. A later run skips finished days, drops and copies again a day it
-//! started but did not finish (its own partial copy), and refuses to touch
-//! a day that ClickHouse holds events of without having started it here
-//! (collectors already writing into it: their events must not be dropped).
+//! is resumable: a progress file beside the store, bound to the ClickHouse
+//! target it was written for, records each day as *started* before the
+//! first row is sent and as *finished* once ClickHouse holds exactly as
+//! many events of that day as the embedded store. A later run skips
+//! finished days, drops and copies again a day it started but did not
+//! finish (its own partial copy, never more rows than the embedded store
+//! has), and never drops a day that ClickHouse holds events of that this
+//! migration cannot account for: a day it did not start, or a finished day
+//! whose count has changed since (collectors writing into it, or their
+//! sweep trimming it). Days wholly past `retention.raw_days` are not
+//! copied, and of the day the cutoff falls in only the events after it.
 //! At the end every day is counted on both sides.
 //!
 //! Rows are written through the same write path as a collector's (the
 //! spooled writer, one unique insert id per batch), and a day counts as
 //! copied only when ClickHouse has confirmed every batch, not when the
-//! spool has it. Addresses travel as stored: already truncated, and
-//! truncated again to their own prefix on the way, so a stored value can
-//! never carry host bits further.
+//! spool has it. Addresses travel as stored, truncated again on the way to
+//! their own prefix or the configured masks, whichever keeps fewer bits.
 //!
 //! What is not copied: roll-ups of days whose raw events have already
 //! expired (ClickHouse answers every report from raw events) and the
 //! embedded store's daily salt (the events carry their visitor hashes).
+//! The embedded store file itself is left as it was: once the collectors
+//! run on ClickHouse nothing sweeps it any more, so the report says to
+//! delete it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions as FileOptions};
@@ -36,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::model::Event;
+use crate::privacy::IpMasks;
 use crate::storage::clickhouse::{self, ClickHouseStorage};
 use crate::storage::redb::RedbStorage;
 use crate::storage::{Storage, StorageError};
@@ -70,6 +77,15 @@ pub enum MigrateError {
          they stay in the spool, run the command again to resume"
     )]
     NotConfirmed { batches: u64, bytes: u64, secs: u64 },
+    #[error(
+        "progress file {file} records a migration into {recorded}, not into {configured}; \
+         move it away to start a migration into the configured target"
+    )]
+    OtherTarget {
+        file: PathBuf,
+        recorded: String,
+        configured: String,
+    },
 }
 
 /// What happened to one UTC day.
@@ -84,6 +100,19 @@ pub enum DayOutcome {
     /// ClickHouse holds events of this day that this migration did not
     /// write: left alone.
     Conflict { source: u64, target: u64 },
+    /// Finished in an earlier run, but ClickHouse's count has changed since
+    /// (collectors writing into the day, or their sweep trimming it): left
+    /// alone, never dropped.
+    ChangedSinceCopy {
+        copied: u64,
+        source: u64,
+        target: u64,
+    },
+    /// Copied, but ClickHouse does not hold as many events as were sent:
+    /// not recorded as finished, so the next run copies it again.
+    CountDiffers { sent: u64, target: u64 },
+    /// Past `retention.raw_days`: not copied (the sweeper would delete it).
+    Expired { events: u64 },
 }
 
 /// The result of a run: one outcome per day of the embedded store, the
@@ -125,6 +154,22 @@ impl MigrateReport {
                      this migration did not write (collectors writing into it?); the \
                      embedded store has {source}"
                 ),
+                DayOutcome::ChangedSinceCopy {
+                    copied,
+                    source,
+                    target,
+                } => format!(
+                    "LEFT ALONE: copied {copied} events in an earlier run, ClickHouse now \
+                     holds {target} (collectors writing into it, or their sweep?); the \
+                     embedded store has {source}"
+                ),
+                DayOutcome::CountDiffers { sent, target } => format!(
+                    "NOT FINISHED: sent {sent} events, ClickHouse holds {target}; run the \
+                     command again to copy the day again"
+                ),
+                DayOutcome::Expired { events } => {
+                    format!("not copied: {events} events past retention.raw_days")
+                }
             };
             let _ = writeln!(out, "{day}  {what}");
         }
@@ -153,6 +198,11 @@ impl MigrateReport {
              kept only as counts in the embedded store do not appear there"
         );
         let _ = writeln!(out, "progress: {}", self.progress_file.display());
+        let _ = writeln!(
+            out,
+            "the embedded store file is unchanged: once store.backend = \"clickhouse\" \
+             nothing sweeps it any more, so delete it when the collectors run on ClickHouse"
+        );
         out
     }
 }
@@ -173,6 +223,14 @@ enum DayState {
     Finished,
 }
 
+/// The first line of the progress file: which ClickHouse target the days
+/// below were copied into (a file written for another target says nothing
+/// about this one).
+#[derive(Debug, Serialize, Deserialize)]
+struct TargetLine {
+    target: String,
+}
+
 /// The progress file: an append-only log, fsynced line by line, read back
 /// as the last state of each day.
 struct Progress {
@@ -182,24 +240,57 @@ struct Progress {
 }
 
 impl Progress {
-    fn open(path: &Path) -> Result<Progress, MigrateError> {
+    /// Opens the progress of a migration into `target` (see
+    /// [`target_fingerprint`]), refusing a file written for another one.
+    fn open(path: &Path, target: &str) -> Result<Progress, MigrateError> {
         let fail = |e| MigrateError::Progress(path.to_path_buf(), e);
         let mut days = HashMap::new();
+        let mut recorded: Option<String> = None;
         if path.exists() {
             let reader = BufReader::new(File::open(path).map_err(fail)?);
             for line in reader.lines() {
                 let line = line.map_err(fail)?;
+                if let Ok(head) = serde_json::from_str::<TargetLine>(&line) {
+                    recorded.get_or_insert(head.target);
                 // a line cut short by a crash is the last one: ignore it
-                if let Ok(entry) = serde_json::from_str::<ProgressLine>(&line) {
+                } else if let Ok(entry) = serde_json::from_str::<ProgressLine>(&line) {
                     days.insert(entry.day, (entry.state, entry.events));
                 }
             }
         }
-        let file = FileOptions::new()
+        match &recorded {
+            Some(recorded) if recorded != target => {
+                return Err(MigrateError::OtherTarget {
+                    file: path.to_path_buf(),
+                    recorded: recorded.clone(),
+                    configured: target.to_owned(),
+                })
+            }
+            // days without a target line cannot be vouched for
+            None if !days.is_empty() => {
+                return Err(MigrateError::OtherTarget {
+                    file: path.to_path_buf(),
+                    recorded: "an unnamed target".into(),
+                    configured: target.to_owned(),
+                })
+            }
+            _ => {}
+        }
+        let mut file = FileOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(fail)?;
+        if recorded.is_none() {
+            let mut line = serde_json::to_string(&TargetLine {
+                target: target.to_owned(),
+            })
+            .map_err(|e| fail(e.into()))?;
+            line.push('\n');
+            file.write_all(line.as_bytes())
+                .and_then(|()| file.sync_data())
+                .map_err(fail)?;
+        }
         Ok(Progress {
             path: path.to_path_buf(),
             file,
@@ -229,6 +320,22 @@ pub fn progress_path(config: &Config) -> PathBuf {
     config.server.data_dir.join("clickhouse-migration.jsonl")
 }
 
+/// Names the ClickHouse target a progress file belongs to: its servers,
+/// database and cluster (no user or password).
+fn target_fingerprint(config: &Config) -> String {
+    let ch = &config.clickhouse;
+    format!(
+        "{} database {} cluster {:?}",
+        ch.urls.join(","),
+        ch.database,
+        ch.cluster
+    )
+}
+
+/// How long a finished copy may take to show in ClickHouse's count (on a
+/// cluster a read may reach a replica that is still fetching the part).
+const COUNT_SETTLE: Duration = Duration::from_secs(30);
+
 /// Runs the migration described in the module comment.
 pub fn migrate_to_clickhouse(config: &Config) -> Result<MigrateReport, MigrateError> {
     let path = config.store_path();
@@ -248,9 +355,25 @@ pub fn migrate_to_clickhouse(config: &Config) -> Result<MigrateReport, MigrateEr
     // What an earlier, interrupted run left in the spool lands first, so
     // that dropping a partial day below cannot race with its replay.
     wait_until_confirmed(&target)?;
-    let mut progress = Progress::open(&progress_path(config))?;
+    let mut progress = Progress::open(&progress_path(config), &target_fingerprint(config))?;
+    let masks = config.privacy.masks();
+    let cutoff_ms = crate::retention::sweeper::cutoff_ms(config, chrono::Utc::now());
 
-    let source_days = source.days()?;
+    let mut source_days = source.days()?;
+    let mut expired = Vec::new();
+    source_days.retain(|&(day, events)| {
+        let keep = day_start_ms(day) + MS_PER_DAY > cutoff_ms;
+        if !keep {
+            expired.push((day, events));
+        }
+        keep
+    });
+    // the day the cutoff falls in: only its events after the cutoff
+    for (day, events) in source_days.iter_mut() {
+        if day_start_ms(*day) < cutoff_ms {
+            *events = count_day(&source, *day, cutoff_ms)?;
+        }
+    }
     let target_days: HashMap<NaiveDate, u64> = target.days()?.into_iter().collect();
     let total: u64 = source_days.iter().map(|(_, n)| n).sum();
     let bar = ProgressBar::new(total).with_style(
@@ -265,6 +388,23 @@ pub fn migrate_to_clickhouse(config: &Config) -> Result<MigrateReport, MigrateEr
         progress_file: progress.path.clone(),
         ..MigrateReport::default()
     };
+    for (day, events) in expired {
+        report.days.insert(day, DayOutcome::Expired { events });
+    }
+    let copy = |progress: &mut Progress, day: NaiveDate, expected: u64| {
+        progress.record(day, DayState::Started, 0)?;
+        let sent = copy_day(&source, &target, day, cutoff_ms, &masks, &bar)?;
+        let in_target = settled_count(&target, day, expected)?;
+        if sent == expected && in_target == expected {
+            progress.record(day, DayState::Finished, sent)?;
+            Ok::<_, MigrateError>(Ok(sent))
+        } else {
+            Ok(Err(DayOutcome::CountDiffers {
+                sent,
+                target: in_target,
+            }))
+        }
+    };
     for &(day, expected) in &source_days {
         bar.set_message(day.to_string());
         let in_target = target_days.get(&day).copied().unwrap_or(0);
@@ -272,33 +412,48 @@ pub fn migrate_to_clickhouse(config: &Config) -> Result<MigrateReport, MigrateEr
             Some((DayState::Finished, _)) if in_target == expected => {
                 DayOutcome::AlreadyCopied { events: expected }
             }
-            Some(_) => {
-                // Started here (or finished, but no longer complete): the
-                // rows of this day in ClickHouse are this migration's own.
+            // unchanged since it was copied; only the retention cutoff has
+            // moved into the day since (ClickHouse's sweep trims it there)
+            Some((DayState::Finished, copied)) if in_target == copied => {
+                DayOutcome::AlreadyCopied { events: copied }
+            }
+            Some((DayState::Finished, copied)) => DayOutcome::ChangedSinceCopy {
+                copied,
+                source: expected,
+                target: in_target,
+            },
+            // Started here and not finished: the day's rows are this
+            // migration's partial copy, unless there are more of them than
+            // it can have sent.
+            Some((DayState::Started, _)) if in_target > expected => DayOutcome::Conflict {
+                source: expected,
+                target: in_target,
+            },
+            Some((DayState::Started, _)) => {
                 let dropped = if in_target > 0 {
                     target.drop_day(day)?
                 } else {
                     0
                 };
-                progress.record(day, DayState::Started, 0)?;
-                let events = copy_day(&source, &target, day, &bar)?;
-                progress.record(day, DayState::Finished, events)?;
-                DayOutcome::Recopied { dropped, events }
+                match copy(&mut progress, day, expected)? {
+                    Ok(events) => DayOutcome::Recopied { dropped, events },
+                    Err(differs) => differs,
+                }
             }
             None if in_target > 0 => DayOutcome::Conflict {
                 source: expected,
                 target: in_target,
             },
-            None => {
-                progress.record(day, DayState::Started, 0)?;
-                let events = copy_day(&source, &target, day, &bar)?;
-                progress.record(day, DayState::Finished, events)?;
-                DayOutcome::Copied { events }
-            }
+            None => match copy(&mut progress, day, expected)? {
+                Ok(events) => DayOutcome::Copied { events },
+                Err(differs) => differs,
+            },
         };
         if !matches!(
             outcome,
-            DayOutcome::Copied { .. } | DayOutcome::Recopied { .. }
+            DayOutcome::Copied { .. }
+                | DayOutcome::Recopied { .. }
+                | DayOutcome::CountDiffers { .. }
         ) {
             bar.inc(expected);
         }
@@ -311,33 +466,78 @@ pub fn migrate_to_clickhouse(config: &Config) -> Result<MigrateReport, MigrateEr
     let after: HashMap<NaiveDate, u64> = target.days()?.into_iter().collect();
     report.counts = source_days
         .iter()
-        .map(|&(day, n)| (day, (n, after.get(&day).copied().unwrap_or(0))))
+        .map(|&(day, n)| {
+            let source_n = match report.days.get(&day) {
+                Some(DayOutcome::AlreadyCopied { events }) => *events,
+                _ => n,
+            };
+            (day, (source_n, after.get(&day).copied().unwrap_or(0)))
+        })
         .collect();
     target.close()?;
     source.close()?;
     Ok(report)
 }
 
-/// Copies every event of `day`, waits until ClickHouse has confirmed them
-/// and returns how many were sent.
+fn day_start_ms(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp_millis())
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Events of `day` in the embedded store at or after `from_ms`.
+fn count_day(source: &RedbStorage, day: NaiveDate, from_ms: i64) -> Result<u64, MigrateError> {
+    let engine = source.engine();
+    let to_ms = day_start_ms(day) + MS_PER_DAY;
+    let mut n = 0u64;
+    for site in engine.snapshot()?.sites_of(day)? {
+        engine.scan_events(&site, from_ms.max(day_start_ms(day)), to_ms, |_| {
+            n += 1;
+            ControlFlow::Continue(())
+        })?;
+    }
+    Ok(n)
+}
+
+/// ClickHouse's count of `day`, read again for a while until it reaches
+/// `expected` (a replica may still be fetching the last part).
+fn settled_count(
+    target: &ClickHouseStorage,
+    day: NaiveDate,
+    expected: u64,
+) -> Result<u64, MigrateError> {
+    let start = Instant::now();
+    loop {
+        let days: HashMap<NaiveDate, u64> = target.days()?.into_iter().collect();
+        let n = days.get(&day).copied().unwrap_or(0);
+        if n == expected || start.elapsed() >= COUNT_SETTLE {
+            return Ok(n);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Copies every event of `day` at or after `cutoff_ms`, waits until
+/// ClickHouse has confirmed them and returns how many were sent.
 fn copy_day(
     source: &RedbStorage,
     target: &ClickHouseStorage,
     day: NaiveDate,
+    cutoff_ms: i64,
+    masks: &IpMasks,
     bar: &ProgressBar,
 ) -> Result<u64, MigrateError> {
     let engine = source.engine();
     let sites = engine.snapshot()?.sites_of(day)?;
-    let from_ms = day
-        .and_hms_opt(0, 0, 0)
-        .map_or(0, |t| t.and_utc().timestamp_millis());
-    let to_ms = from_ms + 86_400_000;
+    let from_ms = day_start_ms(day).max(cutoff_ms);
+    let to_ms = day_start_ms(day) + MS_PER_DAY;
     let mut sent = 0u64;
     for site in sites {
         let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
         let mut failure: Option<MigrateError> = None;
         engine.scan_events(&site, from_ms, to_ms, |stored| {
-            chunk.push(pipeline_event(stored));
+            chunk.push(pipeline_event(stored, masks));
             if chunk.len() >= CHUNK_EVENTS {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_EVENTS));
                 let n = full.len() as u64;
@@ -412,7 +612,7 @@ fn copy_audit(source: &RedbStorage, target: &ClickHouseStorage) -> Result<usize,
 }
 
 /// A stored event as the pipeline hands events to a store.
-fn pipeline_event(stored: StoredEvent) -> Event {
+fn pipeline_event(stored: StoredEvent, masks: &IpMasks) -> Event {
     Event {
         site: stored.site,
         ts_ms: stored.ts_ms,
@@ -429,7 +629,7 @@ fn pipeline_event(stored: StoredEvent) -> Event {
         engaged_ms: stored.engaged_ms,
         device: stored.device,
         plugins: stored.plugins,
-        anon_ip: stored.anon_ip.to_anon(),
+        anon_ip: stored.anon_ip.to_anon(masks),
         custom: stored.custom,
     }
 }
