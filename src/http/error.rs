@@ -33,7 +33,10 @@ pub enum ApiError {
     SlowBody(u64),
     #[error("the event could not be stored; retry later")]
     StoreFailed,
-    #[error("the store is being reopened after a write failure (is the disk full?); retry later")]
+    #[error(
+        "the store cannot answer for now (reopening after a write failure, such as a full \
+         disk, or its database servers out of reach); retry later"
+    )]
     StoreUnavailable,
     #[error("internal error")]
     Internal,

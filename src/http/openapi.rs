@@ -61,7 +61,9 @@ error_responses! {
     /// 404
     NotFound => "No such site";
     /// 503 while the store reopens
-    Unavailable => "The store is being reopened after a failed write (e.g. a full disk); \
+    Unavailable => "The store cannot answer for now: it is being reopened after a failed \
+                    write (e.g. a full disk), or with `store.backend = \"clickhouse\"` no \
+                    ClickHouse server answers; \
                     retry after `Retry-After` seconds";
     /// 403 for a site's token on an admin route
     AdminOnly => "A site's read token: this route needs the admin token";

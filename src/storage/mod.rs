@@ -53,8 +53,9 @@ pub enum StorageError {
     #[error("the store is closed")]
     Closed,
     /// The engine cannot write or read for now (a write failed for lack of
-    /// disk space or an I/O error, and the engine is reopening); retry later.
-    #[error("the store cannot write for now (is the disk full?): {0}")]
+    /// disk space or an I/O error and the engine is reopening, or the
+    /// database servers of a networked engine are out of reach); retry later.
+    #[error("the store cannot answer for now: {0}")]
     Unavailable(String),
     /// The request asks for something this engine cannot answer as asked
     /// (the client's to change).

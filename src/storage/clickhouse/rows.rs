@@ -165,9 +165,21 @@ struct StoredRow {
 }
 
 /// Decodes one `JSONEachRow` line of [`REPLAY_COLUMNS`].
+/// What went wrong in a row, without the row's text: serde_json's own
+/// message can quote the value it choked on (a URL, a search term), and
+/// this message ends up in the server's log.
+fn json_failure(e: serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}
+
 pub fn parse_replay_row(line: &str) -> Result<ReplayEvent, String> {
     use crate::model::{Campaign, Device, DeviceType, EventKind, Referrer, ReferrerType};
-    let r: StoredRow = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let r: StoredRow = serde_json::from_str(line).map_err(json_failure)?;
     let kind = EventKind::from_u8(r.kind).ok_or_else(|| format!("event kind {}", r.kind))?;
     let custom = if r.custom == 0 {
         None
@@ -175,7 +187,8 @@ pub fn parse_replay_row(line: &str) -> Result<ReplayEvent, String> {
         let props: Vec<(String, String)> = if r.custom_props.is_empty() {
             Vec::new()
         } else {
-            serde_json::from_str(&r.custom_props).map_err(|e| format!("custom_props: {e}"))?
+            serde_json::from_str(&r.custom_props)
+                .map_err(|e| format!("custom_props: {}", json_failure(e)))?
         };
         Some(crate::goals::CustomEvent {
             name: r.custom_name,
@@ -221,4 +234,20 @@ pub fn parse_replay_row(line: &str) -> Result<ReplayEvent, String> {
         plugins: r.plugins,
         custom,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_replay_row;
+
+    #[test]
+    fn a_row_that_does_not_parse_is_described_without_its_text() {
+        // a search term where a number belongs: serde_json's own message
+        // quotes it
+        let Err(failure) = parse_replay_row(r#"{"ts_ms":"impfung-marker-4711"}"#) else {
+            panic!("a bad row is refused");
+        };
+        assert!(!failure.contains("impfung-marker-4711"), "{failure}");
+        assert!(failure.contains("column"), "{failure}");
+    }
 }
