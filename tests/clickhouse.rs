@@ -851,3 +851,240 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
     let (_, live) = report_answer(&embedded, "/api/v1/sites/demo/realtime", false);
     assert!(!live.contains("\"visitors\":0"), "{live}");
 }
+
+/// Sets the collectors' simulated clock (see `sparsam::clock`), replacing
+/// the file by a rename so it is never read half-written.
+fn set_clock(file: &Path, at: chrono::DateTime<chrono::Utc>) {
+    let temp = file.with_extension("new");
+    std::fs::write(&temp, at.to_rfc3339()).unwrap();
+    std::fs::rename(&temp, file).unwrap();
+}
+
+/// Every row of the shared salts table on server `i`: (day, salt hex).
+fn salt_rows(set: &ClickHouseSet, i: usize) -> Vec<(String, String)> {
+    set.query(
+        i,
+        "SELECT day, salt FROM sparsam_http.salts ORDER BY day, offered, salt FORMAT TabSeparated",
+    )
+    .lines()
+    .filter_map(|l| l.split_once('\t'))
+    .map(|(d, s)| (d.to_string(), s.to_string()))
+    .collect()
+}
+
+/// Every file under `dir` with its bytes.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// Stateless collectors: concurrent offers of a day's salt from every
+/// server of the cluster settle on one; a visitor whose hits go to two
+/// collectors counts once; neither collector keeps a salt on disk or
+/// writes it to its log; after the day changes twice, no salt older than
+/// yesterday is left in the table or in any part of any server.
+#[test]
+fn collectors_share_the_daily_salt_and_forget_old_ones() {
+    use sparsam::privacy::SaltExchange;
+    use sparsam::storage::clickhouse::http::Client;
+
+    let set = ClickHouseSet::cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = set.urls();
+
+    // the schema, as a collector makes it
+    let mut o = options(&set, CLUSTER, &dir.path().join("migrate"));
+    o.config.database = "sparsam_http".into();
+    drop(ClickHouseStorage::open(&o).expect("migrate"));
+
+    // six exchanges offer different candidates for one day at once, each
+    // through another server first: all of them settle on one salt
+    let race_day = 20_000; // 2024-10-04
+    let layout = schema::Layout {
+        database: "sparsam_http".into(),
+        cluster: CLUSTER.into(),
+    };
+    let barrier = std::sync::Barrier::new(6);
+    let agreed: Vec<[u8; 32]> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|k| {
+                let mut rotated = urls.clone();
+                rotated.rotate_left(k % urls.len());
+                let exchange = sparsam::storage::clickhouse::salts::ClickHouseSalts::new(
+                    std::sync::Arc::new(
+                        Client::new(rotated, "default".into(), None, Duration::from_secs(20))
+                            .unwrap(),
+                    ),
+                    layout.clone(),
+                );
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let candidate = [k as u8 + 1; 32];
+                    barrier.wait();
+                    *exchange.agree(race_day, &candidate).expect("agree")
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        agreed.iter().all(|s| *s == agreed[0]),
+        "collectors disagree on the day's salt: {:?}",
+        agreed.iter().map(|s| s[0]).collect::<Vec<_>>()
+    );
+    for i in 0..set.servers.len() {
+        eventually(true, || {
+            salt_rows(&set, i)
+                .iter()
+                .filter(|(day, _)| day == "2024-10-04")
+                .count()
+                >= 1
+        });
+    }
+
+    // two collectors, each talking to another server first, on one clock
+    let clock = dir.path().join("clock");
+    let now = chrono::Utc::now();
+    set_clock(&clock, now);
+    let start = |name: &str, urls: &[String]| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = collector_config(&home.join("data"), urls, "", "vacuum_after_sweep = false")
+            .replace(
+                "database = \"sparsam_http\"",
+                &format!("database = \"sparsam_http\"\ncluster = \"{CLUSTER}\""),
+            );
+        common::Server::start_config_env(
+            &home,
+            &config,
+            &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+        )
+    };
+    let a = start("a", &urls);
+    let reversed: Vec<String> = urls.iter().rev().cloned().collect();
+    let b = start("b", &reversed);
+    let c = client();
+    let hit = |server: &common::Server, address: &str, page: &str| {
+        let res = c
+            .get(server.url(&format!(
+                "/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F{page}&send_image=0"
+            )))
+            .header("User-Agent", CHROME_UA)
+            .header("X-Forwarded-For", address)
+            .send()
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    };
+    let visitors_on = |day: chrono::NaiveDate, pageviews: u64| -> u64 {
+        let mut summary = serde_json::Value::Null;
+        eventually(true, || {
+            let res = c
+                .get(a.url(&format!(
+                    "/api/v1/sites/demo/summary?from={day}&to={day}"
+                )))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .unwrap();
+            summary = res.json().unwrap();
+            summary["pageviews"] == pageviews
+        });
+        summary["visitors"].as_u64().expect("visitors")
+    };
+
+    // one visitor (one /16, one browser) on A then on B, and another on B
+    hit(&a, "203.0.113.77", "first");
+    hit(&b, "203.0.113.99", "second");
+    hit(&b, "198.51.100.1", "other");
+    assert_eq!(
+        visitors_on(now.date_naive(), 3),
+        2,
+        "the visitor seen by both collectors counts once"
+    );
+
+    let today = now.date_naive().format("%Y-%m-%d").to_string();
+    let mut seen_salts: Vec<String> = Vec::new();
+    for i in 0..set.servers.len() {
+        eventually(true, || salt_rows(&set, i).iter().any(|(d, _)| *d == today));
+        seen_salts.extend(salt_rows(&set, i).into_iter().map(|(_, s)| s));
+    }
+
+    // two days later (each collector rotates at its own pace)
+    let later = (now.date_naive() + chrono::Days::new(2))
+        .and_hms_opt(0, 0, 5)
+        .unwrap()
+        .and_utc();
+    set_clock(&clock, later);
+    let yesterday = (later.date_naive() - chrono::Days::new(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let later_day = later.date_naive().format("%Y-%m-%d").to_string();
+    let old_parts = format!(
+        "SELECT count() FROM system.parts WHERE database = 'sparsam_http' \
+         AND table = 'salts' AND partition < '{yesterday}'"
+    );
+    for i in 0..set.servers.len() {
+        // nothing older than yesterday in the table, not even an inactive
+        // part (old_parts_lifetime is short here)
+        eventually((0, 0), || {
+            (
+                salt_rows(&set, i)
+                    .iter()
+                    .filter(|(d, _)| *d < yesterday)
+                    .count(),
+                set.count(i, &old_parts),
+            )
+        });
+        eventually(true, || salt_rows(&set, i).iter().any(|(d, _)| *d == later_day));
+        seen_salts.extend(salt_rows(&set, i).into_iter().map(|(_, s)| s));
+    }
+    // the visitor again, on both collectors, with the new day's salt
+    hit(&b, "203.0.113.99", "again");
+    hit(&a, "203.0.113.77", "again");
+    assert_eq!(visitors_on(later.date_naive(), 2), 1);
+    assert!(
+        a.log().contains("shared visitor salts older than yesterday dropped"),
+        "{}",
+        a.log()
+    );
+
+    // no salt file and no salt in any file of either collector, nor in
+    // their logs
+    seen_salts.sort();
+    seen_salts.dedup();
+    assert!(seen_salts.len() >= 2, "{seen_salts:?}");
+    for (name, server) in [("a", &a), ("b", &b)] {
+        let data = dir.path().join(name).join("data");
+        assert!(!data.join("salt").exists(), "salt file in {name}'s data dir");
+        let log = server.log();
+        for hex in &seen_salts {
+            assert!(hex.len() == 64, "{hex}");
+            let raw: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            for (path, bytes) in files_under(&data) {
+                assert!(
+                    !common::contains_bytes(&bytes, &raw)
+                        && !common::contains_bytes(&bytes, hex.as_bytes()),
+                    "a salt in {}",
+                    path.display()
+                );
+            }
+            assert!(
+                !log.contains(hex.as_str()),
+                "a salt in {name}'s log:\n{log}"
+            );
+        }
+    }
+}
