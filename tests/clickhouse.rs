@@ -972,6 +972,10 @@ fn collectors_share_the_daily_salt_and_forget_old_ones() {
             &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
         )
     };
+    // B ran on its own store before: its salt file goes at start
+    let stale = [0x5au8; 40];
+    std::fs::create_dir_all(dir.path().join("b/data")).unwrap();
+    std::fs::write(dir.path().join("b/data/salt"), stale).unwrap();
     let a = start("a", &urls);
     let reversed: Vec<String> = urls.iter().rev().cloned().collect();
     let b = start("b", &reversed);
@@ -1067,6 +1071,13 @@ fn collectors_share_the_daily_salt_and_forget_old_ones() {
     for (name, server) in [("a", &a), ("b", &b)] {
         let data = dir.path().join(name).join("data");
         assert!(!data.join("salt").exists(), "salt file in {name}'s data dir");
+        for (path, bytes) in files_under(&data) {
+            assert!(
+                !common::contains_bytes(&bytes, &stale[8..]),
+                "the old salt file's salt in {}",
+                path.display()
+            );
+        }
         let log = server.log();
         for hex in &seen_salts {
             assert!(hex.len() == 64, "{hex}");
