@@ -470,7 +470,9 @@ async fn rotate_salt_daily(salts: Arc<SaltKeeper>) {
                 match tokio::task::spawn_blocking(move || keeper.recheck(today)).await {
                     Ok(Ok(true)) => tracing::info!("now hashing with the shared visitor salt"),
                     Ok(Ok(false)) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "shared visitor salt check failed; retrying"),
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "shared visitor salt check failed; retrying")
+                    }
                     Err(e) => tracing::error!(error = %e, "shared visitor salt check panicked"),
                 }
             }

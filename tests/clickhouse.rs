@@ -995,9 +995,7 @@ fn collectors_share_the_daily_salt_and_forget_old_ones() {
         let mut summary = serde_json::Value::Null;
         eventually(true, || {
             let res = c
-                .get(a.url(&format!(
-                    "/api/v1/sites/demo/summary?from={day}&to={day}"
-                )))
+                .get(a.url(&format!("/api/v1/sites/demo/summary?from={day}&to={day}")))
                 .bearer_auth(ADMIN_TOKEN)
                 .send()
                 .unwrap();
@@ -1050,7 +1048,9 @@ fn collectors_share_the_daily_salt_and_forget_old_ones() {
                 set.count(i, &old_parts),
             )
         });
-        eventually(true, || salt_rows(&set, i).iter().any(|(d, _)| *d == later_day));
+        eventually(true, || {
+            salt_rows(&set, i).iter().any(|(d, _)| *d == later_day)
+        });
         seen_salts.extend(salt_rows(&set, i).into_iter().map(|(_, s)| s));
     }
     // the visitor again, on both collectors, with the new day's salt
@@ -1058,7 +1058,8 @@ fn collectors_share_the_daily_salt_and_forget_old_ones() {
     hit(&a, "203.0.113.77", "again");
     assert_eq!(visitors_on(later.date_naive(), 2), 1);
     assert!(
-        a.log().contains("shared visitor salts older than yesterday dropped"),
+        a.log()
+            .contains("shared visitor salts older than yesterday dropped"),
         "{}",
         a.log()
     );
@@ -1070,7 +1071,10 @@ fn collectors_share_the_daily_salt_and_forget_old_ones() {
     assert!(seen_salts.len() >= 2, "{seen_salts:?}");
     for (name, server) in [("a", &a), ("b", &b)] {
         let data = dir.path().join(name).join("data");
-        assert!(!data.join("salt").exists(), "salt file in {name}'s data dir");
+        assert!(
+            !data.join("salt").exists(),
+            "salt file in {name}'s data dir"
+        );
         for (path, bytes) in files_under(&data) {
             assert!(
                 !common::contains_bytes(&bytes, &stale[8..]),

@@ -221,9 +221,8 @@ impl SaltExchange for ClickHouseSalts {
         }
         self.offer(day, candidate)?;
         std::thread::sleep(SETTLE);
-        self.winner(day)?.ok_or_else(|| {
-            SaltError::Exchange("the salt just offered cannot be read back".into())
-        })
+        self.winner(day)?
+            .ok_or_else(|| SaltError::Exchange("the salt just offered cannot be read back".into()))
     }
 
     fn forget_before(&self, day: i64) -> Result<(), SaltError> {

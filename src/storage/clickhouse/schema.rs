@@ -143,7 +143,9 @@ impl Layout {
     fn salts_table(&self) -> String {
         let db = &self.database;
         let engine = if self.is_cluster() {
-            format!("ReplicatedMergeTree('/clickhouse/tables/all/{db}/salts', '{{shard}}_{{replica}}')")
+            format!(
+                "ReplicatedMergeTree('/clickhouse/tables/all/{db}/salts', '{{shard}}_{{replica}}')"
+            )
         } else {
             "MergeTree".into()
         };
