@@ -124,12 +124,13 @@ pub fn open_backend(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
     Ok(open_backend_and_salts(config)?.0)
 }
 
+/// The opened backend, and where it shares the visitor salt when it does.
+pub type BackendAndSalts = (Arc<dyn Storage>, Option<Arc<dyn SaltExchange>>);
+
 /// Like [`open_backend`], with where the visitor salt is shared when the
 /// backend shares it (ClickHouse: every collector on one database uses
 /// the same daily salt); `None` keeps it in `server.data_dir`.
-pub fn open_backend_and_salts(
-    config: &Config,
-) -> Result<(Arc<dyn Storage>, Option<Arc<dyn SaltExchange>>), StartError> {
+pub fn open_backend_and_salts(config: &Config) -> Result<BackendAndSalts, StartError> {
     match config.store.backend {
         StoreBackend::Redb => Ok((open_storage(config)?, None)),
         StoreBackend::ClickHouse => {
