@@ -1103,3 +1103,221 @@ fn collectors_share_the_daily_salt_and_forget_old_ones() {
         }
     }
 }
+
+/// One hit of the fault test: its number (its page is `/load/{n}`) and
+/// its visitor (one of [`FAULT_VISITORS`] address prefixes).
+#[derive(Clone, Copy)]
+struct LoadHit {
+    n: u64,
+    visitor: u64,
+}
+
+const FAULT_VISITORS: u64 = 25;
+
+/// Faults under load, sent alternately to two collectors on the cluster:
+/// a replica killed (-9) and restarted, then all of ClickHouse stopped for
+/// 10 s, during which one collector is killed (-9) with events in its
+/// spool and restarted once ClickHouse is back. At the end every
+/// acknowledged event is stored exactly once (a hit whose answer was lost
+/// may be stored, once), the visitors are what one collector alone would
+/// count, and the two replicas of shard 1 hold the same rows.
+#[test]
+fn faults_under_load_lose_nothing_acknowledged() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut set = ClickHouseSet::cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = set.urls();
+    let clock = dir.path().join("clock");
+    let now = chrono::Utc::now();
+    // one fixed time: every hit falls on one UTC day, however long it runs
+    set_clock(&clock, now);
+    let start = |name: &str, urls: &[String]| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = collector_config(&home.join("data"), urls, "", "vacuum_after_sweep = false")
+            .replace(
+                "database = \"sparsam_http\"",
+                &format!("database = \"sparsam_http\"\ncluster = \"{CLUSTER}\"\nrequest_timeout_secs = 5"),
+            )
+            .replace(
+                "workers = 2",
+                "workers = 2\nrate_limit_per_minute = 0\nrate_limit_events_per_minute = 0\n\
+                 rate_limit_bytes_per_minute = 0",
+            );
+        common::Server::start_config_env(
+            &home,
+            &config,
+            &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+        )
+    };
+    let reversed: Vec<String> = urls.iter().rev().cloned().collect();
+    let a = start("a", &urls);
+    let mut b = Some(start("b", &reversed));
+    let targets: Arc<Mutex<[Option<String>; 2]>> = Arc::new(Mutex::new([
+        Some(a.base.clone()),
+        b.as_ref().map(|b| b.base.clone()),
+    ]));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // the load: four senders, each one hit at a time, alternately to each
+    // collector that is up
+    const SENDERS: u64 = 4;
+    let load: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let targets = targets.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let (mut acked, mut uncertain) = (Vec::new(), Vec::new());
+                let mut n = sender;
+                while !stop.load(Ordering::Relaxed) {
+                    let base = {
+                        let t = targets.lock().unwrap();
+                        t[((n / SENDERS) % 2) as usize]
+                            .clone()
+                            .or_else(|| t[0].clone())
+                    };
+                    let hit = LoadHit {
+                        n,
+                        visitor: n % FAULT_VISITORS,
+                    };
+                    let answer = base.and_then(|base| {
+                        c.get(format!(
+                            "{base}/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2Fload%2F{n}&send_image=0"
+                        ))
+                        .header("User-Agent", CHROME_UA)
+                        .header(
+                            "X-Forwarded-For",
+                            format!("100.{}.{}.7", hit.visitor, n % 250),
+                        )
+                        .send()
+                        .ok()
+                    });
+                    match answer {
+                        Some(res) if res.status().is_success() => acked.push(hit),
+                        Some(res) => {
+                            assert!(res.status().is_server_error(), "{}", res.status());
+                            uncertain.push(hit);
+                        }
+                        // no answer: the hit may or may not have been kept
+                        None => uncertain.push(hit),
+                    }
+                    n += SENDERS;
+                }
+                (acked, uncertain)
+            })
+        })
+        .collect();
+    let pause = |secs: u64| std::thread::sleep(Duration::from_secs(secs));
+
+    pause(3);
+    set.kill(1); // shard 1's second replica
+    pause(3);
+    set.restart(1);
+    pause(2);
+    set.kill_all();
+    let outage = Instant::now();
+    pause(3);
+    // the collector dies with what it acknowledged during the outage in
+    // its spool
+    targets.lock().unwrap()[1] = None;
+    b.as_mut().unwrap().child.kill().unwrap();
+    b.as_mut().unwrap().child.wait().unwrap();
+    drop(b.take());
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed()));
+    set.start_all();
+    let b = start("b", &reversed);
+    targets.lock().unwrap()[1] = Some(b.base.clone());
+    pause(3);
+    stop.store(true, Ordering::Relaxed);
+    let (mut acked, mut uncertain) = (Vec::new(), Vec::new());
+    for sender in load {
+        let (a, u) = sender.join().unwrap();
+        acked.extend(a);
+        uncertain.extend(u);
+    }
+    assert!(acked.len() > 300, "only {} hits acknowledged", acked.len());
+
+    let stored = || -> BTreeMap<u64, u64> {
+        set.query(
+            0,
+            "SELECT url, count() FROM sparsam_http.events WHERE site = 'demo' GROUP BY url \
+             FORMAT TabSeparated",
+        )
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(url, count)| {
+            let n = url
+                .strip_prefix("https://example.org/load/")
+                .unwrap_or_else(|| panic!("stored url {url}"));
+            (n.parse().unwrap(), count.parse().unwrap())
+        })
+        .collect()
+    };
+    // both collectors' spools drain
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut rows = stored();
+    while !acked.iter().all(|h| rows.contains_key(&h.n)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        rows = stored();
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|h| !rows.contains_key(&h.n))
+        .map(|h| h.n)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost (of {}), e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let twice: Vec<(&u64, &u64)> = rows.iter().filter(|(_, c)| **c != 1).collect();
+    assert!(twice.is_empty(), "events stored more than once: {twice:?}");
+    let sent: BTreeSet<u64> = acked.iter().chain(&uncertain).map(|h| h.n).collect();
+    assert!(
+        rows.keys().all(|n| sent.contains(n)),
+        "stored events nobody sent"
+    );
+    let unacknowledged_stored = rows.len() - acked.len();
+    assert!(unacknowledged_stored <= uncertain.len());
+
+    // replicas agree; the shards together hold every row once
+    let local = "SELECT count() FROM sparsam_http.events_local";
+    for i in [0, 1] {
+        set.query(i, "SYSTEM SYNC REPLICA sparsam_http.events_local");
+    }
+    eventually(set.count(0, local), || set.count(1, local));
+    assert_eq!(set.count(0, local) + set.count(2, local), rows.len() as u64);
+
+    // the visitors one collector alone would count
+    let visitors: BTreeSet<u64> = rows.keys().map(|n| n % FAULT_VISITORS).collect();
+    assert_eq!(
+        set.count(0, "SELECT uniqExact(visitor) FROM sparsam_http.events"),
+        visitors.len() as u64
+    );
+    let day = now.date_naive();
+    let summary: serde_json::Value = client()
+        .get(a.url(&format!("/api/v1/sites/demo/summary?from={day}&to={day}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(summary["pageviews"], rows.len() as u64, "{summary}");
+    assert_eq!(summary["visitors"], visitors.len() as u64, "{summary}");
+    eprintln!(
+        "fault test: {} acknowledged, {} without an answer ({} of them stored), {} visitors",
+        acked.len(),
+        uncertain.len(),
+        unacknowledged_stored,
+        visitors.len()
+    );
+}
