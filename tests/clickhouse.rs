@@ -1321,3 +1321,78 @@ fn faults_under_load_lose_nothing_acknowledged() {
         visitors.len()
     );
 }
+
+/// ClickHouse down at midnight: the collector keeps answering with a
+/// provisional salt of its own, and once ClickHouse is back it takes the
+/// shared one, which a second collector then uses too.
+#[test]
+fn a_salt_rotation_while_clickhouse_is_down_is_provisional() {
+    let mut set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock");
+    let now = chrono::Utc::now();
+    set_clock(&clock, now);
+    let urls = set.urls();
+    let start = |name: &str| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = collector_config(&home.join("data"), &urls, "", "vacuum_after_sweep = false");
+        common::Server::start_config_env(
+            &home,
+            &config,
+            &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+        )
+    };
+    let a = start("a");
+    let c = client();
+    let hit = |server: &common::Server, address: &str, page: &str| {
+        let res = c
+            .get(server.url(&format!(
+                "/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F{page}&send_image=0"
+            )))
+            .header("User-Agent", CHROME_UA)
+            .header("X-Forwarded-For", address)
+            .send()
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    };
+    let wait_log = |server: &common::Server, line: &str| {
+        eventually(true, || server.log().contains(line));
+    };
+
+    set.kill_all();
+    let tomorrow = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 5)
+        .unwrap()
+        .and_utc();
+    set_clock(&clock, tomorrow);
+    wait_log(&a, "hashes with a salt of its own");
+    hit(&a, "198.51.100.1", "during-outage");
+
+    set.start_all();
+    wait_log(&a, "now hashing with the shared visitor salt");
+    let day = tomorrow.date_naive();
+    assert!(
+        set.query(0, "SELECT day FROM sparsam_http.salts FORMAT TabSeparated")
+            .contains(&day.to_string()),
+        "tomorrow's salt offered once ClickHouse is back"
+    );
+    let b = start("b");
+    hit(&a, "203.0.113.77", "after");
+    hit(&b, "203.0.113.99", "after");
+    let mut summary = serde_json::Value::Null;
+    eventually(true, || {
+        summary = c
+            .get(a.url(&format!("/api/v1/sites/demo/summary?from={day}&to={day}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        summary["pageviews"] == 3
+    });
+    assert_eq!(
+        summary["visitors"], 2,
+        "after the switch both collectors hash alike: {summary}"
+    );
+}
