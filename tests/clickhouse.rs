@@ -8,7 +8,10 @@
 //! events through an outage of ClickHouse and a collector's restart, and
 //! the collector binary serving ingest and reports on ClickHouse, and every
 //! report endpoint answering alike on ClickHouse and on the embedded store
-//! for the same events.
+//! for the same events; collectors sharing the daily salt (also while
+//! ClickHouse is down at midnight) and forgetting old ones; and faults
+//! under load through two collectors (a replica and a collector killed,
+//! ClickHouse stopped for 10 s) losing nothing acknowledged.
 
 mod common;
 #[path = "common/clickhouse.rs"]
