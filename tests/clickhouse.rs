@@ -912,48 +912,51 @@ fn collectors_share_the_daily_salt_and_forget_old_ones() {
     o.config.database = "sparsam_http".into();
     drop(ClickHouseStorage::open(&o).expect("migrate"));
 
-    // six exchanges offer different candidates for one day at once, each
-    // through another server first: all of them settle on one salt
-    let race_day = 20_000; // 2024-10-04
+    // eight exchanges offer different candidates for a day at once, each
+    // through another server first: all of them settle on one salt (four
+    // days, so a race that goes wrong now and then shows)
     let layout = schema::Layout {
         database: "sparsam_http".into(),
         cluster: CLUSTER.into(),
     };
-    let barrier = std::sync::Barrier::new(6);
-    let agreed: Vec<[u8; 32]> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..6)
-            .map(|k| {
-                let mut rotated = urls.clone();
-                rotated.rotate_left(k % urls.len());
-                let exchange = sparsam::storage::clickhouse::salts::ClickHouseSalts::new(
-                    std::sync::Arc::new(
-                        Client::new(rotated, "default".into(), None, Duration::from_secs(20))
-                            .unwrap(),
-                    ),
-                    layout.clone(),
-                );
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    let candidate = [k as u8 + 1; 32];
-                    barrier.wait();
-                    *exchange.agree(race_day, &candidate).expect("agree")
+    for race_day in 20_000..20_004 {
+        // 2024-10-04 to 2024-10-07
+        let barrier = std::sync::Barrier::new(8);
+        let agreed: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|k| {
+                    let mut rotated = urls.clone();
+                    rotated.rotate_left(k % urls.len());
+                    let exchange = sparsam::storage::clickhouse::salts::ClickHouseSalts::new(
+                        std::sync::Arc::new(
+                            Client::new(rotated, "default".into(), None, Duration::from_secs(20))
+                                .unwrap(),
+                        ),
+                        layout.clone(),
+                    );
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let candidate = [k as u8 + 1; 32];
+                        barrier.wait();
+                        *exchange.agree(race_day, &candidate).expect("agree")
+                    })
                 })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    assert!(
-        agreed.iter().all(|s| *s == agreed[0]),
-        "collectors disagree on the day's salt: {:?}",
-        agreed.iter().map(|s| s[0]).collect::<Vec<_>>()
-    );
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            agreed.iter().all(|s| *s == agreed[0]),
+            "collectors disagree on day {race_day}'s salt: {:?}",
+            agreed.iter().map(|s| s[0]).collect::<Vec<_>>()
+        );
+    }
     for i in 0..set.servers.len() {
         eventually(true, || {
             salt_rows(&set, i)
                 .iter()
-                .filter(|(day, _)| day == "2024-10-04")
+                .filter(|(day, _)| day.as_str() < "2024-10-08")
                 .count()
-                >= 1
+                >= 4
         });
     }
 

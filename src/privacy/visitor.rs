@@ -76,15 +76,6 @@ pub trait SaltExchange: Send + Sync {
     fn forget_before(&self, day: i64) -> Result<(), SaltError>;
 }
 
-/// Where a keeper's salt lives besides its memory.
-enum Backing {
-    /// One file in this directory (a collector on its own store).
-    File(PathBuf),
-    /// Agreed with other collectors through a shared store; nothing on
-    /// local disk.
-    Shared(std::sync::Arc<dyn SaltExchange>),
-}
-
 pub const SALT_LEN: usize = 32;
 const FILE_LEN: usize = 8 + SALT_LEN;
 const FILE_NAME: &str = "salt";
@@ -158,7 +149,11 @@ impl DaySalt {
 
 /// Holds today's salt; rotates and destroys it when the day changes.
 pub struct SaltKeeper {
-    backing: Backing,
+    /// The salt file's folder (a shared keeper writes no file there).
+    dir: PathBuf,
+    /// Set: the salt is agreed with other collectors through a shared
+    /// store and lives in memory only.
+    exchange: Option<std::sync::Arc<dyn SaltExchange>>,
     /// Boxed so the salt has one fixed place in memory for its lifetime
     /// (wiped there on rotation) instead of moving with the keeper.
     current: Mutex<Box<DaySalt>>,
@@ -169,14 +164,7 @@ impl SaltKeeper {
     /// day is replaced at once; a salt from a later day than `today` (the
     /// clock went back) is kept with its day.
     pub fn open(dir: &Path, today: i64) -> Result<SaltKeeper, SaltError> {
-        let keeper = SaltKeeper {
-            backing: Backing::File(dir.to_path_buf()),
-            current: Mutex::new(Box::new(DaySalt {
-                day: i64::MIN,
-                salt: Zeroizing::new([0u8; SALT_LEN]),
-                provisional: false,
-            })),
-        };
+        let keeper = SaltKeeper::empty(dir, None);
         // a temporary file left by a crash mid-rotation holds a salt that
         // was never used: destroy it
         let temp = keeper.dir().join(TEMP_NAME);
@@ -234,22 +222,11 @@ impl SaltKeeper {
         dir: &Path,
         today: i64,
     ) -> Result<SaltKeeper, SaltError> {
-        let local = SaltKeeper {
-            backing: Backing::File(dir.to_path_buf()),
-            current: Mutex::new(Box::new(DaySalt {
-                day: i64::MIN,
-                salt: Zeroizing::new([0u8; SALT_LEN]),
-                provisional: false,
-            })),
-        };
-        if local.path().exists() || dir.join(TEMP_NAME).exists() {
-            local.destroy_files();
+        let keeper = SaltKeeper::empty(dir, Some(exchange));
+        if keeper.path().exists() || dir.join(TEMP_NAME).exists() {
+            keeper.destroy_files();
             tracing::info!("destroyed the local visitor salt file: the salt is shared now");
         }
-        let keeper = SaltKeeper {
-            backing: Backing::Shared(exchange),
-            current: local.current,
-        };
         {
             let mut cur = keeper.lock();
             keeper.rotate_locked(&mut cur, today)?;
@@ -257,12 +234,21 @@ impl SaltKeeper {
         Ok(keeper)
     }
 
-    /// The salt file's folder (empty for a shared keeper, which has none).
-    fn dir(&self) -> &Path {
-        match &self.backing {
-            Backing::File(dir) => dir,
-            Backing::Shared(_) => Path::new(""),
+    /// A keeper without a salt in force yet.
+    fn empty(dir: &Path, exchange: Option<std::sync::Arc<dyn SaltExchange>>) -> SaltKeeper {
+        SaltKeeper {
+            dir: dir.to_path_buf(),
+            exchange,
+            current: Mutex::new(Box::new(DaySalt {
+                day: i64::MIN,
+                salt: Zeroizing::new([0u8; SALT_LEN]),
+                provisional: false,
+            })),
         }
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn path(&self) -> PathBuf {
@@ -302,7 +288,7 @@ impl SaltKeeper {
         if day <= cur.day {
             return Ok(false);
         }
-        if let Backing::Shared(exchange) = &self.backing {
+        if let Some(exchange) = &self.exchange {
             return rotate_shared(exchange.as_ref(), cur, day);
         }
         let mut fresh = Zeroizing::new([0u8; SALT_LEN]);
@@ -336,7 +322,7 @@ impl SaltKeeper {
 
     /// Whether the salt is agreed with other collectors (not in a file).
     pub fn is_shared(&self) -> bool {
-        matches!(self.backing, Backing::Shared(_))
+        self.exchange.is_some()
     }
 
     /// Whether the salt in force is a shared keeper's own, drawn while the
@@ -353,7 +339,7 @@ impl SaltKeeper {
     /// The exchange is asked without holding the lock, so hits are not
     /// held up meanwhile.
     pub fn recheck(&self, today: i64) -> Result<bool, SaltError> {
-        let Backing::Shared(exchange) = &self.backing else {
+        let Some(exchange) = &self.exchange else {
             return Ok(false);
         };
         let mut switched = false;

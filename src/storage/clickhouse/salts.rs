@@ -8,19 +8,24 @@
 //! replicated to every server of every shard.
 //!
 //! How collectors agree, without a lock ClickHouse 18.16 could offer: a
-//! collector that needs day D's salt reads the winner of D; when there is
-//! none it offers a random candidate of its own, waits [`SETTLE`] and
-//! reads the winner again. The winner is the candidate offered first
-//! (smallest `offered`, ties broken by the smaller salt), read on every
-//! server of the cluster (through `remote()`, skipping servers that do not
-//! answer), so replication lag cannot hide a candidate held by a server
-//! that answers. Two collectors offering at once both see both candidates
-//! after the wait and take the same one. A candidate whose insert was held
-//! up for longer than the wait (a stalled connection) was offered at least
-//! a second after the winner a collector read, so it never displaces it
-//! (servers' clocks are assumed to agree within a second). What remains (a
-//! server holding the earliest candidate that did not answer a read) is
-//! healed by every collector re-reading the winner each minute
+//! collector that needs day D's salt looks for candidates of D and, when
+//! there are none, offers a random one of its own. Either way it then
+//! waits [`SETTLE`] (so the servers' clock is in a later second than any
+//! candidate it saw or offered), waits until no offer of a salt is running
+//! on any server (`system.processes`), and reads the winner: the candidate
+//! offered first (smallest `offered`, ties broken by the smaller salt),
+//! read on every server of the cluster (through `remote()`, skipping
+//! servers that do not answer), so replication lag cannot hide a candidate
+//! held by a server that answers. Why this settles on one salt: a
+//! candidate is stamped when its server receives it; one received before
+//! the moment nothing was running has been written by then and is read;
+//! one received after it is stamped in a later second than every
+//! candidate read, so it never wins (servers' clocks are assumed to agree
+//! within a second). An offer received but slow to be written (a busy
+//! ZooKeeper) is waited for, not overtaken: without that wait two
+//! collectors did take different salts under load. What remains (a server
+//! holding the earliest candidate that did not answer a read) is healed by
+//! every collector reading the winner again each minute
 //! (`SaltKeeper::recheck`) and switching to it.
 //!
 //! Forgetting: partitions of days before yesterday are dropped with
@@ -49,6 +54,9 @@ use crate::privacy::visitor::{Salt, SaltError, SaltExchange, SALT_LEN};
 /// the winner: long enough for a concurrent offer to land, and a second,
 /// so a candidate that arrives after the read carries a later `offered`.
 pub const SETTLE: Duration = Duration::from_millis(1100);
+
+/// The longest a collector waits for other collectors' offers to finish.
+const OFFERS_WAIT: Duration = Duration::from_secs(30);
 
 /// The salts table of one database, reached through the collector's
 /// client.
@@ -212,15 +220,44 @@ impl ClickHouseSalts {
         days.dedup();
         Ok((days, silent))
     }
+
+    /// Offers of a salt still running on the answering servers (their
+    /// statement starts with the insert; this query's own text does not).
+    fn offers_running(&self) -> Result<u64, SaltError> {
+        let pattern = format!("INSERT INTO {}%", self.layout.table("salts"));
+        let (answers, _) = self.on_every_server("system", "processes", |source| {
+            format!("SELECT count() FROM {source} WHERE query LIKE '{pattern}'")
+        })?;
+        answers.iter().try_fold(0u64, |sum, a| {
+            a.trim()
+                .parse::<u64>()
+                .map(|n| sum + n)
+                .map_err(|_| SaltError::Exchange(format!("not a count: {:?}", a.as_str())))
+        })
+    }
 }
 
 impl SaltExchange for ClickHouseSalts {
     fn agree(&self, day: i64, candidate: &[u8; SALT_LEN]) -> Result<Salt, SaltError> {
-        if let Some(salt) = self.winner(day)? {
-            return Ok(salt);
+        if self.winner(day)?.is_none() {
+            self.offer(day, candidate)?;
         }
-        self.offer(day, candidate)?;
+        // Every candidate this collector has seen or offered was stamped
+        // before now; after the wait the servers' clock is in a later
+        // second, and once no offer is running anywhere, every candidate
+        // still to come is stamped later than any of them and cannot win.
+        // An offer received but not yet written is stamped at receipt, so
+        // it is waited for rather than taken as late.
         std::thread::sleep(SETTLE);
+        let deadline = std::time::Instant::now() + OFFERS_WAIT;
+        while self.offers_running()? > 0 {
+            if std::time::Instant::now() >= deadline {
+                return Err(SaltError::Exchange(
+                    "offers of a visitor salt are still running".into(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         self.winner(day)?
             .ok_or_else(|| SaltError::Exchange("the salt just offered cannot be read back".into()))
     }
