@@ -1,6 +1,7 @@
 //! Builds the running service from a config: storage (the store behind its
 //! boundary, with its writer thread), salt
-//! (rotated at each UTC midnight by a small task), device detector,
+//! (rotated at each UTC midnight by a small task; shared through the store
+//! when the backend is ClickHouse), device detector,
 //! pipeline, HTTP server (with the watch over responses for unexpected
 //! cookies) and the gate the sweeper shares with `POST /api/v1/sweep`; and
 //! shuts it down in the right order (stop accepting, answer in-flight
@@ -21,7 +22,7 @@ use crate::enrich::device::{DeviceDetector, DeviceError};
 use crate::http::{self, AppState};
 use crate::ingest::Pipeline;
 use crate::privacy::visitor::{utc_day, SaltError};
-use crate::privacy::{ClientAddrPolicy, SaltKeeper};
+use crate::privacy::{ClientAddrPolicy, SaltExchange, SaltKeeper};
 use crate::retention::SweepGate;
 use crate::storage::redb::RedbStorage;
 use crate::storage::{Storage, StorageError};
@@ -117,19 +118,29 @@ pub fn open_storage(config: &Config) -> Result<Arc<RedbStorage>, StartError> {
 }
 
 /// Opens the backend `store.backend` names: the embedded store, or the
-/// ClickHouse backend (its spool and the visitor salt stay in
-/// `server.data_dir`, created 0700 like the store's).
+/// ClickHouse backend (its spool stays in `server.data_dir`, created 0700
+/// like the store's).
 pub fn open_backend(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
+    Ok(open_backend_and_salts(config)?.0)
+}
+
+/// The opened backend, and where it shares the visitor salt when it does.
+pub type BackendAndSalts = (Arc<dyn Storage>, Option<Arc<dyn SaltExchange>>);
+
+/// Like [`open_backend`], with where the visitor salt is shared when the
+/// backend shares it (ClickHouse: every collector on one database uses
+/// the same daily salt); `None` keeps it in `server.data_dir`.
+pub fn open_backend_and_salts(config: &Config) -> Result<BackendAndSalts, StartError> {
     match config.store.backend {
-        StoreBackend::Redb => Ok(open_storage(config)?),
+        StoreBackend::Redb => Ok((open_storage(config)?, None)),
         StoreBackend::ClickHouse => {
             private_dir(&config.server.data_dir).map_err(|source| StartError::DataDir {
                 path: config.server.data_dir.clone(),
                 source,
             })?;
-            Ok(Arc::new(crate::storage::clickhouse::open_from_config(
-                config,
-            )?))
+            let storage = crate::storage::clickhouse::open_from_config(config)?;
+            let exchange: Arc<dyn SaltExchange> = Arc::new(storage.salt_exchange());
+            Ok((Arc::new(storage), Some(exchange)))
         }
     }
 }
@@ -216,15 +227,16 @@ impl Application {
             DeviceDetector::with_rules_dir(ua_cache, rules_dir.as_deref())
         });
         let metrics = metrics_handle()?;
-        let storage: Arc<dyn Storage> = open_backend(&config)?;
+        let (storage, shared_salts) = open_backend_and_salts(&config)?;
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store open"
         );
-        let salts = Arc::new(SaltKeeper::open(
-            &config.server.data_dir,
-            utc_day(crate::clock::now()),
-        )?);
+        let today = utc_day(crate::clock::now());
+        let salts = Arc::new(match shared_salts {
+            Some(exchange) => SaltKeeper::shared(exchange, &config.server.data_dir, today)?,
+            None => SaltKeeper::open(&config.server.data_dir, today)?,
+        });
         let detector = detector.join().map_err(|_| {
             StartError::Server(std::io::Error::other("device rules thread panicked"))
         })??;
@@ -420,15 +432,51 @@ fn metrics_server(
     Ok((server, addr))
 }
 
+/// How often a shared salt is checked against the exchange (a candidate
+/// that won late, salts older than yesterday left behind).
+const SHARED_SALT_RECHECK: Duration = Duration::from_secs(60);
+/// How often a collector hashing with a provisional salt of its own (the
+/// exchange did not answer at rotation) asks again.
+const PROVISIONAL_SALT_RETRY: Duration = Duration::from_secs(5);
+
 /// Rotates the visitor salt at start-up and at each UTC midnight, whether
 /// or not hits arrive, so a quiet site does not keep yesterday's salt.
+/// A shared salt is also checked against the exchange at once when the
+/// day changed and then every minute (every few seconds while it is
+/// provisional): old shared salts are deleted there.
 async fn rotate_salt_daily(salts: Arc<SaltKeeper>) {
+    let mut checked: Option<(i64, std::time::Instant)> = None;
     loop {
         let now = crate::clock::now();
-        match salts.rotate(utc_day(now)) {
-            Ok(true) => tracing::info!("visitor salt rotated; the previous one is destroyed"),
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "visitor salt rotation failed"),
+        let today = utc_day(now);
+        // a shared salt is agreed over the network (and a new one waits
+        // for concurrent offers): off the async threads
+        let keeper = salts.clone();
+        match tokio::task::spawn_blocking(move || keeper.rotate(today)).await {
+            Ok(Ok(true)) => tracing::info!("visitor salt rotated; the previous one is destroyed"),
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "visitor salt rotation failed"),
+            Err(e) => tracing::error!(error = %e, "visitor salt rotation panicked"),
+        }
+        if salts.is_shared() {
+            let every = if salts.is_provisional() {
+                PROVISIONAL_SALT_RETRY
+            } else {
+                SHARED_SALT_RECHECK
+            };
+            let due = checked.is_none_or(|(day, at)| day != today || at.elapsed() >= every);
+            if due {
+                checked = Some((today, std::time::Instant::now()));
+                let keeper = salts.clone();
+                match tokio::task::spawn_blocking(move || keeper.recheck(today)).await {
+                    Ok(Ok(true)) => tracing::info!("now hashing with the shared visitor salt"),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "shared visitor salt check failed; retrying")
+                    }
+                    Err(e) => tracing::error!(error = %e, "shared visitor salt check panicked"),
+                }
+            }
         }
         tokio::time::sleep(crate::clock::until_next_check(now)).await;
     }

@@ -8,7 +8,10 @@
 //! events through an outage of ClickHouse and a collector's restart, and
 //! the collector binary serving ingest and reports on ClickHouse, and every
 //! report endpoint answering alike on ClickHouse and on the embedded store
-//! for the same events.
+//! for the same events; collectors sharing the daily salt (also while
+//! ClickHouse is down at midnight) and forgetting old ones; and faults
+//! under load through two collectors (a replica and a collector killed,
+//! ClickHouse stopped for 10 s) losing nothing acknowledged.
 
 mod common;
 #[path = "common/clickhouse.rs"]
@@ -850,4 +853,552 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
     assert!(converted >= 2, "{goals}");
     let (_, live) = report_answer(&embedded, "/api/v1/sites/demo/realtime", false);
     assert!(!live.contains("\"visitors\":0"), "{live}");
+}
+
+/// Sets the collectors' simulated clock (see `sparsam::clock`), replacing
+/// the file by a rename so it is never read half-written.
+fn set_clock(file: &Path, at: chrono::DateTime<chrono::Utc>) {
+    let temp = file.with_extension("new");
+    std::fs::write(&temp, at.to_rfc3339()).unwrap();
+    std::fs::rename(&temp, file).unwrap();
+}
+
+/// Every row of the shared salts table on server `i`: (day, salt hex).
+fn salt_rows(set: &ClickHouseSet, i: usize) -> Vec<(String, String)> {
+    set.query(
+        i,
+        "SELECT day, salt FROM sparsam_http.salts ORDER BY day, offered, salt FORMAT TabSeparated",
+    )
+    .lines()
+    .filter_map(|l| l.split_once('\t'))
+    .map(|(d, s)| (d.to_string(), s.to_string()))
+    .collect()
+}
+
+/// Every file under `dir` with its bytes.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                out.push((path, bytes));
+            }
+        }
+    }
+    out
+}
+
+/// Stateless collectors: concurrent offers of a day's salt from every
+/// server of the cluster settle on one; a visitor whose hits go to two
+/// collectors counts once; neither collector keeps a salt on disk or
+/// writes it to its log; after the day changes twice, no salt older than
+/// yesterday is left in the table or in any part of any server.
+#[test]
+fn collectors_share_the_daily_salt_and_forget_old_ones() {
+    use sparsam::privacy::SaltExchange;
+    use sparsam::storage::clickhouse::http::Client;
+
+    let set = ClickHouseSet::cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = set.urls();
+
+    // the schema, as a collector makes it
+    let mut o = options(&set, CLUSTER, &dir.path().join("migrate"));
+    o.config.database = "sparsam_http".into();
+    drop(ClickHouseStorage::open(&o).expect("migrate"));
+
+    // eight exchanges offer different candidates for a day at once, each
+    // through another server first: all of them settle on one salt (four
+    // days, so a race that goes wrong now and then shows)
+    let layout = schema::Layout {
+        database: "sparsam_http".into(),
+        cluster: CLUSTER.into(),
+    };
+    for race_day in 20_000..20_004 {
+        // 2024-10-04 to 2024-10-07
+        let barrier = std::sync::Barrier::new(8);
+        let agreed: Vec<[u8; 32]> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|k| {
+                    let mut rotated = urls.clone();
+                    rotated.rotate_left(k % urls.len());
+                    let exchange = sparsam::storage::clickhouse::salts::ClickHouseSalts::new(
+                        std::sync::Arc::new(
+                            Client::new(rotated, "default".into(), None, Duration::from_secs(20))
+                                .unwrap(),
+                        ),
+                        layout.clone(),
+                    );
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        let candidate = [k as u8 + 1; 32];
+                        barrier.wait();
+                        *exchange.agree(race_day, &candidate).expect("agree")
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            agreed.iter().all(|s| *s == agreed[0]),
+            "collectors disagree on day {race_day}'s salt: {:?}",
+            agreed.iter().map(|s| s[0]).collect::<Vec<_>>()
+        );
+    }
+    for i in 0..set.servers.len() {
+        eventually(true, || {
+            salt_rows(&set, i)
+                .iter()
+                .filter(|(day, _)| day.as_str() < "2024-10-08")
+                .count()
+                >= 4
+        });
+    }
+
+    // two collectors, each talking to another server first, on one clock
+    let clock = dir.path().join("clock");
+    let now = chrono::Utc::now();
+    set_clock(&clock, now);
+    let start = |name: &str, urls: &[String]| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = collector_config(&home.join("data"), urls, "", "vacuum_after_sweep = false")
+            .replace(
+                "database = \"sparsam_http\"",
+                &format!("database = \"sparsam_http\"\ncluster = \"{CLUSTER}\""),
+            );
+        common::Server::start_config_env(
+            &home,
+            &config,
+            &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+        )
+    };
+    // B ran on its own store before: its salt file goes at start
+    let stale = [0x5au8; 40];
+    std::fs::create_dir_all(dir.path().join("b/data")).unwrap();
+    std::fs::write(dir.path().join("b/data/salt"), stale).unwrap();
+    let a = start("a", &urls);
+    let reversed: Vec<String> = urls.iter().rev().cloned().collect();
+    let b = start("b", &reversed);
+    let c = client();
+    let hit = |server: &common::Server, address: &str, page: &str| {
+        let res = c
+            .get(server.url(&format!(
+                "/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F{page}&send_image=0"
+            )))
+            .header("User-Agent", CHROME_UA)
+            .header("X-Forwarded-For", address)
+            .send()
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    };
+    let visitors_on = |day: chrono::NaiveDate, pageviews: u64| -> u64 {
+        let mut summary = serde_json::Value::Null;
+        eventually(true, || {
+            let res = c
+                .get(a.url(&format!("/api/v1/sites/demo/summary?from={day}&to={day}")))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .unwrap();
+            summary = res.json().unwrap();
+            summary["pageviews"] == pageviews
+        });
+        summary["visitors"].as_u64().expect("visitors")
+    };
+
+    // one visitor (one /16, one browser) on A then on B, and another on B
+    hit(&a, "203.0.113.77", "first");
+    hit(&b, "203.0.113.99", "second");
+    hit(&b, "198.51.100.1", "other");
+    assert_eq!(
+        visitors_on(now.date_naive(), 3),
+        2,
+        "the visitor seen by both collectors counts once"
+    );
+
+    let today = now.date_naive().format("%Y-%m-%d").to_string();
+    let mut seen_salts: Vec<String> = Vec::new();
+    for i in 0..set.servers.len() {
+        eventually(true, || salt_rows(&set, i).iter().any(|(d, _)| *d == today));
+        seen_salts.extend(salt_rows(&set, i).into_iter().map(|(_, s)| s));
+    }
+
+    // two days later (each collector rotates at its own pace)
+    let later = (now.date_naive() + chrono::Days::new(2))
+        .and_hms_opt(0, 0, 5)
+        .unwrap()
+        .and_utc();
+    set_clock(&clock, later);
+    let yesterday = (later.date_naive() - chrono::Days::new(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let later_day = later.date_naive().format("%Y-%m-%d").to_string();
+    let old_parts = format!(
+        "SELECT count() FROM system.parts WHERE database = 'sparsam_http' \
+         AND table = 'salts' AND partition < '{yesterday}'"
+    );
+    for i in 0..set.servers.len() {
+        // nothing older than yesterday in the table, not even an inactive
+        // part (old_parts_lifetime is short here)
+        eventually((0, 0), || {
+            (
+                salt_rows(&set, i)
+                    .iter()
+                    .filter(|(d, _)| *d < yesterday)
+                    .count(),
+                set.count(i, &old_parts),
+            )
+        });
+        eventually(true, || {
+            salt_rows(&set, i).iter().any(|(d, _)| *d == later_day)
+        });
+        seen_salts.extend(salt_rows(&set, i).into_iter().map(|(_, s)| s));
+    }
+    // the visitor again, on both collectors, with the new day's salt
+    hit(&b, "203.0.113.99", "again");
+    hit(&a, "203.0.113.77", "again");
+    assert_eq!(visitors_on(later.date_naive(), 2), 1);
+    assert!(
+        a.log()
+            .contains("shared visitor salts older than yesterday dropped"),
+        "{}",
+        a.log()
+    );
+
+    // no salt file and no salt in any file of either collector, nor in
+    // their logs
+    seen_salts.sort();
+    seen_salts.dedup();
+    assert!(seen_salts.len() >= 2, "{seen_salts:?}");
+    for (name, server) in [("a", &a), ("b", &b)] {
+        let data = dir.path().join(name).join("data");
+        assert!(
+            !data.join("salt").exists(),
+            "salt file in {name}'s data dir"
+        );
+        for (path, bytes) in files_under(&data) {
+            assert!(
+                !common::contains_bytes(&bytes, &stale[8..]),
+                "the old salt file's salt in {}",
+                path.display()
+            );
+        }
+        let log = server.log();
+        for hex in &seen_salts {
+            assert!(hex.len() == 64, "{hex}");
+            let raw: Vec<u8> = (0..32)
+                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            for (path, bytes) in files_under(&data) {
+                assert!(
+                    !common::contains_bytes(&bytes, &raw)
+                        && !common::contains_bytes(&bytes, hex.as_bytes()),
+                    "a salt in {}",
+                    path.display()
+                );
+            }
+            assert!(
+                !log.contains(hex.as_str()),
+                "a salt in {name}'s log:\n{log}"
+            );
+        }
+    }
+}
+
+/// One hit of the fault test: its number (its page is `/load/{n}`) and
+/// its visitor (one of [`FAULT_VISITORS`] address prefixes).
+#[derive(Clone, Copy)]
+struct LoadHit {
+    n: u64,
+    visitor: u64,
+}
+
+const FAULT_VISITORS: u64 = 25;
+
+/// Faults under load, sent alternately to two collectors on the cluster:
+/// a replica killed (-9) and restarted, then all of ClickHouse stopped for
+/// 10 s, during which one collector is killed (-9) with events in its
+/// spool and restarted once ClickHouse is back. At the end every
+/// acknowledged event is stored exactly once (a hit whose answer was lost
+/// may be stored, once), the visitors are what one collector alone would
+/// count, and the two replicas of shard 1 hold the same rows.
+#[test]
+fn faults_under_load_lose_nothing_acknowledged() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut set = ClickHouseSet::cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let urls = set.urls();
+    let clock = dir.path().join("clock");
+    let now = chrono::Utc::now();
+    // one fixed time: every hit falls on one UTC day, however long it runs
+    set_clock(&clock, now);
+    let start = |name: &str, urls: &[String]| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = collector_config(&home.join("data"), urls, "", "vacuum_after_sweep = false")
+            .replace(
+                "database = \"sparsam_http\"",
+                &format!("database = \"sparsam_http\"\ncluster = \"{CLUSTER}\"\nrequest_timeout_secs = 5"),
+            )
+            .replace(
+                "workers = 2",
+                "workers = 2\nrate_limit_per_minute = 0\nrate_limit_events_per_minute = 0\n\
+                 rate_limit_bytes_per_minute = 0",
+            );
+        common::Server::start_config_env(
+            &home,
+            &config,
+            &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+        )
+    };
+    let reversed: Vec<String> = urls.iter().rev().cloned().collect();
+    let a = start("a", &urls);
+    let mut b = Some(start("b", &reversed));
+    let targets: Arc<Mutex<[Option<String>; 2]>> = Arc::new(Mutex::new([
+        Some(a.base.clone()),
+        b.as_ref().map(|b| b.base.clone()),
+    ]));
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // the load: four senders, each one hit at a time, alternately to each
+    // collector that is up
+    const SENDERS: u64 = 4;
+    let load: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let targets = targets.clone();
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let (mut acked, mut uncertain) = (Vec::new(), Vec::new());
+                let mut n = sender;
+                while !stop.load(Ordering::Relaxed) {
+                    let base = {
+                        let t = targets.lock().unwrap();
+                        t[((n / SENDERS) % 2) as usize]
+                            .clone()
+                            .or_else(|| t[0].clone())
+                    };
+                    let hit = LoadHit {
+                        n,
+                        visitor: n % FAULT_VISITORS,
+                    };
+                    let answer = base.and_then(|base| {
+                        c.get(format!(
+                            "{base}/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2Fload%2F{n}&send_image=0"
+                        ))
+                        .header("User-Agent", CHROME_UA)
+                        .header(
+                            "X-Forwarded-For",
+                            format!("100.{}.{}.7", hit.visitor, n % 250),
+                        )
+                        .send()
+                        .ok()
+                    });
+                    match answer {
+                        Some(res) if res.status().is_success() => acked.push(hit),
+                        Some(res) => {
+                            assert!(res.status().is_server_error(), "{}", res.status());
+                            uncertain.push(hit);
+                        }
+                        // no answer: the hit may or may not have been kept
+                        None => uncertain.push(hit),
+                    }
+                    n += SENDERS;
+                }
+                (acked, uncertain)
+            })
+        })
+        .collect();
+    let pause = |secs: u64| std::thread::sleep(Duration::from_secs(secs));
+
+    pause(3);
+    set.kill(1); // shard 1's second replica
+    pause(3);
+    set.restart(1);
+    pause(2);
+    set.kill_all();
+    let outage = Instant::now();
+    pause(3);
+    // the collector dies with what it acknowledged during the outage in
+    // its spool
+    targets.lock().unwrap()[1] = None;
+    b.as_mut().unwrap().child.kill().unwrap();
+    b.as_mut().unwrap().child.wait().unwrap();
+    drop(b.take());
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed()));
+    set.start_all();
+    let b = start("b", &reversed);
+    targets.lock().unwrap()[1] = Some(b.base.clone());
+    pause(3);
+    stop.store(true, Ordering::Relaxed);
+    let (mut acked, mut uncertain) = (Vec::new(), Vec::new());
+    for sender in load {
+        let (a, u) = sender.join().unwrap();
+        acked.extend(a);
+        uncertain.extend(u);
+    }
+    assert!(acked.len() > 300, "only {} hits acknowledged", acked.len());
+
+    let stored = || -> BTreeMap<u64, u64> {
+        set.query(
+            0,
+            "SELECT url, count() FROM sparsam_http.events WHERE site = 'demo' GROUP BY url \
+             FORMAT TabSeparated",
+        )
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(url, count)| {
+            let n = url
+                .strip_prefix("https://example.org/load/")
+                .unwrap_or_else(|| panic!("stored url {url}"));
+            (n.parse().unwrap(), count.parse().unwrap())
+        })
+        .collect()
+    };
+    // both collectors' spools drain
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut rows = stored();
+    while !acked.iter().all(|h| rows.contains_key(&h.n)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        rows = stored();
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|h| !rows.contains_key(&h.n))
+        .map(|h| h.n)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost (of {}), e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let twice: Vec<(&u64, &u64)> = rows.iter().filter(|(_, c)| **c != 1).collect();
+    assert!(twice.is_empty(), "events stored more than once: {twice:?}");
+    let sent: BTreeSet<u64> = acked.iter().chain(&uncertain).map(|h| h.n).collect();
+    assert!(
+        rows.keys().all(|n| sent.contains(n)),
+        "stored events nobody sent"
+    );
+    let unacknowledged_stored = rows.len() - acked.len();
+    assert!(unacknowledged_stored <= uncertain.len());
+
+    // replicas agree; the shards together hold every row once
+    let local = "SELECT count() FROM sparsam_http.events_local";
+    for i in [0, 1] {
+        set.query(i, "SYSTEM SYNC REPLICA sparsam_http.events_local");
+    }
+    eventually(set.count(0, local), || set.count(1, local));
+    assert_eq!(set.count(0, local) + set.count(2, local), rows.len() as u64);
+
+    // the visitors one collector alone would count
+    let visitors: BTreeSet<u64> = rows.keys().map(|n| n % FAULT_VISITORS).collect();
+    assert_eq!(
+        set.count(0, "SELECT uniqExact(visitor) FROM sparsam_http.events"),
+        visitors.len() as u64
+    );
+    let day = now.date_naive();
+    let summary: serde_json::Value = client()
+        .get(a.url(&format!("/api/v1/sites/demo/summary?from={day}&to={day}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(summary["pageviews"], rows.len() as u64, "{summary}");
+    assert_eq!(summary["visitors"], visitors.len() as u64, "{summary}");
+    eprintln!(
+        "fault test: {} acknowledged, {} without an answer ({} of them stored), {} visitors",
+        acked.len(),
+        uncertain.len(),
+        unacknowledged_stored,
+        visitors.len()
+    );
+}
+
+/// ClickHouse down at midnight: the collector keeps answering with a
+/// provisional salt of its own, and once ClickHouse is back it takes the
+/// shared one, which a second collector then uses too.
+#[test]
+fn a_salt_rotation_while_clickhouse_is_down_is_provisional() {
+    let mut set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock");
+    let now = chrono::Utc::now();
+    set_clock(&clock, now);
+    let urls = set.urls();
+    let start = |name: &str| {
+        let home = dir.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = collector_config(&home.join("data"), &urls, "", "vacuum_after_sweep = false");
+        common::Server::start_config_env(
+            &home,
+            &config,
+            &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+        )
+    };
+    let a = start("a");
+    let c = client();
+    let hit = |server: &common::Server, address: &str, page: &str| {
+        let res = c
+            .get(server.url(&format!(
+                "/matomo.php?idsite=1&rec=1&url=https%3A%2F%2Fexample.org%2F{page}&send_image=0"
+            )))
+            .header("User-Agent", CHROME_UA)
+            .header("X-Forwarded-For", address)
+            .send()
+            .unwrap();
+        assert!(res.status().is_success(), "{}", res.status());
+    };
+    let wait_log = |server: &common::Server, line: &str| {
+        eventually(true, || server.log().contains(line));
+    };
+
+    set.kill_all();
+    let tomorrow = (now.date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 5)
+        .unwrap()
+        .and_utc();
+    set_clock(&clock, tomorrow);
+    wait_log(&a, "hashes with a salt of its own");
+    hit(&a, "198.51.100.1", "during-outage");
+
+    set.start_all();
+    wait_log(&a, "now hashing with the shared visitor salt");
+    let day = tomorrow.date_naive();
+    assert!(
+        set.query(0, "SELECT day FROM sparsam_http.salts FORMAT TabSeparated")
+            .contains(&day.to_string()),
+        "tomorrow's salt offered once ClickHouse is back"
+    );
+    let b = start("b");
+    hit(&a, "203.0.113.77", "after");
+    hit(&b, "203.0.113.99", "after");
+    let mut summary = serde_json::Value::Null;
+    eventually(true, || {
+        summary = c
+            .get(a.url(&format!("/api/v1/sites/demo/summary?from={day}&to={day}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        summary["pageviews"] == 3
+    });
+    assert_eq!(
+        summary["visitors"], 2,
+        "after the switch both collectors hash alike: {summary}"
+    );
 }

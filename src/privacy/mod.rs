@@ -13,4 +13,4 @@ pub use anon_ip::{AnonIp, IpMasks, StoredIp};
 pub use client_ip::{anonymised_client, secure_context, ClientAddrPolicy, ClientIpHeader};
 pub use optout::OptOutSignals;
 pub use url_strip::{scrub_identifiers, strip_url, CleanUrl, UrlError, CAMPAIGN_PARAMS};
-pub use visitor::{visitor_hash, SaltKeeper};
+pub use visitor::{visitor_hash, SaltExchange, SaltKeeper};

@@ -21,6 +21,16 @@
 //! time or between two starts) never returns to an older day: the newer
 //! salt is kept until the clock passes its day, so a destroyed salt cannot
 //! come back and no salt is made twice for one day.
+//!
+//! Several collectors behind a load balancer must hash a visitor alike, so
+//! with a shared store the keeper keeps no file: it gets each day's salt
+//! from a [`SaltExchange`] (the ClickHouse backend's `salts` table), which
+//! settles on one salt per day for every collector. The keeper then holds
+//! the salt in memory only and wipes it there at rotation; the exchange
+//! deletes shared salts older than yesterday. While the exchange cannot be
+//! reached at rotation, the keeper hashes with a salt of its own drawn for
+//! the day (a visitor may then count once per collector) and switches to
+//! the shared one as soon as the exchange answers.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -46,6 +56,24 @@ pub enum SaltError {
     /// counted until a new salt is written (retried on every call).
     #[error("no visitor salt in force: the last rotation failed")]
     Unavailable,
+    /// The shared salt store did not answer or answered nonsense.
+    #[error("shared visitor salt: {0}")]
+    Exchange(String),
+}
+
+/// Where collectors that share a store agree on each UTC day's salt.
+///
+/// Implementations never log a salt and keep no copy of it beyond the
+/// call (the keeper holds the one copy in memory).
+pub trait SaltExchange: Send + Sync {
+    /// The salt every collector uses for `day` (days since the Unix epoch,
+    /// UTC). When none is agreed yet, `candidate` is offered; the answer
+    /// is whichever salt the exchange settled on, which need not be it.
+    fn agree(&self, day: i64, candidate: &[u8; SALT_LEN]) -> Result<Salt, SaltError>;
+
+    /// Deletes every shared salt of a day before `day`, everywhere the
+    /// store keeps a copy, and checks they are gone.
+    fn forget_before(&self, day: i64) -> Result<(), SaltError>;
 }
 
 pub const SALT_LEN: usize = 32;
@@ -103,6 +131,9 @@ impl DaySalts for std::collections::HashMap<i64, Salt> {
 struct DaySalt {
     day: i64,
     salt: Salt,
+    /// A shared keeper's salt drawn locally because the exchange could not
+    /// be reached: replaced by the agreed one at the next successful check.
+    provisional: bool,
 }
 
 impl DaySalt {
@@ -118,7 +149,11 @@ impl DaySalt {
 
 /// Holds today's salt; rotates and destroys it when the day changes.
 pub struct SaltKeeper {
+    /// The salt file's folder (a shared keeper writes no file there).
     dir: PathBuf,
+    /// Set: the salt is agreed with other collectors through a shared
+    /// store and lives in memory only.
+    exchange: Option<std::sync::Arc<dyn SaltExchange>>,
     /// Boxed so the salt has one fixed place in memory for its lifetime
     /// (wiped there on rotation) instead of moving with the keeper.
     current: Mutex<Box<DaySalt>>,
@@ -129,16 +164,10 @@ impl SaltKeeper {
     /// day is replaced at once; a salt from a later day than `today` (the
     /// clock went back) is kept with its day.
     pub fn open(dir: &Path, today: i64) -> Result<SaltKeeper, SaltError> {
-        let keeper = SaltKeeper {
-            dir: dir.to_path_buf(),
-            current: Mutex::new(Box::new(DaySalt {
-                day: i64::MIN,
-                salt: Zeroizing::new([0u8; SALT_LEN]),
-            })),
-        };
+        let keeper = SaltKeeper::empty(dir, None);
         // a temporary file left by a crash mid-rotation holds a salt that
         // was never used: destroy it
-        let temp = keeper.dir.join(TEMP_NAME);
+        let temp = keeper.dir().join(TEMP_NAME);
         if temp.exists() {
             wipe_file(&temp).map_err(|source| SaltError::Io {
                 path: temp.clone(),
@@ -184,8 +213,46 @@ impl SaltKeeper {
         Ok(keeper)
     }
 
+    /// A keeper that agrees on each day's salt with other collectors
+    /// through `exchange` and keeps it in memory only. A salt file that
+    /// `dir` still holds from a collector on its own store is destroyed:
+    /// with a shared store no salt stays on local disk.
+    pub fn shared(
+        exchange: std::sync::Arc<dyn SaltExchange>,
+        dir: &Path,
+        today: i64,
+    ) -> Result<SaltKeeper, SaltError> {
+        let keeper = SaltKeeper::empty(dir, Some(exchange));
+        if keeper.path().exists() || dir.join(TEMP_NAME).exists() {
+            keeper.destroy_files();
+            tracing::info!("destroyed the local visitor salt file: the salt is shared now");
+        }
+        {
+            let mut cur = keeper.lock();
+            keeper.rotate_locked(&mut cur, today)?;
+        }
+        Ok(keeper)
+    }
+
+    /// A keeper without a salt in force yet.
+    fn empty(dir: &Path, exchange: Option<std::sync::Arc<dyn SaltExchange>>) -> SaltKeeper {
+        SaltKeeper {
+            dir: dir.to_path_buf(),
+            exchange,
+            current: Mutex::new(Box::new(DaySalt {
+                day: i64::MIN,
+                salt: Zeroizing::new([0u8; SALT_LEN]),
+                provisional: false,
+            })),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self) -> PathBuf {
-        self.dir.join(FILE_NAME)
+        self.dir().join(FILE_NAME)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Box<DaySalt>> {
@@ -221,6 +288,9 @@ impl SaltKeeper {
         if day <= cur.day {
             return Ok(false);
         }
+        if let Some(exchange) = &self.exchange {
+            return rotate_shared(exchange.as_ref(), cur, day);
+        }
         let mut fresh = Zeroizing::new([0u8; SALT_LEN]);
         let written = getrandom::fill(fresh.as_mut())
             .map_err(|e| SaltError::Random(e.to_string()))
@@ -250,11 +320,54 @@ impl SaltKeeper {
         }
     }
 
+    /// Whether the salt is agreed with other collectors (not in a file).
+    pub fn is_shared(&self) -> bool {
+        self.exchange.is_some()
+    }
+
+    /// Whether the salt in force is a shared keeper's own, drawn while the
+    /// exchange could not be reached.
+    pub fn is_provisional(&self) -> bool {
+        self.lock().provisional
+    }
+
+    /// A shared keeper's regular check (nothing to do for a file): asks
+    /// the exchange for `today`'s salt and takes it when it differs from
+    /// the one in force (a provisional salt, or a candidate that reached
+    /// the exchange late and won), then has the exchange delete salts
+    /// older than yesterday. Returns whether the salt in force changed.
+    /// The exchange is asked without holding the lock, so hits are not
+    /// held up meanwhile.
+    pub fn recheck(&self, today: i64) -> Result<bool, SaltError> {
+        let Some(exchange) = &self.exchange else {
+            return Ok(false);
+        };
+        let mut switched = false;
+        if self.current_day() == today {
+            let candidate = fresh_salt()?;
+            let agreed = exchange.agree(today, &candidate)?;
+            let mut cur = self.lock();
+            if cur.day == today && (cur.provisional || cur.salt[..] != agreed[..]) {
+                if !cur.provisional {
+                    tracing::warn!(
+                        "another collector's visitor salt for today won; switching to it"
+                    );
+                }
+                cur.salt.zeroize();
+                cur.salt.copy_from_slice(agreed.as_ref());
+                cur.provisional = false;
+                switched = true;
+            }
+        }
+        exchange.forget_before(today - 1)?;
+        Ok(switched)
+    }
+
     /// Wipes and removes the salt file and any temporary file after a
     /// failed rotation, so a salt past its day does not stay on disk.
     /// Failures are logged: there is nothing else left to try.
     fn destroy_files(&self) {
-        for path in [self.path(), self.dir.join(TEMP_NAME)] {
+        for path in [self.path(), self.dir().join(TEMP_NAME)] {
             if !path.is_file() {
                 continue;
             }
@@ -269,7 +382,7 @@ impl SaltKeeper {
     /// directory.
     fn replace_file(&self, day: i64, salt: &[u8; SALT_LEN]) -> Result<(), SaltError> {
         let path = self.path();
-        let temp = self.dir.join(TEMP_NAME);
+        let temp = self.dir().join(TEMP_NAME);
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| SaltError::Io { path, source }
@@ -285,13 +398,57 @@ impl SaltKeeper {
             wipe_file(&path).map_err(io(&path))?;
         }
         std::fs::rename(&temp, &path).map_err(io(&path))?;
-        sync_dir(&self.dir).map_err(io(&self.dir))
+        sync_dir(self.dir()).map_err(io(self.dir()))
     }
 
     /// The UTC day the current salt belongs to.
     pub fn current_day(&self) -> i64 {
         self.lock().day
     }
+}
+
+/// A shared keeper's rotation to `day`: the exchange's salt for the day,
+/// or, while it cannot be reached, a provisional one of this collector's
+/// own (replaced by [`SaltKeeper::recheck`] once it answers). The old salt
+/// is wiped either way.
+fn rotate_shared(
+    exchange: &dyn SaltExchange,
+    cur: &mut DaySalt,
+    day: i64,
+) -> Result<bool, SaltError> {
+    let candidate = match fresh_salt() {
+        Ok(candidate) => candidate,
+        Err(error) => {
+            cur.salt.zeroize();
+            tracing::error!(%error, "visitor salt rotation failed; no visits are counted until it succeeds");
+            return Err(error);
+        }
+    };
+    cur.salt.zeroize();
+    match exchange.agree(day, &candidate) {
+        Ok(agreed) => {
+            cur.salt.copy_from_slice(agreed.as_ref());
+            cur.provisional = false;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the shared visitor salt cannot be read; this collector hashes with a salt of its own until it can (a visitor may count once per collector meanwhile)");
+            cur.salt.copy_from_slice(candidate.as_ref());
+            cur.provisional = true;
+        }
+    }
+    cur.day = day;
+    Ok(true)
+}
+
+/// A fresh random salt that is not all zeros (which means "none in force").
+fn fresh_salt() -> Result<Salt, SaltError> {
+    let salt = new_salt()?;
+    if salt.iter().all(|&b| b == 0) {
+        return Err(SaltError::Random(
+            "the random source gave only zeros".into(),
+        ));
+    }
+    Ok(salt)
 }
 
 /// Creates (or truncates) `path` readable and writable by the owner only.

@@ -3,7 +3,9 @@
 //! ClickHouse server or cluster (sharded and replicated), the retention
 //! sweep drops whole day partitions on every replica and the audit log
 //! lives in ClickHouse too, so every collector appends to and reads the
-//! same log.
+//! same log. The daily visitor salt is shared through ClickHouse as well
+//! (`salts.rs`), so a visitor counts once per day whichever collectors
+//! its hits reach.
 //!
 //! What this backend keeps: raw events only (`schema.rs`), no roll-ups and
 //! no string dictionary; strings live in the rows and go with their day.
@@ -29,6 +31,7 @@
 
 pub mod http;
 pub mod rows;
+pub mod salts;
 pub mod schema;
 pub mod settings;
 pub mod spool;
@@ -195,6 +198,12 @@ impl ClickHouseStorage {
     /// Batches and bytes accepted but not yet confirmed by ClickHouse.
     pub fn backlog(&self) -> (u64, u64) {
         self.writer.backlog()
+    }
+
+    /// The daily visitor salt shared with every collector on this
+    /// database (`salts.rs`).
+    pub fn salt_exchange(&self) -> salts::ClickHouseSalts {
+        salts::ClickHouseSalts::new(self.client.clone(), self.layout.clone())
     }
 
     /// Where the tables are.

@@ -14,6 +14,9 @@
 //!   Records are replaced by inserting a higher `version`
 //!   (`ReplacingMergeTree`; reads take the newest with `argMax`).
 //! - `schema_migrations`: which migrations ran, replicated like `audit`.
+//! - `salts` (version 3): the daily visitor salt shared by every
+//!   collector (`salts.rs`), partitioned by UTC day so a day's salt goes
+//!   with its partition; replicated like `audit`, so any server answers.
 //!
 //! Version 2 adds to `events` what goal reports need and the ordering the
 //! report replay reads rows in: `custom` (1 for a custom event), its
@@ -28,7 +31,7 @@
 use super::http::{Client, HttpError};
 
 /// The newest schema version this build knows.
-pub const LATEST_VERSION: u32 = 2;
+pub const LATEST_VERSION: u32 = 3;
 
 /// Where the tables are and whether they are replicated.
 #[derive(Clone, Debug)]
@@ -133,6 +136,27 @@ impl Layout {
         )
     }
 
+    /// The shared visitor salts: candidates offered per UTC day, with the
+    /// time the receiving server took each (the earliest wins, see
+    /// `salts.rs`). A partition per day, dropped whole when the day is
+    /// older than yesterday.
+    fn salts_table(&self) -> String {
+        let db = &self.database;
+        let engine = if self.is_cluster() {
+            format!(
+                "ReplicatedMergeTree('/clickhouse/tables/all/{db}/salts', '{{shard}}_{{replica}}')"
+            )
+        } else {
+            "MergeTree".into()
+        };
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.salts{on} \
+             (day Date, offered DateTime DEFAULT now(), salt String) \
+             ENGINE = {engine} PARTITION BY day ORDER BY (day, offered, salt)",
+            on = self.on_cluster()
+        )
+    }
+
     /// Statements that create the database and the migrations table.
     fn bootstrap(&self) -> Vec<String> {
         vec![
@@ -190,6 +214,7 @@ impl Layout {
                 ));
                 statements
             }
+            3 => vec![self.salts_table()],
             _ => Vec::new(),
         }
     }
