@@ -8,9 +8,13 @@
 //! events through an outage of ClickHouse and a collector's restart, and
 //! the collector binary serving ingest and reports on ClickHouse, and every
 //! report endpoint answering alike on ClickHouse and on the embedded store
-//! for the same events.
+//! for the same events. The single-server statements (schema, migrations,
+//! inserts, retry check, retention, audit) and the report differential run
+//! again on a current ClickHouse engine through chDB (`common/chdb.rs`).
 
 mod common;
+#[path = "common/chdb.rs"]
+mod chdb;
 #[path = "common/clickhouse.rs"]
 mod servers;
 
@@ -31,9 +35,13 @@ const DAY_MS: i64 = 86_400_000;
 const TODAY_NOON: i64 = 1_764_504_000_000;
 
 fn options(set: &ClickHouseSet, cluster: &str, data: &Path) -> OpenOptions {
+    options_at(set.urls(), cluster, data)
+}
+
+fn options_at(urls: Vec<String>, cluster: &str, data: &Path) -> OpenOptions {
     OpenOptions {
         config: ClickHouseConfig {
-            urls: set.urls(),
+            urls,
             database: "sparsam_test".into(),
             cluster: cluster.into(),
             flush_ms: 50,
@@ -702,6 +710,14 @@ fn report_answer(server: &common::Server, path: &str, csv: bool) -> (u16, String
 #[test]
 fn reports_on_clickhouse_equal_the_embedded_stores() {
     let set = ClickHouseSet::single();
+    assert_reports_equal(&set.urls()[0]);
+}
+
+/// Loads the generated events into a redb store and into the ClickHouse
+/// at `url` (database `sparsam_diff`, made by the backend's migrations),
+/// starts a collector binary on each and compares every report endpoint's
+/// JSON and CSV; any difference fails with both answers.
+fn assert_reports_equal(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let redb_data = dir.path().join("redb");
     let ch_data = dir.path().join("ch");
@@ -710,8 +726,7 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
         &ch_data,
         &format!(
             "[store]\nbackend = \"clickhouse\"\n[retention]\nvacuum_after_sweep = false\n\
-             [clickhouse]\nurls = [{:?}]\ndatabase = \"sparsam_diff\"\nflush_ms = 50",
-            set.urls()[0]
+             [clickhouse]\nurls = [{url:?}]\ndatabase = \"sparsam_diff\"\nflush_ms = 50"
         ),
     );
     // reports and retention run on the wall clock: days before today
@@ -850,4 +865,152 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
     assert!(converted >= 2, "{goals}");
     let (_, live) = report_answer(&embedded, "/api/v1/sites/demo/realtime", false);
     assert!(!live.contains("\"visitors\":0"), "{live}");
+}
+
+/// The current engine (chDB) answers, for the version of ClickHouse it
+/// reports.
+fn chdb_major(chdb: &chdb::Chdb) -> u32 {
+    let version = chdb.query("SELECT version()");
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.trim().parse().ok())
+        .unwrap_or_else(|| panic!("version {version:?}"))
+}
+
+/// The differential test on a current ClickHouse: the schema and its
+/// migrations, the writer's inserts and every read the reports issue run
+/// on chDB, and every report endpoint equals the embedded store's.
+#[test]
+fn reports_on_current_clickhouse_equal_the_embedded_stores() {
+    let Some(chdb) = chdb::Chdb::start() else {
+        return;
+    };
+    assert!(chdb_major(&chdb) >= 24, "not a current ClickHouse");
+    assert_reports_equal(&chdb.url());
+    // the statements came to chDB, not elsewhere: each kind at least once
+    let statements = chdb.statements();
+    let day_read = format!(
+        "SELECT {} FROM sparsam_diff.events WHERE site = 'demo' AND day = ",
+        rows::REPLAY_COLUMNS
+    );
+    for (what, start) in [
+        ("schema", "CREATE TABLE IF NOT EXISTS sparsam_diff.events ("),
+        ("migration 2", "ALTER TABLE sparsam_diff.events ADD COLUMN custom "),
+        ("event inserts", "INSERT INTO sparsam_diff.events FORMAT JSONEachRow\n{"),
+        ("audit inserts", "INSERT INTO sparsam_diff.audit FORMAT JSONEachRow\n{"),
+        ("days of a site", "SELECT DISTINCT day FROM sparsam_diff.events WHERE site = 'demo'"),
+        ("a day's events", day_read.as_str()),
+    ] {
+        assert!(
+            statements.iter().any(|s| s.starts_with(start)),
+            "no {what} statement ran on chDB ({} statements)",
+            statements.len()
+        );
+    }
+}
+
+/// The other statements of the single-server layout on a current
+/// ClickHouse: migrations (again: a no-op), inserts, the retry check of a
+/// plain MergeTree, the audit log's replacements, the stored-event facts,
+/// whole-day drops checked in `system.parts` and the boundary-day trim.
+#[test]
+fn single_server_statements_run_on_current_clickhouse() {
+    let Some(chdb) = chdb::Chdb::start() else {
+        return;
+    };
+    assert!(chdb_major(&chdb) >= 24, "not a current ClickHouse");
+    let data = tempfile::tempdir().unwrap();
+    let o = options_at(vec![chdb.url()], "", data.path());
+    let storage = ClickHouseStorage::open(&o).expect("schema made on chDB");
+    drop(ClickHouseStorage::open(&o).expect("reopen"));
+    assert_eq!(
+        chdb.query("SELECT groupArray(version) FROM (SELECT version FROM sparsam_test.schema_migrations ORDER BY version)")
+            .trim(),
+        format!(
+            "[{}]",
+            (1..=schema::LATEST_VERSION)
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        "each migration recorded once"
+    );
+
+    let yesterday = TODAY_NOON - DAY_MS;
+    let (yesterday_day, today_day) = (rows::utc_day(yesterday), rows::utc_day(TODAY_NOON));
+    store(&storage, events_on(yesterday, 0..100));
+    store(&storage, events_on(TODAY_NOON, 100..250));
+    let twice = stored_pageview(TODAY_NOON + 5_000, 7, "https://example.org/twice");
+    store(&storage, vec![twice.clone()]);
+    storage.flush().unwrap();
+    store(&storage, vec![twice]);
+    wait_sent(&storage);
+    assert_eq!(storage.event_count().unwrap(), 252);
+    assert_eq!(
+        storage.days().unwrap(),
+        vec![(yesterday_day, 100), (today_day, 152)]
+    );
+    let pages = storage
+        .ranked(
+            "demo",
+            sparsam::storage::Dimension::Page,
+            yesterday_day,
+            today_day,
+            1000,
+            0,
+        )
+        .unwrap();
+    assert_eq!((pages.total, pages.total_rows), (252, 251));
+    let mut facts = 0;
+    storage
+        .for_each_stored_event(&mut |fact| {
+            let ip = fact.ip.expect("address decodes");
+            assert!(ip.is_truncated() && ip.prefix_len == 16, "{ip:?}");
+            assert!(fact.ts_ms.is_ok());
+            facts += 1;
+        })
+        .unwrap();
+    assert_eq!(facts, 252);
+    assert_eq!(storage.oldest_event_ms().unwrap(), Some(yesterday));
+
+    // a spooled batch that landed but whose confirmation was lost is
+    // recognised by its insert id, not inserted again
+    let replay = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&replay.path().join("clickhouse-spool"), 1 << 30).unwrap();
+    let mut body = Vec::new();
+    for (seq, e) in events_on(TODAY_NOON + 60_000, 500..510).iter().enumerate() {
+        rows::push_row(&mut body, e, 0xbeef, seq as u64);
+    }
+    for _ in 0..2 {
+        spool.put(0xbeef, today_day, 10, &body).unwrap();
+        let replayer =
+            ClickHouseStorage::open(&options_at(vec![chdb.url()], "", replay.path())).unwrap();
+        wait_sent(&replayer);
+    }
+    assert_eq!(storage.event_count().unwrap(), 262);
+
+    // the audit log: the newest version of a record wins
+    let id = storage
+        .audit_append(r#"{"kind":"test","marker":"first"}"#)
+        .unwrap();
+    storage
+        .audit_replace(id, r#"{"kind":"test","marker":"replaced"}"#)
+        .unwrap();
+    assert_eq!(
+        storage.audit_records().unwrap(),
+        vec![(id, r#"{"kind":"test","marker":"replaced"}"#.to_string())]
+    );
+
+    // retention: a whole day dropped (checked gone in system.parts), the
+    // boundary day trimmed by a mutation
+    assert_eq!(storage.drop_day(yesterday_day).unwrap(), 100);
+    assert_eq!(storage.days().unwrap(), vec![(today_day, 162)]);
+    let cutoff = TODAY_NOON + 150;
+    let plan = storage.expiry_plan(cutoff).unwrap();
+    assert!(plan.whole.is_empty());
+    assert_eq!(plan.boundary, Some((today_day, 50)));
+    assert_eq!(storage.trim_day(today_day, cutoff).unwrap(), 50);
+    assert_eq!(storage.event_count().unwrap(), 112);
+    assert!(storage.oldest_event_ms().unwrap().unwrap() >= cutoff);
 }
