@@ -12,9 +12,9 @@
 //! inserts, retry check, retention, audit) and the report differential run
 //! again on a current ClickHouse engine through chDB (`common/chdb.rs`).
 
-mod common;
 #[path = "common/chdb.rs"]
 mod chdb;
+mod common;
 #[path = "common/clickhouse.rs"]
 mod servers;
 
@@ -282,6 +282,7 @@ fn outage_and_collector_restart_lose_nothing_acknowledged() {
     let data = tempfile::tempdir().unwrap();
     let day = rows::utc_day(TODAY_NOON);
 
+    assert_timeout_is_transient(&set.urls()[0]);
     let storage = ClickHouseStorage::open(&options(&set, "", data.path())).unwrap();
     store(&storage, events_on(TODAY_NOON, 0..40));
     wait_sent(&storage);
@@ -867,6 +868,29 @@ fn assert_reports_equal(url: &str) {
     assert!(!live.contains("\"visitors\":0"), "{live}");
 }
 
+/// A statement the server stops for taking too long (code 159) is
+/// recognised as worth retrying, in the error format of the server at
+/// `url` (18.16: `Code: 159, e.displayText() = …`; current: `Code: 159. …`).
+fn assert_timeout_is_transient(url: &str) {
+    let client = sparsam::storage::clickhouse::http::Client::new(
+        vec![url.to_string()],
+        "default".into(),
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let err = client
+        .query(
+            "SELECT count() FROM system.numbers WHERE number % 7 = 3",
+            &[("max_execution_time", "1")],
+        )
+        .expect_err("stopped by max_execution_time");
+    assert!(err.is_transient(), "{err}");
+    // and a wrong statement is not
+    let err = client.query("SELEC 1", &[]).expect_err("a syntax error");
+    assert!(!err.is_transient(), "{err}");
+}
+
 /// The current engine (chDB) answers, for the version of ClickHouse it
 /// reports.
 fn chdb_major(chdb: &chdb::Chdb) -> u32 {
@@ -896,10 +920,22 @@ fn reports_on_current_clickhouse_equal_the_embedded_stores() {
     );
     for (what, start) in [
         ("schema", "CREATE TABLE IF NOT EXISTS sparsam_diff.events ("),
-        ("migration 2", "ALTER TABLE sparsam_diff.events ADD COLUMN custom "),
-        ("event inserts", "INSERT INTO sparsam_diff.events FORMAT JSONEachRow\n{"),
-        ("audit inserts", "INSERT INTO sparsam_diff.audit FORMAT JSONEachRow\n{"),
-        ("days of a site", "SELECT DISTINCT day FROM sparsam_diff.events WHERE site = 'demo'"),
+        (
+            "migration 2",
+            "ALTER TABLE sparsam_diff.events ADD COLUMN custom ",
+        ),
+        (
+            "event inserts",
+            "INSERT INTO sparsam_diff.events FORMAT JSONEachRow\n{",
+        ),
+        (
+            "audit inserts",
+            "INSERT INTO sparsam_diff.audit FORMAT JSONEachRow\n{",
+        ),
+        (
+            "days of a site",
+            "SELECT DISTINCT day FROM sparsam_diff.events WHERE site = 'demo'",
+        ),
         ("a day's events", day_read.as_str()),
     ] {
         assert!(
@@ -922,6 +958,7 @@ fn single_server_statements_run_on_current_clickhouse() {
     assert!(chdb_major(&chdb) >= 24, "not a current ClickHouse");
     let data = tempfile::tempdir().unwrap();
     let o = options_at(vec![chdb.url()], "", data.path());
+    assert_timeout_is_transient(&chdb.url());
     let storage = ClickHouseStorage::open(&o).expect("schema made on chDB");
     drop(ClickHouseStorage::open(&o).expect("reopen"));
     assert_eq!(

@@ -81,7 +81,8 @@ impl Chdb {
                 break port;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                let err = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+                let err =
+                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
                 panic!("chDB's HTTP interface exited ({status}):\n{err}");
             }
             assert!(
