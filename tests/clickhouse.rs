@@ -544,7 +544,8 @@ steps = ["path:/pricing", "path:/signup", "event:signup"]
 /// of one to six events with page views, dwell pings, downloads, outbound
 /// clicks, searches with and without results, sign-ups with revenue; a
 /// visitor coming back after the visit timeout, visits across the UTC and
-/// the Berlin midnight; devices, referrers and campaigns per visitor.
+/// the Berlin midnight; two page views of one millisecond (read back in
+/// receipt order); devices, referrers and campaigns per visitor.
 fn generated_events(today: i64, now: i64) -> Vec<Event> {
     use sparsam::goals::CustomEvent;
     use sparsam::model::{Campaign, Device, DeviceType, EventKind, Referrer, ReferrerType};
@@ -675,7 +676,19 @@ fn generated_events(today: i64, now: i64) -> Vec<Event> {
                             });
                         }
                     }
-                    out.push(e);
+                    if step == 0 && visit == 0 && v % 4 == 3 {
+                        // a second page view in the same millisecond: both
+                        // engines take it after the first (receipt order),
+                        // so the visit's entry page stays the first's
+                        let mut tie = e.clone();
+                        tie.url = "https://example.org/same-ms".into();
+                        tie.title = "Same millisecond".into();
+                        tie.pageview_id = visitor * 100 + 99;
+                        out.push(e);
+                        out.push(tie);
+                    } else {
+                        out.push(e);
+                    }
                     t += (1 + rnd(9) as i64) * MIN + rnd(1000) as i64;
                 }
                 // back after the visit timeout
