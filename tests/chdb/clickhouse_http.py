@@ -20,8 +20,8 @@ What it does, as ClickHouse does it:
 - Basic authentication is accepted and not checked (loopback, tests only).
 
 One chDB session (on disk, under --path) serves every connection, one
-statement at a time. Every statement is appended to --log (one JSON string
-per line) so a test can show which statements ran on the current engine.
+statement at a time. Every statement is appended to --log (one JSON object
+per line: the statement, cut at 4000 characters, and its milliseconds) so a test can show which statements ran on the current engine.
 
 Usage: clickhouse_http.py --path DIR --port-file FILE [--log FILE]
 It binds 127.0.0.1 on a free port and writes the port into --port-file
@@ -34,6 +34,7 @@ import os
 import re
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -61,9 +62,7 @@ def setting_name(name):
 def run(sql, settings):
     """Runs one statement with its settings; returns the answer's bytes."""
     with SESSION_LOCK:
-        if LOG is not None:
-            LOG.write(json.dumps(sql[:4000]) + "\n")
-            LOG.flush()
+        started = time.monotonic()
         previous = []
         try:
             for name, value in settings:
@@ -79,6 +78,10 @@ def run(sql, settings):
         finally:
             for name, old in reversed(previous):
                 SESSION.query(f"SET {name} = {setting_literal(old)}")
+            if LOG is not None:
+                elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+                LOG.write(json.dumps({"ms": elapsed_ms, "sql": sql[:4000]}) + "\n")
+                LOG.flush()
 
 
 def error_code(message):
@@ -88,6 +91,9 @@ def error_code(message):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in two writes; without TCP_NODELAY the second
+    # waits for the client's delayed ACK (some 40 ms a statement)
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass

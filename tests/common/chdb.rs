@@ -121,7 +121,10 @@ impl Chdb {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
-            .map(|l| serde_json::from_str(l).expect("a logged statement"))
+            .map(|l| {
+                let entry: serde_json::Value = serde_json::from_str(l).expect("a logged statement");
+                entry["sql"].as_str().expect("its text").to_string()
+            })
             .collect()
     }
 }
