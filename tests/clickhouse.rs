@@ -1064,3 +1064,21 @@ fn single_server_statements_run_on_current_clickhouse() {
     assert_eq!(storage.event_count().unwrap(), 112);
     assert!(storage.oldest_event_ms().unwrap().unwrap() >= cutoff);
 }
+
+/// Not a test: hosts the test cluster (ZooKeeper, two shards, shard 1
+/// replicated twice, started as every test here starts it) for
+/// `benches/cluster_load.sh`. Writes the servers' URLs, one a line, into
+/// the file named by `SPARSAM_BENCH_CLUSTER_FILE` and keeps the cluster up
+/// until that file is deleted.
+#[test]
+#[ignore = "run by benches/cluster_load.sh"]
+fn bench_cluster_host() {
+    let file = std::env::var("SPARSAM_BENCH_CLUSTER_FILE").expect("SPARSAM_BENCH_CLUSTER_FILE");
+    let set = ClickHouseSet::cluster();
+    let tmp = format!("{file}.tmp");
+    std::fs::write(&tmp, set.urls().join("\n") + "\n").unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    while Path::new(&file).exists() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
