@@ -16,11 +16,19 @@
 # depend on the machine and what else runs on it (the load average is
 # printed).
 #
+# A collector on ClickHouse acknowledges an event once its batch is in the
+# fsynced spool, at the latest after clickhouse.flush_ms: a closed-loop
+# load generator then gets at most connections / flush_ms requests per
+# second through, so the cluster phase uses more connections and a shorter
+# flush (CLUSTER_CONNECTIONS per collector, CLUSTER_FLUSH_MS).
+#
 # Usage: benches/cluster_load.sh          (20 s of load per phase)
-#        DURATION=10 CONNECTIONS=32 benches/cluster_load.sh
+#        DURATION=10 CONNECTIONS=32 CLUSTER_CONNECTIONS=256 CLUSTER_FLUSH_MS=100 benches/cluster_load.sh
 set -euo pipefail
 
 DURATION=${DURATION:-20}
+CLUSTER_CONNECTIONS=${CLUSTER_CONNECTIONS:-256}
+CLUSTER_FLUSH_MS=${CLUSTER_FLUSH_MS:-100}
 # shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -76,12 +84,12 @@ urls_toml() { # first-index
     for ((i = 0; i < n; i++)); do out+="\"${CH_URLS[$(((i + $1) % n))]}\", "; done
     echo "[${out%, }]"
 }
-cluster_config() { # data_dir database first-url-index
+cluster_config() { # data_dir database first-url-index [flush_ms]
     write_config "$1" "$(printf '[retention]\nvacuum_after_sweep = false\n')"
     # [store] and [clickhouse] go before [[sites]]: rewrite the file
-    python3 - "$WORK/sparsam.toml" "$2" "$(urls_toml "$3")" <<'PY'
+    python3 - "$WORK/sparsam.toml" "$2" "$(urls_toml "$3")" "${4:-1000}" <<'PY'
 import sys
-path, db, urls = sys.argv[1:]
+path, db, urls, flush_ms = sys.argv[1:]
 text = open(path).read()
 text = text.replace("[store]\n", "[store]\nbackend = \"clickhouse\"\n", 1)
 head, sites = text.split("[[sites]]", 1)
@@ -104,13 +112,13 @@ start_collector() { # config log -> sets C_URL, C_PID
 }
 for k in 1 2; do
     mkdir -p "$WORK/c$k"
-    cluster_config "$WORK/c$k" sparsam_bench $((k - 1))
+    cluster_config "$WORK/c$k" sparsam_bench $((k - 1)) "$CLUSTER_FLUSH_MS"
     cp "$WORK/sparsam.toml" "$WORK/c$k.toml"
 done
 start_collector "$WORK/c1.toml" "$WORK/c1.log"; C1=$C_URL
 start_collector "$WORK/c2.toml" "$WORK/c2.log"; C2=$C_URL
-echo "collectors: $C1 $C2 (load $(cut -d' ' -f1-3 /proc/loadavg))"
-half=$((CONNECTIONS / 2))
+echo "collectors: $C1 $C2, wrk -t1 -c$CLUSTER_CONNECTIONS each, flush_ms $CLUSTER_FLUSH_MS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+half=$CLUSTER_CONNECTIONS
 run_wrk() { # url name
     LOAD_MODE=ingest LOAD_UA_FILE=$UA_FILE LOAD_DELAY_MS=0 LOAD_RESULT=$WORK/$2.result \
         wrk -t1 -c"$half" -d"${DURATION}s" --timeout 5s -s "$HERE/load.lua" "$1" >"$WORK/$2.wrk" 2>&1
@@ -136,19 +144,22 @@ ch_eps=$(echo "$ch_events / ($drained - $started)" | bc -l)
 printf 'cluster, two collectors: %d requests (%d non-2xx), %d events in ClickHouse, %.0f events/s until all confirmed (spool drained %.1f s after the load); ratio to the embedded store %.2f\n' \
     "$reqs" "$errs" "$ch_events" "$ch_eps" "$(echo "$drained - $load_end" | bc -l)" "$(echo "$ch_eps / $redb_eps" | bc -l)"
 # bytes on disk per event: active parts of every server (replicas included)
-total_bytes=0
-for i in "${!CH_URLS[@]}"; do
-    ch "$i" "OPTIMIZE TABLE sparsam_bench.events_local FINAL" >/dev/null 2>&1 || true
-done
-sleep 2
-for i in "${!CH_URLS[@]}"; do
-    line=$(ch "$i" "SELECT sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes) FROM system.parts WHERE database = 'sparsam_bench' AND table = 'events_local' AND active FORMAT TabSeparated")
-    read -r rows bytes raw <<<"$line"
-    printf 'server %d: %d rows, %d bytes on disk (%.1f bytes/row; uncompressed %.1f)\n' "$i" "$rows" "$bytes" \
-        "$(echo "$bytes / ($rows + ($rows == 0))" | bc -l)" "$(echo "$raw / ($rows + ($rows == 0))" | bc -l)"
-    total_bytes=$((total_bytes + bytes))
-done
-printf 'cluster: %.1f bytes on disk per event stored (all replicas)\n' "$(echo "$total_bytes / $ch_events" | bc -l)"
+disk_per_event() { # database events
+    local total=0 i line rows bytes raw
+    for i in "${!CH_URLS[@]}"; do
+        ch "$i" "OPTIMIZE TABLE $1.events_local FINAL" >/dev/null 2>&1 || true
+    done
+    sleep 2
+    for i in "${!CH_URLS[@]}"; do
+        line=$(ch "$i" "SELECT sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes) FROM system.parts WHERE database = '$1' AND table = 'events_local' AND active FORMAT TabSeparated")
+        read -r rows bytes raw <<<"$line"
+        printf '  server %d: %d rows, %d bytes on disk (%.1f bytes/row; uncompressed %.1f)\n' "$i" "$rows" "$bytes" \
+            "$(echo "$bytes / ($rows + ($rows == 0))" | bc -l)" "$(echo "$raw / ($rows + ($rows == 0))" | bc -l)"
+        total=$((total + bytes))
+    done
+    printf '  %s: %.1f bytes on disk per event stored (all replicas)\n' "$1" "$(echo "$total / $2" | bc -l)"
+}
+disk_per_event sparsam_bench "$ch_events"
 redb_file_bytes=$(du -sb "$WORK/redb" | cut -f1)
 printf 'embedded store directory: %d bytes, %.1f bytes per event\n' "$redb_file_bytes" "$(echo "$redb_file_bytes / $redb_events" | bc -l)"
 for p in "${COLLECTOR_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -162,6 +173,8 @@ migrate_start=$(date +%s.%N)
     { tail -5 "$WORK/migrate.log" >&2; exit 1; }
 printf 'migrate --to clickhouse: %d events in %.1f s\n' "$(ch 0 "SELECT count() FROM sparsam_copy.events")" \
     "$(echo "$(date +%s.%N) - $migrate_start" | bc -l)"
+copied=$(ch 0 "SELECT count() FROM sparsam_copy.events")
+disk_per_event sparsam_copy "$copied"
 start_collector "$WORK/redb.toml" "$WORK/q-redb.log"; QR=$C_URL
 # the ClickHouse collector gets a data directory of its own (spool, salt)
 mkdir -p "$WORK/qch"
@@ -184,6 +197,6 @@ for q in "summary?period=90d" "summary?period=90d&filter=device_type%3D%3Dsmartp
     same=$([ "$a" = "$b" ] && echo "same answer" || echo "ANSWERS DIFFER")
     tr=$(timed "$QR" "$path")
     tc=$(timed "$QC" "$path")
-    printf '  %-55s embedded %.3f s  ClickHouse %.3f s  ratio %.1f  (%s)\n' "$q" "$tr" "$tc" "$(echo "$tc / $tr" | bc -l)" "$same"
+    printf '  %-55s embedded %.4f s  ClickHouse %.4f s  ratio %.0f  (%s)\n' "$q" "$tr" "$tc" "$(echo "$tc / $tr" | bc -l)" "$same"
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
