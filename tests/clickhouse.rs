@@ -12,7 +12,12 @@
 //! ClickHouse is down at midnight) and forgetting old ones; and faults
 //! under load through two collectors (a replica and a collector killed,
 //! ClickHouse stopped for 10 s) losing nothing acknowledged.
+//! The single-server statements (schema, migrations,
+//! inserts, retry check, retention, audit) and the report differential run
+//! again on a current ClickHouse engine through chDB (`common/chdb.rs`).
 
+#[path = "common/chdb.rs"]
+mod chdb;
 mod common;
 #[path = "common/clickhouse.rs"]
 mod servers;
@@ -34,9 +39,13 @@ const DAY_MS: i64 = 86_400_000;
 const TODAY_NOON: i64 = 1_764_504_000_000;
 
 fn options(set: &ClickHouseSet, cluster: &str, data: &Path) -> OpenOptions {
+    options_at(set.urls(), cluster, data)
+}
+
+fn options_at(urls: Vec<String>, cluster: &str, data: &Path) -> OpenOptions {
     OpenOptions {
         config: ClickHouseConfig {
-            urls: set.urls(),
+            urls,
             database: "sparsam_test".into(),
             cluster: cluster.into(),
             flush_ms: 50,
@@ -277,6 +286,7 @@ fn outage_and_collector_restart_lose_nothing_acknowledged() {
     let data = tempfile::tempdir().unwrap();
     let day = rows::utc_day(TODAY_NOON);
 
+    assert_timeout_is_transient(&set.urls()[0]);
     let storage = ClickHouseStorage::open(&options(&set, "", data.path())).unwrap();
     store(&storage, events_on(TODAY_NOON, 0..40));
     wait_sent(&storage);
@@ -538,7 +548,8 @@ steps = ["path:/pricing", "path:/signup", "event:signup"]
 /// of one to six events with page views, dwell pings, downloads, outbound
 /// clicks, searches with and without results, sign-ups with revenue; a
 /// visitor coming back after the visit timeout, visits across the UTC and
-/// the Berlin midnight; devices, referrers and campaigns per visitor.
+/// the Berlin midnight; two page views of one millisecond (read back in
+/// receipt order); devices, referrers and campaigns per visitor.
 fn generated_events(today: i64, now: i64) -> Vec<Event> {
     use sparsam::goals::CustomEvent;
     use sparsam::model::{Campaign, Device, DeviceType, EventKind, Referrer, ReferrerType};
@@ -669,7 +680,19 @@ fn generated_events(today: i64, now: i64) -> Vec<Event> {
                             });
                         }
                     }
-                    out.push(e);
+                    if step == 0 && visit == 0 && v % 4 == 3 {
+                        // a second page view in the same millisecond: both
+                        // engines take it after the first (receipt order),
+                        // so the visit's entry page stays the first's
+                        let mut tie = e.clone();
+                        tie.url = "https://example.org/same-ms".into();
+                        tie.title = "Same millisecond".into();
+                        tie.pageview_id = visitor * 100 + 99;
+                        out.push(e);
+                        out.push(tie);
+                    } else {
+                        out.push(e);
+                    }
                     t += (1 + rnd(9) as i64) * MIN + rnd(1000) as i64;
                 }
                 // back after the visit timeout
@@ -705,6 +728,14 @@ fn report_answer(server: &common::Server, path: &str, csv: bool) -> (u16, String
 #[test]
 fn reports_on_clickhouse_equal_the_embedded_stores() {
     let set = ClickHouseSet::single();
+    assert_reports_equal(&set.urls()[0]);
+}
+
+/// Loads the generated events into a redb store and into the ClickHouse
+/// at `url` (database `sparsam_diff`, made by the backend's migrations),
+/// starts a collector binary on each and compares every report endpoint's
+/// JSON and CSV; any difference fails with both answers.
+fn assert_reports_equal(url: &str) {
     let dir = tempfile::tempdir().unwrap();
     let redb_data = dir.path().join("redb");
     let ch_data = dir.path().join("ch");
@@ -713,8 +744,7 @@ fn reports_on_clickhouse_equal_the_embedded_stores() {
         &ch_data,
         &format!(
             "[store]\nbackend = \"clickhouse\"\n[retention]\nvacuum_after_sweep = false\n\
-             [clickhouse]\nurls = [{:?}]\ndatabase = \"sparsam_diff\"\nflush_ms = 50",
-            set.urls()[0]
+             [clickhouse]\nurls = [{url:?}]\ndatabase = \"sparsam_diff\"\nflush_ms = 50"
         ),
     );
     // reports and retention run on the wall clock: days before today
@@ -1401,4 +1431,206 @@ fn a_salt_rotation_while_clickhouse_is_down_is_provisional() {
         summary["visitors"], 2,
         "after the switch both collectors hash alike: {summary}"
     );
+}
+
+/// A statement the server stops for taking too long (code 159) is
+/// recognised as worth retrying, in the error format of the server at
+/// `url` (18.16: `Code: 159, e.displayText() = …`; current: `Code: 159. …`).
+fn assert_timeout_is_transient(url: &str) {
+    let client = sparsam::storage::clickhouse::http::Client::new(
+        vec![url.to_string()],
+        "default".into(),
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let err = client
+        .query(
+            "SELECT count() FROM system.numbers WHERE number % 7 = 3",
+            &[("max_execution_time", "1")],
+        )
+        .expect_err("stopped by max_execution_time");
+    assert!(err.is_transient(), "{err}");
+    // and a wrong statement is not
+    let err = client.query("SELEC 1", &[]).expect_err("a syntax error");
+    assert!(!err.is_transient(), "{err}");
+}
+
+/// The current engine (chDB) answers, for the version of ClickHouse it
+/// reports.
+fn chdb_major(chdb: &chdb::Chdb) -> u32 {
+    let version = chdb.query("SELECT version()");
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.trim().parse().ok())
+        .unwrap_or_else(|| panic!("version {version:?}"))
+}
+
+/// The differential test on a current ClickHouse: the schema and its
+/// migrations, the writer's inserts and every read the reports issue run
+/// on chDB, and every report endpoint equals the embedded store's.
+#[test]
+fn reports_on_current_clickhouse_equal_the_embedded_stores() {
+    let Some(chdb) = chdb::Chdb::start() else {
+        return;
+    };
+    assert!(chdb_major(&chdb) >= 24, "not a current ClickHouse");
+    assert_reports_equal(&chdb.url());
+    // the statements came to chDB, not elsewhere: each kind at least once
+    let statements = chdb.statements();
+    let day_read = format!(
+        "SELECT {} FROM sparsam_diff.events WHERE site = 'demo' AND day = ",
+        rows::REPLAY_COLUMNS
+    );
+    for (what, start) in [
+        ("schema", "CREATE TABLE IF NOT EXISTS sparsam_diff.events ("),
+        (
+            "migration 2",
+            "ALTER TABLE sparsam_diff.events ADD COLUMN custom ",
+        ),
+        (
+            "event inserts",
+            "INSERT INTO sparsam_diff.events FORMAT JSONEachRow\n{",
+        ),
+        (
+            "audit inserts",
+            "INSERT INTO sparsam_diff.audit FORMAT JSONEachRow\n{",
+        ),
+        (
+            "days of a site",
+            "SELECT DISTINCT day FROM sparsam_diff.events WHERE site = 'demo'",
+        ),
+        ("a day's events", day_read.as_str()),
+    ] {
+        assert!(
+            statements.iter().any(|s| s.starts_with(start)),
+            "no {what} statement ran on chDB ({} statements)",
+            statements.len()
+        );
+    }
+}
+
+/// The other statements of the single-server layout on a current
+/// ClickHouse: migrations (again: a no-op), inserts, the retry check of a
+/// plain MergeTree, the audit log's replacements, the stored-event facts,
+/// whole-day drops checked in `system.parts` and the boundary-day trim.
+#[test]
+fn single_server_statements_run_on_current_clickhouse() {
+    let Some(chdb) = chdb::Chdb::start() else {
+        return;
+    };
+    assert!(chdb_major(&chdb) >= 24, "not a current ClickHouse");
+    let data = tempfile::tempdir().unwrap();
+    let o = options_at(vec![chdb.url()], "", data.path());
+    assert_timeout_is_transient(&chdb.url());
+    let storage = ClickHouseStorage::open(&o).expect("schema made on chDB");
+    drop(ClickHouseStorage::open(&o).expect("reopen"));
+    assert_eq!(
+        chdb.query("SELECT groupArray(version) FROM (SELECT version FROM sparsam_test.schema_migrations ORDER BY version)")
+            .trim(),
+        format!(
+            "[{}]",
+            (1..=schema::LATEST_VERSION)
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        "each migration recorded once"
+    );
+
+    let yesterday = TODAY_NOON - DAY_MS;
+    let (yesterday_day, today_day) = (rows::utc_day(yesterday), rows::utc_day(TODAY_NOON));
+    store(&storage, events_on(yesterday, 0..100));
+    store(&storage, events_on(TODAY_NOON, 100..250));
+    let twice = stored_pageview(TODAY_NOON + 5_000, 7, "https://example.org/twice");
+    store(&storage, vec![twice.clone()]);
+    storage.flush().unwrap();
+    store(&storage, vec![twice]);
+    wait_sent(&storage);
+    assert_eq!(storage.event_count().unwrap(), 252);
+    assert_eq!(
+        storage.days().unwrap(),
+        vec![(yesterday_day, 100), (today_day, 152)]
+    );
+    let pages = storage
+        .ranked(
+            "demo",
+            sparsam::storage::Dimension::Page,
+            yesterday_day,
+            today_day,
+            1000,
+            0,
+        )
+        .unwrap();
+    assert_eq!((pages.total, pages.total_rows), (252, 251));
+    let mut facts = 0;
+    storage
+        .for_each_stored_event(&mut |fact| {
+            let ip = fact.ip.expect("address decodes");
+            assert!(ip.is_truncated() && ip.prefix_len == 16, "{ip:?}");
+            assert!(fact.ts_ms.is_ok());
+            facts += 1;
+        })
+        .unwrap();
+    assert_eq!(facts, 252);
+    assert_eq!(storage.oldest_event_ms().unwrap(), Some(yesterday));
+
+    // a spooled batch that landed but whose confirmation was lost is
+    // recognised by its insert id, not inserted again
+    let replay = tempfile::tempdir().unwrap();
+    let spool = Spool::open(&replay.path().join("clickhouse-spool"), 1 << 30).unwrap();
+    let mut body = Vec::new();
+    for (seq, e) in events_on(TODAY_NOON + 60_000, 500..510).iter().enumerate() {
+        rows::push_row(&mut body, e, 0xbeef, seq as u64);
+    }
+    for _ in 0..2 {
+        spool.put(0xbeef, today_day, 10, &body).unwrap();
+        let replayer =
+            ClickHouseStorage::open(&options_at(vec![chdb.url()], "", replay.path())).unwrap();
+        wait_sent(&replayer);
+    }
+    assert_eq!(storage.event_count().unwrap(), 262);
+
+    // the audit log: the newest version of a record wins
+    let id = storage
+        .audit_append(r#"{"kind":"test","marker":"first"}"#)
+        .unwrap();
+    storage
+        .audit_replace(id, r#"{"kind":"test","marker":"replaced"}"#)
+        .unwrap();
+    assert_eq!(
+        storage.audit_records().unwrap(),
+        vec![(id, r#"{"kind":"test","marker":"replaced"}"#.to_string())]
+    );
+
+    // retention: a whole day dropped (checked gone in system.parts), the
+    // boundary day trimmed by a mutation
+    assert_eq!(storage.drop_day(yesterday_day).unwrap(), 100);
+    assert_eq!(storage.days().unwrap(), vec![(today_day, 162)]);
+    let cutoff = TODAY_NOON + 150;
+    let plan = storage.expiry_plan(cutoff).unwrap();
+    assert!(plan.whole.is_empty());
+    assert_eq!(plan.boundary, Some((today_day, 50)));
+    assert_eq!(storage.trim_day(today_day, cutoff).unwrap(), 50);
+    assert_eq!(storage.event_count().unwrap(), 112);
+    assert!(storage.oldest_event_ms().unwrap().unwrap() >= cutoff);
+}
+
+/// Not a test: hosts the test cluster (ZooKeeper, two shards, shard 1
+/// replicated twice, started as every test here starts it) for
+/// `benches/cluster_load.sh`. Writes the servers' URLs, one a line, into
+/// the file named by `SPARSAM_BENCH_CLUSTER_FILE` and keeps the cluster up
+/// until that file is deleted.
+#[test]
+#[ignore = "run by benches/cluster_load.sh"]
+fn bench_cluster_host() {
+    let file = std::env::var("SPARSAM_BENCH_CLUSTER_FILE").expect("SPARSAM_BENCH_CLUSTER_FILE");
+    let set = ClickHouseSet::cluster();
+    let tmp = format!("{file}.tmp");
+    std::fs::write(&tmp, set.urls().join("\n") + "\n").unwrap();
+    std::fs::rename(&tmp, &file).unwrap();
+    while Path::new(&file).exists() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -37,21 +37,23 @@ impl HttpError {
             // (209, 210), timeouts (159), too many parts (252), all
             // connection tries failed (279), insert outcome unknown (319).
             HttpError::Refused { message, .. } => {
-                const TRANSIENT: [&str; 9] = [
-                    "Code: 242,",
-                    "Code: 999,",
-                    "Code: 225,",
-                    "Code: 209,",
-                    "Code: 210,",
-                    "Code: 159,",
-                    "Code: 252,",
-                    "Code: 279,",
-                    "Code: 319,",
-                ];
-                TRANSIENT.iter().any(|c| message.starts_with(c))
+                const TRANSIENT: [u32; 9] = [242, 999, 225, 209, 210, 159, 252, 279, 319];
+                error_code(message).is_some_and(|code| TRANSIENT.contains(&code))
             }
         }
     }
+}
+
+/// The error code a ClickHouse error message starts with: 18.16 writes
+/// `Code: 159, e.displayText() = DB::Exception: …`, current servers
+/// `Code: 159. DB::Exception: …`.
+fn error_code(message: &str) -> Option<u32> {
+    let rest = message.strip_prefix("Code: ")?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+    if !matches!(rest[digits..].chars().next(), Some(',' | '.')) {
+        return None;
+    }
+    rest[..digits].parse().ok()
 }
 
 /// Settings sent with a statement, as URL parameters.
@@ -191,4 +193,45 @@ fn off_runtime<R: Send>(work: impl FnOnce() -> R + Send) -> R {
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(message: &str) -> HttpError {
+        HttpError::Refused {
+            status: 500,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn transient_codes_are_recognised_in_old_and_current_messages() {
+        // 18.16
+        assert!(
+            refused("Code: 242, e.displayText() = DB::Exception: Table is in readonly mode")
+                .is_transient()
+        );
+        // 20.x and later
+        assert!(refused(
+            "Code: 242. DB::Exception: Table is in readonly mode. (TABLE_IS_READ_ONLY)"
+        )
+        .is_transient());
+        assert!(refused(
+            "Code: 159. DB::Exception: Timeout exceeded: elapsed 1.0 seconds. (TIMEOUT_EXCEEDED)"
+        )
+        .is_transient());
+        for wrong in [
+            "Code: 62. DB::Exception: Syntax error. (SYNTAX_ERROR)",
+            "Code: 62, e.displayText() = DB::Exception: Syntax error",
+            "Code: 2420. DB::Exception: not a transient code",
+            "Code: 242 without punctuation",
+            "Timeout exceeded",
+            "",
+        ] {
+            assert!(!refused(wrong).is_transient(), "{wrong}");
+        }
+        assert_eq!(error_code("Code: 1. x"), Some(1));
+    }
 }

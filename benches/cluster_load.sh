@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Scale-out figures for docs/scale-out.md, all measured in one run:
+#   1. baseline  ingest into one collector on the embedded store (wrk with
+#                benches/load.lua's mix for DURATION s): events stored per s
+#   2. cluster   the same mix through two collectors at once (half the
+#                connections each) into the test cluster of
+#                tests/common/clickhouse.rs (ZooKeeper, two shards, shard 1
+#                replicated twice, Debian's ClickHouse 18.16), started as
+#                the tests start it; events confirmed by ClickHouse per s,
+#                and bytes on disk per event (system.parts of every server)
+#   3. queries   the baseline's store copied into the cluster with
+#                `sparsam migrate --to clickhouse`, so both backends hold the
+#                same events; the 90-day summary and a filtered summary timed
+#                on a collector of each (median of 5)
+# Ratios are against the embedded store in the same run; absolute figures
+# depend on the machine and what else runs on it (the load average is
+# printed).
+#
+# A collector on ClickHouse acknowledges an event once its batch is in the
+# fsynced spool, at the latest after clickhouse.flush_ms: a closed-loop
+# load generator then gets at most connections / flush_ms requests per
+# second through, so the cluster phase uses more connections and a shorter
+# flush (CLUSTER_CONNECTIONS per collector, CLUSTER_FLUSH_MS).
+#
+# Usage: benches/cluster_load.sh          (20 s of load per phase)
+#        DURATION=10 CONNECTIONS=32 CLUSTER_CONNECTIONS=256 CLUSTER_FLUSH_MS=100 benches/cluster_load.sh
+set -euo pipefail
+
+DURATION=${DURATION:-20}
+CLUSTER_CONNECTIONS=${CLUSTER_CONNECTIONS:-256}
+CLUSTER_FLUSH_MS=${CLUSTER_FLUSH_MS:-100}
+# shellcheck source=benches/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+CLUSTER_FILE=$WORK/cluster-urls
+HOST_PID=
+COLLECTOR_PIDS=()
+cluster_cleanup() {
+    for p in "${COLLECTOR_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    rm -f "$CLUSTER_FILE"
+    [ -n "$HOST_PID" ] && wait "$HOST_PID" 2>/dev/null || true
+    cleanup
+}
+trap cluster_cleanup EXIT
+
+install_wrk
+build_release sparsam
+pick_user_agents
+
+ch() { # server-index sql: runs sql on one ClickHouse server
+    curl -sf --data-binary "$2" "${CH_URLS[$1]}"
+}
+
+echo "== starting the test cluster (tests/clickhouse.rs bench_cluster_host)" >&2
+(cd "$ROOT" && SPARSAM_BENCH_CLUSTER_FILE=$CLUSTER_FILE \
+    cargo test -q --test clickhouse -- --ignored --exact bench_cluster_host >"$WORK/cluster.log" 2>&1) &
+HOST_PID=$!
+for _ in $(seq 1 600); do [ -f "$CLUSTER_FILE" ] && break; sleep 0.5; done
+[ -f "$CLUSTER_FILE" ] || { cat "$WORK/cluster.log" >&2; exit 1; }
+mapfile -t CH_URLS <"$CLUSTER_FILE"
+echo "cluster: ${CH_URLS[*]}" >&2
+
+metric() { # url name
+    curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$1/metrics" | awk -v k="$2" '$1 == k { n = $2 } END { printf "%d\n", n }'
+}
+
+# ---- 1. baseline: one collector, embedded store
+mkdir -p "$WORK/redb"
+write_config "$WORK/redb"
+start_server
+echo "== phases of ${DURATION}s, wrk -t$THREADS -c$CONNECTIONS (machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+before=$(metric "$URL" sparsam_store_events_total)
+run_phase baseline ingest "$CONNECTIONS" 0
+after=$(metric "$URL" sparsam_store_events_total)
+redb_events=$((after - before))
+redb_eps=$(echo "$redb_events * 1000000 / $baseline_dur" | bc -l)
+printf 'embedded store: %d events stored, %.0f events/s\n' "$redb_events" "$redb_eps"
+stop_server
+cp "$WORK/sparsam.toml" "$WORK/redb.toml"
+
+# ---- 2. two collectors into the cluster
+urls_toml() { # first-index
+    local n=${#CH_URLS[@]} out="" i
+    for ((i = 0; i < n; i++)); do out+="\"${CH_URLS[$(((i + $1) % n))]}\", "; done
+    echo "[${out%, }]"
+}
+cluster_config() { # data_dir database first-url-index [flush_ms]
+    write_config "$1" "$(printf '[retention]\nvacuum_after_sweep = false\n')"
+    # [store] and [clickhouse] go before [[sites]]: rewrite the file
+    python3 - "$WORK/sparsam.toml" "$2" "$(urls_toml "$3")" "${4:-1000}" <<'PY'
+import sys
+path, db, urls, flush_ms = sys.argv[1:]
+text = open(path).read()
+text = text.replace("[store]\n", "[store]\nbackend = \"clickhouse\"\n", 1)
+head, sites = text.split("[[sites]]", 1)
+head += f'[clickhouse]\nurls = {urls}\ndatabase = "{db}"\ncluster = "sparsam"\n\n'
+open(path, "w").write(head + "[[sites]]" + sites)
+PY
+}
+start_collector() { # config log -> sets C_URL, C_PID
+    SPARSAM_LOG=warn,sparsam=info "$BIN_DIR/sparsam" --config "$1" serve 2>>"$2" &
+    C_PID=$!
+    COLLECTOR_PIDS+=("$C_PID")
+    C_URL=
+    for _ in $(seq 1 600); do
+        C_URL=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$2" | head -n1)
+        [ -n "$C_URL" ] && break
+        sleep 0.1
+    done
+    [ -n "$C_URL" ] || { cat "$2" >&2; exit 1; }
+    C_URL=http://$C_URL
+}
+for k in 1 2; do
+    mkdir -p "$WORK/c$k"
+    cluster_config "$WORK/c$k" sparsam_bench $((k - 1)) "$CLUSTER_FLUSH_MS"
+    cp "$WORK/sparsam.toml" "$WORK/c$k.toml"
+done
+start_collector "$WORK/c1.toml" "$WORK/c1.log"; C1=$C_URL
+start_collector "$WORK/c2.toml" "$WORK/c2.log"; C2=$C_URL
+echo "collectors: $C1 $C2, wrk -t1 -c$CLUSTER_CONNECTIONS each, flush_ms $CLUSTER_FLUSH_MS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+half=$CLUSTER_CONNECTIONS
+run_wrk() { # url name
+    LOAD_MODE=ingest LOAD_UA_FILE=$UA_FILE LOAD_DELAY_MS=0 LOAD_RESULT=$WORK/$2.result \
+        wrk -t1 -c"$half" -d"${DURATION}s" --timeout 5s -s "$HERE/load.lua" "$1" >"$WORK/$2.wrk" 2>&1
+}
+started=$(date +%s.%N)
+run_wrk "$C1" c1 &
+w1=$!
+run_wrk "$C2" c2 &
+w2=$!
+wait "$w1" "$w2"
+load_end=$(date +%s.%N)
+# every acknowledged event is spooled; wait until ClickHouse confirmed all
+for _ in $(seq 1 1200); do
+    waiting=$(($(metric "$C1" sparsam_clickhouse_spool_batches) + $(metric "$C2" sparsam_clickhouse_spool_batches)))
+    [ "$waiting" = 0 ] && break
+    sleep 0.25
+done
+drained=$(date +%s.%N)
+ch_events=$(ch 0 "SELECT count() FROM sparsam_bench.events")
+reqs=$(($(val requests "$WORK/c1.result") + $(val requests "$WORK/c2.result")))
+errs=$(($(val errors_status "$WORK/c1.result") + $(val errors_status "$WORK/c2.result")))
+ch_eps=$(echo "$ch_events / ($drained - $started)" | bc -l)
+printf 'cluster, two collectors: %d requests (%d non-2xx), %d events in ClickHouse, %.0f events/s until all confirmed (spool drained %.1f s after the load); ratio to the embedded store %.2f\n' \
+    "$reqs" "$errs" "$ch_events" "$ch_eps" "$(echo "$drained - $load_end" | bc -l)" "$(echo "$ch_eps / $redb_eps" | bc -l)"
+# bytes on disk per event: active parts of every server (replicas included)
+disk_per_event() { # database events
+    local total=0 i line rows bytes raw
+    for i in "${!CH_URLS[@]}"; do
+        ch "$i" "OPTIMIZE TABLE $1.events_local FINAL" >/dev/null 2>&1 || true
+    done
+    sleep 2
+    for i in "${!CH_URLS[@]}"; do
+        line=$(ch "$i" "SELECT sum(rows), sum(bytes_on_disk), sum(data_uncompressed_bytes) FROM system.parts WHERE database = '$1' AND table = 'events_local' AND active FORMAT TabSeparated")
+        read -r rows bytes raw <<<"$line"
+        printf '  server %d: %d rows, %d bytes on disk (%.1f bytes/row; uncompressed %.1f)\n' "$i" "$rows" "$bytes" \
+            "$(echo "$bytes / ($rows + ($rows == 0))" | bc -l)" "$(echo "$raw / ($rows + ($rows == 0))" | bc -l)"
+        total=$((total + bytes))
+    done
+    printf '  %s: %.1f bytes on disk per event stored (all replicas)\n' "$1" "$(echo "$total / $2" | bc -l)"
+}
+disk_per_event sparsam_bench "$ch_events"
+redb_file_bytes=$(du -sb "$WORK/redb" | cut -f1)
+printf 'embedded store directory: %d bytes, %.1f bytes per event\n' "$redb_file_bytes" "$(echo "$redb_file_bytes / $redb_events" | bc -l)"
+for p in "${COLLECTOR_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+COLLECTOR_PIDS=()
+
+# ---- 3. the same events on both backends: queries
+cluster_config "$WORK/redb" sparsam_copy 0
+cp "$WORK/sparsam.toml" "$WORK/copy.toml"
+migrate_start=$(date +%s.%N)
+"$BIN_DIR/sparsam" --config "$WORK/copy.toml" migrate --to clickhouse >"$WORK/migrate.log" 2>&1 ||
+    { tail -5 "$WORK/migrate.log" >&2; exit 1; }
+printf 'migrate --to clickhouse: %d events in %.1f s\n' "$(ch 0 "SELECT count() FROM sparsam_copy.events")" \
+    "$(echo "$(date +%s.%N) - $migrate_start" | bc -l)"
+copied=$(ch 0 "SELECT count() FROM sparsam_copy.events")
+disk_per_event sparsam_copy "$copied"
+start_collector "$WORK/redb.toml" "$WORK/q-redb.log"; QR=$C_URL
+# the ClickHouse collector gets a data directory of its own (spool, salt)
+mkdir -p "$WORK/qch"
+cluster_config "$WORK/qch" sparsam_copy 0
+cp "$WORK/sparsam.toml" "$WORK/qch.toml"
+start_collector "$WORK/qch.toml" "$WORK/q-ch.log"; QC=$C_URL
+timed() { # url path: median seconds of 5 (after one warm-up)
+    local t=()
+    curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN" "$1$2"
+    for _ in 1 2 3 4 5; do
+        t+=("$(curl -sf -o /dev/null -w '%{time_total}' -H "Authorization: Bearer $TOKEN" "$1$2")")
+    done
+    printf '%s\n' "${t[@]}" | sort -n | sed -n 3p
+}
+echo "queries (load $(cut -d' ' -f1-3 /proc/loadavg)):"
+for q in "summary?period=90d" "summary?period=90d&filter=device_type%3D%3Dsmartphone"; do
+    path="/api/v1/sites/load/$q"
+    a=$(curl -sf -H "Authorization: Bearer $TOKEN" "$QR$path" | python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("as_of",None); print(json.dumps(d,sort_keys=True))')
+    b=$(curl -sf -H "Authorization: Bearer $TOKEN" "$QC$path" | python3 -c 'import json,sys; d=json.load(sys.stdin); d.pop("as_of",None); print(json.dumps(d,sort_keys=True))')
+    same=$([ "$a" = "$b" ] && echo "same answer" || echo "ANSWERS DIFFER")
+    tr=$(timed "$QR" "$path")
+    tc=$(timed "$QC" "$path")
+    printf '  %-55s embedded %.4f s  ClickHouse %.4f s  ratio %.0f  (%s)\n' "$q" "$tr" "$tc" "$(echo "$tc / $tr" | bc -l)" "$same"
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
