@@ -477,7 +477,10 @@ fn demo_reports(server: &Server) -> serde_json::Value {
         "download",
         "outbound",
     ] {
-        out.insert(dim.into(), get(&format!("breakdown/{dim}?period=7d&limit=1000")));
+        out.insert(
+            dim.into(),
+            get(&format!("breakdown/{dim}?period=7d&limit=1000")),
+        );
     }
     serde_json::Value::Object(out)
 }
@@ -496,15 +499,25 @@ fn metric_value(page: &str, name: &str) -> f64 {
 /// is its own commit). Returns the page path it stored, if a page view.
 fn send_visit_event(c: &reqwest::blocking::Client, base: &str, i: usize) -> String {
     let visitor = i % 5;
-    let ua = format!("Mozilla/5.0 (X11; Linux x86_64; rv:12{visitor}.0) Gecko/20100101 Firefox/12{visitor}.0");
+    let ua = format!(
+        "Mozilla/5.0 (X11; Linux x86_64; rv:12{visitor}.0) Gecko/20100101 Firefox/12{visitor}.0"
+    );
     let path = format!("/fold/v{visitor}/p{}", i / 5 % 4);
     let url = format!("https://example.org{path}");
     let event = match i % 7 {
-        3 => json!({"site": "demo", "kind": "ping", "url": url, "pv": format!("pv{}", i - 1), "engaged_ms": 1500 + i}),
-        5 => json!({"site": "demo", "kind": "download", "url": url, "target": format!("https://example.org/files/f{}.pdf", i % 3)}),
-        6 => json!({"site": "demo", "kind": "outbound", "url": url, "target": format!("https://elsewhere.example/{}", i % 2)}),
-        _ => json!({"site": "demo", "kind": "pageview", "url": url, "title": format!("Page {}", i / 5 % 4),
-                    "ref": format!("https://www.search{}.example/", visitor % 2), "pv": format!("pv{i}")}),
+        3 => {
+            json!({"site": "demo", "kind": "ping", "url": url, "pv": format!("pv{}", i - 1), "engaged_ms": 1500 + i})
+        }
+        5 => {
+            json!({"site": "demo", "kind": "download", "url": url, "target": format!("https://example.org/files/f{}.pdf", i % 3)})
+        }
+        6 => {
+            json!({"site": "demo", "kind": "outbound", "url": url, "target": format!("https://elsewhere.example/{}", i % 2)})
+        }
+        _ => {
+            json!({"site": "demo", "kind": "pageview", "url": url, "title": format!("Page {}", i / 5 % 4),
+                    "ref": format!("https://www.search{}.example/", visitor % 2), "pv": format!("pv{i}")})
+        }
     };
     let res = c
         .post(format!("{base}/api/event"))
@@ -563,7 +576,11 @@ fn sigkill_between_rollup_folds_keeps_every_event_and_the_reports() {
     let lost: Vec<&String> = acked_pages.difference(&found).collect();
     assert!(lost.is_empty(), "acknowledged events lost: {lost:?}");
     let stored = stored_events(&server.store_path());
-    assert_eq!(stored.len(), acked, "every acknowledged event is stored once");
+    assert_eq!(
+        stored.len(),
+        acked,
+        "every acknowledged event is stored once"
+    );
 
     // the restarted collector reports what it reported before the kill
     let mut restarted = Server::start_config(tmp.path(), &config);

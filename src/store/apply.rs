@@ -347,13 +347,23 @@ impl WriterState {
             let mut tables = DayTables::new(&txn);
             for (day, site_name, folded, count) in &todo {
                 let site = self.site_id(site_name)?;
-                let tz = opts.site_timezones.get(site_name).copied().unwrap_or(Tz::UTC);
+                let tz = opts
+                    .site_timezones
+                    .get(site_name)
+                    .copied()
+                    .unwrap_or(Tz::UTC);
                 let days = LocalDays::new(tz);
                 let local = |ts: i64| days.day(ts);
                 // the day before, whole, for visits across midnight
                 let prev = if tables.existed(day.saturating_sub(1))? {
                     let t = tables.open(day.saturating_sub(1))?;
-                    Some(DayState::load(&*t, site_name, None, &local, opts.max_engaged_ms)?)
+                    Some(DayState::load(
+                        &*t,
+                        site_name,
+                        None,
+                        &local,
+                        opts.max_engaged_ms,
+                    )?)
                 } else {
                     None
                 };

@@ -94,13 +94,6 @@ impl RollupDelta {
         self.sites.is_empty()
     }
 
-    /// Every roll-up value id these changes put into a row.
-    pub(crate) fn value_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.sites
-            .values()
-            .flat_map(|s| s.dims.keys().map(|&(_, _, id)| id))
-    }
-
     /// Adds these changes to the `hourly` and `dims_open` rows in `txn`,
     /// as every batch once did itself: totals saturate at zero, a
     /// dimension row whose counters come back to zero is removed.
@@ -265,7 +258,9 @@ pub(crate) fn set_watermark(
 /// include, with how many they do and how many there are. A store written
 /// before watermarks existed (its roll-ups written with every batch) gets
 /// a watermark at each day count first, in `txn`.
-pub(crate) fn unfolded_days(txn: &WriteTransaction) -> Result<Vec<(i32, String, u64, u64)>, StoreError> {
+pub(crate) fn unfolded_days(
+    txn: &WriteTransaction,
+) -> Result<Vec<(i32, String, u64, u64)>, StoreError> {
     let mut meta = txn.open_table(schema::META)?;
     let adopted = meta.get(schema::META_ROLLUP_WATERMARKS)?.is_some();
     let counts = txn.open_table(schema::DAY_COUNTS)?;
@@ -293,7 +288,11 @@ pub(crate) fn unfolded_days(txn: &WriteTransaction) -> Result<Vec<(i32, String, 
 /// The held hourly changes of `site` for the hours in `[from_h, to_h)`.
 pub(crate) fn held_hours(held: &Held, site: &str, from_h: i64, to_h: i64) -> Vec<(i64, HourDelta)> {
     match held.delta.sites.get(site) {
-        Some(d) if from_h < to_h => d.hourly.range(from_h..to_h).map(|(&h, &d)| (h, d)).collect(),
+        Some(d) if from_h < to_h => d
+            .hourly
+            .range(from_h..to_h)
+            .map(|(&h, &d)| (h, d))
+            .collect(),
         _ => Vec::new(),
     }
 }
