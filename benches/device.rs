@@ -12,21 +12,74 @@
 //!   loaded detector (what the first requests after start-up pay, rules
 //!   compiling on first use). Latencies are put next to a keyed BLAKE3
 //!   hash of the same user agents measured in the same run, so figures
-//!   from different machines compare as ratios.
+//!   from different machines compare as ratios;
+//! * a breakdown of start-up and memory per rule file and per engine: the
+//!   time each file takes to load, and for every rule the time its regex
+//!   takes to compile and the heap it adds (counted exactly by a counting
+//!   allocator, where `VmRSS` also holds freed but unreturned memory).
 //!
 //! `cargo bench --bench device -- figures-only` prints the figures and
 //! runs no criterion benchmark (the filter matches none).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::Read;
 use std::path::Path;
-use std::time::Instant;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sparsam::enrich::client_hints::ClientHints;
 use sparsam::enrich::device::DeviceDetector;
-use sparsam::enrich::device_rules::rules::Source;
+use sparsam::enrich::device_rules::pattern::Pattern;
+use sparsam::enrich::device_rules::rules::{RuleFiles, Source};
 use sparsam::enrich::device_rules::Detector;
+
+/// The system allocator, counting the bytes in use (so a breakdown can
+/// say exactly what each rule's compiled form holds).
+struct Counting;
+
+static HEAP_IN_USE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            HEAP_IN_USE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            HEAP_IN_USE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        HEAP_IN_USE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            HEAP_IN_USE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Heap bytes in use now.
+fn heap() -> isize {
+    HEAP_IN_USE.load(Ordering::Relaxed)
+}
 
 /// Every distinct user agent of the fixture files.
 fn corpus() -> Vec<String> {
@@ -94,6 +147,128 @@ fn ms(d: std::time::Duration) -> f64 {
 
 fn mb(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+fn heap_mb(bytes: isize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Rules, compile time and heap added, for one file or one engine.
+#[derive(Default)]
+struct Cost {
+    rules: usize,
+    time: Duration,
+    heap: isize,
+    slowest: Duration,
+}
+
+impl Cost {
+    fn add(&mut self, time: Duration, heap: isize) {
+        self.rules += 1;
+        self.time += time;
+        self.heap += heap;
+        self.slowest = self.slowest.max(time);
+    }
+}
+
+/// Compiles `pattern`, charging its time and heap to its file and engine.
+fn charge(
+    pattern: &Pattern,
+    file: &'static str,
+    by_file: &mut BTreeMap<&'static str, Cost>,
+    by_engine: &mut BTreeMap<&'static str, Cost>,
+) {
+    let before = heap();
+    let t = Instant::now();
+    let engine = pattern.engine_name();
+    let took = t.elapsed();
+    let added = heap() - before;
+    by_file.entry(file).or_default().add(took, added);
+    by_engine.entry(engine).or_default().add(took, added);
+}
+
+/// Start-up and memory per rule file and per engine, on rules of their own.
+fn breakdown(uas: &[String]) {
+    let heap_start = heap();
+    let (files, load_times) = RuleFiles::load_timed(&Source::Embedded).expect("embedded rules");
+    let heap_loaded = heap() - heap_start;
+    let load_total: Duration = load_times.iter().map(|(_, t)| *t).sum();
+    println!(
+        "  breakdown: load {:.0} ms, heap {:.1} MB after loading (regexes not compiled)",
+        ms(load_total),
+        heap_mb(heap_loaded)
+    );
+    let mut by_file: BTreeMap<&'static str, Cost> = BTreeMap::new();
+    let mut by_engine: BTreeMap<&'static str, Cost> = BTreeMap::new();
+    let mut tables: BTreeMap<&'static str, Cost> = BTreeMap::new();
+    for (file, list) in files.lists() {
+        for p in list.patterns() {
+            charge(p, file, &mut by_file, &mut by_engine);
+        }
+    }
+    for (file, devices) in files.device_lists() {
+        for brand in &devices.brands {
+            let before = heap();
+            let t = Instant::now();
+            let Some(models) = brand.model_list() else {
+                continue;
+            };
+            tables
+                .entry(file)
+                .or_default()
+                .add(t.elapsed(), heap() - before);
+            for p in models.patterns() {
+                charge(p, file, &mut by_file, &mut by_engine);
+            }
+        }
+    }
+    let heap_compiled = heap() - heap_start;
+    println!("  | rule file | load ms | rules | compile ms | heap MB compiled | model tables' prefilters: ms, MB |");
+    println!("  | --- | ---: | ---: | ---: | ---: | ---: |");
+    for (file, load) in &load_times {
+        let c = by_file.remove(file).unwrap_or_default();
+        let t = tables.remove(file).unwrap_or_default();
+        println!(
+            "  | {file} | {:.1} | {} | {:.1} | {:.2} | {} |",
+            ms(*load),
+            c.rules,
+            ms(c.time),
+            heap_mb(c.heap),
+            if t.rules == 0 {
+                String::new()
+            } else {
+                format!(
+                    "{} tables: {:.1} ms, {:.2} MB",
+                    t.rules,
+                    ms(t.time),
+                    heap_mb(t.heap)
+                )
+            }
+        );
+    }
+    println!("  | engine | rules | compile ms | heap MB | slowest rule ms |");
+    println!("  | --- | ---: | ---: | ---: | ---: |");
+    for (engine, c) in &by_engine {
+        println!(
+            "  | {engine} | {} | {:.1} | {:.2} | {:.2} |",
+            c.rules,
+            ms(c.time),
+            heap_mb(c.heap),
+            ms(c.slowest)
+        );
+    }
+    // what searching adds (caches), over two passes of the corpus
+    let det = Detector::from_files(files).expect("tables");
+    let before = heap();
+    pass(&det, uas);
+    pass(&det, uas);
+    println!(
+        "  heap: loaded {:.1} MB, every rule compiled {:.1} MB, after two passes over the corpus {:.1} MB (search caches {:+.1} MB)",
+        heap_mb(heap_loaded),
+        heap_mb(heap_compiled),
+        heap_mb(heap() - heap_start),
+        heap_mb(heap() - before)
+    );
 }
 
 /// One cold detection of every user agent; sorted nanoseconds.
@@ -203,6 +378,10 @@ fn figures(uas: &[String]) {
         ms(first_total),
         uas.len()
     );
+    drop(fresh);
+
+    // 4. where start-up and memory go
+    breakdown(uas);
 }
 
 fn bench(c: &mut Criterion) {

@@ -14,6 +14,7 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v prlimit >/dev/null || need_apt+=(util-linux)   # disk-full test (tests/crash.rs)
+command -v cc >/dev/null || need_apt+=(gcc)             # PCRE2 for the device rules with lookaround (pcre2-sys)
 # ClickHouse backend tests (tests/clickhouse.rs): a cluster started by hand
 command -v clickhouse-server >/dev/null || need_apt+=(clickhouse-server)
 command -v clickhouse-client >/dev/null || need_apt+=(clickhouse-client)

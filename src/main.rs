@@ -57,6 +57,15 @@ enum Command {
     /// Rewrite the store file with live data only, so deleted data is gone
     /// from the disk file too; the server must be stopped.
     Compact,
+    /// Copy the embedded store's raw events and audit log into the
+    /// ClickHouse database of the `[clickhouse]` section, day by day;
+    /// resumable, with every day counted on both sides at the end. The
+    /// server must be stopped. Exits with status 1 when a count differs.
+    Migrate {
+        /// Where to copy to.
+        #[arg(long, value_enum)]
+        to: MigrateTarget,
+    },
     /// Print the audit view (retention, masks, sweeps, verification);
     /// exits with status 2 when the verification fails.
     Audit {
@@ -64,6 +73,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Engines `sparsam migrate` can copy the embedded store into.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MigrateTarget {
+    Clickhouse,
 }
 
 fn init_logging(json: bool) {
@@ -130,6 +145,19 @@ fn main() -> anyhow::Result<()> {
             init_logging(false);
             let report = sparsam::import::import_command(&config, &site, &format, &files)?;
             print!("{}", report.render());
+            Ok(())
+        }
+        Command::Migrate {
+            to: MigrateTarget::Clickhouse,
+        } => {
+            let config = load(&cli.config)?;
+            init_logging(false);
+            let report = sparsam::storage::migrate::migrate_to_clickhouse(&config)?;
+            print!("{}", report.render());
+            if !report.problems().is_empty() {
+                eprintln!("migration incomplete: see the days marked above");
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Audit { json } => {

@@ -1,5 +1,5 @@
 //! Access control against the real binary: every protected `/api/v1`
-//! route in `assets/openapi.json` refuses missing, wrong, query-string and
+//! route in the OpenAPI document refuses missing, wrong, query-string and
 //! non-Bearer tokens with 401 and another site's token with 403; the audit
 //! and sweep routes are admin-only; the dashboard cannot be framed and the
 //! opt-out page only by the configured sites; no route's answer carries a
@@ -23,7 +23,7 @@ fn get(s: &Server, path: &str, auth: Option<&str>) -> (u16, String, reqwest::hea
 
 fn protected_paths() -> Vec<String> {
     let doc: Value =
-        serde_json::from_str(include_str!("../assets/openapi.json")).expect("openapi.json");
+        serde_json::to_value(sparsam::http::openapi::document()).expect("the OpenAPI document");
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         if item.get("get").is_none() {
@@ -83,7 +83,7 @@ fn every_protected_route_refuses_bad_tokens() {
     }
     // POST routes (the on-demand sweep): the same refusals, and only the
     // admin token is let through (with a dry run, so nothing changes).
-    let doc: Value = serde_json::from_str(include_str!("../assets/openapi.json")).unwrap();
+    let doc: Value = serde_json::to_value(sparsam::http::openapi::document()).unwrap();
     let posts: Vec<&String> = doc["paths"]
         .as_object()
         .unwrap()

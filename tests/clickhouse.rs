@@ -6,8 +6,9 @@
 //! batches not merged, whole-day retention checked in `system.parts` of
 //! every server, the audit log shared by collectors, the spool carrying
 //! events through an outage of ClickHouse and a collector's restart, and
-//! the collector binary serving ingest on ClickHouse while reports answer
-//! a clear 500.
+//! the collector binary serving ingest and reports on ClickHouse, and every
+//! report endpoint answering alike on ClickHouse and on the embedded store
+//! for the same events.
 
 mod common;
 #[path = "common/clickhouse.rs"]
@@ -19,7 +20,7 @@ use std::time::{Duration, Instant};
 use sparsam::model::Event;
 use sparsam::storage::clickhouse::settings::ClickHouseConfig;
 use sparsam::storage::clickhouse::spool::Spool;
-use sparsam::storage::clickhouse::{rows, ClickHouseStorage, OpenOptions};
+use sparsam::storage::clickhouse::{rows, schema, ClickHouseStorage, OpenOptions};
 use sparsam::storage::Storage;
 
 use common::{client, stored_pageview, ADMIN_TOKEN, CHROME_UA};
@@ -41,6 +42,8 @@ fn options(set: &ClickHouseSet, cluster: &str, data: &Path) -> OpenOptions {
         },
         data_dir: data.to_path_buf(),
         queue_capacity: 1000,
+        site_timezones: Default::default(),
+        max_engaged_ms: 1_800_000,
     }
 }
 
@@ -102,7 +105,7 @@ fn cluster_stores_each_acknowledged_event_once_and_drops_whole_days() {
     let (a, b) = (&opened[0], &opened[1]);
     for i in 0..set.servers.len() {
         // replicated to every server
-        eventually(1, || {
+        eventually(u64::from(schema::LATEST_VERSION), || {
             set.count(i, "SELECT max(version) FROM sparsam_test.schema_migrations")
         });
         assert_eq!(
@@ -137,6 +140,26 @@ fn cluster_stores_each_acknowledged_event_once_and_drops_whole_days() {
         a.days().unwrap(),
         vec![(yesterday_day, 100), (today_day, 202)]
     );
+    // reports read both shards, through either collector
+    for collector in [a, b] {
+        let pages = collector
+            .ranked(
+                "demo",
+                sparsam::storage::Dimension::Page,
+                yesterday_day,
+                today_day,
+                1000,
+                0,
+            )
+            .unwrap();
+        assert_eq!((pages.total, pages.total_rows), (302, 301));
+        let hours = collector
+            .hourly_totals("demo", yesterday - DAY_MS, TODAY_NOON + DAY_MS)
+            .unwrap();
+        let visitors: u64 = hours.iter().map(|(_, t)| t.visitors).sum();
+        // visitor 7 of yesterday came back today (the event sent twice)
+        assert_eq!(visitors, 301);
+    }
     // both shards hold some, and the replicas of shard 1 agree
     let local = "SELECT count() FROM sparsam_test.events_local";
     let shard1 = set.count(0, local);
@@ -171,8 +194,8 @@ fn cluster_stores_each_acknowledged_event_once_and_drops_whole_days() {
         let spool = Spool::open(&replay_dir.path().join("clickhouse-spool"), 1 << 30).unwrap();
         let mut body = Vec::new();
         let replayed = events_on(TODAY_NOON + 60_000, 1000..1010);
-        for e in &replayed {
-            rows::push_row(&mut body, e, 0xfeed);
+        for (seq, e) in replayed.iter().enumerate() {
+            rows::push_row(&mut body, e, 0xfeed, seq as u64);
         }
         spool.put(0xfeed, today_day, 10, &body).unwrap();
         let first = ClickHouseStorage::open(&options(&set, CLUSTER, replay_dir.path())).unwrap();
@@ -309,8 +332,8 @@ fn outage_and_collector_restart_lose_nothing_acknowledged() {
     let replay = tempfile::tempdir().unwrap();
     let spool = Spool::open(&replay.path().join("clickhouse-spool"), 1 << 30).unwrap();
     let mut body = Vec::new();
-    for e in &events_on(TODAY_NOON, 500..510) {
-        rows::push_row(&mut body, e, 0xbeef);
+    for (seq, e) in events_on(TODAY_NOON, 500..510).iter().enumerate() {
+        rows::push_row(&mut body, e, 0xbeef, seq as u64);
     }
     for _ in 0..2 {
         spool.put(0xbeef, day, 10, &body).unwrap();
@@ -394,7 +417,7 @@ matomo_id = 1
 }
 
 #[test]
-fn the_collector_ingests_into_clickhouse_and_reports_answer_500() {
+fn the_collector_ingests_into_clickhouse_and_reports_from_it() {
     let set = ClickHouseSet::single();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -449,15 +472,382 @@ fn the_collector_ingests_into_clickhouse_and_reports_answer_500() {
         "{row}"
     );
 
-    // reports are not built on ClickHouse yet: a clear 500, logged
+    // reports read ClickHouse
     let res = c
         .get(server.url("/api/v1/sites/demo/summary?period=today"))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .unwrap();
-    assert_eq!(res.status(), 500);
-    let log = server.log();
-    assert!(log.contains("not available with store.backend"), "{log}");
+    assert_eq!(res.status(), 200);
+    let summary: serde_json::Value = res.json().unwrap();
+    assert_eq!(summary["pageviews"], 5, "{summary}");
     let health = c.get(server.url("/healthz")).send().unwrap();
     assert_eq!(health.status(), 200);
+}
+
+/// Site `demo` (Europe/Berlin) with declared events, goals and a funnel,
+/// on the backend named by `store`.
+fn report_config(data: &Path, store: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+workers = 2
+
+{store}
+
+[auth]
+admin_token = "{ADMIN_TOKEN}"
+
+[[sites]]
+id = "demo"
+hostnames = ["example.org"]
+timezone = "Europe/Berlin"
+
+[[sites.events]]
+name = "signup"
+props = {{ plan = {{ max_len = 8, values = ["free", "pro"] }} }}
+
+[[sites.goals]]
+name = "Signed up"
+event = "signup"
+
+[[sites.goals]]
+name = "Pro sign-up"
+event = "signup"
+props = {{ plan = "pro" }}
+
+[[sites.goals]]
+name = "Read the guide"
+path = "/guide/*"
+
+[[sites.funnels]]
+name = "Sign-up flow"
+steps = ["path:/pricing", "path:/signup", "event:signup"]
+"#,
+        data = data.display()
+    )
+}
+
+/// A deterministic mix of visitors over the four UTC days before the one
+/// starting at `today` (ms), and a few in the minutes before `now`: visits
+/// of one to six events with page views, dwell pings, downloads, outbound
+/// clicks, searches with and without results, sign-ups with revenue; a
+/// visitor coming back after the visit timeout, visits across the UTC and
+/// the Berlin midnight; devices, referrers and campaigns per visitor.
+fn generated_events(today: i64, now: i64) -> Vec<Event> {
+    use sparsam::goals::CustomEvent;
+    use sparsam::model::{Campaign, Device, DeviceType, EventKind, Referrer, ReferrerType};
+    let mut seed: u64 = 0x5eed_1234_abcd;
+    let mut rnd = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    };
+    const MIN: i64 = 60_000;
+    let pages = [
+        "/", "/pricing", "/signup", "/guide/a", "/guide/b", "/blog/x",
+    ];
+    let mut out = Vec::new();
+    for day in 0..4i64 {
+        let midnight = today - (4 - day) * DAY_MS;
+        for v in 0..14u64 {
+            let visitor = 1_000 * (day as u64 + 1) + v;
+            let device = match v % 3 {
+                0 => Device {
+                    device_type: DeviceType::Desktop,
+                    os: "Windows".into(),
+                    browser: "Chrome".into(),
+                    browser_version: "124".into(),
+                    engine: "Blink".into(),
+                    ..Device::default()
+                },
+                1 => Device {
+                    device_type: DeviceType::Smartphone,
+                    brand: "Apple".into(),
+                    model: "iPhone".into(),
+                    os: "iOS".into(),
+                    browser: "Mobile Safari".into(),
+                    engine: "WebKit".into(),
+                    ..Device::default()
+                },
+                _ => Device {
+                    device_type: DeviceType::Desktop,
+                    os: "GNU/Linux".into(),
+                    browser: "Firefox".into(),
+                    browser_version: "126".into(),
+                    engine: "Gecko".into(),
+                    ..Device::default()
+                },
+            };
+            // the first visitor of a day starts just before midnight (UTC),
+            // the second just before midnight in Berlin
+            let mut t = match v {
+                0 => midnight + DAY_MS - 10 * MIN,
+                1 => midnight + DAY_MS - 70 * MIN,
+                _ => midnight + 30 * MIN + rnd(20 * 60) as i64 * MIN,
+            };
+            let visits = 1 + rnd(2);
+            for visit in 0..visits {
+                let referrer = match (v + visit) % 4 {
+                    0 => Referrer::default(),
+                    1 => Referrer {
+                        kind: ReferrerType::Search,
+                        name: "Google".into(),
+                        url: "https://www.google.com/".into(),
+                    },
+                    2 => Referrer {
+                        kind: ReferrerType::Social,
+                        name: "Mastodon".into(),
+                        url: "https://mastodon.social/@x".into(),
+                    },
+                    _ => Referrer {
+                        kind: ReferrerType::Website,
+                        name: String::new(),
+                        url: "https://blog.example/post".into(),
+                    },
+                };
+                let campaign = if v % 5 == 0 {
+                    Campaign {
+                        source: "newsletter".into(),
+                        medium: "email".into(),
+                        campaign: format!("week{day}"),
+                    }
+                } else {
+                    Campaign::default()
+                };
+                let mut pageview = 0u64;
+                for step in 0..1 + rnd(6) {
+                    let mut e = stored_pageview(t, visitor, "");
+                    e.device = device.clone();
+                    e.plugins = if v % 2 == 0 { 0b101 } else { 0 };
+                    e.referrer = referrer.clone();
+                    e.campaign = campaign.clone();
+                    let page = pages[rnd(pages.len() as u64) as usize];
+                    e.url = format!("https://example.org{page}");
+                    e.title = format!("Title {page}");
+                    let kind = if step == 0 { 0 } else { rnd(8) };
+                    match kind {
+                        0..=2 => {
+                            pageview = visitor * 100 + step;
+                            e.pageview_id = pageview;
+                        }
+                        3 => {
+                            e.kind = EventKind::Ping;
+                            e.pageview_id = pageview;
+                            e.engaged_ms = 1_000 + rnd(60_000) as u32;
+                        }
+                        4 => {
+                            e.kind = EventKind::Download;
+                            e.pageview_id = 0;
+                            e.target = format!("https://example.org/files/{}.pdf", rnd(3));
+                        }
+                        5 => {
+                            e.kind = EventKind::Outbound;
+                            e.pageview_id = 0;
+                            e.target = format!("https://elsewhere.example/{}", rnd(3));
+                        }
+                        6 => {
+                            e.kind = EventKind::Search;
+                            e.pageview_id = 0;
+                            e.search_term = format!("term {}", rnd(4));
+                            e.search_results = Some(rnd(3) as u32);
+                        }
+                        _ => {
+                            e.kind = EventKind::Custom;
+                            e.pageview_id = 0;
+                            let plan = if rnd(2) == 0 { "free" } else { "pro" };
+                            e.custom = Some(CustomEvent {
+                                name: "signup".into(),
+                                props: vec![("plan".into(), plan.into())],
+                                revenue_cents: if plan == "pro" { 990 } else { 0 },
+                            });
+                        }
+                    }
+                    out.push(e);
+                    t += (1 + rnd(9) as i64) * MIN + rnd(1000) as i64;
+                }
+                // back after the visit timeout
+                t += 45 * MIN + rnd(60) as i64 * MIN;
+            }
+        }
+    }
+    // live visitors for the realtime report
+    for v in 0..3u64 {
+        let mut e = stored_pageview(now - (10 + v as i64) * MIN, 9_000 + v, "");
+        e.url = format!("https://example.org/live{v}");
+        out.push(e);
+    }
+    out.sort_by_key(|e| e.ts_ms);
+    out
+}
+
+/// GETs `path` with the admin token; `csv` asks for CSV. Returns status and
+/// body.
+fn report_answer(server: &common::Server, path: &str, csv: bool) -> (u16, String) {
+    let mut req = client().get(server.url(path)).bearer_auth(ADMIN_TOKEN);
+    if csv {
+        req = req.header("Accept", "text/csv");
+    }
+    let res = req.send().expect("report request");
+    (res.status().as_u16(), res.text().expect("report body"))
+}
+
+/// Every report endpoint answers alike on the embedded store and on
+/// ClickHouse for the same events: summary, time series, every breakdown
+/// dimension, filters on event-, visit- and device-level dimensions,
+/// comparisons, goals, funnel, realtime and CSV.
+#[test]
+fn reports_on_clickhouse_equal_the_embedded_stores() {
+    let set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let redb_data = dir.path().join("redb");
+    let ch_data = dir.path().join("ch");
+    let redb_config = report_config(&redb_data, "");
+    let ch_config = report_config(
+        &ch_data,
+        &format!(
+            "[store]\nbackend = \"clickhouse\"\n[retention]\nvacuum_after_sweep = false\n\
+             [clickhouse]\nurls = [{:?}]\ndatabase = \"sparsam_diff\"\nflush_ms = 50",
+            set.urls()[0]
+        ),
+    );
+    // reports and retention run on the wall clock: days before today
+    let now = chrono::Utc::now();
+    let today = now.date_naive();
+    let today_ms = today
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    let events = generated_events(today_ms, now.timestamp_millis());
+    assert!(events.len() > 150, "{} events", events.len());
+    for config in [&redb_config, &ch_config] {
+        let parsed = sparsam::Config::parse(config).expect("config");
+        let storage = sparsam::app::open_backend(&parsed).expect("open backend");
+        for chunk in events.chunks(37) {
+            storage
+                .submit(chunk.to_vec())
+                .expect("queued")
+                .blocking_recv()
+                .expect("answer")
+                .expect("stored");
+        }
+        eventually(events.len() as u64, || storage.event_count().unwrap_or(0));
+        storage.close().expect("close");
+    }
+
+    let redb_dir = tempfile::tempdir().unwrap();
+    let ch_dir = tempfile::tempdir().unwrap();
+    let embedded = common::Server::start_config(redb_dir.path(), &redb_config);
+    let clickhouse = common::Server::start_config(ch_dir.path(), &ch_config);
+
+    let day = |back: u64| today - chrono::Days::new(back);
+    let range = format!("from={}&to={today}", day(5));
+    let recent = format!("from={}&to={}", day(2), day(1));
+    let filters = [
+        "",
+        "&filter=device_type%3D%3Dsmartphone",
+        "&filter=entry_page%3D%3Dhttps%3A%2F%2Fexample.org%2Fpricing",
+        "&filter=exit_page%21%3Dhttps%3A%2F%2Fexample.org%2F",
+        "&filter=referrer_type%3D%3Dsearch",
+        "&filter=page%3D%3Dhttps%3A%2F%2Fexample.org%2Fguide%2Fa",
+        "&filter=utm_source%3D%3Dnewsletter&filter=browser%21%3DFirefox",
+    ];
+    let mut paths = Vec::new();
+    for f in filters {
+        paths.push(format!("summary?{range}{f}"));
+        paths.push(format!("summary?{recent}&compare=previous{f}"));
+        paths.push(format!("timeseries?{range}&interval=hour{f}"));
+        paths.push(format!(
+            "timeseries?{range}&interval=day&compare=previous{f}"
+        ));
+        paths.push(format!("goals?{range}{f}"));
+        paths.push(format!("funnel?{range}{f}"));
+        for dim in sparsam::storage::Dimension::ALL {
+            paths.push(format!("breakdown/{dim}?{range}&limit=1000{f}"));
+        }
+    }
+    for dim in sparsam::storage::Dimension::ALL {
+        paths.push(format!(
+            "breakdown/{dim}?from={}&to={}&limit=3&offset=1&compare=previous",
+            day(1),
+            day(1)
+        ));
+    }
+    paths.push("realtime".into());
+    paths.push("summary?period=today".into());
+    let mut compared = 0;
+    let mut differences = Vec::new();
+    for path in &paths {
+        let path = format!("/api/v1/sites/demo/{path}");
+        for csv in [false, true] {
+            if csv
+                && (path.contains("realtime")
+                    || path.contains("/goals")
+                    || path.contains("/funnel"))
+            {
+                continue;
+            }
+            let want = report_answer(&embedded, &path, csv);
+            let got = report_answer(&clickhouse, &path, csv);
+            assert_eq!(want.0, 200, "{path} (csv: {csv}) on redb: {}", want.1);
+            if csv {
+                if want != got {
+                    differences.push(format!(
+                        "{path} CSV\n  redb:       {}\n  ClickHouse: {}",
+                        want.1, got.1
+                    ));
+                }
+            } else {
+                // the time of the answer is the only thing allowed to differ
+                let parse = |body: &str| {
+                    let mut v: Option<serde_json::Value> = serde_json::from_str(body).ok();
+                    if let Some(serde_json::Value::Object(o)) = v.as_mut() {
+                        o.remove("as_of");
+                    }
+                    v
+                };
+                let want = parse(&want.1).unwrap();
+                let got_json = parse(&got.1);
+                if got_json.as_ref() != Some(&want) {
+                    differences.push(format!(
+                        "{path}\n  redb:       {want}\n  ClickHouse: {}",
+                        got.1
+                    ));
+                }
+            }
+            compared += 1;
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "{} of {compared} answers differ:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+    // the answers compared are not empty ones
+    let (_, summary) = report_answer(
+        &embedded,
+        &format!("/api/v1/sites/demo/summary?{range}"),
+        false,
+    );
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert!(summary["visits"].as_u64().unwrap_or(0) > 50, "{summary}");
+    let (_, goals) = report_answer(
+        &embedded,
+        &format!("/api/v1/sites/demo/goals?{range}"),
+        false,
+    );
+    let goals: serde_json::Value = serde_json::from_str(&goals).unwrap();
+    let converted = goals["rows"].as_array().map_or(0, |rows| {
+        rows.iter()
+            .filter(|r| r["conversions"].as_u64().unwrap_or(0) > 0)
+            .count()
+    });
+    assert!(converted >= 2, "{goals}");
+    let (_, live) = report_answer(&embedded, "/api/v1/sites/demo/realtime", false);
+    assert!(!live.contains("\"visitors\":0"), "{live}");
 }

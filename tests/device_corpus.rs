@@ -12,7 +12,9 @@
 //! the test fails when a field drops below its floor in [`FLOORS`], set
 //! just under the figure measured. There is no list of expected misses:
 //! any regression shows in the figures. `SPARSAM_CORPUS_MISSES=field`
-//! prints the misses of one field.
+//! prints the misses of one field; `SPARSAM_CORPUS_DUMP=path` writes every
+//! fixture's full detection to `path`, one line each, so that two builds
+//! of the engine can be compared field by field (`diff` of two dumps).
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -123,10 +125,17 @@ fn conformance() {
     let show = std::env::var("SPARSAM_CORPUS_MISSES").unwrap_or_default();
     let mut tally: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     let all = fixtures();
+    let mut dump = std::env::var_os("SPARSAM_CORPUS_DUMP").map(|path| {
+        std::io::BufWriter::new(std::fs::File::create(&path).expect("SPARSAM_CORPUS_DUMP file"))
+    });
     for (file, f) in &all {
         let hints =
             ClientHints::from_headers(f.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let got = rules.detect(&f.ua, &hints);
+        if let Some(out) = dump.as_mut() {
+            use std::io::Write;
+            writeln!(out, "{file}\t{:?}\t{:?}\t{got:?}", f.ua, f.headers).expect("dump");
+        }
         let mut count = |field: &'static str, want: &str, got: &str| {
             let t = tally.entry(field).or_default();
             t.1 += 1;

@@ -325,8 +325,7 @@ fn future_dated_lines_are_skipped_and_reported_by_line_number() {
 
 /// The dimensions the reporting API offers, from the OpenAPI document.
 fn dimensions() -> Vec<String> {
-    let doc: serde_json::Value =
-        serde_json::from_str(include_str!("../assets/openapi.json")).unwrap();
+    let doc: serde_json::Value = serde_json::to_value(sparsam::http::openapi::document()).unwrap();
     doc["components"]["schemas"]["Breakdown"]["properties"]["dimension"]["enum"]
         .as_array()
         .unwrap()

@@ -1,4 +1,5 @@
-//! The OpenAPI document against the running server (over generated data of
+//! The OpenAPI document (generated from the handlers and their types)
+//! against the running server (over generated data of
 //! the past two weeks and today's hits, so comparisons and lists have
 //! content):
 //!
@@ -12,14 +13,16 @@
 //!   formats, compare, dimensions) is accepted;
 //! - every JSON body is valid against the documented schema, walked in
 //!   full (nested objects, arrays, required fields, types, enums, bounds,
-//!   formats, nullable) with undocumented fields refused.
+//!   formats, null where the type allows it, `oneOf`) with undocumented
+//!   fields refused.
 //!
 //! The schema walker is written here rather than taken from a crate such
-//! as `jsonschema`: the document is OpenAPI 3.0, whose schemas are not
-//! plain JSON Schema (`nullable`, `$ref` into `components`), the subset in
-//! use is small, and the walker refuses any keyword it does not know, so a
-//! later edit to the document cannot slip past unchecked. It also stays
-//! free of a large dependency tree on a shared build machine.
+//! as `jsonschema`: the subset of OpenAPI 3.1 schemas the generated
+//! document uses is small (`$ref` into `components`, `type` as a name or a
+//! list that may include "null", `oneOf` for optional references), and the
+//! walker refuses any keyword it does not know, so a later change to the
+//! generator or the types cannot slip past unchecked. It also stays free
+//! of a large dependency tree on a shared build machine.
 
 #[path = "report_support/mod.rs"]
 mod support;
@@ -41,7 +44,66 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     }
 }
 
-/// Validates `v` against an OpenAPI 3.0 schema (the subset the document
+/// Schema keywords the walker checks, and annotations it may ignore.
+const KNOWN: [&str; 17] = [
+    "type",
+    "required",
+    "properties",
+    "additionalProperties",
+    "propertyNames",
+    "items",
+    "enum",
+    "minimum",
+    "maximum",
+    "format",
+    "oneOf",
+    "$ref",
+    // annotations: nothing to check
+    "description",
+    "title",
+    "default",
+    "examples",
+    "summary",
+];
+
+/// Whether `v` is of the named JSON Schema type.
+fn of_type(v: &Value, ty: &str, at: &str) -> bool {
+    match ty {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        other => panic!("{at}: unknown type {other}"),
+    }
+}
+
+/// Whether string `s` or number `v` fits format `f`.
+fn fits_format(f: &str, v: &Value, at: &str) -> bool {
+    let int = |lo: i128, hi: i128| {
+        v.as_i64()
+            .map(i128::from)
+            .or_else(|| v.as_u64().map(i128::from))
+            .is_none_or(|n| (lo..=hi).contains(&n))
+    };
+    match (f, v) {
+        ("date", Value::String(s)) => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
+        ("date-time", Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
+        ("int32", _) => int(i32::MIN.into(), i32::MAX.into()),
+        ("int64", _) => int(i64::MIN.into(), i64::MAX.into()),
+        ("uint8", _) => int(0, u8::MAX.into()),
+        ("uint16", _) => int(0, u16::MAX.into()),
+        ("uint32", _) => int(0, u32::MAX.into()),
+        ("uint64", _) => int(0, u64::MAX.into()),
+        ("double" | "float", _) => true,
+        ("date" | "date-time", _) => true, // a non-string: the type check says so
+        (other, _) => panic!("{at}: format {other} is not checked by this test's walker"),
+    }
+}
+
+/// Validates `v` against an OpenAPI 3.1 schema (the subset the document
 /// uses), collecting readable errors with the JSON path.
 fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
     let schema = resolve(doc, schema);
@@ -49,51 +111,48 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<Str
         errs.push(format!("{at}: schema is not an object: {schema}"));
         return;
     };
-    const KNOWN: [&str; 12] = [
-        "type",
-        "nullable",
-        "required",
-        "properties",
-        "additionalProperties",
-        "items",
-        "enum",
-        "minimum",
-        "maximum",
-        "format",
-        "description",
-        "$ref",
-    ];
     for k in obj.keys() {
         assert!(
             KNOWN.contains(&k.as_str()),
             "{at}: schema keyword `{k}` is not checked by this test's walker; teach it first"
         );
     }
-    if v.is_null() {
-        if schema["nullable"] != true {
-            errs.push(format!("{at}: null, but the schema is not nullable"));
+    if let Some(alternatives) = schema["oneOf"].as_array() {
+        let matching = alternatives
+            .iter()
+            .filter(|alt| {
+                let mut e = vec![];
+                validate(doc, alt, v, at, &mut e);
+                e.is_empty()
+            })
+            .count();
+        if matching != 1 {
+            errs.push(format!(
+                "{at}: {v} matches {matching} of the oneOf alternatives, not exactly one"
+            ));
+            return;
         }
-        return;
     }
-    let ty = schema["type"].as_str().unwrap_or("");
-    let type_ok = match ty {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "number" => v.is_number(),
-        "boolean" => v.is_boolean(),
-        "" => true,
-        other => panic!("{at}: unknown type {other}"),
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts
+            .iter()
+            .map(|t| t.as_str().expect("type names are strings"))
+            .collect(),
+        Value::Null => vec![],
+        other => panic!("{at}: type {other} is neither a name nor a list"),
     };
-    if !type_ok {
-        errs.push(format!("{at}: {v} is not of type {ty}"));
+    if !types.is_empty() && !types.iter().any(|t| of_type(v, t, at)) {
+        errs.push(format!("{at}: {v} is not of type {}", types.join(" or ")));
         return;
     }
     if let Some(allowed) = schema["enum"].as_array() {
         if !allowed.contains(v) {
             errs.push(format!("{at}: {v} is not one of {allowed:?}"));
         }
+    }
+    if v.is_null() {
+        return;
     }
     if let Some(x) = v.as_f64() {
         if schema["minimum"].as_f64().is_some_and(|m| x < m) {
@@ -109,14 +168,9 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<Str
             ));
         }
     }
-    if let (Some(f), Some(s)) = (schema["format"].as_str(), v.as_str()) {
-        let ok = match f {
-            "date" => chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),
-            "date-time" => chrono::DateTime::parse_from_rfc3339(s).is_ok(),
-            other => panic!("{at}: format {other} is not checked by this test's walker"),
-        };
-        if !ok {
-            errs.push(format!("{at}: {s:?} is not a {f}"));
+    if let Some(f) = schema["format"].as_str() {
+        if !fits_format(f, v, at) {
+            errs.push(format!("{at}: {v} is not a {f}"));
         }
     }
     if let Some(o) = v.as_object() {
@@ -126,14 +180,25 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<Str
                 errs.push(format!("{at}: required field `{k}` is missing"));
             }
         }
-        if let Some(props) = schema["properties"].as_object() {
-            let open = schema["additionalProperties"] == true;
-            for (k, x) in o {
-                match props.get(k) {
-                    Some(s) => validate(doc, s, x, &format!("{at}.{k}"), errs),
-                    None if open => {}
-                    None => errs.push(format!("{at}: field `{k}` is not documented")),
-                }
+        let props = schema["properties"].as_object();
+        let extra = &schema["additionalProperties"];
+        for (k, x) in o {
+            if let Some(names) = schema.get("propertyNames") {
+                validate(
+                    doc,
+                    names,
+                    &Value::from(k.as_str()),
+                    &format!("{at}[key {k}]"),
+                    errs,
+                );
+            }
+            match props.and_then(|p| p.get(k)) {
+                Some(s) => validate(doc, s, x, &format!("{at}.{k}"), errs),
+                None if extra.is_object() => validate(doc, extra, x, &format!("{at}.{k}"), errs),
+                None if *extra == true => {}
+                // a free-form object (only the document itself is one)
+                None if props.is_none() && extra.is_null() => {}
+                None => errs.push(format!("{at}: field `{k}` is not documented")),
             }
         }
     }
@@ -145,7 +210,7 @@ fn validate(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<Str
 }
 
 fn spec() -> Value {
-    serde_json::from_str(sparsam::http::report::OPENAPI).expect("the document is JSON")
+    serde_json::to_value(sparsam::http::openapi::document()).expect("the document is JSON")
 }
 
 #[test]
@@ -171,9 +236,15 @@ fn the_schema_walker_catches_what_it_should() {
         errs
     };
     type Edit<'a> = (&'a str, &'a dyn Fn(&mut Value));
-    let cases: [Edit; 8] = [
+    let cases: [Edit; 10] = [
         ("missing", &|v| {
             v.as_object_mut().unwrap().remove("visits");
+        }),
+        ("null where the type has no null", &|v| {
+            v["visits"] = Value::Null
+        }),
+        ("null for an optional object", &|v| {
+            v["compare"] = Value::Null
         }),
         ("type", &|v| v["pageviews"] = "2".into()),
         ("float for integer", &|v| v["visits"] = 1.5.into()),
@@ -196,8 +267,47 @@ fn the_schema_walker_catches_what_it_should() {
     assert_eq!(
         errs.len(),
         1,
-        "share above 1 and a nullable change: {errs:?}"
+        "share above 1 and a change that may be null (OpenAPI 3.1: \"null\" in its type list): {errs:?}"
     );
+
+    // A map's values are checked against `additionalProperties`, and a
+    // date-typed string field against its format.
+    let sweep = &doc["components"]["schemas"]["SweepReport"];
+    let report = serde_json::json!({
+        "dry_run": true, "cutoff_ms": 1, "rollup_cutoff_ms": null,
+        "partitions_dropped": ["2026-11-01"], "partition_trimmed": null,
+        "events_deleted": 0, "strings_deleted": 0, "rollup_rows_deleted": 0,
+        "free_text_before": "2026-11-01", "free_text_rows_expired": 0,
+        "free_text_expired_by_dimension": {"page": 2}, "free_text_rows_kept": 0,
+        "vacuumed": false
+    });
+    let mut errs = vec![];
+    validate(&doc, sweep, &report, "$", &mut errs);
+    assert!(errs.is_empty(), "{errs:?}");
+    for (name, edit) in [
+        (
+            "map value of the wrong type",
+            (
+                "free_text_expired_by_dimension",
+                serde_json::json!({"page": "2"}),
+            ),
+        ),
+        (
+            "date list",
+            ("partitions_dropped", serde_json::json!(["yesterday"])),
+        ),
+        (
+            "null or date",
+            ("partition_trimmed", serde_json::json!("soon")),
+        ),
+        ("boolean", ("vacuumed", serde_json::json!(1))),
+    ] {
+        let mut v = report.clone();
+        v[edit.0] = edit.1;
+        let mut errs = vec![];
+        validate(&doc, sweep, &v, "$", &mut errs);
+        assert!(!errs.is_empty(), "the walker missed a {name} error");
+    }
 }
 
 /// One request and the single status it must get.
@@ -230,7 +340,14 @@ fn openapi_document_matches_the_server() {
     let res = s.get("/api/v1/openapi.json", None);
     assert_eq!(res.status(), 200);
     let doc: Value = res.json().expect("openapi is JSON");
-    assert_eq!(doc, spec(), "the server serves the document in assets/");
+    assert_eq!(doc, spec(), "the server serves the generated document");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "an OpenAPI 3.1 document: {}",
+        doc["openapi"]
+    );
     let paths = doc["paths"].as_object().expect("paths");
 
     // Routes registered anywhere under src/http: every `"/api/v1...`

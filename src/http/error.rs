@@ -39,6 +39,18 @@ pub enum ApiError {
     Internal,
 }
 
+/// Runs `f` on the blocking thread pool. The pool failing to run it (the
+/// task panicked, or the runtime is shutting down) is an internal error:
+/// answered 500 and logged.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    actix_web::web::block(f).await.map_err(|e| {
+        tracing::error!(error = %e, "a blocking task failed");
+        ApiError::Internal
+    })
+}
+
 impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {
@@ -89,6 +101,8 @@ impl ResponseError for ApiError {
         if matches!(self, ApiError::Unauthorized) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        res.json(serde_json::json!({ "error": self.to_string() }))
+        res.json(super::report_answers::ErrorBody {
+            error: self.to_string(),
+        })
     }
 }

@@ -16,7 +16,7 @@ use super::rate_limit::{admit, charge, Measure};
 use super::AppState;
 use crate::ingest::{pixel, plausible, site_ref, Hit, Processed, Reject, RequestMeta};
 use crate::model::Event;
-use crate::privacy::OptOutSignals;
+use crate::privacy::{ClientAddrPolicy, OptOutSignals};
 use crate::storage::StorageError;
 
 /// A transparent 1x1 GIF.
@@ -98,8 +98,16 @@ pub fn process_hits(
 /// The request facts the pipeline needs (shortened address, user agent,
 /// header client hints).
 pub fn meta(state: &AppState, req: &HttpRequest) -> Result<RequestMeta, ApiError> {
-    request_meta(req, &state.addr_policy)
-        .ok_or_else(|| ApiError::BadRequest("client address unavailable".into()))
+    meta_by(req, &state.addr_policy)
+}
+
+/// [`meta`] under `policy`. Without a peer address (the listener gave
+/// none) the fault is the server's, not the client's: 500, logged.
+fn meta_by(req: &HttpRequest, policy: &ClientAddrPolicy) -> Result<RequestMeta, ApiError> {
+    request_meta(req, policy).ok_or_else(|| {
+        tracing::error!("the listener gave no peer address for a request");
+        ApiError::Internal
+    })
 }
 
 /// Hands events to the store and waits until they are durable. A full
@@ -280,4 +288,20 @@ pub async fn preflight() -> HttpResponse {
         .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type"))
         .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError;
+
+    use super::*;
+
+    #[test]
+    fn a_request_without_a_peer_address_is_the_servers_fault() {
+        // actix's test request carries no peer address, as a listener that
+        // gives none would
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        let err = meta_by(&req, &ClientAddrPolicy::default()).unwrap_err();
+        assert_eq!(err.status_code().as_u16(), 500, "{err}");
+    }
 }

@@ -12,11 +12,14 @@ pub mod error;
 pub mod ingest;
 pub mod lang;
 pub mod matomo;
+pub mod openapi;
 pub mod ops;
 pub mod optout;
 pub mod privacy_notice;
 pub mod rate_limit;
 pub mod report;
+pub mod report_answers;
+pub mod report_params;
 pub mod tracker;
 
 use std::sync::Arc;

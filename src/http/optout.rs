@@ -289,7 +289,10 @@ pub async fn change(
         }
     };
     let mut res = page(&state.config, lang, opted_out)?;
-    res.add_cookie(&cookie).map_err(|_| ApiError::Internal)?;
+    res.add_cookie(&cookie).map_err(|e| {
+        tracing::error!(error = %e, "the opt-out cookie could not be set");
+        ApiError::Internal
+    })?;
     Ok(res)
 }
 

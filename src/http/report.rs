@@ -1,6 +1,10 @@
 //! Reporting routes under `/api/v1`: thin handlers that check the token,
-//! parse the query string, call [`crate::report::query`] on a blocking
-//! thread and answer JSON or CSV (`Accept: text/csv` or `?format=csv`).
+//! take the query string parsed into typed parameters
+//! ([`super::report_params`]), call [`crate::report::query`] on a blocking
+//! thread and answer JSON (typed answers, [`super::report_answers`]) or
+//! CSV (`Accept: text/csv` or `?format=csv`). Each handler's
+//! `#[utoipa::path]` describes it in the generated OpenAPI document
+//! ([`super::openapi`]).
 //! With `compare=previous` (or `compare=year`), summary, time series and
 //! breakdowns run the same query over the previous period (or the same
 //! days a year earlier) too and line the answers up with
@@ -9,24 +13,27 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
-use serde_json::json;
+use serde::Serialize;
 
 use super::auth::{authenticate, authorize_site, Principal};
 use super::error::ApiError;
+use super::openapi::{
+    BadRequest, InternalError, SiteReportFailures, TooManyTokenAttempts, Unauthorized, OPENAPI_PATH,
+};
+use super::report_answers::{
+    Breakdown, BreakdownComparison, Funnel, Goals, Realtime, ReportHead, Row, SiteEntry, Sites,
+    Summary, SummaryComparison, Timeseries, TimeseriesComparison,
+};
+use super::report_params::{
+    breakdown_kind, BreakdownPath, Compare, CompareParams, FilterParams, FormatParams,
+    FunnelParams, IntervalParams, PageParams, RangeParams, ReportQuery, SitePath,
+};
 use super::AppState;
 use crate::config::SiteConfig;
-use crate::report::filter::{dimension_names, MAX_FILTERS};
 use crate::report::goals::{funnel_report, goals_report};
-use crate::report::query::BreakdownKind;
-use crate::report::{
-    compare, csv, query, DayRange, Filter, Interval, ReportError, Source, SummaryNumbers,
-};
+use crate::report::{compare, csv, query, DayRange, Interval, ReportError, Source, SummaryNumbers};
 use crate::storage::StorageError;
 
-/// The OpenAPI document describing these routes.
-pub const OPENAPI: &str = include_str!("../../assets/openapi.json");
-
-const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 const SITES: &str = "/api/v1/sites";
 const SUMMARY: &str = "/api/v1/sites/{site}/summary";
 const TIMESERIES: &str = "/api/v1/sites/{site}/timeseries";
@@ -50,7 +57,7 @@ pub const ROUTES: [&str; 8] = [
 
 /// Registers the reporting routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(OPENAPI_PATH, web::get().to(openapi))
+    cfg.route(OPENAPI_PATH, web::get().to(super::openapi::openapi))
         .route(SITES, web::get().to(sites))
         .route(SUMMARY, web::get().to(summary))
         .route(TIMESERIES, web::get().to(timeseries))
@@ -60,174 +67,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(FUNNEL, web::get().to(funnel));
 }
 
-/// `GET /api/v1/openapi.json`
-pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(OPENAPI)
+/// The range a query names in the site's time zone.
+fn range(site: &SiteConfig, q: &ReportQuery) -> Result<DayRange, ApiError> {
+    let r = &q.range;
+    DayRange::resolve(
+        &site.tz(),
+        r.from,
+        r.to,
+        r.period.unwrap_or_default(),
+        Utc::now(),
+    )
+    .map_err(|e| ApiError::BadRequest(e.to_string()))
 }
 
-const DEFAULT_LIMIT: usize = 10;
-const MAX_LIMIT: usize = 1000;
-
-/// What `compare` asks for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Compare {
-    #[default]
-    None,
-    /// The equally long period just before the range.
-    Previous,
-    /// The equally long period one year earlier.
-    Year,
-}
-
-/// Query-string parameters every report understands.
-#[derive(Default)]
-struct Params {
-    from: Option<String>,
-    to: Option<String>,
-    period: Option<String>,
-    compare: Compare,
-    interval: Option<String>,
-    limit: Option<String>,
-    offset: Option<String>,
-    csv: bool,
-    filters: Vec<Filter>,
-    /// The funnel a funnel report is about.
-    name: Option<String>,
-}
-
-const KNOWN: &str = "from, to, period, compare, interval, limit, offset, format, filter, name";
-
-impl Params {
-    fn parse(req: &HttpRequest) -> Result<Params, ApiError> {
-        let mut p = Params::default();
-        let mut format = None;
-        for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
-            let v = v.into_owned();
-            match k.as_ref() {
-                "from" => p.from = Some(v),
-                "to" => p.to = Some(v),
-                "period" => p.period = Some(v),
-                "compare" => {
-                    p.compare = match v.as_str() {
-                        "" | "none" => Compare::None,
-                        "previous" => Compare::Previous,
-                        "year" => Compare::Year,
-                        _ => {
-                            return Err(ApiError::BadRequest(
-                                "unknown compare value; use compare=previous (the equally \
-                                 long period just before), compare=year (the same days a year \
-                                 earlier) or compare=none"
-                                    .into(),
-                            ))
-                        }
-                    }
-                }
-                "interval" => p.interval = Some(v),
-                "limit" => p.limit = Some(v),
-                "offset" => p.offset = Some(v),
-                "format" => format = Some(v),
-                "name" => p.name = Some(v),
-                "filter" => {
-                    if p.filters.len() >= MAX_FILTERS {
-                        return Err(ApiError::BadRequest(format!(
-                            "at most {MAX_FILTERS} filters may be combined"
-                        )));
-                    }
-                    p.filters.push(
-                        v.parse::<Filter>()
-                            .map_err(|e| ApiError::BadRequest(e.to_string()))?,
-                    );
-                }
-                _ => {
-                    return Err(ApiError::BadRequest(format!(
-                        "unknown query parameter; known parameters: {KNOWN}"
-                    )))
-                }
-            }
-        }
-        p.csv = match format.as_deref() {
-            Some("csv") => true,
-            Some("json") => false,
-            Some(_) => {
-                return Err(ApiError::BadRequest(
-                    "unknown format; use format=json or format=csv".into(),
-                ))
-            }
-            None => req
-                .headers()
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|a| a.contains("text/csv")),
-        };
-        Ok(p)
-    }
-
-    fn range(&self, site: &SiteConfig) -> Result<DayRange, ApiError> {
-        DayRange::parse(
-            &site.tz(),
-            self.from.as_deref(),
-            self.to.as_deref(),
-            self.period.as_deref(),
-            Utc::now(),
-        )
-        .map_err(|e| ApiError::BadRequest(e.to_string()))
-    }
-
-    /// The period to compare with, when `compare` asked for one.
-    fn previous(&self, site: &SiteConfig, range: &DayRange) -> Result<Option<DayRange>, ApiError> {
-        let (compared, name) = match self.compare {
-            Compare::None => return Ok(None),
-            Compare::Previous => (range.previous(&site.tz()), "the previous period"),
-            Compare::Year => (
-                range.year_before(&site.tz()),
-                "the same period a year earlier",
-            ),
-        };
-        compared
-            .map(Some)
-            .map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
-    }
-
-    /// Refuses `compare` on reports that have no period.
-    fn no_compare(&self, what: &str) -> Result<(), ApiError> {
-        let name = match self.compare {
-            Compare::None => return Ok(()),
-            Compare::Previous => "previous",
-            Compare::Year => "year",
-        };
-        Err(ApiError::BadRequest(format!(
-            "compare={name} does not apply to {what}; leave the parameter out \
-             (it works on summary, timeseries and breakdown)"
-        )))
-    }
-
-    fn number(
-        v: &Option<String>,
-        name: &str,
-        default: usize,
-        max: usize,
-    ) -> Result<usize, ApiError> {
-        match v {
-            None => Ok(default),
-            Some(s) => s
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!("`{name}` must be a whole number from 0 to {max}"))
-                }),
-        }
-    }
-
-    fn filters_json(&self) -> serde_json::Value {
-        json!(self
-            .filters
-            .iter()
-            .map(|f| f.to_string())
-            .collect::<Vec<_>>())
-    }
+/// The period to compare with, when `compare` asked for one.
+fn compared_range(
+    site: &SiteConfig,
+    q: &ReportQuery,
+    range: &DayRange,
+) -> Result<Option<DayRange>, ApiError> {
+    let (compared, name) = match q.compare.get() {
+        Compare::None => return Ok(None),
+        Compare::Previous => (range.previous(&site.tz()), "the previous period"),
+        Compare::Year => (
+            range.year_before(&site.tz()),
+            "the same period a year earlier",
+        ),
+    };
+    compared
+        .map(Some)
+        .map_err(|e| ApiError::BadRequest(format!("{name}: {e}")))
 }
 
 fn report_error(e: ReportError) -> ApiError {
@@ -237,7 +106,10 @@ fn report_error(e: ReportError) -> ApiError {
         }
         // Only while the store reopens after a failed write (disk full):
         // a retry soon succeeds, so say so instead of 500.
-        ReportError::Store(e) if e.is_transient() => ApiError::StoreUnavailable,
+        ReportError::Store(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "report query met a store that is not available");
+            ApiError::StoreUnavailable
+        }
         ReportError::Store(e) => {
             tracing::error!(error = %e, "report query failed");
             ApiError::Internal
@@ -252,10 +124,7 @@ fn report_error(e: ReportError) -> ApiError {
 async fn run<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ReportError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    web::block(f)
-        .await
-        .map_err(|_| ApiError::Internal)?
-        .map_err(report_error)
+    super::error::blocking(f).await?.map_err(report_error)
 }
 
 /// Checks the token and finds the site and the parameters.
@@ -263,10 +132,21 @@ fn prepare<'a>(
     state: &'a AppState,
     req: &HttpRequest,
     site_id: &str,
-) -> Result<(&'a SiteConfig, Params), ApiError> {
+) -> Result<(&'a SiteConfig, ReportQuery), ApiError> {
     authorize_site(req, &state.config, site_id)?;
     let site = state.config.site(site_id).ok_or(ApiError::NotFound)?;
-    Ok((site, Params::parse(req)?))
+    Ok((site, ReportQuery::parse(req)?))
+}
+
+/// What every report over a range of days says about itself.
+fn head(site_id: &str, site: &SiteConfig, range: &DayRange, q: &ReportQuery) -> ReportHead {
+    ReportHead {
+        site: site_id.to_owned(),
+        from: range.from,
+        to: range.to,
+        timezone: site.timezone.name().to_owned(),
+        filters: q.filters.written(),
+    }
 }
 
 fn csv_response(name: &str, body: String) -> HttpResponse {
@@ -280,10 +160,16 @@ fn csv_response(name: &str, body: String) -> HttpResponse {
         .body(body)
 }
 
-fn json_response(v: serde_json::Value) -> HttpResponse {
-    HttpResponse::Ok()
+/// A JSON answer. It passes through [`serde_json::Value`] so that its
+/// keys come out sorted, as they always have.
+fn json_response(answer: &impl Serialize) -> Result<HttpResponse, ApiError> {
+    let v = serde_json::to_value(answer).map_err(|e| {
+        tracing::error!(error = %e, "an answer did not serialize");
+        ApiError::Internal
+    })?;
+    Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(v)
+        .json(v))
 }
 
 fn summary_fields(n: &SummaryNumbers) -> Vec<String> {
@@ -312,11 +198,24 @@ const SUMMARY_HEADER: [&str; 9] = [
     "searches",
 ];
 
-/// `GET /api/v1/sites` — the sites the token may read.
+/// Sites the token may read
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites",
+    params(FormatParams),
+    responses(
+        (status = 200, description = "Sites", content(
+            (Sites = "application/json"), (String = "text/csv"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyTokenAttempts),
+        (status = 500, response = InternalError),
+    )
+)]
 pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let p = authenticate(&req, &state.config)?;
-    let params = Params::parse(&req)?;
-    params.no_compare("the site list")?;
+    let q = ReportQuery::parse(&req)?;
+    q.no_compare("the site list")?;
     let list: Vec<&SiteConfig> = state
         .config
         .sites
@@ -326,7 +225,7 @@ pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
             Principal::Site(id) => *id == s.id,
         })
         .collect();
-    if params.csv {
+    if q.csv() {
         let rows = list
             .iter()
             .map(|s| vec![s.id.clone(), s.name.clone(), s.timezone.name().to_string()]);
@@ -335,38 +234,49 @@ pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpR
             csv::table(&["id", "name", "timezone"], rows),
         ));
     }
-    let sites: Vec<_> = list
+    let sites = list
         .iter()
-        .map(|s| {
+        .map(|s| SiteEntry {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            timezone: s.timezone.name().to_owned(),
             // Hosts as people read them (the config holds them in ASCII).
-            let hostnames: Vec<String> = s
+            hostnames: s
                 .hostnames
                 .iter()
                 .map(|h| crate::privacy::url_strip::unicode_domain(h))
-                .collect();
-            let goals: Vec<&str> = s.goals.iter().map(|g| g.name.as_str()).collect();
-            let funnels: Vec<&str> = s.funnels.iter().map(|f| f.name.as_str()).collect();
-            json!({"id": s.id, "name": s.name, "timezone": s.timezone.name(), "hostnames": hostnames,
-                   "goals": goals, "funnels": funnels})
+                .collect(),
+            goals: s.goals.iter().map(|g| g.name.clone()).collect(),
+            funnels: s.funnels.iter().map(|f| f.name.clone()).collect(),
         })
         .collect();
-    Ok(json_response(json!({ "sites": sites })))
+    json_response(&Sites { sites })
 }
 
-/// `GET /api/v1/sites/{site}/summary`
+/// Headline numbers
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites/{site}/summary",
+    params(SitePath, RangeParams, CompareParams, FilterParams, FormatParams),
+    responses(
+        (status = 200, description = "Summary", content(
+            (Summary = "application/json"), (String = "text/csv"))),
+        SiteReportFailures,
+    )
+)]
 pub async fn summary(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (site, p) = prepare(&state, &req, &site_id)?;
-    let range = p.range(site)?;
-    let compare = p.previous(site, &range)?;
+    let (site, q) = prepare(&state, &req, &site_id)?;
+    let range = range(site, &q)?;
+    let compare = compared_range(site, &q, &range)?;
     let (store, sid, filters, r, c) = (
         state.storage.clone(),
         site_id.clone(),
-        p.filters.clone(),
+        q.filters.filter.clone(),
         range.clone(),
         compare.clone(),
     );
@@ -381,7 +291,7 @@ pub async fn summary(
     .await?;
     let n = SummaryNumbers::from(&now);
     let prev = prev.map(|t| SummaryNumbers::from(&t));
-    if p.csv {
+    if q.csv() {
         let mut header = vec!["period", "from", "to"];
         header.extend(SUMMARY_HEADER);
         let mut rows = vec![];
@@ -399,29 +309,16 @@ pub async fn summary(
         }
         return Ok(csv_response("summary", csv::table(&header, rows)));
     }
-    let mut body = json!({
-        "site": site_id,
-        "from": range.from.to_string(),
-        "to": range.to.to_string(),
-        "timezone": site.timezone.name(),
-        "filters": p.filters_json(),
-        "source": source,
-    });
-    if let (Some(obj), Ok(serde_json::Value::Object(nums))) =
-        (body.as_object_mut(), serde_json::to_value(&n))
-    {
-        obj.extend(nums);
-        if let (Some(pn), Some(c)) = (&prev, &compare) {
-            let mut cmp = json!({"from": c.from.to_string(), "to": c.to.to_string()});
-            if let (Some(co), Ok(serde_json::Value::Object(pnums))) =
-                (cmp.as_object_mut(), serde_json::to_value(pn))
-            {
-                co.extend(pnums);
-            }
-            obj.insert("compare".into(), cmp);
-        }
-    }
-    Ok(json_response(body))
+    let compared = match (&prev, &compare) {
+        (Some(pn), Some(c)) => Some(SummaryComparison::new(c.from, c.to, pn)),
+        _ => None,
+    };
+    json_response(&Summary::new(
+        head(&site_id, site, &range, &q),
+        source,
+        &n,
+        compared,
+    ))
 }
 
 const BUCKET_HEADER: [&str; 8] = [
@@ -448,30 +345,35 @@ fn bucket_fields(b: &query::Bucket) -> Vec<String> {
     ]
 }
 
-/// `GET /api/v1/sites/{site}/timeseries?interval=hour|day|week|month`
+/// Counts per hour, day, week or month in the site's time zone; empty buckets are zeros
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites/{site}/timeseries",
+    params(SitePath, RangeParams, CompareParams, IntervalParams, FilterParams, FormatParams),
+    responses(
+        (status = 200, description = "Buckets", content(
+            (Timeseries = "application/json"), (String = "text/csv"))),
+        SiteReportFailures,
+    )
+)]
 pub async fn timeseries(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (site, p) = prepare(&state, &req, &site_id)?;
-    let range = p.range(site)?;
-    let previous = p.previous(site, &range)?;
-    let interval = match p.interval.as_deref() {
-        None => {
-            if range.days() <= 2 {
-                Interval::Hour
-            } else {
-                Interval::Day
-            }
-        }
-        Some(s) => Interval::parse(s).map_err(report_error)?,
-    };
+    let (site, q) = prepare(&state, &req, &site_id)?;
+    let range = range(site, &q)?;
+    let previous = compared_range(site, &q, &range)?;
+    let interval = q.interval.interval.unwrap_or(if range.days() <= 2 {
+        Interval::Hour
+    } else {
+        Interval::Day
+    });
     let (store, sid, filters, r, tz, prev) = (
         state.storage.clone(),
         site_id.clone(),
-        p.filters.clone(),
+        q.filters.filter.clone(),
         range.clone(),
         site.tz(),
         previous.clone(),
@@ -502,7 +404,7 @@ pub async fn timeseries(
         Ok((buckets, source, compared))
     })
     .await?;
-    if p.csv {
+    if q.csv() {
         let mut header: Vec<String> = BUCKET_HEADER.iter().map(|h| h.to_string()).collect();
         if compared.is_some() {
             header.extend(BUCKET_HEADER.iter().map(|h| format!("previous_{h}")));
@@ -517,48 +419,54 @@ pub async fn timeseries(
         });
         return Ok(csv_response("timeseries", csv::table(&header, rows)));
     }
-    let mut body = json!({
-        "site": site_id,
-        "from": range.from.to_string(),
-        "to": range.to.to_string(),
-        "timezone": site.timezone.name(),
-        "interval": interval,
-        "filters": p.filters_json(),
-        "source": source,
-        "buckets": buckets,
-    });
-    if let (Some(obj), Some(pr), Some(c)) = (body.as_object_mut(), &previous, &compared) {
-        obj.insert(
-            "compare".into(),
-            json!({"from": pr.from.to_string(), "to": pr.to.to_string(), "buckets": c}),
-        );
-    }
-    Ok(json_response(body))
+    let compare = match (&previous, compared) {
+        (Some(pr), Some(c)) => Some(TimeseriesComparison {
+            from: pr.from,
+            to: pr.to,
+            buckets: c,
+        }),
+        _ => None,
+    };
+    let head = head(&site_id, site, &range, &q);
+    json_response(&Timeseries {
+        site: head.site,
+        from: head.from,
+        to: head.to,
+        timezone: head.timezone,
+        filters: head.filters,
+        source,
+        interval,
+        buckets,
+        compare,
+    })
 }
 
-/// `GET /api/v1/sites/{site}/breakdown/{dimension}?limit=&offset=`
+/// Values of a dimension with counts and shares, sorted by the dimension's metric, paginated
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites/{site}/breakdown/{dimension}",
+    params(BreakdownPath, RangeParams, CompareParams, PageParams, FilterParams, FormatParams),
+    responses(
+        (status = 200, description = "Rows", content(
+            (Breakdown = "application/json"), (String = "text/csv"))),
+        SiteReportFailures,
+    )
+)]
 pub async fn breakdown(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (site_id, dim_name) = path.into_inner();
-    let (site, p) = prepare(&state, &req, &site_id)?;
-    let dim = BreakdownKind::parse(&dim_name).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "unknown dimension; valid dimensions: {}, {}",
-            dimension_names(),
-            query::SEARCH_NO_RESULTS
-        ))
-    })?;
-    let range = p.range(site)?;
-    let previous = p.previous(site, &range)?;
-    let limit = Params::number(&p.limit, "limit", DEFAULT_LIMIT, MAX_LIMIT)?;
-    let offset = Params::number(&p.offset, "offset", 0, 1_000_000)?;
+    let (site, q) = prepare(&state, &req, &site_id)?;
+    let dim = breakdown_kind(&dim_name)?;
+    let range = range(site, &q)?;
+    let previous = compared_range(site, &q, &range)?;
+    let (limit, offset) = (q.page.limit(), q.page.offset());
     let (store, sid, filters, r, prev) = (
         state.storage.clone(),
         site_id.clone(),
-        p.filters.clone(),
+        q.filters.filter.clone(),
         range.clone(),
         previous.clone(),
     );
@@ -574,7 +482,7 @@ pub async fn breakdown(
     })
     .await?;
     let compared = before.as_ref().map(|pb| compare::compare_rows(&b, pb));
-    if p.csv {
+    if q.csv() {
         let mut header = vec![dim.as_str(), "pageviews", "visits", "events", "share"];
         if compared.is_some() {
             header.extend([
@@ -606,63 +514,74 @@ pub async fn breakdown(
         });
         return Ok(csv_response(dim.as_str(), csv::table(&header, rows)));
     }
-    let rows: Vec<serde_json::Value> = b
+    let rows = b
         .rows
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let mut v = json!(r);
-            if let (Some(o), Some(c)) =
-                (v.as_object_mut(), compared.as_ref().and_then(|c| c.get(i)))
-            {
-                o.insert("previous".into(), json!(c.previous));
-                o.insert("change".into(), json!(c.change));
+            let mut row = Row::new(r);
+            if let Some(c) = compared.as_ref().and_then(|c| c.get(i)) {
+                row.previous = Some(c.previous.clone());
+                row.change = Some(c.change);
             }
-            v
+            row
         })
         .collect();
-    let mut body = json!({
-        "site": site_id,
-        "from": range.from.to_string(),
-        "to": range.to.to_string(),
-        "timezone": site.timezone.name(),
-        "dimension": b.dimension,
-        "metric": b.metric,
-        "total": b.total,
-        "total_rows": b.total_rows,
-        "limit": limit,
-        "offset": offset,
-        "filters": p.filters_json(),
-        "source": source,
-        "rows": rows,
-    });
-    if let (Some(obj), Some(pr), Some(pb)) = (body.as_object_mut(), &previous, &before) {
-        obj.insert(
-            "compare".into(),
-            json!({
-                "from": pr.from.to_string(),
-                "to": pr.to.to_string(),
-                "total": pb.total,
-                "total_rows": pb.total_rows,
-            }),
-        );
-    }
-    Ok(json_response(body))
+    let compare = match (&previous, &before) {
+        (Some(pr), Some(pb)) => Some(BreakdownComparison {
+            from: pr.from,
+            to: pr.to,
+            total: pb.total,
+            total_rows: pb.total_rows,
+        }),
+        _ => None,
+    };
+    let head = head(&site_id, site, &range, &q);
+    json_response(&Breakdown {
+        site: head.site,
+        from: head.from,
+        to: head.to,
+        timezone: head.timezone,
+        filters: head.filters,
+        source,
+        dimension: b.dimension,
+        metric: b.metric,
+        total: b.total,
+        total_rows: b.total_rows,
+        limit,
+        offset,
+        rows,
+        compare,
+    })
 }
 
-/// `GET /api/v1/sites/{site}/realtime` — last 30 minutes, from raw events.
+/// Visitors and page views in the last 30 minutes (raw events). `compare` is refused with 400: the window has no previous period.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites/{site}/realtime",
+    params(SitePath, FilterParams, FormatParams),
+    responses(
+        (status = 200, description = "Counts", content(
+            (Realtime = "application/json"), (String = "text/csv"))),
+        SiteReportFailures,
+    )
+)]
 pub async fn realtime(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (_, p) = prepare(&state, &req, &site_id)?;
-    p.no_compare("realtime (it always covers the last 30 minutes)")?;
+    let (_, q) = prepare(&state, &req, &site_id)?;
+    q.no_compare("realtime (it always covers the last 30 minutes)")?;
     let now = Utc::now();
-    let (store, sid, filters) = (state.storage.clone(), site_id.clone(), p.filters.clone());
+    let (store, sid, filters) = (
+        state.storage.clone(),
+        site_id.clone(),
+        q.filters.filter.clone(),
+    );
     let (visitors, pageviews) = run(move || query::realtime(&*store, &sid, now, &filters)).await?;
-    if p.csv {
+    if q.csv() {
         let rows = vec![vec![
             now.to_rfc3339(),
             query::REALTIME_MINUTES.to_string(),
@@ -674,36 +593,51 @@ pub async fn realtime(
             csv::table(&["as_of", "minutes", "visitors", "pageviews"], rows),
         ));
     }
-    Ok(json_response(json!({
-        "site": site_id,
-        "as_of": now.to_rfc3339(),
-        "minutes": query::REALTIME_MINUTES,
-        "visitors": visitors,
-        "pageviews": pageviews,
-        "filters": p.filters_json(),
-        "source": Source::Raw,
-    })))
+    json_response(&Realtime {
+        site: site_id,
+        as_of: now.to_rfc3339(),
+        minutes: query::REALTIME_MINUTES,
+        visitors,
+        pageviews,
+        filters: q.filters.written(),
+        source: Source::Raw,
+    })
 }
 
-/// `GET /api/v1/sites/{site}/goals` — every declared goal: conversions
-/// (visits that reached it), visitors, conversion rate, revenue.
+/// Every goal the site declares ([[sites.goals]])
+///
+/// Conversions (visits that reached the goal), distinct visitors,
+/// conversion rate (conversions / visits) and revenue where amounts were
+/// given, over the visits of the range that pass the filters (a visit
+/// passes when any of its events does). Computed from raw events, so only
+/// inside retention. `compare` is refused with 400.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites/{site}/goals",
+    params(SitePath, RangeParams, FilterParams, FormatParams),
+    responses(
+        (status = 200, description = "Goal rows", content(
+            (Goals = "application/json"), (String = "text/csv"))),
+        SiteReportFailures,
+    )
+)]
 pub async fn goals(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (site, p) = prepare(&state, &req, &site_id)?;
-    p.no_compare("goals")?;
-    let range = p.range(site)?;
+    let (site, q) = prepare(&state, &req, &site_id)?;
+    q.no_compare("goals")?;
+    let range = range(site, &q)?;
     let (store, site_cfg, filters, r) = (
         state.storage.clone(),
         site.clone(),
-        p.filters.clone(),
+        q.filters.filter.clone(),
         range.clone(),
     );
     let report = run(move || goals_report(&*store, &site_cfg, &r, &filters)).await?;
-    if p.csv {
+    if q.csv() {
         let rows = report.rows.iter().map(|g| {
             vec![
                 g.goal.clone(),
@@ -727,40 +661,55 @@ pub async fn goals(
             ),
         ));
     }
-    Ok(json_response(json!({
-        "site": site_id,
-        "from": range.from.to_string(),
-        "to": range.to.to_string(),
-        "timezone": site.timezone.name(),
-        "filters": p.filters_json(),
-        "source": Source::Raw,
-        "visits": report.visits,
-        "rows": report.rows,
-    })))
+    let head = head(&site_id, site, &range, &q);
+    json_response(&Goals {
+        site: head.site,
+        from: head.from,
+        to: head.to,
+        timezone: head.timezone,
+        filters: head.filters,
+        source: Source::Raw,
+        visits: report.visits,
+        rows: report.rows,
+    })
 }
 
-/// `GET /api/v1/sites/{site}/funnel?name=` — visits that reached each step
-/// of a declared funnel (without `name` the site's first) in order within
-/// the visit, and the drop-off.
+/// A declared funnel ([[sites.funnels]])
+///
+/// Per step the visits that reached it after every step before it within
+/// the same visit, and the drop-off from the step before, over the visits
+/// of the range that pass the filters (without `name` the site's first
+/// funnel). Computed from raw events, so only inside retention. `compare`
+/// is refused with 400.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sites/{site}/funnel",
+    params(SitePath, FunnelParams, RangeParams, FilterParams, FormatParams),
+    responses(
+        (status = 200, description = "Funnel steps", content(
+            (Funnel = "application/json"), (String = "text/csv"))),
+        SiteReportFailures,
+    )
+)]
 pub async fn funnel(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (site, p) = prepare(&state, &req, &site_id)?;
-    p.no_compare("funnels")?;
-    let name = p.name.clone().filter(|n| !n.is_empty());
-    let range = p.range(site)?;
+    let (site, q) = prepare(&state, &req, &site_id)?;
+    q.no_compare("funnels")?;
+    let name = q.funnel.name.clone();
+    let range = range(site, &q)?;
     let (store, site_cfg, filters, r) = (
         state.storage.clone(),
         site.clone(),
-        p.filters.clone(),
+        q.filters.filter.clone(),
         range.clone(),
     );
     let report =
         run(move || funnel_report(&*store, &site_cfg, name.as_deref(), &r, &filters)).await?;
-    if p.csv {
+    if q.csv() {
         let rows = report.steps.iter().map(|s| {
             vec![
                 s.step.clone(),
@@ -774,18 +723,19 @@ pub async fn funnel(
             csv::table(&["step", "visits", "dropoff", "dropoff_rate"], rows),
         ));
     }
-    Ok(json_response(json!({
-        "site": site_id,
-        "from": range.from.to_string(),
-        "to": range.to.to_string(),
-        "timezone": site.timezone.name(),
-        "filters": p.filters_json(),
-        "source": Source::Raw,
-        "funnel": report.funnel,
-        "visits": report.visits,
-        "entered": report.entered,
-        "completed": report.completed,
-        "completion_rate": report.completion_rate,
-        "steps": report.steps,
-    })))
+    let head = head(&site_id, site, &range, &q);
+    json_response(&Funnel {
+        site: head.site,
+        from: head.from,
+        to: head.to,
+        timezone: head.timezone,
+        filters: head.filters,
+        source: Source::Raw,
+        funnel: report.funnel,
+        visits: report.visits,
+        entered: report.entered,
+        completed: report.completed,
+        completion_rate: report.completion_rate,
+        steps: report.steps,
+    })
 }

@@ -54,8 +54,17 @@ fn known_name(key: &str) -> Option<&'static str> {
 }
 
 fn decode(s: &str) -> Result<String, std::string::FromUtf8Error> {
-    let plus_as_space = s.replace('+', " ");
-    String::from_utf8(percent_encoding::percent_decode_str(&plus_as_space).collect())
+    // Most names and many values need no decoding: copy them once instead
+    // of building two intermediate buffers per parameter on every hit.
+    if !s.bytes().any(|b| b == b'+' || b == b'%') {
+        return Ok(s.to_owned());
+    }
+    let bytes: Vec<u8> = if s.contains('+') {
+        percent_encoding::percent_decode_str(&s.replace('+', " ")).collect()
+    } else {
+        percent_encoding::percent_decode_str(s).collect()
+    };
+    String::from_utf8(bytes)
 }
 
 fn invalid(what: &str) -> Reject {

@@ -157,6 +157,21 @@ impl StoredIp {
         Some(StoredIp { addr, prefix_len })
     }
 
+    /// The address to hand on (a copy into another engine): truncated
+    /// again to its own prefix, so stray host bits in a stored value can
+    /// never travel further.
+    pub fn to_anon(&self) -> AnonIp {
+        let net = match IpNet::new(self.addr, self.prefix_len) {
+            Ok(net) => net.trunc(),
+            // decode checked the prefix; were it wrong, keep nothing at all
+            Err(_) => match self.addr {
+                IpAddr::V4(_) => IpNet::V4(Ipv4Net::default()),
+                IpAddr::V6(_) => IpNet::V6(Ipv6Net::default()),
+            },
+        };
+        AnonIp { net }
+    }
+
     /// True when no bit beyond the prefix is set.
     pub fn is_truncated(&self) -> bool {
         match IpNet::new(self.addr, self.prefix_len) {
@@ -184,6 +199,24 @@ mod tests {
 
     fn anon(s: &str) -> AnonIp {
         AnonIp::truncate(s.parse().unwrap(), &IpMasks::DEFAULT)
+    }
+
+    #[test]
+    fn a_stored_address_handed_on_loses_stray_host_bits() {
+        // a stored value with host bits beyond its prefix (never written
+        // by sparsam, but what comes from disk is not trusted)
+        let stray = StoredIp {
+            addr: "181.153.27.94".parse().unwrap(),
+            prefix_len: 16,
+        };
+        assert!(!stray.is_truncated());
+        assert_eq!(stray.to_anon().to_string(), anon("181.153.0.0").to_string());
+        assert_eq!(stray.to_anon().network().to_string(), "181.153.0.0/16");
+        let v6 = StoredIp {
+            addr: "2001:db8:1234::1".parse().unwrap(),
+            prefix_len: 32,
+        };
+        assert_eq!(v6.to_anon().network().to_string(), "2001:db8::/32");
     }
 
     #[test]

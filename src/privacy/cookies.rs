@@ -25,7 +25,7 @@ const STORAGE_APIS: [&str; 3] = ["localStorage", "sessionStorage", "indexedDB"];
 const SECS_PER_DAY: u64 = 86_400;
 
 /// A cookie the tracker script sets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ScriptCookie {
     pub name: String,
     /// Lifetime in whole days (rounded up; 0 = until the browser closes).

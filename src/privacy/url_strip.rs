@@ -118,7 +118,7 @@ pub fn strip_url(raw: &str, keep: impl Fn(&str) -> bool) -> Result<CleanUrl, Url
     }
     Ok(CleanUrl {
         path: url.path().to_string(),
-        url: unicode_host(url.to_string(), &host),
+        url: unicode_host(url.into(), &host),
         host,
         params,
     })
@@ -143,25 +143,31 @@ pub fn drop_path_parameters(path: &str) -> Cow<'_, str> {
 /// do not change keep their original encoding.
 fn clean_path(path: &str) -> Cow<'_, str> {
     let without_params = drop_path_parameters(path);
-    let mut changed = matches!(without_params, Cow::Owned(_));
-    let segments: Vec<Cow<'_, str>> = without_params
+    let scrubbed = |segment: &str| -> Option<String> {
+        let decoded = percent_decode_str(segment).decode_utf8_lossy();
+        match scrub_identifiers(&decoded) {
+            Cow::Borrowed(_) => None,
+            Cow::Owned(scrubbed) => Some(utf8_percent_encode(&scrubbed, SEGMENT).to_string()),
+        }
+    };
+    // Most paths hold no identifier: look first, build only when one does.
+    let first_change = without_params
         .split('/')
-        .map(|segment| {
-            let decoded = percent_decode_str(segment).decode_utf8_lossy();
-            match scrub_identifiers(&decoded) {
-                Cow::Borrowed(_) => Cow::Borrowed(segment),
-                Cow::Owned(scrubbed) => {
-                    changed = true;
-                    Cow::Owned(utf8_percent_encode(&scrubbed, SEGMENT).to_string())
-                }
-            }
-        })
-        .collect();
-    if changed {
-        Cow::Owned(segments.join("/"))
-    } else {
-        Cow::Borrowed(path)
+        .position(|segment| scrubbed(segment).is_some());
+    let Some(first_change) = first_change else {
+        return without_params;
+    };
+    let mut out = String::with_capacity(without_params.len());
+    for (i, segment) in without_params.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        match (i >= first_change).then(|| scrubbed(segment)).flatten() {
+            Some(replaced) => out.push_str(&replaced),
+            None => out.push_str(segment),
+        }
     }
+    Cow::Owned(out)
 }
 
 /// `text` with e-mail addresses replaced by `:email` and id-like words
@@ -355,7 +361,7 @@ fn is_uuid(candidate: &[u8]) -> bool {
 /// A host name as people read it: internationalised names (punycode,
 /// `xn--`) in Unicode, everything else unchanged.
 pub fn unicode_domain(ascii: &str) -> String {
-    if !ascii.split('.').any(|label| label.starts_with("xn--")) {
+    if !is_punycode(ascii) {
         return ascii.to_string();
     }
     match idna::domain_to_unicode(ascii) {
@@ -364,10 +370,18 @@ pub fn unicode_domain(ascii: &str) -> String {
     }
 }
 
+/// Whether a host has a punycode (`xn--`) label.
+fn is_punycode(ascii: &str) -> bool {
+    ascii.split('.').any(|label| label.starts_with("xn--"))
+}
+
 /// The serialised URL with an internationalised host (punycode, `xn--`)
 /// written in Unicode, as readers of reports know it. Matching uses the
 /// ASCII `host` next to it.
 fn unicode_host(url: String, ascii_host: &str) -> String {
+    if !is_punycode(ascii_host) {
+        return url;
+    }
     let unicode = unicode_domain(ascii_host);
     if unicode == ascii_host {
         return url;

@@ -89,13 +89,15 @@ pub fn align_buckets(
     out
 }
 
-/// A breakdown row's counters in the previous period.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Present with compare=previous or compare=year: this value's counters
+/// in the compared period (zeros when it did not occur there).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PreviousRow {
     pub pageviews: u64,
     pub visits: u64,
     pub events: u64,
-    /// The value's part of the previous period's metric total, 0..=1.
+    /// The value's part of the compared period's metric total, 0..=1.
+    #[schema(minimum = 0, maximum = 1)]
     pub share: f64,
 }
 

@@ -13,7 +13,7 @@ use crate::goals::config::{funnel, goals};
 use crate::storage::{ConversionQuery, Storage};
 
 /// One goal's row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GoalRow {
     pub goal: String,
     /// Visits that reached the goal.
@@ -21,8 +21,10 @@ pub struct GoalRow {
     pub visitors: u64,
     /// Conversions / visits (0 without visits).
     pub conversion_rate: f64,
-    /// Sum of the amounts given with the goal's events (absent: none).
+    /// Sum of the amounts given with the goal's events; absent when none
+    /// was given.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub revenue: Option<f64>,
 }
 
@@ -35,8 +37,9 @@ pub struct GoalsReport {
 }
 
 /// One funnel step's row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FunnelStepRow {
+    /// As declared: path:/pattern or event:name.
     pub step: String,
     /// Visits that reached this step after every step before it.
     pub visits: u64,

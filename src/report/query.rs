@@ -19,8 +19,10 @@ use crate::storage::{
     Totals,
 };
 
-/// Which data answered a report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// Which data answered a report. rollup: answered from roll-ups
+/// (unfiltered); raw: from a scan of raw events (filtered), which only
+/// exist for the retention period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// Roll-ups (unfiltered reports).
@@ -85,7 +87,7 @@ fn filtered_rows(
 }
 
 /// Time-series bucket size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Interval {
     Hour,
@@ -94,8 +96,10 @@ pub enum Interval {
     Month,
 }
 
-impl Interval {
-    pub fn parse(s: &str) -> Result<Interval, ReportError> {
+impl std::str::FromStr for Interval {
+    type Err = ReportError;
+
+    fn from_str(s: &str) -> Result<Interval, ReportError> {
         Ok(match s {
             "hour" => Interval::Hour,
             "day" => Interval::Day,
@@ -146,9 +150,10 @@ impl From<&Totals> for SummaryNumbers {
 }
 
 /// One time-series bucket.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
-    /// Start of the bucket in the site's time zone (RFC 3339).
+    /// Bucket start in the site's time zone (RFC 3339).
+    #[schema(format = DateTime)]
     pub start: String,
     pub pageviews: u64,
     pub visits: u64,

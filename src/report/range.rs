@@ -18,6 +18,65 @@ pub enum RangeError {
     BadPeriod,
 }
 
+/// A named range of days ending today (or yesterday alone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub enum Period {
+    #[default]
+    #[serde(rename = "today")]
+    Today,
+    #[serde(rename = "yesterday")]
+    Yesterday,
+    #[serde(rename = "7d")]
+    Last7Days,
+    #[serde(rename = "30d")]
+    Last30Days,
+    #[serde(rename = "90d")]
+    Last90Days,
+    /// From the first of this month.
+    #[serde(rename = "month")]
+    Month,
+    /// From the first of January.
+    #[serde(rename = "year")]
+    Year,
+}
+
+impl Period {
+    /// The first and last day of the period when it is `today`.
+    fn days(self, today: NaiveDate) -> (NaiveDate, NaiveDate) {
+        match self {
+            Period::Today => (today, today),
+            Period::Yesterday => (today - Duration::days(1), today - Duration::days(1)),
+            Period::Last7Days => (today - Duration::days(6), today),
+            Period::Last30Days => (today - Duration::days(29), today),
+            Period::Last90Days => (today - Duration::days(89), today),
+            Period::Month => (today.with_day(1).unwrap_or(today), today),
+            Period::Year => (today.with_ordinal(1).unwrap_or(today), today),
+        }
+    }
+}
+
+impl std::str::FromStr for Period {
+    type Err = RangeError;
+
+    fn from_str(s: &str) -> Result<Period, RangeError> {
+        Ok(match s {
+            "today" => Period::Today,
+            "yesterday" => Period::Yesterday,
+            "7d" => Period::Last7Days,
+            "30d" => Period::Last30Days,
+            "90d" => Period::Last90Days,
+            "month" => Period::Month,
+            "year" => Period::Year,
+            _ => return Err(RangeError::BadPeriod),
+        })
+    }
+}
+
+/// Parses a `YYYY-MM-DD` day given as parameter `name`.
+pub fn parse_day(s: &str, name: &'static str) -> Result<NaiveDate, RangeError> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| RangeError::BadDate(name))
+}
+
 /// An inclusive range of local days and its UTC bounds `[start, end)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DayRange {
@@ -68,7 +127,27 @@ impl DayRange {
         })
     }
 
-    /// Parses `from`/`to` dates, or a `period` shortcut, relative to `now`.
+    /// The range `from`/`to` dates name (either may be left out: `to`
+    /// defaults to today, `from` to `to`), or else `period`, relative to
+    /// `now` in `tz`.
+    pub fn resolve(
+        tz: &Tz,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        period: Period,
+        now: DateTime<Utc>,
+    ) -> Result<DayRange, RangeError> {
+        let today = now.with_timezone(tz).date_naive();
+        if from.is_some() || to.is_some() {
+            let t = to.unwrap_or(today);
+            return DayRange::new(tz, from.unwrap_or(t), t);
+        }
+        let (f, t) = period.days(today);
+        DayRange::new(tz, f, t)
+    }
+
+    /// Parses `from`/`to` dates, or a `period` shortcut, relative to `now`
+    /// (the period is only read when no date is given).
     pub fn parse(
         tz: &Tz,
         from: Option<&str>,
@@ -76,30 +155,18 @@ impl DayRange {
         period: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<DayRange, RangeError> {
-        let today = now.with_timezone(tz).date_naive();
         let date = |s: Option<&str>, name: &'static str| -> Result<Option<NaiveDate>, RangeError> {
             s.filter(|s| !s.is_empty())
-                .map(|s| {
-                    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| RangeError::BadDate(name))
-                })
+                .map(|s| parse_day(s, name))
                 .transpose()
         };
         let (f, t) = (date(from, "from")?, date(to, "to")?);
-        if f.is_some() || t.is_some() {
-            let t = t.unwrap_or(today);
-            return DayRange::new(tz, f.unwrap_or(t), t);
-        }
-        let (f, t) = match period.unwrap_or("today") {
-            "today" => (today, today),
-            "yesterday" => (today - Duration::days(1), today - Duration::days(1)),
-            "7d" => (today - Duration::days(6), today),
-            "30d" => (today - Duration::days(29), today),
-            "90d" => (today - Duration::days(89), today),
-            "month" => (today.with_day(1).unwrap_or(today), today),
-            "year" => (today.with_ordinal(1).unwrap_or(today), today),
-            _ => return Err(RangeError::BadPeriod),
+        let period = if f.is_some() || t.is_some() {
+            Period::Today
+        } else {
+            period.map_or(Ok(Period::Today), str::parse)?
         };
-        DayRange::new(tz, f, t)
+        DayRange::resolve(tz, f, t, period, now)
     }
 
     pub fn days(&self) -> i64 {

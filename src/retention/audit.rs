@@ -40,7 +40,7 @@ pub enum AuditRecord {
 /// A sweep as it ran. `outcome` is `running` while it runs, then `ok`,
 /// `error` (with `error` text) or `interrupted` (the process stopped before
 /// it finished; the next sweep completes the job).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SweepRecord {
     pub started_ms: i64,
     pub finished_ms: Option<i64>,
@@ -207,7 +207,7 @@ pub fn record_settings(
 }
 
 /// Raw events per age bucket.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AgeBuckets {
     #[serde(rename = "0-7d")]
     pub d0_7: u64,
@@ -236,7 +236,7 @@ impl AgeBuckets {
 }
 
 /// The first offending record a check found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Offender {
     pub partition: String,
     pub site: String,
@@ -246,7 +246,7 @@ pub struct Offender {
 }
 
 /// The verification over the store.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Verification {
     pub ok: bool,
     pub events_checked: u64,
@@ -270,8 +270,10 @@ pub struct Verification {
     pub first_offender: Option<Offender>,
 }
 
-/// The audit view: what a DPO needs to check retention and anonymisation.
-#[derive(Clone, Debug, Serialize)]
+/// The audit view: what a data protection officer needs to check
+/// retention and anonymisation; what the retention sweeper enforces and
+/// has done (see the retention docs).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditView {
     pub generated_at: String,
     pub retention: RetentionInForce,
@@ -288,8 +290,10 @@ pub struct AuditView {
 
 /// Where free text (text a visitor typed or a link carried: site-search
 /// terms, query-parameter values, full referrer URLs) is stored, how old
-/// the oldest is, and the rule that expires it.
-#[derive(Clone, Debug, Serialize)]
+/// the oldest is (per table), and the rule that expires it with the raw
+/// events (or keeps values seen from at least
+/// `retention.free_text_min_visitors` visitors).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct FreeTextView {
     /// `expire_with_raw_events`, or `keep_if_seen_by_min_visitors`.
     pub rule: String,
@@ -303,7 +307,7 @@ pub struct FreeTextView {
 }
 
 /// Free text in one kind of table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FreeTextTable {
     /// `events_YYYYMMDD` (raw events), `strings` (their dictionary),
     /// `dims_open`, `dims_sealed` (roll-ups).
@@ -320,7 +324,7 @@ pub struct FreeTextTable {
     pub kept_by_rule: u64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct RetentionInForce {
     pub raw_days: u32,
     /// 0 keeps roll-ups.
@@ -329,7 +333,7 @@ pub struct RetentionInForce {
     pub rule: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct IpMaskView {
     pub ipv4_prefix: u8,
     pub ipv6_prefix: u8,
@@ -339,7 +343,7 @@ pub struct IpMaskView {
 
 /// What is stored in visitors' browsers, derived from the config, the
 /// embedded tracker script and (in a running server) every response sent.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CookieView {
     /// True when anything beyond an opt-out cookie is stored in the browser:
     /// the tracker script writes another cookie or uses web storage, or

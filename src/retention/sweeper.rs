@@ -47,31 +47,42 @@ pub enum SweepError {
 }
 
 /// What one sweep deleted (or, dry, would delete).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SweepReport {
     pub dry_run: bool,
+    /// Raw events received before this time (milliseconds since the Unix
+    /// epoch) expire: the time of the sweep minus `retention.raw_days`.
     pub cutoff_ms: i64,
+    /// Roll-up cutoff; null while roll-ups are kept
+    /// (`retention.rollup_days = 0`).
+    #[schema(required = true)]
     pub rollup_cutoff_ms: Option<i64>,
-    /// Partitions deleted whole (UTC days, `YYYY-MM-DD`).
+    /// UTC days (`YYYY-MM-DD`) deleted whole.
+    #[schema(value_type = Vec<chrono::NaiveDate>)]
     pub partitions_dropped: Vec<String>,
-    /// Partition trimmed at the cutoff, if any.
+    /// The UTC day the cutoff falls into, when some of its events expired.
+    #[schema(value_type = Option<chrono::NaiveDate>, required = true)]
     pub partition_trimmed: Option<String>,
     pub events_deleted: u64,
-    /// Interned strings (URLs, titles, search terms, …) that only deleted
-    /// events used.
+    /// Interned strings (URLs, titles, search terms, referrers, device
+    /// names) that only deleted events used.
     pub strings_deleted: u64,
     pub rollup_rows_deleted: u64,
-    /// Free text in roll-ups: local days before this one (`YYYY-MM-DD`)
-    /// hold none any more, except values the rule kept.
+    /// Roll-ups of site-local days before this day (`YYYY-MM-DD`) hold no
+    /// free text any more (search terms, query-parameter values), except
+    /// values `retention.free_text_min_visitors` kept.
+    #[schema(value_type = chrono::NaiveDate)]
     pub free_text_before: String,
-    /// Roll-up rows whose free text expired (cut to the path or deleted).
+    /// Roll-up rows whose free text expired: cut to the URL without its
+    /// query (counts merged there) or, for search terms, deleted.
     pub free_text_rows_expired: u64,
-    /// The same, per dimension.
+    /// The same per dimension, e.g. {"page": 12, "search_term": 30}.
     pub free_text_expired_by_dimension: BTreeMap<String, u64>,
     /// Roll-up rows whose free text was kept, seen from at least
-    /// `retention.free_text_min_visitors` visitors that day.
+    /// `retention.free_text_min_visitors` distinct visitors that day.
     pub free_text_rows_kept: u64,
-    /// The store file was rewritten afterwards (`retention.vacuum_after_sweep`).
+    /// The store file was rewritten afterwards with live data only
+    /// (`retention.vacuum_after_sweep`, on by default).
     pub vacuumed: bool,
 }
 

@@ -26,6 +26,7 @@
 //! on the client.
 
 pub mod clickhouse;
+pub mod migrate;
 pub mod redb;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -259,12 +260,13 @@ pub trait Storage: Send + Sync {
     fn filtered(&self, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StorageError>;
 
     /// Goal conversions and funnel progress, from the raw events of the
-    /// range with the visit engine. An engine that cannot answer them says
-    /// so (the client's request is then refused with the reason).
+    /// range with the visit engine. An engine that cannot answer them yet
+    /// says so as an internal failure: nothing about the request is wrong,
+    /// so it is answered 500 and logged, never blamed on the client.
     fn conversions(&self, query: &ConversionQuery<'_>) -> Result<Conversions, StorageError> {
         let _ = query;
-        Err(StorageError::Rejected(
-            "this store engine does not answer goal and funnel reports".into(),
+        Err(StorageError::Internal(
+            "goal and funnel reports are not available with this store engine".into(),
         ))
     }
 

@@ -28,6 +28,12 @@ impl From<StoreError> for StorageError {
     fn from(e: StoreError) -> Self {
         if matches!(e, StoreError::WriterClosed) {
             StorageError::Closed
+        } else if let StoreError::Replay {
+            message,
+            transient: true,
+        } = &e
+        {
+            StorageError::Unavailable(message.clone())
         } else if e.is_io() {
             StorageError::Unavailable(e.to_string())
         } else {

@@ -20,6 +20,7 @@ pub(crate) mod conversions;
 pub mod dict;
 mod open_rollups;
 mod reopen;
+pub mod replay;
 pub mod rollup;
 pub mod scan;
 pub mod schema;
@@ -79,6 +80,10 @@ pub enum StoreError {
     /// Something the code itself guarantees did not hold (a bug).
     #[error("internal invariant broken: {0}")]
     Invariant(&'static str),
+    /// Raw events replayed from another engine could not be read
+    /// (`transient`: the other engine cannot be reached for now).
+    #[error("reading raw events to replay: {message}")]
+    Replay { message: String, transient: bool },
 }
 
 /// Why a file with another schema version is refused, and what to do.
@@ -206,15 +211,39 @@ pub struct Snapshot {
     txn: ReadTransaction,
 }
 
-/// Resolves raw dictionary ids within a [`Snapshot`], with a cache.
+/// Resolves raw dictionary ids within a [`Snapshot`] (or of a replay's
+/// dictionary in memory, see [`replay`]), with a cache.
 pub struct Resolver {
     strings: Option<ReadOnlyTable<u32, &'static [u8]>>,
+    memory: Option<replay::SharedDict>,
     cache: FxHashMap<u32, Interned>,
 }
 
 impl Resolver {
+    /// A resolver of the ids a replay hands out (the replay may still be
+    /// adding entries while this resolver names earlier ones).
+    pub(crate) fn in_memory(dict: replay::SharedDict) -> Resolver {
+        Resolver {
+            strings: None,
+            memory: Some(dict),
+            cache: FxHashMap::default(),
+        }
+    }
+
     /// The dictionary entry `id` (which must be non-zero).
     pub fn get(&mut self, id: u32) -> Result<&Interned, StoreError> {
+        if let (false, Some(memory)) = (self.cache.contains_key(&id), &self.memory) {
+            let entry = memory
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entries
+                .get((id as usize).wrapping_sub(1))
+                .cloned()
+                .ok_or_else(|| {
+                    StoreError::Decode(format!("replayed dictionary has no entry {id}"))
+                })?;
+            self.cache.insert(id, entry);
+        }
         if !self.cache.contains_key(&id) {
             let t = self.strings.as_ref().ok_or_else(|| {
                 StoreError::Decode(format!(
@@ -319,6 +348,7 @@ impl Snapshot {
     pub fn resolver(&self) -> Result<Resolver, StoreError> {
         Ok(Resolver {
             strings: open_optional(&self.txn, schema::STRINGS)?,
+            memory: None,
             cache: FxHashMap::default(),
         })
     }
@@ -409,57 +439,77 @@ impl Snapshot {
         cols: Cols,
         mut f: impl FnMut(DayEvents) -> Result<ControlFlow<()>, StoreError>,
     ) -> Result<(), StoreError> {
-        if from_ms >= to_ms {
-            return Ok(());
-        }
-        let first = schema::utc_day(from_ms);
-        let last = schema::utc_day(to_ms - 1);
-        for day in day_tables(&self.txn)? {
-            if day < first || day > last {
-                continue;
-            }
-            let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
-            let t = self.txn.open_table(schema::events_table(&name))?;
-            let mut out = DayEvents {
-                day,
-                ..DayEvents::default()
-            };
-            for row in t.range::<schema::BlockKey>((site, 0)..=(site, u32::MAX))? {
-                let (k, v) = row?;
-                let no = k.value().1;
-                let block = codec::decode_block(v.value(), cols)?;
-                if cols.has(Col::Visitor) {
-                    if block.first_visitor as usize != out.visitor_hashes.len() {
-                        return Err(StoreError::Decode(format!(
-                            "event block {no} of {name} does not continue the visitor numbering"
-                        )));
-                    }
-                    out.visitor_hashes.extend_from_slice(&block.new_visitors);
-                }
-                if cols.has(Col::Pageview) {
-                    if block.first_pageview as usize != out.pageview_ids.len() {
-                        return Err(StoreError::Decode(format!(
-                            "event block {no} of {name} does not continue the page-view numbering"
-                        )));
-                    }
-                    out.pageview_ids.extend_from_slice(&block.new_pageviews);
-                }
-                let base = no.checked_shl(codec::SEQ_INDEX_BITS).unwrap_or(u32::MAX);
-                for (i, e) in block.events.iter().enumerate() {
-                    if e.ts_ms >= from_ms && e.ts_ms < to_ms {
-                        if cols.has(Col::Ip) {
-                            out.ips.push(block.ips[usize::from(e.ip)].clone());
-                        }
-                        out.events.push(*e);
-                        out.seqs.push(base | i as u32);
-                    }
-                }
-            }
-            if f(out)?.is_break() {
+        for day in self.days_between(from_ms, to_ms)? {
+            if f(self.scan_day(site, day, from_ms, to_ms, cols)?)?.is_break() {
                 return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// UTC days with a raw event partition that `[from_ms, to_ms)`
+    /// touches, oldest first.
+    pub fn days_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<NaiveDate>, StoreError> {
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        let first = schema::utc_day(from_ms);
+        let last = schema::utc_day(to_ms - 1);
+        let mut days = day_tables(&self.txn)?;
+        days.retain(|d| *d >= first && *d <= last);
+        Ok(days)
+    }
+
+    /// The raw events of `site` in partition `day` that fall in
+    /// `[from_ms, to_ms)`, decoded as [`Snapshot::scan_days`] does. Days
+    /// are independent of each other, so several threads may each decode
+    /// their own.
+    pub fn scan_day(
+        &self,
+        site: &str,
+        day: NaiveDate,
+        from_ms: i64,
+        to_ms: i64,
+        cols: Cols,
+    ) -> Result<DayEvents, StoreError> {
+        let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
+        let t = self.txn.open_table(schema::events_table(&name))?;
+        let mut out = DayEvents {
+            day,
+            ..DayEvents::default()
+        };
+        for row in t.range::<schema::BlockKey>((site, 0)..=(site, u32::MAX))? {
+            let (k, v) = row?;
+            let no = k.value().1;
+            let block = codec::decode_block(v.value(), cols)?;
+            if cols.has(Col::Visitor) {
+                if block.first_visitor as usize != out.visitor_hashes.len() {
+                    return Err(StoreError::Decode(format!(
+                        "event block {no} of {name} does not continue the visitor numbering"
+                    )));
+                }
+                out.visitor_hashes.extend_from_slice(&block.new_visitors);
+            }
+            if cols.has(Col::Pageview) {
+                if block.first_pageview as usize != out.pageview_ids.len() {
+                    return Err(StoreError::Decode(format!(
+                        "event block {no} of {name} does not continue the page-view numbering"
+                    )));
+                }
+                out.pageview_ids.extend_from_slice(&block.new_pageviews);
+            }
+            let base = no.checked_shl(codec::SEQ_INDEX_BITS).unwrap_or(u32::MAX);
+            for (i, e) in block.events.iter().enumerate() {
+                if e.ts_ms >= from_ms && e.ts_ms < to_ms {
+                    if cols.has(Col::Ip) {
+                        out.ips.push(block.ips[usize::from(e.ip)].clone());
+                    }
+                    out.events.push(*e);
+                    out.seqs.push(base | i as u32);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -27,6 +27,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::model::{plugins, EventKind};
 use crate::report::filter::Filter;
 use crate::storage::{Counting, FilteredAnswer, FilteredQuery};
+use crate::store::replay::DaySource;
 use crate::store::rollup::{
     campaign_values, device_values, referrer_values, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
     VISIT_TIMEOUT_MS,
@@ -253,9 +254,90 @@ fn columns_for(filters: &[Filter], counting: Counting) -> Cols {
     }
 }
 
+/// Threads that decode and prepare days for a scan that spreads its days
+/// over the machine's cores (at least one, at most four).
+pub(crate) fn day_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+}
+
+/// Decodes the days of `site` in `[from_ms, to_ms)` (only `cols`) on
+/// `workers` threads, day `i` on thread `i % workers`, each running
+/// `prepare` over its days with a state of its own made by `init` (say, a
+/// resolver and its verdict caches); `consume` gets the prepared days on
+/// the calling thread, oldest first. Preparing is what can be done per
+/// day on its own; what links days (visits across midnight) stays with
+/// `consume`. Each thread keeps at most two days ahead of the consumer.
+pub(crate) fn days_in_parallel<S, T: Send>(
+    snap: &crate::store::Snapshot,
+    (site, from_ms, to_ms): (&str, i64, i64),
+    cols: Cols,
+    workers: usize,
+    init: impl Fn() -> Result<S, StoreError> + Sync,
+    prepare: impl Fn(&mut S, crate::store::DayEvents) -> Result<T, StoreError> + Sync,
+    mut consume: impl FnMut(T) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let days = snap.days_between(from_ms, to_ms)?;
+    let workers = workers.clamp(1, days.len().max(1));
+    let (init, prepare, days) = (&init, &prepare, &days);
+    std::thread::scope(|scope| {
+        let mut receivers = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, StoreError>>(2);
+            receivers.push(rx);
+            handles.push(scope.spawn(move || {
+                let mut state = match init() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                for &day in days.iter().skip(w).step_by(workers) {
+                    let prepared = snap
+                        .scan_day(site, day, from_ms, to_ms, cols)
+                        .and_then(|d| prepare(&mut state, d));
+                    let failed = prepared.is_err();
+                    // a send fails when the consumer stopped (it failed)
+                    if tx.send(prepared).is_err() || failed {
+                        return;
+                    }
+                }
+            }));
+        }
+        let mut outcome = Ok(());
+        for i in 0..days.len() {
+            let next = receivers[i % workers]
+                .recv()
+                .unwrap_or_else(|_| Err(StoreError::Decode("a scan thread stopped early".into())));
+            if let Err(e) = next.and_then(&mut consume) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        // the workers stop at their next send once nobody receives
+        drop(receivers);
+        for h in handles {
+            if h.join().is_err() && outcome.is_ok() {
+                outcome = Err(StoreError::Decode("scan thread panicked".into()));
+            }
+        }
+        outcome
+    })
+}
+
 /// Scans the query's raw events and counts what it asks for over the
 /// events that pass its filters.
 pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StoreError> {
+    filtered_from(store.snapshot()?, query)
+}
+
+/// [`filtered`] over the days of any [`DaySource`] (a snapshot of the
+/// store, or a replay of events kept elsewhere).
+pub(crate) fn filtered_from(
+    mut source: impl DaySource,
+    query: &FilteredQuery<'_>,
+) -> Result<FilteredAnswer, StoreError> {
     let FilteredQuery {
         site,
         from_ms,
@@ -263,11 +345,10 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
         filters,
         counting,
     } = *query;
-    let snap = store.snapshot()?;
     let cols = columns_for(filters, counting);
     let hold_all = filters.iter().any(|f| f.dim == Dimension::ExitPage);
     let hold_until_entry = filters.iter().any(|f| f.dim == Dimension::EntryPage);
-    let mut values = Values::new(snap.resolver()?, filters);
+    let mut values = Values::new(source.resolver()?, filters);
     let mut tally = Tally::new(counting);
     // The visit each of the current day's visitors has running, and the
     // visits still live at the end of the previous day (they go on only if
@@ -282,7 +363,7 @@ pub fn filtered(store: &Store, query: &FilteredQuery<'_>) -> Result<FilteredAnsw
     let (tx, rx) = std::sync::mpsc::sync_channel::<crate::store::DayEvents>(2);
     let decoded = std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
-            snap.scan_days(site, from_ms, to_ms, cols, move |day| {
+            source.scan_days(site, from_ms, to_ms, cols, &mut move |day| {
                 Ok(match tx.send(day) {
                     Ok(()) => ControlFlow::Continue(()),
                     // the counting side stopped (it failed)

@@ -23,6 +23,7 @@
 //! truncate (see [`truncate_version`]).
 
 pub mod pattern;
+pub mod raw;
 pub mod rules;
 pub mod tables;
 
@@ -252,8 +253,13 @@ fn build_model(model: String) -> String {
 impl Detector {
     /// Loads rules from `source` and the embedded tables.
     pub fn load(source: &Source) -> Result<Detector, DetectorError> {
+        Self::from_files(RuleFiles::load(source)?)
+    }
+
+    /// A detector on rule files already loaded, with the embedded tables.
+    pub fn from_files(files: RuleFiles) -> Result<Detector, DetectorError> {
         Ok(Detector {
-            files: RuleFiles::load(source)?,
+            files,
             tables: Tables::parse(rules::TABLES)?,
             helpers: Helpers::new(),
             engine_versions: Default::default(),

@@ -10,10 +10,13 @@
 //! Engines: `regex-automata` (byte regexes, ASCII classes, no Unicode
 //! tables: fast to build and to run) takes every rule it can parse. PCRE
 //! constructs it does not have, lookarounds and possessive quantifiers
-//! (about 180 of the 20,000 rules), go to `fancy-regex`, a backtracking
-//! engine that delegates the plain parts of a pattern to the same
-//! automata. Both engines prefer alternatives left to right, as PCRE does,
-//! so groups capture the same text.
+//! (about 180 of the 20,000 rules), go to PCRE2 itself (the engine
+//! DeviceDetector runs on, through PHP), in the same mode: caseless, on
+//! bytes, ASCII classes. Both engines prefer alternatives left to right,
+//! so groups capture the same text. PCRE2 holds each such rule as one
+//! compiled program of a few KB; `fancy-regex`, used before, built a
+//! Unicode `meta::Regex` for every plain piece of a rule, ~80 MB and
+//! ~1.6 s for these 180 rules, the largest brand alternations among them.
 //!
 //! A rule that is only ever searched at positions the literal prefilter
 //! named (anchored) is a bare Thompson NFA run by the bounded backtracker
@@ -50,7 +53,8 @@ use regex_automata::nfa::thompson::{self, NFA};
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
 use regex_automata::{meta, Anchored, Input};
-use regex_syntax::hir::literal::{ExtractKind, Extractor};
+
+use super::raw::{self, Literals};
 
 /// DeviceDetector's left boundary for every rule.
 const BOUNDARY: &str = r"(?:^|[^A-Z0-9_-]|[^A-Z0-9-]_|sprd-|MZ-)";
@@ -209,14 +213,27 @@ impl Engine {
     }
 }
 
+/// A PCRE2 regex as DeviceDetector's PHP compiles its rules (`/i`, no
+/// `u`): caseless in ASCII, matching bytes.
+fn lookaround_regex(pattern: &str) -> Result<pcre2::bytes::Regex, pcre2::Error> {
+    pcre2::bytes::RegexBuilder::new()
+        .caseless(true)
+        .build(pattern)
+}
+
+/// Whether PCRE2 takes `rule` (the constructs the automata do not have).
+pub fn lookaround_parse(rule: &str) -> bool {
+    lookaround_regex(rule).is_ok()
+}
+
 enum Compiled {
     Automata(Engine),
     /// A backtracking regex, behind a quick check: the rule without its
     /// lookarounds, on the automata, matches wherever the rule does, so the
     /// slow engine runs only where the quick one matched, and from there.
-    Fancy {
+    Lookaround {
         superset: Option<Engine>,
-        fancy: fancy_regex::Regex,
+        pcre: pcre2::bytes::Regex,
     },
     /// Neither engine takes it; it never matches (counted at load time).
     Broken,
@@ -280,20 +297,17 @@ impl Pattern {
             if let Ok(re) = Engine::new(&full, self.anchored_only) {
                 return Compiled::Automata(re);
             }
-            match fancy_regex::RegexBuilder::new(&format!("(?i){full}"))
-                .backtrack_limit(100_000)
-                .build()
-            {
-                Ok(fancy) => {
-                    let stripped = without_lookarounds(&self.source);
+            match lookaround_regex(&full) {
+                Ok(pcre) => {
+                    let stripped = raw::without_lookarounds(&self.source);
                     let superset = if self.bounded {
                         format!("{BOUNDARY}(?:{stripped})")
                     } else {
                         stripped
                     };
-                    Compiled::Fancy {
+                    Compiled::Lookaround {
                         superset: Engine::new(&superset, self.anchored_only).ok(),
-                        fancy,
+                        pcre,
                     }
                 }
                 Err(e) => {
@@ -309,11 +323,22 @@ impl Pattern {
         !matches!(self.compiled(), Compiled::Broken)
     }
 
+    /// The engine that runs this pattern (compiling it now if needed), for
+    /// measurements.
+    pub fn engine_name(&self) -> &'static str {
+        match self.compiled() {
+            Compiled::Automata(Engine::Backtrack(_)) => "NFA, bounded backtracker",
+            Compiled::Automata(Engine::Meta(_)) => "meta regex, lazy DFA",
+            Compiled::Lookaround { .. } => "PCRE2, lookaround rules",
+            Compiled::Broken => "does not compile",
+        }
+    }
+
     /// True when the pattern matches somewhere in `hay`.
     pub fn is_match(&self, hay: &str) -> bool {
         match self.compiled() {
             Compiled::Automata(re) => re.is_match(hay),
-            Compiled::Fancy { .. } => self.captures(hay).is_some(),
+            Compiled::Lookaround { .. } => self.captures(hay).is_some(),
             Compiled::Broken => false,
         }
     }
@@ -348,19 +373,23 @@ impl Pattern {
                     }
                 }
             }
-            Compiled::Fancy { superset, fancy } => {
+            Compiled::Lookaround { superset, pcre } => {
                 let from = match (superset, anchor) {
                     (Some(quick), _) => quick.find_start(&input(hay))?,
                     (None, Some(at)) => at,
                     (None, None) => 0,
                 };
-                let caps = fancy.captures_from_pos(hay, from).ok()??;
-                if anchor.is_some_and(|at| caps.get(0).is_some_and(|m| m.start() != at)) {
+                let mut locations = pcre.capture_locations();
+                // an error (PCRE2's match limit) counts as no match
+                let found = pcre
+                    .captures_read_at(&mut locations, hay.as_bytes(), from)
+                    .ok()??;
+                if anchor.is_some_and(|at| found.start() != at) {
                     return None;
                 }
                 for (i, slot) in out.groups.iter_mut().enumerate() {
-                    if let Some(m) = caps.get(i + 1) {
-                        *slot = m.as_str();
+                    if let Some((start, end)) = locations.get(i + 1) {
+                        *slot = hay.get(start..end).unwrap_or("");
                     }
                 }
             }
@@ -368,112 +397,6 @@ impl Pattern {
         }
         Some(out)
     }
-}
-
-/// Removes zero-width lookaround groups (`(?=`, `(?!`, `(?<=`, `(?<!`) so
-/// that `regex-syntax` can parse the rest for literal extraction. The
-/// result matches a superset of the original, which keeps the prefilter
-/// sound.
-fn without_lookarounds(re: &str) -> String {
-    let b = re.as_bytes();
-    let mut out = String::with_capacity(re.len());
-    let mut i = 0;
-    let mut in_class = false;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'\\' {
-            let len = 1 + re[i + 1..].chars().next().map_or(0, char::len_utf8);
-            out.push_str(&re[i..i + len]);
-            i += len;
-            continue;
-        }
-        if in_class {
-            in_class = c != b']';
-        } else if c == b'[' {
-            in_class = true;
-            // a `]` right after `[` or `[^` is a literal
-            out.push('[');
-            i += 1;
-            if b.get(i) == Some(&b'^') {
-                out.push('^');
-                i += 1;
-            }
-            if b.get(i) == Some(&b']') {
-                out.push(']');
-                i += 1;
-            }
-            continue;
-        } else if c == b'('
-            && (re[i..].starts_with("(?=")
-                || re[i..].starts_with("(?!")
-                || re[i..].starts_with("(?<=")
-                || re[i..].starts_with("(?<!"))
-        {
-            i = skip_group(b, i);
-            continue;
-        }
-        let len = re[i..].chars().next().map_or(1, char::len_utf8);
-        out.push_str(&re[i..i + len]);
-        i += len;
-    }
-    out
-}
-
-/// The index just past the group that opens at `start`.
-fn skip_group(b: &[u8], start: usize) -> usize {
-    let mut depth = 0usize;
-    let mut i = start;
-    let mut in_class = false;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 1,
-            b'[' if !in_class => in_class = true,
-            b']' if in_class => in_class = false,
-            b'(' if !in_class => depth += 1,
-            b')' if !in_class => {
-                depth -= 1;
-                if depth == 0 {
-                    return i + 1;
-                }
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    b.len()
-}
-
-/// Literals (lower-case) one of which every match of `rule` starts with
-/// (`Prefix`) or ends with (`Suffix`), or `None` when the rule has no such
-/// set of manageable size.
-fn required_literals(rule: &str) -> Option<(bool, Vec<String>)> {
-    let cleaned = without_lookarounds(rule);
-    let hir = regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(&cleaned)
-        .ok()?;
-    for (is_prefix, kind) in [(true, ExtractKind::Prefix), (false, ExtractKind::Suffix)] {
-        let mut extractor = Extractor::new();
-        extractor.kind(kind).limit_total(512);
-        let seq = extractor.extract(&hir);
-        let Some(lits) = seq.literals() else {
-            continue;
-        };
-        // very short literals would name the rule for almost every UA
-        if lits.is_empty() || lits.iter().any(|l| l.as_bytes().len() < 2) {
-            continue;
-        }
-        let mut out: Vec<String> = lits
-            .iter()
-            .map(|l| String::from_utf8_lossy(l.as_bytes()).to_ascii_lowercase())
-            .collect();
-        out.sort();
-        out.dedup();
-        return Some((is_prefix, out));
-    }
-    None
 }
 
 /// Rules in file order; finds the first one that matches.
@@ -506,18 +429,27 @@ const BOUNDARY_WIDTHS: [usize; 5] = [0, 1, 2, 3, 5];
 impl FirstMatch {
     /// Builds the list and its prefilter (the regexes compile on first use).
     pub fn new(patterns: Vec<Pattern>) -> FirstMatch {
+        Self::with_literals(patterns.into_iter().map(|p| (p, None)).collect())
+    }
+
+    /// Builds the list and its prefilter from patterns whose literals may
+    /// already be known (`Some`, from the compact form); the others'
+    /// literals are extracted now.
+    pub fn with_literals(rules: Vec<(Pattern, Option<Literals>)>) -> FirstMatch {
         let mut literal_index: rustc_hash::FxHashMap<String, usize> = Default::default();
         let mut literals: Vec<String> = Vec::new();
         let mut owners: Vec<Vec<u32>> = Vec::new();
-        let mut prefix = vec![false; patterns.len()];
+        let mut prefix = vec![false; rules.len()];
         let mut always = Vec::new();
-        for (i, p) in patterns.iter().enumerate() {
+        let mut patterns = Vec::with_capacity(rules.len());
+        for (i, (p, known)) in rules.into_iter().enumerate() {
             let rule = i as u32;
             let found = if p.bounded {
-                required_literals(&p.source)
+                known.unwrap_or_else(|| raw::required_literals(&p.source))
             } else {
                 None
             };
+            patterns.push(p);
             match found {
                 Some((is_prefix, lits)) => {
                     prefix[i] = is_prefix;
@@ -551,7 +483,6 @@ impl FirstMatch {
             always = (0..patterns.len() as u32).collect();
             prefix = vec![false; patterns.len()];
         }
-        let mut patterns = patterns;
         for (pattern, is_prefix) in patterns.iter_mut().zip(&prefix) {
             pattern.anchored_only = *is_prefix;
         }
@@ -690,6 +621,7 @@ mod tests {
 
     #[test]
     fn lookaround_removal_keeps_the_rest() {
+        use raw::{required_literals, without_lookarounds};
         assert_eq!(without_lookarounds(r"a(?!b(c))d"), "ad");
         assert_eq!(without_lookarounds(r"a(?<!x)[(]b"), "a[(]b");
         assert_eq!(without_lookarounds(r"\(?=x"), r"\(?=x");

@@ -1,107 +1,31 @@
-//! Loads DeviceDetector's rule files (YAML, as vendored under
-//! `assets/device-detector/`) into compiled-on-demand rule lists.
+//! Loads DeviceDetector's rule files into compiled-on-demand rule lists.
 //!
-//! The files are data, not code: the binary embeds the vendored copy, and
-//! `[device] rules_dir` points at a newer copy with the same layout
-//! (`bots.yml`, `oss.yml`, `client/*.yml`, `client/hints/*.yml`,
-//! `device/*.yml`, `vendorfragments.yml`) so detection can be updated
-//! without a release. Every file is checked at load time (structure, and
-//! each rule parses), and errors name the file and the rule.
+//! The files are data, not code: the binary embeds the vendored copy
+//! (`assets/device-detector/regexes/`, turned into a compact form by
+//! `build.rs`, see [`super::raw`]), and `[device] rules_dir` points at a
+//! newer copy with the same layout (`bots.yml`, `oss.yml`, `client/*.yml`,
+//! `client/hints/*.yml`, `device/*.yml`, `vendorfragments.yml`) so
+//! detection can be updated without a release. A directory's files are
+//! checked at load time (structure, and each rule parses), and errors name
+//! the file and the rule; the embedded copy was read by the same code when
+//! the binary was built.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rustc_hash::FxHashMap;
-use serde_yaml::Value;
 
 use super::pattern::{FirstMatch, Pattern};
+use super::raw::{self, RawBrand, RawError, RawFile, RawNamed, RawRegex};
 
-/// The rule files, relative to the rules directory, with the embedded copy.
-pub const FILES: &[(&str, &str)] = &[
-    (
-        "bots.yml",
-        include_str!("../../../assets/device-detector/regexes/bots.yml"),
-    ),
-    (
-        "oss.yml",
-        include_str!("../../../assets/device-detector/regexes/oss.yml"),
-    ),
-    (
-        "vendorfragments.yml",
-        include_str!("../../../assets/device-detector/regexes/vendorfragments.yml"),
-    ),
-    (
-        "client/browser_engine.yml",
-        include_str!("../../../assets/device-detector/regexes/client/browser_engine.yml"),
-    ),
-    (
-        "client/browsers.yml",
-        include_str!("../../../assets/device-detector/regexes/client/browsers.yml"),
-    ),
-    (
-        "client/feed_readers.yml",
-        include_str!("../../../assets/device-detector/regexes/client/feed_readers.yml"),
-    ),
-    (
-        "client/libraries.yml",
-        include_str!("../../../assets/device-detector/regexes/client/libraries.yml"),
-    ),
-    (
-        "client/mediaplayers.yml",
-        include_str!("../../../assets/device-detector/regexes/client/mediaplayers.yml"),
-    ),
-    (
-        "client/mobile_apps.yml",
-        include_str!("../../../assets/device-detector/regexes/client/mobile_apps.yml"),
-    ),
-    (
-        "client/pim.yml",
-        include_str!("../../../assets/device-detector/regexes/client/pim.yml"),
-    ),
-    (
-        "client/hints/apps.yml",
-        include_str!("../../../assets/device-detector/regexes/client/hints/apps.yml"),
-    ),
-    (
-        "client/hints/browsers.yml",
-        include_str!("../../../assets/device-detector/regexes/client/hints/browsers.yml"),
-    ),
-    (
-        "device/cameras.yml",
-        include_str!("../../../assets/device-detector/regexes/device/cameras.yml"),
-    ),
-    (
-        "device/car_browsers.yml",
-        include_str!("../../../assets/device-detector/regexes/device/car_browsers.yml"),
-    ),
-    (
-        "device/consoles.yml",
-        include_str!("../../../assets/device-detector/regexes/device/consoles.yml"),
-    ),
-    (
-        "device/mobiles.yml",
-        include_str!("../../../assets/device-detector/regexes/device/mobiles.yml"),
-    ),
-    (
-        "device/notebooks.yml",
-        include_str!("../../../assets/device-detector/regexes/device/notebooks.yml"),
-    ),
-    (
-        "device/portable_media_player.yml",
-        include_str!("../../../assets/device-detector/regexes/device/portable_media_player.yml"),
-    ),
-    (
-        "device/shell_tv.yml",
-        include_str!("../../../assets/device-detector/regexes/device/shell_tv.yml"),
-    ),
-    (
-        "device/televisions.yml",
-        include_str!("../../../assets/device-detector/regexes/device/televisions.yml"),
-    ),
-];
+/// The vendored rule files in the compact form (see [`super::raw`]).
+static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/device_rules.bin"));
 
 /// The name tables (short codes, families), embedded.
 pub const TABLES: &str = include_str!("../../../assets/device-detector/tables.yml");
+
+/// How long each step of a load took (for measurements).
+pub type LoadTimes = Vec<(&'static str, std::time::Duration)>;
 
 /// Errors loading rule files.
 #[derive(Debug, thiserror::Error)]
@@ -135,19 +59,39 @@ pub enum Source {
 }
 
 impl Source {
-    fn read(&self, name: &str) -> Result<std::borrow::Cow<'static, str>, RulesError> {
+    /// Every rule file of this source, by name.
+    fn files(&self) -> Result<FxHashMap<String, RawFile>, RulesError> {
         match self {
-            Source::Embedded => Ok(FILES
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, text)| std::borrow::Cow::Borrowed(*text))
-                .unwrap_or_default()),
-            Source::Dir(dir) => {
-                let path = dir.join(name);
-                std::fs::read_to_string(&path)
-                    .map(std::borrow::Cow::Owned)
-                    .map_err(|source| RulesError::Read { path, source })
+            Source::Embedded => {
+                let mut reader = raw::Reader::new(EMBEDDED);
+                let mut files = FxHashMap::default();
+                while !reader.is_empty() {
+                    let (name, file) = reader.file().ok_or_else(|| RulesError::Rule {
+                        file: "embedded rules".into(),
+                        index: files.len(),
+                        why: "compact form cut short".into(),
+                    })?;
+                    files.insert(name, file);
+                }
+                Ok(files)
             }
+            Source::Dir(dir) => raw::FILE_KINDS
+                .iter()
+                .map(|(name, kind)| {
+                    let path = dir.join(name);
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|source| RulesError::Read { path, source })?;
+                    let file = raw::from_yaml(*kind, &text).map_err(|e| match e {
+                        RawError::Yaml(source) => RulesError::Yaml {
+                            file: name.to_string(),
+                            source,
+                        },
+                        RawError::Rule { index, why } => rule_err(name, index, why),
+                    })?;
+                    check_file(name, &file)?;
+                    Ok((name.to_string(), file))
+                })
+                .collect(),
         }
     }
 }
@@ -250,7 +194,7 @@ pub struct BrandRule {
     pub device: Option<String>,
     pub model: Option<Template>,
     /// Model rules, compiled (and their prefilter built) on first use.
-    models_src: Vec<(String, ModelRule)>,
+    models_src: Vec<(RawRegex, ModelRule)>,
     models: OnceLock<FirstMatch>,
 }
 
@@ -262,14 +206,24 @@ impl BrandRule {
     /// The first model rule that matches.
     pub fn model<'h>(&self, ua: &'h str) -> Option<(&ModelRule, super::pattern::Groups<'h>)> {
         let list = self.models.get_or_init(|| {
-            FirstMatch::new(
+            FirstMatch::with_literals(
                 self.models_src
                     .iter()
-                    .map(|(re, _)| Pattern::rule(re))
+                    .map(|(re, _)| (Pattern::rule(&re.regex), re.literals.clone()))
                     .collect(),
             )
         });
         list.first(ua).map(|(i, g)| (&self.models_src[i].1, g))
+    }
+
+    /// The model table with its prefilter, built now if it was not (its
+    /// regexes still compile on first use); `None` without model rules.
+    pub fn model_list(&self) -> Option<&FirstMatch> {
+        if self.models_src.is_empty() {
+            return None;
+        }
+        let _ = self.model("");
+        self.models.get()
     }
 
     /// Builds the model table now (what the first user agent of this
@@ -322,23 +276,6 @@ pub struct RuleFiles {
     pub vendor_fragments: NamedList,
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn yaml(file: &str, src: &Source) -> Result<Value, RulesError> {
-    let raw = src.read(file)?;
-    serde_yaml::from_str(&raw).map_err(|source| RulesError::Yaml {
-        file: file.to_string(),
-        source,
-    })
-}
-
 fn rule_err(file: &str, index: usize, why: impl Into<String>) -> RulesError {
     RulesError::Rule {
         file: file.to_string(),
@@ -347,204 +284,239 @@ fn rule_err(file: &str, index: usize, why: impl Into<String>) -> RulesError {
     }
 }
 
-/// Checks that `re` parses with one of the engines (it compiles on first
-/// use; a broken rule must fail the load, not vanish silently).
-fn checked(file: &str, index: usize, re: &str) -> Result<Pattern, RulesError> {
-    let p = Pattern::rule(re);
-    if regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(re)
-        .is_ok()
-        || fancy_regex::Regex::new(re).is_ok()
-    {
-        Ok(p)
-    } else {
-        Err(rule_err(file, index, format!("regex does not parse: {re}")))
-    }
-}
-
-fn named_list(file: &str, src: &Source) -> Result<NamedList, RulesError> {
-    let v = yaml(file, src)?;
-    let Value::Sequence(items) = v else {
-        return Err(rule_err(file, 0, "expected a list of rules"));
+/// Checks that every regex of a file from a directory parses with one of
+/// the engines: they compile on first use, and a broken rule must fail the
+/// load, not vanish silently. (Model rules are checked when their brand
+/// first matches: parsing all 20,000 here would double the load time.)
+fn check_file(file: &str, raw: &RawFile) -> Result<(), RulesError> {
+    let check = |index: usize, re: &RawRegex| {
+        if raw::automata_parse(&re.regex) || super::pattern::lookaround_parse(&re.regex) {
+            Ok(())
+        } else {
+            Err(rule_err(
+                file,
+                index,
+                format!("regex does not parse: {}", re.regex),
+            ))
+        }
     };
-    let mut patterns = Vec::with_capacity(items.len());
-    let mut rules = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let re = item
-            .get("regex")
-            .and_then(text)
-            .ok_or_else(|| rule_err(file, i, "missing regex"))?;
-        patterns.push(checked(file, i, &re)?);
-        let field = |k: &str| item.get(k).and_then(text).unwrap_or_default();
-        let mut engine_default = String::new();
-        let mut engine_versions = Vec::new();
-        if let Some(engine) = item.get("engine") {
-            engine_default = engine.get("default").and_then(text).unwrap_or_default();
-            if let Some(Value::Mapping(m)) = engine.get("versions") {
-                for (k, e) in m {
-                    if let (Some(k), Some(e)) = (text(k), text(e)) {
-                        engine_versions.push((k, e));
-                    }
+    match raw {
+        RawFile::Named(rules) => {
+            for (i, r) in rules.iter().enumerate() {
+                check(i, &r.re)?;
+                for s in r.versions.iter().flatten() {
+                    check(i, &s.re)?;
                 }
             }
         }
-        let versions = match item.get("versions") {
-            Some(Value::Sequence(subs)) => {
-                let mut sub_patterns = Vec::new();
-                let mut sub_rules = Vec::new();
-                for s in subs {
-                    let re = s
-                        .get("regex")
-                        .and_then(text)
-                        .ok_or_else(|| rule_err(file, i, "versions entry without regex"))?;
-                    sub_patterns.push(checked(file, i, &re)?);
-                    sub_rules.push((
-                        s.get("name").and_then(text).map(|t| Template::new(&t)),
-                        s.get("version").and_then(text).map(|t| Template::new(&t)),
-                    ));
-                }
-                Some((FirstMatch::new(sub_patterns), sub_rules))
-            }
-            _ => None,
-        };
-        rules.push(NamedRule {
-            name: Template::new(&field("name")),
-            version: Template::new(&field("version")),
-            engine_default,
-            engine_versions,
-            versions,
-        });
-    }
-    Ok(NamedList {
-        list: FirstMatch::new(patterns),
-        rules,
-    })
-}
-
-fn string_map(file: &str, src: &Source) -> Result<FxHashMap<String, String>, RulesError> {
-    let v = yaml(file, src)?;
-    let Value::Mapping(m) = v else {
-        return Err(rule_err(file, 0, "expected a mapping"));
-    };
-    Ok(m.iter()
-        .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
-        .collect())
-}
-
-fn device_list(file: &str, src: &Source) -> Result<DeviceList, RulesError> {
-    let v = yaml(file, src)?;
-    let Value::Mapping(m) = v else {
-        return Err(rule_err(file, 0, "expected a mapping of brands"));
-    };
-    let mut patterns = Vec::with_capacity(m.len());
-    let mut brands = Vec::with_capacity(m.len());
-    for (i, (brand, spec)) in m.iter().enumerate() {
-        let brand = text(brand).ok_or_else(|| rule_err(file, i, "brand is not text"))?;
-        let re = spec
-            .get("regex")
-            .and_then(text)
-            .ok_or_else(|| rule_err(file, i, format!("{brand}: missing regex")))?;
-        patterns.push(checked(file, i, &re)?);
-        let mut models_src = Vec::new();
-        if let Some(Value::Sequence(models)) = spec.get("models") {
-            for m in models {
-                let re = m
-                    .get("regex")
-                    .and_then(text)
-                    .ok_or_else(|| rule_err(file, i, format!("{brand}: model without regex")))?;
-                // model rules are checked when their brand first matches:
-                // parsing all 20,000 here would double the start-up time
-                models_src.push((
-                    re,
-                    ModelRule {
-                        model: Template::new(&m.get("model").and_then(text).unwrap_or_default()),
-                        device: m.get("device").and_then(text),
-                        brand: m.get("brand").and_then(text),
-                    },
-                ));
+        RawFile::Devices(brands) => {
+            for (i, b) in brands.iter().enumerate() {
+                check(i, &b.re)?;
             }
         }
-        brands.push(BrandRule {
-            brand: if brand == "Unknown" {
+        RawFile::Map(_) => {}
+    }
+    Ok(())
+}
+
+/// A first-match list of `regexes`, with their literals where known.
+fn first_match<'a>(regexes: impl Iterator<Item = &'a RawRegex>) -> FirstMatch {
+    FirstMatch::with_literals(
+        regexes
+            .map(|re| (Pattern::rule(&re.regex), re.literals.clone()))
+            .collect(),
+    )
+}
+
+fn named_list(rules: Vec<RawNamed>) -> NamedList {
+    let list = first_match(rules.iter().map(|r| &r.re));
+    let rules = rules
+        .into_iter()
+        .map(|r| NamedRule {
+            name: Template::new(&r.name),
+            version: Template::new(&r.version),
+            engine_default: r.engine_default,
+            engine_versions: r.engine_versions,
+            versions: r.versions.map(|subs| {
+                (
+                    first_match(subs.iter().map(|s| &s.re)),
+                    subs.into_iter()
+                        .map(|s| {
+                            (
+                                s.name.as_deref().map(Template::new),
+                                s.version.as_deref().map(Template::new),
+                            )
+                        })
+                        .collect(),
+                )
+            }),
+        })
+        .collect();
+    NamedList { list, rules }
+}
+
+fn device_list(brands: Vec<RawBrand>) -> DeviceList {
+    let list = first_match(brands.iter().map(|b| &b.re));
+    let brands = brands
+        .into_iter()
+        .map(|b| BrandRule {
+            brand: if b.brand == "Unknown" {
                 String::new()
             } else {
-                brand
+                b.brand
             },
-            device: spec.get("device").and_then(text),
-            model: spec.get("model").and_then(text).map(|t| Template::new(&t)),
-            models_src,
+            device: b.device,
+            model: b.model.as_deref().map(Template::new),
+            models_src: b
+                .models
+                .into_iter()
+                .map(|m| {
+                    (
+                        m.re,
+                        ModelRule {
+                            model: Template::new(&m.model),
+                            device: m.device,
+                            brand: m.brand,
+                        },
+                    )
+                })
+                .collect(),
             models: OnceLock::new(),
-        });
-    }
-    Ok(DeviceList {
-        list: FirstMatch::new(patterns),
-        brands,
-    })
+        })
+        .collect();
+    DeviceList { list, brands }
 }
 
-fn vendor_fragments(file: &str, src: &Source) -> Result<NamedList, RulesError> {
-    let v = yaml(file, src)?;
-    let Value::Mapping(m) = v else {
-        return Err(rule_err(file, 0, "expected a mapping of brands"));
-    };
-    let mut patterns = Vec::new();
-    let mut rules = Vec::new();
-    for (i, (brand, list)) in m.iter().enumerate() {
-        let brand = text(brand).ok_or_else(|| rule_err(file, i, "brand is not text"))?;
-        let Value::Sequence(list) = list else {
-            return Err(rule_err(file, i, format!("{brand}: expected a list")));
-        };
-        for re in list.iter().filter_map(text) {
-            patterns.push(checked(file, i, &format!("{re}[^a-z0-9]+"))?);
-            rules.push(NamedRule {
-                name: Template::new(&brand),
-                version: Template::default(),
-                engine_default: String::new(),
-                engine_versions: Vec::new(),
-                versions: None,
-            });
+/// The rule files of a source, each taken out once by name and kind.
+struct Files(FxHashMap<String, RawFile>);
+
+impl Files {
+    fn take(&mut self, name: &str) -> Result<RawFile, RulesError> {
+        self.0
+            .remove(name)
+            .ok_or_else(|| rule_err(name, 0, "missing from the rules"))
+    }
+
+    fn named(&mut self, name: &str) -> Result<NamedList, RulesError> {
+        match self.take(name)? {
+            RawFile::Named(rules) => Ok(named_list(rules)),
+            _ => Err(rule_err(name, 0, "expected a list of rules")),
         }
     }
-    Ok(NamedList {
-        list: FirstMatch::new(patterns),
-        rules,
-    })
+
+    fn devices(&mut self, name: &str) -> Result<DeviceList, RulesError> {
+        match self.take(name)? {
+            RawFile::Devices(brands) => Ok(device_list(brands)),
+            _ => Err(rule_err(name, 0, "expected a mapping of brands")),
+        }
+    }
+
+    fn map(&mut self, name: &str) -> Result<FxHashMap<String, String>, RulesError> {
+        match self.take(name)? {
+            RawFile::Map(pairs) => Ok(pairs.into_iter().collect()),
+            _ => Err(rule_err(name, 0, "expected a mapping")),
+        }
+    }
 }
 
 impl RuleFiles {
     /// Parses every file of `src`.
     pub fn load(src: &Source) -> Result<RuleFiles, RulesError> {
-        Ok(RuleFiles {
-            bots: named_list("bots.yml", src)?,
-            oss: named_list("oss.yml", src)?,
-            engines: named_list("client/browser_engine.yml", src)?,
-            feed_readers: named_list("client/feed_readers.yml", src)?,
-            mobile_apps: named_list("client/mobile_apps.yml", src)?,
-            media_players: named_list("client/mediaplayers.yml", src)?,
-            pim: named_list("client/pim.yml", src)?,
-            browsers: named_list("client/browsers.yml", src)?,
-            libraries: named_list("client/libraries.yml", src)?,
-            hint_apps: string_map("client/hints/apps.yml", src)?,
-            hint_browsers: string_map("client/hints/browsers.yml", src)?,
-            televisions: device_list("device/televisions.yml", src)?,
-            shell_tv: device_list("device/shell_tv.yml", src)?,
-            notebooks: device_list("device/notebooks.yml", src)?,
-            consoles: device_list("device/consoles.yml", src)?,
-            car_browsers: device_list("device/car_browsers.yml", src)?,
-            cameras: device_list("device/cameras.yml", src)?,
-            portable_media_players: device_list("device/portable_media_player.yml", src)?,
-            mobiles: device_list("device/mobiles.yml", src)?,
-            vendor_fragments: vendor_fragments("vendorfragments.yml", src)?,
-        })
+        Self::load_timed(src).map(|(files, _)| files)
+    }
+
+    /// Parses every file of `src`, timing each (for measurements): the
+    /// first entry is reading all files (decoding the compact form, or
+    /// reading and parsing the YAML of a directory), the others building
+    /// each file's lists and prefilters.
+    pub fn load_timed(src: &Source) -> Result<(RuleFiles, LoadTimes), RulesError> {
+        let start = std::time::Instant::now();
+        let mut f = Files(src.files()?);
+        let mut times = vec![("(reading every file)", start.elapsed())];
+        macro_rules! timed {
+            ($kind:ident, $file:literal) => {{
+                let start = std::time::Instant::now();
+                let built = f.$kind($file)?;
+                times.push(($file, start.elapsed()));
+                built
+            }};
+        }
+        let files = RuleFiles {
+            bots: timed!(named, "bots.yml"),
+            oss: timed!(named, "oss.yml"),
+            engines: timed!(named, "client/browser_engine.yml"),
+            feed_readers: timed!(named, "client/feed_readers.yml"),
+            mobile_apps: timed!(named, "client/mobile_apps.yml"),
+            media_players: timed!(named, "client/mediaplayers.yml"),
+            pim: timed!(named, "client/pim.yml"),
+            browsers: timed!(named, "client/browsers.yml"),
+            libraries: timed!(named, "client/libraries.yml"),
+            hint_apps: timed!(map, "client/hints/apps.yml"),
+            hint_browsers: timed!(map, "client/hints/browsers.yml"),
+            televisions: timed!(devices, "device/televisions.yml"),
+            shell_tv: timed!(devices, "device/shell_tv.yml"),
+            notebooks: timed!(devices, "device/notebooks.yml"),
+            consoles: timed!(devices, "device/consoles.yml"),
+            car_browsers: timed!(devices, "device/car_browsers.yml"),
+            cameras: timed!(devices, "device/cameras.yml"),
+            portable_media_players: timed!(devices, "device/portable_media_player.yml"),
+            mobiles: timed!(devices, "device/mobiles.yml"),
+            vendor_fragments: timed!(named, "vendorfragments.yml"),
+        };
+        Ok((files, times))
     }
 
     /// Compiles every regex now (start-up measurement, warm-up); returns
     /// how many rules neither engine compiles.
     pub fn compile_all(&self) -> usize {
         self.compile_lists() + self.brands().map(BrandRule::compile_models).sum::<usize>()
+    }
+
+    /// Every rule list but the brands' model tables, with the file it
+    /// comes from (an OS rule's version sub-list counts to `oss.yml`).
+    pub fn lists(&self) -> Vec<(&'static str, &FirstMatch)> {
+        let named: [(&'static str, &NamedList); 10] = [
+            ("bots.yml", &self.bots),
+            ("oss.yml", &self.oss),
+            ("client/browser_engine.yml", &self.engines),
+            ("client/feed_readers.yml", &self.feed_readers),
+            ("client/mobile_apps.yml", &self.mobile_apps),
+            ("client/mediaplayers.yml", &self.media_players),
+            ("client/pim.yml", &self.pim),
+            ("client/browsers.yml", &self.browsers),
+            ("client/libraries.yml", &self.libraries),
+            ("vendorfragments.yml", &self.vendor_fragments),
+        ];
+        let mut out = Vec::new();
+        for (file, n) in named {
+            out.push((file, &n.list));
+            for r in &n.rules {
+                if let Some((l, _)) = &r.versions {
+                    out.push((file, l));
+                }
+            }
+        }
+        for (file, d) in self.device_lists() {
+            out.push((file, &d.list));
+        }
+        out
+    }
+
+    /// The device files, in detection order.
+    pub fn device_lists(&self) -> [(&'static str, &DeviceList); 8] {
+        [
+            ("device/televisions.yml", &self.televisions),
+            ("device/shell_tv.yml", &self.shell_tv),
+            ("device/notebooks.yml", &self.notebooks),
+            ("device/consoles.yml", &self.consoles),
+            ("device/car_browsers.yml", &self.car_browsers),
+            ("device/cameras.yml", &self.cameras),
+            (
+                "device/portable_media_player.yml",
+                &self.portable_media_players,
+            ),
+            ("device/mobiles.yml", &self.mobiles),
+        ]
     }
 
     /// The brands of every device file (each with its model table).
@@ -613,4 +585,30 @@ pub fn check_dir(dir: &Path) -> Result<(), RulesError> {
             path: probe,
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compact form the build embeds says exactly what the vendored
+    /// YAML says, literals included.
+    #[test]
+    fn embedded_form_equals_the_vendored_yaml() {
+        let embedded = Source::Embedded.files().unwrap();
+        assert_eq!(embedded.len(), raw::FILE_KINDS.len());
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/device-detector/regexes");
+        for (name, kind) in raw::FILE_KINDS {
+            let text = std::fs::read_to_string(dir.join(name)).unwrap();
+            let mut yaml = raw::from_yaml(*kind, &text).unwrap();
+            for re in yaml.regexes_mut() {
+                re.literals = Some(raw::required_literals(&re.regex));
+            }
+            assert_eq!(
+                format!("{yaml:?}"),
+                format!("{:?}", embedded[*name]),
+                "{name}"
+            );
+        }
+    }
 }

@@ -10,11 +10,22 @@
 //! Roll-up and dictionary upkeep (free-text expiry, unused values, string
 //! expiry) therefore has nothing to do here and answers so truthfully.
 //!
-//! Not built yet (each answers [`StorageError::Internal`], so the HTTP
-//! layer logs it and answers 500; nothing pretends to work): the report
-//! reads (`hourly_totals`, `ranked`, `filtered`) and the free-text count
-//! behind `retention.free_text_min_visitors` (`common_free_text`). The
-//! configuration refuses settings that would need them at start.
+//! Reports: every read (`hourly_totals`, `ranked`, `filtered`,
+//! `conversions`) streams the site's raw events of the range from
+//! ClickHouse one UTC day at a time, in receipt order (`ts_ms`, then the
+//! collector's `seq`), and replays them through the embedded engine's own
+//! day state, visit engine and scan (`crate::store::replay`). Every answer
+//! is therefore the one the embedded store gives for the same events,
+//! down to visits, bounces and dwell; no SQL re-implements a visit. The
+//! cost grows with the events of the range (plus a day either side), as
+//! a filtered report's does in the embedded store; reports reach back as
+//! far as raw events are kept (`retention.raw_days`), since ClickHouse
+//! keeps no roll-ups.
+//!
+//! Not built (answers [`StorageError::Internal`], so the HTTP layer logs
+//! it and answers 500): the free-text count behind
+//! `retention.free_text_min_visitors` (`common_free_text`); the
+//! configuration refuses that setting at start.
 
 pub mod http;
 pub mod rows;
@@ -36,10 +47,13 @@ use self::schema::{Layout, MigrationError};
 use self::settings::ClickHouseConfig;
 use self::spool::{Spool, SpoolError};
 use self::writer::{Writer, WriterSettings};
+use crate::store::replay::{Replay, ReplayEvent};
+use crate::store::StoreError;
+
 use super::{
-    Dimension, ExpiryPlan, FilteredAnswer, FilteredQuery, FreeTextExpiry, FreeTextRowFact,
-    FreeTextVetted, PendingAck, Ranked, RollupExpiry, Storage, StorageError, StoredEventFact,
-    Totals, VacuumReport,
+    ConversionQuery, Conversions, Dimension, ExpiryPlan, FilteredAnswer, FilteredQuery,
+    FreeTextExpiry, FreeTextRowFact, FreeTextVetted, PendingAck, Ranked, RollupExpiry, Storage,
+    StorageError, StoredEventFact, Totals, VacuumReport,
 };
 
 pub use self::settings::PASSWORD_ENV;
@@ -76,6 +90,11 @@ pub struct OpenOptions {
     /// Where the spool goes when `clickhouse.spool_dir` is empty.
     pub data_dir: std::path::PathBuf,
     pub queue_capacity: usize,
+    /// Time zone per site (its local days in breakdowns); UTC otherwise.
+    pub site_timezones: HashMap<String, chrono_tz::Tz>,
+    /// The writer's bound for pings it times itself
+    /// (`server.max_engaged_seconds`), applied as reports replay them.
+    pub max_engaged_ms: u32,
 }
 
 /// A collector's connection to ClickHouse and its write path.
@@ -84,6 +103,8 @@ pub struct ClickHouseStorage {
     layout: Layout,
     writer: Writer,
     timeout: Duration,
+    site_timezones: HashMap<String, chrono_tz::Tz>,
+    max_engaged_ms: u32,
 }
 
 fn not_built(what: &str) -> StorageError {
@@ -160,6 +181,8 @@ impl ClickHouseStorage {
             layout,
             writer,
             timeout,
+            site_timezones: options.site_timezones.clone(),
+            max_engaged_ms: options.max_engaged_ms,
         })
     }
 
@@ -243,6 +266,58 @@ impl ClickHouseStorage {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// A replay of `site`'s raw events for the report code: it fetches a
+    /// UTC day's rows when the replay reaches that day (days without any
+    /// of the site's rows, known from one query, are not asked for).
+    fn replay(&self, site: &str) -> Result<Replay<'static>, StorageError> {
+        let events = self.layout.table("events");
+        let site_literal = literal(site);
+        let days = self.query(&format!(
+            "SELECT DISTINCT day FROM {events} WHERE site = {site_literal} FORMAT TabSeparated"
+        ))?;
+        let days: HashSet<String> = days
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let client = self.client.clone();
+        let fetch = move |day: NaiveDate| -> Result<Vec<ReplayEvent>, StoreError> {
+            let day = day.format("%Y-%m-%d").to_string();
+            if !days.contains(&day) {
+                return Ok(Vec::new());
+            }
+            let answer = client
+                .query(
+                    &format!(
+                        "SELECT {} FROM {events} WHERE site = {site_literal} AND day = '{day}' \
+                         ORDER BY ts_ms, seq FORMAT JSONEachRow",
+                        rows::REPLAY_COLUMNS
+                    ),
+                    &[("output_format_json_quote_64bit_integers", "0")],
+                )
+                .map_err(|e| StoreError::Replay {
+                    transient: e.is_transient(),
+                    message: e.to_string(),
+                })?;
+            answer
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|line| {
+                    rows::parse_replay_row(line).map_err(|e| StoreError::Replay {
+                        message: format!("event row of {day} from ClickHouse: {e}"),
+                        transient: false,
+                    })
+                })
+                .collect()
+        };
+        let tz = self
+            .site_timezones
+            .get(site)
+            .copied()
+            .unwrap_or(chrono_tz::Tz::UTC);
+        Ok(Replay::new(tz, self.max_engaged_ms, Box::new(fetch)))
     }
 
     fn audit_insert(&self, id: u64, json: &str) -> Result<(), StorageError> {
@@ -378,27 +453,37 @@ impl Storage for ClickHouseStorage {
 
     fn hourly_totals(
         &self,
-        _site: &str,
-        _from_ms: i64,
-        _to_ms: i64,
+        site: &str,
+        from_ms: i64,
+        to_ms: i64,
     ) -> Result<Vec<(i64, Totals)>, StorageError> {
-        Err(not_built("reading reports"))
+        Ok(self.replay(site)?.hourly_totals(from_ms, to_ms)?)
     }
 
     fn ranked(
         &self,
-        _site: &str,
-        _dim: Dimension,
-        _from: NaiveDate,
-        _to: NaiveDate,
-        _limit: usize,
-        _offset: usize,
+        site: &str,
+        dim: Dimension,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: usize,
+        offset: usize,
     ) -> Result<Ranked, StorageError> {
-        Err(not_built("reading reports"))
+        Ok(self.replay(site)?.ranked(dim, from, to, limit, offset)?)
     }
 
-    fn filtered(&self, _query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StorageError> {
-        Err(not_built("reading reports"))
+    fn filtered(&self, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StorageError> {
+        Ok(crate::store::replay::filtered(
+            self.replay(query.site)?,
+            query,
+        )?)
+    }
+
+    fn conversions(&self, query: &ConversionQuery<'_>) -> Result<Conversions, StorageError> {
+        Ok(crate::store::replay::conversions(
+            self.replay(query.site)?,
+            query,
+        )?)
     }
 
     fn days(&self) -> Result<Vec<(NaiveDate, u64)>, StorageError> {
@@ -582,5 +667,11 @@ pub fn open_from_config(config: &crate::config::Config) -> Result<ClickHouseStor
         config: config.clickhouse.clone(),
         data_dir: config.server.data_dir.clone(),
         queue_capacity: config.store.queue_capacity,
+        site_timezones: config
+            .sites
+            .iter()
+            .map(|s| (s.id.clone(), s.tz()))
+            .collect(),
+        max_engaged_ms: config.server.max_engaged_seconds.saturating_mul(1000),
     })
 }

@@ -1,11 +1,13 @@
 //! Events as ClickHouse rows (`JSONEachRow`, which servers from 2018 and
-//! today read alike; `serde_json` escapes every string, so no value can
-//! break out of its field).
+//! today read and write alike; `serde_json` escapes every string, so no
+//! value can break out of its field), and rows back as the events the
+//! report replay reads (`crate::store::replay`).
 
 use chrono::{DateTime, NaiveDate};
 use serde::Serialize;
 
 use crate::model::Event;
+use crate::store::replay::ReplayEvent;
 
 /// One row of the `events` table (see `schema.rs` for the columns).
 #[derive(Serialize)]
@@ -40,6 +42,11 @@ struct Row<'a> {
     plugins: u16,
     ip: String,
     batch: u64,
+    custom: u8,
+    custom_name: &'a str,
+    custom_props: String,
+    revenue_cents: i64,
+    seq: u64,
 }
 
 /// The UTC day an event belongs to (its partition).
@@ -53,9 +60,11 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Appends `event` as one JSON line with insert id `batch`.
-pub fn push_row(out: &mut Vec<u8>, event: &Event, batch: u64) {
+/// Appends `event` as one JSON line with insert id `batch`; `seq` orders
+/// it after the events this collector received before it.
+pub fn push_row(out: &mut Vec<u8>, event: &Event, batch: u64, seq: u64) {
     let d = &event.device;
+    let custom = event.custom.as_ref();
     let row = Row {
         day: utc_day(event.ts_ms).format("%Y-%m-%d").to_string(),
         site: &event.site,
@@ -87,6 +96,14 @@ pub fn push_row(out: &mut Vec<u8>, event: &Event, batch: u64) {
         plugins: event.plugins,
         ip: hex(&event.anon_ip.to_bytes()),
         batch,
+        custom: u8::from(custom.is_some()),
+        custom_name: custom.map_or("", |c| c.name.as_str()),
+        // pairs in the stored (key-sorted) order
+        custom_props: custom.map_or_else(String::new, |c| {
+            serde_json::to_string(&c.props).expect("pairs of strings serialize")
+        }),
+        revenue_cents: custom.map_or(0, |c| c.revenue_cents),
+        seq,
     };
     // Serializing plain strings and numbers into a Vec cannot fail.
     serde_json::to_writer(&mut *out, &row).expect("a row serializes");
@@ -102,4 +119,106 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+/// The columns the report replay reads, in [`StoredRow`]'s order.
+pub const REPLAY_COLUMNS: &str = "ts_ms, kind, visitor, pageview_id, url, title, \
+    referrer_kind, referrer_name, referrer_url, utm_source, utm_medium, utm_campaign, \
+    target, search_term, search_results, engaged_ms, device_type, device_brand, device_model, \
+    os, os_version, browser, browser_version, engine, engine_version, plugins, custom, \
+    custom_name, custom_props, revenue_cents";
+
+/// One row as `SELECT REPLAY_COLUMNS ... FORMAT JSONEachRow` gives it
+/// (64-bit integers unquoted: `output_format_json_quote_64bit_integers=0`).
+#[derive(serde::Deserialize)]
+struct StoredRow {
+    ts_ms: u64,
+    kind: u8,
+    visitor: u64,
+    pageview_id: u64,
+    url: String,
+    title: String,
+    referrer_kind: u8,
+    referrer_name: String,
+    referrer_url: String,
+    utm_source: String,
+    utm_medium: String,
+    utm_campaign: String,
+    target: String,
+    search_term: String,
+    search_results: Option<u32>,
+    engaged_ms: u32,
+    device_type: u8,
+    device_brand: String,
+    device_model: String,
+    os: String,
+    os_version: String,
+    browser: String,
+    browser_version: String,
+    engine: String,
+    engine_version: String,
+    plugins: u16,
+    custom: u8,
+    custom_name: String,
+    custom_props: String,
+    revenue_cents: i64,
+}
+
+/// Decodes one `JSONEachRow` line of [`REPLAY_COLUMNS`].
+pub fn parse_replay_row(line: &str) -> Result<ReplayEvent, String> {
+    use crate::model::{Campaign, Device, DeviceType, EventKind, Referrer, ReferrerType};
+    let r: StoredRow = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let kind = EventKind::from_u8(r.kind).ok_or_else(|| format!("event kind {}", r.kind))?;
+    let custom = if r.custom == 0 {
+        None
+    } else {
+        let props: Vec<(String, String)> = if r.custom_props.is_empty() {
+            Vec::new()
+        } else {
+            serde_json::from_str(&r.custom_props).map_err(|e| format!("custom_props: {e}"))?
+        };
+        Some(crate::goals::CustomEvent {
+            name: r.custom_name,
+            props,
+            revenue_cents: r.revenue_cents,
+        })
+    };
+    Ok(ReplayEvent {
+        ts_ms: i64::try_from(r.ts_ms).map_err(|_| format!("ts_ms {}", r.ts_ms))?,
+        kind,
+        visitor: r.visitor,
+        pageview_id: r.pageview_id,
+        url: r.url,
+        title: r.title,
+        referrer: Referrer {
+            kind: ReferrerType::from_u8(r.referrer_kind)
+                .ok_or_else(|| format!("referrer kind {}", r.referrer_kind))?,
+            name: r.referrer_name,
+            url: r.referrer_url,
+        },
+        campaign: Campaign {
+            source: r.utm_source,
+            medium: r.utm_medium,
+            campaign: r.utm_campaign,
+        },
+        target: r.target,
+        search_term: r.search_term,
+        search_results: r.search_results,
+        engaged_ms: r.engaged_ms,
+        device: Device {
+            device_type: DeviceType::from_u8(r.device_type)
+                .ok_or_else(|| format!("device type {}", r.device_type))?,
+            brand: r.device_brand,
+            model: r.device_model,
+            os: r.os,
+            os_version: r.os_version,
+            browser: r.browser,
+            browser_version: r.browser_version,
+            engine: r.engine,
+            engine_version: r.engine_version,
+            bot: false,
+        },
+        plugins: r.plugins,
+        custom,
+    })
 }

@@ -15,6 +15,12 @@
 //!   (`ReplacingMergeTree`; reads take the newest with `argMax`).
 //! - `schema_migrations`: which migrations ran, replicated like `audit`.
 //!
+//! Version 2 adds to `events` what goal reports need and the ordering the
+//! report replay reads rows in: `custom` (1 for a custom event), its
+//! `custom_name`, `custom_props` (the declared properties as a JSON array
+//! of `[key, value]` pairs) and `revenue_cents`, and `seq`, the receiving
+//! collector's running number (rows of one millisecond are read in it).
+//!
 //! Every statement is idempotent (`IF NOT EXISTS`), so two collectors that
 //! start at once both run them without harm; a migration is recorded once
 //! it ran. A database migrated by a newer sparsam is refused.
@@ -22,7 +28,7 @@
 use super::http::{Client, HttpError};
 
 /// The newest schema version this build knows.
-pub const LATEST_VERSION: u32 = 1;
+pub const LATEST_VERSION: u32 = 2;
 
 /// Where the tables are and whether they are replicated.
 #[derive(Clone, Debug)]
@@ -32,9 +38,10 @@ pub struct Layout {
     pub cluster: String,
 }
 
-/// Columns of an event row: exactly what the embedded store keeps of an
-/// event (its codec), plus `day` (the partition) and `batch` (the insert
-/// id that makes every insert block unique, see `writer.rs`). The address
+/// Columns of an event row as version 1 made them: what the embedded
+/// store keeps of an event (its codec), plus `day` (the partition) and
+/// `batch` (the insert id that makes every insert block unique, see
+/// `writer.rs`); version 2 adds the custom-event columns and `seq`. The address
 /// is the shortened network as `AnonIp::to_bytes` gives it, in hex.
 const EVENT_COLUMNS: &str = "
     day Date,
@@ -143,6 +150,17 @@ impl Layout {
         ]
     }
 
+    /// The `Distributed` table over every server's `events_local`.
+    fn distributed_events(&self) -> String {
+        let db = &self.database;
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.events{on} AS {db}.events_local \
+             ENGINE = Distributed({cluster}, {db}, events_local, cityHash64(site, visitor))",
+            on = self.on_cluster(),
+            cluster = self.cluster
+        )
+    }
+
     /// Statements of migration `version`.
     fn migration(&self, version: u32) -> Vec<String> {
         let db = &self.database;
@@ -157,12 +175,7 @@ impl Layout {
                          SETTINGS replicated_deduplication_window = {DEDUP_WINDOW}",
                         on = self.on_cluster()
                     ));
-                    statements.push(format!(
-                        "CREATE TABLE IF NOT EXISTS {db}.events{on} AS {db}.events_local \
-                         ENGINE = Distributed({cluster}, {db}, events_local, cityHash64(site, visitor))",
-                        on = self.on_cluster(),
-                        cluster = self.cluster
-                    ));
+                    statements.push(self.distributed_events());
                 } else {
                     statements.push(format!(
                         "CREATE TABLE IF NOT EXISTS {db}.events ({EVENT_COLUMNS}) \
@@ -225,6 +238,31 @@ pub fn migrate(client: &Client, layout: &Layout, now_ms: i64) -> Result<u32, Mig
         for statement in layout.migration(version) {
             client.query(&statement, &[])?;
         }
+        if version == 2 {
+            // custom events (goals and funnels count them) and the
+            // receipt order of one millisecond's events
+            add_columns(client, layout, layout.events_local(), VERSION_2_COLUMNS)?;
+            if layout.is_cluster() {
+                // 18.16 refuses ALTER ON CLUSTER of a Distributed table over
+                // replicated shards; it holds no rows (inserts are
+                // synchronous), so it is made again with the new columns
+                let columns = table_columns(client, layout, "events")?;
+                if VERSION_2_COLUMNS
+                    .iter()
+                    .any(|(name, _)| !columns.iter().any(|c| c == name))
+                {
+                    client.query(
+                        &format!(
+                            "DROP TABLE IF EXISTS {}{}",
+                            layout.table("events"),
+                            layout.on_cluster()
+                        ),
+                        &[],
+                    )?;
+                    client.query(&layout.distributed_events(), &[])?;
+                }
+            }
+        }
         client.query(
             &format!(
                 "INSERT INTO {} (version, applied_ms) VALUES ({version}, {})",
@@ -236,4 +274,70 @@ pub fn migrate(client: &Client, layout: &Layout, now_ms: i64) -> Result<u32, Mig
         tracing::info!(version, database = %layout.database, "ClickHouse schema migrated");
     }
     Ok(found)
+}
+
+/// Columns version 2 adds to the event tables.
+const VERSION_2_COLUMNS: &[(&str, &str)] = &[
+    ("custom", "UInt8 DEFAULT 0"),
+    ("custom_name", "String DEFAULT ''"),
+    ("custom_props", "String DEFAULT ''"),
+    ("revenue_cents", "Int64 DEFAULT 0"),
+    ("seq", "UInt64 DEFAULT 0"),
+];
+
+/// Adds the `columns` that `table` lacks. Servers from 2018 know no
+/// `ADD COLUMN IF NOT EXISTS`, so the table's columns are looked up first;
+/// when another collector added them in between and the `ALTER` fails, it
+/// is enough that they are all there afterwards.
+fn add_columns(
+    client: &Client,
+    layout: &Layout,
+    table: &str,
+    columns: &[(&str, &str)],
+) -> Result<(), MigrationError> {
+    let missing = |client: &Client| -> Result<Vec<(&str, &str)>, MigrationError> {
+        let present = table_columns(client, layout, table)?;
+        Ok(columns
+            .iter()
+            .filter(|(name, _)| !present.iter().any(|p| p == name))
+            .copied()
+            .collect())
+    };
+    let todo = missing(client)?;
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let adds: Vec<String> = todo
+        .iter()
+        .map(|(name, ty)| format!("ADD COLUMN {name} {ty}"))
+        .collect();
+    let alter = format!(
+        "ALTER TABLE {}.{table}{} {}",
+        layout.database,
+        layout.on_cluster(),
+        adds.join(", ")
+    );
+    if let Err(e) = client.query(&alter, &[]) {
+        if !missing(client)?.is_empty() {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// The column names of `table` on the server asked.
+fn table_columns(
+    client: &Client,
+    layout: &Layout,
+    table: &str,
+) -> Result<Vec<String>, MigrationError> {
+    let present = client.query(
+        &format!(
+            "SELECT name FROM system.columns WHERE database = '{}' AND table = '{table}' \
+             FORMAT TabSeparated",
+            layout.database
+        ),
+        &[],
+    )?;
+    Ok(present.lines().map(str::to_owned).collect())
 }

@@ -203,6 +203,24 @@ fn report_backlog(spool: &Spool) {
 }
 
 /// A random insert id (never 0, so an id is always set).
+/// Reserves `n` numbers of the collector's receipt sequence: rows of one
+/// receipt millisecond are read back in this order, the order the
+/// embedded store's writer would have taken them in. It starts from the
+/// system clock in microseconds, so a restarted collector goes on above
+/// the numbers it gave before.
+fn next_seqs(n: u64) -> u64 {
+    use std::sync::atomic::AtomicU64;
+    use std::sync::OnceLock;
+    static NEXT: OnceLock<AtomicU64> = OnceLock::new();
+    NEXT.get_or_init(|| {
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        AtomicU64::new(u64::try_from(micros).unwrap_or(0))
+    })
+    .fetch_add(n, Ordering::Relaxed)
+}
+
 fn batch_id() -> Result<u64, String> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for an insert id: {e}"))?;
@@ -263,16 +281,19 @@ fn spool_events(
     spool: &Spool,
     batch_rows: usize,
 ) -> Result<(), StorageError> {
-    events.sort_by_key(|e| utc_day(e.ts_ms));
+    // numbered in the order received, before they are cut by day
+    let first_seq = next_seqs(events.len() as u64);
+    let mut events: Vec<(u64, Event)> = (first_seq..).zip(events.drain(..)).collect();
+    events.sort_by_key(|(_, e)| utc_day(e.ts_ms));
     let mut bodies: Vec<(u64, NaiveDate, u64, Vec<u8>)> = Vec::new();
-    for day_events in events.chunk_by(|a, b| utc_day(a.ts_ms) == utc_day(b.ts_ms)) {
+    for day_events in events.chunk_by(|(_, a), (_, b)| utc_day(a.ts_ms) == utc_day(b.ts_ms)) {
         for chunk in day_events.chunks(batch_rows.max(1)) {
             let id = batch_id().map_err(StorageError::Internal)?;
             let mut body = Vec::with_capacity(chunk.len() * 400);
-            for event in chunk {
-                push_row(&mut body, event, id);
+            for (seq, event) in chunk {
+                push_row(&mut body, event, id, *seq);
             }
-            bodies.push((id, utc_day(chunk[0].ts_ms), chunk.len() as u64, body));
+            bodies.push((id, utc_day(chunk[0].1.ts_ms), chunk.len() as u64, body));
         }
     }
     let total: u64 = bodies.iter().map(|b| b.3.len() as u64).sum();
