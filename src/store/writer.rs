@@ -165,9 +165,7 @@ impl Writer {
         let join = std::thread::Builder::new()
             .name("sparsam-store-writer".into())
             .spawn(move || {
-                let folding = Folding {
-                    unfolded_since: None,
-                };
+                let folding = Folding::default();
                 run(thread_store, opts, rx, memory, folding)
             })
             .map_err(StoreError::Spawn)?;
@@ -482,10 +480,33 @@ fn recover(store: &Store, opts: &WriterOptions) -> Result<WriterState, StoreErro
 }
 
 /// Where the folding of held roll-ups stands.
+#[derive(Default)]
 struct Folding {
     /// When the oldest roll-up change held in memory was committed.
     unfolded_since: Option<Instant>,
+    /// After a failed fold (a full disk, say), no attempt before this
+    /// moment, and whether that failure came from the disk. A due fold is
+    /// otherwise tried again at once, and each failure reopens the store:
+    /// the writer would spin on a disk that stays full.
+    retry_after_failure: Option<(Instant, bool)>,
 }
+
+impl Folding {
+    /// When the writer has to wake up for the next fold, if anything is
+    /// held: the fold interval after the oldest held change, and not
+    /// before the retry after a failure.
+    fn due(&self, interval: Duration) -> Option<Instant> {
+        let since = self.unfolded_since?;
+        let due = since + interval;
+        Some(match self.retry_after_failure {
+            Some((retry, _)) => due.max(retry),
+            None => due,
+        })
+    }
+}
+
+/// Least time between two attempts to fold after one failed.
+const FOLD_RETRY: Duration = Duration::from_secs(1);
 
 fn run(
     store: Arc<Store>,
@@ -523,7 +544,7 @@ fn run(
         if maintenance.is_empty()
             && last_seal.elapsed() >= SEAL_EVERY
             // sealing reads the roll-up rows: they must all be there
-            && fold(&store, &mut folding)
+            && fold(&store, &mut folding).is_ok()
         {
             // idle: seal until done or requests come; busy (a bulk load):
             // one chunk between batches, so the open rows stay few
@@ -539,16 +560,16 @@ fn run(
         if maintenance.is_empty() && !closed {
             // nothing in progress: wait for work, or until held roll-ups
             // are due
-            match (folding.unfolded_since, &timer) {
-                (Some(since), Some(timer)) => {
-                    let left = opts.rollup_fold_interval.saturating_sub(since.elapsed());
+            match (folding.due(opts.rollup_fold_interval), &timer) {
+                (Some(due), Some(timer)) => {
+                    let left = due.saturating_duration_since(Instant::now());
                     let got = timer.block_on(async {
                         tokio::time::timeout(left, rx.recv_many(&mut received, max_batch)).await
                     });
                     match got {
                         Ok(n) => closed = n == 0,
                         Err(_) => {
-                            fold(&store, &mut folding);
+                            let _ = fold(&store, &mut folding);
                         }
                     }
                 }
@@ -581,16 +602,14 @@ fn run(
                 || rows >= opts.rollup_max_rows
                 || since.elapsed() >= opts.rollup_fold_interval
             {
-                fold(&store, &mut folding);
+                let _ = fold(&store, &mut folding);
             }
         }
         if let Some(next) = maintenance.pop_front() {
             // every step sees (and may change) the roll-up rows and the
             // watermarks as if each batch had written its own
-            if !fold(&store, &mut folding) {
-                next.refuse(StoreError::Invariant(
-                    "held roll-ups could not be folded before a maintenance step (see the log)",
-                ));
+            if let Err(e) = fold(&store, &mut folding) {
+                next.refuse(e);
                 continue;
             }
             let kind = next.kind();
@@ -609,9 +628,11 @@ fn run(
             }
         }
         if closed && maintenance.is_empty() {
-            // closed and drained: fold, and leave closed days sealed for
-            // the next start
-            if fold(&store, &mut folding) {
+            // closed and drained: fold (one last attempt even right after
+            // a failure; what stays held is replayed at the next start),
+            // and leave closed days sealed for the next start
+            folding.retry_after_failure = None;
+            if fold(&store, &mut folding).is_ok() {
                 seal(&store, &opts, || false, usize::MAX);
             }
             break;
@@ -620,12 +641,24 @@ fn run(
 }
 
 /// Folds the roll-up changes held in memory into the tables (see
-/// `super::open_rollups`). False when that failed (logged; they stay
-/// held for the next attempt).
-fn fold(store: &Store, folding: &mut Folding) -> bool {
+/// `super::open_rollups`). On failure (logged) they stay held for the
+/// next attempt, at least [`FOLD_RETRY`] later; until then this fails at
+/// once, with [`StoreError::Unavailable`] when the failure was the disk's
+/// (a maintenance step refused with it answers "retry later").
+fn fold(store: &Store, folding: &mut Folding) -> Result<(), StoreError> {
     if store.open_rollups.is_empty() {
         folding.unfolded_since = None;
-        return true;
+        folding.retry_after_failure = None;
+        return Ok(());
+    }
+    if let Some((retry, disk)) = folding.retry_after_failure {
+        if Instant::now() < retry {
+            return Err(if disk {
+                StoreError::Unavailable
+            } else {
+                StoreError::Invariant("held roll-ups could not be folded (see the log)")
+            });
+        }
     }
     let started = Instant::now();
     let folded = store.db().and_then(|db| store.open_rollups.fold(&db));
@@ -637,12 +670,14 @@ fn fold(store: &Store, folding: &mut Folding) -> bool {
                 "roll-ups folded"
             );
             folding.unfolded_since = None;
-            true
+            folding.retry_after_failure = None;
+            Ok(())
         }
         Err(e) => {
             tracing::error!(error = %e, "folding the held roll-ups failed; will retry");
+            folding.retry_after_failure = Some((Instant::now() + FOLD_RETRY, e.is_io()));
             super::reopen::after_failed_write(store, &e);
-            false
+            Err(e)
         }
     }
 }
