@@ -792,9 +792,9 @@ mod tests {
     fn full_queue_is_reported_while_writer_is_blocked() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap());
-        // Hold the write lock so the writer blocks in begin_write.
-        let blocker = store.db().unwrap().begin_write().unwrap();
         let cap = 2;
+        // spawned first: its start-up (the replay of unfolded roll-ups)
+        // writes before the thread starts
         let handle = Writer::spawn(
             store.clone(),
             WriterOptions {
@@ -804,6 +804,8 @@ mod tests {
             },
         )
         .unwrap();
+        // Hold the write lock so the writer blocks in begin_write.
+        let blocker = store.db().unwrap().begin_write().unwrap();
         // The writer can take at most one receive round (≤ cap requests)
         // before it blocks, and the queue holds cap more.
         let mut accepted = Vec::new();
