@@ -187,6 +187,9 @@ pub fn writer_options(config: &Config) -> WriterOptions {
     WriterOptions {
         queue_capacity: config.store.queue_capacity,
         max_batch: config.store.max_batch,
+        rollup_fold_interval: config.store.rollup_fold_interval,
+        rollup_fold_events: config.store.rollup_fold_events,
+        rollup_max_rows: config.store.rollup_max_rows,
         max_engaged_ms: config.server.max_engaged_seconds.saturating_mul(1000),
         discard_events: crate::store::writer::discard_events_from_env(
             config.server.listen.ip().is_loopback(),

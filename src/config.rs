@@ -326,6 +326,17 @@ pub struct StoreConfig {
     /// Events one site may add per UTC day; past it, events are dropped
     /// (this bounds the writer's memory per open day).
     pub max_events_per_site_day: u64,
+    /// Longest time the roll-up changes of committed events are held in
+    /// the writer's memory before they are folded into the roll-up
+    /// tables, from whole seconds in the file.
+    #[serde(rename = "rollup_fold_secs", deserialize_with = "whole_seconds")]
+    pub rollup_fold_interval: Duration,
+    /// Most committed events whose roll-up changes are held in memory
+    /// (what a start-up after a crash replays at most).
+    pub rollup_fold_events: u64,
+    /// Most roll-up rows (hours and dimension values) held in memory; past
+    /// it they are folded early.
+    pub rollup_max_rows: usize,
 }
 
 impl Default for StoreConfig {
@@ -338,6 +349,9 @@ impl Default for StoreConfig {
             ua_cache_entries: 10_000,
             max_new_strings_per_site_day: 100_000,
             max_events_per_site_day: 2_000_000,
+            rollup_fold_interval: Duration::from_secs(1),
+            rollup_fold_events: 50_000,
+            rollup_max_rows: 200_000,
         }
     }
 }
@@ -764,6 +778,20 @@ impl Config {
                 "store.max_events_per_site_day",
                 "must be at least 1",
             ));
+        }
+        if self.store.rollup_fold_interval.is_zero()
+            || self.store.rollup_fold_interval > Duration::from_secs(3600)
+        {
+            return Err(invalid(
+                "store.rollup_fold_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.store.rollup_fold_events == 0 {
+            return Err(invalid("store.rollup_fold_events", "must be at least 1"));
+        }
+        if self.store.rollup_max_rows < 1000 {
+            return Err(invalid("store.rollup_max_rows", "must be at least 1000"));
         }
 
         if !self.auth.admin_token.is_empty() && self.auth.admin_token.len() < 16 {

@@ -1,7 +1,10 @@
 //! Writing one batch of events inside the writer's transaction: intern
 //! their strings, run them through the per-day state machine
-//! ([`super::state`]), append them to their day's block, and add the
-//! resulting roll-up changes to `hourly` and `dims_open`.
+//! ([`super::state`]), append them to their day's block, and hand back the
+//! resulting roll-up changes (resolved to roll-up value ids), which the
+//! writer holds until it folds them ([`super::open_rollups`]). The same
+//! state machine replays, at start-up, the events a crash left unfolded
+//! ([`WriterState::recover`]).
 //!
 //! [`WriterState`] is everything the writer thread keeps in memory between
 //! batches (day states, dictionary caches). It holds only what is already
@@ -22,13 +25,14 @@ use super::codec::{
     campaign_key, device_key, props_key, referrer_key, text_key, CustomRef, Interned, RawEvent,
 };
 use super::dict::{resolve_raw, DimInterner, DimTables, RawInterner, RawTables};
+use super::open_rollups::RollupDelta;
 use super::rollup::{
-    add_signed, campaign_values, decode_signed, decode_totals, device_values, encode_signed,
-    encode_totals, referrer_values, Dimension, Totals, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
+    add_signed, campaign_values, device_values, referrer_values, Dimension, CAMPAIGN_DIMS,
+    DEVICE_DIMS, REFERRER_DIMS,
 };
 use super::schema::{
-    self, BlockKey, DimKey, HourKey, DAY_COUNTS, DIMS_OPEN, DIM_VALUES, DIM_VALUE_IDS, HOURLY,
-    META, META_NEXT_DIM_VALUE, META_NEXT_STRING, STRINGS, STRING_IDS,
+    self, BlockKey, DAY_COUNTS, DIM_VALUES, DIM_VALUE_IDS, META, META_NEXT_DIM_VALUE,
+    META_NEXT_STRING, STRINGS, STRING_IDS,
 };
 use super::state::{CounterField, DayState, Group, InternedEvent, Sink, TotalField};
 
@@ -84,6 +88,13 @@ pub(crate) fn local_day(tz: Tz, ts_ms: i64) -> i32 {
         Some(t) => schema::day_number(t.date_naive()),
         None => schema::day_number(schema::utc_day(ts_ms)),
     }
+}
+
+/// What a batch leaves for the next fold: its roll-up changes and the
+/// day counts they bring the roll-ups to.
+pub(crate) struct BatchRollups {
+    pub delta: RollupDelta,
+    pub counts: Vec<(i32, String, u64)>,
 }
 
 /// Roll-up changes of one batch, keyed by raw dictionary ids.
@@ -313,6 +324,96 @@ impl WriterState {
         Ok(id)
     }
 
+    /// Brings the roll-up tables up to the stored events after a crash:
+    /// the events of each (UTC day, site) past its watermark (committed,
+    /// not folded when the process died) are replayed through the visit
+    /// engine, from the day's blocks, and what they add is written with
+    /// new watermarks in one durable transaction. Returns the events
+    /// replayed. Runs on the writer thread before the first batch.
+    pub(crate) fn recover(
+        &mut self,
+        store: &super::Store,
+        opts: &super::WriterOptions,
+    ) -> Result<u64, StoreError> {
+        let db = store.db()?;
+        let mut txn = db.begin_write()?;
+        txn.set_durability(redb::Durability::Immediate)?;
+        self.init(&txn)?;
+        let todo = super::open_rollups::unfolded_days(&txn)?;
+        let mut replayed = 0u64;
+        let mut deltas = Deltas::default();
+        let mut marks = super::open_rollups::Watermarks::new();
+        {
+            let mut tables = DayTables::new(&txn);
+            for (day, site_name, folded, count) in &todo {
+                let site = self.site_id(site_name)?;
+                let tz = opts
+                    .site_timezones
+                    .get(site_name)
+                    .copied()
+                    .unwrap_or(Tz::UTC);
+                let days = LocalDays::new(tz);
+                let local = |ts: i64| days.day(ts);
+                // the day before, whole, for visits across midnight
+                let prev = if tables.existed(day.saturating_sub(1))? {
+                    let t = tables.open(day.saturating_sub(1))?;
+                    Some(DayState::load(
+                        &*t,
+                        site_name,
+                        None,
+                        &local,
+                        opts.max_engaged_ms,
+                    )?)
+                } else {
+                    None
+                };
+                if !tables.existed(*day)? {
+                    continue;
+                }
+                let t = tables.open(*day)?;
+                DayState::replay(
+                    &*t,
+                    site_name,
+                    prev.as_ref(),
+                    &local,
+                    opts.max_engaged_ms,
+                    (
+                        *folded,
+                        &mut SiteSink {
+                            site,
+                            deltas: &mut deltas,
+                        },
+                    ),
+                )?;
+                replayed += count - folded;
+                marks.insert((*day, site_name.clone()), *count);
+            }
+        }
+        if todo.is_empty() {
+            // nothing to replay; a store from before watermarks got them
+            txn.commit()?;
+            return Ok(0);
+        }
+        let delta = {
+            let raw_t = RawTables {
+                strings: txn.open_table(STRINGS)?,
+                ids: txn.open_table(STRING_IDS)?,
+            };
+            let mut dim_t = DimTables {
+                values: txn.open_table(DIM_VALUES)?,
+                ids: txn.open_table(DIM_VALUE_IDS)?,
+            };
+            self.resolve_deltas(deltas, &raw_t, &mut dim_t)?
+        };
+        delta.write(&txn)?;
+        super::open_rollups::write_watermarks(&txn, &marks)?;
+        if let Some(n) = self.dims.take_next() {
+            txn.open_table(META)?.insert(META_NEXT_DIM_VALUE, n)?;
+        }
+        txn.commit()?;
+        Ok(replayed)
+    }
+
     /// Rebuilds the states of yesterday and today (UTC) for every
     /// configured site ahead of the first batch, so that the first hits
     /// after a start do not wait for it.
@@ -352,13 +453,15 @@ impl WriterState {
     /// Writes `events` (any order; processed in time order) in `txn`:
     /// each event's strings interned, its day's state stepped (roll-up
     /// changes collected in [`Deltas`]) and the event appended to the
-    /// day's tail block; then the tails, day counts and roll-ups written.
+    /// day's tail block; then the tails and day counts written. The
+    /// roll-up changes are returned, not written: once `txn` commits they
+    /// go to [`super::open_rollups::OpenRollups`] until the next fold.
     pub(crate) fn apply_batch(
         &mut self,
         txn: &WriteTransaction,
         mut events: Vec<&Event>,
         opts: &super::WriterOptions,
-    ) -> Result<(), StoreError> {
+    ) -> Result<BatchRollups, StoreError> {
         self.init(txn)?;
         let mut raw_t = RawTables {
             strings: txn.open_table(STRINGS)?,
@@ -429,15 +532,16 @@ impl WriterState {
             }
             touched.push((site, day));
         }
-        self.write_tails_and_counts(txn, &mut tables, touched)?;
+        let counts = self.write_tails_and_counts(txn, &mut tables, touched)?;
         drop(tables);
 
-        // ---- roll-ups
+        // ---- roll-ups: resolved to value ids (new values interned now,
+        // with the batch), written by the next fold
         let mut dim_t = DimTables {
             values: txn.open_table(DIM_VALUES)?,
             ids: txn.open_table(DIM_VALUE_IDS)?,
         };
-        self.apply_deltas(txn, deltas, &raw_t, &mut dim_t)?;
+        let delta = self.resolve_deltas(deltas, &raw_t, &mut dim_t)?;
         drop(raw_t);
         drop(dim_t);
         {
@@ -450,7 +554,7 @@ impl WriterState {
             }
         }
         self.evict();
-        Ok(())
+        Ok(BatchRollups { delta, counts })
     }
 
     /// Makes sure the states of `day` and of the day before (for visits
@@ -560,14 +664,16 @@ impl WriterState {
     }
 
     /// Writes the tail block and the event count of every day `touched`.
+    /// Returns the new count of each (UTC day, site) that got events.
     fn write_tails_and_counts(
         &mut self,
         txn: &WriteTransaction,
         tables: &mut DayTables<'_>,
         mut touched: Vec<(u16, i32)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<(i32, String, u64)>, StoreError> {
         touched.sort_unstable();
         touched.dedup();
+        let mut out = Vec::with_capacity(touched.len());
         let mut counts = txn.open_table(DAY_COUNTS)?;
         for key in &touched {
             let site = &self.sites[usize::from(key.0)];
@@ -584,10 +690,11 @@ impl WriterState {
                 let k = (key.1, site.as_str());
                 let old = counts.get(k)?.map_or(0, |v| v.value());
                 counts.insert(k, old + st.added)?;
+                out.push((key.1, site.clone(), old + st.added));
                 st.added = 0;
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Drops day states that are neither among the newest two days of
@@ -655,27 +762,26 @@ impl WriterState {
         Ok(d)
     }
 
-    fn apply_deltas(
+    /// Turns the changes of a batch (keyed by raw dictionary ids) into
+    /// roll-up rows (keyed by roll-up value ids, new values interned in
+    /// `dim_t`); what a fold later adds to `hourly` and `dims_open`.
+    fn resolve_deltas(
         &mut self,
-        txn: &WriteTransaction,
         deltas: Deltas,
         raw_t: &RawTables<'_>,
         dim_t: &mut DimTables<'_>,
-    ) -> Result<(), StoreError> {
-        let mut hourly = txn.open_table(HOURLY)?;
+    ) -> Result<RollupDelta, StoreError> {
+        let mut out = RollupDelta::default();
         for ((site, hour), d) in deltas.hourly {
-            let key: HourKey = (&self.sites[usize::from(site)], hour);
-            let old = match hourly.get(key)? {
-                Some(v) => decode_totals(v.value())?,
-                None => Totals::default(),
-            };
-            let mut a = old.as_array();
-            for (x, dx) in a.iter_mut().zip(d) {
-                *x = x.saturating_add_signed(dx);
+            let x = out
+                .site(&self.sites[usize::from(site)])
+                .hourly
+                .entry(hour)
+                .or_default();
+            for (a, b) in x.iter_mut().zip(d) {
+                *a += b;
             }
-            hourly.insert(key, encode_totals(&Totals::from_array(a)).as_slice())?;
         }
-        drop(hourly);
 
         let mut rows: HashMap<(u16, Dimension, i32, u32), [i64; 3]> = HashMap::new();
         let mismatch = |raw: u32| {
@@ -727,7 +833,6 @@ impl WriterState {
                 },
             }
         }
-        let mut dims = txn.open_table(DIMS_OPEN)?;
         for ((site, dim, day, id), d) in rows {
             if d == [0; 3] {
                 continue;
@@ -735,19 +840,14 @@ impl WriterState {
             if let Some(used) = &mut self.used_values {
                 used.insert(id);
             }
-            let key: DimKey = (&self.sites[usize::from(site)], dim as u8, day, id);
-            let mut new = match dims.get(key)? {
-                Some(v) => decode_signed(v.value())?,
-                None => [0; 3],
-            };
-            add_signed(&mut new, d);
-            if new == [0; 3] {
-                dims.remove(key)?;
-            } else {
-                dims.insert(key, encode_signed(new).as_slice())?;
-            }
+            let x = out
+                .site(&self.sites[usize::from(site)])
+                .dims
+                .entry((dim as u8, day, id))
+                .or_default();
+            add_signed(x, d);
         }
-        Ok(())
+        Ok(out)
     }
 }
 

@@ -129,6 +129,23 @@ impl Maintenance {
         }
     }
 
+    /// Answers the command with `error` without running it.
+    pub(crate) fn refuse(self, error: StoreError) {
+        // the caller may have gone away (shutdown)
+        match self {
+            Maintenance::DropDay { reply, .. }
+            | Maintenance::TrimDay { reply, .. }
+            | Maintenance::ExpireStringChunk { reply, .. }
+            | Maintenance::DeleteRollupValues { reply, .. } => drop(reply.send(Err(error))),
+            Maintenance::ExpireRollups { reply, .. } => drop(reply.send(Err(error))),
+            Maintenance::InternRollupValues { reply, .. } => drop(reply.send(Err(error))),
+            Maintenance::ApplyFreeTextCut { reply, .. } => drop(reply.send(Err(error))),
+            Maintenance::SetFreeTextVetted { reply, .. }
+            | Maintenance::TrackRollupValues { reply, .. } => drop(reply.send(Err(error))),
+            Maintenance::VacuumSwap { reply, .. } => drop(reply.send(Err(error))),
+        }
+    }
+
     /// Runs one short durable step. Returns the command again when there
     /// is more to do; otherwise it has answered its caller. The writer's
     /// memory forgets what the step changed; after a failure it forgets

@@ -18,6 +18,7 @@ pub mod codec;
 mod commands;
 pub(crate) mod conversions;
 pub mod dict;
+mod open_rollups;
 mod reopen;
 pub mod replay;
 pub mod rollup;
@@ -524,6 +525,9 @@ pub struct Store {
     db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
     opts: StoreOptions,
+    /// Committed roll-up changes the writer has not folded into the
+    /// tables yet; readers add them (see [`open_rollups`]).
+    open_rollups: open_rollups::OpenRollups,
 }
 
 impl Store {
@@ -535,6 +539,7 @@ impl Store {
             db: RwLock::new(Some(Arc::new(db))),
             path,
             opts: opts.clone(),
+            open_rollups: open_rollups::OpenRollups::default(),
         };
         store.check_schema()?;
         Ok(store)
@@ -681,12 +686,17 @@ impl Store {
                     .collect::<Result<_, _>>()?;
                 for s in &keys {
                     counts.remove((n, s.as_str()))?;
+                    open_rollups::set_watermark(&txn, n, s, None)?;
                     any = true;
                 }
             } else {
+                // the writer folded the roll-ups before this step: they
+                // include every event the day keeps
                 for (site, m) in &removed {
                     let old = counts.get((n, site.as_str()))?.map_or(0, |v| v.value());
-                    counts.insert((n, site.as_str()), old.saturating_sub(*m))?;
+                    let kept = old.saturating_sub(*m);
+                    counts.insert((n, site.as_str()), kept)?;
+                    open_rollups::set_watermark(&txn, n, site, Some(kept))?;
                 }
             }
         }
@@ -800,14 +810,25 @@ impl Store {
         if from_h >= to_h {
             return Ok(out);
         }
-        let txn = self.db()?.begin_read()?;
-        let Some(t) = open_optional(&txn, HOURLY)? else {
-            return Ok(out);
+        let (txn, held) = {
+            // the read transaction and the held changes as of one moment
+            let held = self.open_rollups.read();
+            let txn = self.db()?.begin_read()?;
+            (txn, open_rollups::held_hours(&held, site, from_h, to_h))
         };
-        for row in t.range((site, from_h)..(site, to_h))? {
-            let (k, v) = row?;
-            out.push((k.value().1, rollup::decode_totals(v.value())?));
+        let mut rows: std::collections::BTreeMap<i64, Totals> = Default::default();
+        if let Some(t) = open_optional(&txn, HOURLY)? {
+            for row in t.range((site, from_h)..(site, to_h))? {
+                let (k, v) = row?;
+                rows.insert(k.value().1, rollup::decode_totals(v.value())?);
+            }
         }
+        // as the fold will: the change applied to the stored totals
+        for (hour, delta) in held {
+            let t = rows.entry(hour).or_default();
+            *t = open_rollups::add_hour(*t, &delta);
+        }
+        out.extend(rows);
         Ok(out)
     }
 
@@ -871,8 +892,17 @@ impl Store {
         limit: usize,
         offset: usize,
     ) -> Result<Ranked, StoreError> {
-        let txn = self.db()?.begin_read()?;
-        let acc = Self::dim_counts(&txn, site, dim, from, to)?;
+        let (txn, held) = {
+            // the read transaction and the held changes as of one moment
+            let held = self.open_rollups.read();
+            let txn = self.db()?.begin_read()?;
+            let (a, b) = (schema::day_number(from), schema::day_number(to));
+            (txn, open_rollups::held_dims(&held, site, dim, a, b))
+        };
+        let mut acc = Self::dim_counts(&txn, site, dim, from, to)?;
+        for (id, c) in held {
+            rollup::add_signed(acc.entry(id).or_default(), c);
+        }
         let by = dim.sort_by();
         let mut rows: Vec<(u32, Counters)> = acc
             .into_iter()

@@ -21,6 +21,7 @@
 //! | `strings`         | id: u32 (from 1)    | bound (ivarint ms) + tagged bytes |
 //! | `string_ids`      | tagged bytes        | id: u32 |
 //! | `day_counts`      | (day: i32, site)    | events: u64 |
+//! | `rollup_folded`   | (day: i32, site)    | events the roll-ups include: u64 |
 //!
 //! Aggregates hold no addresses or visitor values and have their own
 //! retention, except for free text in dimension values (search terms, URL
@@ -43,6 +44,11 @@
 //! packed values per dimension instead of hundreds of thousands of rows.
 //! Rows that arrive for a sealed day later (log import) stay in
 //! `dims_open` until the next sealing; readers add both.
+//!
+//! Batches do not write `hourly` and `dims_open` themselves: the writer
+//! holds their changes in memory and folds them in at a bounded cadence,
+//! recording in `rollup_folded` how far each day's events are included;
+//! events past that are replayed at start-up (`super::open_rollups`).
 //! Days are numbered from 1970-01-01: UTC days for partitions, the site's
 //! local days for dimension roll-ups.
 
@@ -62,6 +68,9 @@ pub const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 pub const META_NEXT_STRING: &str = "next_string_id";
 pub const META_NEXT_DIM_VALUE: &str = "next_dim_value_id";
+/// Set once `rollup_folded` holds the watermarks of every day (a store
+/// written before roll-ups were folded gets them at its day counts).
+pub const META_ROLLUP_WATERMARKS: &str = "rollup_watermarks";
 
 pub type BlockKey<'a> = (&'a str, u32);
 pub type HourKey<'a> = (&'a str, i64);
@@ -73,6 +82,10 @@ pub const STRINGS: TableDefinition<u32, &[u8]> = TableDefinition::new("strings")
 pub const STRING_IDS: TableDefinition<&[u8], u32> = TableDefinition::new("string_ids");
 pub const DAY_COUNTS: TableDefinition<DayCountKey<'static>, u64> =
     TableDefinition::new("day_counts");
+/// Per (UTC day, site): how many of the day's events, in block order, the
+/// roll-up tables include (see `super::open_rollups`).
+pub const ROLLUP_FOLDED: TableDefinition<DayCountKey<'static>, u64> =
+    TableDefinition::new("rollup_folded");
 pub const HOURLY: TableDefinition<HourKey<'static>, &[u8]> = TableDefinition::new("hourly");
 pub const DIMS_OPEN: TableDefinition<DimKey<'static>, &[u8]> = TableDefinition::new("dims_open");
 pub const DIMS_SEALED: TableDefinition<SealedKey<'static>, &[u8]> =

@@ -343,6 +343,29 @@ impl DayState {
         local_day: &dyn Fn(i64) -> i32,
         max_engaged_ms: u32,
     ) -> Result<DayState, StoreError> {
+        Self::replay(
+            blocks,
+            site,
+            prev,
+            local_day,
+            max_engaged_ms,
+            (u64::MAX, &mut NoSink),
+        )
+    }
+
+    /// Like [`DayState::load`], reporting the roll-up changes of the
+    /// day's events from position `from` on (in block order) to `sink`:
+    /// what those events added to the roll-ups when they were written
+    /// (the crash recovery of `super::open_rollups`).
+    pub(crate) fn replay(
+        blocks: &impl ReadableTable<BlockKey<'static>, &'static [u8]>,
+        site: &str,
+        prev: Option<&DayState>,
+        local_day: &dyn Fn(i64) -> i32,
+        max_engaged_ms: u32,
+        (from, sink): (u64, &mut dyn Sink),
+    ) -> Result<DayState, StoreError> {
+        let mut position = 0u64;
         let mut st = DayState::empty();
         let mut hashes: Vec<u64> = Vec::new();
         let mut pageview_ids: Vec<u64> = Vec::new();
@@ -371,7 +394,12 @@ impl DayState {
                         pageview_ids[(r.pageview - 1) as usize]
                     },
                 );
-                let s = st.step(prev, &input, local_day, max_engaged_ms, &mut NoSink);
+                let s = if position >= from {
+                    st.step(prev, &input, local_day, max_engaged_ms, sink)
+                } else {
+                    st.step(prev, &input, local_day, max_engaged_ms, &mut NoSink)
+                };
+                position += 1;
                 if s.visitor != r.visitor || s.pageview != r.pageview {
                     return Err(StoreError::Decode(format!(
                         "event block {no} of site {site:?} numbers its visitors differently \

@@ -193,10 +193,14 @@ impl Store {
             let mut counts = txn.open_table(DAY_COUNTS)?;
             let d = schema::day_number(day);
             for (site, kept) in &kept_by_site {
+                // the writer folded the roll-ups before this step: they
+                // include every event the day keeps
                 if *kept == 0 {
                     counts.remove((d, site.as_str()))?;
+                    super::open_rollups::set_watermark(&txn, d, site, None)?;
                 } else {
                     counts.insert((d, site.as_str()), *kept)?;
+                    super::open_rollups::set_watermark(&txn, d, site, Some(*kept))?;
                 }
             }
         }

@@ -35,7 +35,7 @@ use redb::{
 };
 
 use super::schema::{self, AUDIT, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS};
-use super::schema::{HOURLY, META, STRINGS, STRING_IDS};
+use super::schema::{HOURLY, META, ROLLUP_FOLDED, STRINGS, STRING_IDS};
 use super::{Store, StoreError};
 
 /// Sizes of the file before and after a vacuum.
@@ -64,11 +64,12 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
 }
 
 /// The tables a store has besides the event partitions.
-const NAMED_TABLES: [&str; 10] = [
+const NAMED_TABLES: [&str; 11] = [
     "meta",
     "strings",
     "string_ids",
     "day_counts",
+    "rollup_folded",
     "hourly",
     "dims_open",
     "dims_sealed",
@@ -103,6 +104,7 @@ fn copy_all(r: &ReadTransaction, w: &WriteTransaction) -> Result<(), StoreError>
             "strings" => copy_table(r, w, STRINGS)?,
             "string_ids" => copy_table(r, w, STRING_IDS)?,
             "day_counts" => copy_table(r, w, DAY_COUNTS)?,
+            "rollup_folded" => copy_table(r, w, ROLLUP_FOLDED)?,
             "hourly" => copy_table(r, w, HOURLY)?,
             "dims_open" => copy_table(r, w, DIMS_OPEN)?,
             "dims_sealed" => copy_table(r, w, DIMS_SEALED)?,
@@ -266,6 +268,7 @@ fn catch_up(
     n += sync_table(then, now, w, STRINGS)?;
     n += sync_table(then, now, w, STRING_IDS)?;
     n += sync_table(then, now, w, DAY_COUNTS)?;
+    n += sync_table(then, now, w, ROLLUP_FOLDED)?;
     n += sync_table(then, now, w, HOURLY)?;
     n += sync_table(then, now, w, DIMS_OPEN)?;
     n += sync_table(then, now, w, DIMS_SEALED)?;

@@ -4,9 +4,13 @@
 //! per hit would cap ingest near 700 hits/s. Instead requests go over a
 //! bounded channel; the writer thread drains whatever is queued (up to
 //! `max_batch` requests), writes it all in one `Durability::Immediate`
-//! transaction (raw events and roll-ups together, see `apply`), commits, and
-//! only then answers every request in the batch. An acknowledged event is
-//! therefore on disk. A full channel is reported to the caller at once
+//! transaction (the raw events, see `apply`), commits, and only then
+//! answers every request in the batch. An acknowledged event is therefore
+//! on disk. What the batch adds to the roll-ups is held in memory and
+//! folded into the roll-up tables at a bounded cadence, with a watermark
+//! that start-up replays from after a crash (`open_rollups`): rewriting
+//! the hot roll-up rows with every commit cost ten times more bytes than
+//! the events themselves. A full channel is reported to the caller at once
 //! ([`SubmitError::QueueFull`], which the HTTP layer turns into 503 with
 //! `Retry-After`) instead of dropping anything silently. A failed commit is
 //! reported to every request of that batch, leaves nothing of it visible,
@@ -41,7 +45,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::model::Event;
 
-use super::apply::{local_day, WriterState};
+use super::apply::{local_day, BatchRollups, WriterState};
 use super::commands::{Maintenance, Reply, WriterCommand};
 use super::rollup::FREE_TEXT_DIMS;
 use super::sweep::{
@@ -91,6 +95,16 @@ pub struct WriterOptions {
     /// and store nothing, so a load test measures what the pipeline alone
     /// can take on this machine.
     pub discard_events: bool,
+    /// Longest time committed roll-up changes wait in memory before they
+    /// are folded into the tables (see `super::open_rollups`).
+    pub rollup_fold_interval: Duration,
+    /// Most committed events whose roll-up changes wait in memory: bounds
+    /// what a start-up after a crash replays.
+    pub rollup_fold_events: u64,
+    /// Most roll-up rows (hours and dimension values of all sites) held in
+    /// memory: past it they are folded early, which bounds the writer's
+    /// memory for the open days.
+    pub rollup_max_rows: usize,
 }
 
 /// Set to `1` to have the writer discard every event (benchmarks only:
@@ -123,6 +137,9 @@ impl Default for WriterOptions {
             site_timezones: HashMap::new(),
             max_engaged_ms: 86_400_000,
             discard_events: false,
+            rollup_fold_interval: Duration::from_secs(1),
+            rollup_fold_events: 50_000,
+            rollup_max_rows: 200_000,
         }
     }
 }
@@ -142,10 +159,15 @@ impl Writer {
     pub fn spawn(store: Arc<Store>, opts: WriterOptions) -> Result<WriterHandle, StoreError> {
         store.db()?;
         let (tx, rx) = mpsc::channel(opts.queue_capacity.max(1));
+        // before anyone reads: reports after a crash equal those before
+        let memory = recover(&store, &opts)?;
         let thread_store = store.clone();
         let join = std::thread::Builder::new()
             .name("sparsam-store-writer".into())
-            .spawn(move || run(thread_store, opts, rx))
+            .spawn(move || {
+                let folding = Folding::default();
+                run(thread_store, opts, rx, memory, folding)
+            })
             .map_err(StoreError::Spawn)?;
         Ok(WriterHandle {
             tx: Mutex::new(Some(tx)),
@@ -436,14 +458,75 @@ pub enum WriteError {
     Lost,
 }
 
-fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<WriterCommand>) {
+/// Replays the roll-up changes that a crashed process held in memory (the
+/// events committed after the last fold) into the tables, and returns the
+/// writer's memory to start with. A failure refuses the start: folding
+/// later would move the watermarks past what the replay missed.
+fn recover(store: &Store, opts: &WriterOptions) -> Result<WriterState, StoreError> {
+    let mut memory = WriterState::default();
+    let started = Instant::now();
+    let n = memory.recover(store, opts).inspect_err(|e| {
+        tracing::error!(error = %e, "could not replay the roll-ups of the events committed after the last fold");
+    })?;
+    if n > 0 {
+        tracing::info!(
+            events = n,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "roll-ups of the events committed after the last fold replayed"
+        );
+    }
+    memory.reset();
+    Ok(memory)
+}
+
+/// Where the folding of held roll-ups stands.
+#[derive(Default)]
+struct Folding {
+    /// When the oldest roll-up change held in memory was committed.
+    unfolded_since: Option<Instant>,
+    /// After a failed fold (a full disk, say), no attempt before this
+    /// moment, and whether that failure came from the disk. A due fold is
+    /// otherwise tried again at once, and each failure reopens the store:
+    /// the writer would spin on a disk that stays full.
+    retry_after_failure: Option<(Instant, bool)>,
+}
+
+impl Folding {
+    /// When the writer has to wake up for the next fold, if anything is
+    /// held: the fold interval after the oldest held change, and not
+    /// before the retry after a failure.
+    fn due(&self, interval: Duration) -> Option<Instant> {
+        let since = self.unfolded_since?;
+        let due = since + interval;
+        Some(match self.retry_after_failure {
+            Some((retry, _)) => due.max(retry),
+            None => due,
+        })
+    }
+}
+
+/// Least time between two attempts to fold after one failed.
+const FOLD_RETRY: Duration = Duration::from_secs(1);
+
+fn run(
+    store: Arc<Store>,
+    opts: WriterOptions,
+    mut rx: mpsc::Receiver<WriterCommand>,
+    mut memory: WriterState,
+    mut folding: Folding,
+) {
     let max_batch = opts.max_batch.max(1);
     let mut received: Vec<WriterCommand> = Vec::with_capacity(max_batch.min(4096));
     let mut buf: Vec<Request> = Vec::with_capacity(max_batch.min(4096));
     // Maintenance in progress, oldest first; the front one runs a step
     // after each round of batches.
     let mut maintenance: VecDeque<Maintenance> = VecDeque::new();
-    let mut memory = WriterState::default();
+    // Waits for requests at most until the held roll-ups are due.
+    let timer = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| tracing::warn!(error = %e, "no timer for the writer: roll-ups are folded as batches come"))
+        .ok();
     // Rebuild today's and yesterday's state before the first request.
     let preloaded = store
         .snapshot()
@@ -458,7 +541,11 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<WriterComm
         .unwrap_or_else(Instant::now);
     let mut closed = false;
     loop {
-        if maintenance.is_empty() && last_seal.elapsed() >= SEAL_EVERY {
+        if maintenance.is_empty()
+            && last_seal.elapsed() >= SEAL_EVERY
+            // sealing reads the roll-up rows: they must all be there
+            && fold(&store, &mut folding).is_ok()
+        {
             // idle: seal until done or requests come; busy (a bulk load):
             // one chunk between batches, so the open rows stay few
             let done = if rx.is_empty() {
@@ -471,8 +558,23 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<WriterComm
             }
         }
         if maintenance.is_empty() && !closed {
-            // nothing in progress: wait for work
-            closed = rx.blocking_recv_many(&mut received, max_batch) == 0;
+            // nothing in progress: wait for work, or until held roll-ups
+            // are due
+            match (folding.due(opts.rollup_fold_interval), &timer) {
+                (Some(due), Some(timer)) => {
+                    let left = due.saturating_duration_since(Instant::now());
+                    let got = timer.block_on(async {
+                        tokio::time::timeout(left, rx.recv_many(&mut received, max_batch)).await
+                    });
+                    match got {
+                        Ok(n) => closed = n == 0,
+                        Err(_) => {
+                            let _ = fold(&store, &mut folding);
+                        }
+                    }
+                }
+                _ => closed = rx.blocking_recv_many(&mut received, max_batch) == 0,
+            }
         } else {
             // a maintenance step is due: take only what is already queued
             while received.len() < max_batch {
@@ -493,10 +595,23 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<WriterComm
             }
         }
         metrics::gauge!("sparsam_store_queue_depth").set(rx.len() as f64);
-        if !buf.is_empty() {
-            commit_batch(&store, &opts, &mut buf, &mut memory);
+        if !buf.is_empty() && commit_batch(&store, &opts, &mut buf, &mut memory) {
+            let since = *folding.unfolded_since.get_or_insert_with(Instant::now);
+            let (events, rows) = store.open_rollups.pending();
+            if events >= opts.rollup_fold_events
+                || rows >= opts.rollup_max_rows
+                || since.elapsed() >= opts.rollup_fold_interval
+            {
+                let _ = fold(&store, &mut folding);
+            }
         }
         if let Some(next) = maintenance.pop_front() {
+            // every step sees (and may change) the roll-up rows and the
+            // watermarks as if each batch had written its own
+            if let Err(e) = fold(&store, &mut folding) {
+                next.refuse(e);
+                continue;
+            }
             let kind = next.kind();
             let started = Instant::now();
             let unfinished = next.step(&store, &mut memory);
@@ -513,20 +628,68 @@ fn run(store: Arc<Store>, opts: WriterOptions, mut rx: mpsc::Receiver<WriterComm
             }
         }
         if closed && maintenance.is_empty() {
-            // closed and drained: leave closed days sealed for the next start
-            seal(&store, &opts, || false, usize::MAX);
+            // closed and drained: fold (one last attempt even right after
+            // a failure; what stays held is replayed at the next start),
+            // and leave closed days sealed for the next start
+            folding.retry_after_failure = None;
+            if fold(&store, &mut folding).is_ok() {
+                seal(&store, &opts, || false, usize::MAX);
+            }
             break;
         }
     }
 }
 
+/// Folds the roll-up changes held in memory into the tables (see
+/// `super::open_rollups`). On failure (logged) they stay held for the
+/// next attempt, at least [`FOLD_RETRY`] later; until then this fails at
+/// once, with [`StoreError::Unavailable`] when the failure was the disk's
+/// (a maintenance step refused with it answers "retry later").
+fn fold(store: &Store, folding: &mut Folding) -> Result<(), StoreError> {
+    if store.open_rollups.is_empty() {
+        folding.unfolded_since = None;
+        folding.retry_after_failure = None;
+        return Ok(());
+    }
+    if let Some((retry, disk)) = folding.retry_after_failure {
+        if Instant::now() < retry {
+            return Err(if disk {
+                StoreError::Unavailable
+            } else {
+                StoreError::Invariant("held roll-ups could not be folded (see the log)")
+            });
+        }
+    }
+    let started = Instant::now();
+    let folded = store.db().and_then(|db| store.open_rollups.fold(&db));
+    match folded {
+        Ok(events) => {
+            tracing::debug!(
+                events,
+                held_us = started.elapsed().as_micros() as u64,
+                "roll-ups folded"
+            );
+            folding.unfolded_since = None;
+            folding.retry_after_failure = None;
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "folding the held roll-ups failed; will retry");
+            folding.retry_after_failure = Some((Instant::now() + FOLD_RETRY, e.is_io()));
+            super::reopen::after_failed_write(store, &e);
+            Err(e)
+        }
+    }
+}
+
 /// Writes the requests in `buf` in one transaction and answers each.
+/// True when they were committed (and their roll-up changes are held).
 fn commit_batch(
     store: &Store,
     opts: &WriterOptions,
     buf: &mut Vec<Request>,
     memory: &mut WriterState,
-) {
+) -> bool {
     let started = Instant::now();
     let n_events: usize = buf.iter().map(|r| r.events.len()).sum();
     if opts.discard_events {
@@ -534,17 +697,23 @@ fn commit_batch(
         for r in buf.drain(..) {
             let _ = r.reply.send(Ok(()));
         }
-        return;
+        return false;
     }
     let result = write_batch(store, opts, buf, memory);
     metrics::histogram!("sparsam_store_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
-        Ok(()) => {
+        Ok(rollups) => {
+            // held before anyone hears of the commit, so a report asked
+            // for after the answer counts these events
+            store
+                .open_rollups
+                .add(rollups.delta, rollups.counts, n_events as u64);
             metrics::counter!("sparsam_store_batches_total").increment(1);
             metrics::counter!("sparsam_store_events_total").increment(n_events as u64);
             for r in buf.drain(..) {
                 let _ = r.reply.send(Ok(()));
             }
+            true
         }
         Err(e) => {
             tracing::error!(error = %e, requests = buf.len(), "store batch failed");
@@ -556,6 +725,7 @@ fn commit_batch(
                 let _ = r.reply.send(Err(answer.clone()));
             }
             super::reopen::after_failed_write(store, &e);
+            false
         }
     }
 }
@@ -601,16 +771,16 @@ fn write_batch(
     opts: &WriterOptions,
     batch: &[Request],
     state: &mut WriterState,
-) -> Result<(), StoreError> {
+) -> Result<BatchRollups, StoreError> {
     // Every write happens on this thread, so the handle cannot be replaced
     // while the batch runs (only this thread reopens or vacuums).
     let db = store.db()?;
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     let events: Vec<&Event> = batch.iter().flat_map(|r| r.events.iter()).collect();
-    state.apply_batch(&txn, events, opts)?;
+    let rollups = state.apply_batch(&txn, events, opts)?;
     txn.commit()?;
-    Ok(())
+    Ok(rollups)
 }
 
 #[cfg(test)]
@@ -622,9 +792,9 @@ mod tests {
     fn full_queue_is_reported_while_writer_is_blocked() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap());
-        // Hold the write lock so the writer blocks in begin_write.
-        let blocker = store.db().unwrap().begin_write().unwrap();
         let cap = 2;
+        // spawned first: its start-up (the replay of unfolded roll-ups)
+        // writes before the thread starts
         let handle = Writer::spawn(
             store.clone(),
             WriterOptions {
@@ -634,6 +804,8 @@ mod tests {
             },
         )
         .unwrap();
+        // Hold the write lock so the writer blocks in begin_write.
+        let blocker = store.db().unwrap().begin_write().unwrap();
         // The writer can take at most one receive round (≤ cap requests)
         // before it blocks, and the queue holds cap more.
         let mut accepted = Vec::new();
