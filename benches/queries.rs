@@ -327,9 +327,18 @@ fn cpu_time() -> Duration {
 fn filtered_rounds(store: &RedbStorage, site: &str, goals_cfg: &SiteConfig, rounds: usize) {
     type Query<'a> = (&'static str, Box<dyn Fn() -> usize + 'a>);
     let queries: [Query<'_>; 3] = [
-        ("filtered top pages", Box::new(|| filtered_scan(store, site).len())),
-        ("filtered goals", Box::new(|| filtered_goals(store, goals_cfg).len())),
-        ("filtered funnel", Box::new(|| filtered_funnel(store, goals_cfg).len())),
+        (
+            "filtered top pages",
+            Box::new(|| filtered_scan(store, site).len()),
+        ),
+        (
+            "filtered goals",
+            Box::new(|| filtered_goals(store, goals_cfg).len()),
+        ),
+        (
+            "filtered funnel",
+            Box::new(|| filtered_funnel(store, goals_cfg).len()),
+        ),
     ];
     let mut times: Vec<(Vec<Duration>, Vec<Duration>)> = vec![Default::default(); queries.len()];
     for _ in 0..rounds {
