@@ -17,6 +17,10 @@
 //! (the whole file, and the raw-event tables alone), and, on a copy of the
 //! store, dropping the largest day partition (what the sweeper does) and
 //! start-up of the real binary to its first accepted pixel hit.
+//!
+//! With `SPARSAM_BENCH_ROUNDS=n` it runs only the three filtered queries, in
+//! turn for `n` rounds, and prints each one's wall and CPU time (CPU time
+//! compares builds on a machine that other work keeps busy).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

@@ -761,7 +761,8 @@ mod tests {
         // then even ones (a day out of time order, each visitor's events
         // in order: counted in stored order); the later half of the time
         // span first (visitors' own events out of order: sorted first).
-        let batchings: [fn(&[Event]) -> Vec<Vec<Event>>; 3] = [
+        type Batching = fn(&[Event]) -> Vec<Vec<Event>>;
+        let batchings: [Batching; 3] = [
             |events| vec![events.to_vec()],
             |events| {
                 let (odd, even) = events.iter().cloned().partition(|e| e.visitor % 2 == 1);
