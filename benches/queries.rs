@@ -20,7 +20,8 @@
 //!
 //! With `SPARSAM_BENCH_ROUNDS=n` it runs only the three filtered queries, in
 //! turn for `n` rounds, and prints each one's wall and CPU time (CPU time
-//! compares builds on a machine that other work keeps busy).
+//! compares builds on a machine that other work keeps busy);
+//! `SPARSAM_BENCH_CACHE_MB` sets the store's page cache (64 MiB).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -42,11 +43,21 @@ use sparsam::store::{Dimension, StoreOptions, WriterOptions};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The store's page cache: 64 MiB, or `SPARSAM_BENCH_CACHE_MB`.
+fn cache_bytes() -> usize {
+    std::env::var("SPARSAM_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|mb| mb.parse::<usize>().ok())
+        .unwrap_or(64)
+        * 1024
+        * 1024
+}
+
 fn open(path: &Path) -> RedbStorage {
     RedbStorage::open(
         path,
         &StoreOptions {
-            cache_size: 64 * 1024 * 1024,
+            cache_size: cache_bytes(),
         },
         WriterOptions::default(),
     )
