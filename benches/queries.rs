@@ -17,6 +17,11 @@
 //! (the whole file, and the raw-event tables alone), and, on a copy of the
 //! store, dropping the largest day partition (what the sweeper does) and
 //! start-up of the real binary to its first accepted pixel hit.
+//!
+//! With `SPARSAM_BENCH_ROUNDS=n` it runs only the three filtered queries, in
+//! turn for `n` rounds, and prints each one's wall and CPU time (CPU time
+//! compares builds on a machine that other work keeps busy);
+//! `SPARSAM_BENCH_CACHE_MB` sets the store's page cache (64 MiB).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -38,11 +43,21 @@ use sparsam::store::{Dimension, StoreOptions, WriterOptions};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The store's page cache: 64 MiB, or `SPARSAM_BENCH_CACHE_MB`.
+fn cache_bytes() -> usize {
+    std::env::var("SPARSAM_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|mb| mb.parse::<usize>().ok())
+        .unwrap_or(64)
+        * 1024
+        * 1024
+}
+
 fn open(path: &Path) -> RedbStorage {
     RedbStorage::open(
         path,
         &StoreOptions {
-            cache_size: 64 * 1024 * 1024,
+            cache_size: cache_bytes(),
         },
         WriterOptions::default(),
     )
@@ -307,6 +322,61 @@ fn startup(dir: &Path, site: &str) {
     let _ = child.wait();
 }
 
+/// CPU time (user + system, all threads) this process has used so far.
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// `SPARSAM_BENCH_ROUNDS=n`: the three filtered queries (top pages, goals,
+/// funnel) in turn, `n` rounds, each query's wall time (fastest and
+/// median) and CPU time (all threads, median). On a machine shared with
+/// other work, wall time says how long other processes held the cores;
+/// CPU time says what the query itself costs.
+fn filtered_rounds(store: &RedbStorage, site: &str, goals_cfg: &SiteConfig, rounds: usize) {
+    type Query<'a> = (&'static str, Box<dyn Fn() -> usize + 'a>);
+    let queries: [Query<'_>; 3] = [
+        (
+            "filtered top pages",
+            Box::new(|| filtered_scan(store, site).len()),
+        ),
+        (
+            "filtered goals",
+            Box::new(|| filtered_goals(store, goals_cfg).len()),
+        ),
+        (
+            "filtered funnel",
+            Box::new(|| filtered_funnel(store, goals_cfg).len()),
+        ),
+    ];
+    let mut times: Vec<(Vec<Duration>, Vec<Duration>)> = vec![Default::default(); queries.len()];
+    for _ in 0..rounds {
+        for (q, (_, run)) in queries.iter().enumerate() {
+            let (wall, cpu) = (Instant::now(), cpu_time());
+            black_box(run());
+            times[q].0.push(wall.elapsed());
+            times[q].1.push(cpu_time() - cpu);
+        }
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    for ((name, _), (mut wall, mut cpu)) in queries.iter().zip(times) {
+        wall.sort();
+        cpu.sort();
+        println!(
+            "rounds: {name}: wall fastest {:.0} ms, median {:.0} ms; cpu median {:.0} ms ({rounds} rounds)",
+            ms(wall[0]),
+            ms(wall[wall.len() / 2]),
+            ms(cpu[cpu.len() / 2]),
+        );
+    }
+}
+
 fn main() {
     let Some(dir) = std::env::var_os("SPARSAM_BENCH_STORE").map(PathBuf::from) else {
         println!("queries: skipped; set SPARSAM_BENCH_STORE to a data dir made by gen-data");
@@ -351,6 +421,14 @@ fn main() {
             filtered_goals(&store, &goals_cfg),
             filtered_funnel(&store, &goals_cfg)
         );
+
+        if let Some(rounds) = std::env::var("SPARSAM_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse::<usize>().ok())
+        {
+            filtered_rounds(&store, &site, &goals_cfg, rounds);
+            return;
+        }
 
         let mut c = Criterion::default().configure_from_args();
         let mut g = c.benchmark_group("queries_90d");

@@ -643,17 +643,16 @@ fn decode_visitors(
     column: &[u8],
     new_hashes: &[u8],
     first_visitor: u32,
-    block: &mut Block,
+    events: &mut [RawEvent],
+    new_visitors: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let mut rd = Reader::new(column, "event block column");
     let mut new = Reader::new(new_hashes, "event block column");
     let mut next = first_visitor;
-    for e in block.events.iter_mut() {
+    for e in events.iter_mut() {
         match rd.varint()? {
             0 => {
-                block
-                    .new_visitors
-                    .push(u64::from_le_bytes(new.array::<8>()?));
+                new_visitors.push(u64::from_le_bytes(new.array::<8>()?));
                 e.visitor = next;
                 next = next
                     .checked_add(1)
@@ -678,18 +677,17 @@ fn decode_pageviews(
     column: &[u8],
     new_hashes: &[u8],
     first_pageview: u32,
-    block: &mut Block,
+    events: &mut [RawEvent],
+    new_pageviews: &mut Vec<u64>,
 ) -> Result<(), StoreError> {
     let mut rd = Reader::new(column, "event block column");
     let mut new = Reader::new(new_hashes, "event block column");
     let mut next = first_pageview;
-    for e in block.events.iter_mut() {
+    for e in events.iter_mut() {
         match rd.varint()? {
             0 => e.pageview = 0,
             1 => {
-                block
-                    .new_pageviews
-                    .push(u64::from_le_bytes(new.array::<8>()?));
+                new_pageviews.push(u64::from_le_bytes(new.array::<8>()?));
                 next = next
                     .checked_add(1)
                     .ok_or_else(|| r_err("page-view numbers overflow"))?;
@@ -736,19 +734,49 @@ fn decode_addresses(
 /// Decodes the columns in `cols` of a block (timestamps and kinds always).
 /// Works column by column: each one is a tight loop over its own bytes.
 pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
+    let mut block = Block::default();
+    let (first_visitor, first_pageview) = decode_events_into(
+        bytes,
+        cols,
+        &mut block.events,
+        &mut block.new_visitors,
+        &mut block.new_pageviews,
+    )?;
+    block.first_visitor = first_visitor;
+    block.first_pageview = first_pageview;
+    if cols.has(Col::Ip) || cols.has(Col::Ips) {
+        let (_, col) = split_columns(bytes)?;
+        let indexes = cols.has(Col::Ip).then(|| col[Col::Ip as usize]);
+        decode_addresses(col[Col::Ips as usize], indexes, &mut block)?;
+    }
+    Ok(block)
+}
+
+/// [`decode_block`] without the address columns, appending the block's
+/// events to `events` and the visitor hashes and page-view ids it
+/// introduces to `new_visitors` and `new_pageviews`; returns where the
+/// block's visitor and page-view numbering starts. A scan decodes a whole
+/// day's blocks into one vector this way, instead of a vector per block
+/// that is then copied (the copies and allocations cost a scan of 10 M
+/// events a tenth of its time). On an error the vectors hold part of the
+/// block.
+pub fn decode_events_into(
+    bytes: &[u8],
+    cols: Cols,
+    events: &mut Vec<RawEvent>,
+    new_visitors: &mut Vec<u64>,
+    new_pageviews: &mut Vec<u64>,
+) -> Result<(u32, u32), StoreError> {
     let (header, col) = split_columns(bytes)?;
     let column = |c: Col| col[c as usize];
     let reader = |c: Col| Reader::new(column(c), "event block column");
 
-    let mut block = Block {
-        events: vec![RawEvent::default(); header.count],
-        first_visitor: header.first_visitor,
-        first_pageview: header.first_pageview,
-        ..Block::default()
-    };
-    decode_timestamps(column(Col::Ts), &mut block.events)?;
+    let start = events.len();
+    events.resize(start + header.count, RawEvent::default());
+    let ev = &mut events[start..];
+    decode_timestamps(column(Col::Ts), ev)?;
     let kinds = column(Col::Kind);
-    decode_kinds(kinds, &mut block.events)?;
+    decode_kinds(kinds, ev)?;
     let present = |i: usize, bit: u32| kinds[i] & (1 << (KIND_BITS + bit)) != 0;
 
     if cols.has(Col::Visitor) {
@@ -756,7 +784,8 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
             column(Col::Visitor),
             column(Col::NewVisitors),
             header.first_visitor,
-            &mut block,
+            ev,
+            new_visitors,
         )?;
     }
     if cols.has(Col::Pageview) {
@@ -764,10 +793,10 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
             column(Col::Pageview),
             column(Col::NewPageviews),
             header.first_pageview,
-            &mut block,
+            ev,
+            new_pageviews,
         )?;
     }
-    let ev = &mut block.events;
     macro_rules! u32_column {
         ($col:expr, $field:ident) => {
             if cols.has($col) {
@@ -835,11 +864,7 @@ pub fn decode_block(bytes: &[u8], cols: Cols) -> Result<Block, StoreError> {
         used_up(props)?;
         used_up(revenue)?;
     }
-    if cols.has(Col::Ip) || cols.has(Col::Ips) {
-        let indexes = cols.has(Col::Ip).then(|| column(Col::Ip));
-        decode_addresses(column(Col::Ips), indexes, &mut block)?;
-    }
-    Ok(block)
+    Ok((header.first_visitor, header.first_pageview))
 }
 
 fn r_err(why: &str) -> StoreError {

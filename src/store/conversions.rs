@@ -30,7 +30,9 @@ use crate::model::EventKind;
 use crate::storage::{ConversionQuery, Conversions, GoalCount};
 use crate::store::replay::DaySource;
 use crate::store::rollup::VISIT_TIMEOUT_MS;
-use crate::store::scan::{cols_for, day_workers, days_in_parallel, key_of_core, Values};
+use crate::store::scan::{
+    cols_for, day_workers, days_in_parallel, key_of_core, visit_order, IdCache, Values,
+};
 use crate::store::schema::MS_PER_DAY;
 use crate::store::visits::{self, VisitEvent};
 use crate::store::{Col, Cols, DayEvents, Dimension, RawEvent, Store, StoreError};
@@ -70,7 +72,8 @@ struct PreparedEvent {
     goal_hit: u32,
 }
 
-/// One day's events in visit order, prepared on a decode thread.
+/// One day's events, each visitor's in time order (see
+/// [`visit_order`]), prepared on a decode thread.
 struct PreparedDay {
     day: chrono::NaiveDate,
     visitor_hashes: Vec<u64>,
@@ -80,13 +83,17 @@ struct PreparedDay {
     goal_hits: Vec<u64>,
 }
 
-/// Which goals and funnel steps one kind of event meets.
-#[derive(Clone, Debug, Default)]
-struct Verdict {
-    goals: Vec<u64>,
-    steps: u8,
-    any_goal: bool,
-}
+/// Which goals and funnel steps one kind of event meets, packed in a
+/// word so that judging an event is one load from the cache of its page
+/// or custom event (the judging of a day's 100,000 events was mostly
+/// waiting for memory when it took a verdict's index there and the
+/// verdict from a second table): bit [`VERDICT_KNOWN`] says the entry is
+/// decided, the low 8 bits are the funnel steps met (bit `n`: step `n`),
+/// the bits from 8 on the number of the goals met in
+/// [`DayJudge::goal_sets`] (0: none).
+type Verdict = u32;
+
+const VERDICT_KNOWN: Verdict = 1 << 31;
 
 /// A decode thread's state: its own resolver and caches.
 struct DayJudge<'q> {
@@ -96,89 +103,93 @@ struct DayJudge<'q> {
     goals: Vec<&'q Condition>,
     steps: Vec<&'q Condition>,
     goal_words: usize,
-    verdicts: Vec<Verdict>,
-    /// Per page-URL id: 1 + its verdict's index (0: not decided yet).
-    pages: Vec<u32>,
-    /// Per (event name, properties) ids: its verdict's index.
-    events: FxHashMap<(u32, u32), u32>,
+    /// The distinct sets of goals met (bit sets of `goal_words` words);
+    /// the first one is empty.
+    goal_sets: Vec<Vec<u64>>,
+    /// Per page-URL id: its [`Verdict`] (0: not decided yet).
+    pages: IdCache<Verdict>,
+    /// Per (event name, properties) ids: its [`Verdict`].
+    events: FxHashMap<(u32, u32), Verdict>,
 }
 
 impl<'q> DayJudge<'q> {
-    fn verdict(&mut self, page: Option<&str>, event: Option<(&str, &[(String, String)])>) -> u32 {
+    fn verdict(
+        &mut self,
+        page: Option<&str>,
+        event: Option<(&str, &[(String, String)])>,
+    ) -> Verdict {
         let meets = |c: &Condition| match (page, event) {
             (Some(path), _) => c.matches_page(path),
             (None, Some((name, props))) => c.matches_event(name, props),
             (None, None) => false,
         };
-        let mut v = Verdict {
-            goals: vec![0; self.goal_words],
-            ..Verdict::default()
-        };
+        let mut goals = vec![0; self.goal_words];
         for (g, c) in self.goals.iter().enumerate() {
             if meets(c) {
-                v.goals[g / 64] |= 1 << (g % 64);
-                v.any_goal = true;
+                goals[g / 64] |= 1 << (g % 64);
             }
         }
+        let mut steps = 0u8;
         for (n, c) in self.steps.iter().enumerate() {
             if meets(c) {
-                v.steps |= 1 << n;
+                steps |= 1 << n;
             }
         }
-        self.verdicts.push(v);
-        (self.verdicts.len() - 1) as u32
+        let goal_set = if goals.iter().all(|&w| w == 0) {
+            0
+        } else {
+            match self.goal_sets.iter().position(|set| *set == goals) {
+                Some(i) => i,
+                None => {
+                    self.goal_sets.push(goals);
+                    self.goal_sets.len() - 1
+                }
+            }
+        };
+        // at most 2^goals distinct sets, each made by a dictionary entry:
+        // far fewer than 2^23
+        VERDICT_KNOWN | ((goal_set as u32) << 8) | u32::from(steps)
     }
 
-    /// The verdict for `e` (None: it can meet no condition).
-    fn of(&mut self, e: &RawEvent) -> Result<Option<u32>, StoreError> {
+    /// The verdict for `e` (0: it can meet no condition).
+    fn of(&mut self, e: &RawEvent) -> Result<Verdict, StoreError> {
         match e.kind {
             EventKind::PageView if e.url != 0 => {
-                let id = e.url as usize;
-                if let Some(&k @ 1..) = self.pages.get(id) {
-                    return Ok(Some(k - 1));
+                if let v @ VERDICT_KNOWN.. = self.pages.get(e.url) {
+                    return Ok(v);
                 }
                 let url = self.values.res.text(e.url)?;
-                let k = self.verdict(Some(url_path(&url)), None);
-                if self.pages.len() <= id {
-                    self.pages.resize(id + 1, 0);
-                }
-                self.pages[id] = k + 1;
-                Ok(Some(k))
+                let v = self.verdict(Some(url_path(&url)), None);
+                self.pages.set(e.url, v);
+                Ok(v)
             }
             EventKind::Custom if e.custom.name != 0 => {
                 let key = (e.custom.name, e.custom.props);
-                if let Some(&k) = self.events.get(&key) {
-                    return Ok(Some(k));
+                if let Some(&v) = self.events.get(&key) {
+                    return Ok(v);
                 }
                 let name = self.values.res.text(key.0)?;
                 let props = self.values.res.props(key.1)?;
-                let k = self.verdict(None, Some((&name, &props)));
-                self.events.insert(key, k);
-                Ok(Some(k))
+                let v = self.verdict(None, Some((&name, &props)));
+                self.events.insert(key, v);
+                Ok(v)
             }
-            _ => Ok(None),
+            _ => Ok(0),
         }
     }
 
-    /// Puts `day`'s events in visit order and decides what depends on
+    /// Puts each visitor's events of `day` in time order and decides what depends on
     /// each event alone.
     fn prepare(&mut self, day: DayEvents) -> Result<PreparedDay, StoreError> {
-        let in_order = day
-            .events
-            .windows(2)
-            .zip(day.seqs.windows(2))
-            .all(|(e, q)| (e[0].ts_ms, q[0]) <= (e[1].ts_ms, q[1]));
-        let mut order: Vec<usize> = (0..day.events.len()).collect();
-        if !in_order {
-            order.sort_by_key(|&i| (day.events[i].ts_ms, day.seqs[i]));
-        }
+        let order = visit_order(&day);
+        let indexes = (0..day.events.len()).map(|i| order.as_ref().map_or(i, |o| o[i]));
         let mut out = PreparedDay {
             day: day.day,
             visitor_hashes: day.visitor_hashes,
             events: Vec::with_capacity(day.events.len()),
             goal_hits: Vec::new(),
         };
-        for i in order {
+        for i in indexes {
             let e = &day.events[i];
             let mut passes = true;
             for &f in &self.event_filters {
@@ -188,15 +199,14 @@ impl<'q> DayJudge<'q> {
                     break;
                 }
             }
-            let (mut steps, mut goal_hit) = (0, 0);
-            if let Some(k) = self.of(e)? {
-                let v = &self.verdicts[k as usize];
-                steps = v.steps;
-                if v.any_goal {
-                    out.goal_hits.push(e.custom.revenue_cents as u64);
-                    out.goal_hits.extend_from_slice(&v.goals);
-                    goal_hit = (out.goal_hits.len() / (1 + self.goal_words)) as u32;
-                }
+            let verdict = self.of(e)?;
+            let steps = verdict as u8;
+            let goal_set = ((verdict & !VERDICT_KNOWN) >> 8) as usize;
+            let mut goal_hit = 0;
+            if goal_set != 0 {
+                out.goal_hits.push(e.custom.revenue_cents as u64);
+                out.goal_hits.extend_from_slice(&self.goal_sets[goal_set]);
+                goal_hit = (out.goal_hits.len() / (1 + self.goal_words)) as u32;
             }
             out.events.push(PreparedEvent {
                 ts_ms: e.ts_ms,
@@ -442,8 +452,8 @@ fn count(query: &ConversionQuery<'_>, mut days: Days<'_>) -> Result<Conversions,
         goals: goals.clone(),
         steps: steps.clone(),
         goal_words,
-        verdicts: Vec::new(),
-        pages: Vec::new(),
+        goal_sets: vec![vec![0; goal_words]],
+        pages: IdCache::default(),
         events: FxHashMap::default(),
     };
     match &mut days {
@@ -742,17 +752,35 @@ mod tests {
         ];
         let mut converted = 0;
         let mut finished_funnels = 0;
-        for seed in [7, 1234] {
+        // The same events stored in three orders (each batch is stored in
+        // time order): all at once (a day in time order); odd visitors,
+        // then even ones (a day out of time order, each visitor's events
+        // in order: counted in stored order); the later half of the time
+        // span first (visitors' own events out of order: sorted first).
+        type Batching = fn(&[Event]) -> Vec<Vec<Event>>;
+        let batchings: [Batching; 3] = [
+            |events| vec![events.to_vec()],
+            |events| {
+                let (odd, even) = events.iter().cloned().partition(|e| e.visitor % 2 == 1);
+                vec![odd, even]
+            },
+            |events| {
+                let (early, late) = events.split_at(events.len() / 2);
+                vec![late.to_vec(), early.to_vec()]
+            },
+        ];
+        for (seed, batching) in [7, 1234]
+            .into_iter()
+            .flat_map(|s| batchings.map(|b| (s, b)))
+        {
             let dir = tempfile::tempdir().unwrap();
             let store =
                 Arc::new(Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap());
             let w = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
             let events = generated_events(seed);
-            w.submit(events.clone())
-                .unwrap()
-                .blocking_recv()
-                .unwrap()
-                .unwrap();
+            for batch in batching(&events) {
+                w.submit(batch).unwrap().blocking_recv().unwrap().unwrap();
+            }
             w.shutdown_blocking().unwrap();
             for range in ranges {
                 for filters in &filter_sets {

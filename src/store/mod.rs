@@ -478,9 +478,47 @@ impl Snapshot {
             day,
             ..DayEvents::default()
         };
+        // Without addresses, every block is decoded straight into the
+        // day's vectors (addresses are indexes into a table per block).
+        let with_addresses = cols.has(Col::Ip) || cols.has(Col::Ips);
         for row in t.range::<schema::BlockKey>((site, 0)..=(site, u32::MAX))? {
             let (k, v) = row?;
             let no = k.value().1;
+            let base = no.checked_shl(codec::SEQ_INDEX_BITS).unwrap_or(u32::MAX);
+            if !with_addresses {
+                let start = out.events.len();
+                let (hashes_before, ids_before) =
+                    (out.visitor_hashes.len(), out.pageview_ids.len());
+                let (first_visitor, first_pageview) = codec::decode_events_into(
+                    v.value(),
+                    cols,
+                    &mut out.events,
+                    &mut out.visitor_hashes,
+                    &mut out.pageview_ids,
+                )?;
+                if cols.has(Col::Visitor) && first_visitor as usize != hashes_before {
+                    return Err(StoreError::Decode(format!(
+                        "event block {no} of {name} does not continue the visitor numbering"
+                    )));
+                }
+                if cols.has(Col::Pageview) && first_pageview as usize != ids_before {
+                    return Err(StoreError::Decode(format!(
+                        "event block {no} of {name} does not continue the page-view numbering"
+                    )));
+                }
+                // keep the events inside the range, in place
+                let mut kept = start;
+                for i in start..out.events.len() {
+                    let e = out.events[i];
+                    if e.ts_ms >= from_ms && e.ts_ms < to_ms {
+                        out.events[kept] = e;
+                        out.seqs.push(base | (i - start) as u32);
+                        kept += 1;
+                    }
+                }
+                out.events.truncate(kept);
+                continue;
+            }
             let block = codec::decode_block(v.value(), cols)?;
             if cols.has(Col::Visitor) {
                 if block.first_visitor as usize != out.visitor_hashes.len() {
@@ -498,7 +536,6 @@ impl Snapshot {
                 }
                 out.pageview_ids.extend_from_slice(&block.new_pageviews);
             }
-            let base = no.checked_shl(codec::SEQ_INDEX_BITS).unwrap_or(u32::MAX);
             for (i, e) in block.events.iter().enumerate() {
                 if e.ts_ms >= from_ms && e.ts_ms < to_ms {
                     if cols.has(Col::Ip) {
