@@ -38,7 +38,7 @@ if [ ! -f "$CHDB_DIR/.complete" ]; then
   echo "installing chdb $CHDB_VERSION into $CHDB_DIR"
   rm -rf "$CHDB_DIR"
   python3 -m venv "$CHDB_DIR"
-  "$CHDB_DIR/bin/python" -m pip install -q --disable-pip-version-check "chdb==$CHDB_VERSION"
+  "$CHDB_DIR/bin/python" -m pip install -q --no-cache-dir --disable-pip-version-check "chdb==$CHDB_VERSION"
   "$CHDB_DIR/bin/python" -c 'import chdb'
   touch "$CHDB_DIR/.complete"
 fi

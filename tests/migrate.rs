@@ -140,6 +140,35 @@ fn seed(data: &Path) {
     store.close().unwrap();
 }
 
+/// A collector on ClickHouse stores `events` (confirmed by the server
+/// before this returns), as a collector running beside a migration would.
+fn collector_writes(set: &ClickHouseSet, env: &Env, events: Vec<Event>) {
+    let collector = ClickHouseStorage::open(&OpenOptions {
+        config: ClickHouseConfig {
+            urls: set.urls(),
+            database: DATABASE.into(),
+            flush_ms: 50,
+            ..ClickHouseConfig::default()
+        },
+        data_dir: env.dir.path().join("collector"),
+        queue_capacity: 100,
+        site_timezones: Default::default(),
+        max_engaged_ms: 1_800_000,
+    })
+    .unwrap();
+    collector
+        .submit(events)
+        .unwrap()
+        .blocking_recv()
+        .unwrap()
+        .unwrap();
+    collector.flush().unwrap();
+    while collector.backlog().0 > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    collector.close().unwrap();
+}
+
 fn count(set: &ClickHouseSet, where_: &str) -> u64 {
     set.count(
         0,
@@ -159,19 +188,6 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
     ];
 
     // A collector already writes into ClickHouse on the third day.
-    let collector = ClickHouseStorage::open(&OpenOptions {
-        config: ClickHouseConfig {
-            urls: set.urls(),
-            database: DATABASE.into(),
-            flush_ms: 50,
-            ..ClickHouseConfig::default()
-        },
-        data_dir: env.dir.path().join("collector"),
-        queue_capacity: 100,
-        site_timezones: Default::default(),
-        max_engaged_ms: 1_800_000,
-    })
-    .unwrap();
     let live: Vec<Event> = (0..5)
         .map(|i| {
             stored_pageview(
@@ -181,18 +197,7 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
             )
         })
         .collect();
-    collector
-        .submit(live)
-        .unwrap()
-        .blocking_recv()
-        .unwrap()
-        .unwrap();
-    collector.flush().unwrap();
-    while collector.backlog().0 > 0 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    collector.close().unwrap();
-    drop(collector);
+    collector_writes(&set, &env, live);
 
     // First run: two days copied, the third left alone and reported.
     let (code, out, err) = env.migrate("clickhouse");
@@ -307,19 +312,6 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
 
     // Collectors started on ClickHouse write into a day copied earlier: a
     // later run (say, as a check) leaves their events alone and says so.
-    let collector = ClickHouseStorage::open(&OpenOptions {
-        config: ClickHouseConfig {
-            urls: set.urls(),
-            database: DATABASE.into(),
-            flush_ms: 50,
-            ..ClickHouseConfig::default()
-        },
-        data_dir: env.dir.path().join("collector"),
-        queue_capacity: 100,
-        site_timezones: Default::default(),
-        max_engaged_ms: 1_800_000,
-    })
-    .unwrap();
     let late: Vec<Event> = (0..3)
         .map(|i| {
             stored_pageview(
@@ -329,18 +321,7 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
             )
         })
         .collect();
-    collector
-        .submit(late)
-        .unwrap()
-        .blocking_recv()
-        .unwrap()
-        .unwrap();
-    collector.flush().unwrap();
-    while collector.backlog().0 > 0 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    collector.close().unwrap();
-    drop(collector);
+    collector_writes(&set, &env, late);
     let (code, out, err) = env.migrate("clickhouse");
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(
