@@ -88,6 +88,11 @@ pub(crate) enum Maintenance {
         vetted: Option<FreeTextVetted>,
         reply: Reply<bool>,
     },
+    /// Nothing but the fold every step begins with: the roll-up changes
+    /// held in memory are in the tables when this is answered, so what a
+    /// caller reads from a snapshot next (which days hold free text) sees
+    /// them.
+    Fold { reply: Reply<()> },
     /// Record how far free text was vetted.
     SetFreeTextVetted {
         vetted: FreeTextVetted,
@@ -122,6 +127,7 @@ impl Maintenance {
             Maintenance::ExpireRollups { .. } => "expire_rollups",
             Maintenance::InternRollupValues { .. } => "intern_rollup_values",
             Maintenance::ApplyFreeTextCut { .. } => "free_text_cut",
+            Maintenance::Fold { .. } => "fold",
             Maintenance::SetFreeTextVetted { .. } => "free_text_vetted",
             Maintenance::TrackRollupValues { .. } => "track_rollup_values",
             Maintenance::DeleteRollupValues { .. } => "delete_rollup_values",
@@ -141,6 +147,7 @@ impl Maintenance {
             Maintenance::InternRollupValues { reply, .. } => drop(reply.send(Err(error))),
             Maintenance::ApplyFreeTextCut { reply, .. } => drop(reply.send(Err(error))),
             Maintenance::SetFreeTextVetted { reply, .. }
+            | Maintenance::Fold { reply }
             | Maintenance::TrackRollupValues { reply, .. } => drop(reply.send(Err(error))),
             Maintenance::VacuumSwap { reply, .. } => drop(reply.send(Err(error))),
         }
@@ -224,6 +231,8 @@ impl Maintenance {
                 Ok(None) => answer(reply, Ok(false)),
                 Err(e) => fail(store, memory, reply, e),
             },
+            // the writer folded before running this step
+            Maintenance::Fold { reply } => answer(reply, Ok(())),
             Maintenance::SetFreeTextVetted { vetted, reply } => {
                 match store.set_free_text_vetted(vetted) {
                     Ok(()) => answer(reply, Ok(())),

@@ -292,6 +292,13 @@ impl WriterHandle {
         Ok(deleted)
     }
 
+    /// Returns once the roll-up changes held in memory are in the tables,
+    /// so that a snapshot taken next sees every roll-up row written so far
+    /// (the free-text step looks for its days in one).
+    pub fn fold_held(&self) -> Result<(), StoreError> {
+        self.maintain(|reply| Maintenance::Fold { reply })
+    }
+
     /// Deletes roll-up rows older than `cutoff_ms` and the roll-up values
     /// no remaining row uses.
     pub fn expire_rollups(&self, cutoff_ms: i64) -> Result<RollupExpiry, StoreError> {
