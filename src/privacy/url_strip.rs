@@ -151,18 +151,25 @@ fn clean_path(path: &str) -> Cow<'_, str> {
         }
     };
     // Most paths hold no identifier: look first, build only when one does.
-    let first_change = without_params
-        .split('/')
-        .position(|segment| scrubbed(segment).is_some());
-    let Some(first_change) = first_change else {
+    let mut segments = without_params.split('/');
+    let mut kept = 0;
+    let first = segments.by_ref().find_map(|segment| {
+        let replaced = scrubbed(segment);
+        if replaced.is_none() {
+            kept += segment.len() + 1;
+        }
+        replaced
+    });
+    let Some(first) = first else {
         return without_params;
     };
+    // the unchanged segments before the first change, with their slashes
     let mut out = String::with_capacity(without_params.len());
-    for (i, segment) in without_params.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
-        }
-        match (i >= first_change).then(|| scrubbed(segment)).flatten() {
+    out.push_str(&without_params[..kept]);
+    out.push_str(&first);
+    for segment in segments {
+        out.push('/');
+        match scrubbed(segment) {
             Some(replaced) => out.push_str(&replaced),
             None => out.push_str(segment),
         }

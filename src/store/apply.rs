@@ -22,7 +22,7 @@ use redb::{ReadableTable, Table, TableHandle, WriteTransaction};
 use crate::model::{plugins, Event};
 
 use super::codec::{
-    campaign_key, device_key, props_key, referrer_key, text_key, CustomRef, Interned, RawEvent,
+    campaign_key, device_key, props_key, referrer_key, text_key, CustomRef, Interned,
 };
 use super::dict::{resolve_raw, DimInterner, DimTables, RawInterner, RawTables};
 use super::open_rollups::RollupDelta;
@@ -505,24 +505,7 @@ impl WriterState {
                     deltas: &mut deltas,
                 },
             );
-            let raw = RawEvent {
-                ts_ms: e.ts_ms,
-                kind: e.kind,
-                visitor: step.visitor,
-                pageview: step.pageview,
-                url: input.url,
-                title: input.title,
-                referrer: input.referrer,
-                campaign: input.campaign,
-                target: input.target,
-                search_term: input.search_term,
-                search_results: e.search_results.map_or(0, |n| u64::from(n) + 1),
-                engaged_ms: step.engaged_ms,
-                device: input.device,
-                plugins: e.plugins,
-                ip: 0,
-                custom,
-            };
+            let raw = input.stored(&step, e.search_results, custom);
             let full = cur.push(&raw, &step, &input, &e.anon_ip.to_bytes());
             self.days.insert((site, day), cur);
             if let Some((no, block)) = full {

@@ -36,7 +36,7 @@ use crate::model::{plugins, Campaign, Device, EventKind, Referrer};
 use super::apply::LocalDays;
 use super::codec::{
     campaign_key, decode_interned, device_key, props_key, referrer_key, text_key, CustomRef,
-    Interned, RawEvent,
+    Interned,
 };
 use super::rollup::{
     campaign_values, device_values, hour_range, referrer_values, CAMPAIGN_DIMS, DEVICE_DIMS,
@@ -191,24 +191,8 @@ impl<'a> Replay<'a> {
             }
             if e.ts_ms >= from_ms && e.ts_ms < to_ms {
                 out.seqs.push(out.events.len() as u32);
-                out.events.push(RawEvent {
-                    ts_ms: e.ts_ms,
-                    kind: e.kind,
-                    visitor: step.visitor,
-                    pageview: step.pageview,
-                    url: input.url,
-                    title: input.title,
-                    referrer: input.referrer,
-                    campaign: input.campaign,
-                    target: input.target,
-                    search_term: input.search_term,
-                    search_results: e.search_results.map_or(0, |n| u64::from(n) + 1),
-                    engaged_ms: step.engaged_ms,
-                    device: input.device,
-                    plugins: e.plugins,
-                    ip: 0,
-                    custom,
-                });
+                out.events
+                    .push(input.stored(&step, e.search_results, custom));
             }
         }
         drop(dict);

@@ -101,6 +101,36 @@ pub(crate) struct InternedEvent {
 }
 
 impl InternedEvent {
+    /// The event as a block stores it, once the day state has numbered it
+    /// (`step`): the writer stores this, a replay hands it to the scan.
+    pub(crate) fn stored(
+        &self,
+        step: &Step,
+        search_results: Option<u32>,
+        custom: super::codec::CustomRef,
+    ) -> RawEvent {
+        RawEvent {
+            ts_ms: self.ts_ms,
+            kind: self.kind,
+            visitor: step.visitor,
+            pageview: step.pageview,
+            url: self.url,
+            title: self.title,
+            referrer: self.referrer,
+            campaign: self.campaign,
+            target: self.target,
+            search_term: self.search_term,
+            // 0: not reported; n + 1: n results
+            search_results: search_results.map_or(0, |n| u64::from(n) + 1),
+            engaged_ms: step.engaged_ms,
+            device: self.device,
+            plugins: self.plugins,
+            // addresses live in their own column, never in the visit data
+            ip: 0,
+            custom,
+        }
+    }
+
     /// A stored event as input, with the visitor hash and page-view id its
     /// numbers stand for.
     pub(crate) fn from_raw(r: &RawEvent, visitor_hash: u64, pageview_id: u64) -> InternedEvent {
