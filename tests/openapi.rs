@@ -319,6 +319,20 @@ struct Case {
     media: &'static str,
 }
 
+/// A valid value of every query parameter of the reporting API.
+const REPORT_PARAMETER_SAMPLES: [(&str, &str); 10] = [
+    ("from", "2026-01-01"),
+    ("to", "2026-01-02"),
+    ("period", "7d"),
+    ("compare", "previous"),
+    ("interval", "day"),
+    ("limit", "5"),
+    ("offset", "1"),
+    ("filter", "browser%3D%3DFirefox"),
+    ("name", "signup"),
+    ("format", "json"),
+];
+
 fn case(url: String, token: Option<&'static str>, status: u16) -> Case {
     Case {
         url,
@@ -469,9 +483,22 @@ fn openapi_document_matches_the_server() {
             }
             if param("compare").is_some() {
                 cases.push(refused("compare=bogus"));
-            } else if !params.is_empty() {
-                // not documented here, so refused rather than ignored
-                cases.push(refused("compare=previous"));
+            }
+            // A reporting parameter this route does not document is
+            // refused, with a valid value, rather than ignored.
+            for p in &params {
+                let name = p["name"].as_str().unwrap_or_default();
+                assert!(
+                    p["in"] != "query" || REPORT_PARAMETER_SAMPLES.iter().any(|(n, _)| *n == name),
+                    "{path}: query parameter {name} has no sample value in this test"
+                );
+            }
+            if !params.is_empty() {
+                for (name, value) in REPORT_PARAMETER_SAMPLES {
+                    if param(name).is_none() {
+                        cases.push(refused(&format!("{name}={value}")));
+                    }
+                }
             }
             for i in enum_of("interval") {
                 cases.push(ok(&format!("period=7d&interval={i}")));

@@ -26,7 +26,8 @@ use super::report_answers::{
 };
 use super::report_params::{
     breakdown_kind, BreakdownPath, Compare, CompareParams, FilterParams, FormatParams,
-    FunnelParams, IntervalParams, PageParams, RangeParams, ReportQuery, SitePath,
+    FunnelParams, IntervalParams, PageParams, ParamGroup, RangeParams, ReportQuery, ReportRoute,
+    SitePath,
 };
 use super::AppState;
 use crate::config::SiteConfig;
@@ -41,6 +42,43 @@ const BREAKDOWN: &str = "/api/v1/sites/{site}/breakdown/{dimension}";
 const REALTIME: &str = "/api/v1/sites/{site}/realtime";
 const GOALS: &str = "/api/v1/sites/{site}/goals";
 const FUNNEL: &str = "/api/v1/sites/{site}/funnel";
+
+/// The parameter groups of each route, the same as its `#[utoipa::path]`
+/// lists (`tests/openapi.rs` sends every route each parameter it does not
+/// list and expects a 400).
+mod reads {
+    use super::ParamGroup::{Compare, Filter, Format, Funnel, Interval, Page, Range};
+    use super::ReportRoute;
+
+    pub const SITES: ReportRoute = ReportRoute {
+        what: "the site list",
+        reads: &[Format],
+    };
+    pub const SUMMARY: ReportRoute = ReportRoute {
+        what: "the summary",
+        reads: &[Range, Compare, Filter, Format],
+    };
+    pub const TIMESERIES: ReportRoute = ReportRoute {
+        what: "the time series",
+        reads: &[Range, Compare, Interval, Filter, Format],
+    };
+    pub const BREAKDOWN: ReportRoute = ReportRoute {
+        what: "breakdowns",
+        reads: &[Range, Compare, Page, Filter, Format],
+    };
+    pub const REALTIME: ReportRoute = ReportRoute {
+        what: "realtime (it always covers the last 30 minutes)",
+        reads: &[Filter, Format],
+    };
+    pub const GOALS: ReportRoute = ReportRoute {
+        what: "goals",
+        reads: &[Range, Filter, Format],
+    };
+    pub const FUNNEL: ReportRoute = ReportRoute {
+        what: "funnels",
+        reads: &[Funnel, Range, Filter, Format],
+    };
+}
 
 /// Every route registered by [`routes`] (the OpenAPI test checks that each
 /// appears in the document).
@@ -132,10 +170,11 @@ fn prepare<'a>(
     state: &'a AppState,
     req: &HttpRequest,
     site_id: &str,
+    route: &ReportRoute,
 ) -> Result<(&'a SiteConfig, ReportQuery), ApiError> {
     authorize_site(req, &state.config, site_id)?;
     let site = state.config.site(site_id).ok_or(ApiError::NotFound)?;
-    Ok((site, ReportQuery::parse(req)?))
+    Ok((site, ReportQuery::parse(req, route)?))
 }
 
 /// What every report over a range of days says about itself.
@@ -214,8 +253,7 @@ const SUMMARY_HEADER: [&str; 9] = [
 )]
 pub async fn sites(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let p = authenticate(&req, &state.config)?;
-    let q = ReportQuery::parse(&req)?;
-    q.no_compare("the site list")?;
+    let q = ReportQuery::parse(&req, &reads::SITES)?;
     let list: Vec<&SiteConfig> = state
         .config
         .sites
@@ -270,7 +308,7 @@ pub async fn summary(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (site, q) = prepare(&state, &req, &site_id)?;
+    let (site, q) = prepare(&state, &req, &site_id, &reads::SUMMARY)?;
     let range = range(site, &q)?;
     let compare = compared_range(site, &q, &range)?;
     let (store, sid, filters, r, c) = (
@@ -362,7 +400,7 @@ pub async fn timeseries(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (site, q) = prepare(&state, &req, &site_id)?;
+    let (site, q) = prepare(&state, &req, &site_id, &reads::TIMESERIES)?;
     let range = range(site, &q)?;
     let previous = compared_range(site, &q, &range)?;
     let interval = q.interval.interval.unwrap_or(if range.days() <= 2 {
@@ -458,7 +496,7 @@ pub async fn breakdown(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (site_id, dim_name) = path.into_inner();
-    let (site, q) = prepare(&state, &req, &site_id)?;
+    let (site, q) = prepare(&state, &req, &site_id, &reads::BREAKDOWN)?;
     let dim = breakdown_kind(&dim_name)?;
     let range = range(site, &q)?;
     let previous = compared_range(site, &q, &range)?;
@@ -572,8 +610,7 @@ pub async fn realtime(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (_, q) = prepare(&state, &req, &site_id)?;
-    q.no_compare("realtime (it always covers the last 30 minutes)")?;
+    let (_, q) = prepare(&state, &req, &site_id, &reads::REALTIME)?;
     let now = Utc::now();
     let (store, sid, filters) = (
         state.storage.clone(),
@@ -627,8 +664,7 @@ pub async fn goals(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (site, q) = prepare(&state, &req, &site_id)?;
-    q.no_compare("goals")?;
+    let (site, q) = prepare(&state, &req, &site_id, &reads::GOALS)?;
     let range = range(site, &q)?;
     let (store, site_cfg, filters, r) = (
         state.storage.clone(),
@@ -697,8 +733,7 @@ pub async fn funnel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let site_id = path.into_inner();
-    let (site, q) = prepare(&state, &req, &site_id)?;
-    q.no_compare("funnels")?;
+    let (site, q) = prepare(&state, &req, &site_id, &reads::FUNNEL)?;
     let name = q.funnel.name.clone();
     let range = range(site, &q)?;
     let (store, site_cfg, filters, r) = (

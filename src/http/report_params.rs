@@ -3,11 +3,16 @@
 //! [`ReportQuery`] before a handler looks at it, so a handler never sees a
 //! string it still has to check. A bad value answers 400 with a message
 //! that names the parameter and says how to fix it (never echoing what was
-//! sent); an unknown parameter is refused rather than ignored.
+//! sent); an unknown parameter is refused rather than ignored, and so is
+//! a known one on a route that does not read it (`limit` on the summary),
+//! so a client never believes a parameter took effect when it did not.
 //!
 //! The parameter groups double as the OpenAPI description of the routes
-//! ([`IntoParams`]): each route lists the groups it reads, and the
-//! document is generated from the same fields the parser fills.
+//! ([`IntoParams`]): each route lists the groups it reads, in its
+//! `#[utoipa::path]` and in its [`ReportRoute`], and the document is
+//! generated from the same fields the parser fills (a unit test below ties
+//! each group's parameter names to the parser; `tests/openapi.rs` sends
+//! every route the parameters it does not list).
 
 use actix_web::http::header;
 use actix_web::HttpRequest;
@@ -203,9 +208,57 @@ pub struct FormatParams {
     pub format: Option<Format>,
 }
 
+/// A group of query parameters that routes read together; each is one of
+/// the `IntoParams` types above.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamGroup {
+    Range,
+    Compare,
+    Interval,
+    Page,
+    Filter,
+    Funnel,
+    Format,
+}
+
+impl ParamGroup {
+    /// The group a query parameter belongs to, `None` for a name no route
+    /// reads.
+    fn of(name: &str) -> Option<ParamGroup> {
+        Some(match name {
+            "from" | "to" | "period" => ParamGroup::Range,
+            "compare" => ParamGroup::Compare,
+            "interval" => ParamGroup::Interval,
+            "limit" | "offset" => ParamGroup::Page,
+            "filter" => ParamGroup::Filter,
+            "name" => ParamGroup::Funnel,
+            "format" => ParamGroup::Format,
+            _ => return None,
+        })
+    }
+}
+
+/// What a report route is called in messages and which parameter groups it
+/// reads (the same groups its `#[utoipa::path]` lists).
+#[derive(Clone, Copy, Debug)]
+pub struct ReportRoute {
+    pub what: &'static str,
+    pub reads: &'static [ParamGroup],
+}
+
+impl ReportRoute {
+    /// The names of the parameters this route reads, for messages.
+    fn names(&self) -> String {
+        KNOWN
+            .split(", ")
+            .filter(|n| ParamGroup::of(n).is_some_and(|g| self.reads.contains(&g)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Every parameter a report route reads, parsed from the query string.
-/// Each route uses the groups its OpenAPI description lists and refuses
-/// `compare` where it has no meaning.
+/// A route gets only the groups it reads; any other parameter is refused.
 #[derive(Clone, Debug, Default)]
 pub struct ReportQuery {
     pub range: RangeParams,
@@ -220,6 +273,28 @@ pub struct ReportQuery {
 }
 
 const KNOWN: &str = "from, to, period, compare, interval, limit, offset, format, filter, name";
+
+/// A known parameter sent to a route that does not read it. The name is
+/// one of [`KNOWN`], so echoing it echoes nothing the client made up.
+fn not_read_here(name: &str, route: &ReportRoute) -> ApiError {
+    let reads = route.names();
+    let hint = if name == "compare" {
+        " (compare works on summary, timeseries and breakdown)"
+    } else {
+        ""
+    };
+    if reads.is_empty() {
+        bad(format!(
+            "`{name}` does not apply to {}, which takes no parameters{hint}; leave it out",
+            route.what
+        ))
+    } else {
+        bad(format!(
+            "`{name}` does not apply to {}{hint}; leave it out (it reads: {reads})",
+            route.what
+        ))
+    }
+}
 
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::BadRequest(message.into())
@@ -242,11 +317,21 @@ fn day(v: &str, name: &'static str) -> Result<Option<NaiveDate>, ApiError> {
 }
 
 impl ReportQuery {
-    /// Parses the request's query string (and `Accept`).
-    pub fn parse(req: &HttpRequest) -> Result<ReportQuery, ApiError> {
+    /// Parses the request's query string (and `Accept`) for `route`.
+    pub fn parse(req: &HttpRequest, route: &ReportRoute) -> Result<ReportQuery, ApiError> {
         let mut q = ReportQuery::default();
         for (k, v) in form_urlencoded::parse(req.query_string().as_bytes()) {
-            q.take(&k, &v)?;
+            match ParamGroup::of(&k) {
+                None => {
+                    return Err(bad(format!(
+                        "unknown query parameter; known parameters: {KNOWN}"
+                    )))
+                }
+                Some(group) if !route.reads.contains(&group) => {
+                    return Err(not_read_here(&k, route));
+                }
+                Some(_) => q.take(&k, &v)?,
+            }
         }
         q.accepts_csv = req
             .headers()
@@ -303,9 +388,11 @@ impl ReportQuery {
                     .push(v.parse::<Filter>().map_err(|e| bad(e.to_string()))?);
             }
             _ => {
-                return Err(bad(format!(
-                    "unknown query parameter; known parameters: {KNOWN}"
-                )))
+                tracing::error!(
+                    parameter = key,
+                    "a parameter passed its group but has no parser"
+                );
+                return Err(ApiError::Internal);
             }
         }
         Ok(())
@@ -319,17 +406,70 @@ impl ReportQuery {
             None => self.accepts_csv,
         }
     }
+}
 
-    /// Refuses `compare` on reports that have no period to compare.
-    pub fn no_compare(&self, what: &str) -> Result<(), ApiError> {
-        let name = match self.compare.get() {
-            Compare::None => return Ok(()),
-            Compare::Previous => "previous",
-            Compare::Year => "year",
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::openapi::path::Parameter;
+
+    fn names(params: Vec<Parameter>) -> Vec<String> {
+        params.into_iter().map(|p| p.name).collect()
+    }
+
+    /// The names the parser sorts into each group are exactly the names
+    /// the group's OpenAPI description lists, and KNOWN lists them all.
+    #[test]
+    fn groups_match_their_openapi_parameters() {
+        let groups = [
+            (ParamGroup::Range, names(RangeParams::into_params(|| None))),
+            (
+                ParamGroup::Compare,
+                names(CompareParams::into_params(|| None)),
+            ),
+            (
+                ParamGroup::Interval,
+                names(IntervalParams::into_params(|| None)),
+            ),
+            (ParamGroup::Page, names(PageParams::into_params(|| None))),
+            (
+                ParamGroup::Filter,
+                names(FilterParams::into_params(|| None)),
+            ),
+            (
+                ParamGroup::Funnel,
+                names(FunnelParams::into_params(|| None)),
+            ),
+            (
+                ParamGroup::Format,
+                names(FormatParams::into_params(|| None)),
+            ),
+        ];
+        let mut all = vec![];
+        for (group, listed) in &groups {
+            for name in listed {
+                assert_eq!(ParamGroup::of(name), Some(*group), "{name}");
+                all.push(name.clone());
+            }
+        }
+        let mut known: Vec<String> = KNOWN.split(", ").map(str::to_owned).collect();
+        known.sort();
+        all.sort();
+        assert_eq!(known, all, "KNOWN lists every documented parameter once");
+        assert_eq!(ParamGroup::of("no_such_parameter"), None);
+    }
+
+    #[test]
+    fn a_route_names_only_what_it_reads() {
+        let route = ReportRoute {
+            what: "the test",
+            reads: &[ParamGroup::Page, ParamGroup::Format],
         };
-        Err(bad(format!(
-            "compare={name} does not apply to {what}; leave the parameter out \
-             (it works on summary, timeseries and breakdown)"
-        )))
+        assert_eq!(route.names(), "limit, offset, format");
+        let ApiError::BadRequest(m) = not_read_here("compare", &route) else {
+            panic!("not a 400")
+        };
+        assert!(m.contains("`compare` does not apply to the test"), "{m}");
+        assert!(m.contains("it reads: limit, offset, format"), "{m}");
     }
 }
