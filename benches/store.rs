@@ -10,6 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use sparsam::model::{Campaign, Device, DeviceType, Event, EventKind, Referrer, ReferrerType};
 use sparsam::privacy::{AnonIp, IpMasks};
 use sparsam::store::codec::{decode_block, BlockBuilder, BLOCK_MAX_EVENTS};
+use sparsam::store::ids::StringId;
 use sparsam::store::{Col, Cols, RawEvent, Store, StoreOptions, Writer, WriterOptions};
 
 fn event(ts_ms: i64, visitor: u64) -> Event {
@@ -77,10 +78,10 @@ fn full_block() -> BlockBuilder {
                 (next() % u64::from(b.next_visitor().max(1))) as u32
             },
             pageview: b.next_pageview() + 1,
-            url: (next() % 2000) as u32 + 1,
-            title: (next() % 2000) as u32 + 1,
-            referrer: (next() % 50) as u32 + 1,
-            device: (next() % 300) as u32 + 1,
+            url: StringId::from_stored((next() % 2000) as u32 + 1),
+            title: StringId::from_stored((next() % 2000) as u32 + 1),
+            referrer: StringId::from_stored((next() % 50) as u32 + 1),
+            device: StringId::from_stored((next() % 300) as u32 + 1),
             plugins: 513,
             ..RawEvent::default()
         };

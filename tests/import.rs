@@ -337,8 +337,14 @@ fn dimensions() -> Vec<String> {
 fn report(server: &Server, path: &str) -> serde_json::Value {
     let from = (Utc::now() - Duration::days(2)).format("%Y-%m-%d");
     let to = (Utc::now() + Duration::days(2)).format("%Y-%m-%d");
+    // breakdowns take a page size; the summary takes none
+    let page = if path.contains("/breakdown/") {
+        "&limit=100"
+    } else {
+        ""
+    };
     let res = client()
-        .get(server.url(&format!("{path}?from={from}&to={to}&limit=100")))
+        .get(server.url(&format!("{path}?from={from}&to={to}{page}")))
         .bearer_auth(ADMIN_TOKEN)
         .send()
         .expect("report");

@@ -16,6 +16,7 @@
 //! derived from the config and the embedded tracker (`privacy::cookies`);
 //! a running server adds what it saw in its own responses.
 
+use crate::store::ids::DayNumber;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -490,10 +491,10 @@ pub fn free_text_view(
     config: &Config,
     v: &mut Verification,
 ) -> Result<FreeTextView, AuditError> {
-    use crate::store::schema::{day_from_number, day_number, utc_day};
+    use crate::store::schema::utc_day;
     let k = config.retention.free_text_min_visitors;
     let vetted = store.free_text_vetted()?;
-    let allowed_day = day_number(utc_day(v.oldest_allowed_ms));
+    let allowed_day = DayNumber::of(utc_day(v.oldest_allowed_ms));
     let mut tables: Vec<FreeTextTable> = Vec::new();
     // Raw events and their dictionary: every one carries free text.
     let mut oldest_string: Option<i64> = None;
@@ -515,7 +516,7 @@ pub fn free_text_view(
         older_than_allowed: v.string_violations,
         kept_by_rule: 0,
     });
-    let mut rollups: BTreeMap<&'static str, (Option<i32>, u64, u64)> = BTreeMap::new();
+    let mut rollups: BTreeMap<&'static str, (Option<DayNumber>, u64, u64)> = BTreeMap::new();
     rollups.insert("dims_open", (None, 0, 0));
     rollups.insert("dims_sealed", (None, 0, 0));
     store.for_each_free_text_row(&mut |row| {
@@ -536,7 +537,7 @@ pub fn free_text_view(
         tables.push(FreeTextTable {
             table: table.into(),
             holds: "counts per search term and per page or link URL with its query".into(),
-            oldest_day: oldest.map(|d| day_from_number(d).to_string()),
+            oldest_day: oldest.map(|d| d.date().to_string()),
             older_than_allowed: old,
             kept_by_rule: kept,
         });
@@ -562,7 +563,7 @@ pub fn free_text_view(
         rule: rule.into(),
         min_visitors: (k != 0).then_some(k),
         description,
-        vetted_before: vetted.map(|w| day_from_number(w.before_day).to_string()),
+        vetted_before: vetted.map(|w| w.before_day.date().to_string()),
         tables,
     })
 }

@@ -20,6 +20,7 @@
 //! overlap (one would take the other's `running` record for a crashed one)
 //! and shutdown stops whichever is running.
 
+use crate::store::ids::DayNumber;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -292,7 +293,7 @@ fn expire_free_text(
     cancel: &AtomicBool,
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
-    let cut_day = schema::day_number(schema::utc_day(cutoff));
+    let cut_day = DayNumber::of(schema::utc_day(cutoff));
     report.free_text_before = schema::utc_day(cutoff).to_string();
     let rule = match config.retention.free_text_min_visitors {
         0 => u32::MAX,
@@ -338,7 +339,7 @@ fn expire_free_text(
         // The rule's state moves with the last day, so a crash re-vets at
         // most that day (its raw events are still there).
         let mark = FreeTextVetted {
-            before_day: day.saturating_add(1),
+            before_day: day.next(),
             min_visitors: after.min_visitors,
         };
         let e = store.expire_free_text(*day, sites.clone(), common, Some(mark), dry_run)?;

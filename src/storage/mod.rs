@@ -29,6 +29,7 @@ pub mod clickhouse;
 pub mod migrate;
 pub mod redb;
 
+use crate::store::ids::DayNumber;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
@@ -173,7 +174,7 @@ pub struct FreeTextRowFact<'a> {
     pub site: &'a str,
     pub dimension: Dimension,
     /// Site-local day, days since 1970-01-01.
-    pub day: i32,
+    pub day: DayNumber,
 }
 
 /// Everything the rest of the program needs from stored data. See the
@@ -211,7 +212,7 @@ pub trait Storage: Send + Sync {
     /// counts. Ingest goes on meanwhile.
     fn expire_free_text(
         &self,
-        day: i32,
+        day: DayNumber,
         sites: BTreeSet<String>,
         keep: HashMap<String, HashSet<String>>,
         vetted: Option<FreeTextVetted>,
@@ -307,9 +308,9 @@ pub trait Storage: Send + Sync {
     /// a free-text dimension, each with the sites that have them.
     fn free_text_days(
         &self,
-        from_day: Option<i32>,
-        before_day: i32,
-    ) -> Result<BTreeMap<i32, BTreeSet<String>>, StorageError>;
+        from_day: Option<DayNumber>,
+        before_day: DayNumber,
+    ) -> Result<BTreeMap<DayNumber, BTreeSet<String>>, StorageError>;
 
     /// The free text (page URLs, link targets, search terms) of `site`'s
     /// local day `day` in `tz` that at least `min_visitors` distinct
@@ -318,7 +319,7 @@ pub trait Storage: Send + Sync {
         &self,
         site: &str,
         tz: chrono_tz::Tz,
-        day: i32,
+        day: DayNumber,
         min_visitors: u32,
     ) -> Result<HashSet<String>, StorageError>;
 

@@ -7,6 +7,7 @@
 //! failure, e.g. a full disk, is transient; a value that does not decode or
 //! a broken invariant is internal).
 
+use crate::store::ids::DayNumber;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -132,7 +133,7 @@ impl Storage for RedbStorage {
 
     fn expire_free_text(
         &self,
-        day: i32,
+        day: DayNumber,
         sites: BTreeSet<String>,
         keep: HashMap<String, HashSet<String>>,
         vetted: Option<FreeTextVetted>,
@@ -257,9 +258,9 @@ impl Storage for RedbStorage {
 
     fn free_text_days(
         &self,
-        from_day: Option<i32>,
-        before_day: i32,
-    ) -> Result<BTreeMap<i32, BTreeSet<String>>, StorageError> {
+        from_day: Option<DayNumber>,
+        before_day: DayNumber,
+    ) -> Result<BTreeMap<DayNumber, BTreeSet<String>>, StorageError> {
         // Roll-up changes held in the writer's memory are not in a snapshot
         // yet: a day whose only free text is held would be passed over, and
         // its rows folded in after the day was recorded as vetted.
@@ -271,7 +272,7 @@ impl Storage for RedbStorage {
         &self,
         site: &str,
         tz: chrono_tz::Tz,
-        day: i32,
+        day: DayNumber,
         min_visitors: u32,
     ) -> Result<HashSet<String>, StorageError> {
         Ok(self.store.common_free_text(site, tz, day, min_visitors)?)

@@ -13,6 +13,7 @@
 //! it forgets what that command changed; either is rebuilt from the file on
 //! demand.
 
+use super::ids::{DayNumber, DimValueId, StringId};
 use std::collections::{HashMap, HashSet};
 
 use chrono::TimeZone;
@@ -45,10 +46,10 @@ const MAX_DAYS_IN_MEMORY: usize = 8;
 /// Dimension values a raw dictionary entry stands for.
 #[derive(Clone, Copy, Debug)]
 enum Derived {
-    Text(u32),
-    Referrer([u32; 3]),
-    Campaign([u32; 3]),
-    Device([u32; 8]),
+    Text(DimValueId),
+    Referrer([DimValueId; 3]),
+    Campaign([DimValueId; 3]),
+    Device([DimValueId; 8]),
 }
 
 /// Maps timestamps to a time zone's day numbers, remembering the last
@@ -57,7 +58,7 @@ enum Derived {
 /// come in time order, so one conversion serves many of them.
 pub(crate) struct LocalDays {
     tz: Tz,
-    last: std::cell::Cell<(i64, i32)>,
+    last: std::cell::Cell<(i64, DayNumber)>,
 }
 
 const QUARTER_HOUR_MS: i64 = 15 * 60 * 1000;
@@ -66,11 +67,11 @@ impl LocalDays {
     pub(crate) fn new(tz: Tz) -> Self {
         LocalDays {
             tz,
-            last: std::cell::Cell::new((i64::MIN, 0)),
+            last: std::cell::Cell::new((i64::MIN, DayNumber::default())),
         }
     }
 
-    pub(crate) fn day(&self, ts_ms: i64) -> i32 {
+    pub(crate) fn day(&self, ts_ms: i64) -> DayNumber {
         let slot = ts_ms.div_euclid(QUARTER_HOUR_MS);
         let (s, d) = self.last.get();
         if s == slot {
@@ -83,10 +84,10 @@ impl LocalDays {
 }
 
 /// The local day number of `ts_ms` in `tz`.
-pub(crate) fn local_day(tz: Tz, ts_ms: i64) -> i32 {
+pub(crate) fn local_day(tz: Tz, ts_ms: i64) -> DayNumber {
     match tz.timestamp_millis_opt(ts_ms).single() {
-        Some(t) => schema::day_number(t.date_naive()),
-        None => schema::day_number(schema::utc_day(ts_ms)),
+        Some(t) => DayNumber::of(t.date_naive()),
+        None => DayNumber::of(schema::utc_day(ts_ms)),
     }
 }
 
@@ -94,14 +95,14 @@ pub(crate) fn local_day(tz: Tz, ts_ms: i64) -> i32 {
 /// day counts they bring the roll-ups to.
 pub(crate) struct BatchRollups {
     pub delta: RollupDelta,
-    pub counts: Vec<(i32, String, u64)>,
+    pub counts: Vec<(DayNumber, String, u64)>,
 }
 
 /// Roll-up changes of one batch, keyed by raw dictionary ids.
 #[derive(Default)]
 struct Deltas {
     hourly: HashMap<(u16, i64), [i64; 9]>,
-    dims: HashMap<(u16, Group, i32, u32), [i64; 3]>,
+    dims: HashMap<(u16, Group, DayNumber, u32), [i64; 3]>,
 }
 
 struct SiteSink<'a> {
@@ -114,7 +115,7 @@ impl Sink for SiteSink<'_> {
         self.deltas.hourly.entry((self.site, hour)).or_default()[field as usize] += by;
     }
 
-    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: CounterField, by: i64) {
+    fn dim(&mut self, group: Group, local_day: DayNumber, raw: u32, field: CounterField, by: i64) {
         if raw == 0 {
             return;
         }
@@ -130,7 +131,7 @@ impl Sink for SiteSink<'_> {
 /// rare once today and yesterday are in memory).
 struct DayTables<'txn> {
     txn: &'txn WriteTransaction,
-    open: HashMap<i32, Table<'txn, BlockKey<'static>, &'static [u8]>>,
+    open: HashMap<DayNumber, Table<'txn, BlockKey<'static>, &'static [u8]>>,
     listed: Option<HashSet<String>>,
 }
 
@@ -145,7 +146,7 @@ impl<'txn> DayTables<'txn> {
 
     /// True when the table of UTC day `day` holds (or held before this
     /// batch) events.
-    fn existed(&mut self, day: i32) -> Result<bool, StoreError> {
+    fn existed(&mut self, day: DayNumber) -> Result<bool, StoreError> {
         if self.open.contains_key(&day) {
             return Ok(true);
         }
@@ -157,17 +158,17 @@ impl<'txn> DayTables<'txn> {
                     .collect(),
             );
         }
-        let name = schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(day));
+        let name = schema::day_table_name(schema::EVENTS_PREFIX, day.date());
         Ok(self.listed.as_ref().is_some_and(|l| l.contains(&name)))
     }
 
     /// The table of UTC day `day`, opened (created) on first use.
     fn open(
         &mut self,
-        day: i32,
+        day: DayNumber,
     ) -> Result<&mut Table<'txn, BlockKey<'static>, &'static [u8]>, StoreError> {
         if let std::collections::hash_map::Entry::Vacant(slot) = self.open.entry(day) {
-            let name = schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(day));
+            let name = schema::day_table_name(schema::EVENTS_PREFIX, day.date());
             slot.insert(self.txn.open_table(schema::events_table(&name))?);
         }
         self.open
@@ -180,16 +181,16 @@ impl<'txn> DayTables<'txn> {
 #[derive(Default)]
 pub(crate) struct WriterState {
     ready: bool,
-    days: HashMap<(u16, i32), DayState>,
+    days: HashMap<(u16, DayNumber), DayState>,
     tick: u64,
     sites: Vec<String>,
     site_ids: HashMap<String, u16>,
     raw: RawInterner,
     dims: DimInterner,
-    derived: HashMap<u32, Derived>,
+    derived: HashMap<StringId, Derived>,
     /// While unused roll-up values are being deleted: the values written
     /// into roll-up rows since the deletion's snapshot (kept by it).
-    used_values: Option<HashSet<u32>>,
+    used_values: Option<HashSet<DimValueId>>,
 }
 
 impl WriterState {
@@ -203,7 +204,7 @@ impl WriterState {
 
     /// Forgets the states of UTC day `day` (dropped or rewritten); the
     /// other days, today's among them, stay.
-    pub(crate) fn forget_day(&mut self, day: i32) {
+    pub(crate) fn forget_day(&mut self, day: DayNumber) {
         self.days.retain(|(_, d), _| *d != day);
     }
 
@@ -215,7 +216,7 @@ impl WriterState {
     }
 
     /// Forgets the cached ids of the dictionary strings `gone` (deleted).
-    pub(crate) fn forget_deleted_strings(&mut self, gone: &[(u32, Vec<u8>)]) {
+    pub(crate) fn forget_deleted_strings(&mut self, gone: &[(StringId, Vec<u8>)]) {
         self.raw
             .forget_keys(gone.iter().map(|(_, key)| key.as_slice()));
         for (id, _) in gone {
@@ -225,15 +226,15 @@ impl WriterState {
 
     /// Forgets the roll-up values `gone` (deleted): their cached ids and
     /// every cached derivation that leads to one of them.
-    pub(crate) fn forget_deleted_rollup_values(&mut self, gone: &[(u32, String)]) {
+    pub(crate) fn forget_deleted_rollup_values(&mut self, gone: &[(DimValueId, String)]) {
         if gone.is_empty() {
             return;
         }
         self.dims
             .forget_values(gone.iter().map(|(_, v)| v.as_str()));
-        let ids: HashSet<u32> = gone.iter().map(|(id, _)| *id).collect();
+        let ids: HashSet<DimValueId> = gone.iter().map(|(id, _)| *id).collect();
         self.derived.retain(|_, d| {
-            let leads_to: &[u32] = match d {
+            let leads_to: &[DimValueId] = match d {
                 Derived::Text(id) => std::slice::from_ref(id),
                 Derived::Referrer(v) | Derived::Campaign(v) => v,
                 Derived::Device(v) => v,
@@ -248,15 +249,15 @@ impl WriterState {
     }
 
     /// Notes roll-up values written into rows outside a batch.
-    pub(crate) fn note_rollup_values_used(&mut self, ids: impl IntoIterator<Item = u32>) {
+    pub(crate) fn note_rollup_values_used(&mut self, ids: impl IntoIterator<Item = DimValueId>) {
         if let Some(used) = &mut self.used_values {
             used.extend(ids);
         }
     }
 
     /// The roll-up values written into rows since tracking started.
-    pub(crate) fn rollup_values_used_since(&self) -> &HashSet<u32> {
-        static NONE: std::sync::OnceLock<HashSet<u32>> = std::sync::OnceLock::new();
+    pub(crate) fn rollup_values_used_since(&self) -> &HashSet<DimValueId> {
+        static NONE: std::sync::OnceLock<HashSet<DimValueId>> = std::sync::OnceLock::new();
         self.used_values
             .as_ref()
             .unwrap_or_else(|| NONE.get_or_init(HashSet::new))
@@ -269,7 +270,7 @@ impl WriterState {
         &mut self,
         store: &super::Store,
         values: &[String],
-    ) -> Result<Vec<u32>, StoreError> {
+    ) -> Result<Vec<DimValueId>, StoreError> {
         let db = store.db()?;
         let mut txn = db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
@@ -355,8 +356,8 @@ impl WriterState {
                 let days = LocalDays::new(tz);
                 let local = |ts: i64| days.day(ts);
                 // the day before, whole, for visits across midnight
-                let prev = if tables.existed(day.saturating_sub(1))? {
-                    let t = tables.open(day.saturating_sub(1))?;
+                let prev = if tables.existed(day.previous())? {
+                    let t = tables.open(day.previous())?;
                     Some(DayState::load(
                         &*t,
                         site_name,
@@ -424,7 +425,7 @@ impl WriterState {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         self.reset();
-        let today = schema::day_number(schema::utc_day(now_ms));
+        let today = DayNumber::of(schema::utc_day(now_ms));
         let mut sites: Vec<&String> = opts.site_timezones.keys().collect();
         sites.sort();
         for site in sites {
@@ -432,14 +433,13 @@ impl WriterState {
             let tz = opts.site_timezones.get(site).copied().unwrap_or(Tz::UTC);
             let days = LocalDays::new(tz);
             let local = |ts: i64| days.day(ts);
-            for d in [today.saturating_sub(1), today] {
-                let name =
-                    schema::day_table_name(schema::EVENTS_PREFIX, schema::day_from_number(d));
+            for d in [today.previous(), today] {
+                let name = schema::day_table_name(schema::EVENTS_PREFIX, d.date());
                 let Some(t) = super::open_optional(&snap.txn, schema::events_table(&name))? else {
                     continue;
                 };
                 let prev = if d == today {
-                    self.days.get(&(id, d.saturating_sub(1)))
+                    self.days.get(&(id, d.previous()))
                 } else {
                     None
                 };
@@ -472,10 +472,10 @@ impl WriterState {
         let mut deltas = Deltas::default();
         let mut local_days: HashMap<&'static str, LocalDays> = HashMap::new();
         let mut tables = DayTables::new(txn);
-        let mut touched: Vec<(u16, i32)> = Vec::new();
+        let mut touched: Vec<(u16, DayNumber)> = Vec::new();
         for e in events {
             let site = self.site_id(&e.site)?;
-            let day = schema::day_number(schema::utc_day(e.ts_ms));
+            let day = DayNumber::of(schema::utc_day(e.ts_ms));
             let tz = opts.site_timezones.get(&e.site).copied().unwrap_or(Tz::UTC);
             let days = local_days
                 .entry(tz.name())
@@ -494,7 +494,7 @@ impl WriterState {
                 .days
                 .remove(&(site, day))
                 .ok_or(StoreError::Invariant("day state made above"))?;
-            let prev = self.days.get(&(site, day.saturating_sub(1)));
+            let prev = self.days.get(&(site, day.previous()));
             let step = cur.step(
                 prev,
                 &input,
@@ -547,12 +547,12 @@ impl WriterState {
         &mut self,
         tables: &mut DayTables<'_>,
         (site, site_name): (u16, &str),
-        day: i32,
-        local: &dyn Fn(i64) -> i32,
+        day: DayNumber,
+        local: &dyn Fn(i64) -> DayNumber,
         max_engaged_ms: u32,
     ) -> Result<(), StoreError> {
         self.tick += 1;
-        for d in [day.saturating_sub(1), day] {
+        for d in [day.previous(), day] {
             if let Some(st) = self.days.get_mut(&(site, d)) {
                 st.last_use = self.tick;
                 continue;
@@ -565,14 +565,14 @@ impl WriterState {
             let mut state = if present {
                 let started = std::time::Instant::now();
                 let prev = if d == day {
-                    self.days.get(&(site, d.saturating_sub(1)))
+                    self.days.get(&(site, d.previous()))
                 } else {
                     None
                 };
                 let st = DayState::load(&*t, site_name, prev, local, max_engaged_ms)?;
                 tracing::debug!(
                     site = %site_name,
-                    day = %schema::day_from_number(d),
+                    day = %d.date(),
                     elapsed_us = started.elapsed().as_micros() as u64,
                     "writer state of a day rebuilt from its blocks"
                 );
@@ -596,9 +596,9 @@ impl WriterState {
     ) -> Result<InternedEvent, StoreError> {
         let ts = e.ts_ms;
         let mut intern = |key: Vec<u8>| self.raw.intern(raw_t, key, ts);
-        let text = |s: &str, intern: &mut dyn FnMut(Vec<u8>) -> Result<u32, StoreError>| {
+        let text = |s: &str, intern: &mut dyn FnMut(Vec<u8>) -> Result<StringId, StoreError>| {
             if s.is_empty() {
-                Ok(0)
+                Ok(StringId::NONE)
             } else {
                 intern(text_key(s))
             }
@@ -612,7 +612,7 @@ impl WriterState {
             title: text(&e.title, &mut intern)?,
             referrer: intern(referrer_key(&e.referrer))?,
             campaign: if e.campaign == Default::default() {
-                0
+                StringId::NONE
             } else {
                 intern(campaign_key(&e.campaign))?
             },
@@ -638,7 +638,7 @@ impl WriterState {
         Ok(CustomRef {
             name: self.raw.intern(raw_t, text_key(&custom.name), e.ts_ms)?,
             props: if custom.props.is_empty() {
-                0
+                StringId::NONE
             } else {
                 self.raw.intern(raw_t, props_key(&custom.props), e.ts_ms)?
             },
@@ -652,8 +652,8 @@ impl WriterState {
         &mut self,
         txn: &WriteTransaction,
         tables: &mut DayTables<'_>,
-        mut touched: Vec<(u16, i32)>,
-    ) -> Result<Vec<(i32, String, u64)>, StoreError> {
+        mut touched: Vec<(u16, DayNumber)>,
+    ) -> Result<Vec<(DayNumber, String, u64)>, StoreError> {
         touched.sort_unstable();
         touched.dedup();
         let mut out = Vec::with_capacity(touched.len());
@@ -686,15 +686,15 @@ impl WriterState {
         if self.days.len() <= MAX_DAYS_IN_MEMORY {
             return;
         }
-        let mut newest: HashMap<u16, i32> = HashMap::new();
+        let mut newest: HashMap<u16, DayNumber> = HashMap::new();
         for &(s, d) in self.days.keys() {
             let n = newest.entry(s).or_insert(d);
             *n = (*n).max(d);
         }
-        let mut keys: Vec<((u16, i32), u64)> = self
+        let mut keys: Vec<((u16, DayNumber), u64)> = self
             .days
             .iter()
-            .filter(|((s, d), _)| *d < newest[s].saturating_sub(1))
+            .filter(|((s, d), _)| *d < newest[s].previous())
             .map(|(k, st)| (*k, st.last_use))
             .collect();
         keys.sort_by_key(|(_, t)| *t);
@@ -708,7 +708,7 @@ impl WriterState {
         &mut self,
         raw_t: &RawTables<'_>,
         dim_t: &mut DimTables<'_>,
-        raw: u32,
+        raw: StringId,
     ) -> Result<Derived, StoreError> {
         if let Some(d) = self.derived.get(&raw) {
             return Ok(*d);
@@ -726,7 +726,7 @@ impl WriterState {
             }
             Interned::Device(d) => {
                 let v = device_values(&d);
-                let mut ids = [0u32; 8];
+                let mut ids = [DimValueId::NONE; 8];
                 for (id, s) in ids.iter_mut().zip(&v) {
                     *id = i(s)?;
                 }
@@ -766,15 +766,15 @@ impl WriterState {
             }
         }
 
-        let mut rows: HashMap<(u16, Dimension, i32, u32), [i64; 3]> = HashMap::new();
+        let mut rows: HashMap<(u16, Dimension, DayNumber, DimValueId), [i64; 3]> = HashMap::new();
         let mismatch = |raw: u32| {
             StoreError::Decode(format!(
                 "dictionary entry {raw} is not the kind of value its roll-up expects"
             ))
         };
         for ((site, group, day, raw), d) in deltas.dims {
-            let mut add = |dim: Dimension, id: u32| {
-                if id != 0 {
+            let mut add = |dim: Dimension, id: DimValueId| {
+                if !id.is_none() {
                     let r = rows.entry((site, dim, day, id)).or_default();
                     for (x, dx) in r.iter_mut().zip(d) {
                         *x += dx;
@@ -790,25 +790,25 @@ impl WriterState {
                         }
                     }
                 }
-                Group::Text(dim) => match self.derive(raw_t, dim_t, raw)? {
+                Group::Text(dim) => match self.derive(raw_t, dim_t, StringId::from_stored(raw))? {
                     Derived::Text(id) => add(dim, id),
                     _ => return Err(mismatch(raw)),
                 },
-                Group::Referrer => match self.derive(raw_t, dim_t, raw)? {
+                Group::Referrer => match self.derive(raw_t, dim_t, StringId::from_stored(raw))? {
                     Derived::Referrer(ids) => REFERRER_DIMS
                         .iter()
                         .zip(ids)
                         .for_each(|(d, id)| add(*d, id)),
                     _ => return Err(mismatch(raw)),
                 },
-                Group::Campaign => match self.derive(raw_t, dim_t, raw)? {
+                Group::Campaign => match self.derive(raw_t, dim_t, StringId::from_stored(raw))? {
                     Derived::Campaign(ids) => CAMPAIGN_DIMS
                         .iter()
                         .zip(ids)
                         .for_each(|(d, id)| add(*d, id)),
                     _ => return Err(mismatch(raw)),
                 },
-                Group::Device => match self.derive(raw_t, dim_t, raw)? {
+                Group::Device => match self.derive(raw_t, dim_t, StringId::from_stored(raw))? {
                     Derived::Device(ids) => {
                         DEVICE_DIMS.iter().zip(ids).for_each(|(d, id)| add(*d, id))
                     }

@@ -24,6 +24,7 @@
 //! Addresses come back as [`StoredIp`], not `AnonIp`: an `AnonIp` can only
 //! be made by truncating a full address, so the store cannot rebuild one.
 
+use super::ids::StringId;
 use std::collections::HashMap;
 
 use crate::model::{Campaign, Device, DeviceType, EventKind, Referrer, ReferrerType};
@@ -163,6 +164,11 @@ impl<'a> Reader<'a> {
         u32::try_from(v).map_err(|_| self.err("value exceeds u32"))
     }
 
+    /// A raw-dictionary id written as a varint.
+    pub(crate) fn string_id(&mut self) -> Result<StringId, StoreError> {
+        self.u32().map(StringId::from_stored)
+    }
+
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| self.err("length too large"))?;
@@ -210,19 +216,19 @@ pub struct RawEvent {
     /// 0 = no page-view id; otherwise the number of the id within its
     /// (site, UTC day) plus one.
     pub pageview: u32,
-    pub url: u32,
-    pub title: u32,
+    pub url: StringId,
+    pub title: StringId,
     /// Dictionary id of the encoded [`Referrer`] (0 = direct, nothing known).
-    pub referrer: u32,
+    pub referrer: StringId,
     /// Dictionary id of the encoded [`Campaign`] (0 = none).
-    pub campaign: u32,
-    pub target: u32,
-    pub search_term: u32,
+    pub campaign: StringId,
+    pub target: StringId,
+    pub search_term: StringId,
     /// 0 = unknown; otherwise the number of results plus one.
     pub search_results: u64,
     pub engaged_ms: u32,
     /// Dictionary id of the encoded [`Device`] (0 = nothing detected).
-    pub device: u32,
+    pub device: StringId,
     pub plugins: u16,
     /// Index into the block's address table.
     pub ip: u16,
@@ -234,8 +240,8 @@ pub struct RawEvent {
 /// encoded properties (0 = none), revenue in hundredths (0 = none).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CustomRef {
-    pub name: u32,
-    pub props: u32,
+    pub name: StringId,
+    pub props: StringId,
     pub revenue_cents: i64,
 }
 
@@ -246,15 +252,15 @@ impl Default for RawEvent {
             kind: EventKind::PageView,
             visitor: 0,
             pageview: 0,
-            url: 0,
-            title: 0,
-            referrer: 0,
-            campaign: 0,
-            target: 0,
-            search_term: 0,
+            url: StringId::NONE,
+            title: StringId::NONE,
+            referrer: StringId::NONE,
+            campaign: StringId::NONE,
+            target: StringId::NONE,
+            search_term: StringId::NONE,
             search_results: 0,
             engaged_ms: 0,
-            device: 0,
+            device: StringId::NONE,
             plugins: 0,
             ip: 0,
             custom: CustomRef::default(),
@@ -797,41 +803,41 @@ pub fn decode_events_into(
             new_pageviews,
         )?;
     }
-    macro_rules! u32_column {
+    macro_rules! string_column {
         ($col:expr, $field:ident) => {
             if cols.has($col) {
                 let mut rd = reader($col);
                 for e in ev.iter_mut() {
-                    e.$field = rd.u32()?;
+                    e.$field = StringId::from_stored(rd.u32()?);
                 }
                 used_up(rd)?;
             }
         };
     }
-    u32_column!(Col::Url, url);
-    u32_column!(Col::Title, title);
-    u32_column!(Col::Referrer, referrer);
-    u32_column!(Col::Campaign, campaign);
-    u32_column!(Col::Device, device);
+    string_column!(Col::Url, url);
+    string_column!(Col::Title, title);
+    string_column!(Col::Referrer, referrer);
+    string_column!(Col::Campaign, campaign);
+    string_column!(Col::Device, device);
     macro_rules! sparse_column {
         ($col:expr, $bit:expr, $field:ident, $read:expr) => {
             if cols.has($col) {
                 let mut rd = reader($col);
                 for (i, e) in ev.iter_mut().enumerate() {
                     if present(i, $bit) {
-                        let v = $read(&mut rd)?;
-                        if v == 0 {
+                        e.$field = $read(&mut rd)?;
+                        // zero (or no string) is what an absent value means
+                        if is_zero(&e.$field) {
                             return Err(r_err("a sparse column holds a zero"));
                         }
-                        e.$field = v;
                     }
                 }
                 used_up(rd)?;
             }
         };
     }
-    sparse_column!(Col::Target, 0, target, Reader::u32);
-    sparse_column!(Col::SearchTerm, 1, search_term, Reader::u32);
+    sparse_column!(Col::Target, 0, target, Reader::string_id);
+    sparse_column!(Col::SearchTerm, 1, search_term, Reader::string_id);
     sparse_column!(Col::SearchResults, 2, search_results, |rd: &mut Reader<
         '_,
     >| {
@@ -855,8 +861,8 @@ pub fn decode_events_into(
         let mut revenue = reader(Col::Revenue);
         for e in ev.iter_mut().filter(|e| e.kind == EventKind::Custom) {
             e.custom = CustomRef {
-                name: names.u32()?,
-                props: props.u32()?,
+                name: names.string_id()?,
+                props: props.string_id()?,
                 revenue_cents: revenue.ivarint()?,
             };
         }
@@ -1012,9 +1018,18 @@ pub fn decode_interned(bytes: &[u8]) -> Result<Interned, StoreError> {
     Ok(v)
 }
 
+/// True for a column's zero value (0, or no string).
+fn is_zero<V: Default + PartialEq>(v: &V) -> bool {
+    *v == V::default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn id(n: u32) -> StringId {
+        StringId::from_stored(n)
+    }
 
     fn ev(ts: i64, kind: EventKind, visitor: u32, pageview: u32, url: u32) -> RawEvent {
         RawEvent {
@@ -1022,15 +1037,15 @@ mod tests {
             kind,
             visitor,
             pageview,
-            url,
-            title: url + 1,
-            referrer: 3,
-            campaign: 0,
-            target: 0,
-            search_term: 0,
+            url: id(url),
+            title: id(url + 1),
+            referrer: id(3),
+            campaign: StringId::NONE,
+            target: StringId::NONE,
+            search_term: StringId::NONE,
             search_results: 0,
             engaged_ms: 0,
-            device: 7,
+            device: id(7),
             plugins: 0b10_0000_0001,
             ip: 0,
             custom: CustomRef::default(),
@@ -1054,15 +1069,15 @@ mod tests {
         e.ip = 1;
         out.push(e);
         let mut e = ev(1_699_999_999_000, EventKind::Search, 5, 0, 100);
-        e.search_term = 42;
+        e.search_term = id(42);
         e.search_results = u64::from(u32::MAX) + 1;
         b.push(&e, None, None, V4);
         e.ip = 0;
         out.push(e);
         let mut e = ev(1_700_000_001_000, EventKind::Custom, 5, 0, 100);
         e.custom = CustomRef {
-            name: 77,
-            props: 78,
+            name: id(77),
+            props: id(78),
             revenue_cents: -990,
         };
         b.push(&e, None, None, V4);
@@ -1095,7 +1110,10 @@ mod tests {
                 (got.ts_ms, got.kind, got.url),
                 (want.ts_ms, want.kind, want.url)
             );
-            assert_eq!((got.device, got.visitor, got.title), (0, 0, 0));
+            assert_eq!(
+                (got.device, got.visitor, got.title),
+                (StringId::NONE, 0, StringId::NONE)
+            );
         }
     }
 

@@ -19,6 +19,7 @@
 //! thread from a snapshot: only its catch-up and file swap is a command,
 //! so ingest goes on while the file is copied.
 
+use super::ids::{DayNumber, DimValueId, StringId};
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
@@ -29,7 +30,7 @@ use crate::model::Event;
 use super::apply::WriterState;
 use super::sweep::{FreeTextCutPlan, FreeTextVetted};
 use super::vacuum::VacuumCopy;
-use super::{schema, RollupExpiry, Store, StoreError, VacuumReport};
+use super::{RollupExpiry, Store, StoreError, VacuumReport};
 
 /// Answer to one submitted batch (see [`super::writer::Ack`]).
 pub(crate) type BatchReply = oneshot::Sender<super::writer::Ack>;
@@ -65,7 +66,7 @@ pub(crate) enum Maintenance {
     /// Delete these dictionary strings (candidates found in a snapshot off
     /// this thread), each unless an event at or after `cutoff_ms` uses it.
     ExpireStringChunk {
-        ids: Vec<u32>,
+        ids: Vec<StringId>,
         cutoff_ms: i64,
         reply: Reply<u64>,
     },
@@ -77,14 +78,14 @@ pub(crate) enum Maintenance {
     /// Give these roll-up values ids (those a free-text cut needs).
     InternRollupValues {
         values: Vec<String>,
-        reply: Reply<Vec<u32>>,
+        reply: Reply<Vec<DimValueId>>,
     },
     /// Apply one free-text cut planned off this thread, if its rows are
     /// unchanged (answer `false` otherwise); record `vetted` with it.
     ApplyFreeTextCut {
         /// Boxed: the rows of one dimension and day, large next to a batch.
         plan: Box<FreeTextCutPlan>,
-        new_ids: HashMap<String, u32>,
+        new_ids: HashMap<String, DimValueId>,
         vetted: Option<FreeTextVetted>,
         reply: Reply<bool>,
     },
@@ -105,7 +106,7 @@ pub(crate) enum Maintenance {
     /// Delete these roll-up values (found unused in a snapshot taken while
     /// tracking), except those used since.
     DeleteRollupValues {
-        values: Vec<(u32, String)>,
+        values: Vec<(DimValueId, String)>,
         reply: Reply<u64>,
     },
     /// Finish a vacuum whose copy was made off this thread: catch up with
@@ -165,7 +166,7 @@ impl Maintenance {
                 reply,
             } => {
                 let step = store.drop_partition_chunk(day);
-                memory.forget_day(schema::day_number(day));
+                memory.forget_day(DayNumber::of(day));
                 match step {
                     Ok((n, false)) => Some(Maintenance::DropDay {
                         day,
@@ -182,7 +183,7 @@ impl Maintenance {
                 reply,
             } => {
                 let trimmed = store.trim_partition(day, cutoff_ms);
-                memory.forget_day(schema::day_number(day));
+                memory.forget_day(DayNumber::of(day));
                 match trimmed {
                     Ok(n) => answer(reply, Ok(n)),
                     Err(e) => fail(store, memory, reply, e),

@@ -23,6 +23,7 @@
 //! visit (referrer, campaign, entry and exit page) once per visit when it
 //! ends. Conditions on strings are never decided per event.
 
+use super::ids::StringId;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::goals::{url_path, Condition};
@@ -60,9 +61,9 @@ struct PreparedEvent {
     /// The visitor's number within its day.
     visitor: u32,
     kind: EventKind,
-    url: u32,
-    referrer: u32,
-    campaign: u32,
+    url: StringId,
+    referrer: StringId,
+    campaign: StringId,
     /// The event passes every filter on the event itself.
     passes: bool,
     /// Funnel steps it meets (bit `n`: step `n`).
@@ -109,7 +110,7 @@ struct DayJudge<'q> {
     /// Per page-URL id: its [`Verdict`] (0: not decided yet).
     pages: IdCache<Verdict>,
     /// Per (event name, properties) ids: its [`Verdict`].
-    events: FxHashMap<(u32, u32), Verdict>,
+    events: FxHashMap<(StringId, StringId), Verdict>,
 }
 
 impl<'q> DayJudge<'q> {
@@ -154,16 +155,16 @@ impl<'q> DayJudge<'q> {
     /// The verdict for `e` (0: it can meet no condition).
     fn of(&mut self, e: &RawEvent) -> Result<Verdict, StoreError> {
         match e.kind {
-            EventKind::PageView if e.url != 0 => {
-                if let v @ VERDICT_KNOWN.. = self.pages.get(e.url) {
+            EventKind::PageView if !e.url.is_none() => {
+                if let v @ VERDICT_KNOWN.. = self.pages.get(e.url.stored()) {
                     return Ok(v);
                 }
                 let url = self.values.res.text(e.url)?;
                 let v = self.verdict(Some(url_path(&url)), None);
-                self.pages.set(e.url, v);
+                self.pages.set(e.url.stored(), v);
                 Ok(v)
             }
-            EventKind::Custom if e.custom.name != 0 => {
+            EventKind::Custom if !e.custom.name.is_none() => {
                 let key = (e.custom.name, e.custom.props);
                 if let Some(&v) = self.events.get(&key) {
                     return Ok(v);

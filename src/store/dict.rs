@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use redb::{ReadableTable, Table};
 
 use super::codec::{decode_interned, put_ivarint, Interned, Reader};
+use super::ids::{DimValueId, StringId};
 use super::schema::{hour_of, MS_PER_HOUR};
 use super::StoreError;
 
@@ -83,14 +84,14 @@ impl IdSeq {
 #[derive(Default)]
 pub(crate) struct RawInterner {
     /// tagged bytes -> (id, bound as stored)
-    cache: HashMap<Vec<u8>, (u32, i64)>,
+    cache: HashMap<Vec<u8>, (StringId, i64)>,
     ids: IdSeq,
 }
 
 /// The raw dictionary's tables, open in the writer's transaction.
 pub(crate) struct RawTables<'t> {
-    pub strings: Table<'t, u32, &'static [u8]>,
-    pub ids: Table<'t, &'static [u8], u32>,
+    pub strings: Table<'t, StringId, &'static [u8]>,
+    pub ids: Table<'t, &'static [u8], StringId>,
 }
 
 impl RawInterner {
@@ -126,7 +127,7 @@ impl RawInterner {
         t: &mut RawTables<'_>,
         key: Vec<u8>,
         ts_ms: i64,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<StringId, StoreError> {
         let need = bound_for(ts_ms);
         if let Some(&(id, bound)) = self.cache.get(&key) {
             if bound >= need {
@@ -157,7 +158,7 @@ impl RawInterner {
             }
             Some((id, _)) => id,
             None => {
-                let id = self.ids.alloc("dictionary")?;
+                let id = StringId::from_stored(self.ids.alloc("dictionary")?);
                 t.ids.insert(key.as_slice(), id)?;
                 id
             }
@@ -167,7 +168,7 @@ impl RawInterner {
         Ok(id)
     }
 
-    fn remember(&mut self, key: Vec<u8>, id: u32, bound: i64) {
+    fn remember(&mut self, key: Vec<u8>, id: StringId, bound: i64) {
         if self.cache.len() >= CACHE_LIMIT {
             self.cache.clear();
         }
@@ -177,8 +178,8 @@ impl RawInterner {
 
 /// Looks up raw dictionary entry `id`.
 pub fn resolve_raw(
-    strings: &impl ReadableTable<u32, &'static [u8]>,
-    id: u32,
+    strings: &impl ReadableTable<StringId, &'static [u8]>,
+    id: StringId,
 ) -> Result<Interned, StoreError> {
     match strings.get(id)? {
         Some(v) => decode_interned(split_raw_value(v.value())?.1),
@@ -191,14 +192,14 @@ pub fn resolve_raw(
 /// Writer-side interning into the roll-up dictionary.
 #[derive(Default)]
 pub(crate) struct DimInterner {
-    cache: HashMap<Box<str>, u32>,
+    cache: HashMap<Box<str>, DimValueId>,
     ids: IdSeq,
 }
 
 /// The roll-up dictionary's tables, open in the writer's transaction.
 pub(crate) struct DimTables<'t> {
-    pub values: Table<'t, u32, &'static str>,
-    pub ids: Table<'t, &'static str, u32>,
+    pub values: Table<'t, DimValueId, &'static str>,
+    pub ids: Table<'t, &'static str, DimValueId>,
 }
 
 impl DimInterner {
@@ -226,10 +227,15 @@ impl DimInterner {
         }
     }
 
-    /// The id of dimension value `s`; 0 for the empty string (never counted).
-    pub(crate) fn intern(&mut self, t: &mut DimTables<'_>, s: &str) -> Result<u32, StoreError> {
+    /// The id of dimension value `s`; none for the empty string (never
+    /// counted).
+    pub(crate) fn intern(
+        &mut self,
+        t: &mut DimTables<'_>,
+        s: &str,
+    ) -> Result<DimValueId, StoreError> {
         if s.is_empty() {
-            return Ok(0);
+            return Ok(DimValueId::NONE);
         }
         if let Some(&id) = self.cache.get(s) {
             return Ok(id);
@@ -238,7 +244,7 @@ impl DimInterner {
         let id = match found {
             Some(id) => id,
             None => {
-                let id = self.ids.alloc("dimension value")?;
+                let id = DimValueId::from_stored(self.ids.alloc("dimension value")?);
                 t.ids.insert(s, id)?;
                 t.values.insert(id, s)?;
                 id
@@ -254,8 +260,8 @@ impl DimInterner {
 
 /// Looks up roll-up dictionary entry `id`.
 pub fn resolve_dim(
-    values: &impl ReadableTable<u32, &'static str>,
-    id: u32,
+    values: &impl ReadableTable<DimValueId, &'static str>,
+    id: DimValueId,
 ) -> Result<String, StoreError> {
     match values.get(id)? {
         Some(v) => Ok(v.value().to_owned()),

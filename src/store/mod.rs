@@ -18,6 +18,7 @@ pub mod codec;
 mod commands;
 pub(crate) mod conversions;
 pub mod dict;
+pub mod ids;
 mod open_rollups;
 mod reopen;
 pub mod replay;
@@ -31,6 +32,7 @@ mod vacuum;
 mod visits;
 pub mod writer;
 
+use self::ids::{DayNumber, DimValueId, StringId};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -214,9 +216,9 @@ pub struct Snapshot {
 /// Resolves raw dictionary ids within a [`Snapshot`] (or of a replay's
 /// dictionary in memory, see [`replay`]), with a cache.
 pub struct Resolver {
-    strings: Option<ReadOnlyTable<u32, &'static [u8]>>,
+    strings: Option<ReadOnlyTable<StringId, &'static [u8]>>,
     memory: Option<replay::SharedDict>,
-    cache: FxHashMap<u32, Interned>,
+    cache: FxHashMap<StringId, Interned>,
 }
 
 impl Resolver {
@@ -231,13 +233,13 @@ impl Resolver {
     }
 
     /// The dictionary entry `id` (which must be non-zero).
-    pub fn get(&mut self, id: u32) -> Result<&Interned, StoreError> {
+    pub fn get(&mut self, id: StringId) -> Result<&Interned, StoreError> {
         if let (false, Some(memory)) = (self.cache.contains_key(&id), &self.memory) {
             let entry = memory
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .entries
-                .get((id as usize).wrapping_sub(1))
+                .get(id.index().wrapping_sub(1))
                 .cloned()
                 .ok_or_else(|| {
                     StoreError::Decode(format!("replayed dictionary has no entry {id}"))
@@ -264,11 +266,11 @@ impl Resolver {
     /// Entry `id` as the kind `pick` accepts (0 = the empty value).
     fn typed<T: Clone + Default>(
         &mut self,
-        id: u32,
+        id: StringId,
         want: &str,
         pick: impl Fn(&Interned) -> Option<&T>,
     ) -> Result<T, StoreError> {
-        if id == 0 {
+        if id.is_none() {
             return Ok(T::default());
         }
         pick(self.get(id)?)
@@ -277,28 +279,28 @@ impl Resolver {
     }
 
     /// The text of a plain-string id (0 = empty).
-    pub fn text(&mut self, id: u32) -> Result<String, StoreError> {
+    pub fn text(&mut self, id: StringId) -> Result<String, StoreError> {
         self.typed(id, "text", |i| match i {
             Interned::Text(s) => Some(s),
             _ => None,
         })
     }
 
-    pub fn device(&mut self, id: u32) -> Result<crate::model::Device, StoreError> {
+    pub fn device(&mut self, id: StringId) -> Result<crate::model::Device, StoreError> {
         self.typed(id, "device", |i| match i {
             Interned::Device(d) => Some(d),
             _ => None,
         })
     }
 
-    pub fn referrer(&mut self, id: u32) -> Result<crate::model::Referrer, StoreError> {
+    pub fn referrer(&mut self, id: StringId) -> Result<crate::model::Referrer, StoreError> {
         self.typed(id, "referrer", |i| match i {
             Interned::Referrer(r) => Some(r),
             _ => None,
         })
     }
 
-    pub fn campaign(&mut self, id: u32) -> Result<crate::model::Campaign, StoreError> {
+    pub fn campaign(&mut self, id: StringId) -> Result<crate::model::Campaign, StoreError> {
         self.typed(id, "campaign", |i| match i {
             Interned::Campaign(c) => Some(c),
             _ => None,
@@ -306,7 +308,7 @@ impl Resolver {
     }
 
     /// A custom event's properties (0 = none).
-    pub fn props(&mut self, id: u32) -> Result<Vec<(String, String)>, StoreError> {
+    pub fn props(&mut self, id: StringId) -> Result<Vec<(String, String)>, StoreError> {
         self.typed(id, "properties", |i| match i {
             Interned::Props(p) => Some(p),
             _ => None,
@@ -314,7 +316,7 @@ impl Resolver {
     }
 }
 
-fn kind_error(id: u32, want: &str) -> StoreError {
+fn kind_error(id: StringId, want: &str) -> StoreError {
     StoreError::Decode(format!("dictionary entry {id} is not a {want}"))
 }
 
@@ -417,7 +419,10 @@ impl Snapshot {
 
     /// Calls `f` with the bound of every raw dictionary entry (an upper
     /// bound on the receipt time of the events that use it).
-    pub fn for_each_string_bound(&self, mut f: impl FnMut(u32, i64)) -> Result<(), StoreError> {
+    pub fn for_each_string_bound(
+        &self,
+        mut f: impl FnMut(StringId, i64),
+    ) -> Result<(), StoreError> {
         if let Some(t) = open_optional(&self.txn, schema::STRINGS)? {
             for row in t.iter()? {
                 let (k, v) = row?;
@@ -659,7 +664,7 @@ impl Store {
     pub fn partition_stats(&self) -> Result<Vec<(NaiveDate, u64)>, StoreError> {
         let txn = self.db()?.begin_read()?;
         let days = day_tables(&txn)?;
-        let mut counts: HashMap<i32, u64> = HashMap::new();
+        let mut counts: HashMap<DayNumber, u64> = HashMap::new();
         if let Some(t) = open_optional(&txn, DAY_COUNTS)? {
             for row in t.iter()? {
                 let (k, v) = row?;
@@ -668,7 +673,7 @@ impl Store {
         }
         Ok(days
             .into_iter()
-            .map(|d| (d, counts.get(&schema::day_number(d)).copied().unwrap_or(0)))
+            .map(|d| (d, counts.get(&DayNumber::of(d)).copied().unwrap_or(0)))
             .collect())
     }
 
@@ -686,7 +691,7 @@ impl Store {
     /// in between leaves a smaller, consistent day that the next sweep drops.
     pub(crate) fn drop_partition_chunk(&self, day: NaiveDate) -> Result<(u64, bool), StoreError> {
         let name = schema::day_table_name(schema::EVENTS_PREFIX, day);
-        let n = schema::day_number(day);
+        let n = DayNumber::of(day);
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let exists = txn.list_tables()?.any(|t| t.name() == name);
@@ -718,7 +723,7 @@ impl Store {
             if done {
                 // the day is gone: no count may outlive it
                 let keys: Vec<String> = counts
-                    .range::<schema::DayCountKey>((n, "")..(n.saturating_add(1), ""))?
+                    .range::<schema::DayCountKey>((n, "")..(n.next(), ""))?
                     .map(|r| r.map(|(k, _)| k.value().1.to_owned()))
                     .collect::<Result<_, _>>()?;
                 for s in &keys {
@@ -887,13 +892,13 @@ impl Store {
         dim: Dimension,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<FxHashMap<u32, [i64; 3]>, StoreError> {
-        let mut acc: FxHashMap<u32, [i64; 3]> = FxHashMap::default();
+    ) -> Result<FxHashMap<DimValueId, [i64; 3]>, StoreError> {
+        let mut acc: FxHashMap<DimValueId, [i64; 3]> = FxHashMap::default();
         if from > to {
             return Ok(acc);
         }
         let d = dim as u8;
-        let (a, b) = (schema::day_number(from), schema::day_number(to));
+        let (a, b) = (DayNumber::of(from), DayNumber::of(to));
         if let Some(t) = open_optional(txn, DIMS_SEALED)? {
             for row in t.range::<schema::SealedKey>((site, d, a)..=(site, d, b))? {
                 let (_, v) = row?;
@@ -906,7 +911,9 @@ impl Store {
             }
         }
         if let Some(t) = open_optional(txn, DIMS_OPEN)? {
-            for row in t.range::<schema::DimKey>((site, d, a, 0)..=(site, d, b, u32::MAX))? {
+            for row in t.range::<schema::DimKey>(
+                (site, d, a, DimValueId::NONE)..=(site, d, b, DimValueId::MAX),
+            )? {
                 let (k, v) = row?;
                 let c = rollup::decode_signed(v.value())?;
                 rollup::add_signed(acc.entry(k.value().3).or_default(), c);
@@ -933,7 +940,7 @@ impl Store {
             // the read transaction and the held changes as of one moment
             let held = self.open_rollups.read();
             let txn = self.db()?.begin_read()?;
-            let (a, b) = (schema::day_number(from), schema::day_number(to));
+            let (a, b) = (DayNumber::of(from), DayNumber::of(to));
             (txn, open_rollups::held_dims(&held, site, dim, a, b))
         };
         let mut acc = Self::dim_counts(&txn, site, dim, from, to)?;
@@ -941,7 +948,7 @@ impl Store {
             rollup::add_signed(acc.entry(id).or_default(), c);
         }
         let by = dim.sort_by();
-        let mut rows: Vec<(u32, Counters)> = acc
+        let mut rows: Vec<(DimValueId, Counters)> = acc
             .into_iter()
             .map(|(id, c)| (id, Counters::from_signed(c)))
             .filter(|(_, c)| *c != Counters::default())

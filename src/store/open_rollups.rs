@@ -26,6 +26,7 @@
 //! transaction under the lock for reading, so every reader sees each
 //! change exactly once: in the tables or here.
 
+use super::ids::{DayNumber, DimValueId};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
@@ -45,7 +46,7 @@ pub(crate) struct SiteDelta {
     /// Hour (since the epoch) -> totals change.
     pub hourly: BTreeMap<i64, HourDelta>,
     /// (dimension, local day, value id) -> counters change.
-    pub dims: BTreeMap<(u8, i32, u32), [i64; 3]>,
+    pub dims: BTreeMap<(u8, DayNumber, DimValueId), [i64; 3]>,
 }
 
 /// Roll-up changes by site, in the tables' terms (roll-up value ids).
@@ -144,7 +145,7 @@ pub(crate) fn add_hour(old: Totals, delta: &HourDelta) -> Totals {
 
 /// Events of one (UTC day, site) that the roll-up tables include once the
 /// next fold commits: the day's event count after the last batch.
-pub(crate) type Watermarks = HashMap<(i32, String), u64>;
+pub(crate) type Watermarks = HashMap<(DayNumber, String), u64>;
 
 /// The committed roll-up changes not folded into the tables yet, shared
 /// by the writer (which adds and folds) and the readers (which add them
@@ -172,7 +173,12 @@ impl OpenRollups {
     /// Adds the roll-up changes of a committed batch of `events` events,
     /// with the day counts it left. Only the writer thread calls this,
     /// after the commit and before it answers the batch.
-    pub(crate) fn add(&self, delta: RollupDelta, counts: Vec<(i32, String, u64)>, events: u64) {
+    pub(crate) fn add(
+        &self,
+        delta: RollupDelta,
+        counts: Vec<(DayNumber, String, u64)>,
+        events: u64,
+    ) {
         let mut held = self.held.write().unwrap_or_else(PoisonError::into_inner);
         held.delta.merge(delta);
         for (day, site, n) in counts {
@@ -242,7 +248,7 @@ pub(crate) fn write_watermarks(
 /// day count it changes.
 pub(crate) fn set_watermark(
     txn: &WriteTransaction,
-    day: i32,
+    day: DayNumber,
     site: &str,
     count: Option<u64>,
 ) -> Result<(), StoreError> {
@@ -260,7 +266,7 @@ pub(crate) fn set_watermark(
 /// a watermark at each day count first, in `txn`.
 pub(crate) fn unfolded_days(
     txn: &WriteTransaction,
-) -> Result<Vec<(i32, String, u64, u64)>, StoreError> {
+) -> Result<Vec<(DayNumber, String, u64, u64)>, StoreError> {
     let mut meta = txn.open_table(schema::META)?;
     let adopted = meta.get(schema::META_ROLLUP_WATERMARKS)?.is_some();
     let counts = txn.open_table(schema::DAY_COUNTS)?;
@@ -303,9 +309,9 @@ pub(crate) fn held_dims(
     held: &Held,
     site: &str,
     dim: Dimension,
-    from: i32,
-    to: i32,
-) -> Vec<(u32, [i64; 3])> {
+    from: DayNumber,
+    to: DayNumber,
+) -> Vec<(DimValueId, [i64; 3])> {
     let Some(d) = held.delta.sites.get(site) else {
         return Vec::new();
     };
@@ -314,7 +320,7 @@ pub(crate) fn held_dims(
     }
     let dim = dim as u8;
     d.dims
-        .range((dim, from, 0)..=(dim, to, u32::MAX))
+        .range((dim, from, DimValueId::NONE)..=(dim, to, DimValueId::MAX))
         .map(|(&(_, _, id), &c)| (id, c))
         .collect()
 }

@@ -22,6 +22,7 @@
 //! starts one UTC day early (the state the writer carried over midnight)
 //! and runs one day past its end.
 
+use super::ids::{DayNumber, StringId};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
@@ -106,18 +107,19 @@ impl DaySource for super::Snapshot {
 /// entries decoded from the same keys the redb dictionary stores.
 #[derive(Default)]
 pub(crate) struct MemoryDict {
-    ids: HashMap<Vec<u8>, u32>,
+    ids: HashMap<Vec<u8>, StringId>,
     pub(crate) entries: Vec<Interned>,
 }
 
 impl MemoryDict {
-    fn intern(&mut self, key: Vec<u8>) -> Result<u32, StoreError> {
+    fn intern(&mut self, key: Vec<u8>) -> Result<StringId, StoreError> {
         if let Some(&id) = self.ids.get(&key) {
             return Ok(id);
         }
         let entry = decode_interned(&key)?;
         self.entries.push(entry);
         let id = u32::try_from(self.entries.len())
+            .map(StringId::from_stored)
             .map_err(|_| StoreError::Decode("too many distinct values in one replay".into()))?;
         self.ids.insert(key, id);
         Ok(id)
@@ -265,7 +267,7 @@ impl<'a> Replay<'a> {
             let last = succ(succ(to));
             let mut tally = RollupTally::default();
             self.run_rollups(first, last, &mut tally)?;
-            let (a, b) = (schema::day_number(from), schema::day_number(to));
+            let (a, b) = (DayNumber::of(from), DayNumber::of(to));
             let dict = self.dict.lock().unwrap_or_else(|p| p.into_inner());
             for ((group, day, raw), c) in tally.dims {
                 if day < a || day > b {
@@ -361,7 +363,7 @@ fn expand(
 fn intern_event(dict: &mut MemoryDict, e: &ReplayEvent) -> Result<InternedEvent, StoreError> {
     let mut text = |s: &str| {
         if s.is_empty() {
-            Ok(0)
+            Ok(StringId::NONE)
         } else {
             dict.intern(text_key(s))
         }
@@ -379,7 +381,7 @@ fn intern_event(dict: &mut MemoryDict, e: &ReplayEvent) -> Result<InternedEvent,
         title,
         referrer: dict.intern(referrer_key(&e.referrer))?,
         campaign: if e.campaign == Campaign::default() {
-            0
+            StringId::NONE
         } else {
             dict.intern(campaign_key(&e.campaign))?
         },
@@ -398,7 +400,7 @@ fn intern_custom(dict: &mut MemoryDict, e: &ReplayEvent) -> Result<CustomRef, St
     Ok(CustomRef {
         name: dict.intern(text_key(&custom.name))?,
         props: if custom.props.is_empty() {
-            0
+            StringId::NONE
         } else {
             dict.intern(props_key(&custom.props))?
         },
@@ -410,7 +412,7 @@ fn intern_custom(dict: &mut MemoryDict, e: &ReplayEvent) -> Result<CustomRef, St
 #[derive(Default)]
 pub(crate) struct RollupTally {
     hourly: FxHashMap<i64, [i64; Totals::FIELDS]>,
-    dims: FxHashMap<(Group, i32, u32), [i64; 3]>,
+    dims: FxHashMap<(Group, DayNumber, u32), [i64; 3]>,
 }
 
 impl Sink for RollupTally {
@@ -418,7 +420,7 @@ impl Sink for RollupTally {
         self.hourly.entry(hour).or_default()[field as usize] += by;
     }
 
-    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: CounterField, by: i64) {
+    fn dim(&mut self, group: Group, local_day: DayNumber, raw: u32, field: CounterField, by: i64) {
         if raw == 0 {
             return;
         }
@@ -431,7 +433,7 @@ struct Forget;
 
 impl Sink for Forget {
     fn total(&mut self, _: i64, _: TotalField, _: i64) {}
-    fn dim(&mut self, _: Group, _: i32, _: u32, _: CounterField, _: i64) {}
+    fn dim(&mut self, _: Group, _: DayNumber, _: u32, _: CounterField, _: i64) {}
 }
 
 /// A [`Replay`] handing out days to the filtered scan and the goal counts.

@@ -39,6 +39,7 @@
 //! of one dimension is stored *sealed*: one value listing every (value,
 //! counters) pair, sorted by value number (see [`encode_sealed`]).
 
+use super::ids::DimValueId;
 use std::fmt;
 use std::str::FromStr;
 
@@ -452,14 +453,14 @@ pub fn referrer_value(url: &str) -> &str {
 const SEALED_VERSION: u8 = 1;
 
 /// Packs one day of one dimension: `(value id, counters)` sorted by id.
-pub(crate) fn encode_sealed(rows: &[(u32, Counters)]) -> Vec<u8> {
+pub(crate) fn encode_sealed(rows: &[(DimValueId, Counters)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(2 + rows.len() * 5);
     out.push(SEALED_VERSION);
     put_varint(&mut out, rows.len() as u64);
     let mut prev = 0u32;
     for (id, c) in rows {
-        put_varint(&mut out, u64::from(id.wrapping_sub(prev)));
-        prev = *id;
+        put_varint(&mut out, u64::from(id.stored().wrapping_sub(prev)));
+        prev = id.stored();
         put_varint(&mut out, c.pageviews);
         put_varint(&mut out, c.visits);
         put_varint(&mut out, c.events);
@@ -470,7 +471,7 @@ pub(crate) fn encode_sealed(rows: &[(u32, Counters)]) -> Vec<u8> {
 /// Calls `f` for each `(value id, counters)` of a sealed day.
 pub(crate) fn for_each_sealed(
     bytes: &[u8],
-    mut f: impl FnMut(u32, Counters),
+    mut f: impl FnMut(DimValueId, Counters),
 ) -> Result<(), StoreError> {
     let mut r = Reader::new(bytes, "sealed roll-up");
     if r.u8()? != SEALED_VERSION {
@@ -491,7 +492,7 @@ pub(crate) fn for_each_sealed(
             visits: r.varint()?,
             events: r.varint()?,
         };
-        f(id, c);
+        f(DimValueId::from_stored(id), c);
     }
     r.finish()
 }
@@ -537,7 +538,7 @@ mod tests {
     fn sealed_days_round_trip_and_reject_garbage() {
         let rows = vec![
             (
-                1,
+                DimValueId::from_stored(1),
                 Counters {
                     pageviews: 5,
                     visits: 0,
@@ -545,7 +546,7 @@ mod tests {
                 },
             ),
             (
-                2,
+                DimValueId::from_stored(2),
                 Counters {
                     pageviews: 0,
                     visits: 3,
@@ -553,7 +554,7 @@ mod tests {
                 },
             ),
             (
-                900_000,
+                DimValueId::from_stored(900_000),
                 Counters {
                     pageviews: u64::MAX,
                     visits: 1,
@@ -569,7 +570,8 @@ mod tests {
             assert!(for_each_sealed(&b[..n], |_, _| {}).is_err(), "prefix {n}");
         }
         // repeated ids are refused
-        let dup = encode_sealed(&[(4, Counters::default()), (4, Counters::default())]);
+        let four = DimValueId::from_stored(4);
+        let dup = encode_sealed(&[(four, Counters::default()), (four, Counters::default())]);
         assert!(for_each_sealed(&dup, |_, _| {}).is_err());
     }
 

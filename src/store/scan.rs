@@ -19,6 +19,7 @@
 //! per event: filters are decided once per distinct dictionary id, and
 //! breakdown rows are counted by id and named at the end.
 
+use super::ids::StringId;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
@@ -51,6 +52,9 @@ pub(crate) enum Part {
     Plugins,
 }
 
+/// A value as the scan keys it: which part of an entry, and the stored
+/// number of the raw-dictionary id naming it (for [`Part::Plugins`], the
+/// plugin bit set itself).
 pub(crate) type Key = (Part, u32);
 
 /// One event, as the scan keeps it while its visit runs.
@@ -142,7 +146,8 @@ impl<'f> Values<'f> {
 
     fn names(&mut self, key: Key) -> Result<&Vec<String>, StoreError> {
         if !self.names.contains_key(&key) {
-            let (part, id) = key;
+            let (part, stored) = key;
+            let id = StringId::from_stored(stored);
             let one = |s: String| if s.is_empty() { Vec::new() } else { vec![s] };
             let v = match part {
                 Part::Text => one(self.res.text(id)?),
@@ -158,7 +163,7 @@ impl<'f> Values<'f> {
                 }
                 Part::Plugins => plugins::NAMES
                     .iter()
-                    .filter(|(bit, _)| id & u32::from(*bit) != 0)
+                    .filter(|(bit, _)| stored & u32::from(*bit) != 0)
                     .map(|(_, n)| (*n).to_owned())
                     .collect(),
             };
@@ -196,7 +201,7 @@ pub(crate) fn key_of_core(
     visit: Option<&visits::Visit>,
     dim: Dimension,
 ) -> Option<Key> {
-    let nz = |part: Part, id: u32| (id != 0).then_some((part, id));
+    let nz = |part: Part, id: StringId| (!id.is_none()).then_some((part, id.stored()));
     match dim {
         Dimension::Page => nz(Part::Text, e.url),
         Dimension::Title => nz(Part::Text, e.title),
@@ -225,7 +230,7 @@ pub(crate) fn key_of_core(
         | Dimension::Browser
         | Dimension::BrowserVersion
         | Dimension::Engine => nz(Part::Device(position(&DEVICE_DIMS, dim)), e.device),
-        Dimension::Plugin => nz(Part::Plugins, u32::from(e.plugins)),
+        Dimension::Plugin => (e.plugins != 0).then_some((Part::Plugins, u32::from(e.plugins))),
     }
 }
 
@@ -528,7 +533,7 @@ pub(crate) fn filtered_from(
                             v.entry_pending = false;
                             tally
                                 .rows
-                                .entry((Part::Text, v.core.entry))
+                                .entry((Part::Text, v.core.entry.stored()))
                                 .or_default()
                                 .visits += 1;
                         }
@@ -608,9 +613,9 @@ impl Tally {
                     .or_default()
                     .bounces += 1;
             }
-            Counting::Breakdown(Dimension::ExitPage) if v.core.exit != 0 => {
+            Counting::Breakdown(Dimension::ExitPage) if !v.core.exit.is_none() => {
                 self.rows
-                    .entry((Part::Text, v.core.exit))
+                    .entry((Part::Text, v.core.exit.stored()))
                     .or_default()
                     .visits += 1;
             }
@@ -704,7 +709,10 @@ impl Tally {
                             // the first page view will name it
                             v.entry_pending |= first;
                         } else {
-                            let c = self.rows.entry((Part::Text, v.core.entry)).or_default();
+                            let c = self
+                                .rows
+                                .entry((Part::Text, v.core.entry.stored()))
+                                .or_default();
                             if first {
                                 c.visits += 1;
                             }
@@ -728,9 +736,10 @@ impl Tally {
                 }
             }
             Counting::NoResultSearches => {
-                if r.kind == EventKind::Search && r.search_results == 1 && r.search_term != 0 {
+                if r.kind == EventKind::Search && r.search_results == 1 && !r.search_term.is_none()
+                {
                     self.rows
-                        .entry((Part::Text, r.search_term))
+                        .entry((Part::Text, r.search_term.stored()))
                         .or_default()
                         .events += 1;
                 }

@@ -55,6 +55,8 @@
 use chrono::{Datelike, NaiveDate};
 use redb::TableDefinition;
 
+pub use super::ids::{DayNumber, DimValueId, StringId};
+
 /// Bumped whenever the layout or an encoding changes incompatibly.
 /// Version 3 added custom-event columns to event blocks (block version 3);
 /// a version 2 file is upgraded in place on open (its blocks are read as
@@ -74,12 +76,12 @@ pub const META_ROLLUP_WATERMARKS: &str = "rollup_watermarks";
 
 pub type BlockKey<'a> = (&'a str, u32);
 pub type HourKey<'a> = (&'a str, i64);
-pub type DimKey<'a> = (&'a str, u8, i32, u32);
-pub type SealedKey<'a> = (&'a str, u8, i32);
-pub type DayCountKey<'a> = (i32, &'a str);
+pub type DimKey<'a> = (&'a str, u8, DayNumber, DimValueId);
+pub type SealedKey<'a> = (&'a str, u8, DayNumber);
+pub type DayCountKey<'a> = (DayNumber, &'a str);
 
-pub const STRINGS: TableDefinition<u32, &[u8]> = TableDefinition::new("strings");
-pub const STRING_IDS: TableDefinition<&[u8], u32> = TableDefinition::new("string_ids");
+pub const STRINGS: TableDefinition<StringId, &[u8]> = TableDefinition::new("strings");
+pub const STRING_IDS: TableDefinition<&[u8], StringId> = TableDefinition::new("string_ids");
 pub const DAY_COUNTS: TableDefinition<DayCountKey<'static>, u64> =
     TableDefinition::new("day_counts");
 /// Per (UTC day, site): how many of the day's events, in block order, the
@@ -90,8 +92,8 @@ pub const HOURLY: TableDefinition<HourKey<'static>, &[u8]> = TableDefinition::ne
 pub const DIMS_OPEN: TableDefinition<DimKey<'static>, &[u8]> = TableDefinition::new("dims_open");
 pub const DIMS_SEALED: TableDefinition<SealedKey<'static>, &[u8]> =
     TableDefinition::new("dims_sealed");
-pub const DIM_VALUES: TableDefinition<u32, &str> = TableDefinition::new("dim_values");
-pub const DIM_VALUE_IDS: TableDefinition<&str, u32> = TableDefinition::new("dim_value_ids");
+pub const DIM_VALUES: TableDefinition<DimValueId, &str> = TableDefinition::new("dim_values");
+pub const DIM_VALUE_IDS: TableDefinition<&str, DimValueId> = TableDefinition::new("dim_value_ids");
 /// The audit log (see `retention::audit`): id -> JSON record.
 pub const AUDIT: TableDefinition<u64, &str> = TableDefinition::new("audit");
 
@@ -145,26 +147,9 @@ pub fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(NaiveDate::MIN)
 }
 
-/// Days since 1970-01-01, as stored in keys.
-pub fn day_number(day: NaiveDate) -> i32 {
-    let n = (day - epoch()).num_days();
-    i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX })
-}
-
-/// The day with number `n` (inverse of [`day_number`]).
-pub fn day_from_number(n: i32) -> NaiveDate {
-    chrono::TimeDelta::try_days(i64::from(n))
-        .and_then(|d| epoch().checked_add_signed(d))
-        .unwrap_or(if n < 0 {
-            NaiveDate::MIN
-        } else {
-            NaiveDate::MAX
-        })
-}
-
 /// Milliseconds since the epoch at 00:00 UTC of `day`.
 pub fn day_start_ms(day: NaiveDate) -> i64 {
-    i64::from(day_number(day)) * MS_PER_DAY
+    DayNumber::of(day).start_ms()
 }
 
 #[cfg(test)]
@@ -191,7 +176,6 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
         assert_eq!(utc_day(day_start_ms(d)), d);
         assert_eq!(utc_day(day_start_ms(d) - 1), d.pred_opt().unwrap());
-        assert_eq!(day_from_number(day_number(d)), d);
         assert_eq!(utc_day(i64::MIN), NaiveDate::MIN);
         assert_eq!(utc_day(i64::MAX), NaiveDate::MAX);
     }

@@ -12,6 +12,7 @@
 //! The writer seals when it has nothing queued, in its own short
 //! transactions, so sealing never competes with ingest for the write lock.
 
+use super::ids::{DayNumber, DimValueId};
 use std::collections::BTreeMap;
 
 use redb::{Database, Durability, ReadableTable};
@@ -25,13 +26,13 @@ use super::StoreError;
 /// rows it moved; call again while that is `max_rows` or more.
 pub(crate) fn seal_closed_days(
     db: &Database,
-    today: &dyn Fn(&str) -> i32,
+    today: &dyn Fn(&str) -> DayNumber,
     max_rows: usize,
 ) -> Result<usize, StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
-    type Rows = Vec<(u32, [i64; 3])>;
-    let mut groups: BTreeMap<(String, u8, i32), Rows> = BTreeMap::new();
+    type Rows = Vec<(DimValueId, [i64; 3])>;
+    let mut groups: BTreeMap<(String, u8, DayNumber), Rows> = BTreeMap::new();
     let mut moved = 0usize;
     {
         let open = txn.open_table(DIMS_OPEN)?;
@@ -41,7 +42,7 @@ pub(crate) fn seal_closed_days(
         let mut from: (String, u8) = (String::new(), 0);
         'pairs: loop {
             let first = open
-                .range::<DimKey>((from.0.as_str(), from.1, i32::MIN, 0)..)?
+                .range::<DimKey>((from.0.as_str(), from.1, DayNumber::MIN, DimValueId::NONE)..)?
                 .next();
             let Some(first) = first else { break };
             let (site, dim) = {
@@ -50,9 +51,10 @@ pub(crate) fn seal_closed_days(
                 (k.0.to_owned(), k.1)
             };
             let t = today(&site);
-            for row in
-                open.range::<DimKey>((site.as_str(), dim, i32::MIN, 0)..(site.as_str(), dim, t, 0))?
-            {
+            for row in open.range::<DimKey>(
+                (site.as_str(), dim, DayNumber::MIN, DimValueId::NONE)
+                    ..(site.as_str(), dim, t, DimValueId::NONE),
+            )? {
                 let (k, v) = row?;
                 let (_, _, day, id) = k.value();
                 groups
@@ -79,7 +81,7 @@ pub(crate) fn seal_closed_days(
         let mut sealed = txn.open_table(DIMS_SEALED)?;
         for ((site, dim, day), rows) in groups {
             let key: SealedKey = (&site, dim, day);
-            let mut merged: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
+            let mut merged: BTreeMap<DimValueId, [i64; 3]> = BTreeMap::new();
             if let Some(v) = sealed.get(key)? {
                 for_each_sealed(v.value(), |id, c| {
                     merged.insert(id, [sat(c.pageviews), sat(c.visits), sat(c.events)]);
@@ -89,7 +91,7 @@ pub(crate) fn seal_closed_days(
                 add_signed(merged.entry(*id).or_default(), *d);
                 open.remove((site.as_str(), dim, day, *id))?;
             }
-            let packed: Vec<(u32, Counters)> = merged
+            let packed: Vec<(DimValueId, Counters)> = merged
                 .into_iter()
                 .map(|(id, c)| (id, Counters::from_signed(c)))
                 .filter(|(_, c)| *c != Counters::default())

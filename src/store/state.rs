@@ -15,6 +15,7 @@
 //! bounce, dwell) it takes from the visit engine ([`super::visits`]),
 //! which the filtered scan runs too.
 
+use super::ids::{DayNumber, StringId};
 use rustc_hash::FxHashMap as HashMap;
 
 use redb::ReadableTable;
@@ -70,8 +71,10 @@ pub(crate) enum Group {
 /// Receives roll-up changes from [`DayState::step`].
 pub(crate) trait Sink {
     fn total(&mut self, hour: i64, field: TotalField, by: i64);
-    /// `raw == 0` means an empty value, which is not counted.
-    fn dim(&mut self, group: Group, local_day: i32, raw: u32, field: CounterField, by: i64);
+    /// `raw` is the stored number of the value's raw-dictionary id (for
+    /// [`Group::Plugins`], the plugin bit set); 0 means an empty value,
+    /// which is not counted.
+    fn dim(&mut self, group: Group, local_day: DayNumber, raw: u32, field: CounterField, by: i64);
 }
 
 /// A sink that forgets everything (replays).
@@ -79,7 +82,7 @@ pub(crate) struct NoSink;
 
 impl Sink for NoSink {
     fn total(&mut self, _: i64, _: TotalField, _: i64) {}
-    fn dim(&mut self, _: Group, _: i32, _: u32, _: CounterField, _: i64) {}
+    fn dim(&mut self, _: Group, _: DayNumber, _: u32, _: CounterField, _: i64) {}
 }
 
 /// One event as the state machine sees it: strings already interned.
@@ -89,14 +92,14 @@ pub(crate) struct InternedEvent {
     pub kind: EventKind,
     pub visitor_hash: u64,
     pub pageview_id: u64,
-    pub url: u32,
-    pub title: u32,
-    pub referrer: u32,
-    pub campaign: u32,
-    pub target: u32,
-    pub search_term: u32,
+    pub url: StringId,
+    pub title: StringId,
+    pub referrer: StringId,
+    pub campaign: StringId,
+    pub target: StringId,
+    pub search_term: StringId,
     pub engaged_ms: u32,
-    pub device: u32,
+    pub device: StringId,
     pub plugins: u16,
 }
 
@@ -224,7 +227,7 @@ impl DayState {
         &mut self,
         prev: Option<&DayState>,
         e: &InternedEvent,
-        local_day: &dyn Fn(i64) -> i32,
+        local_day: &dyn Fn(i64) -> DayNumber,
         max_engaged_ms: u32,
         sink: &mut dyn Sink,
     ) -> Step {
@@ -288,14 +291,14 @@ impl DayState {
                 sink.dim(
                     Group::Text(Dimension::Page),
                     local,
-                    e.url,
+                    e.url.stored(),
                     CounterField::Pageviews,
                     1,
                 );
                 sink.dim(
                     Group::Text(Dimension::Title),
                     local,
-                    e.title,
+                    e.title.stored(),
                     CounterField::Pageviews,
                     1,
                 );
@@ -326,7 +329,7 @@ impl DayState {
                 sink.dim(
                     Group::Text(Dimension::Download),
                     local,
-                    e.target,
+                    e.target.stored(),
                     CounterField::Events,
                     1,
                 );
@@ -336,7 +339,7 @@ impl DayState {
                 sink.dim(
                     Group::Text(Dimension::Outbound),
                     local,
-                    e.target,
+                    e.target.stored(),
                     CounterField::Events,
                     1,
                 );
@@ -349,7 +352,7 @@ impl DayState {
                 sink.dim(
                     Group::Text(Dimension::SearchTerm),
                     local,
-                    e.search_term,
+                    e.search_term.stored(),
                     CounterField::Events,
                     1,
                 );
@@ -370,7 +373,7 @@ impl DayState {
         blocks: &impl ReadableTable<BlockKey<'static>, &'static [u8]>,
         site: &str,
         prev: Option<&DayState>,
-        local_day: &dyn Fn(i64) -> i32,
+        local_day: &dyn Fn(i64) -> DayNumber,
         max_engaged_ms: u32,
     ) -> Result<DayState, StoreError> {
         Self::replay(
@@ -391,7 +394,7 @@ impl DayState {
         blocks: &impl ReadableTable<BlockKey<'static>, &'static [u8]>,
         site: &str,
         prev: Option<&DayState>,
-        local_day: &dyn Fn(i64) -> i32,
+        local_day: &dyn Fn(i64) -> DayNumber,
         max_engaged_ms: u32,
         (from, sink): (u64, &mut dyn Sink),
     ) -> Result<DayState, StoreError> {
@@ -495,8 +498,8 @@ fn visit_rollups(
     moved: &visits::VisitStep,
     e: &InternedEvent,
     hour: i64,
-    local: i32,
-    local_day: &dyn Fn(i64) -> i32,
+    local: DayNumber,
+    local_day: &dyn Fn(i64) -> DayNumber,
 ) {
     if moved.started {
         sink.total(hour, TotalField::Visits, 1);
@@ -509,26 +512,38 @@ fn visit_rollups(
     let start_local = local_day(v.start_ts);
     let entry = Group::Text(Dimension::EntryPage);
     if moved.pageview_number == 1 {
-        sink.dim(entry, start_local, v.entry, CounterField::Visits, 1);
+        sink.dim(
+            entry,
+            start_local,
+            v.entry.stored(),
+            CounterField::Visits,
+            1,
+        );
     }
     if moved.pageview_number == 2 {
         sink.total(hour_of(v.start_ts), TotalField::Bounces, -1);
     }
     if let Some(old) = moved.exit_moved_from {
         let exit = Group::Text(Dimension::ExitPage);
-        sink.dim(exit, start_local, old, CounterField::Visits, -1);
-        sink.dim(exit, start_local, v.exit, CounterField::Visits, 1);
+        sink.dim(exit, start_local, old.stored(), CounterField::Visits, -1);
+        sink.dim(exit, start_local, v.exit.stored(), CounterField::Visits, 1);
     }
     visit_dims(sink, local, v, e, CounterField::Pageviews);
-    sink.dim(entry, local, v.entry, CounterField::Pageviews, 1);
+    sink.dim(entry, local, v.entry.stored(), CounterField::Pageviews, 1);
 }
 
 /// Counts one visit or one page view against the visit-level dimensions
 /// (referrer and campaign from the visit, device from the event: the same
 /// user agent made the same visitor hash).
-fn visit_dims(sink: &mut dyn Sink, day: i32, s: &Visit, e: &InternedEvent, field: CounterField) {
-    sink.dim(Group::Referrer, day, s.referrer, field, 1);
-    sink.dim(Group::Campaign, day, s.campaign, field, 1);
-    sink.dim(Group::Device, day, e.device, field, 1);
+fn visit_dims(
+    sink: &mut dyn Sink,
+    day: DayNumber,
+    s: &Visit,
+    e: &InternedEvent,
+    field: CounterField,
+) {
+    sink.dim(Group::Referrer, day, s.referrer.stored(), field, 1);
+    sink.dim(Group::Campaign, day, s.campaign.stored(), field, 1);
+    sink.dim(Group::Device, day, e.device.stored(), field, 1);
     sink.dim(Group::Plugins, day, u32::from(e.plugins), field, 1);
 }

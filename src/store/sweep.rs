@@ -23,6 +23,7 @@
 //! which day and under which rule free text was vetted, so each day is
 //! vetted once, while its raw events still exist to count visitors.
 
+use super::ids::{DayNumber, DimValueId, StringId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
 
@@ -95,7 +96,7 @@ impl FreeTextExpiry {
 /// least `min_visitors` distinct visitors (`u32::MAX`: none kept).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FreeTextVetted {
-    pub before_day: i32,
+    pub before_day: DayNumber,
     pub min_visitors: u32,
 }
 
@@ -191,7 +192,7 @@ impl Store {
         }
         {
             let mut counts = txn.open_table(DAY_COUNTS)?;
-            let d = schema::day_number(day);
+            let d = DayNumber::of(day);
             for (site, kept) in &kept_by_site {
                 // the writer folded the roll-ups before this step: they
                 // include every event the day keeps
@@ -214,8 +215,11 @@ impl Store {
     /// gone; the writer then deletes them with
     /// [`Store::expire_string_chunk`], [`STRINGS_PER_TXN`] per command, so
     /// ingest waits for one small chunk at most, never for the dictionary.
-    pub(crate) fn string_expiry_candidates(&self, cutoff_ms: i64) -> Result<Vec<u32>, StoreError> {
-        let mut candidates: Vec<u32> = Vec::new();
+    pub(crate) fn string_expiry_candidates(
+        &self,
+        cutoff_ms: i64,
+    ) -> Result<Vec<StringId>, StoreError> {
+        let mut candidates: Vec<StringId> = Vec::new();
         self.snapshot()?.for_each_string_bound(|id, bound| {
             if bound <= cutoff_ms {
                 candidates.push(id);
@@ -230,12 +234,12 @@ impl Store {
     /// of those that went (the writer forgets them).
     pub(crate) fn expire_string_chunk(
         &self,
-        chunk: &[u32],
+        chunk: &[StringId],
         cutoff_ms: i64,
-    ) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+    ) -> Result<Vec<(StringId, Vec<u8>)>, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
-        let mut gone: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut gone: Vec<(StringId, Vec<u8>)> = Vec::new();
         {
             let mut strings = txn.open_table(STRINGS)?;
             let mut ids = txn.open_table(STRING_IDS)?;
@@ -273,7 +277,7 @@ impl Store {
         dry_run: bool,
     ) -> Result<RollupExpiry, StoreError> {
         let cut_hour = schema::hour_of(cutoff_ms);
-        let cut_day = schema::day_number(schema::utc_day(cutoff_ms));
+        let cut_day = DayNumber::of(schema::utc_day(cutoff_ms));
         let mut out = RollupExpiry::default();
         if dry_run {
             let txn = self.db()?.begin_read()?;
@@ -313,7 +317,7 @@ impl Store {
         }
         {
             let mut t = txn.open_table(DIMS_SEALED)?;
-            let mut old: Vec<(String, u8, i32)> = Vec::new();
+            let mut old: Vec<(String, u8, DayNumber)> = Vec::new();
             for row in t.iter()? {
                 let (k, v) = row?;
                 let (site, dim, day) = k.value();
@@ -334,7 +338,7 @@ impl Store {
     }
 
     fn delete_unused_dim_values_in(&self, txn: &redb::WriteTransaction) -> Result<u64, StoreError> {
-        let mut used: HashSet<u32> = HashSet::new();
+        let mut used: HashSet<DimValueId> = HashSet::new();
         for row in txn.open_table(DIMS_OPEN)?.iter()? {
             used.insert(row?.0.value().3);
         }
@@ -343,7 +347,7 @@ impl Store {
                 used.insert(id);
             })?;
         }
-        let mut unused: Vec<(u32, String)> = Vec::new();
+        let mut unused: Vec<(DimValueId, String)> = Vec::new();
         for row in txn.open_table(DIM_VALUES)?.iter()? {
             let (k, v) = row?;
             if !used.contains(&k.value()) {
@@ -368,7 +372,7 @@ impl Store {
         let before = meta.get(META_FREE_TEXT_BEFORE)?.map(|v| v.value());
         let rule = meta.get(META_FREE_TEXT_RULE)?.map(|v| v.value());
         Ok(before.zip(rule).map(|(b, r)| FreeTextVetted {
-            before_day: i32::try_from(b).unwrap_or(i32::MAX),
+            before_day: DayNumber::from_stored(i32::try_from(b).unwrap_or(i32::MAX)),
             min_visitors: r,
         }))
     }
@@ -388,12 +392,12 @@ impl Store {
     /// each with the sites that have them.
     pub fn free_text_days(
         &self,
-        from_day: Option<i32>,
-        before_day: i32,
-    ) -> Result<BTreeMap<i32, BTreeSet<String>>, StoreError> {
-        let from = from_day.unwrap_or(i32::MIN);
+        from_day: Option<DayNumber>,
+        before_day: DayNumber,
+    ) -> Result<BTreeMap<DayNumber, BTreeSet<String>>, StoreError> {
+        let from = from_day.unwrap_or(DayNumber::MIN);
         let free = |dim: u8| Dimension::from_u8(dim).is_some_and(|d| FREE_TEXT_DIMS.contains(&d));
-        let mut out: BTreeMap<i32, BTreeSet<String>> = BTreeMap::new();
+        let mut out: BTreeMap<DayNumber, BTreeSet<String>> = BTreeMap::new();
         let txn = self.db()?.begin_read()?;
         if let Some(t) = open_optional(&txn, DIMS_SEALED)? {
             for row in t.iter()? {
@@ -428,7 +432,7 @@ impl Store {
         &self,
         site: &str,
         dim: Dimension,
-        day: i32,
+        day: DayNumber,
         keep: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Option<FreeTextCutPlan>, StoreError> {
         let txn = self.db()?.begin_read()?;
@@ -439,7 +443,7 @@ impl Store {
             return Ok(None);
         };
         let d = dim as u8;
-        let mut rows: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
+        let mut rows: BTreeMap<DimValueId, [i64; 3]> = BTreeMap::new();
         let mut sealed_before = None;
         if let Some(sealed) = open_optional(&txn, DIMS_SEALED)? {
             if let Some(v) = sealed.get((site, d, day))? {
@@ -449,9 +453,11 @@ impl Store {
                 sealed_before = Some(v.value().to_vec());
             }
         }
-        let mut open_before: Vec<(u32, Vec<u8>)> = Vec::new();
+        let mut open_before: Vec<(DimValueId, Vec<u8>)> = Vec::new();
         if let Some(open) = open_optional(&txn, DIMS_OPEN)? {
-            for row in open.range::<schema::DimKey>((site, d, day, 0)..=(site, d, day, u32::MAX))? {
+            for row in open.range::<schema::DimKey>(
+                (site, d, day, DimValueId::NONE)..=(site, d, day, DimValueId::MAX),
+            )? {
                 let (k, v) = row?;
                 let id = k.value().3;
                 add_signed(rows.entry(id).or_default(), decode_signed(v.value())?);
@@ -500,10 +506,10 @@ impl Store {
     pub(crate) fn apply_free_text_cut(
         &self,
         plan: &FreeTextCutPlan,
-        new_ids: &HashMap<String, u32>,
+        new_ids: &HashMap<String, DimValueId>,
         vetted: Option<FreeTextVetted>,
-    ) -> Result<Option<Vec<u32>>, StoreError> {
-        let mut merged: BTreeMap<u32, [i64; 3]> = BTreeMap::new();
+    ) -> Result<Option<Vec<DimValueId>>, StoreError> {
+        let mut merged: BTreeMap<DimValueId, [i64; 3]> = BTreeMap::new();
         for (target, c) in &plan.rows {
             let id = match target {
                 CutTarget::Id(id) => *id,
@@ -514,7 +520,7 @@ impl Store {
             };
             add_signed(merged.entry(id).or_default(), *c);
         }
-        let packed: Vec<(u32, Counters)> = merged
+        let packed: Vec<(DimValueId, Counters)> = merged
             .into_iter()
             .map(|(id, c)| (id, Counters::from_signed(c)))
             .filter(|(_, c)| *c != Counters::default())
@@ -527,10 +533,10 @@ impl Store {
             let mut open = txn.open_table(DIMS_OPEN)?;
             let mut sealed = txn.open_table(DIMS_SEALED)?;
             let sealed_now = sealed.get((site, d, plan.day))?.map(|v| v.value().to_vec());
-            let mut open_now: Vec<(u32, Vec<u8>)> = Vec::new();
-            for row in open
-                .range::<schema::DimKey>((site, d, plan.day, 0)..=(site, d, plan.day, u32::MAX))?
-            {
+            let mut open_now: Vec<(DimValueId, Vec<u8>)> = Vec::new();
+            for row in open.range::<schema::DimKey>(
+                (site, d, plan.day, DimValueId::NONE)..=(site, d, plan.day, DimValueId::MAX),
+            )? {
                 let (k, v) = row?;
                 open_now.push((k.value().3, v.value().to_vec()));
             }
@@ -557,9 +563,9 @@ impl Store {
     /// Roll-up values that no roll-up row refers to, found in a snapshot
     /// off the writer thread; the writer deletes them with
     /// [`Store::delete_dim_values`], a few hundred per command.
-    pub(crate) fn unused_dim_values(&self) -> Result<Vec<(u32, String)>, StoreError> {
+    pub(crate) fn unused_dim_values(&self) -> Result<Vec<(DimValueId, String)>, StoreError> {
         let txn = self.db()?.begin_read()?;
-        let mut used: HashSet<u32> = HashSet::new();
+        let mut used: HashSet<DimValueId> = HashSet::new();
         if let Some(t) = open_optional(&txn, DIMS_OPEN)? {
             for row in t.iter()? {
                 used.insert(row?.0.value().3);
@@ -572,7 +578,7 @@ impl Store {
                 })?;
             }
         }
-        let mut unused: Vec<(u32, String)> = Vec::new();
+        let mut unused: Vec<(DimValueId, String)> = Vec::new();
         if let Some(t) = open_optional(&txn, DIM_VALUES)? {
             for row in t.iter()? {
                 let (k, v) = row?;
@@ -590,9 +596,9 @@ impl Store {
     /// values deleted. Only the writer calls this (a command).
     pub(crate) fn delete_dim_values(
         &self,
-        values: &[(u32, String)],
-        used_since: &HashSet<u32>,
-    ) -> Result<Vec<(u32, String)>, StoreError> {
+        values: &[(DimValueId, String)],
+        used_since: &HashSet<DimValueId>,
+    ) -> Result<Vec<(DimValueId, String)>, StoreError> {
         let mut txn = self.db()?.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let mut deleted = Vec::new();
@@ -622,10 +628,10 @@ impl Store {
 pub(crate) struct FreeTextCutPlan {
     site: String,
     dim: Dimension,
-    day: i32,
+    day: DayNumber,
     /// The sealed value and open rows the plan was made from.
     sealed_before: Option<Vec<u8>>,
-    open_before: Vec<(u32, Vec<u8>)>,
+    open_before: Vec<(DimValueId, Vec<u8>)>,
     /// Each row's counters and where they go.
     rows: Vec<(CutTarget, [i64; 3])>,
     /// Rows whose value lost its free text.
@@ -648,7 +654,7 @@ impl FreeTextCutPlan {
 #[derive(Debug)]
 enum CutTarget {
     /// To this value (itself, or a cut value that has an id).
-    Id(u32),
+    Id(DimValueId),
     /// To a cut value the roll-up dictionary does not hold yet.
     New(String),
     /// Nowhere: the row goes (the day's totals keep the count).
@@ -663,11 +669,11 @@ impl Store {
         &self,
         site: &str,
         tz: chrono_tz::Tz,
-        day: i32,
+        day: DayNumber,
         min_visitors: u32,
     ) -> Result<HashSet<String>, StoreError> {
         use chrono::TimeZone;
-        let date = schema::day_from_number(day);
+        let date = day.date();
         // a local day lies within the UTC day before, itself and the one after
         let from = schema::day_start_ms(date) - schema::MS_PER_DAY;
         let to = from + 3 * schema::MS_PER_DAY;
@@ -678,9 +684,9 @@ impl Store {
             .with(super::Col::Target)
             .with(super::Col::SearchTerm);
         // visitors are numbered per UTC day (the salt changes at midnight)
-        let mut seen: HashMap<u32, HashSet<(i32, u32)>> = HashMap::new();
+        let mut seen: HashMap<StringId, HashSet<(DayNumber, u32)>> = HashMap::new();
         snap.scan_days(site, from, to, cols, |d| {
-            let utc = schema::day_number(d.day);
+            let utc = DayNumber::of(d.day);
             for e in &d.events {
                 let local = tz
                     .timestamp_millis_opt(e.ts_ms)
@@ -690,7 +696,7 @@ impl Store {
                     continue;
                 }
                 for id in [e.url, e.target, e.search_term] {
-                    if id != 0 {
+                    if !id.is_none() {
                         seen.entry(id).or_default().insert((utc, e.visitor));
                     }
                 }
@@ -711,14 +717,14 @@ impl Store {
     /// whose value carries free text (for the audit).
     pub fn for_each_free_text_row(
         &self,
-        mut f: impl FnMut(&'static str, &str, Dimension, i32),
+        mut f: impl FnMut(&'static str, &str, Dimension, DayNumber),
     ) -> Result<(), StoreError> {
         let txn = self.db()?.begin_read()?;
         let Some(values) = open_optional(&txn, DIM_VALUES)? else {
             return Ok(());
         };
-        let mut cache: HashMap<(Dimension, u32), bool> = HashMap::new();
-        let mut is_free = |dim: Dimension, id: u32| -> Result<bool, StoreError> {
+        let mut cache: HashMap<(Dimension, DimValueId), bool> = HashMap::new();
+        let mut is_free = |dim: Dimension, id: DimValueId| -> Result<bool, StoreError> {
             if let Some(&b) = cache.get(&(dim, id)) {
                 return Ok(b);
             }
@@ -743,7 +749,7 @@ impl Store {
                 let (k, v) = row?;
                 let (site, d, day) = k.value();
                 let Some(dim) = free_dim(d) else { continue };
-                let mut ids: Vec<u32> = Vec::new();
+                let mut ids: Vec<DimValueId> = Vec::new();
                 for_each_sealed(v.value(), |id, _| ids.push(id))?;
                 for id in ids {
                     if is_free(dim, id)? {
@@ -760,7 +766,7 @@ fn write_vetted(txn: &redb::WriteTransaction, v: FreeTextVetted) -> Result<(), S
     let mut meta = txn.open_table(META)?;
     meta.insert(
         META_FREE_TEXT_BEFORE,
-        u32::try_from(v.before_day).unwrap_or(0),
+        u32::try_from(v.before_day.stored()).unwrap_or(0),
     )?;
     meta.insert(META_FREE_TEXT_RULE, v.min_visitors)?;
     Ok(())
@@ -803,7 +809,13 @@ fn rewrite_without_old(
                     .ok_or_else(|| StoreError::Decode("event block: page-view number".into()))?,
             };
             let input = InternedEvent::from_raw(e, hash, pageview_id);
-            let step = state.step(None, &input, &|_| 0, u32::MAX, &mut NoSink);
+            let step = state.step(
+                None,
+                &input,
+                &|_| DayNumber::default(),
+                u32::MAX,
+                &mut NoSink,
+            );
             // everything but the numbers stays as stored
             let raw = RawEvent {
                 visitor: step.visitor,

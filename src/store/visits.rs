@@ -18,21 +18,22 @@
 //! (the shape of a search engine feeding several outputs: one engine, and
 //! each caller is the sink for what it needs).
 
+use super::ids::StringId;
 use crate::model::EventKind;
 
 use super::rollup::VISIT_TIMEOUT_MS;
 
-/// A visit as far as it has gone; its pages, referrer and campaign as the
-/// caller's value ids (0 = none).
+/// A visit as far as it has gone; its pages, referrer and campaign as
+/// raw-dictionary ids (none: not known).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Visit {
     pub start_ts: i64,
     pub last_ts: i64,
     pub pageviews: u32,
-    pub entry: u32,
-    pub exit: u32,
-    pub referrer: u32,
-    pub campaign: u32,
+    pub entry: StringId,
+    pub exit: StringId,
+    pub referrer: StringId,
+    pub campaign: StringId,
 }
 
 impl Visit {
@@ -47,9 +48,9 @@ impl Visit {
 pub(crate) struct VisitEvent {
     pub ts_ms: i64,
     pub kind: EventKind,
-    pub url: u32,
-    pub referrer: u32,
-    pub campaign: u32,
+    pub url: StringId,
+    pub referrer: StringId,
+    pub campaign: StringId,
 }
 
 /// What one event did to its visitor's visit.
@@ -64,7 +65,7 @@ pub(crate) struct VisitStep {
     /// entry page, 2 = the page view that ends the bounce); 0 otherwise.
     pub pageview_number: u32,
     /// For a page view that moved the exit page: the exit page before it.
-    pub exit_moved_from: Option<u32>,
+    pub exit_moved_from: Option<StringId>,
 }
 
 /// Moves `visit` (the visitor's current visit, if any) on by `e`. After
@@ -80,8 +81,8 @@ pub(crate) fn advance(visit: &mut Option<Visit>, e: &VisitEvent) -> VisitStep {
                 start_ts: e.ts_ms,
                 last_ts: e.ts_ms,
                 pageviews: 0,
-                entry: 0,
-                exit: 0,
+                entry: StringId::NONE,
+                exit: StringId::NONE,
                 referrer: e.referrer,
                 campaign: e.campaign,
             });
@@ -130,13 +131,17 @@ impl Dwell {
 mod tests {
     use super::*;
 
+    fn id(n: u32) -> StringId {
+        StringId::from_stored(n)
+    }
+
     fn ev(ts_ms: i64, kind: EventKind, url: u32) -> VisitEvent {
         VisitEvent {
             ts_ms,
             kind,
-            url,
-            referrer: 7,
-            campaign: 0,
+            url: id(url),
+            referrer: id(7),
+            campaign: StringId::NONE,
         }
     }
 
@@ -148,13 +153,13 @@ mod tests {
         let first = advance(&mut v, &ev(1_000, EventKind::PageView, 1));
         assert!(first.started);
         assert_eq!(first.pageview_number, 1);
-        assert!(v.is_some_and(|v| v.bounced() && v.entry == 1 && v.referrer == 7));
+        assert!(v.is_some_and(|v| v.bounced() && v.entry == id(1) && v.referrer == id(7)));
         let second = advance(&mut v, &ev(2_000, EventKind::PageView, 2));
         assert_eq!(
             (second.pageview_number, second.exit_moved_from),
-            (2, Some(1))
+            (2, Some(id(1)))
         );
-        assert!(v.is_some_and(|v| !v.bounced() && v.entry == 1 && v.exit == 2));
+        assert!(v.is_some_and(|v| !v.bounced() && v.entry == id(1) && v.exit == id(2)));
         let later = advance(
             &mut v,
             &ev(2_000 + VISIT_TIMEOUT_MS, EventKind::Download, 0),

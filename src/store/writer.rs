@@ -33,6 +33,7 @@
 //! caller drops its own `Arc<Store>` the database is closed cleanly (redb
 //! runs a slow repair on the next open after an unclean close).
 
+use super::ids::{DayNumber, DimValueId};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
@@ -317,7 +318,7 @@ impl WriterHandle {
     /// whose rows changed meanwhile (an import into that day) is made again.
     pub fn expire_free_text(
         &self,
-        day: i32,
+        day: DayNumber,
         sites: BTreeSet<String>,
         keep: HashMap<String, HashSet<String>>,
         vetted: Option<FreeTextVetted>,
@@ -362,7 +363,7 @@ impl WriterHandle {
             .collect::<BTreeSet<String>>()
             .into_iter()
             .collect();
-        let mut new_ids: HashMap<String, u32> = HashMap::with_capacity(values.len());
+        let mut new_ids: HashMap<String, DimValueId> = HashMap::with_capacity(values.len());
         for chunk in values.chunks(DIM_VALUES_PER_TXN) {
             let ids = self.maintain(|reply| Maintenance::InternRollupValues {
                 values: chunk.to_vec(),

@@ -37,6 +37,7 @@ pub mod settings;
 pub mod spool;
 pub mod writer;
 
+use crate::store::ids::DayNumber;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -427,7 +428,7 @@ impl Storage for ClickHouseStorage {
 
     fn expire_free_text(
         &self,
-        _day: i32,
+        _day: DayNumber,
         _sites: BTreeSet<String>,
         _keep: HashMap<String, HashSet<String>>,
         _vetted: Option<FreeTextVetted>,
@@ -606,9 +607,9 @@ impl Storage for ClickHouseStorage {
 
     fn free_text_days(
         &self,
-        _from_day: Option<i32>,
-        _before_day: i32,
-    ) -> Result<BTreeMap<i32, BTreeSet<String>>, StorageError> {
+        _from_day: Option<DayNumber>,
+        _before_day: DayNumber,
+    ) -> Result<BTreeMap<DayNumber, BTreeSet<String>>, StorageError> {
         // no roll-ups, hence no roll-up rows holding free text
         Ok(BTreeMap::new())
     }
@@ -617,7 +618,7 @@ impl Storage for ClickHouseStorage {
         &self,
         _site: &str,
         _tz: chrono_tz::Tz,
-        _day: i32,
+        _day: DayNumber,
         _min_visitors: u32,
     ) -> Result<HashSet<String>, StorageError> {
         Err(not_built("retention.free_text_min_visitors"))
