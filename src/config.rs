@@ -653,6 +653,16 @@ impl Config {
             .validate()
             .map_err(|(i, e)| invalid(format!("referrer_spam.extra_hosts[{i}]"), e.to_string()))?;
         self.refuse_shared_listeners()?;
+        self.validate_server()?;
+        self.validate_privacy()?;
+        self.validate_retention()?;
+        self.validate_store()?;
+        self.validate_auth()?;
+        self.validate_sites()
+    }
+
+    /// `[server]`: body and field sizes, batch and timing limits, rate limits.
+    fn validate_server(&self) -> Result<(), ConfigError> {
         let s = &self.server;
         if !(ByteSize::kib(1)..=ByteSize::mib(16)).contains(&s.max_body_bytes) {
             return Err(invalid(
@@ -691,7 +701,11 @@ impl Config {
             ));
         }
         self.validate_rate_limits()?;
+        Ok(())
+    }
 
+    /// `[privacy]`: address masks no weaker than the defaults unless allowed, the opt-out cookie.
+    fn validate_privacy(&self) -> Result<(), ConfigError> {
         let p = &self.privacy;
         if p.ipv4_prefix > 32 {
             return Err(invalid("privacy.ipv4_prefix", "must be 0 to 32"));
@@ -738,7 +752,11 @@ impl Config {
                 "must be 1 to 400 (browsers cut longer cookie lifetimes to 400 days)",
             ));
         }
+        Ok(())
+    }
 
+    /// `[retention]`: raw and roll-up lifetimes, the free-text rule.
+    fn validate_retention(&self) -> Result<(), ConfigError> {
         let r = &self.retention;
         if r.raw_days == 0 {
             return Err(invalid("retention.raw_days", "must be at least 1"));
@@ -757,7 +775,11 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
 
+    /// `[store]`: cache, queue, batch and roll-up folding limits.
+    fn validate_store(&self) -> Result<(), ConfigError> {
         if self.store.cache_mb == 0 {
             return Err(invalid("store.cache_mb", "must be at least 1"));
         }
@@ -793,7 +815,11 @@ impl Config {
         if self.store.rollup_max_rows < 1000 {
             return Err(invalid("store.rollup_max_rows", "must be at least 1000"));
         }
+        Ok(())
+    }
 
+    /// `[auth]`: token lengths, the lock-out rate, no placeholder tokens.
+    fn validate_auth(&self) -> Result<(), ConfigError> {
         if !self.auth.admin_token.is_empty() && self.auth.admin_token.len() < 16 {
             return Err(invalid(
                 "auth.admin_token",
@@ -807,7 +833,12 @@ impl Config {
             ));
         }
         self.refuse_placeholder_tokens()?;
+        Ok(())
+    }
 
+    /// `[[sites]]`: at least one; ids, Matomo ids and tokens unique across
+    /// sites; each site valid on its own.
+    fn validate_sites(&self) -> Result<(), ConfigError> {
         if self.sites.is_empty() {
             return Err(invalid("sites", "at least one [[sites]] entry is required"));
         }
@@ -815,90 +846,101 @@ impl Config {
         let mut matomo_ids = HashSet::new();
         let mut tokens: HashMap<&str, &str> = HashMap::new();
         for (i, site) in self.sites.iter().enumerate() {
-            let key = |k: &str| format!("sites[{i}].{k}");
-            if site.id.is_empty()
-                || site.id.len() > 64
-                || !site
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            self.validate_site(i, site, &mut ids, &mut matomo_ids, &mut tokens)?;
+        }
+        Ok(())
+    }
+
+    /// One `[[sites]]` entry (number `i`), recording its id, Matomo id and
+    /// tokens in the sets shared across sites.
+    fn validate_site<'a>(
+        &'a self,
+        i: usize,
+        site: &'a SiteConfig,
+        ids: &mut HashSet<&'a str>,
+        matomo_ids: &mut HashSet<u32>,
+        tokens: &mut HashMap<&'a str, &'a str>,
+    ) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("sites[{i}].{k}");
+        if site.id.is_empty()
+            || site.id.len() > 64
+            || !site
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(invalid(
+                key("id"),
+                "must be 1-64 characters of letters, digits, '-' or '_'",
+            ));
+        }
+        if !ids.insert(site.id.as_str()) {
+            return Err(invalid(
+                key("id"),
+                format!("{:?} is used by another site", site.id),
+            ));
+        }
+        if let Some(m) = site.matomo_id {
+            if !matomo_ids.insert(m) {
+                return Err(invalid(
+                    key("matomo_id"),
+                    format!("{m} is used by another site"),
+                ));
+            }
+        }
+        if site.hostnames.is_empty() {
+            return Err(invalid(
+                key("hostnames"),
+                "list at least one hostname whose pages may be counted",
+            ));
+        }
+        for (j, h) in site.hostnames.iter().enumerate() {
+            let bare = h.strip_prefix("*.").unwrap_or(h);
+            if bare.is_empty()
+                || h != &h.to_ascii_lowercase()
+                || bare.contains(['/', ':', ' ', '*'])
             {
                 return Err(invalid(
-                    key("id"),
-                    "must be 1-64 characters of letters, digits, '-' or '_'",
+                    format!("sites[{i}].hostnames[{j}]"),
+                    format!("{h:?} must be a lower-case hostname without scheme, port or path (\"*.example.org\" allows subdomains)"),
                 ));
             }
-            if !ids.insert(site.id.as_str()) {
+        }
+        for (j, t) in site.tokens.iter().enumerate() {
+            if t.len() < 16 {
                 return Err(invalid(
-                    key("id"),
-                    format!("{:?} is used by another site", site.id),
+                    format!("sites[{i}].tokens[{j}]"),
+                    "must be at least 16 characters",
                 ));
             }
-            if let Some(m) = site.matomo_id {
-                if !matomo_ids.insert(m) {
-                    return Err(invalid(
-                        key("matomo_id"),
-                        format!("{m} is used by another site"),
-                    ));
-                }
-            }
-            if site.hostnames.is_empty() {
+            if t == &self.auth.admin_token {
                 return Err(invalid(
-                    key("hostnames"),
-                    "list at least one hostname whose pages may be counted",
+                    format!("sites[{i}].tokens[{j}]"),
+                    "must differ from auth.admin_token",
                 ));
             }
-            for (j, h) in site.hostnames.iter().enumerate() {
-                let bare = h.strip_prefix("*.").unwrap_or(h);
-                if bare.is_empty()
-                    || h != &h.to_ascii_lowercase()
-                    || bare.contains(['/', ':', ' ', '*'])
-                {
-                    return Err(invalid(
-                        format!("sites[{i}].hostnames[{j}]"),
-                        format!("{h:?} must be a lower-case hostname without scheme, port or path (\"*.example.org\" allows subdomains)"),
-                    ));
-                }
-            }
-            for (j, t) in site.tokens.iter().enumerate() {
-                if t.len() < 16 {
+            if let Some(other) = tokens.insert(t.as_str(), site.id.as_str()) {
+                if other != site.id {
                     return Err(invalid(
                         format!("sites[{i}].tokens[{j}]"),
-                        "must be at least 16 characters",
+                        format!("is also a token of site {other:?}"),
                     ));
-                }
-                if t == &self.auth.admin_token {
-                    return Err(invalid(
-                        format!("sites[{i}].tokens[{j}]"),
-                        "must differ from auth.admin_token",
-                    ));
-                }
-                if let Some(other) = tokens.insert(t.as_str(), site.id.as_str()) {
-                    if other != site.id {
-                        return Err(invalid(
-                            format!("sites[{i}].tokens[{j}]"),
-                            format!("is also a token of site {other:?}"),
-                        ));
-                    }
                 }
             }
-            crate::goals::config::validate(
-                &format!("sites[{i}]"),
-                &site.events,
-                &site.goals,
-                &site.funnels,
-            )
-            .map_err(|(key, problem)| invalid(key, problem))?;
-            for (j, e) in site.download_extensions.iter().enumerate() {
-                if e.is_empty()
-                    || e.starts_with('.')
-                    || !e.bytes().all(|b| b.is_ascii_alphanumeric())
-                {
-                    return Err(invalid(
-                        format!("sites[{i}].download_extensions[{j}]"),
-                        format!("{e:?} must be letters and digits without a dot, e.g. \"pdf\""),
-                    ));
-                }
+        }
+        crate::goals::config::validate(
+            &format!("sites[{i}]"),
+            &site.events,
+            &site.goals,
+            &site.funnels,
+        )
+        .map_err(|(key, problem)| invalid(key, problem))?;
+        for (j, e) in site.download_extensions.iter().enumerate() {
+            if e.is_empty() || e.starts_with('.') || !e.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(invalid(
+                    format!("sites[{i}].download_extensions[{j}]"),
+                    format!("{e:?} must be letters and digits without a dot, e.g. \"pdf\""),
+                ));
             }
         }
         Ok(())
