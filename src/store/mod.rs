@@ -893,9 +893,9 @@ impl Store {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<FxHashMap<DimValueId, [i64; 3]>, StoreError> {
-        let mut acc: FxHashMap<DimValueId, [i64; 3]> = FxHashMap::default();
+        let mut by_value: FxHashMap<DimValueId, [i64; 3]> = FxHashMap::default();
         if from > to {
-            return Ok(acc);
+            return Ok(by_value);
         }
         let d = dim as u8;
         let (a, b) = (DayNumber::of(from), DayNumber::of(to));
@@ -903,7 +903,7 @@ impl Store {
             for row in t.range::<schema::SealedKey>((site, d, a)..=(site, d, b))? {
                 let (_, v) = row?;
                 rollup::for_each_sealed(v.value(), |id, c| {
-                    let x = acc.entry(id).or_default();
+                    let x = by_value.entry(id).or_default();
                     x[0] = x[0].saturating_add_unsigned(c.pageviews);
                     x[1] = x[1].saturating_add_unsigned(c.visits);
                     x[2] = x[2].saturating_add_unsigned(c.events);
@@ -916,10 +916,10 @@ impl Store {
             )? {
                 let (k, v) = row?;
                 let c = rollup::decode_signed(v.value())?;
-                rollup::add_signed(acc.entry(k.value().3).or_default(), c);
+                rollup::add_signed(by_value.entry(k.value().3).or_default(), c);
             }
         }
-        Ok(acc)
+        Ok(by_value)
     }
 
     /// Values of `dim` for `site` over the site-local days `from..=to`,
@@ -943,12 +943,12 @@ impl Store {
             let (a, b) = (DayNumber::of(from), DayNumber::of(to));
             (txn, open_rollups::held_dims(&held, site, dim, a, b))
         };
-        let mut acc = Self::dim_counts(&txn, site, dim, from, to)?;
+        let mut by_value = Self::dim_counts(&txn, site, dim, from, to)?;
         for (id, c) in held {
-            rollup::add_signed(acc.entry(id).or_default(), c);
+            rollup::add_signed(by_value.entry(id).or_default(), c);
         }
         let by = dim.sort_by();
-        let mut rows: Vec<(DimValueId, Counters)> = acc
+        let mut rows: Vec<(DimValueId, Counters)> = by_value
             .into_iter()
             .map(|(id, c)| (id, Counters::from_signed(c)))
             .filter(|(_, c)| *c != Counters::default())
