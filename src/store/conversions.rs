@@ -319,17 +319,17 @@ impl Days<'_> {
     }
 }
 
-fn count(query: &ConversionQuery<'_>, mut days: Days<'_>) -> Result<Conversions, StoreError> {
-    let funnel_steps = query.funnel.map_or(&[][..], |f| &f.steps[..]);
-    let goals: Vec<&Condition> = query.goals.iter().map(|g| &g.condition).collect();
-    let steps: Vec<&Condition> = funnel_steps.iter().map(|(_, c)| c).collect();
-    let conditions = || goals.iter().chain(&steps);
-    // only the columns the visit engine, the filters and the conditions read
+/// The columns a conversion count reads: the visit engine's, the
+/// filters' and the conditions'.
+fn columns_read(query: &ConversionQuery<'_>, conditions: &[&Condition]) -> Cols {
     let mut cols = Cols::NONE.with(Col::Visitor);
-    if conditions().any(|c| matches!(c, Condition::Page(_))) {
+    if conditions.iter().any(|c| matches!(c, Condition::Page(_))) {
         cols = cols.with(Col::Url);
     }
-    if conditions().any(|c| matches!(c, Condition::Event { .. })) {
+    if conditions
+        .iter()
+        .any(|c| matches!(c, Condition::Event { .. }))
+    {
         cols = cols
             .with(Col::EventName)
             .with(Col::EventProps)
@@ -338,114 +338,174 @@ fn count(query: &ConversionQuery<'_>, mut days: Days<'_>) -> Result<Conversions,
     for f in query.filters {
         cols = cols.union(cols_for(f.dim));
     }
+    cols
+}
+
+impl OpenVisit {
+    /// Notes the goals an event met (`hit`: its revenue in hundredths,
+    /// then the goal bit set) and the revenue it brought each of them.
+    fn meet_goals(&mut self, hit: &[u64], goal_words: usize) {
+        let cents = hit[0] as i64;
+        let met = &hit[1..];
+        if self.goals.is_empty() {
+            self.goals.resize(goal_words, 0);
+        }
+        for (w, &word) in met.iter().enumerate() {
+            self.goals[w] |= word;
+            if cents != 0 {
+                let mut bits = word;
+                while bits != 0 {
+                    self.revenue
+                        .push((w * 64 + bits.trailing_zeros() as usize, cents));
+                    bits &= bits - 1;
+                }
+            }
+        }
+    }
+}
+
+/// Follows every visitor's visits through the judged days, in day order,
+/// and counts each visit once it is over.
+struct VisitFollower<'f> {
+    values: Values<'f>,
+    visit_filters: Vec<usize>,
+    counts: Counts,
+    funnel_steps: usize,
+    goal_words: usize,
+    /// End of the queried range: visits still running then are over.
+    to_ms: i64,
+    /// The visit each of the current day's visitors has running.
+    slots: Vec<Option<OpenVisit>>,
+    /// Visits still live at the end of the previous day: they go on only
+    /// if the same visitor hash comes back within the timeout.
+    carried: FxHashMap<u64, OpenVisit>,
+}
+
+impl VisitFollower<'_> {
+    fn day(&mut self, day: PreparedDay) -> Result<(), StoreError> {
+        self.slots.clear();
+        self.slots.resize_with(day.visitor_hashes.len(), || None);
+        if !self.carried.is_empty() {
+            for (i, h) in day.visitor_hashes.iter().enumerate() {
+                if let Some(v) = self.carried.remove(h) {
+                    self.slots[i] = Some(v);
+                }
+            }
+            for (_, v) in self.carried.drain() {
+                self.counts
+                    .finish(&mut self.values, &self.visit_filters, v)?;
+            }
+        }
+        for e in &day.events {
+            self.event(&day, e)?;
+        }
+        // visits that cannot go on past this day are counted now; the
+        // others wait for the next day
+        let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(self.to_ms);
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(v) = slot.take() {
+                if day_end - v.core.last_ts >= VISIT_TIMEOUT_MS {
+                    self.counts
+                        .finish(&mut self.values, &self.visit_filters, v)?;
+                } else {
+                    self.carried.insert(day.visitor_hashes[i], v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One event of `day`: moves its visitor's visit on (ending and
+    /// counting the previous one when it timed out) and notes what the
+    /// event met.
+    fn event(&mut self, day: &PreparedDay, e: &PreparedEvent) -> Result<(), StoreError> {
+        let n = e.visitor as usize;
+        let visitor = *day
+            .visitor_hashes
+            .get(n)
+            .ok_or_else(|| StoreError::Decode("event refers to an unknown visitor".into()))?;
+        let slot = &mut self.slots[n];
+        let mut core = slot.as_ref().map(|v| v.core);
+        let moved = visits::advance(
+            &mut core,
+            &VisitEvent {
+                ts_ms: e.ts_ms,
+                kind: e.kind,
+                url: e.url,
+                referrer: e.referrer,
+                campaign: e.campaign,
+            },
+        );
+        if moved.ended.is_some() {
+            if let Some(v) = slot.take() {
+                self.counts
+                    .finish(&mut self.values, &self.visit_filters, v)?;
+            }
+        }
+        if moved.started {
+            *slot = core.map(|core| OpenVisit {
+                core,
+                visitor,
+                passes: false,
+                step: 0,
+                goals: Vec::new(),
+                revenue: Vec::new(),
+            });
+        }
+        let (Some(v), Some(core)) = (slot.as_mut(), core) else {
+            return Ok(());
+        };
+        v.core = core;
+        v.passes |= e.passes;
+        if usize::from(v.step) < self.funnel_steps && e.steps & (1 << v.step) != 0 {
+            v.step += 1;
+        }
+        if e.goal_hit != 0 {
+            let at = (e.goal_hit as usize - 1) * (1 + self.goal_words);
+            v.meet_goals(
+                &day.goal_hits[at..at + 1 + self.goal_words],
+                self.goal_words,
+            );
+        }
+        Ok(())
+    }
+
+    /// Counts the visits still running at the end of the range.
+    fn finish(mut self) -> Result<Counts, StoreError> {
+        for (_, v) in self.carried.drain() {
+            self.counts
+                .finish(&mut self.values, &self.visit_filters, v)?;
+        }
+        Ok(self.counts)
+    }
+}
+
+fn count(query: &ConversionQuery<'_>, mut days: Days<'_>) -> Result<Conversions, StoreError> {
+    let funnel_steps = query.funnel.map_or(&[][..], |f| &f.steps[..]);
+    let goals: Vec<&Condition> = query.goals.iter().map(|g| &g.condition).collect();
+    let steps: Vec<&Condition> = funnel_steps.iter().map(|(_, c)| c).collect();
+    let conditions: Vec<&Condition> = goals.iter().chain(&steps).copied().collect();
+    let cols = columns_read(query, &conditions);
     let (visit_filters, event_filters): (Vec<usize>, Vec<usize>) =
         (0..query.filters.len()).partition(|&i| is_visit_level(query.filters[i].dim));
     let goal_words = goals.len().div_ceil(64);
     let n_goals = goals.len();
 
-    let mut values = Values::new(days.resolver()?, query.filters);
-    let mut counts = Counts {
-        visits: 0,
-        conversions: vec![0; n_goals],
-        visitors: vec![FxHashSet::default(); n_goals],
-        revenue: vec![None; n_goals],
-        funnel: vec![0; steps.len()],
-    };
-    let n_steps = steps.len();
-    // The visit each of the current day's visitors has running, and the
-    // visits still live at the end of the previous day (they go on only
-    // if the same visitor hash comes back within the timeout).
-    let mut slots: Vec<Option<OpenVisit>> = Vec::new();
-    let mut carried: FxHashMap<u64, OpenVisit> = FxHashMap::default();
-    let to_ms = query.to_ms;
-    let mut follow = |day: PreparedDay| -> Result<(), StoreError> {
-        slots.clear();
-        slots.resize_with(day.visitor_hashes.len(), || None);
-        if !carried.is_empty() {
-            for (i, h) in day.visitor_hashes.iter().enumerate() {
-                if let Some(v) = carried.remove(h) {
-                    slots[i] = Some(v);
-                }
-            }
-            for (_, v) in carried.drain() {
-                counts.finish(&mut values, &visit_filters, v)?;
-            }
-        }
-        for e in &day.events {
-            let n = e.visitor as usize;
-            let visitor = *day
-                .visitor_hashes
-                .get(n)
-                .ok_or_else(|| StoreError::Decode("event refers to an unknown visitor".into()))?;
-            let slot = &mut slots[n];
-            let mut core = slot.as_ref().map(|v| v.core);
-            let moved = visits::advance(
-                &mut core,
-                &VisitEvent {
-                    ts_ms: e.ts_ms,
-                    kind: e.kind,
-                    url: e.url,
-                    referrer: e.referrer,
-                    campaign: e.campaign,
-                },
-            );
-            if moved.ended.is_some() {
-                if let Some(v) = slot.take() {
-                    counts.finish(&mut values, &visit_filters, v)?;
-                }
-            }
-            if moved.started {
-                *slot = core.map(|core| OpenVisit {
-                    core,
-                    visitor,
-                    passes: false,
-                    step: 0,
-                    goals: Vec::new(),
-                    revenue: Vec::new(),
-                });
-            }
-            let (Some(v), Some(core)) = (slot.as_mut(), core) else {
-                continue;
-            };
-            v.core = core;
-            v.passes |= e.passes;
-            if usize::from(v.step) < n_steps && e.steps & (1 << v.step) != 0 {
-                v.step += 1;
-            }
-            if e.goal_hit != 0 {
-                let at = (e.goal_hit as usize - 1) * (1 + goal_words);
-                let hit = &day.goal_hits[at..at + 1 + goal_words];
-                let cents = hit[0] as i64;
-                let met = &hit[1..];
-                if v.goals.is_empty() {
-                    v.goals.resize(goal_words, 0);
-                }
-                for (w, &word) in met.iter().enumerate() {
-                    v.goals[w] |= word;
-                    if cents != 0 {
-                        let mut bits = word;
-                        while bits != 0 {
-                            v.revenue
-                                .push((w * 64 + bits.trailing_zeros() as usize, cents));
-                            bits &= bits - 1;
-                        }
-                    }
-                }
-            }
-        }
-        // visits that cannot go on past this day are counted now; the
-        // others wait for the next day
-        let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(to_ms);
-        for (i, slot) in slots.iter_mut().enumerate() {
-            if let Some(v) = slot.take() {
-                if day_end - v.core.last_ts >= VISIT_TIMEOUT_MS {
-                    counts.finish(&mut values, &visit_filters, v)?;
-                } else {
-                    carried.insert(day.visitor_hashes[i], v);
-                }
-            }
-        }
-        Ok(())
+    let mut follower = VisitFollower {
+        values: Values::new(days.resolver()?, query.filters),
+        visit_filters,
+        counts: Counts {
+            visits: 0,
+            conversions: vec![0; n_goals],
+            visitors: vec![FxHashSet::default(); n_goals],
+            revenue: vec![None; n_goals],
+            funnel: vec![0; steps.len()],
+        },
+        funnel_steps: steps.len(),
+        goal_words,
+        to_ms: query.to_ms,
+        slots: Vec::new(),
+        carried: FxHashMap::default(),
     };
     let judge = |resolver| DayJudge {
         values: Values::new(resolver, query.filters),
@@ -460,24 +520,22 @@ fn count(query: &ConversionQuery<'_>, mut days: Days<'_>) -> Result<Conversions,
     match &mut days {
         Days::Parallel(snap) => days_in_parallel(
             snap,
-            (query.site, query.from_ms, to_ms),
+            (query.site, query.from_ms, query.to_ms),
             cols,
             day_workers(),
             || Ok(judge(snap.resolver()?)),
             DayJudge::prepare,
-            &mut follow,
+            &mut |day| follower.day(day),
         )?,
         Days::OneByOne(source) => {
             let mut one = judge(source.resolver()?);
-            source.scan_days(query.site, query.from_ms, to_ms, cols, &mut |day| {
-                follow(one.prepare(day)?)?;
+            source.scan_days(query.site, query.from_ms, query.to_ms, cols, &mut |day| {
+                follower.day(one.prepare(day)?)?;
                 Ok(std::ops::ControlFlow::Continue(()))
             })?;
         }
     }
-    for (_, v) in carried.drain() {
-        counts.finish(&mut values, &visit_filters, v)?;
-    }
+    let counts = follower.finish()?;
     Ok(Conversions {
         visits: counts.visits,
         goals: (0..n_goals)
