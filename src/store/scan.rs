@@ -428,17 +428,17 @@ pub(crate) fn filtered_from(
         counting,
     } = *query;
     let cols = columns_for(filters, counting);
-    let hold_all = filters.iter().any(|f| f.dim == Dimension::ExitPage);
-    let hold_until_entry = filters.iter().any(|f| f.dim == Dimension::EntryPage);
-    let mut values = Values::new(source.resolver()?, filters);
-    let mut tally = Tally::new(counting);
-    // The visit each of the current day's visitors has running, and the
-    // visits still live at the end of the previous day (they go on only if
-    // the same visitor hash comes back within the timeout, which the daily
-    // salt makes rare).
-    let mut slots: Vec<Option<Visit>> = Vec::new();
-    let mut carried: FxHashMap<u64, Visit> = FxHashMap::default();
-    let mut day_index = 0u32;
+    let mut follower = ScanFollower {
+        values: Values::new(source.resolver()?, filters),
+        tally: Tally::new(counting),
+        counting,
+        hold_all: filters.iter().any(|f| f.dim == Dimension::ExitPage),
+        hold_until_entry: filters.iter().any(|f| f.dim == Dimension::EntryPage),
+        to_ms,
+        slots: Vec::new(),
+        carried: FxHashMap::default(),
+        day_index: 0,
+    };
     let mut failure: Option<StoreError> = None;
 
     // Decoding runs on a second thread, one day ahead of the counting.
@@ -454,117 +454,7 @@ pub(crate) fn filtered_from(
             })
         });
         for day in rx {
-            let mut run = || -> Result<(), StoreError> {
-                slots.clear();
-                slots.resize_with(day.visitor_hashes.len(), || None);
-                if !carried.is_empty() {
-                    for (i, h) in day.visitor_hashes.iter().enumerate() {
-                        if let Some(v) = carried.remove(h) {
-                            slots[i] = Some(v);
-                        }
-                    }
-                    for (_, v) in carried.drain() {
-                        tally.finish_visit(&mut values, v)?;
-                    }
-                }
-                tally
-                    .visitors_seen
-                    .push(vec![false; day.visitor_hashes.len()]);
-                tally.dwell_prev = std::mem::take(&mut tally.dwell);
-                // Hourly counting follows the whole day in time order:
-                // it credits dwell to the hour of the ping that raised a
-                // page view's maximum, and page-view ids are not tied to
-                // one visitor. The other countings only need each
-                // visitor's events in order ([`visit_order`]).
-                let order = match counting {
-                    Counting::Hourly => Some(time_order(&day)),
-                    _ => visit_order(&day),
-                };
-                let indexes = (0..day.events.len()).map(|i| order.as_ref().map_or(i, |o| o[i]));
-                for i in indexes {
-                    let raw = day.events[i];
-                    let n = raw.visitor as usize;
-                    let visitor = *day.visitor_hashes.get(n).ok_or_else(|| {
-                        StoreError::Decode("event refers to an unknown visitor".into())
-                    })?;
-                    let pageview = match raw.pageview {
-                        0 => 0,
-                        p => day.pageview_ids.get(p as usize - 1).copied().unwrap_or(0),
-                    };
-                    let e = ScannedEvent {
-                        raw,
-                        day: day_index,
-                        visitor,
-                        pageview,
-                    };
-                    let slot = &mut slots[n];
-                    let mut core = slot.as_ref().map(|v| v.core);
-                    let moved = visits::advance(
-                        &mut core,
-                        &VisitEvent {
-                            ts_ms: raw.ts_ms,
-                            kind: raw.kind,
-                            url: raw.url,
-                            referrer: raw.referrer,
-                            campaign: raw.campaign,
-                        },
-                    );
-                    if moved.ended.is_some() {
-                        if let Some(v) = slot.take() {
-                            tally.finish_visit(&mut values, v)?;
-                        }
-                    }
-                    if moved.started {
-                        *slot = core.map(|core| Visit {
-                            core,
-                            counted: false,
-                            entry_pending: false,
-                            held: Vec::new(),
-                        });
-                    }
-                    let (Some(v), Some(core)) = (slot.as_mut(), core) else {
-                        tally.event(&mut values, &e, None)?;
-                        continue;
-                    };
-                    v.core = core;
-                    if moved.pageview_number == 1 {
-                        // the entry page is known now
-                        if v.entry_pending {
-                            v.entry_pending = false;
-                            tally
-                                .rows
-                                .entry((Part::Text, v.core.entry.stored()))
-                                .or_default()
-                                .visits += 1;
-                        }
-                        if !hold_all && !v.held.is_empty() {
-                            for held in std::mem::take(&mut v.held) {
-                                tally.event(&mut values, &held, Some(v))?;
-                            }
-                        }
-                    }
-                    if hold_all || (hold_until_entry && v.core.pageviews == 0) {
-                        v.held.push(e);
-                    } else {
-                        tally.event(&mut values, &e, Some(v))?;
-                    }
-                }
-                // visits that cannot go on past this day are counted now; the
-                // others wait for the next day
-                let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(to_ms);
-                for (i, slot) in slots.iter_mut().enumerate() {
-                    if let Some(v) = slot.take() {
-                        if day_end - v.core.last_ts >= VISIT_TIMEOUT_MS {
-                            tally.finish_visit(&mut values, v)?;
-                        } else {
-                            carried.insert(day.visitor_hashes[i], v);
-                        }
-                    }
-                }
-                day_index += 1;
-                Ok(())
-            };
-            if let Err(e) = run() {
+            if let Err(e) = follower.day(&day) {
                 failure = Some(e);
                 break;
             }
@@ -577,14 +467,160 @@ pub(crate) fn filtered_from(
         return Err(e);
     }
     decoded?;
-    for (_, v) in carried.drain() {
-        tally.finish_visit(&mut values, v)?;
+    follower.finish()
+}
+
+/// Follows every visitor's visits through the scanned days, in day order,
+/// and feeds the tally each event once what its filters need is known.
+struct ScanFollower<'f> {
+    values: Values<'f>,
+    tally: Tally,
+    counting: Counting,
+    /// An exit-page filter: a visit's events wait until it is over.
+    hold_all: bool,
+    /// An entry-page filter: events before a visit's first page view wait
+    /// for it.
+    hold_until_entry: bool,
+    /// End of the queried range: visits still running then are over.
+    to_ms: i64,
+    /// The visit each of the current day's visitors has running.
+    slots: Vec<Option<Visit>>,
+    /// Visits still live at the end of the previous day (they go on only
+    /// if the same visitor hash comes back within the timeout, which the
+    /// daily salt makes rare).
+    carried: FxHashMap<u64, Visit>,
+    day_index: u32,
+}
+
+impl ScanFollower<'_> {
+    fn day(&mut self, day: &crate::store::DayEvents) -> Result<(), StoreError> {
+        self.slots.clear();
+        self.slots.resize_with(day.visitor_hashes.len(), || None);
+        if !self.carried.is_empty() {
+            for (i, h) in day.visitor_hashes.iter().enumerate() {
+                if let Some(v) = self.carried.remove(h) {
+                    self.slots[i] = Some(v);
+                }
+            }
+            for (_, v) in self.carried.drain() {
+                self.tally.finish_visit(&mut self.values, v)?;
+            }
+        }
+        self.tally
+            .visitors_seen
+            .push(vec![false; day.visitor_hashes.len()]);
+        self.tally.dwell_prev = std::mem::take(&mut self.tally.dwell);
+        // Hourly counting follows the whole day in time order: it credits
+        // dwell to the hour of the ping that raised a page view's maximum,
+        // and page-view ids are not tied to one visitor. The other
+        // countings only need each visitor's events in order
+        // ([`visit_order`]).
+        let order = match self.counting {
+            Counting::Hourly => Some(time_order(day)),
+            _ => visit_order(day),
+        };
+        for i in (0..day.events.len()).map(|i| order.as_ref().map_or(i, |o| o[i])) {
+            self.event(day, day.events[i])?;
+        }
+        // visits that cannot go on past this day are counted now; the
+        // others wait for the next day
+        let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(self.to_ms);
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(v) = slot.take() {
+                if day_end - v.core.last_ts >= VISIT_TIMEOUT_MS {
+                    self.tally.finish_visit(&mut self.values, v)?;
+                } else {
+                    self.carried.insert(day.visitor_hashes[i], v);
+                }
+            }
+        }
+        self.day_index += 1;
+        Ok(())
     }
-    tally.finish(&mut values)
+
+    /// One event of `day`: moves its visitor's visit on (ending and
+    /// finishing the previous one when it timed out), then counts the
+    /// event or holds it until its visit's entry or exit page is known.
+    fn event(&mut self, day: &crate::store::DayEvents, raw: RawEvent) -> Result<(), StoreError> {
+        let n = raw.visitor as usize;
+        let visitor = *day
+            .visitor_hashes
+            .get(n)
+            .ok_or_else(|| StoreError::Decode("event refers to an unknown visitor".into()))?;
+        let pageview = match raw.pageview {
+            0 => 0,
+            p => day.pageview_ids.get(p as usize - 1).copied().unwrap_or(0),
+        };
+        let e = ScannedEvent {
+            raw,
+            day: self.day_index,
+            visitor,
+            pageview,
+        };
+        let slot = &mut self.slots[n];
+        let mut core = slot.as_ref().map(|v| v.core);
+        let moved = visits::advance(
+            &mut core,
+            &VisitEvent {
+                ts_ms: raw.ts_ms,
+                kind: raw.kind,
+                url: raw.url,
+                referrer: raw.referrer,
+                campaign: raw.campaign,
+            },
+        );
+        if moved.ended.is_some() {
+            if let Some(v) = slot.take() {
+                self.tally.finish_visit(&mut self.values, v)?;
+            }
+        }
+        if moved.started {
+            *slot = core.map(|core| Visit {
+                core,
+                counted: false,
+                entry_pending: false,
+                held: Vec::new(),
+            });
+        }
+        let (Some(v), Some(core)) = (slot.as_mut(), core) else {
+            return self.tally.event(&mut self.values, &e, None);
+        };
+        v.core = core;
+        if moved.pageview_number == 1 {
+            // the entry page is known now
+            if v.entry_pending {
+                v.entry_pending = false;
+                self.tally
+                    .rows
+                    .entry((Part::Text, v.core.entry.stored()))
+                    .or_default()
+                    .visits += 1;
+            }
+            if !self.hold_all && !v.held.is_empty() {
+                for held in std::mem::take(&mut v.held) {
+                    self.tally.event(&mut self.values, &held, Some(v))?;
+                }
+            }
+        }
+        if self.hold_all || (self.hold_until_entry && v.core.pageviews == 0) {
+            v.held.push(e);
+            Ok(())
+        } else {
+            self.tally.event(&mut self.values, &e, Some(v))
+        }
+    }
+
+    /// Finishes the visits still running at the end of the range and
+    /// gives the answer.
+    fn finish(mut self) -> Result<FilteredAnswer, StoreError> {
+        for (_, v) in self.carried.drain() {
+            self.tally.finish_visit(&mut self.values, v)?;
+        }
+        self.tally.finish(&mut self.values)
+    }
 }
 
 impl Tally {
-    /// Counts what could only be counted once the visit was over.
     /// An empty tally for `counting`.
     fn new(counting: Counting) -> Tally {
         Tally {
