@@ -22,7 +22,7 @@ use redb::{ReadableTable, Table, TableHandle, WriteTransaction};
 use crate::model::{plugins, Event};
 
 use super::codec::{
-    campaign_key, device_key, props_key, referrer_key, text_key, CustomRef, Interned,
+    campaign_key, device_key, props_key, referrer_key, text_key, BlockPlace, CustomRef, Interned,
 };
 use super::dict::{resolve_raw, DimInterner, DimTables, RawInterner, RawTables};
 use super::open_rollups::RollupDelta;
@@ -453,7 +453,8 @@ impl WriterState {
     /// Writes `events` (any order; processed in time order) in `txn`:
     /// each event's strings interned, its day's state stepped (roll-up
     /// changes collected in [`Deltas`]) and the event appended to the
-    /// day's tail block; then the tails and day counts written. The
+    /// day's tail block; then each tail's new events (a tail piece) and
+    /// the day counts written. The
     /// roll-up changes are returned, not written: once `txn` commits they
     /// go to [`super::open_rollups::OpenRollups`] until the next fold.
     pub(crate) fn apply_batch(
@@ -508,10 +509,14 @@ impl WriterState {
             let raw = input.stored(&step, e.search_results, custom);
             let full = cur.push(&raw, &step, &input, &e.anon_ip.to_bytes());
             self.days.insert((site, day), cur);
-            if let Some((no, block)) = full {
-                tables
-                    .open(day)?
-                    .insert((e.site.as_str(), no), block.encode().as_slice())?;
+            if let Some(full) = full {
+                let t = tables.open(day)?;
+                t.insert((e.site.as_str(), full.no), full.block.encode().as_slice())?;
+                for first_index in full.pieces {
+                    if let Some(key) = BlockPlace::piece_key(full.no, first_index) {
+                        t.remove((e.site.as_str(), key))?;
+                    }
+                }
             }
             touched.push((site, day));
         }
@@ -646,7 +651,8 @@ impl WriterState {
         })
     }
 
-    /// Writes the tail block and the event count of every day `touched`.
+    /// Writes the events each day `touched` got since its last write (a
+    /// tail piece) and its event count.
     /// Returns the new count of each (UTC day, site) that got events.
     fn write_tails_and_counts(
         &mut self,
@@ -663,11 +669,22 @@ impl WriterState {
             let Some(st) = self.days.get_mut(key) else {
                 continue;
             };
-            if st.tail_dirty {
-                tables
-                    .open(key.1)?
-                    .insert((site.as_str(), st.tail_no), st.tail.encode().as_slice())?;
-                st.tail_dirty = false;
+            if !st.fresh.is_empty() {
+                // only the events this batch added, as a piece of the
+                // block still filling (a block number too large for a
+                // piece's key is written whole, as blocks were before)
+                let first_index = u32::try_from(st.tail_stored).unwrap_or(u32::MAX);
+                let t = tables.open(key.1)?;
+                match BlockPlace::piece_key(st.tail_no, first_index) {
+                    Some(piece) => {
+                        t.insert((site.as_str(), piece), st.fresh.encode().as_slice())?;
+                        st.fresh_stored(Some(first_index));
+                    }
+                    None => {
+                        t.insert((site.as_str(), st.tail_no), st.tail.encode().as_slice())?;
+                        st.fresh_stored(None);
+                    }
+                }
             }
             if st.added > 0 {
                 let k = (key.1, site.as_str());

@@ -6,10 +6,16 @@
 //! | table              | key                         | value |
 //! | ------------------ | --------------------------- | ----- |
 //! | `events_YYYYMMDD`  | (site, block: u32)          | an event block ([`super::codec`]) |
+//! | `events_YYYYMMDD`  | (site, [`super::codec::TAIL_PIECE`] \| block << 11 \| first index) | a tail piece: the events one commit added to the block still filling, itself encoded as a block |
 //!
 //! Blocks of one (site, day) are numbered from 0 in the order they were
 //! written; each holds up to [`super::codec::BLOCK_MAX_EVENTS`] events in
-//! the order the writer processed them (time order, batch by batch).
+//! the order the writer processed them (time order, batch by batch). The
+//! block still filling is stored as tail pieces, one per commit that added
+//! to it (after a whole value under its own number when a release before
+//! pieces or a sweep wrote part of it whole); once it fills it is written
+//! whole and its pieces deleted. Pieces sort after every whole block, so
+//! reading a site's values in key order reads its events in order.
 //!
 //! Strings of raw events are interned in a dictionary that expires with
 //! the events: every entry carries an upper bound on the receipt time of
@@ -57,12 +63,18 @@ use redb::TableDefinition;
 
 /// Bumped whenever the layout or an encoding changes incompatibly.
 /// Version 3 added custom-event columns to event blocks (block version 3);
-/// a version 2 file is upgraded in place on open (its blocks are read as
-/// they are), and older sparsam releases refuse a version 3 file by name.
-pub const SCHEMA_VERSION: u32 = 3;
+/// version 4 added tail pieces (keys with [`super::codec::TAIL_PIECE`]
+/// set), which a version 3 reader would take for blocks out of order.
+/// Version 2 and 3 files are upgraded in place on open (their blocks are
+/// read as they are; a block still filling, stored whole, gets pieces
+/// after it), and older sparsam releases refuse a version 4 file by name.
+pub const SCHEMA_VERSION: u32 = 4;
 
-/// The schema before custom events; opened and stamped as version 3.
+/// The schema before custom events; opened and stamped as version 4.
 pub const SCHEMA_VERSION_V2: u32 = 2;
+
+/// The schema before tail pieces; opened and stamped as version 4.
+pub const SCHEMA_VERSION_V3: u32 = 3;
 
 pub const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 pub const META_SCHEMA_VERSION: &str = "schema_version";
