@@ -287,7 +287,10 @@ impl WriterState {
                 txn.open_table(META)?.insert(META_NEXT_DIM_VALUE, n)?;
             }
         }
+        // the steps after this one look the new values up by their text
+        super::dict::index_new_entries(&txn)?;
         txn.commit()?;
+        self.indexed();
         Ok(ids)
     }
 
@@ -309,8 +312,29 @@ impl WriterState {
             |k: &str| -> Result<u32, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
         self.raw = RawInterner::new(get(META_NEXT_STRING)?);
         self.dims = DimInterner::new(get(META_NEXT_DIM_VALUE)?);
+        drop(meta);
+        // index rows a crash (or a failed batch) left in memory only
+        let indexed = super::dict::index_new_entries(txn)?;
+        if indexed > 0 {
+            tracing::info!(
+                entries = indexed,
+                "dictionary index rows of entries made since the last fold written"
+            );
+        }
         self.ready = true;
         Ok(())
+    }
+
+    /// True when dictionary entries wait for their index rows (written by
+    /// the next fold, [`super::dict::index_new_entries`]).
+    pub(crate) fn has_unindexed(&self) -> bool {
+        self.raw.has_unindexed() || self.dims.has_unindexed()
+    }
+
+    /// A fold wrote the index rows of every dictionary entry.
+    pub(crate) fn indexed(&mut self) {
+        self.raw.indexed();
+        self.dims.indexed();
     }
 
     fn site_id(&mut self, site: &str) -> Result<u16, StoreError> {
@@ -854,6 +878,81 @@ impl WriterState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{test_event, Store, StoreOptions, Writer, WriterOptions};
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    /// Commits `events` through `state` in one transaction.
+    fn commit(store: &Store, state: &mut WriterState, events: &[Event]) {
+        let db = store.db().unwrap();
+        let txn = db.begin_write().unwrap();
+        state
+            .apply_batch(&txn, events.iter().collect(), &WriterOptions::default())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    /// (entries of `strings`, rows of `string_ids`, entries of
+    /// `dim_values`, rows of `dim_value_ids`).
+    fn dictionary_sizes(store: &Store) -> (u64, u64, u64, u64) {
+        let txn = store.db().unwrap().begin_read().unwrap();
+        (
+            txn.open_table(STRINGS).unwrap().len().unwrap(),
+            txn.open_table(STRING_IDS).unwrap().len().unwrap(),
+            txn.open_table(DIM_VALUES).unwrap().len().unwrap(),
+            txn.open_table(DIM_VALUE_IDS).unwrap().len().unwrap(),
+        )
+    }
+
+    /// A commit writes new dictionary entries but not their index rows;
+    /// a writer that starts after a crash (fresh memory) writes those rows
+    /// from the entries before it interns anything, so a string seen
+    /// again keeps its id instead of getting a second entry.
+    #[test]
+    fn index_rows_lost_with_memory_are_written_when_the_writer_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let mut first = WriterState::default();
+        commit(&store, &mut first, &[test_event("s", 5_000, 1)]);
+        let (strings, string_ids, values, value_ids) = dictionary_sizes(&store);
+        assert!(strings > 0 && values > 0);
+        assert_eq!((string_ids, value_ids), (0, 0), "index rows wait");
+
+        // the process died: its memory is gone
+        let mut second = WriterState::default();
+        commit(&store, &mut second, &[test_event("s", 6_000, 1)]);
+        assert_eq!(
+            dictionary_sizes(&store),
+            (strings, strings, values, values),
+            "same strings again: no new entry, every entry indexed"
+        );
+    }
+
+    /// The fold writes the index rows of the entries made since the last
+    /// one, and a writer that goes on interning finds them there.
+    #[test]
+    fn a_fold_writes_the_index_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(
+            Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap(),
+        );
+        let opts = WriterOptions {
+            rollup_fold_interval: std::time::Duration::from_secs(3600),
+            ..WriterOptions::default()
+        };
+        let writer = Writer::spawn(store.clone(), opts).unwrap();
+        let write = |e| {
+            let rx = writer.submit(vec![e]).unwrap();
+            rx.blocking_recv().unwrap().unwrap();
+        };
+        write(test_event("s", 5_000, 1));
+        let (strings, string_ids, values, value_ids) = dictionary_sizes(&store);
+        assert_eq!((string_ids, value_ids), (0, 0), "index rows wait");
+        writer.fold_held().unwrap();
+        assert_eq!(dictionary_sizes(&store), (strings, strings, values, values));
+        write(test_event("s", 6_000, 2));
+        writer.shutdown_blocking().unwrap();
+        assert_eq!(dictionary_sizes(&store), (strings, strings, values, values));
+    }
 
     #[test]
     fn remembered_local_days_equal_direct_conversions() {

@@ -25,7 +25,7 @@
 //! | table             | key                 | value |
 //! | ----------------- | ------------------- | ----- |
 //! | `strings`         | id: u32 (from 1)    | bound (ivarint ms) + tagged bytes |
-//! | `string_ids`      | tagged bytes        | id: u32 |
+//! | `string_ids`      | tagged bytes        | id: u32 (entries newer than the last fold: see below) |
 //! | `day_counts`      | (day: i32, site)    | events: u64 |
 //! | `rollup_folded`   | (day: i32, site)    | events the roll-ups include: u64 |
 //!
@@ -50,6 +50,15 @@
 //! packed values per dimension instead of hundreds of thousands of rows.
 //! Rows that arrive for a sealed day later (log import) stay in
 //! `dims_open` until the next sealing; readers add both.
+//!
+//! The reverse indexes `string_ids` and `dim_value_ids` serve only the
+//! writer's interning: a commit writes a new entry to `strings` (or
+//! `dim_values`), which is all a reader needs, and the writer keeps it in
+//! memory until the next fold writes the index rows of every entry since
+//! `meta.string_ids_from` (`dim_value_ids_from`) at once. Index rows land
+//! on random pages, so one per new entry and commit cost a page each.
+//! After a crash the writer indexes the entries past those marks when it
+//! starts (`super::dict::index_new_entries`).
 //!
 //! Batches do not write `hourly` and `dims_open` themselves: the writer
 //! holds their changes in memory and folds them in at a bounded cadence,
@@ -83,6 +92,12 @@ pub const META_NEXT_DIM_VALUE: &str = "next_dim_value_id";
 /// Set once `rollup_folded` holds the watermarks of every day (a store
 /// written before roll-ups were folded gets them at its day counts).
 pub const META_ROLLUP_WATERMARKS: &str = "rollup_watermarks";
+/// Every raw dictionary entry with an id below this has its `string_ids`
+/// row; those at or past it get theirs at the next fold (or when the
+/// writer starts), see `super::dict::index_new_entries`.
+pub const META_STRING_IDS_FROM: &str = "string_ids_from";
+/// Likewise for `dim_values` and `dim_value_ids`.
+pub const META_DIM_VALUE_IDS_FROM: &str = "dim_value_ids_from";
 
 pub type BlockKey<'a> = (&'a str, u32);
 pub type HourKey<'a> = (&'a str, i64);
