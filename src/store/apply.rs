@@ -307,13 +307,8 @@ impl WriterState {
         if self.ready {
             return Ok(());
         }
-        let meta = txn.open_table(META)?;
-        let get =
-            |k: &str| -> Result<u32, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
-        self.raw = RawInterner::new(get(META_NEXT_STRING)?);
-        self.dims = DimInterner::new(get(META_NEXT_DIM_VALUE)?);
-        drop(meta);
-        // index rows a crash (or a failed batch) left in memory only
+        // index rows (and next ids) a crash or a failed batch left in
+        // memory only
         let indexed = super::dict::index_new_entries(txn)?;
         if indexed > 0 {
             tracing::info!(
@@ -321,6 +316,11 @@ impl WriterState {
                 "dictionary index rows of entries made since the last fold written"
             );
         }
+        let meta = txn.open_table(META)?;
+        let get =
+            |k: &str| -> Result<u32, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
+        self.raw = RawInterner::new(get(META_NEXT_STRING)?);
+        self.dims = DimInterner::new(get(META_NEXT_DIM_VALUE)?);
         self.ready = true;
         Ok(())
     }
@@ -556,15 +556,9 @@ impl WriterState {
         let delta = self.resolve_deltas(deltas, &raw_t, &mut dim_t)?;
         drop(raw_t);
         drop(dim_t);
-        {
-            let mut meta = txn.open_table(META)?;
-            if let Some(n) = self.raw.take_next() {
-                meta.insert(META_NEXT_STRING, n)?;
-            }
-            if let Some(n) = self.dims.take_next() {
-                meta.insert(META_NEXT_DIM_VALUE, n)?;
-            }
-        }
+        // the dictionaries' next ids are not written here: the new
+        // entries themselves say how far the ids went, and the next fold
+        // (or start) records it (`super::dict::index_new_entries`)
         self.evict();
         Ok(BatchRollups { delta, counts })
     }
@@ -924,6 +918,43 @@ mod tests {
             dictionary_sizes(&store),
             (strings, strings, values, values),
             "same strings again: no new entry, every entry indexed"
+        );
+        // new strings after restarts without a fold get ids of their own:
+        // the commits do not record the next id, the entries say it
+        let with_url = |ts: i64, url: &str| {
+            let mut e = test_event("s", ts, 1);
+            e.url = url.into();
+            e
+        };
+        commit(
+            &store,
+            &mut second,
+            &[with_url(7_000, "https://example.org/a")],
+        );
+        let mut third = WriterState::default();
+        commit(
+            &store,
+            &mut third,
+            &[with_url(8_000, "https://example.org/b")],
+        );
+        let (s3, ids3, _, _) = dictionary_sizes(&store);
+        assert_eq!((s3, ids3), (strings + 2, strings + 1));
+        let mut urls = Vec::new();
+        store
+            .scan_events("s", 0, i64::MAX / 2, |e| {
+                urls.push(e.url);
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        let first = test_event("s", 0, 1).url;
+        assert_eq!(
+            urls,
+            vec![
+                first.clone(),
+                first,
+                "https://example.org/a".into(),
+                "https://example.org/b".into()
+            ]
         );
     }
 

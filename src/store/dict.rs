@@ -128,11 +128,6 @@ impl RawInterner {
         self.cache.clear();
     }
 
-    /// The next id to hand out, if it changed since the last call.
-    pub(crate) fn take_next(&mut self) -> Option<u32> {
-        self.ids.take()
-    }
-
     /// Forgets the cached ids of these keys (their entries were deleted).
     pub(crate) fn forget_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
         for key in keys {
@@ -207,50 +202,59 @@ impl RawInterner {
 }
 
 /// Writes the reverse index rows (`string_ids`, `dim_value_ids`) of every
-/// dictionary entry made since the marks in `meta` and moves the marks to
-/// the next ids, in `txn`. The writer runs it in every fold and when it
-/// (re)starts, so the rows that a crash or a failed batch kept only in
-/// memory are written from the entries themselves. A file without the
-/// marks (written when every entry got its row at once) gets them here.
-/// Returns the rows written.
+/// dictionary entry made since the marks in `meta`, and brings the
+/// dictionaries' next ids in `meta` up to the entries (a commit writes its
+/// new entries, not the next id), in `txn`. The writer runs it in every
+/// fold and when it (re)starts, so what a crash or a failed batch kept
+/// only in memory is written from the entries themselves. A file without
+/// the marks (written when every entry got its row at once) gets them
+/// here. Returns the index rows written.
 pub(crate) fn index_new_entries(txn: &WriteTransaction) -> Result<u64, StoreError> {
     let mut meta = txn.open_table(META)?;
     let mut written = 0u64;
-    let next_raw = meta.get(META_NEXT_STRING)?.map_or(1, |v| v.value());
+    let strings = txn.open_table(STRINGS)?;
+    let values = txn.open_table(DIM_VALUES)?;
+    // ids are never handed out twice: past the highest entry, and past
+    // what meta recorded (the highest entries may have been deleted)
+    let next_after = |recorded: Option<u32>, last: Option<u32>| {
+        recorded
+            .unwrap_or(1)
+            .max(last.map_or(1, |l| l.saturating_add(1)))
+    };
+    let recorded_raw = meta.get(META_NEXT_STRING)?.map(|v| v.value());
+    let next_raw = next_after(recorded_raw, strings.last()?.map(|(k, _)| k.value()));
+    let recorded_dim = meta.get(META_NEXT_DIM_VALUE)?.map(|v| v.value());
+    let next_dim = next_after(recorded_dim, values.last()?.map(|(k, _)| k.value()));
+    if recorded_raw != Some(next_raw) {
+        meta.insert(META_NEXT_STRING, next_raw)?;
+    }
+    if recorded_dim != Some(next_dim) {
+        meta.insert(META_NEXT_DIM_VALUE, next_dim)?;
+    }
+
     let from_raw = meta.get(META_STRING_IDS_FROM)?.map(|v| v.value());
-    match from_raw {
-        Some(from) if from >= next_raw => {}
-        Some(from) => {
-            let strings = txn.open_table(STRINGS)?;
-            let mut ids = txn.open_table(STRING_IDS)?;
-            for row in strings.range(from..)? {
-                let (id, v) = row?;
-                ids.insert(split_raw_value(v.value())?.1, id.value())?;
-                written += 1;
-            }
-            meta.insert(META_STRING_IDS_FROM, next_raw)?;
-        }
-        None => {
-            meta.insert(META_STRING_IDS_FROM, next_raw)?;
+    if let Some(from) = from_raw.filter(|&f| f < next_raw) {
+        let mut ids = txn.open_table(STRING_IDS)?;
+        for row in strings.range(from..)? {
+            let (id, v) = row?;
+            ids.insert(split_raw_value(v.value())?.1, id.value())?;
+            written += 1;
         }
     }
-    let next_dim = meta.get(META_NEXT_DIM_VALUE)?.map_or(1, |v| v.value());
+    if from_raw != Some(next_raw) {
+        meta.insert(META_STRING_IDS_FROM, next_raw)?;
+    }
     let from_dim = meta.get(META_DIM_VALUE_IDS_FROM)?.map(|v| v.value());
-    match from_dim {
-        Some(from) if from >= next_dim => {}
-        Some(from) => {
-            let values = txn.open_table(DIM_VALUES)?;
-            let mut ids = txn.open_table(DIM_VALUE_IDS)?;
-            for row in values.range(from..)? {
-                let (id, v) = row?;
-                ids.insert(v.value(), id.value())?;
-                written += 1;
-            }
-            meta.insert(META_DIM_VALUE_IDS_FROM, next_dim)?;
+    if let Some(from) = from_dim.filter(|&f| f < next_dim) {
+        let mut ids = txn.open_table(DIM_VALUE_IDS)?;
+        for row in values.range(from..)? {
+            let (id, v) = row?;
+            ids.insert(v.value(), id.value())?;
+            written += 1;
         }
-        None => {
-            meta.insert(META_DIM_VALUE_IDS_FROM, next_dim)?;
-        }
+    }
+    if from_dim != Some(next_dim) {
+        meta.insert(META_DIM_VALUE_IDS_FROM, next_dim)?;
     }
     Ok(written)
 }
