@@ -904,7 +904,7 @@ mod tests {
     #[test]
     fn index_rows_lost_with_memory_are_written_when_the_writer_starts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let store = Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap();
         let mut first = WriterState::default();
         commit(&store, &mut first, &[test_event("s", 5_000, 1)]);
         let (strings, string_ids, values, value_ids) = dictionary_sizes(&store);
@@ -964,7 +964,7 @@ mod tests {
     fn a_fold_writes_the_index_rows() {
         let dir = tempfile::tempdir().unwrap();
         let store = std::sync::Arc::new(
-            Store::open(&dir.path().join("db"), &StoreOptions::default()).unwrap(),
+            Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap(),
         );
         let opts = WriterOptions {
             rollup_fold_interval: std::time::Duration::from_secs(3600),

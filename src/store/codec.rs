@@ -111,7 +111,7 @@ impl BlockPlace {
     /// `None` when the block number is past [`MAX_PIECED_BLOCK`].
     pub fn piece_key(block: u32, first_index: u32) -> Option<u32> {
         (block <= MAX_PIECED_BLOCK && first_index < (1 << SEQ_INDEX_BITS))
-            .then(|| TAIL_PIECE | (block << SEQ_INDEX_BITS) | first_index)
+            .then_some(TAIL_PIECE | (block << SEQ_INDEX_BITS) | first_index)
     }
 
     /// Position ([`StoredEvent::seq`]) of the value's first event; the
