@@ -1346,3 +1346,211 @@ fn a_big_day_is_dropped_in_several_transactions() {
     assert_eq!(f.store.event_count().unwrap(), 2);
     f.writer.shutdown_blocking().unwrap();
 }
+
+/// The keys of site `site`'s values in the event table of `day`.
+fn event_keys(path: &std::path::Path, day: &str, site: &str) -> Vec<u32> {
+    use redb::ReadableDatabase;
+    let db = redb::Database::create(path).unwrap();
+    let txn = db.begin_read().unwrap();
+    let t = txn
+        .open_table(sparsam::store::schema::events_table(day))
+        .unwrap();
+    let keys = t
+        .range::<(&str, u32)>((site, 0)..=(site, u32::MAX))
+        .unwrap()
+        .map(|r| r.unwrap().0.value().1)
+        .collect();
+    keys
+}
+
+/// A commit stores only the events it adds: while a block fills, each
+/// batch is one tail piece of its own holding that batch's events, not
+/// the block rewritten; the block is written whole once it fills, and its
+/// pieces are gone.
+#[test]
+fn each_commit_stores_only_its_own_events_until_the_block_fills() {
+    use sparsam::store::codec::{decode_block, BlockPlace, Cols, BLOCK_MAX_EVENTS};
+    let f = open();
+    let n = BLOCK_MAX_EVENTS + 40;
+    let events: Vec<Event> = (0..n)
+        .map(|i| {
+            pv(
+                "s",
+                day0() + i as i64 * 10,
+                (i % 90) as u64,
+                "/p",
+                i as u64 + 1,
+            )
+        })
+        .collect();
+    write_in_batches(&f.writer, &events[..BLOCK_MAX_EVENTS - 24], 100);
+    f.writer.shutdown_blocking().unwrap();
+    drop(f.store);
+    let day = "events_20261105";
+    let sizes = |path: &std::path::Path| {
+        use redb::ReadableDatabase;
+        let db = redb::Database::create(path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let t = txn
+            .open_table(sparsam::store::schema::events_table(day))
+            .unwrap();
+        t.range::<(&str, u32)>(("s", 0)..=("s", u32::MAX))
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                let place = BlockPlace::of_key(k.value().1);
+                let len = decode_block(v.value(), Cols::NONE).unwrap().events.len();
+                (place, len)
+            })
+            .collect::<Vec<_>>()
+    };
+    let pieces = sizes(&f.path);
+    assert_eq!(pieces.len(), 10, "{pieces:?}");
+    for (i, (place, len)) in pieces.iter().enumerate() {
+        assert!(place.piece && place.block == 0, "{pieces:?}");
+        assert_eq!(place.first_index as usize, i * 100);
+        assert_eq!(
+            *len,
+            if i < 9 {
+                100
+            } else {
+                BLOCK_MAX_EVENTS - 24 - 900
+            }
+        );
+    }
+
+    let store = Arc::new(Store::open(&f.path, &StoreOptions::default()).unwrap());
+    let writer = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+    write_in_batches(&writer, &events[BLOCK_MAX_EVENTS - 24..], 64);
+    writer.shutdown_blocking().unwrap();
+    let raw = scan_all(&store, "s");
+    assert_eq!(raw.len(), n);
+    assert!(raw.windows(2).all(|w| w[0].ts_ms < w[1].ts_ms));
+    let s = store.summary("s", day0(), day0() + DAY).unwrap();
+    assert_eq!((s.pageviews, s.visitors), (n as u64, 90));
+    drop(store);
+    let after = sizes(&f.path);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[0].0, BlockPlace::of_key(0));
+    assert_eq!(after[0].1, BLOCK_MAX_EVENTS);
+    assert!(after[1].0.piece && after[1].0.block == 1 && after[1].0.first_index == 0);
+    assert_eq!(after[1].1, 40);
+}
+
+/// A store written before tail pieces (schema version 3) kept its block
+/// still filling whole under the block's number. It opens, is stamped
+/// version 4, reads the same events and numbers, and new events go in
+/// pieces after that block: read in order, after a restart too, and once
+/// the block fills it is written whole and its pieces deleted.
+#[test]
+fn a_version_3_store_is_continued_in_tail_pieces() {
+    use redb::{ReadableDatabase, ReadableTable};
+    use sparsam::store::codec::{decode_block, BlockBuilder, BlockPlace, Cols, BLOCK_MAX_EVENTS};
+    let f = open();
+    let n = BLOCK_MAX_EVENTS + 500;
+    let events: Vec<Event> = (0..n + 700)
+        .map(|i| {
+            pv(
+                "s",
+                day0() + i as i64 * 1000,
+                (i % 300) as u64,
+                &format!("/p{}", i % 40),
+                i as u64 + 1,
+            )
+        })
+        .collect();
+    write_in_batches(&f.writer, &events[..n], 100);
+    f.writer.shutdown_blocking().unwrap();
+    let summary = |store: &Store| store.summary("s", day0(), day0() + DAY).unwrap();
+    let d = NaiveDate::from_ymd_opt(2026, 11, 5).unwrap();
+    let pages = |store: &Store| store.ranked("s", Dimension::Page, d, d, 100, 0).unwrap();
+    let (raw_before, summary_before, pages_before) =
+        (scan_all(&f.store, "s"), summary(&f.store), pages(&f.store));
+    drop(f.store);
+
+    // the layout version 3 wrote: block 1, still filling, stored whole
+    let day = "events_20261105";
+    assert_eq!(event_keys(&f.path, day, "s")[0], 0);
+    {
+        let db = redb::Database::create(&f.path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn
+                .open_table(sparsam::store::schema::events_table(day))
+                .unwrap();
+            let mut tail: Option<BlockBuilder> = None;
+            let mut pieces = Vec::new();
+            for r in t.range::<(&str, u32)>(("s", 1)..=("s", u32::MAX)).unwrap() {
+                let (k, v) = r.unwrap();
+                let block = decode_block(v.value(), Cols::ALL).unwrap();
+                match &mut tail {
+                    None => tail = Some(BlockBuilder::from_block(&block)),
+                    Some(b) => b.extend_from_block(&block),
+                }
+                pieces.push(k.value().1);
+            }
+            assert!(pieces.len() > 1, "block 1 is held in pieces: {pieces:x?}");
+            assert!(pieces.iter().all(|&k| BlockPlace::of_key(k).piece));
+            for k in pieces {
+                t.remove(("s", k)).unwrap();
+            }
+            t.insert(("s", 1), tail.unwrap().encode().as_slice())
+                .unwrap();
+        }
+        txn.open_table(redb::TableDefinition::<&str, u32>::new("meta"))
+            .unwrap()
+            .insert("schema_version", 3)
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    assert_eq!(event_keys(&f.path, day, "s"), vec![0, 1]);
+
+    let store = Arc::new(Store::open(&f.path, &StoreOptions::default()).unwrap());
+    {
+        let db = store.database().unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn
+            .open_table(redb::TableDefinition::<&str, u32>::new("meta"))
+            .unwrap();
+        assert_eq!(meta.get("schema_version").unwrap().unwrap().value(), 4);
+    }
+    assert_eq!(scan_all(&store, "s"), raw_before);
+    assert_eq!(summary(&store), summary_before);
+    assert_eq!(pages(&store), pages_before);
+
+    // 200 more: pieces after the whole, still filling block 1
+    let writer = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+    write_in_batches(&writer, &events[n..n + 200], 50);
+    writer.shutdown_blocking().unwrap();
+    drop(store);
+    let keys = event_keys(&f.path, day, "s");
+    assert_eq!(&keys[..2], &[0, 1]);
+    assert!(keys[2..].iter().all(|&k| {
+        let p = BlockPlace::of_key(k);
+        p.piece && p.block == 1
+    }));
+    assert_eq!(BlockPlace::of_key(keys[2]).first_index, 500);
+
+    // after a restart, 500 more: block 1 fills and is written whole
+    let store = Arc::new(Store::open(&f.path, &StoreOptions::default()).unwrap());
+    assert_eq!(scan_all(&store, "s").len(), n + 200);
+    let writer = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+    write_in_batches(&writer, &events[n + 200..], 50);
+    writer.shutdown_blocking().unwrap();
+    let raw = scan_all(&store, "s");
+    assert_eq!(raw.len(), n + 700);
+    assert_eq!(
+        raw.iter().map(|e| e.ts_ms).collect::<Vec<_>>(),
+        events.iter().map(|e| e.ts_ms).collect::<Vec<_>>()
+    );
+    assert_eq!(&raw[..n], &raw_before[..]);
+    let s = summary(&store);
+    assert_eq!((s.pageviews, s.visitors), ((n + 700) as u64, 300));
+    drop(store);
+    let keys = event_keys(&f.path, day, "s");
+    assert_eq!(&keys[..2], &[0, 1]);
+    assert!(keys[2..].iter().all(|&k| {
+        let p = BlockPlace::of_key(k);
+        p.piece && p.block == 2
+    }));
+}

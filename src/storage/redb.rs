@@ -208,7 +208,7 @@ impl Storage for RedbStorage {
         &self,
         visit: &mut dyn FnMut(StoredEventFact),
     ) -> Result<(), StorageError> {
-        use crate::store::codec::SEQ_INDEX_BITS;
+        use crate::store::codec::BlockPlace;
         use crate::store::schema::{day_table_name, EVENTS_PREFIX};
         let snap = self.store.snapshot()?;
         snap.for_each_block(
@@ -221,7 +221,7 @@ impl Storage for RedbStorage {
                         visit(StoredEventFact {
                             partition,
                             site: site.to_owned(),
-                            seq: no << SEQ_INDEX_BITS,
+                            seq: BlockPlace::of_key(no).first_seq(),
                             ts_ms: Err(format!("block does not decode: {e}")),
                             ip: None,
                         });
@@ -232,7 +232,7 @@ impl Storage for RedbStorage {
                     visit(StoredEventFact {
                         partition: partition.clone(),
                         site: site.to_owned(),
-                        seq: (no << SEQ_INDEX_BITS) | i as u32,
+                        seq: BlockPlace::of_key(no).first_seq().wrapping_add(i as u32),
                         ts_ms: Ok(e.ts_ms),
                         ip: block
                             .ips

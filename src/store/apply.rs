@@ -23,7 +23,7 @@ use redb::{ReadableTable, Table, TableHandle, WriteTransaction};
 use crate::model::{plugins, Event};
 
 use super::codec::{
-    campaign_key, device_key, props_key, referrer_key, text_key, CustomRef, Interned,
+    campaign_key, device_key, props_key, referrer_key, text_key, BlockPlace, CustomRef, Interned,
 };
 use super::dict::{resolve_raw, DimInterner, DimTables, RawInterner, RawTables};
 use super::open_rollups::RollupDelta;
@@ -288,7 +288,10 @@ impl WriterState {
                 txn.open_table(META)?.insert(META_NEXT_DIM_VALUE, n)?;
             }
         }
+        // the steps after this one look the new values up by their text
+        super::dict::index_new_entries(&txn)?;
         txn.commit()?;
+        self.indexed();
         Ok(ids)
     }
 
@@ -305,6 +308,15 @@ impl WriterState {
         if self.ready {
             return Ok(());
         }
+        // index rows (and next ids) a crash or a failed batch left in
+        // memory only
+        let indexed = super::dict::index_new_entries(txn)?;
+        if indexed > 0 {
+            tracing::info!(
+                entries = indexed,
+                "dictionary index rows of entries made since the last fold written"
+            );
+        }
         let meta = txn.open_table(META)?;
         let get =
             |k: &str| -> Result<u32, StoreError> { Ok(meta.get(k)?.map_or(1, |v| v.value())) };
@@ -312,6 +324,18 @@ impl WriterState {
         self.dims = DimInterner::new(get(META_NEXT_DIM_VALUE)?);
         self.ready = true;
         Ok(())
+    }
+
+    /// True when dictionary entries wait for their index rows (written by
+    /// the next fold, [`super::dict::index_new_entries`]).
+    pub(crate) fn has_unindexed(&self) -> bool {
+        self.raw.has_unindexed() || self.dims.has_unindexed()
+    }
+
+    /// A fold wrote the index rows of every dictionary entry.
+    pub(crate) fn indexed(&mut self) {
+        self.raw.indexed();
+        self.dims.indexed();
     }
 
     fn site_id(&mut self, site: &str) -> Result<u16, StoreError> {
@@ -453,7 +477,8 @@ impl WriterState {
     /// Writes `events` (any order; processed in time order) in `txn`:
     /// each event's strings interned, its day's state stepped (roll-up
     /// changes collected in [`Deltas`]) and the event appended to the
-    /// day's tail block; then the tails and day counts written. The
+    /// day's tail block; then each tail's new events (a tail piece) and
+    /// the day counts written. The
     /// roll-up changes are returned, not written: once `txn` commits they
     /// go to [`super::open_rollups::OpenRollups`] until the next fold.
     pub(crate) fn apply_batch(
@@ -508,10 +533,14 @@ impl WriterState {
             let raw = input.stored(&step, e.search_results, custom);
             let full = cur.push(&raw, &step, &input, &e.anon_ip.to_bytes());
             self.days.insert((site, day), cur);
-            if let Some((no, block)) = full {
-                tables
-                    .open(day)?
-                    .insert((e.site.as_str(), no), block.encode().as_slice())?;
+            if let Some(full) = full {
+                let t = tables.open(day)?;
+                t.insert((e.site.as_str(), full.no), full.block.encode().as_slice())?;
+                for first_index in full.pieces {
+                    if let Some(key) = BlockPlace::piece_key(full.no, first_index) {
+                        t.remove((e.site.as_str(), key))?;
+                    }
+                }
             }
             touched.push((site, day));
         }
@@ -527,15 +556,9 @@ impl WriterState {
         let delta = self.resolve_deltas(deltas, &raw_t, &mut dim_t)?;
         drop(raw_t);
         drop(dim_t);
-        {
-            let mut meta = txn.open_table(META)?;
-            if let Some(n) = self.raw.take_next() {
-                meta.insert(META_NEXT_STRING, n)?;
-            }
-            if let Some(n) = self.dims.take_next() {
-                meta.insert(META_NEXT_DIM_VALUE, n)?;
-            }
-        }
+        // the dictionaries' next ids are not written here: the new
+        // entries themselves say how far the ids went, and the next fold
+        // (or start) records it (`super::dict::index_new_entries`)
         self.evict();
         Ok(BatchRollups { delta, counts })
     }
@@ -646,7 +669,8 @@ impl WriterState {
         })
     }
 
-    /// Writes the tail block and the event count of every day `touched`.
+    /// Writes the events each day `touched` got since its last write (a
+    /// tail piece) and its event count.
     /// Returns the new count of each (UTC day, site) that got events.
     fn write_tails_and_counts(
         &mut self,
@@ -663,11 +687,22 @@ impl WriterState {
             let Some(st) = self.days.get_mut(key) else {
                 continue;
             };
-            if st.tail_dirty {
-                tables
-                    .open(key.1)?
-                    .insert((site.as_str(), st.tail_no), st.tail.encode().as_slice())?;
-                st.tail_dirty = false;
+            if !st.fresh.is_empty() {
+                // only the events this batch added, as a piece of the
+                // block still filling (a block number too large for a
+                // piece's key is written whole, as blocks were before)
+                let first_index = u32::try_from(st.tail_stored).unwrap_or(u32::MAX);
+                let t = tables.open(key.1)?;
+                match BlockPlace::piece_key(st.tail_no, first_index) {
+                    Some(piece) => {
+                        t.insert((site.as_str(), piece), st.fresh.encode().as_slice())?;
+                        st.fresh_stored(Some(first_index));
+                    }
+                    None => {
+                        t.insert((site.as_str(), st.tail_no), st.tail.encode().as_slice())?;
+                        st.fresh_stored(None);
+                    }
+                }
             }
             if st.added > 0 {
                 let k = (key.1, site.as_str());
@@ -837,6 +872,118 @@ impl WriterState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{test_event, Store, StoreOptions, Writer, WriterOptions};
+    use redb::{ReadableDatabase, ReadableTableMetadata};
+
+    /// Commits `events` through `state` in one transaction.
+    fn commit(store: &Store, state: &mut WriterState, events: &[Event]) {
+        let db = store.db().unwrap();
+        let txn = db.begin_write().unwrap();
+        state
+            .apply_batch(&txn, events.iter().collect(), &WriterOptions::default())
+            .unwrap();
+        txn.commit().unwrap();
+    }
+
+    /// (entries of `strings`, rows of `string_ids`, entries of
+    /// `dim_values`, rows of `dim_value_ids`).
+    fn dictionary_sizes(store: &Store) -> (u64, u64, u64, u64) {
+        let txn = store.db().unwrap().begin_read().unwrap();
+        (
+            txn.open_table(STRINGS).unwrap().len().unwrap(),
+            txn.open_table(STRING_IDS).unwrap().len().unwrap(),
+            txn.open_table(DIM_VALUES).unwrap().len().unwrap(),
+            txn.open_table(DIM_VALUE_IDS).unwrap().len().unwrap(),
+        )
+    }
+
+    /// A commit writes new dictionary entries but not their index rows;
+    /// a writer that starts after a crash (fresh memory) writes those rows
+    /// from the entries before it interns anything, so a string seen
+    /// again keeps its id instead of getting a second entry.
+    #[test]
+    fn index_rows_lost_with_memory_are_written_when_the_writer_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap();
+        let mut first = WriterState::default();
+        commit(&store, &mut first, &[test_event("s", 5_000, 1)]);
+        let (strings, string_ids, values, value_ids) = dictionary_sizes(&store);
+        assert!(strings > 0 && values > 0);
+        assert_eq!((string_ids, value_ids), (0, 0), "index rows wait");
+
+        // the process died: its memory is gone
+        let mut second = WriterState::default();
+        commit(&store, &mut second, &[test_event("s", 6_000, 1)]);
+        assert_eq!(
+            dictionary_sizes(&store),
+            (strings, strings, values, values),
+            "same strings again: no new entry, every entry indexed"
+        );
+        // new strings after restarts without a fold get ids of their own:
+        // the commits do not record the next id, the entries say it
+        let with_url = |ts: i64, url: &str| {
+            let mut e = test_event("s", ts, 1);
+            e.url = url.into();
+            e
+        };
+        commit(
+            &store,
+            &mut second,
+            &[with_url(7_000, "https://example.org/a")],
+        );
+        let mut third = WriterState::default();
+        commit(
+            &store,
+            &mut third,
+            &[with_url(8_000, "https://example.org/b")],
+        );
+        let (s3, ids3, _, _) = dictionary_sizes(&store);
+        assert_eq!((s3, ids3), (strings + 2, strings + 1));
+        let mut urls = Vec::new();
+        store
+            .scan_events("s", 0, i64::MAX / 2, |e| {
+                urls.push(e.url);
+                std::ops::ControlFlow::Continue(())
+            })
+            .unwrap();
+        let first = test_event("s", 0, 1).url;
+        assert_eq!(
+            urls,
+            vec![
+                first.clone(),
+                first,
+                "https://example.org/a".into(),
+                "https://example.org/b".into()
+            ]
+        );
+    }
+
+    /// The fold writes the index rows of the entries made since the last
+    /// one, and a writer that goes on interning finds them there.
+    #[test]
+    fn a_fold_writes_the_index_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(
+            Store::open(dir.path().join("db"), &StoreOptions::default()).unwrap(),
+        );
+        let opts = WriterOptions {
+            rollup_fold_interval: std::time::Duration::from_secs(3600),
+            ..WriterOptions::default()
+        };
+        let writer = Writer::spawn(store.clone(), opts).unwrap();
+        let write = |e| {
+            let rx = writer.submit(vec![e]).unwrap();
+            rx.blocking_recv().unwrap().unwrap();
+        };
+        write(test_event("s", 5_000, 1));
+        let (strings, string_ids, values, value_ids) = dictionary_sizes(&store);
+        assert_eq!((string_ids, value_ids), (0, 0), "index rows wait");
+        writer.fold_held().unwrap();
+        assert_eq!(dictionary_sizes(&store), (strings, strings, values, values));
+        write(test_event("s", 6_000, 2));
+        writer.shutdown_blocking().unwrap();
+        assert_eq!(dictionary_sizes(&store), (strings, strings, values, values));
+    }
 
     #[test]
     fn remembered_local_days_equal_direct_conversions() {

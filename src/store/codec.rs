@@ -2,9 +2,11 @@
 //! tuples that the string dictionary interns.
 //!
 //! Raw events are not stored one row each. The writer appends them to a
-//! *block* per (site, UTC day), column by column, and rewrites the block's
-//! value on every commit until it holds [`BLOCK_MAX_EVENTS`] events; then a
-//! new block starts. Every string (URL, title, referrer, campaign, device
+//! *block* per (site, UTC day), column by column, until it holds
+//! [`BLOCK_MAX_EVENTS`] events; then a new block starts. While a block
+//! fills, each commit stores only the events it added, as a *tail piece*
+//! (itself a small block) under a key of its own ([`TAIL_PIECE`]); the
+//! block is written whole once it is full and its pieces deleted. Every string (URL, title, referrer, campaign, device
 //! classification, …) is a number into the string dictionary
 //! (`super::dict`), visitor hashes and page-view ids are numbered per
 //! (site, day) in order of first appearance and stored in full only once.
@@ -40,8 +42,8 @@ pub const BLOCK_VERSION: u8 = 3;
 pub const BLOCK_VERSION_V2: u8 = 2;
 const V2_COLS: usize = 18;
 
-/// Events in a full block. A block is rewritten on every commit while it
-/// fills, so this bounds the bytes one commit rewrites (about 30 KB).
+/// Events in a full block (about 30 KB), written once when it fills; the
+/// commits before write it in tail pieces.
 pub const BLOCK_MAX_EVENTS: usize = 1024;
 
 /// Column bytes at which a block is closed even before it holds
@@ -57,6 +59,69 @@ const KIND_BITS: u32 = 3;
 
 /// Bits of [`StoredEvent::seq`] that hold the position inside a block.
 pub const SEQ_INDEX_BITS: u32 = 11;
+
+/// Key bit of a *tail piece*: the events one commit added to the block
+/// still filling, stored under a key of their own so that a commit writes
+/// only its new events, not the whole block again. The rest of the key
+/// is the position of the piece's first event within its (site, UTC day):
+/// block number and index, as in [`StoredEvent::seq`]. Whole blocks have
+/// the bit clear and their number as key, so in key order all whole
+/// blocks come first, then the pieces of the one block that is still
+/// filling, in the order they were written: the order of the events.
+/// When that block fills, it is written whole under its number and its
+/// pieces are deleted, in the same transaction.
+pub const TAIL_PIECE: u32 = 1 << 31;
+
+/// Highest block number whose tail can be held in pieces (the position
+/// must fit beside [`TAIL_PIECE`]); a later block is rewritten whole on
+/// every commit, as every block was before pieces.
+pub const MAX_PIECED_BLOCK: u32 = (TAIL_PIECE >> SEQ_INDEX_BITS) - 1;
+
+/// Where a stored value of an event table belongs: its block number and
+/// the index within that block of its first event (0 for a whole block).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockPlace {
+    pub block: u32,
+    pub first_index: u32,
+    /// True for a tail piece, false for a block stored whole (full, or
+    /// still filling when written by a release before pieces or rewritten
+    /// by a sweep).
+    pub piece: bool,
+}
+
+impl BlockPlace {
+    /// The place a key of an event table stands for.
+    pub fn of_key(key: u32) -> BlockPlace {
+        if key & TAIL_PIECE == 0 {
+            BlockPlace {
+                block: key,
+                first_index: 0,
+                piece: false,
+            }
+        } else {
+            let position = key & !TAIL_PIECE;
+            BlockPlace {
+                block: position >> SEQ_INDEX_BITS,
+                first_index: position & ((1 << SEQ_INDEX_BITS) - 1),
+                piece: true,
+            }
+        }
+    }
+
+    /// The key of a tail piece of `block` starting at `first_index`, or
+    /// `None` when the block number is past [`MAX_PIECED_BLOCK`].
+    pub fn piece_key(block: u32, first_index: u32) -> Option<u32> {
+        (block <= MAX_PIECED_BLOCK && first_index < (1 << SEQ_INDEX_BITS))
+            .then_some(TAIL_PIECE | (block << SEQ_INDEX_BITS) | first_index)
+    }
+
+    /// Position ([`StoredEvent::seq`]) of the value's first event; the
+    /// value's i-th event is at this plus i. Unchanged when the pieces of
+    /// a block are written whole.
+    pub fn first_seq(self) -> u32 {
+        self.block.wrapping_shl(SEQ_INDEX_BITS) | self.first_index
+    }
+}
 
 // ---------------------------------------------------------------- varints
 
@@ -513,6 +578,14 @@ impl BlockBuilder {
     /// A builder holding `block`'s events, ready for more.
     pub fn from_block(block: &Block) -> Self {
         let mut b = BlockBuilder::new(block.first_visitor, block.first_pageview);
+        b.extend_from_block(block);
+        b
+    }
+
+    /// Appends the events of `block`, which continues this builder's
+    /// numbering (a tail piece after the events before it), fully decoded.
+    pub fn extend_from_block(&mut self, block: &Block) {
+        let b = self;
         let mut nv = block.new_visitors.iter();
         let mut np = block.new_pageviews.iter();
         for e in &block.events {
@@ -528,7 +601,6 @@ impl BlockBuilder {
                 .map_or(&[][..], Vec::as_slice);
             b.push(e, new_v, new_p, ip);
         }
-        b
     }
 }
 

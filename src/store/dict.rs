@@ -14,16 +14,22 @@
 //! uses it.
 //!
 //! The writer thread owns [`RawInterner`] and [`DimInterner`]: they cache
-//! lookups in memory and write new entries in the writer's transaction.
+//! lookups in memory and write new entries in the writer's transaction;
+//! the reverse index rows of new entries (text -> id, which only the
+//! writer reads) wait in memory for the next fold ([`index_new_entries`]).
 //! Readers resolve numbers with [`resolve_raw`] and [`resolve_dim`].
 
 use std::collections::HashMap;
 
-use redb::{ReadableTable, Table};
+use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::codec::{decode_interned, put_ivarint, Interned, Reader};
 use super::ids::{DimValueId, StringId};
 use super::schema::{hour_of, MS_PER_HOUR};
+use super::schema::{
+    DIM_VALUES, DIM_VALUE_IDS, META, META_DIM_VALUE_IDS_FROM, META_NEXT_DIM_VALUE,
+    META_NEXT_STRING, META_STRING_IDS_FROM, STRINGS, STRING_IDS,
+};
 use super::StoreError;
 
 /// Most entries a writer-side cache holds before it starts over.
@@ -85,6 +91,9 @@ impl IdSeq {
 pub(crate) struct RawInterner {
     /// tagged bytes -> (id, bound as stored)
     cache: HashMap<Vec<u8>, (StringId, i64)>,
+    /// Entries made since `string_ids` was last brought up to date (at a
+    /// fold): tagged bytes -> id. Their index rows are not written yet.
+    unindexed: HashMap<Vec<u8>, StringId>,
     ids: IdSeq,
 }
 
@@ -98,8 +107,20 @@ impl RawInterner {
     pub(crate) fn new(next_id: u32) -> Self {
         RawInterner {
             cache: HashMap::new(),
+            unindexed: HashMap::new(),
             ids: IdSeq::new(next_id),
         }
+    }
+
+    /// True when entries wait for their `string_ids` rows.
+    pub(crate) fn has_unindexed(&self) -> bool {
+        !self.unindexed.is_empty()
+    }
+
+    /// The index rows of every entry were written ([`index_new_entries`]
+    /// committed).
+    pub(crate) fn indexed(&mut self) {
+        self.unindexed.clear();
     }
 
     /// Forgets the cached ids (some may have been deleted); the next
@@ -108,15 +129,11 @@ impl RawInterner {
         self.cache.clear();
     }
 
-    /// The next id to hand out, if it changed since the last call.
-    pub(crate) fn take_next(&mut self) -> Option<u32> {
-        self.ids.take()
-    }
-
     /// Forgets the cached ids of these keys (their entries were deleted).
     pub(crate) fn forget_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
         for key in keys {
             self.cache.remove(key);
+            self.unindexed.remove(key);
         }
     }
 
@@ -134,9 +151,17 @@ impl RawInterner {
                 return Ok(id);
             }
         }
-        let existing = match self.cache.get(&key) {
-            Some(&(id, bound)) => Some((id, bound)),
-            None => match t.ids.get(key.as_slice())?.map(|v| v.value()) {
+        let cached = self.cache.get(&key).copied();
+        let known = match cached {
+            Some((id, _)) => Some(id),
+            None => match self.unindexed.get(&key) {
+                Some(&id) => Some(id),
+                None => t.ids.get(key.as_slice())?.map(|v| v.value()),
+            },
+        };
+        let existing = match cached {
+            Some((id, bound)) => Some((id, bound)),
+            None => match known {
                 Some(id) => {
                     let bound = match t.strings.get(id)? {
                         Some(v) => split_raw_value(v.value())?.0,
@@ -158,8 +183,9 @@ impl RawInterner {
             }
             Some((id, _)) => id,
             None => {
+                // the index row waits for the next fold
                 let id = StringId::from_stored(self.ids.alloc("dictionary")?);
-                t.ids.insert(key.as_slice(), id)?;
+                self.unindexed.insert(key.clone(), id);
                 id
             }
         };
@@ -174,6 +200,64 @@ impl RawInterner {
         }
         self.cache.insert(key, (id, bound));
     }
+}
+
+/// Writes the reverse index rows (`string_ids`, `dim_value_ids`) of every
+/// dictionary entry made since the marks in `meta`, and brings the
+/// dictionaries' next ids in `meta` up to the entries (a commit writes its
+/// new entries, not the next id), in `txn`. The writer runs it in every
+/// fold and when it (re)starts, so what a crash or a failed batch kept
+/// only in memory is written from the entries themselves. A file without
+/// the marks (written when every entry got its row at once) gets them
+/// here. Returns the index rows written.
+pub(crate) fn index_new_entries(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut meta = txn.open_table(META)?;
+    let mut written = 0u64;
+    let strings = txn.open_table(STRINGS)?;
+    let values = txn.open_table(DIM_VALUES)?;
+    // ids are never handed out twice: past the highest entry, and past
+    // what meta recorded (the highest entries may have been deleted)
+    let next_after = |recorded: Option<u32>, last: Option<u32>| {
+        recorded
+            .unwrap_or(1)
+            .max(last.map_or(1, |l| l.saturating_add(1)))
+    };
+    let recorded_raw = meta.get(META_NEXT_STRING)?.map(|v| v.value());
+    let next_raw = next_after(recorded_raw, strings.last()?.map(|(k, _)| k.value().stored()));
+    let recorded_dim = meta.get(META_NEXT_DIM_VALUE)?.map(|v| v.value());
+    let next_dim = next_after(recorded_dim, values.last()?.map(|(k, _)| k.value().stored()));
+    if recorded_raw != Some(next_raw) {
+        meta.insert(META_NEXT_STRING, next_raw)?;
+    }
+    if recorded_dim != Some(next_dim) {
+        meta.insert(META_NEXT_DIM_VALUE, next_dim)?;
+    }
+
+    let from_raw = meta.get(META_STRING_IDS_FROM)?.map(|v| v.value());
+    if let Some(from) = from_raw.filter(|&f| f < next_raw) {
+        let mut ids = txn.open_table(STRING_IDS)?;
+        for row in strings.range(StringId::from_stored(from)..)? {
+            let (id, v) = row?;
+            ids.insert(split_raw_value(v.value())?.1, id.value())?;
+            written += 1;
+        }
+    }
+    if from_raw != Some(next_raw) {
+        meta.insert(META_STRING_IDS_FROM, next_raw)?;
+    }
+    let from_dim = meta.get(META_DIM_VALUE_IDS_FROM)?.map(|v| v.value());
+    if let Some(from) = from_dim.filter(|&f| f < next_dim) {
+        let mut ids = txn.open_table(DIM_VALUE_IDS)?;
+        for row in values.range(DimValueId::from_stored(from)..)? {
+            let (id, v) = row?;
+            ids.insert(v.value(), id.value())?;
+            written += 1;
+        }
+    }
+    if from_dim != Some(next_dim) {
+        meta.insert(META_DIM_VALUE_IDS_FROM, next_dim)?;
+    }
+    Ok(written)
 }
 
 /// Looks up raw dictionary entry `id`.
@@ -193,6 +277,8 @@ pub fn resolve_raw(
 #[derive(Default)]
 pub(crate) struct DimInterner {
     cache: HashMap<Box<str>, DimValueId>,
+    /// Values added since `dim_value_ids` was last brought up to date.
+    unindexed: HashMap<Box<str>, DimValueId>,
     ids: IdSeq,
 }
 
@@ -206,8 +292,19 @@ impl DimInterner {
     pub(crate) fn new(next_id: u32) -> Self {
         DimInterner {
             cache: HashMap::new(),
+            unindexed: HashMap::new(),
             ids: IdSeq::new(next_id),
         }
+    }
+
+    /// True when values wait for their `dim_value_ids` rows.
+    pub(crate) fn has_unindexed(&self) -> bool {
+        !self.unindexed.is_empty()
+    }
+
+    /// The index rows of every value were written.
+    pub(crate) fn indexed(&mut self) {
+        self.unindexed.clear();
     }
 
     /// The next id to hand out, if it changed since the last call.
@@ -224,6 +321,7 @@ impl DimInterner {
     pub(crate) fn forget_values<'v>(&mut self, values: impl IntoIterator<Item = &'v str>) {
         for value in values {
             self.cache.remove(value);
+            self.unindexed.remove(value);
         }
     }
 
@@ -240,13 +338,17 @@ impl DimInterner {
         if let Some(&id) = self.cache.get(s) {
             return Ok(id);
         }
-        let found = t.ids.get(s)?.map(|v| v.value());
+        let found = match self.unindexed.get(s) {
+            Some(&id) => Some(id),
+            None => t.ids.get(s)?.map(|v| v.value()),
+        };
         let id = match found {
             Some(id) => id,
             None => {
+                // the index row waits for the next fold
                 let id = DimValueId::from_stored(self.ids.alloc("dimension value")?);
-                t.ids.insert(s, id)?;
                 t.values.insert(id, s)?;
+                self.unindexed.insert(s.into(), id);
                 id
             }
         };

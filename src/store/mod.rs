@@ -53,7 +53,7 @@ pub use writer::{Ack, SubmitError, WriteError, Writer, WriterHandle, WriterOptio
 
 use schema::{
     DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, HOURLY, META, META_SCHEMA_VERSION,
-    SCHEMA_VERSION, SCHEMA_VERSION_V2,
+    SCHEMA_VERSION, SCHEMA_VERSION_V2, SCHEMA_VERSION_V3,
 };
 
 /// Errors at the store's boundary.
@@ -379,10 +379,11 @@ impl Snapshot {
         Ok(out)
     }
 
-    /// Calls `f` with every stored block of every partition and site
-    /// (partition day, site, block number, the block decoded with `cols`
-    /// or why it did not decode), for checks that must see every byte and
-    /// go on past a bad block.
+    /// Calls `f` with every stored block and tail piece of every
+    /// partition and site (partition day, site, its key: see
+    /// [`codec::BlockPlace::of_key`], the value decoded with `cols` or why
+    /// it did not decode), for checks that must see every byte and go on
+    /// past a bad block.
     pub fn for_each_block(
         &self,
         cols: Cols,
@@ -400,8 +401,9 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Number of blocks, events in them, and their encoded bytes (what
-    /// the raw events take before redb's page overhead).
+    /// Number of stored blocks (each tail piece counting as one), events
+    /// in them, and their encoded bytes (what the raw events take before
+    /// redb's page overhead).
     pub fn block_stats(&self) -> Result<(u64, u64, u64), StoreError> {
         let (mut blocks, mut events, mut bytes) = (0u64, 0u64, 0u64);
         for day in day_tables(&self.txn)? {
@@ -488,8 +490,9 @@ impl Snapshot {
         let with_addresses = cols.has(Col::Ip) || cols.has(Col::Ips);
         for row in t.range::<schema::BlockKey>((site, 0)..=(site, u32::MAX))? {
             let (k, v) = row?;
-            let no = k.value().1;
-            let base = no.checked_shl(codec::SEQ_INDEX_BITS).unwrap_or(u32::MAX);
+            let place = codec::BlockPlace::of_key(k.value().1);
+            let no = place.block;
+            let base = place.first_seq();
             if !with_addresses {
                 let start = out.events.len();
                 let (hashes_before, ids_before) =
@@ -517,7 +520,7 @@ impl Snapshot {
                     let e = out.events[i];
                     if e.ts_ms >= from_ms && e.ts_ms < to_ms {
                         out.events[kept] = e;
-                        out.seqs.push(base | (i - start) as u32);
+                        out.seqs.push(base.wrapping_add((i - start) as u32));
                         kept += 1;
                     }
                 }
@@ -547,7 +550,7 @@ impl Snapshot {
                         out.ips.push(block.ips[usize::from(e.ip)].clone());
                     }
                     out.events.push(*e);
-                    out.seqs.push(base | i as u32);
+                    out.seqs.push(base.wrapping_add(i as u32));
                 }
             }
         }
@@ -618,10 +621,11 @@ impl Store {
             }
         };
         match found {
-            Some(SCHEMA_VERSION_V2) => {
+            Some(SCHEMA_VERSION_V2 | SCHEMA_VERSION_V3) => {
                 // version 2 differs only in blocks without the custom-event
-                // columns, which this build still reads: stamp the file
-                // with the version that may now hold blocks of both kinds
+                // columns, version 3 only in having no tail pieces, both of
+                // which this build still reads: stamp the file with the
+                // version that may now hold pieces and blocks of both kinds
                 txn.open_table(META)?
                     .insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
                 txn.commit()?;

@@ -201,23 +201,27 @@ impl OpenRollups {
     }
 
     /// Folds everything held into the tables in one durable transaction
-    /// of `db`, with the watermarks. Only the writer thread calls this
-    /// (it alone adds, so nothing is added while the rows are written);
-    /// readers wait only for the commit itself. On failure everything
-    /// stays held, for the next attempt. Returns the events folded.
-    pub(crate) fn fold(&self, db: &redb::Database) -> Result<u64, StoreError> {
+    /// of `db`, with the watermarks, and runs `also` in it (the writer
+    /// writes the dictionaries' index rows there). Only the writer thread
+    /// calls this (it alone adds, so nothing is added while the rows are
+    /// written); readers wait only for the commit itself. On failure
+    /// everything stays held, for the next attempt. Returns the events
+    /// folded.
+    pub(crate) fn fold(
+        &self,
+        db: &redb::Database,
+        also: impl FnOnce(&WriteTransaction) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
         let started = std::time::Instant::now();
         let mut txn = db.begin_write()?;
         txn.set_durability(redb::Durability::Immediate)?;
         let events = {
             let held = self.read();
-            if held.delta.is_empty() && held.watermarks.is_empty() {
-                return Ok(0);
-            }
             held.delta.write(&txn)?;
             write_watermarks(&txn, &held.watermarks)?;
             held.events
         };
+        also(&txn)?;
         let mut held = self.held.write().unwrap_or_else(PoisonError::into_inner);
         txn.commit()?;
         *held = Held::default();

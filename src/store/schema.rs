@@ -6,10 +6,16 @@
 //! | table              | key                         | value |
 //! | ------------------ | --------------------------- | ----- |
 //! | `events_YYYYMMDD`  | (site, block: u32)          | an event block ([`super::codec`]) |
+//! | `events_YYYYMMDD`  | (site, [`super::codec::TAIL_PIECE`] \| block << 11 \| first index) | a tail piece: the events one commit added to the block still filling, itself encoded as a block |
 //!
 //! Blocks of one (site, day) are numbered from 0 in the order they were
 //! written; each holds up to [`super::codec::BLOCK_MAX_EVENTS`] events in
-//! the order the writer processed them (time order, batch by batch).
+//! the order the writer processed them (time order, batch by batch). The
+//! block still filling is stored as tail pieces, one per commit that added
+//! to it (after a whole value under its own number when a release before
+//! pieces or a sweep wrote part of it whole); once it fills it is written
+//! whole and its pieces deleted. Pieces sort after every whole block, so
+//! reading a site's values in key order reads its events in order.
 //!
 //! Strings of raw events are interned in a dictionary that expires with
 //! the events: every entry carries an upper bound on the receipt time of
@@ -19,7 +25,7 @@
 //! | table             | key                 | value |
 //! | ----------------- | ------------------- | ----- |
 //! | `strings`         | id: u32 (from 1)    | bound (ivarint ms) + tagged bytes |
-//! | `string_ids`      | tagged bytes        | id: u32 |
+//! | `string_ids`      | tagged bytes        | id: u32 (entries newer than the last fold: see below) |
 //! | `day_counts`      | (day: i32, site)    | events: u64 |
 //! | `rollup_folded`   | (day: i32, site)    | events the roll-ups include: u64 |
 //!
@@ -45,6 +51,15 @@
 //! Rows that arrive for a sealed day later (log import) stay in
 //! `dims_open` until the next sealing; readers add both.
 //!
+//! The reverse indexes `string_ids` and `dim_value_ids` serve only the
+//! writer's interning: a commit writes a new entry to `strings` (or
+//! `dim_values`), which is all a reader needs, and the writer keeps it in
+//! memory until the next fold writes the index rows of every entry since
+//! `meta.string_ids_from` (`dim_value_ids_from`) at once. Index rows land
+//! on random pages, so one per new entry and commit cost a page each.
+//! After a crash the writer indexes the entries past those marks when it
+//! starts (`super::dict::index_new_entries`).
+//!
 //! Batches do not write `hourly` and `dims_open` themselves: the writer
 //! holds their changes in memory and folds them in at a bounded cadence,
 //! recording in `rollup_folded` how far each day's events are included;
@@ -59,12 +74,18 @@ pub use super::ids::{DayNumber, DimValueId, StringId};
 
 /// Bumped whenever the layout or an encoding changes incompatibly.
 /// Version 3 added custom-event columns to event blocks (block version 3);
-/// a version 2 file is upgraded in place on open (its blocks are read as
-/// they are), and older sparsam releases refuse a version 3 file by name.
-pub const SCHEMA_VERSION: u32 = 3;
+/// version 4 added tail pieces (keys with [`super::codec::TAIL_PIECE`]
+/// set), which a version 3 reader would take for blocks out of order.
+/// Version 2 and 3 files are upgraded in place on open (their blocks are
+/// read as they are; a block still filling, stored whole, gets pieces
+/// after it), and older sparsam releases refuse a version 4 file by name.
+pub const SCHEMA_VERSION: u32 = 4;
 
-/// The schema before custom events; opened and stamped as version 3.
+/// The schema before custom events; opened and stamped as version 4.
 pub const SCHEMA_VERSION_V2: u32 = 2;
+
+/// The schema before tail pieces; opened and stamped as version 4.
+pub const SCHEMA_VERSION_V3: u32 = 3;
 
 pub const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
 pub const META_SCHEMA_VERSION: &str = "schema_version";
@@ -73,6 +94,12 @@ pub const META_NEXT_DIM_VALUE: &str = "next_dim_value_id";
 /// Set once `rollup_folded` holds the watermarks of every day (a store
 /// written before roll-ups were folded gets them at its day counts).
 pub const META_ROLLUP_WATERMARKS: &str = "rollup_watermarks";
+/// Every raw dictionary entry with an id below this has its `string_ids`
+/// row; those at or past it get theirs at the next fold (or when the
+/// writer starts), see `super::dict::index_new_entries`.
+pub const META_STRING_IDS_FROM: &str = "string_ids_from";
+/// Likewise for `dim_values` and `dim_value_ids`.
+pub const META_DIM_VALUE_IDS_FROM: &str = "dim_value_ids_from";
 
 pub type BlockKey<'a> = (&'a str, u32);
 pub type HourKey<'a> = (&'a str, i64);

@@ -22,7 +22,7 @@ use redb::ReadableTable;
 
 use crate::model::{EventKind, ENGAGED_SERVER_TIMED};
 
-use super::codec::{decode_block, BlockBuilder, Cols, RawEvent};
+use super::codec::{decode_block, Block, BlockBuilder, BlockPlace, Cols, RawEvent};
 use super::rollup::Dimension;
 use super::schema::{hour_of, BlockKey};
 use super::visits::{self, Dwell, Visit, VisitEvent};
@@ -180,11 +180,18 @@ pub(crate) struct DayState {
     visits: Vec<Option<Visit>>,
     pageview_ids: HashMap<u64, u32>,
     pageviews: Vec<PageviewInfo>,
-    /// Block new events go to, and its number.
+    /// Block new events go to (all of its events), and its number.
     pub tail: BlockBuilder,
     pub tail_no: u32,
-    /// The tail changed since it was last written.
-    pub tail_dirty: bool,
+    /// Events at the start of the tail that are stored (as a whole block
+    /// under `tail_no`, and in the pieces of `tail_pieces`).
+    pub tail_stored: usize,
+    /// The tail's events not stored yet: the next tail piece
+    /// ([`super::codec::TAIL_PIECE`]).
+    pub fresh: BlockBuilder,
+    /// Index of the first event of each stored piece of the tail, so the
+    /// pieces can be deleted once the block is written whole.
+    pub tail_pieces: Vec<u32>,
     /// Events added since the day's count was last written.
     pub added: u64,
     /// The writer's event counter when an event last touched this day
@@ -201,7 +208,9 @@ impl DayState {
             pageviews: Vec::new(),
             tail: BlockBuilder::new(0, 0),
             tail_no: 0,
-            tail_dirty: false,
+            tail_stored: 0,
+            fresh: BlockBuilder::new(0, 0),
+            tail_pieces: Vec::new(),
             added: 0,
             last_use: 0,
         }
@@ -402,10 +411,13 @@ impl DayState {
         let mut st = DayState::empty();
         let mut hashes: Vec<u64> = Vec::new();
         let mut pageview_ids: Vec<u64> = Vec::new();
-        let mut last: Option<(u32, super::codec::Block)> = None;
+        // the values of the block read last: one whole block, or (the
+        // block still filling) what is stored whole and its pieces
+        let mut last: Option<(u32, Vec<Block>, Vec<u32>)> = None;
         for row in blocks.range::<BlockKey>((site, 0)..=(site, u32::MAX))? {
             let (k, v) = row?;
-            let no = k.value().1;
+            let place = BlockPlace::of_key(k.value().1);
+            let no = place.block;
             let block = decode_block(v.value(), Cols::ALL)?;
             if block.first_visitor as usize != hashes.len()
                 || block.first_pageview as usize != pageview_ids.len()
@@ -440,51 +452,109 @@ impl DayState {
                     )));
                 }
             }
-            last = Some((no, block));
+            // a piece continues the block read last (or starts the next
+            // one); anything else would put events out of order
+            let stored_before = match &last {
+                Some((n, parts, _)) if *n == no => parts.iter().map(|b| b.events.len()).sum(),
+                _ => 0,
+            };
+            let continues = match &last {
+                _ if !place.piece => last.as_ref().is_none_or(|(n, _, _)| *n < no),
+                Some((n, _, _)) if *n == no => true,
+                Some((n, _, _)) => *n < no,
+                None => true,
+            };
+            if !continues || place.first_index as usize != stored_before {
+                return Err(StoreError::Decode(format!(
+                    "event block {no} of site {site:?}: a tail piece out of place"
+                )));
+            }
+            match (&mut last, place.piece) {
+                (Some((n, parts, pieces)), true) if *n == no => {
+                    parts.push(block);
+                    pieces.push(place.first_index);
+                }
+                (_, true) => last = Some((no, vec![block], vec![place.first_index])),
+                (_, false) => last = Some((no, vec![block], Vec::new())),
+            }
         }
-        if let Some((no, block)) = last {
-            let tail = BlockBuilder::from_block(&block);
+        if let Some((no, parts, pieces)) = last {
+            let mut tail = BlockBuilder::new(parts[0].first_visitor, parts[0].first_pageview);
+            for part in &parts {
+                tail.extend_from_block(part);
+            }
             if tail.is_full() {
+                if !pieces.is_empty() {
+                    return Err(StoreError::Decode(format!(
+                        "event block {no} of site {site:?} is full but held in pieces"
+                    )));
+                }
                 st.tail = BlockBuilder::new(st.visits.len() as u32, st.pageviews.len() as u32);
                 st.tail_no = no.checked_add(1).ok_or_else(|| {
                     StoreError::Decode(format!("site {site:?} has too many blocks in one day"))
                 })?;
+                st.tail_stored = 0;
             } else {
+                st.tail_stored = tail.len();
                 st.tail = tail;
                 st.tail_no = no;
+                st.tail_pieces = pieces;
             }
+            st.fresh = BlockBuilder::new(st.tail.next_visitor(), st.tail.next_pageview());
         }
         Ok(st)
     }
 
-    /// Appends an event to the tail. Returns the full tail (and its
-    /// number) when this event filled it; a new tail then starts.
+    /// Appends an event to the tail (and to the piece not stored yet).
+    /// Returns the tail when this event filled it, to be written whole
+    /// (and its stored pieces deleted); a new tail then starts.
     pub(crate) fn push(
         &mut self,
         raw: &RawEvent,
         step: &Step,
         input: &InternedEvent,
         ip: &[u8],
-    ) -> Option<(u32, BlockBuilder)> {
-        self.tail.push(
-            raw,
-            step.new_visitor.then_some(input.visitor_hash),
-            step.new_pageview.then_some(input.pageview_id),
-            ip,
-        );
-        self.tail_dirty = true;
+    ) -> Option<FullBlock> {
+        let new_visitor = step.new_visitor.then_some(input.visitor_hash);
+        let new_pageview = step.new_pageview.then_some(input.pageview_id);
+        self.tail.push(raw, new_visitor, new_pageview, ip);
+        self.fresh.push(raw, new_visitor, new_pageview, ip);
         self.added += 1;
         if self.tail.is_full() {
-            let next = BlockBuilder::new(self.visits.len() as u32, self.pageviews.len() as u32);
-            let full = std::mem::replace(&mut self.tail, next);
+            let (visitors, pageviews) = (self.visits.len() as u32, self.pageviews.len() as u32);
+            let full = std::mem::replace(&mut self.tail, BlockBuilder::new(visitors, pageviews));
+            self.fresh = BlockBuilder::new(visitors, pageviews);
             let no = self.tail_no;
             self.tail_no = self.tail_no.saturating_add(1);
-            self.tail_dirty = false;
-            Some((no, full))
+            self.tail_stored = 0;
+            Some(FullBlock {
+                no,
+                block: full,
+                pieces: std::mem::take(&mut self.tail_pieces),
+            })
         } else {
             None
         }
     }
+
+    /// Marks the events of [`DayState::fresh`] stored (as a piece starting
+    /// at `piece`, or with the tail written whole when `None`).
+    pub(crate) fn fresh_stored(&mut self, piece: Option<u32>) {
+        if let Some(first_index) = piece {
+            self.tail_pieces.push(first_index);
+        }
+        self.tail_stored = self.tail.len();
+        self.fresh = BlockBuilder::new(self.tail.next_visitor(), self.tail.next_pageview());
+    }
+}
+
+/// A block that filled: written whole under its number, replacing the
+/// tail pieces that held its events so far.
+pub(crate) struct FullBlock {
+    pub no: u32,
+    pub block: BlockBuilder,
+    /// Index of the first event of each stored piece of the block.
+    pub pieces: Vec<u32>,
 }
 
 /// The roll-up changes of one step of the visit engine: a new visit counts

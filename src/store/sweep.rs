@@ -826,8 +826,8 @@ fn rewrite_without_old(
                 .ips
                 .get(usize::from(e.ip))
                 .ok_or_else(|| StoreError::Decode("event block: address index".into()))?;
-            if let Some((_, full)) = state.push(&raw, &step, &input, ip) {
-                out.push(full);
+            if let Some(full) = state.push(&raw, &step, &input, ip) {
+                out.push(full.block);
             }
         }
     }

@@ -17,9 +17,10 @@
 //! the database handle exclusively (readers wait), copies what changed
 //! since the snapshot and swaps the files. The catch-up compares the
 //! snapshot with the current state table by table; for event blocks it
-//! compares only each (day, site)'s blocks from the snapshot's last one
-//! on, because the writer only appends blocks and rewrites the last one
-//! (old blocks change only in a sweep, and a vacuum runs after its sweep,
+//! compares only each (day, site)'s values from the snapshot's last block
+//! on (that block's whole value and every tail piece), because the writer
+//! only appends pieces and blocks, writes the block that fills whole and
+//! deletes its pieces (old blocks change only in a sweep, and a vacuum runs after its sweep,
 //! never beside one). So the wait is about the size of the dictionaries
 //! and roll-ups plus the changes, not of the events. The new file holds
 //! the same data, so the writer's memory stays valid. Like the store file
@@ -34,6 +35,7 @@ use redb::{
     Value, WriteTransaction,
 };
 
+use super::codec::BlockPlace;
 use super::schema::{self, AUDIT, DAY_COUNTS, DIMS_OPEN, DIMS_SEALED, DIM_VALUES, DIM_VALUE_IDS};
 use super::schema::{HOURLY, META, ROLLUP_FOLDED, STRINGS, STRING_IDS};
 use super::{Store, StoreError};
@@ -231,11 +233,13 @@ fn sync_events(
     }
     for site in &sites {
         let s = site.as_str();
+        // the block the snapshot ended in: its whole value, if any, sorts
+        // before its pieces, and blocks that filled since come after it
         let from = a
             .range::<schema::BlockKey>((s, 0)..=(s, u32::MAX))?
             .next_back()
             .transpose()?
-            .map_or(0, |(k, _)| k.value().1);
+            .map_or(0, |(k, _)| BlockPlace::of_key(k.value().1).block);
         let mut stale: Vec<u32> = Vec::new();
         for row in a.range::<schema::BlockKey>((s, from)..=(s, u32::MAX))? {
             stale.push(row?.0.value().1);
@@ -454,5 +458,73 @@ pub fn remove_leftover_copy(store_path: &Path) -> std::io::Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::codec::{BLOCK_MAX_EVENTS, TAIL_PIECE};
+    use crate::store::{test_event, StoreOptions, Writer, WriterOptions};
+
+    /// Keys of the events table of day 0 (1970-01-01) of site `s`.
+    fn keys(store: &Store) -> Vec<u32> {
+        let txn = store.db().unwrap().begin_read().unwrap();
+        let name = schema::day_table_name(schema::EVENTS_PREFIX, schema::epoch());
+        let t = txn.open_table(schema::events_table(&name)).unwrap();
+        t.range::<schema::BlockKey>(("s", 0)..=("s", u32::MAX))
+            .unwrap()
+            .map(|r| r.unwrap().0.value().1)
+            .collect()
+    }
+
+    /// The snapshot a vacuum copies ends in tail pieces of a block that
+    /// fills before the catch-up: the new file holds that block whole,
+    /// none of its pieces, and the pieces of the next block, so every
+    /// event is there once and in order.
+    #[test]
+    fn a_block_that_fills_during_the_copy_is_caught_up_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = Arc::new(Store::open(&path, &StoreOptions::default()).unwrap());
+        let writer = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+        let write = |from: usize, to: usize| {
+            let events: Vec<_> = (from..to)
+                .map(|i| test_event("s", 1_000 + i as i64, (i % 37) as u64))
+                .collect();
+            for batch in events.chunks(100) {
+                let rx = writer.submit(batch.to_vec()).unwrap();
+                rx.blocking_recv().unwrap().unwrap();
+            }
+        };
+        let before = BLOCK_MAX_EVENTS - 24;
+        write(0, before);
+        assert!(keys(&store).iter().all(|k| k & TAIL_PIECE != 0));
+        let copy = store.vacuum_copy().unwrap();
+        write(before, before + 100);
+        writer.shutdown_blocking().unwrap();
+        store.vacuum_swap(copy).unwrap();
+
+        let k = keys(&store);
+        assert_eq!(k[0], 0, "the filled block is whole: {k:x?}");
+        assert!(
+            k[1..].iter().all(|&k| {
+                let place = BlockPlace::of_key(k);
+                place.piece && place.block == 1
+            }),
+            "only pieces of the next block follow: {k:x?}"
+        );
+        let mut seen = Vec::new();
+        store
+            .scan_events("s", 0, i64::MAX / 2, |e| {
+                seen.push(e.ts_ms);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let want: Vec<i64> = (0..before + 100).map(|i| 1_000 + i as i64).collect();
+        assert_eq!(seen, want);
     }
 }

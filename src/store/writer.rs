@@ -552,7 +552,7 @@ fn run(
         if maintenance.is_empty()
             && last_seal.elapsed() >= SEAL_EVERY
             // sealing reads the roll-up rows: they must all be there
-            && fold(&store, &mut folding).is_ok()
+            && fold(&store, &mut folding, &mut memory).is_ok()
         {
             // idle: seal until done or requests come; busy (a bulk load):
             // one chunk between batches, so the open rows stay few
@@ -577,7 +577,7 @@ fn run(
                     match got {
                         Ok(n) => closed = n == 0,
                         Err(_) => {
-                            let _ = fold(&store, &mut folding);
+                            let _ = fold(&store, &mut folding, &mut memory);
                         }
                     }
                 }
@@ -610,13 +610,13 @@ fn run(
                 || rows >= opts.rollup_max_rows
                 || since.elapsed() >= opts.rollup_fold_interval
             {
-                let _ = fold(&store, &mut folding);
+                let _ = fold(&store, &mut folding, &mut memory);
             }
         }
         if let Some(next) = maintenance.pop_front() {
             // every step sees (and may change) the roll-up rows and the
             // watermarks as if each batch had written its own
-            if let Err(e) = fold(&store, &mut folding) {
+            if let Err(e) = fold(&store, &mut folding, &mut memory) {
                 next.refuse(e);
                 continue;
             }
@@ -640,7 +640,7 @@ fn run(
             // a failure; what stays held is replayed at the next start),
             // and leave closed days sealed for the next start
             folding.retry_after_failure = None;
-            if fold(&store, &mut folding).is_ok() {
+            if fold(&store, &mut folding, &mut memory).is_ok() {
                 seal(&store, &opts, || false, usize::MAX);
             }
             break;
@@ -653,8 +653,8 @@ fn run(
 /// next attempt, at least [`FOLD_RETRY`] later; until then this fails at
 /// once, with [`StoreError::Unavailable`] when the failure was the disk's
 /// (a maintenance step refused with it answers "retry later").
-fn fold(store: &Store, folding: &mut Folding) -> Result<(), StoreError> {
-    if store.open_rollups.is_empty() {
+fn fold(store: &Store, folding: &mut Folding, memory: &mut WriterState) -> Result<(), StoreError> {
+    if store.open_rollups.is_empty() && !memory.has_unindexed() {
         folding.unfolded_since = None;
         folding.retry_after_failure = None;
         return Ok(());
@@ -669,9 +669,14 @@ fn fold(store: &Store, folding: &mut Folding) -> Result<(), StoreError> {
         }
     }
     let started = Instant::now();
-    let folded = store.db().and_then(|db| store.open_rollups.fold(&db));
+    let folded = store.db().and_then(|db| {
+        store
+            .open_rollups
+            .fold(&db, |txn| super::dict::index_new_entries(txn).map(drop))
+    });
     match folded {
         Ok(events) => {
+            memory.indexed();
             tracing::debug!(
                 events,
                 held_us = started.elapsed().as_micros() as u64,
