@@ -50,9 +50,11 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex_automata::nfa::thompson::backtrack::{self, BoundedBacktracker};
 use regex_automata::nfa::thompson::pikevm::PikeVM;
 use regex_automata::nfa::thompson::{self, NFA};
+use regex_automata::hybrid;
+use regex_automata::util::pool::Pool;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
-use regex_automata::{meta, Anchored, Input};
+use regex_automata::{meta, Anchored, Input, PatternID};
 
 use super::raw::{self, Literals};
 
@@ -248,6 +250,10 @@ pub struct Pattern {
     /// Only searched at a given start (its list's prefilter names the
     /// positions): a backtracker suffices.
     anchored_only: bool,
+    /// Whether the rule's templates use its groups: when they do not, its
+    /// list's shared automaton alone decides, and this rule's own engine is
+    /// never built.
+    groups_used: bool,
     compiled: OnceLock<Compiled>,
 }
 
@@ -264,6 +270,7 @@ impl Pattern {
             source: source.into(),
             bounded: true,
             anchored_only: false,
+            groups_used: true,
             compiled: OnceLock::new(),
         }
     }
@@ -274,8 +281,21 @@ impl Pattern {
             source: source.into(),
             bounded: false,
             anchored_only: false,
+            groups_used: true,
             compiled: OnceLock::new(),
         }
+    }
+
+    /// Marks a rule whose templates use none of its groups (`$1`..`$3`):
+    /// a match alone is its answer.
+    pub fn without_groups(mut self) -> Pattern {
+        self.groups_used = false;
+        self
+    }
+
+    /// Whether this rule's own engine has been built (for measurements).
+    pub fn is_compiled(&self) -> bool {
+        self.compiled.get().is_some()
     }
 
     /// The rule as written in its file.
@@ -399,6 +419,134 @@ impl Pattern {
     }
 }
 
+/// Whether DeviceDetector's boundary can end at `at`, so that a rule may
+/// start there: at the start of the user agent, after a character that is
+/// not `[A-Z0-9_-]`, after `x_` where `x` is not `[A-Z0-9-]`, or after
+/// `sprd-` or `MZ-` (case-insensitive, as the wrapped rule).
+fn boundary_ends_at(hay: &[u8], at: usize) -> bool {
+    let Some(before) = at.checked_sub(1).map(|i| hay[i]) else {
+        return true;
+    };
+    if !(before.is_ascii_alphanumeric() || before == b'_' || before == b'-') {
+        return true;
+    }
+    if before == b'_' && at >= 2 && !(hay[at - 2].is_ascii_alphanumeric() || hay[at - 2] == b'-')
+    {
+        return true;
+    }
+    let ends_with = |word: &[u8]| {
+        at >= word.len() && hay[at - word.len()..at].eq_ignore_ascii_case(word)
+    };
+    ends_with(b"sprd-") || ends_with(b"mz-")
+}
+
+/// Lazy DFA cache bound of a list's shared automaton, on top of what the
+/// lazy DFA needs at the least for the automaton's size.
+const SET_DFA_CACHE: usize = 128 * 1024;
+
+type SetCacheFn = Box<
+    dyn Fn() -> hybrid::dfa::Cache
+        + Send
+        + Sync
+        + std::panic::UnwindSafe
+        + std::panic::RefUnwindSafe,
+>;
+
+/// One automaton for the rules of a list that its prefilter names at a
+/// position: every such rule is a pattern of one Thompson NFA (the rule as
+/// written, without DeviceDetector's boundary, which
+/// [`boundary_ends_at`] checks instead, and without groups), run as a lazy
+/// DFA anchored at the pattern and position the prefilter named. One
+/// automaton per list instead of one per rule: a rule's NFA carried a
+/// fixed cost of about 1.7 KB beside its states, and a bounded backtracker
+/// set up its scratch space for every try; the lazy DFA's states are
+/// shared by every rule and every user agent, so a try that fails costs a
+/// few table lookups.
+struct RuleSet {
+    dfa: hybrid::dfa::DFA,
+    caches: Pool<hybrid::dfa::Cache, SetCacheFn>,
+    /// Per rule of the list: its pattern in the automaton (`u32::MAX`:
+    /// not in it, tried by its own engine).
+    pattern: Vec<u32>,
+}
+
+impl RuleSet {
+    const NONE: u32 = u32::MAX;
+
+    /// Builds the automaton over the rules marked `in_set` that the
+    /// automata's parser takes (lookaround rules stay with PCRE2).
+    fn new(patterns: &[Pattern], in_set: &[bool]) -> Option<RuleSet> {
+        let mut parser = regex_syntax::ParserBuilder::new();
+        parser.unicode(false).utf8(false).case_insensitive(true);
+        let mut hirs = Vec::new();
+        let mut pattern = vec![Self::NONE; patterns.len()];
+        for (i, (p, &wanted)) in patterns.iter().zip(in_set).enumerate() {
+            if !wanted {
+                continue;
+            }
+            if let Ok(hir) = parser.build().parse(&p.source) {
+                pattern[i] = hirs.len() as u32;
+                hirs.push(hir);
+            }
+        }
+        if hirs.is_empty() {
+            return None;
+        }
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .which_captures(thompson::WhichCaptures::None),
+            )
+            .build_many_from_hir(&hirs)
+            .ok()?;
+        let capacity = SET_DFA_CACHE + 24 * nfa.states().len() + 32 * nfa.pattern_len();
+        let dfa = hybrid::dfa::DFA::builder()
+            .configure(
+                hybrid::dfa::DFA::config()
+                    .starts_for_each_pattern(true)
+                    .cache_capacity(capacity),
+            )
+            .build_from_nfa(nfa)
+            .ok()?;
+        let for_caches = dfa.clone();
+        let create: SetCacheFn = Box::new(move || for_caches.create_cache());
+        Some(RuleSet {
+            dfa,
+            caches: Pool::new(create),
+            pattern,
+        })
+    }
+
+    /// Whether rule `rule` matches starting exactly at `at` (its boundary
+    /// not checked); `None` when it is not in the automaton or the lazy
+    /// DFA gave up.
+    fn matches_at(
+        &self,
+        cache: &mut hybrid::dfa::Cache,
+        hay: &str,
+        rule: usize,
+        at: usize,
+    ) -> Option<bool> {
+        let pid = *self.pattern.get(rule)?;
+        if pid == Self::NONE {
+            return None;
+        }
+        let input = Input::new(hay)
+            .range(at..)
+            .anchored(Anchored::Pattern(PatternID::new(pid as usize).ok()?))
+            .earliest(true);
+        self.dfa
+            .try_search_fwd(cache, &input)
+            .ok()
+            .map(|m| m.is_some())
+    }
+
+    fn memory_usage(&self) -> usize {
+        self.dfa.get_nfa().memory_usage() + self.pattern.len() * 4
+    }
+}
+
 /// Rules in file order; finds the first one that matches.
 pub struct FirstMatch {
     patterns: Vec<Pattern>,
@@ -411,6 +559,9 @@ pub struct FirstMatch {
     prefix: Vec<bool>,
     /// Rules without literals: always tried.
     always: Vec<u32>,
+    /// The prefix rules' shared automaton, built on first use (`None`
+    /// inside when no rule is in it).
+    set: OnceLock<Option<RuleSet>>,
 }
 
 impl std::fmt::Debug for FirstMatch {
@@ -425,6 +576,20 @@ impl std::fmt::Debug for FirstMatch {
 /// Lengths of DeviceDetector's boundary alternatives before a rule:
 /// `^` / nothing (0), one character (1), `x_` (2), `MZ-` (3), `sprd-` (5).
 const BOUNDARY_WIDTHS: [usize; 5] = [0, 1, 2, 3, 5];
+
+/// What the automata and engines of a list hold (for measurements).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ListMemory {
+    /// Rules in the list's shared automaton.
+    pub in_set: usize,
+    /// Rules with an engine of their own built (lookaround rules, rules
+    /// searched anywhere, and rules whose groups were needed).
+    pub own_engines: usize,
+    /// Heap of the shared automaton's NFA (its lazy DFA caches aside).
+    pub set_bytes: usize,
+    /// Heap of the literal prefilter.
+    pub prefilter_bytes: usize,
+}
 
 impl FirstMatch {
     /// Builds the list and its prefilter (the regexes compile on first use).
@@ -486,12 +651,14 @@ impl FirstMatch {
         for (pattern, is_prefix) in patterns.iter_mut().zip(&prefix) {
             pattern.anchored_only = *is_prefix;
         }
+        owners.iter_mut().for_each(|o| o.shrink_to_fit());
         FirstMatch {
             patterns,
             prefilter,
             owners,
             prefix,
             always,
+            set: OnceLock::new(),
         }
     }
 
@@ -510,6 +677,22 @@ impl FirstMatch {
 
     pub fn patterns(&self) -> &[Pattern] {
         &self.patterns
+    }
+
+    fn set(&self) -> Option<&RuleSet> {
+        self.set
+            .get_or_init(|| {
+                // a rule with prefix literals, bounded: searched only where
+                // the prefilter names it
+                let in_set: Vec<bool> = self
+                    .patterns
+                    .iter()
+                    .zip(&self.prefix)
+                    .map(|(p, &is_prefix)| is_prefix && p.bounded)
+                    .collect();
+                RuleSet::new(&self.patterns, &in_set)
+            })
+            .as_ref()
     }
 
     /// Rules that may match `hay`, ascending, each with the positions its
@@ -545,6 +728,11 @@ impl FirstMatch {
     /// the leftmost match of that rule, as PCRE finds it.
     pub fn first<'h>(&self, hay: &'h str) -> Option<(usize, Groups<'h>)> {
         let candidates = self.candidates(hay);
+        if candidates.is_empty() {
+            return None;
+        }
+        let set = self.set();
+        let mut cache = set.map(|s| s.caches.get());
         let mut starts: Vec<usize> = Vec::new();
         for group in candidates.chunk_by(|a, b| a.0 == b.0) {
             let rule = group[0].0 as usize;
@@ -554,6 +742,33 @@ impl FirstMatch {
                     return Some((rule, g));
                 }
                 continue;
+            }
+            if let (Some(set), Some(cache)) = (set, cache.as_mut()) {
+                // the shared automaton says whether the rule matches at one
+                // of the positions; only a match that needs its groups
+                // runs the rule's own engine
+                let mut verdict = Some(false);
+                for &(_, at) in group {
+                    let at = at as usize;
+                    if !boundary_ends_at(hay.as_bytes(), at) {
+                        continue;
+                    }
+                    match set.matches_at(cache, hay, rule, at) {
+                        Some(false) => {}
+                        found => {
+                            verdict = found;
+                            break;
+                        }
+                    }
+                }
+                match verdict {
+                    Some(false) => continue,
+                    Some(true) if !pattern.groups_used => {
+                        return Some((rule, Groups::default()));
+                    }
+                    // groups needed, or not in the automaton: its own engine
+                    _ => {}
+                }
             }
             // A match starts where the boundary starts, which is one of the
             // boundary's widths before an occurrence of a prefix literal;
@@ -574,9 +789,31 @@ impl FirstMatch {
         None
     }
 
-    /// Compiles every rule now; returns how many do not compile.
+    /// Builds the list's automata now: the shared one, and the own engines
+    /// of rules outside it (lookaround rules, rules searched anywhere);
+    /// returns how many rules do not compile. Engines for groups are built
+    /// when a rule that needs them first matches.
     pub fn compile_all(&self) -> usize {
-        self.patterns.iter().filter(|p| !p.compile()).count()
+        let set = self.set();
+        self.patterns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| set.is_none_or(|s| s.pattern[*i] == RuleSet::NONE))
+            .filter(|(_, p)| !p.compile())
+            .count()
+    }
+
+    /// What this list holds now (for measurements).
+    pub fn memory(&self) -> ListMemory {
+        let set = self.set.get().and_then(Option::as_ref);
+        ListMemory {
+            in_set: set.map_or(0, |s| {
+                s.pattern.iter().filter(|&&p| p != RuleSet::NONE).count()
+            }),
+            own_engines: self.patterns.iter().filter(|p| p.is_compiled()).count(),
+            set_bytes: set.map_or(0, RuleSet::memory_usage),
+            prefilter_bytes: self.prefilter.as_ref().map_or(0, AhoCorasick::memory_usage),
+        }
     }
 }
 

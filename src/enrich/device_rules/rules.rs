@@ -110,6 +110,11 @@ impl Template {
         self.0.is_empty()
     }
 
+    /// True when the template uses no group (`$1`..`$3`).
+    pub fn is_fill_free(&self) -> bool {
+        !self.0.contains('$')
+    }
+
     /// DeviceDetector's `buildByMatch`: `$n` replaced by group `n` (empty
     /// when it did not take part), then trimmed.
     pub fn fill(&self, groups: &super::pattern::Groups<'_>) -> String {
@@ -206,11 +211,10 @@ impl BrandRule {
     /// The first model rule that matches.
     pub fn model<'h>(&self, ua: &'h str) -> Option<(&ModelRule, super::pattern::Groups<'h>)> {
         let list = self.models.get_or_init(|| {
-            FirstMatch::with_literals(
+            first_match(
                 self.models_src
                     .iter()
-                    .map(|(re, _)| (Pattern::rule(&re.regex), re.literals.clone()))
-                    .collect(),
+                    .map(|(re, m)| (re, !m.model.is_fill_free())),
             )
         });
         list.first(ua).map(|(i, g)| (&self.models_src[i].1, g))
@@ -223,6 +227,11 @@ impl BrandRule {
             return None;
         }
         let _ = self.model("");
+        self.models.get()
+    }
+
+    /// The model table if it has been built (for measurements).
+    pub fn built_models(&self) -> Option<&FirstMatch> {
         self.models.get()
     }
 
@@ -319,17 +328,31 @@ fn check_file(file: &str, raw: &RawFile) -> Result<(), RulesError> {
     Ok(())
 }
 
-/// A first-match list of `regexes`, with their literals where known.
-fn first_match<'a>(regexes: impl Iterator<Item = &'a RawRegex>) -> FirstMatch {
+/// A first-match list of `regexes`, with their literals where known, each
+/// marked with whether its templates use its groups.
+fn first_match<'a>(regexes: impl Iterator<Item = (&'a RawRegex, bool)>) -> FirstMatch {
     FirstMatch::with_literals(
         regexes
-            .map(|re| (Pattern::rule(&re.regex), re.literals.clone()))
+            .map(|(re, groups_used)| {
+                let p = Pattern::rule(&re.regex);
+                let p = if groups_used { p } else { p.without_groups() };
+                (p, re.literals.clone())
+            })
             .collect(),
     )
 }
 
+/// Whether a template as written in the files refers to a group (`$1`, or
+/// `\g<1>` as the packaged files write it).
+fn uses_groups(template: Option<&str>) -> bool {
+    template.is_some_and(|t| t.contains('$') || t.contains(r"\g<"))
+}
+
 fn named_list(rules: Vec<RawNamed>) -> NamedList {
-    let list = first_match(rules.iter().map(|r| &r.re));
+    let list = first_match(rules.iter().map(|r| {
+        let groups_used = uses_groups(Some(&r.name)) || uses_groups(Some(&r.version));
+        (&r.re, groups_used)
+    }));
     let rules = rules
         .into_iter()
         .map(|r| NamedRule {
@@ -339,7 +362,11 @@ fn named_list(rules: Vec<RawNamed>) -> NamedList {
             engine_versions: r.engine_versions,
             versions: r.versions.map(|subs| {
                 (
-                    first_match(subs.iter().map(|s| &s.re)),
+                    first_match(subs.iter().map(|s| {
+                        let groups_used =
+                            uses_groups(s.name.as_deref()) || uses_groups(s.version.as_deref());
+                        (&s.re, groups_used)
+                    })),
                     subs.into_iter()
                         .map(|s| {
                             (
@@ -356,7 +383,11 @@ fn named_list(rules: Vec<RawNamed>) -> NamedList {
 }
 
 fn device_list(brands: Vec<RawBrand>) -> DeviceList {
-    let list = first_match(brands.iter().map(|b| &b.re));
+    let list = first_match(
+        brands
+            .iter()
+            .map(|b| (&b.re, uses_groups(b.model.as_deref()))),
+    );
     let brands = brands
         .into_iter()
         .map(|b| BrandRule {
