@@ -440,9 +440,13 @@ fn boundary_ends_at(hay: &[u8], at: usize) -> bool {
     ends_with(b"sprd-") || ends_with(b"mz-")
 }
 
-/// Lazy DFA cache bound of a list's shared automaton, on top of what the
-/// lazy DFA needs at the least for the automaton's size.
-const SET_DFA_CACHE: usize = 128 * 1024;
+/// Lazy DFA cache bound of a list's shared automaton (per thread), or
+/// what the lazy DFA needs at the least for the automaton's size if that
+/// is more. Lists tried for every user agent need room for the states that
+/// common user agents visit (with too little, the cache is cleared and
+/// rebuilt over and over); see [`FirstMatch::with_dfa_cache`] for lists
+/// tried rarely.
+pub const SET_DFA_CACHE: usize = 512 * 1024;
 
 type SetCacheFn = Box<
     dyn Fn() -> hybrid::dfa::Cache
@@ -468,26 +472,39 @@ struct RuleSet {
     /// Per rule of the list: its pattern in the automaton (`u32::MAX`:
     /// not in it, tried by its own engine).
     pattern: Vec<u32>,
+    /// Per rule: the automaton holds the rule without its lookarounds, so
+    /// a match there must be confirmed by the rule's own engine.
+    superset: Vec<bool>,
 }
 
 impl RuleSet {
     const NONE: u32 = u32::MAX;
 
     /// Builds the automaton over the rules marked `in_set` that the
-    /// automata's parser takes (lookaround rules stay with PCRE2).
-    fn new(patterns: &[Pattern], in_set: &[bool]) -> Option<RuleSet> {
+    /// automata's parser takes; a rule with lookarounds is in it without
+    /// them (a superset: where it matches, PCRE2 decides).
+    fn new(patterns: &[Pattern], in_set: &[bool], cache_bound: usize) -> Option<RuleSet> {
         let mut parser = regex_syntax::ParserBuilder::new();
         parser.unicode(false).utf8(false).case_insensitive(true);
         let mut hirs = Vec::new();
         let mut pattern = vec![Self::NONE; patterns.len()];
+        let mut superset = vec![false; patterns.len()];
         for (i, (p, &wanted)) in patterns.iter().zip(in_set).enumerate() {
             if !wanted {
                 continue;
             }
-            if let Ok(hir) = parser.build().parse(&p.source) {
-                pattern[i] = hirs.len() as u32;
-                hirs.push(hir);
-            }
+            let hir = match parser.build().parse(&p.source) {
+                Ok(hir) => hir,
+                Err(_) => match parser.build().parse(&raw::without_lookarounds(&p.source)) {
+                    Ok(hir) => {
+                        superset[i] = true;
+                        hir
+                    }
+                    Err(_) => continue,
+                },
+            };
+            pattern[i] = hirs.len() as u32;
+            hirs.push(hir);
         }
         if hirs.is_empty() {
             return None;
@@ -496,16 +513,21 @@ impl RuleSet {
             .configure(
                 thompson::Config::new()
                     .utf8(false)
-                    .which_captures(thompson::WhichCaptures::None),
+                    .which_captures(thompson::WhichCaptures::None)
+                    // the brands' alternations of mobiles.yml exceed the
+                    // default bound (10 MB) together
+                    .nfa_size_limit(None),
             )
             .build_many_from_hir(&hirs)
             .ok()?;
-        let capacity = SET_DFA_CACHE + 24 * nfa.states().len() + 32 * nfa.pattern_len();
         let dfa = hybrid::dfa::DFA::builder()
             .configure(
                 hybrid::dfa::DFA::config()
                     .starts_for_each_pattern(true)
-                    .cache_capacity(capacity),
+                    .cache_capacity(cache_bound)
+                    // at least what the lazy DFA needs for the automaton's
+                    // size (which grows with its NFA states)
+                    .skip_cache_capacity_check(true),
             )
             .build_from_nfa(nfa)
             .ok()?;
@@ -515,6 +537,7 @@ impl RuleSet {
             dfa,
             caches: Pool::new(create),
             pattern,
+            superset,
         })
     }
 
@@ -543,7 +566,7 @@ impl RuleSet {
     }
 
     fn memory_usage(&self) -> usize {
-        self.dfa.get_nfa().memory_usage() + self.pattern.len() * 4
+        self.dfa.get_nfa().memory_usage() + self.pattern.len() * 5
     }
 }
 
@@ -562,6 +585,8 @@ pub struct FirstMatch {
     /// The prefix rules' shared automaton, built on first use (`None`
     /// inside when no rule is in it).
     set: OnceLock<Option<RuleSet>>,
+    /// Its lazy DFA's cache bound.
+    dfa_cache: usize,
 }
 
 impl std::fmt::Debug for FirstMatch {
@@ -639,6 +664,10 @@ impl FirstMatch {
                     .kind(Some(AhoCorasickKind::ContiguousNFA))
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
+                    // states near the root are dense by default (a
+                    // transition for every byte class): ~9 KB per
+                    // automaton, 13 MB over ~1,500 model tables
+                    .dense_depth(0)
                     .build(&literals)
                     .ok()
             })
@@ -659,7 +688,15 @@ impl FirstMatch {
             prefix,
             always,
             set: OnceLock::new(),
+            dfa_cache: SET_DFA_CACHE,
         }
+    }
+
+    /// Bounds the shared automaton's lazy DFA cache (per thread) to
+    /// `bytes`, or the least it needs.
+    pub fn with_dfa_cache(mut self, bytes: usize) -> FirstMatch {
+        self.dfa_cache = bytes;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -690,7 +727,7 @@ impl FirstMatch {
                     .zip(&self.prefix)
                     .map(|(p, &is_prefix)| is_prefix && p.bounded)
                     .collect();
-                RuleSet::new(&self.patterns, &in_set)
+                RuleSet::new(&self.patterns, &in_set, self.dfa_cache)
             })
             .as_ref()
     }
@@ -763,10 +800,11 @@ impl FirstMatch {
                 }
                 match verdict {
                     Some(false) => continue,
-                    Some(true) if !pattern.groups_used => {
+                    Some(true) if !pattern.groups_used && !set.superset[rule] => {
                         return Some((rule, Groups::default()));
                     }
-                    // groups needed, or not in the automaton: its own engine
+                    // groups needed, lookarounds to check, or not in the
+                    // automaton: its own engine
                     _ => {}
                 }
             }
@@ -854,6 +892,43 @@ mod tests {
         assert_eq!(list.first("Linux; Pix").unwrap().0, 1);
         assert_eq!(list.first("foo/3").unwrap().0, 2);
         assert!(list.first("XY").is_none());
+    }
+
+    /// The shared automaton with the boundary checked in code decides as
+    /// each rule's own wrapped regex does, at every boundary alternative.
+    #[test]
+    fn shared_automaton_agrees_with_each_rules_own_regex() {
+        let sources = [
+            "Foo",
+            r"Foo ?(\d)",
+            r"^Bar",
+            r"Baz$",
+            r"Qu\b",
+            "xy(?:a|b)z",
+        ];
+        let list = FirstMatch::new(
+            sources
+                .iter()
+                .map(|s| Pattern::rule(s).without_groups())
+                .collect(),
+        );
+        let own: Vec<Pattern> = sources.iter().map(|s| Pattern::rule(s)).collect();
+        let mut tried = 0;
+        for before in [
+            "", "a", "A", "0", "-", "_", " ", ";", "a_", "-_", "__", " _", "sprd-", "SPRD-",
+            "xsprd-", "MZ-", "mz-", "amz-", "ab", "\u{e9}",
+        ] {
+            for rule in ["Foo", "foo 7", "Bar", "Baz", "Qu", "Qux", "xyaz", "xycz"] {
+                for after in ["", " end"] {
+                    let hay = format!("{before}{rule}{after}");
+                    let want = own.iter().position(|p| p.is_match(&hay));
+                    let got = list.first(&hay).map(|(i, _)| i);
+                    assert_eq!(got, want, "{hay:?}");
+                    tried += usize::from(want.is_some());
+                }
+            }
+        }
+        assert!(tried > 20, "too few matches to say anything: {tried}");
     }
 
     #[test]

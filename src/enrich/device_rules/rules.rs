@@ -183,6 +183,10 @@ impl NamedList {
     }
 }
 
+/// Lazy DFA cache bound of a brand's model table: ~1,450 tables, each
+/// tried only for user agents of its brand.
+const MODEL_DFA_CACHE: usize = 8 * 1024;
+
 /// A model rule under a brand.
 #[derive(Debug)]
 pub struct ModelRule {
@@ -216,6 +220,7 @@ impl BrandRule {
                     .iter()
                     .map(|(re, m)| (re, !m.model.is_fill_free())),
             )
+            .with_dfa_cache(MODEL_DFA_CACHE)
         });
         list.first(ua).map(|(i, g)| (&self.models_src[i].1, g))
     }
