@@ -18,30 +18,39 @@
 //! Unicode `meta::Regex` for every plain piece of a rule, ~80 MB and
 //! ~1.6 s for these 180 rules, the largest brand alternations among them.
 //!
-//! A rule that is only ever searched at positions the literal prefilter
-//! named (anchored) is a bare Thompson NFA run by the bounded backtracker
-//! (the PikeVM when a large NFA meets a long user agent), not a
-//! `meta::Regex`: a meta regex also builds a reverse NFA, a literal
-//! prefilter and a lazy DFA with its own cache per regex, which for
-//! 20,000 rules came to ~375 MB compiled and ~620 MB once the caches had
-//! grown, against ~35 MB for the NFAs alone. The backtracker's scratch
-//! space is one cache per thread, shared by every rule (its cache is not
-//! tied to one regex). Rules searched unanchored (no prefix literal, and
-//! the helper patterns) keep a `meta::Regex`, whose prefilter and lazy DFA
-//! make a miss cheap where a backtracker would try every start position;
-//! its lazy DFA cache is bounded ([`META_DFA_CACHE`]).
-//!
 //! First-match lists: trying thousands of rules one by one would cost
 //! milliseconds per user agent. Each rule's literal prefixes (or suffixes)
 //! are extracted once with `regex-syntax`; one Aho-Corasick scan of the
-//! user agent then names the few rules that can match, and only those run,
-//! in file order. Rules without usable literals always run. The prefilter
-//! is sound: a case-insensitive match implies that a case variant of one
-//! of the case-sensitive literals occurs, and lookarounds (zero width) are
-//! dropped before extraction, which only widens the literal set.
+//! user agent then names the few rules that can match and where, and only
+//! those are tried, in file order. Rules without usable literals always
+//! run. The prefilter is sound: a case-insensitive match implies that a
+//! case variant of one of the case-sensitive literals occurs, and
+//! lookarounds (zero width) are dropped before extraction, which only
+//! widens the literal set.
 //!
-//! Each regex is compiled on first use, so start-up pays only for parsing
-//! the rule files and extracting literals.
+//! A list's rules with prefix literals (almost all) share one automaton
+//! (`RuleSet`): one multi-pattern Thompson NFA, each rule a pattern
+//! without DeviceDetector's boundary (checked in code) and without groups,
+//! searched by a lazy DFA anchored at the rule's pattern and at a position
+//! the prefilter named. It says whether the rule matches there; when the
+//! rule's templates do not use its groups, that is the answer. Otherwise
+//! (groups, or lookarounds that the automaton left out) the rule's own
+//! engine runs, built when first needed: a bare Thompson NFA run by the
+//! bounded backtracker (the PikeVM when a large NFA meets a long user
+//! agent), anchored where the boundary may start, with one scratch cache
+//! per thread shared by every rule. One NFA per rule, as before, cost
+//! about 1.7 KB each beside its states (20,000 rules), and a backtracker
+//! set up its scratch space for every try; a lazy DFA's states are shared
+//! by every try of every user agent.
+//!
+//! Rules searched unanchored (no prefix literal, and the helper patterns)
+//! have a `meta::Regex` of their own, whose prefilter and lazy DFA make a
+//! miss cheap where a backtracker would try every start position; its
+//! lazy DFA cache is bounded ([`META_DFA_CACHE`]).
+//!
+//! Automata are built on first use (or ahead of it, see
+//! [`super::compile_in_background`]), so start-up pays only for loading
+//! the rules.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
