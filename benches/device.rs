@@ -35,7 +35,7 @@ use sparsam::enrich::client_hints::ClientHints;
 use sparsam::enrich::device::DeviceDetector;
 use sparsam::enrich::device_rules::pattern::{FirstMatch, ListMemory};
 use sparsam::enrich::device_rules::rules::{RuleFiles, Source};
-use sparsam::enrich::device_rules::{compile_in_background, Detector};
+use sparsam::enrich::device_rules::{compile_in_background, release_freed_memory, Detector};
 
 /// The system allocator, counting the bytes in use (so a breakdown can
 /// say exactly what each rule's compiled form holds).
@@ -347,6 +347,8 @@ fn figures(uas: &[String]) {
         }
     }
     let models = t.elapsed();
+    // as the server's build thread does when it is done
+    release_freed_memory();
     let rss_compiled = rss_kib();
     println!(
         "  start-up: load rule files {:.0} ms; compile every list but the model tables {:.0} ms; \

@@ -56,10 +56,10 @@ use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_automata::hybrid;
 use regex_automata::nfa::thompson::backtrack::{self, BoundedBacktracker};
 use regex_automata::nfa::thompson::pikevm::PikeVM;
 use regex_automata::nfa::thompson::{self, NFA};
-use regex_automata::hybrid;
 use regex_automata::util::pool::Pool;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
@@ -439,13 +439,11 @@ fn boundary_ends_at(hay: &[u8], at: usize) -> bool {
     if !(before.is_ascii_alphanumeric() || before == b'_' || before == b'-') {
         return true;
     }
-    if before == b'_' && at >= 2 && !(hay[at - 2].is_ascii_alphanumeric() || hay[at - 2] == b'-')
-    {
+    if before == b'_' && at >= 2 && !(hay[at - 2].is_ascii_alphanumeric() || hay[at - 2] == b'-') {
         return true;
     }
-    let ends_with = |word: &[u8]| {
-        at >= word.len() && hay[at - word.len()..at].eq_ignore_ascii_case(word)
-    };
+    let ends_with =
+        |word: &[u8]| at >= word.len() && hay[at - word.len()..at].eq_ignore_ascii_case(word);
     ends_with(b"sprd-") || ends_with(b"mz-")
 }
 
@@ -907,14 +905,7 @@ mod tests {
     /// each rule's own wrapped regex does, at every boundary alternative.
     #[test]
     fn shared_automaton_agrees_with_each_rules_own_regex() {
-        let sources = [
-            "Foo",
-            r"Foo ?(\d)",
-            r"^Bar",
-            r"Baz$",
-            r"Qu\b",
-            "xy(?:a|b)z",
-        ];
+        let sources = ["Foo", r"Foo ?(\d)", r"^Bar", r"Baz$", r"Qu\b", "xy(?:a|b)z"];
         let list = FirstMatch::new(
             sources
                 .iter()

@@ -202,33 +202,44 @@ pub struct BrandRule {
     pub brand: String,
     pub device: Option<String>,
     pub model: Option<Template>,
-    /// Model rules, compiled (and their prefilter built) on first use.
-    models_src: Vec<(RawRegex, ModelRule)>,
+    /// Model rules, in file order.
+    model_rules: Vec<ModelRule>,
+    /// Their regexes and literals until the table is built (then taken:
+    /// the built table holds what it needs).
+    model_regexes: std::sync::Mutex<Vec<RawRegex>>,
+    /// The model table, built on first use.
     models: OnceLock<FirstMatch>,
 }
 
 impl BrandRule {
     pub fn has_models(&self) -> bool {
-        !self.models_src.is_empty()
+        !self.model_rules.is_empty()
     }
 
     /// The first model rule that matches.
     pub fn model<'h>(&self, ua: &'h str) -> Option<(&ModelRule, super::pattern::Groups<'h>)> {
         let list = self.models.get_or_init(|| {
+            let regexes = std::mem::take(
+                &mut *self
+                    .model_regexes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
             first_match(
-                self.models_src
+                regexes
                     .iter()
+                    .zip(&self.model_rules)
                     .map(|(re, m)| (re, !m.model.is_fill_free())),
             )
             .with_dfa_cache(MODEL_DFA_CACHE)
         });
-        list.first(ua).map(|(i, g)| (&self.models_src[i].1, g))
+        list.first(ua).map(|(i, g)| (&self.model_rules[i], g))
     }
 
     /// The model table with its prefilter, built now if it was not (its
     /// regexes still compile on first use); `None` without model rules.
     pub fn model_list(&self) -> Option<&FirstMatch> {
-        if self.models_src.is_empty() {
+        if self.model_rules.is_empty() {
             return None;
         }
         let _ = self.model("");
@@ -243,7 +254,7 @@ impl BrandRule {
     /// Builds the model table now (what the first user agent of this
     /// brand pays otherwise); returns how many model rules do not compile.
     pub fn compile_models(&self) -> usize {
-        if self.models_src.is_empty() {
+        if self.model_rules.is_empty() {
             return 0;
         }
         let _ = self.model("");
@@ -403,20 +414,16 @@ fn device_list(brands: Vec<RawBrand>) -> DeviceList {
             },
             device: b.device,
             model: b.model.as_deref().map(Template::new),
-            models_src: b
+            model_rules: b
                 .models
-                .into_iter()
-                .map(|m| {
-                    (
-                        m.re,
-                        ModelRule {
-                            model: Template::new(&m.model),
-                            device: m.device,
-                            brand: m.brand,
-                        },
-                    )
+                .iter()
+                .map(|m| ModelRule {
+                    model: Template::new(&m.model),
+                    device: m.device.clone(),
+                    brand: m.brand.clone(),
                 })
                 .collect(),
+            model_regexes: std::sync::Mutex::new(b.models.into_iter().map(|m| m.re).collect()),
             models: OnceLock::new(),
         })
         .collect();
