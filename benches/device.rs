@@ -13,10 +13,10 @@
 //!   compiling on first use). Latencies are put next to a keyed BLAKE3
 //!   hash of the same user agents measured in the same run, so figures
 //!   from different machines compare as ratios;
-//! * a breakdown of start-up and memory per rule file and per engine: the
-//!   time each file takes to load, and for every rule the time its regex
-//!   takes to compile and the heap it adds (counted exactly by a counting
-//!   allocator, where `VmRSS` also holds freed but unreturned memory).
+//! * a breakdown of start-up and memory per rule file: the time each file
+//!   takes to load, the time its lists' automata take to build and the
+//!   heap they add (counted exactly by a counting allocator, where `VmRSS`
+//!   also holds freed but unreturned memory), and what the automata hold.
 //!
 //! `cargo bench --bench device -- figures-only` prints the figures and
 //! runs no criterion benchmark (the filter matches none).
@@ -27,14 +27,15 @@ use std::hint::black_box;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sparsam::enrich::client_hints::ClientHints;
 use sparsam::enrich::device::DeviceDetector;
-use sparsam::enrich::device_rules::pattern::Pattern;
+use sparsam::enrich::device_rules::pattern::{FirstMatch, ListMemory};
 use sparsam::enrich::device_rules::rules::{RuleFiles, Source};
-use sparsam::enrich::device_rules::Detector;
+use sparsam::enrich::device_rules::{compile_in_background, release_freed_memory, Detector};
 
 /// The system allocator, counting the bytes in use (so a breakdown can
 /// say exactly what each rule's compiled form holds).
@@ -153,9 +154,10 @@ fn heap_mb(bytes: isize) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// Rules, compile time and heap added, for one file or one engine.
+/// Lists, compile time and heap added, for one rule file.
 #[derive(Default)]
 struct Cost {
+    lists: usize,
     rules: usize,
     time: Duration,
     heap: isize,
@@ -163,107 +165,113 @@ struct Cost {
 }
 
 impl Cost {
-    fn add(&mut self, time: Duration, heap: isize) {
-        self.rules += 1;
+    fn add(&mut self, rules: usize, time: Duration, heap: isize) {
+        self.lists += 1;
+        self.rules += rules;
         self.time += time;
         self.heap += heap;
         self.slowest = self.slowest.max(time);
     }
 }
 
-/// Compiles `pattern`, charging its time and heap to its file and engine.
-fn charge(
-    pattern: &Pattern,
-    file: &'static str,
-    by_file: &mut BTreeMap<&'static str, Cost>,
-    by_engine: &mut BTreeMap<&'static str, Cost>,
-) {
+/// Builds `list`'s automata now, charging time and heap to `cost`.
+fn charge(list: &FirstMatch, cost: &mut Cost) {
     let before = heap();
     let t = Instant::now();
-    let engine = pattern.engine_name();
-    let took = t.elapsed();
-    let added = heap() - before;
-    by_file.entry(file).or_default().add(took, added);
-    by_engine.entry(engine).or_default().add(took, added);
+    list.compile_all();
+    cost.add(list.len(), t.elapsed(), heap() - before);
 }
 
-/// Start-up and memory per rule file and per engine, on rules of their own.
+/// What every list of `files` holds (shared automata, own engines,
+/// prefilters), summed.
+fn memory_of(files: &RuleFiles) -> ListMemory {
+    let mut sum = ListMemory::default();
+    let models = files.brands().filter_map(|b| b.built_models());
+    for list in files.lists().into_iter().map(|(_, l)| l).chain(models) {
+        let m = list.memory();
+        sum.in_set += m.in_set;
+        sum.own_engines += m.own_engines;
+        sum.set_bytes += m.set_bytes;
+        sum.prefilter_bytes += m.prefilter_bytes;
+    }
+    sum
+}
+
+fn print_memory(when: &str, m: ListMemory) {
+    println!(
+        "  {when}: {} rules in shared automata ({:.1} MB of NFAs), {} rules with an engine of their own, prefilters {:.1} MB",
+        m.in_set,
+        heap_mb(m.set_bytes as isize),
+        m.own_engines,
+        heap_mb(m.prefilter_bytes as isize)
+    );
+}
+
+/// Start-up and memory per rule file, on rules of their own.
 fn breakdown(uas: &[String]) {
     let heap_start = heap();
     let (files, load_times) = RuleFiles::load_timed(&Source::Embedded).expect("embedded rules");
     let heap_loaded = heap() - heap_start;
     let load_total: Duration = load_times.iter().map(|(_, t)| *t).sum();
     println!(
-        "  breakdown: load {:.0} ms, heap {:.1} MB after loading (regexes not compiled)",
+        "  breakdown: load {:.0} ms, heap {:.1} MB after loading (automata not built)",
         ms(load_total),
         heap_mb(heap_loaded)
     );
     let mut by_file: BTreeMap<&'static str, Cost> = BTreeMap::new();
-    let mut by_engine: BTreeMap<&'static str, Cost> = BTreeMap::new();
     let mut tables: BTreeMap<&'static str, Cost> = BTreeMap::new();
     for (file, list) in files.lists() {
-        for p in list.patterns() {
-            charge(p, file, &mut by_file, &mut by_engine);
-        }
+        charge(list, by_file.entry(file).or_default());
     }
     for (file, devices) in files.device_lists() {
         for brand in &devices.brands {
             let before = heap();
             let t = Instant::now();
-            let Some(models) = brand.model_list() else {
-                continue;
-            };
-            tables
-                .entry(file)
-                .or_default()
-                .add(t.elapsed(), heap() - before);
-            for p in models.patterns() {
-                charge(p, file, &mut by_file, &mut by_engine);
+            if brand.compile_models() > 0 || brand.has_models() {
+                let rules = brand.model_list().map_or(0, FirstMatch::len);
+                tables
+                    .entry(file)
+                    .or_default()
+                    .add(rules, t.elapsed(), heap() - before);
             }
         }
     }
     let heap_compiled = heap() - heap_start;
-    println!("  | rule file | load ms | rules | compile ms | heap MB compiled | model tables' prefilters: ms, MB |");
-    println!("  | --- | ---: | ---: | ---: | ---: | ---: |");
+    println!("  | rule file | load ms | lists | rules | build ms | heap MB | model tables: rules, ms, MB (slowest table ms) |");
+    println!("  | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (file, load) in &load_times {
         let c = by_file.remove(file).unwrap_or_default();
         let t = tables.remove(file).unwrap_or_default();
         println!(
-            "  | {file} | {:.1} | {} | {:.1} | {:.2} | {} |",
+            "  | {file} | {:.1} | {} | {} | {:.1} | {:.2} | {} |",
             ms(*load),
+            c.lists,
             c.rules,
             ms(c.time),
             heap_mb(c.heap),
-            if t.rules == 0 {
+            if t.lists == 0 {
                 String::new()
             } else {
                 format!(
-                    "{} tables: {:.1} ms, {:.2} MB",
+                    "{} tables, {} rules: {:.1} ms, {:.2} MB ({:.1} ms)",
+                    t.lists,
                     t.rules,
                     ms(t.time),
-                    heap_mb(t.heap)
+                    heap_mb(t.heap),
+                    ms(t.slowest)
                 )
             }
         );
     }
-    println!("  | engine | rules | compile ms | heap MB | slowest rule ms |");
-    println!("  | --- | ---: | ---: | ---: | ---: |");
-    for (engine, c) in &by_engine {
-        println!(
-            "  | {engine} | {} | {:.1} | {:.2} | {:.2} |",
-            c.rules,
-            ms(c.time),
-            heap_mb(c.heap),
-            ms(c.slowest)
-        );
-    }
-    // what searching adds (caches), over two passes of the corpus
+    print_memory("every list built", memory_of(&files));
+    // what searching adds (caches, engines for groups), over two passes
     let det = Detector::from_files(files).expect("tables");
     let before = heap();
     pass(&det, uas);
     pass(&det, uas);
+    print_memory("after two passes", memory_of(det.files()));
     println!(
-        "  heap: loaded {:.1} MB, every rule compiled {:.1} MB, after two passes over the corpus {:.1} MB (search caches {:+.1} MB)",
+        "  heap: loaded {:.1} MB, every list built {:.1} MB, after two passes over the corpus {:.1} MB (search caches and engines for groups {:+.1} MB)",
         heap_mb(heap_loaded),
         heap_mb(heap_compiled),
         heap_mb(heap() - heap_start),
@@ -339,6 +347,8 @@ fn figures(uas: &[String]) {
         }
     }
     let models = t.elapsed();
+    // as the server's build thread does when it is done
+    release_freed_memory();
     let rss_compiled = rss_kib();
     println!(
         "  start-up: load rule files {:.0} ms; compile every list but the model tables {:.0} ms; \
@@ -380,7 +390,39 @@ fn figures(uas: &[String]) {
     );
     drop(fresh);
 
-    // 4. where start-up and memory go
+    // 4. the server's way: load, build every list on a thread of its own,
+    // and answer requests at once (200 user agents spread over the corpus,
+    // one after the other, from the moment the load returns)
+    let t = Instant::now();
+    let served = Arc::new(Detector::load(&Source::Embedded).expect("embedded rules"));
+    let load = t.elapsed();
+    let build = compile_in_background(served.clone());
+    let hints = ClientHints::default();
+    let requests = sample(uas, 200);
+    let mut latencies = Vec::with_capacity(requests.len());
+    let t = Instant::now();
+    for ua in &requests {
+        let one = Instant::now();
+        black_box(served.detect(black_box(ua), &hints));
+        latencies.push(one.elapsed());
+    }
+    let all_served = t.elapsed();
+    if let Some(build) = build {
+        build.join().expect("build thread");
+    }
+    let built = t.elapsed();
+    println!(
+        "  start-up as served: load {:.0} ms, then {} requests at once: first {:.2} ms, worst {:.2} ms, all answered {:.0} ms after the load; background build done {:.0} ms after the load",
+        ms(load),
+        requests.len(),
+        ms(latencies[0]),
+        ms(latencies.iter().copied().max().unwrap_or_default()),
+        ms(all_served),
+        ms(built)
+    );
+    drop(served);
+
+    // 5. where start-up and memory go
     breakdown(uas);
 }
 

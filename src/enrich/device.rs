@@ -57,7 +57,7 @@ impl From<DetectorError> for DeviceError {
 /// Where the detector's rules come from.
 enum Rules {
     Embedded(&'static Detector),
-    Loaded(Box<Detector>),
+    Loaded(Arc<Detector>),
 }
 
 /// Thread-safe device detector with a bounded cache keyed on
@@ -128,9 +128,11 @@ impl DeviceDetector {
         device_rules::rules::check_dir(dir).map_err(|e| keyed(e.to_string()))?;
         let detector = Detector::load(&device_rules::rules::Source::Dir(dir.to_path_buf()))
             .map_err(|e| keyed(e.to_string()))?;
+        let detector = Arc::new(detector);
+        let _build = device_rules::compile_in_background(detector.clone());
         Ok(DeviceDetector {
             cache: (cache_capacity > 0).then(|| Cache::new(cache_capacity)),
-            rules: Rules::Loaded(Box::new(detector)),
+            rules: Rules::Loaded(detector),
         })
     }
 

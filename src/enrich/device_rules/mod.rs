@@ -266,7 +266,8 @@ impl Detector {
         })
     }
 
-    /// Compiles every regex now; returns how many rules do not compile.
+    /// Builds every list's automata now (lists in detection order, then
+    /// the brands' model tables); returns how many rules do not compile.
     pub fn compile_all(&self) -> usize {
         self.files.compile_all()
     }
@@ -918,13 +919,75 @@ fn form_factor_type(hints: &ClientHints) -> Option<&'static str> {
     })
 }
 
-/// The rules embedded in the binary, loaded on first use in the process.
+/// Builds every list's automata on a thread of its own (see
+/// [`Detector::compile_all`]), so that start-up pays only for loading the
+/// rules. A request that needs a list before the thread has built it
+/// builds it itself, or waits for the thread if it is building that list
+/// (each list is built once, behind a `OnceLock`): the first requests get
+/// the same answers, later.
+pub fn compile_in_background(
+    detector: impl std::ops::Deref<Target = Detector> + Send + 'static,
+) -> Option<std::thread::JoinHandle<()>> {
+    let spawned = std::thread::Builder::new()
+        .name("device-rules".into())
+        .spawn(move || {
+            let start = std::time::Instant::now();
+            let broken = detector.compile_all();
+            release_freed_memory();
+            tracing::debug!(
+                took_ms = start.elapsed().as_millis() as u64,
+                broken,
+                "device rules built"
+            );
+        });
+    match spawned {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            // the rules still build on first use
+            tracing::warn!(error = %e, "cannot start the device rules' build thread");
+            None
+        }
+    }
+}
+
+/// Returns the heap memory freed by loading and building the rules to the
+/// system (glibc keeps freed small allocations in its arenas, where the
+/// compilers' scratch space stays counted in the resident set).
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's heap to the
+    // system; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// The rules embedded in the binary, loaded on first use in the process;
+/// their automata are then built in the background.
 pub fn embedded() -> Result<&'static Detector, &'static str> {
     static DETECTOR: OnceLock<Result<Detector, String>> = OnceLock::new();
-    DETECTOR
-        .get_or_init(|| Detector::load(&Source::Embedded).map_err(|e| e.to_string()))
+    let mut loaded_now = false;
+    let detector = DETECTOR
+        .get_or_init(|| {
+            loaded_now = true;
+            Detector::load(&Source::Embedded).map_err(|e| e.to_string())
+        })
         .as_ref()
-        .map_err(String::as_str)
+        .map_err(String::as_str)?;
+    if loaded_now {
+        let _build = compile_in_background(StaticRef(detector));
+    }
+    Ok(detector)
+}
+
+/// A `&'static Detector` that can move to the build thread.
+struct StaticRef(&'static Detector);
+
+impl std::ops::Deref for StaticRef {
+    type Target = Detector;
+    fn deref(&self) -> &Detector {
+        self.0
+    }
 }
 
 #[cfg(test)]

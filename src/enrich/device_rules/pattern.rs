@@ -18,41 +18,52 @@
 //! Unicode `meta::Regex` for every plain piece of a rule, ~80 MB and
 //! ~1.6 s for these 180 rules, the largest brand alternations among them.
 //!
-//! A rule that is only ever searched at positions the literal prefilter
-//! named (anchored) is a bare Thompson NFA run by the bounded backtracker
-//! (the PikeVM when a large NFA meets a long user agent), not a
-//! `meta::Regex`: a meta regex also builds a reverse NFA, a literal
-//! prefilter and a lazy DFA with its own cache per regex, which for
-//! 20,000 rules came to ~375 MB compiled and ~620 MB once the caches had
-//! grown, against ~35 MB for the NFAs alone. The backtracker's scratch
-//! space is one cache per thread, shared by every rule (its cache is not
-//! tied to one regex). Rules searched unanchored (no prefix literal, and
-//! the helper patterns) keep a `meta::Regex`, whose prefilter and lazy DFA
-//! make a miss cheap where a backtracker would try every start position;
-//! its lazy DFA cache is bounded ([`META_DFA_CACHE`]).
-//!
 //! First-match lists: trying thousands of rules one by one would cost
 //! milliseconds per user agent. Each rule's literal prefixes (or suffixes)
 //! are extracted once with `regex-syntax`; one Aho-Corasick scan of the
-//! user agent then names the few rules that can match, and only those run,
-//! in file order. Rules without usable literals always run. The prefilter
-//! is sound: a case-insensitive match implies that a case variant of one
-//! of the case-sensitive literals occurs, and lookarounds (zero width) are
-//! dropped before extraction, which only widens the literal set.
+//! user agent then names the few rules that can match and where, and only
+//! those are tried, in file order. Rules without usable literals always
+//! run. The prefilter is sound: a case-insensitive match implies that a
+//! case variant of one of the case-sensitive literals occurs, and
+//! lookarounds (zero width) are dropped before extraction, which only
+//! widens the literal set.
 //!
-//! Each regex is compiled on first use, so start-up pays only for parsing
-//! the rule files and extracting literals.
+//! A list's rules with prefix literals (almost all) share one automaton
+//! (`RuleSet`): one multi-pattern Thompson NFA, each rule a pattern
+//! without DeviceDetector's boundary (checked in code) and without groups,
+//! searched by a lazy DFA anchored at the rule's pattern and at a position
+//! the prefilter named. It says whether the rule matches there; when the
+//! rule's templates do not use its groups, that is the answer. Otherwise
+//! (groups, or lookarounds that the automaton left out) the rule's own
+//! engine runs, built when first needed: a bare Thompson NFA run by the
+//! bounded backtracker (the PikeVM when a large NFA meets a long user
+//! agent), anchored where the boundary may start, with one scratch cache
+//! per thread shared by every rule. One NFA per rule, as before, cost
+//! about 1.7 KB each beside its states (20,000 rules), and a backtracker
+//! set up its scratch space for every try; a lazy DFA's states are shared
+//! by every try of every user agent.
+//!
+//! Rules searched unanchored (no prefix literal, and the helper patterns)
+//! have a `meta::Regex` of their own, whose prefilter and lazy DFA make a
+//! miss cheap where a backtracker would try every start position; its
+//! lazy DFA cache is bounded ([`META_DFA_CACHE`]).
+//!
+//! Automata are built on first use (or ahead of it, see
+//! [`super::compile_in_background`]), so start-up pays only for loading
+//! the rules.
 
 use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use regex_automata::hybrid;
 use regex_automata::nfa::thompson::backtrack::{self, BoundedBacktracker};
 use regex_automata::nfa::thompson::pikevm::PikeVM;
 use regex_automata::nfa::thompson::{self, NFA};
+use regex_automata::util::pool::Pool;
 use regex_automata::util::primitives::NonMaxUsize;
 use regex_automata::util::syntax;
-use regex_automata::{meta, Anchored, Input};
+use regex_automata::{meta, Anchored, Input, PatternID};
 
 use super::raw::{self, Literals};
 
@@ -248,6 +259,10 @@ pub struct Pattern {
     /// Only searched at a given start (its list's prefilter names the
     /// positions): a backtracker suffices.
     anchored_only: bool,
+    /// Whether the rule's templates use its groups: when they do not, its
+    /// list's shared automaton alone decides, and this rule's own engine is
+    /// never built.
+    groups_used: bool,
     compiled: OnceLock<Compiled>,
 }
 
@@ -264,6 +279,7 @@ impl Pattern {
             source: source.into(),
             bounded: true,
             anchored_only: false,
+            groups_used: true,
             compiled: OnceLock::new(),
         }
     }
@@ -274,8 +290,21 @@ impl Pattern {
             source: source.into(),
             bounded: false,
             anchored_only: false,
+            groups_used: true,
             compiled: OnceLock::new(),
         }
+    }
+
+    /// Marks a rule whose templates use none of its groups (`$1`..`$3`):
+    /// a match alone is its answer.
+    pub fn without_groups(mut self) -> Pattern {
+        self.groups_used = false;
+        self
+    }
+
+    /// Whether this rule's own engine has been built (for measurements).
+    pub fn is_compiled(&self) -> bool {
+        self.compiled.get().is_some()
     }
 
     /// The rule as written in its file.
@@ -399,6 +428,155 @@ impl Pattern {
     }
 }
 
+/// Whether DeviceDetector's boundary can end at `at`, so that a rule may
+/// start there: at the start of the user agent, after a character that is
+/// not `[A-Z0-9_-]`, after `x_` where `x` is not `[A-Z0-9-]`, or after
+/// `sprd-` or `MZ-` (case-insensitive, as the wrapped rule).
+fn boundary_ends_at(hay: &[u8], at: usize) -> bool {
+    let Some(before) = at.checked_sub(1).map(|i| hay[i]) else {
+        return true;
+    };
+    if !(before.is_ascii_alphanumeric() || before == b'_' || before == b'-') {
+        return true;
+    }
+    if before == b'_' && at >= 2 && !(hay[at - 2].is_ascii_alphanumeric() || hay[at - 2] == b'-') {
+        return true;
+    }
+    let ends_with =
+        |word: &[u8]| at >= word.len() && hay[at - word.len()..at].eq_ignore_ascii_case(word);
+    ends_with(b"sprd-") || ends_with(b"mz-")
+}
+
+/// Lazy DFA cache bound of a list's shared automaton (per thread), or
+/// what the lazy DFA needs at the least for the automaton's size if that
+/// is more. Lists tried for every user agent need room for the states that
+/// common user agents visit (with too little, the cache is cleared and
+/// rebuilt over and over); see [`FirstMatch::with_dfa_cache`] for lists
+/// tried rarely.
+pub const SET_DFA_CACHE: usize = 512 * 1024;
+
+type SetCacheFn = Box<
+    dyn Fn() -> hybrid::dfa::Cache
+        + Send
+        + Sync
+        + std::panic::UnwindSafe
+        + std::panic::RefUnwindSafe,
+>;
+
+/// One automaton for the rules of a list that its prefilter names at a
+/// position: every such rule is a pattern of one Thompson NFA (the rule as
+/// written, without DeviceDetector's boundary, which
+/// [`boundary_ends_at`] checks instead, and without groups), run as a lazy
+/// DFA anchored at the pattern and position the prefilter named. One
+/// automaton per list instead of one per rule: a rule's NFA carried a
+/// fixed cost of about 1.7 KB beside its states, and a bounded backtracker
+/// set up its scratch space for every try; the lazy DFA's states are
+/// shared by every rule and every user agent, so a try that fails costs a
+/// few table lookups.
+struct RuleSet {
+    dfa: hybrid::dfa::DFA,
+    caches: Pool<hybrid::dfa::Cache, SetCacheFn>,
+    /// Per rule of the list: its pattern in the automaton (`u32::MAX`:
+    /// not in it, tried by its own engine).
+    pattern: Vec<u32>,
+    /// Per rule: the automaton holds the rule without its lookarounds, so
+    /// a match there must be confirmed by the rule's own engine.
+    superset: Vec<bool>,
+}
+
+impl RuleSet {
+    const NONE: u32 = u32::MAX;
+
+    /// Builds the automaton over the rules marked `in_set` that the
+    /// automata's parser takes; a rule with lookarounds is in it without
+    /// them (a superset: where it matches, PCRE2 decides).
+    fn new(patterns: &[Pattern], in_set: &[bool], cache_bound: usize) -> Option<RuleSet> {
+        let mut parser = regex_syntax::ParserBuilder::new();
+        parser.unicode(false).utf8(false).case_insensitive(true);
+        let mut hirs = Vec::new();
+        let mut pattern = vec![Self::NONE; patterns.len()];
+        let mut superset = vec![false; patterns.len()];
+        for (i, (p, &wanted)) in patterns.iter().zip(in_set).enumerate() {
+            if !wanted {
+                continue;
+            }
+            let hir = match parser.build().parse(&p.source) {
+                Ok(hir) => hir,
+                Err(_) => match parser.build().parse(&raw::without_lookarounds(&p.source)) {
+                    Ok(hir) => {
+                        superset[i] = true;
+                        hir
+                    }
+                    Err(_) => continue,
+                },
+            };
+            pattern[i] = hirs.len() as u32;
+            hirs.push(hir);
+        }
+        if hirs.is_empty() {
+            return None;
+        }
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .which_captures(thompson::WhichCaptures::None)
+                    // the brands' alternations of mobiles.yml exceed the
+                    // default bound (10 MB) together
+                    .nfa_size_limit(None),
+            )
+            .build_many_from_hir(&hirs)
+            .ok()?;
+        let dfa = hybrid::dfa::DFA::builder()
+            .configure(
+                hybrid::dfa::DFA::config()
+                    .starts_for_each_pattern(true)
+                    .cache_capacity(cache_bound)
+                    // at least what the lazy DFA needs for the automaton's
+                    // size (which grows with its NFA states)
+                    .skip_cache_capacity_check(true),
+            )
+            .build_from_nfa(nfa)
+            .ok()?;
+        let for_caches = dfa.clone();
+        let create: SetCacheFn = Box::new(move || for_caches.create_cache());
+        Some(RuleSet {
+            dfa,
+            caches: Pool::new(create),
+            pattern,
+            superset,
+        })
+    }
+
+    /// Whether rule `rule` matches starting exactly at `at` (its boundary
+    /// not checked); `None` when it is not in the automaton or the lazy
+    /// DFA gave up.
+    fn matches_at(
+        &self,
+        cache: &mut hybrid::dfa::Cache,
+        hay: &str,
+        rule: usize,
+        at: usize,
+    ) -> Option<bool> {
+        let pid = *self.pattern.get(rule)?;
+        if pid == Self::NONE {
+            return None;
+        }
+        let input = Input::new(hay)
+            .range(at..)
+            .anchored(Anchored::Pattern(PatternID::new(pid as usize).ok()?))
+            .earliest(true);
+        self.dfa
+            .try_search_fwd(cache, &input)
+            .ok()
+            .map(|m| m.is_some())
+    }
+
+    fn memory_usage(&self) -> usize {
+        self.dfa.get_nfa().memory_usage() + self.pattern.len() * 5
+    }
+}
+
 /// Rules in file order; finds the first one that matches.
 pub struct FirstMatch {
     patterns: Vec<Pattern>,
@@ -411,6 +589,11 @@ pub struct FirstMatch {
     prefix: Vec<bool>,
     /// Rules without literals: always tried.
     always: Vec<u32>,
+    /// The prefix rules' shared automaton, built on first use (`None`
+    /// inside when no rule is in it).
+    set: OnceLock<Option<RuleSet>>,
+    /// Its lazy DFA's cache bound.
+    dfa_cache: usize,
 }
 
 impl std::fmt::Debug for FirstMatch {
@@ -425,6 +608,20 @@ impl std::fmt::Debug for FirstMatch {
 /// Lengths of DeviceDetector's boundary alternatives before a rule:
 /// `^` / nothing (0), one character (1), `x_` (2), `MZ-` (3), `sprd-` (5).
 const BOUNDARY_WIDTHS: [usize; 5] = [0, 1, 2, 3, 5];
+
+/// What the automata and engines of a list hold (for measurements).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ListMemory {
+    /// Rules in the list's shared automaton.
+    pub in_set: usize,
+    /// Rules with an engine of their own built (lookaround rules, rules
+    /// searched anywhere, and rules whose groups were needed).
+    pub own_engines: usize,
+    /// Heap of the shared automaton's NFA (its lazy DFA caches aside).
+    pub set_bytes: usize,
+    /// Heap of the literal prefilter.
+    pub prefilter_bytes: usize,
+}
 
 impl FirstMatch {
     /// Builds the list and its prefilter (the regexes compile on first use).
@@ -474,6 +671,10 @@ impl FirstMatch {
                     .kind(Some(AhoCorasickKind::ContiguousNFA))
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
+                    // states near the root are dense by default (a
+                    // transition for every byte class): ~9 KB per
+                    // automaton, 13 MB over ~1,500 model tables
+                    .dense_depth(0)
                     .build(&literals)
                     .ok()
             })
@@ -486,13 +687,23 @@ impl FirstMatch {
         for (pattern, is_prefix) in patterns.iter_mut().zip(&prefix) {
             pattern.anchored_only = *is_prefix;
         }
+        owners.iter_mut().for_each(|o| o.shrink_to_fit());
         FirstMatch {
             patterns,
             prefilter,
             owners,
             prefix,
             always,
+            set: OnceLock::new(),
+            dfa_cache: SET_DFA_CACHE,
         }
+    }
+
+    /// Bounds the shared automaton's lazy DFA cache (per thread) to
+    /// `bytes`, or the least it needs.
+    pub fn with_dfa_cache(mut self, bytes: usize) -> FirstMatch {
+        self.dfa_cache = bytes;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -510,6 +721,22 @@ impl FirstMatch {
 
     pub fn patterns(&self) -> &[Pattern] {
         &self.patterns
+    }
+
+    fn set(&self) -> Option<&RuleSet> {
+        self.set
+            .get_or_init(|| {
+                // a rule with prefix literals, bounded: searched only where
+                // the prefilter names it
+                let in_set: Vec<bool> = self
+                    .patterns
+                    .iter()
+                    .zip(&self.prefix)
+                    .map(|(p, &is_prefix)| is_prefix && p.bounded)
+                    .collect();
+                RuleSet::new(&self.patterns, &in_set, self.dfa_cache)
+            })
+            .as_ref()
     }
 
     /// Rules that may match `hay`, ascending, each with the positions its
@@ -545,6 +772,11 @@ impl FirstMatch {
     /// the leftmost match of that rule, as PCRE finds it.
     pub fn first<'h>(&self, hay: &'h str) -> Option<(usize, Groups<'h>)> {
         let candidates = self.candidates(hay);
+        if candidates.is_empty() {
+            return None;
+        }
+        let set = self.set();
+        let mut cache = set.map(|s| s.caches.get());
         let mut starts: Vec<usize> = Vec::new();
         for group in candidates.chunk_by(|a, b| a.0 == b.0) {
             let rule = group[0].0 as usize;
@@ -554,6 +786,34 @@ impl FirstMatch {
                     return Some((rule, g));
                 }
                 continue;
+            }
+            if let (Some(set), Some(cache)) = (set, cache.as_mut()) {
+                // the shared automaton says whether the rule matches at one
+                // of the positions; only a match that needs its groups
+                // runs the rule's own engine
+                let mut verdict = Some(false);
+                for &(_, at) in group {
+                    let at = at as usize;
+                    if !boundary_ends_at(hay.as_bytes(), at) {
+                        continue;
+                    }
+                    match set.matches_at(cache, hay, rule, at) {
+                        Some(false) => {}
+                        found => {
+                            verdict = found;
+                            break;
+                        }
+                    }
+                }
+                match verdict {
+                    Some(false) => continue,
+                    Some(true) if !pattern.groups_used && !set.superset[rule] => {
+                        return Some((rule, Groups::default()));
+                    }
+                    // groups needed, lookarounds to check, or not in the
+                    // automaton: its own engine
+                    _ => {}
+                }
             }
             // A match starts where the boundary starts, which is one of the
             // boundary's widths before an occurrence of a prefix literal;
@@ -574,9 +834,31 @@ impl FirstMatch {
         None
     }
 
-    /// Compiles every rule now; returns how many do not compile.
+    /// Builds the list's automata now: the shared one, and the own engines
+    /// of rules outside it (lookaround rules, rules searched anywhere);
+    /// returns how many rules do not compile. Engines for groups are built
+    /// when a rule that needs them first matches.
     pub fn compile_all(&self) -> usize {
-        self.patterns.iter().filter(|p| !p.compile()).count()
+        let set = self.set();
+        self.patterns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| set.is_none_or(|s| s.pattern[*i] == RuleSet::NONE))
+            .filter(|(_, p)| !p.compile())
+            .count()
+    }
+
+    /// What this list holds now (for measurements).
+    pub fn memory(&self) -> ListMemory {
+        let set = self.set.get().and_then(Option::as_ref);
+        ListMemory {
+            in_set: set.map_or(0, |s| {
+                s.pattern.iter().filter(|&&p| p != RuleSet::NONE).count()
+            }),
+            own_engines: self.patterns.iter().filter(|p| p.is_compiled()).count(),
+            set_bytes: set.map_or(0, RuleSet::memory_usage),
+            prefilter_bytes: self.prefilter.as_ref().map_or(0, AhoCorasick::memory_usage),
+        }
     }
 }
 
@@ -617,6 +899,36 @@ mod tests {
         assert_eq!(list.first("Linux; Pix").unwrap().0, 1);
         assert_eq!(list.first("foo/3").unwrap().0, 2);
         assert!(list.first("XY").is_none());
+    }
+
+    /// The shared automaton with the boundary checked in code decides as
+    /// each rule's own wrapped regex does, at every boundary alternative.
+    #[test]
+    fn shared_automaton_agrees_with_each_rules_own_regex() {
+        let sources = ["Foo", r"Foo ?(\d)", r"^Bar", r"Baz$", r"Qu\b", "xy(?:a|b)z"];
+        let list = FirstMatch::new(
+            sources
+                .iter()
+                .map(|s| Pattern::rule(s).without_groups())
+                .collect(),
+        );
+        let own: Vec<Pattern> = sources.iter().map(|s| Pattern::rule(s)).collect();
+        let mut tried = 0;
+        for before in [
+            "", "a", "A", "0", "-", "_", " ", ";", "a_", "-_", "__", " _", "sprd-", "SPRD-",
+            "xsprd-", "MZ-", "mz-", "amz-", "ab", "\u{e9}",
+        ] {
+            for rule in ["Foo", "foo 7", "Bar", "Baz", "Qu", "Qux", "xyaz", "xycz"] {
+                for after in ["", " end"] {
+                    let hay = format!("{before}{rule}{after}");
+                    let want = own.iter().position(|p| p.is_match(&hay));
+                    let got = list.first(&hay).map(|(i, _)| i);
+                    assert_eq!(got, want, "{hay:?}");
+                    tried += usize::from(want.is_some());
+                }
+            }
+        }
+        assert!(tried > 20, "too few matches to say anything: {tried}");
     }
 
     #[test]

@@ -110,6 +110,11 @@ impl Template {
         self.0.is_empty()
     }
 
+    /// True when the template uses no group (`$1`..`$3`).
+    pub fn is_fill_free(&self) -> bool {
+        !self.0.contains('$')
+    }
+
     /// DeviceDetector's `buildByMatch`: `$n` replaced by group `n` (empty
     /// when it did not take part), then trimmed.
     pub fn fill(&self, groups: &super::pattern::Groups<'_>) -> String {
@@ -178,6 +183,10 @@ impl NamedList {
     }
 }
 
+/// Lazy DFA cache bound of a brand's model table: ~1,450 tables, each
+/// tried only for user agents of its brand.
+const MODEL_DFA_CACHE: usize = 8 * 1024;
+
 /// A model rule under a brand.
 #[derive(Debug)]
 pub struct ModelRule {
@@ -193,43 +202,59 @@ pub struct BrandRule {
     pub brand: String,
     pub device: Option<String>,
     pub model: Option<Template>,
-    /// Model rules, compiled (and their prefilter built) on first use.
-    models_src: Vec<(RawRegex, ModelRule)>,
+    /// Model rules, in file order.
+    model_rules: Vec<ModelRule>,
+    /// Their regexes and literals until the table is built (then taken:
+    /// the built table holds what it needs).
+    model_regexes: std::sync::Mutex<Vec<RawRegex>>,
+    /// The model table, built on first use.
     models: OnceLock<FirstMatch>,
 }
 
 impl BrandRule {
     pub fn has_models(&self) -> bool {
-        !self.models_src.is_empty()
+        !self.model_rules.is_empty()
     }
 
     /// The first model rule that matches.
     pub fn model<'h>(&self, ua: &'h str) -> Option<(&ModelRule, super::pattern::Groups<'h>)> {
         let list = self.models.get_or_init(|| {
-            FirstMatch::with_literals(
-                self.models_src
+            let regexes = std::mem::take(
+                &mut *self
+                    .model_regexes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            first_match(
+                regexes
                     .iter()
-                    .map(|(re, _)| (Pattern::rule(&re.regex), re.literals.clone()))
-                    .collect(),
+                    .zip(&self.model_rules)
+                    .map(|(re, m)| (re, !m.model.is_fill_free())),
             )
+            .with_dfa_cache(MODEL_DFA_CACHE)
         });
-        list.first(ua).map(|(i, g)| (&self.models_src[i].1, g))
+        list.first(ua).map(|(i, g)| (&self.model_rules[i], g))
     }
 
     /// The model table with its prefilter, built now if it was not (its
     /// regexes still compile on first use); `None` without model rules.
     pub fn model_list(&self) -> Option<&FirstMatch> {
-        if self.models_src.is_empty() {
+        if self.model_rules.is_empty() {
             return None;
         }
         let _ = self.model("");
         self.models.get()
     }
 
+    /// The model table if it has been built (for measurements).
+    pub fn built_models(&self) -> Option<&FirstMatch> {
+        self.models.get()
+    }
+
     /// Builds the model table now (what the first user agent of this
     /// brand pays otherwise); returns how many model rules do not compile.
     pub fn compile_models(&self) -> usize {
-        if self.models_src.is_empty() {
+        if self.model_rules.is_empty() {
             return 0;
         }
         let _ = self.model("");
@@ -319,17 +344,31 @@ fn check_file(file: &str, raw: &RawFile) -> Result<(), RulesError> {
     Ok(())
 }
 
-/// A first-match list of `regexes`, with their literals where known.
-fn first_match<'a>(regexes: impl Iterator<Item = &'a RawRegex>) -> FirstMatch {
+/// A first-match list of `regexes`, with their literals where known, each
+/// marked with whether its templates use its groups.
+fn first_match<'a>(regexes: impl Iterator<Item = (&'a RawRegex, bool)>) -> FirstMatch {
     FirstMatch::with_literals(
         regexes
-            .map(|re| (Pattern::rule(&re.regex), re.literals.clone()))
+            .map(|(re, groups_used)| {
+                let p = Pattern::rule(&re.regex);
+                let p = if groups_used { p } else { p.without_groups() };
+                (p, re.literals.clone())
+            })
             .collect(),
     )
 }
 
+/// Whether a template as written in the files refers to a group (`$1`, or
+/// `\g<1>` as the packaged files write it).
+fn uses_groups(template: Option<&str>) -> bool {
+    template.is_some_and(|t| t.contains('$') || t.contains(r"\g<"))
+}
+
 fn named_list(rules: Vec<RawNamed>) -> NamedList {
-    let list = first_match(rules.iter().map(|r| &r.re));
+    let list = first_match(rules.iter().map(|r| {
+        let groups_used = uses_groups(Some(&r.name)) || uses_groups(Some(&r.version));
+        (&r.re, groups_used)
+    }));
     let rules = rules
         .into_iter()
         .map(|r| NamedRule {
@@ -339,7 +378,11 @@ fn named_list(rules: Vec<RawNamed>) -> NamedList {
             engine_versions: r.engine_versions,
             versions: r.versions.map(|subs| {
                 (
-                    first_match(subs.iter().map(|s| &s.re)),
+                    first_match(subs.iter().map(|s| {
+                        let groups_used =
+                            uses_groups(s.name.as_deref()) || uses_groups(s.version.as_deref());
+                        (&s.re, groups_used)
+                    })),
                     subs.into_iter()
                         .map(|s| {
                             (
@@ -356,7 +399,11 @@ fn named_list(rules: Vec<RawNamed>) -> NamedList {
 }
 
 fn device_list(brands: Vec<RawBrand>) -> DeviceList {
-    let list = first_match(brands.iter().map(|b| &b.re));
+    let list = first_match(
+        brands
+            .iter()
+            .map(|b| (&b.re, uses_groups(b.model.as_deref()))),
+    );
     let brands = brands
         .into_iter()
         .map(|b| BrandRule {
@@ -367,20 +414,16 @@ fn device_list(brands: Vec<RawBrand>) -> DeviceList {
             },
             device: b.device,
             model: b.model.as_deref().map(Template::new),
-            models_src: b
+            model_rules: b
                 .models
-                .into_iter()
-                .map(|m| {
-                    (
-                        m.re,
-                        ModelRule {
-                            model: Template::new(&m.model),
-                            device: m.device,
-                            brand: m.brand,
-                        },
-                    )
+                .iter()
+                .map(|m| ModelRule {
+                    model: Template::new(&m.model),
+                    device: m.device.clone(),
+                    brand: m.brand.clone(),
                 })
                 .collect(),
+            model_regexes: std::sync::Mutex::new(b.models.into_iter().map(|m| m.re).collect()),
             models: OnceLock::new(),
         })
         .collect();
