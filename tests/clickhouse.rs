@@ -56,6 +56,7 @@ fn options_at(urls: Vec<String>, cluster: &str, data: &Path) -> OpenOptions {
         queue_capacity: 1000,
         site_timezones: Default::default(),
         max_engaged_ms: 1_800_000,
+        raw_days: 90,
     }
 }
 
@@ -1498,8 +1499,8 @@ fn reports_on_current_clickhouse_equal_the_embedded_stores() {
             "INSERT INTO sparsam_diff.audit FORMAT JSONEachRow\n{",
         ),
         (
-            "days of a site",
-            "SELECT DISTINCT day FROM sparsam_diff.events WHERE site = 'demo'",
+            "fingerprints of a site's days",
+            "SELECT day, count(), sum(seq), sum(batch) FROM sparsam_diff.events WHERE site = 'demo' AND day >= ",
         ),
         ("a day's events", day_read.as_str()),
     ] {

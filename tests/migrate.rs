@@ -154,6 +154,7 @@ fn collector_writes(set: &ClickHouseSet, env: &Env, events: Vec<Event>) {
         queue_capacity: 100,
         site_timezones: Default::default(),
         max_engaged_ms: 1_800_000,
+        raw_days: 90,
     })
     .unwrap();
     collector

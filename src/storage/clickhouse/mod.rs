@@ -18,11 +18,14 @@
 //! collector's `seq`), and replays them through the embedded engine's own
 //! day state, visit engine and scan (`crate::store::replay`). Every answer
 //! is therefore the one the embedded store gives for the same events,
-//! down to visits, bounces and dwell; no SQL re-implements a visit. The
-//! cost grows with the events of the range (plus a day either side), as
-//! a filtered report's does in the embedded store; reports reach back as
-//! far as raw events are kept (`retention.raw_days`), since ClickHouse
-//! keeps no roll-ups.
+//! down to visits, bounces and dwell; no SQL re-implements a visit. A
+//! filtered read costs the events of its range (plus a day before), as
+//! it does in the embedded store. Unfiltered reads (hourly totals,
+//! breakdowns) sum per-day roll-ups, and the collector keeps those of
+//! closed days in memory (`report_cache.rs`) for as long as ClickHouse's
+//! fingerprint of their rows stays the same, so they replay only the
+//! days that changed, plus today. Reports reach back as far as raw events
+//! are kept (`retention.raw_days`), since ClickHouse keeps no roll-ups.
 //!
 //! Not built (answers [`StorageError::Internal`], so the HTTP layer logs
 //! it and answers 500): the free-text count behind
@@ -30,6 +33,7 @@
 //! configuration refuses that setting at start.
 
 pub mod http;
+pub mod report_cache;
 pub mod rows;
 pub mod salts;
 pub mod schema;
@@ -46,11 +50,12 @@ use chrono::NaiveDate;
 use crate::model::Event;
 
 use self::http::{Client, HttpError};
+use self::report_cache::{Fingerprint, ReportCache};
 use self::schema::{Layout, MigrationError};
 use self::settings::ClickHouseConfig;
 use self::spool::{Spool, SpoolError};
 use self::writer::{Writer, WriterSettings};
-use crate::store::replay::{Replay, ReplayEvent};
+use crate::store::replay::{DayRollups, Replay, ReplayEvent, RollupCache};
 use crate::store::StoreError;
 
 use super::{
@@ -98,6 +103,9 @@ pub struct OpenOptions {
     /// The writer's bound for pings it times itself
     /// (`server.max_engaged_seconds`), applied as reports replay them.
     pub max_engaged_ms: u32,
+    /// `retention.raw_days`: how long free text may be held, also in the
+    /// report cache.
+    pub raw_days: u32,
 }
 
 /// A collector's connection to ClickHouse and its write path.
@@ -108,6 +116,8 @@ pub struct ClickHouseStorage {
     timeout: Duration,
     site_timezones: HashMap<String, chrono_tz::Tz>,
     max_engaged_ms: u32,
+    raw_days: u32,
+    report_cache: Arc<ReportCache>,
 }
 
 fn not_built(what: &str) -> StorageError {
@@ -186,7 +196,17 @@ impl ClickHouseStorage {
             timeout,
             site_timezones: options.site_timezones.clone(),
             max_engaged_ms: options.max_engaged_ms,
+            raw_days: options.raw_days,
+            report_cache: Arc::new(ReportCache::new(
+                usize::try_from(config.report_cache_mb.saturating_mul(1024 * 1024))
+                    .unwrap_or(usize::MAX),
+            )),
         })
+    }
+
+    /// The collector's cache of closed days' roll-ups.
+    pub fn report_cache(&self) -> &ReportCache {
+        &self.report_cache
     }
 
     /// Spools what the writer gathered so far, without waiting for the
@@ -277,56 +297,121 @@ impl ClickHouseStorage {
         }
     }
 
-    /// A replay of `site`'s raw events for the report code: it fetches a
-    /// UTC day's rows when the replay reaches that day (days without any
-    /// of the site's rows, known from one query, are not asked for).
-    fn replay(&self, site: &str) -> Result<Replay<'static>, StorageError> {
-        let events = self.layout.table("events");
-        let site_literal = literal(site);
-        let days = self.query(&format!(
-            "SELECT DISTINCT day FROM {events} WHERE site = {site_literal} FORMAT TabSeparated"
+    /// The fingerprint of each UTC day from `first` to `last` that holds
+    /// rows of `site` (one query; days without rows are left out).
+    fn fingerprints(
+        &self,
+        site: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<HashMap<NaiveDate, Fingerprint>, StorageError> {
+        let answer = self.query(&format!(
+            "SELECT day, count(), sum(seq), sum(batch) FROM {} WHERE site = {} \
+             AND day >= {} AND day <= {} GROUP BY day FORMAT TabSeparated",
+            self.layout.table("events"),
+            literal(site),
+            day_literal(first),
+            day_literal(last)
         ))?;
-        let days: HashSet<String> = days
+        let bad = |line: &str| StorageError::Internal(format!("day fingerprint {line:?}"));
+        answer
             .lines()
             .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect();
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                let [day, rows, seq_sum, batch_sum] = fields[..] else {
+                    return Err(bad(line));
+                };
+                let day = NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(|_| bad(line))?;
+                Ok((
+                    day,
+                    Fingerprint {
+                        rows: number(rows)?,
+                        seq_sum: number(seq_sum)?,
+                        batch_sum: number(batch_sum)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// A replay of `site`'s raw events of the UTC days `first..=last` for
+    /// the report code: it fetches a day's rows when the replay reaches
+    /// that day (days without any of the site's rows, known from one
+    /// query, are not asked for). `cached`: roll-ups of closed days come
+    /// from the collector's cache while their rows are unchanged.
+    fn replay(
+        &self,
+        site: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+        cached: bool,
+    ) -> Result<Replay<'static>, StorageError> {
+        let now_ms = crate::clock::now().timestamp_millis();
+        let free_text_from =
+            rows::utc_day(now_ms.saturating_sub(i64::from(self.raw_days) * 86_400_000));
+        // what the sweep would have taken out goes from memory too, even
+        // when no sweep ran on this collector
+        self.report_cache.forget_before(free_text_from);
+        let stored = self.fingerprints(site, first, last)?;
+        let read: SharedFingerprints = Arc::default();
+        let events = self.layout.table("events");
+        let site_literal = literal(site);
         let client = self.client.clone();
+        let known = stored.clone();
+        let read_by_fetch = read.clone();
         let fetch = move |day: NaiveDate| -> Result<Vec<ReplayEvent>, StoreError> {
-            let day = day.format("%Y-%m-%d").to_string();
-            if !days.contains(&day) {
-                return Ok(Vec::new());
+            let mut fingerprint = Fingerprint::default();
+            let mut out = Vec::new();
+            // a day outside the range asked about is read, not assumed empty
+            if known.contains_key(&day) || day < first || day > last {
+                let day_text = day.format("%Y-%m-%d");
+                let answer = client
+                    .query(
+                        &format!(
+                            "SELECT {} FROM {events} WHERE site = {site_literal} AND day = '{day_text}' \
+                             ORDER BY ts_ms, seq FORMAT JSONEachRow",
+                            rows::REPLAY_COLUMNS
+                        ),
+                        &[("output_format_json_quote_64bit_integers", "0")],
+                    )
+                    .map_err(|e| StoreError::Replay {
+                        transient: e.is_transient(),
+                        message: e.to_string(),
+                    })?;
+                for line in answer.lines().filter(|l| !l.is_empty()) {
+                    let (event, id) =
+                        rows::parse_replay_row_with_id(line).map_err(|e| StoreError::Replay {
+                            message: format!("event row of {day_text} from ClickHouse: {e}"),
+                            transient: false,
+                        })?;
+                    fingerprint.add(id.seq, id.batch);
+                    out.push(event);
+                }
             }
-            let answer = client
-                .query(
-                    &format!(
-                        "SELECT {} FROM {events} WHERE site = {site_literal} AND day = '{day}' \
-                         ORDER BY ts_ms, seq FORMAT JSONEachRow",
-                        rows::REPLAY_COLUMNS
-                    ),
-                    &[("output_format_json_quote_64bit_integers", "0")],
-                )
-                .map_err(|e| StoreError::Replay {
-                    transient: e.is_transient(),
-                    message: e.to_string(),
-                })?;
-            answer
-                .lines()
-                .filter(|l| !l.is_empty())
-                .map(|line| {
-                    rows::parse_replay_row(line).map_err(|e| StoreError::Replay {
-                        message: format!("event row of {day} from ClickHouse: {e}"),
-                        transient: false,
-                    })
-                })
-                .collect()
+            read_by_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(day, fingerprint);
+            Ok(out)
         };
         let tz = self
             .site_timezones
             .get(site)
             .copied()
             .unwrap_or(chrono_tz::Tz::UTC);
-        Ok(Replay::new(tz, self.max_engaged_ms, Box::new(fetch)))
+        let replay = Replay::new(tz, self.max_engaged_ms, Box::new(fetch));
+        if !cached {
+            return Ok(replay);
+        }
+        Ok(replay.with_cache(Box::new(ClosedDays {
+            cache: self.report_cache.clone(),
+            site: site.to_owned(),
+            stored,
+            read,
+            today: rows::utc_day(now_ms),
+            free_text_from,
+        })))
     }
 
     fn audit_insert(&self, id: u64, json: &str) -> Result<(), StorageError> {
@@ -365,6 +450,7 @@ impl Storage for ClickHouseStorage {
     }
 
     fn drop_day(&self, day: NaiveDate) -> Result<u64, StorageError> {
+        self.report_cache.forget_day(day);
         let events = self.layout.table("events");
         let n = self.count(&format!(
             "SELECT count() FROM {events} WHERE day = {}",
@@ -391,6 +477,8 @@ impl Storage for ClickHouseStorage {
     }
 
     fn trim_day(&self, day: NaiveDate, cutoff_ms: i64) -> Result<u64, StorageError> {
+        // the sweep's cutoff: no cached day may date a counter before it
+        self.report_cache.forget_before(rows::utc_day(cutoff_ms));
         let events = self.layout.table("events");
         let condition = format!(
             "day = {} AND ts_ms < {}",
@@ -466,7 +554,16 @@ impl Storage for ClickHouseStorage {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<(i64, Totals)>, StorageError> {
-        Ok(self.replay(site)?.hourly_totals(from_ms, to_ms)?)
+        if from_ms >= to_ms {
+            return Ok(Vec::new());
+        }
+        // each day's roll-ups step the day before; the day after the range
+        // can still change it
+        let first = pred(rows::utc_day(from_ms));
+        let last = succ(rows::utc_day(to_ms.saturating_sub(1)));
+        Ok(self
+            .replay(site, first, last, true)?
+            .hourly_totals(from_ms, to_ms)?)
     }
 
     fn ranked(
@@ -478,19 +575,27 @@ impl Storage for ClickHouseStorage {
         limit: usize,
         offset: usize,
     ) -> Result<Ranked, StorageError> {
-        Ok(self.replay(site)?.ranked(dim, from, to, limit, offset)?)
+        // as `Replay::ranked` reads them: two days either side, and the
+        // day before those
+        let first = pred(pred(pred(from)));
+        let last = succ(succ(to));
+        Ok(self
+            .replay(site, first, last, true)?
+            .ranked(dim, from, to, limit, offset)?)
     }
 
     fn filtered(&self, query: &FilteredQuery<'_>) -> Result<FilteredAnswer, StorageError> {
+        let (first, last) = scan_days(query.from_ms, query.to_ms);
         Ok(crate::store::replay::filtered(
-            self.replay(query.site)?,
+            self.replay(query.site, first, last, false)?,
             query,
         )?)
     }
 
     fn conversions(&self, query: &ConversionQuery<'_>) -> Result<Conversions, StorageError> {
+        let (first, last) = scan_days(query.from_ms, query.to_ms);
         Ok(crate::store::replay::conversions(
-            self.replay(query.site)?,
+            self.replay(query.site, first, last, false)?,
             query,
         )?)
     }
@@ -670,6 +775,66 @@ impl Storage for ClickHouseStorage {
     }
 }
 
+fn pred(d: NaiveDate) -> NaiveDate {
+    d.pred_opt().unwrap_or(d)
+}
+
+fn succ(d: NaiveDate) -> NaiveDate {
+    d.succ_opt().unwrap_or(d)
+}
+
+/// The UTC days a scan of `[from_ms, to_ms)` reads: its own and the one
+/// before (its state carried over midnight).
+fn scan_days(from_ms: i64, to_ms: i64) -> (NaiveDate, NaiveDate) {
+    let first = rows::utc_day(from_ms);
+    let last = rows::utc_day(to_ms.saturating_sub(1)).max(first);
+    (pred(first), last)
+}
+
+/// The fingerprints of the rows a replay read, per day.
+type SharedFingerprints = Arc<std::sync::Mutex<HashMap<NaiveDate, Fingerprint>>>;
+
+/// A replay's view of the report cache: a closed day answers from it when
+/// ClickHouse's fingerprints of the day and the day before, asked before
+/// the replay started, equal those of the rows it was replayed from.
+struct ClosedDays {
+    cache: Arc<ReportCache>,
+    site: String,
+    /// Per day, as ClickHouse counted the rows (days without rows left out).
+    stored: HashMap<NaiveDate, Fingerprint>,
+    /// Per day, as this replay read the rows.
+    read: SharedFingerprints,
+    today: NaiveDate,
+    free_text_from: NaiveDate,
+}
+
+impl RollupCache for ClosedDays {
+    fn get(&mut self, day: NaiveDate) -> Option<Arc<DayRollups>> {
+        if day >= self.today {
+            return None;
+        }
+        let of = |d: NaiveDate| self.stored.get(&d).copied().unwrap_or_default();
+        self.cache.get(&self.site, day, (of(pred(day)), of(day)))
+    }
+
+    fn put(&mut self, day: NaiveDate, rollups: &Arc<DayRollups>) {
+        if day >= self.today {
+            return;
+        }
+        // keyed by the rows read, which may be newer than the fingerprints
+        // asked for before: a kept day never stands for rows it did not see
+        let key = {
+            let read = self.read.lock().unwrap_or_else(|p| p.into_inner());
+            match (read.get(&pred(day)), read.get(&day)) {
+                (Some(before), Some(own)) => (*before, *own),
+                _ => return,
+            }
+        };
+        self.cache
+            .put(&self.site, day, key, rollups, self.free_text_from);
+    }
+}
+
 /// Opens the backend from the whole configuration.
 pub fn open_from_config(config: &crate::config::Config) -> Result<ClickHouseStorage, OpenError> {
     ClickHouseStorage::open(&OpenOptions {
@@ -682,5 +847,6 @@ pub fn open_from_config(config: &crate::config::Config) -> Result<ClickHouseStor
             .map(|s| (s.id.clone(), s.tz()))
             .collect(),
         max_engaged_ms: config.server.max_engaged_seconds.saturating_mul(1000),
+        raw_days: config.retention.raw_days,
     })
 }
