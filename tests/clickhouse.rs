@@ -499,6 +499,162 @@ fn the_collector_ingests_into_clickhouse_and_reports_from_it() {
     assert_eq!(health.status(), 200);
 }
 
+/// A metric's value on a metrics page (summed over its labels).
+fn metric_value(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// GETs a report with the admin token and returns its JSON.
+fn report_json(server: &common::Server, path: &str) -> serde_json::Value {
+    let res = client()
+        .get(server.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().unwrap()
+}
+
+/// A collector keeps a closed day's roll-ups between reports (the second
+/// report of the day is answered from its cache), yet a late event that
+/// another writer puts into that day (a collector replaying its spool, an
+/// import, a migration) shows in the next report: ClickHouse's
+/// fingerprint of the day's rows decides, not the collector's memory.
+#[test]
+fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
+    let set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let config = collector_config(
+        &dir.path().join("data"),
+        &set.urls(),
+        "",
+        "vacuum_after_sweep = false",
+    );
+    let server = common::Server::start_config(dir.path(), &config);
+    // the other writer, on the collector's database
+    let mut o = options(&set, "", &dir.path().join("writer"));
+    o.config.database = "sparsam_http".into();
+    let writer = ClickHouseStorage::open(&o).expect("writer");
+
+    let today = chrono::Utc::now().date_naive();
+    let closed = today - chrono::Days::new(3);
+    let noon = closed
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    store(&writer, events_on(noon, 0..20));
+    wait_sent(&writer);
+
+    let summary = format!("/api/v1/sites/demo/summary?from={closed}&to={closed}");
+    let pages = format!("/api/v1/sites/demo/breakdown/page?from={closed}&to={closed}&limit=100");
+    let hits = |server: &common::Server| {
+        metric_value(
+            &common::metrics(server),
+            "sparsam_clickhouse_report_cache_hits_total",
+        )
+    };
+    assert_eq!(report_json(&server, &summary)["pageviews"], 20);
+    assert_eq!(report_json(&server, &pages)["rows"].as_array().unwrap().len(), 20);
+    // asked again: the closed day comes from the cache
+    let before = hits(&server);
+    assert_eq!(report_json(&server, &summary)["pageviews"], 20);
+    assert_eq!(report_json(&server, &pages)["rows"].as_array().unwrap().len(), 20);
+    assert!(hits(&server) > before, "the closed day was not cached");
+    let held = metric_value(
+        &common::metrics(&server),
+        "sparsam_clickhouse_report_cache_days",
+    );
+    assert!(held >= 1.0, "{held} days held");
+
+    // a late page view of a new visitor, into the cached day
+    store(
+        &writer,
+        vec![stored_pageview(noon + 3_600_000, 500, "https://example.org/late")],
+    );
+    wait_sent(&writer);
+    let answer = report_json(&server, &summary);
+    assert_eq!(answer["pageviews"], 21, "{answer}");
+    assert_eq!(answer["visitors"], 21, "{answer}");
+    let rows = report_json(&server, &pages);
+    assert!(
+        rows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["value"] == "https://example.org/late"),
+        "{rows}"
+    );
+}
+
+/// Free text held in the report cache goes when the embedded store's
+/// roll-ups would lose it: the sweep that drops a day past
+/// `retention.raw_days` takes the day's cached roll-ups (a search term
+/// among them) out of the collector's memory at once, without waiting for
+/// the next report.
+#[test]
+fn the_sweep_takes_cached_free_text_out_of_memory() {
+    let set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock");
+    // 2025-11-30 12:00 UTC: the day before is closed
+    let now = chrono::DateTime::from_timestamp_millis(TODAY_NOON).unwrap();
+    set_clock(&clock, now);
+    let config = collector_config(
+        &dir.path().join("data"),
+        &set.urls(),
+        "",
+        "vacuum_after_sweep = false\nraw_days = 2\nsweep_schedule = \"0 0 0 1 1 *\"",
+    );
+    let server = common::Server::start_config_env(
+        dir.path(),
+        &config,
+        &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+    );
+    let mut o = options(&set, "", &dir.path().join("writer"));
+    o.config.database = "sparsam_http".into();
+    let writer = ClickHouseStorage::open(&o).expect("writer");
+    let yesterday_noon = TODAY_NOON - DAY_MS;
+    let searches: Vec<Event> = (0..3u64)
+        .map(|n| Event {
+            kind: sparsam::model::EventKind::Search,
+            search_term: "my own name".into(),
+            ..stored_pageview(yesterday_noon + n as i64, n, "https://example.org/search")
+        })
+        .collect();
+    store(&writer, searches);
+    wait_sent(&writer);
+
+    let terms = "/api/v1/sites/demo/breakdown/search_term?from=2025-11-29&to=2025-11-29";
+    let answer = report_json(&server, terms);
+    assert_eq!(answer["rows"][0]["value"], "my own name", "{answer}");
+    let days_held = |server: &common::Server| {
+        metric_value(
+            &common::metrics(server),
+            "sparsam_clickhouse_report_cache_days",
+        )
+    };
+    assert!(days_held(&server) >= 1.0, "the closed day was not cached");
+
+    // two days and a half later the day is past retention.raw_days
+    set_clock(&clock, now + chrono::Duration::hours(60));
+    let res = client()
+        .post(server.url("/api/v1/sweep"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let report: serde_json::Value = res.json().unwrap();
+    assert_eq!(report["events_deleted"], 3, "{report}");
+    // gone from memory by the sweep itself, before any report asks
+    assert_eq!(days_held(&server), 0.0);
+    let answer = report_json(&server, terms);
+    assert_eq!(answer["rows"], serde_json::json!([]), "{answer}");
+}
+
 /// Site `demo` (Europe/Berlin) with declared events, goals and a funnel,
 /// on the backend named by `store`.
 fn report_config(data: &Path, store: &str) -> String {
