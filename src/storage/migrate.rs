@@ -565,7 +565,10 @@ fn copy_day(
 }
 
 /// Hands a chunk to the writer, waiting while its queue is full, and waits
-/// for the writer to take responsibility for it.
+/// for the writer to take responsibility for it. The chunk is spooled at
+/// once rather than after `clickhouse.flush_ms`: nothing else is coming
+/// while the copy waits for it, so the interval would only make every
+/// chunk wait (it bounded a copy to one chunk per `flush_ms`).
 fn send(target: &ClickHouseStorage, events: Vec<Event>) -> Result<(), MigrateError> {
     let ack = loop {
         match target.submit(events.clone()) {
@@ -574,6 +577,7 @@ fn send(target: &ClickHouseStorage, events: Vec<Event>) -> Result<(), MigrateErr
             Err(e) => return Err(e.into()),
         }
     };
+    target.flush()?;
     ack.blocking_recv()
         .map_err(|_| StorageError::Internal("the ClickHouse writer went away".into()))??;
     Ok(())

@@ -405,6 +405,7 @@ impl ClickHouseStorage {
             return Ok(replay);
         }
         Ok(replay.with_cache(Box::new(ClosedDays {
+            report: self.report_cache.begin(),
             cache: self.report_cache.clone(),
             site: site.to_owned(),
             stored,
@@ -799,6 +800,8 @@ type SharedFingerprints = Arc<std::sync::Mutex<HashMap<NaiveDate, Fingerprint>>>
 /// the replay started, equal those of the rows it was replayed from.
 struct ClosedDays {
     cache: Arc<ReportCache>,
+    /// When this report began (see `ReportCache::begin`).
+    report: u64,
     site: String,
     /// Per day, as ClickHouse counted the rows (days without rows left out).
     stored: HashMap<NaiveDate, Fingerprint>,
@@ -831,7 +834,7 @@ impl RollupCache for ClosedDays {
             }
         };
         self.cache
-            .put(&self.site, day, key, rollups, self.free_text_from);
+            .put(&self.site, day, key, rollups, self.free_text_from, self.report);
     }
 }
 

@@ -26,8 +26,11 @@
 //! forgotten at once.
 //!
 //! Bounded: `clickhouse.report_cache_mb` (default 128 MiB, 0 = off) caps
-//! the bytes held; past it the least recently used days go first. Only
-//! days before today (UTC) are kept: today's rows change all the time.
+//! the bytes held; past it the least recently used days go first, but
+//! never one the report in progress has used: a report over more days than
+//! fit keeps the days that fit rather than evicting each day before the
+//! next report reaches it. Only days before today (UTC) are kept: today's
+//! rows change all the time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,6 +97,14 @@ impl ReportCache {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Marks the start of a report: days it gets or puts from now on are
+    /// not evicted for its own later days (see [`ReportCache::put`]).
+    pub fn begin(&self) -> u64 {
+        let mut held = self.held();
+        held.tick += 1;
+        held.tick
+    }
+
     /// The roll-ups of `site`'s `day`, when kept for rows whose
     /// fingerprints are `key`. A day kept for other rows is forgotten.
     pub fn get(&self, site: &str, day: NaiveDate, key: DayKey) -> Option<Arc<DayRollups>> {
@@ -118,14 +129,16 @@ impl ReportCache {
             "sparsam_clickhouse_report_cache_misses_total"
         })
         .increment(1);
-        report(&held);
+        report_usage(&held);
         found
     }
 
     /// Keeps the roll-ups of `site`'s `day`, replayed from rows whose
     /// fingerprints are `key`, unless they date a counter before
-    /// `free_text_from` (the UTC day of `now - retention.raw_days`) or
-    /// alone exceed the bound. Returns whether they are kept.
+    /// `free_text_from` (the UTC day of `now - retention.raw_days`) or do
+    /// not fit: room is made by evicting the least recently used days that
+    /// the report begun at `report` (see [`ReportCache::begin`]) has not
+    /// used. Returns whether they are kept.
     pub fn put(
         &self,
         site: &str,
@@ -133,6 +146,7 @@ impl ReportCache {
         key: DayKey,
         rollups: &Arc<DayRollups>,
         free_text_from: NaiveDate,
+        report: u64,
     ) -> bool {
         let bytes = rollups.bytes() + site.len() + std::mem::size_of::<Entry>();
         if bytes > self.limit_bytes
@@ -151,10 +165,13 @@ impl ReportCache {
             let Some(oldest) = held
                 .days
                 .iter()
+                .filter(|(_, e)| e.last_use < report)
                 .min_by_key(|(_, e)| e.last_use)
                 .map(|(id, _)| id.clone())
             else {
-                break;
+                // everything held serves the report in progress
+                report_usage(&held);
+                return false;
             };
             remove(&mut held, &oldest);
         }
@@ -169,7 +186,7 @@ impl ReportCache {
                 last_use,
             },
         );
-        report(&held);
+        report_usage(&held);
         true
     }
 
@@ -190,7 +207,7 @@ impl ReportCache {
         for id in &gone {
             remove(&mut held, id);
         }
-        report(&held);
+        report_usage(&held);
     }
 
     /// Forgets `day` of every site, and the day after it (its roll-ups can
@@ -207,7 +224,7 @@ impl ReportCache {
         for id in &gone {
             remove(&mut held, id);
         }
-        report(&held);
+        report_usage(&held);
     }
 
     /// Days and bytes held.
@@ -230,7 +247,7 @@ fn remove(held: &mut Held, id: &(String, NaiveDate)) {
     }
 }
 
-fn report(held: &Held) {
+fn report_usage(held: &Held) {
     metrics::gauge!("sparsam_clickhouse_report_cache_days").set(held.days.len() as f64);
     metrics::gauge!("sparsam_clickhouse_report_cache_bytes").set(held.bytes as f64);
 }
@@ -275,7 +292,7 @@ mod tests {
         let cache = ReportCache::new(1 << 20);
         let day = date("2026-11-20");
         let r = rollups(day, day, "shoes");
-        assert!(cache.put("s", day, key(3), &r, date("2026-09-01")));
+        assert!(cache.put("s", day, key(3), &r, date("2026-09-01"), 0));
         assert_eq!(cache.get("s", day, key(3)), Some(r));
         // one row more: the kept day is stale and forgotten
         assert_eq!(cache.get("s", day, key(4)), None);
@@ -290,13 +307,13 @@ mod tests {
         let cache = ReportCache::new(1 << 20);
         let (d1, d2, d3) = (date("2026-11-19"), date("2026-11-20"), date("2026-11-21"));
         // a day before the free-text limit is not taken in
-        assert!(!cache.put("s", d1, key(1), &rollups(d1, d1, "a"), d2));
+        assert!(!cache.put("s", d1, key(1), &rollups(d1, d1, "a"), d2, 0));
         // nor a day after it that dates a counter before it (a site whose
         // local day starts the UTC day before)
-        assert!(!cache.put("s", d2, key(1), &rollups(d2, d1, "b"), d2));
-        assert!(cache.put("s", d2, key(1), &rollups(d2, d2, "c"), d2));
-        assert!(cache.put("s", d3, key(1), &rollups(d3, d3, "d"), d2));
-        assert!(cache.put("t", d3, key(1), &rollups(d3, d2, "e"), d2));
+        assert!(!cache.put("s", d2, key(1), &rollups(d2, d1, "b"), d2, 0));
+        assert!(cache.put("s", d2, key(1), &rollups(d2, d2, "c"), d2, 0));
+        assert!(cache.put("s", d3, key(1), &rollups(d3, d3, "d"), d2, 0));
+        assert!(cache.put("t", d3, key(1), &rollups(d3, d2, "e"), d2, 0));
         // the sweep's cutoff moves on a day: what dates a counter before
         // it goes, whichever UTC day holds it
         cache.forget_before(d3);
@@ -311,7 +328,7 @@ mod tests {
         let cache = ReportCache::new(1 << 20);
         let (d1, d2, d3) = (date("2026-11-19"), date("2026-11-20"), date("2026-11-21"));
         for d in [d1, d2, d3] {
-            assert!(cache.put("s", d, key(1), &rollups(d, d, "x"), d1));
+            assert!(cache.put("s", d, key(1), &rollups(d, d, "x"), d1, 0));
         }
         cache.forget_day(d1);
         assert_eq!(cache.days(), vec![("s".to_owned(), d3)]);
@@ -320,28 +337,35 @@ mod tests {
     #[test]
     fn the_bound_holds_and_the_least_recently_used_day_goes_first() {
         let day = date("2026-11-20");
-        let one = rollups(day, day, &"x".repeat(1000));
-        let size = one.bytes() + 1 + std::mem::size_of::<Entry>();
+        let big = |d: NaiveDate| rollups(d, d, &"x".repeat(1000));
+        let size = big(day).bytes() + 1 + std::mem::size_of::<Entry>();
         let cache = ReportCache::new(size * 3);
-        let days: Vec<NaiveDate> = (0..3).map(|n| day + chrono::Days::new(n)).collect();
-        for d in &days {
-            assert!(cache.put("s", *d, key(1), &rollups(*d, *d, &"x".repeat(1000)), day));
+        let days: Vec<NaiveDate> = (0..5).map(|n| day + chrono::Days::new(n)).collect();
+        let first = cache.begin();
+        for d in &days[..3] {
+            assert!(cache.put("s", *d, key(1), &big(*d), day, first));
         }
-        // the first day is used, so the second is the least recently used
+        // a later report uses the first day: the second is now the least
+        // recently used and makes room for the fourth
+        let second = cache.begin();
         assert!(cache.get("s", days[0], key(1)).is_some());
-        let fourth = day + chrono::Days::new(3);
-        assert!(cache.put("s", fourth, key(1), &rollups(fourth, fourth, &"x".repeat(1000)), day));
+        assert!(cache.put("s", days[3], key(1), &big(days[3]), day, second));
         assert_eq!(
             cache.days(),
             vec![
                 ("s".to_owned(), days[0]),
                 ("s".to_owned(), days[2]),
-                ("s".to_owned(), fourth)
+                ("s".to_owned(), days[3])
             ]
         );
         assert!(cache.usage().1 <= size * 3);
+        // a fifth day of the same report: the third day is older than the
+        // report and goes; then only days this report used are left
+        assert!(cache.put("s", days[4], key(1), &big(days[4]), day, second));
+        assert!(!cache.put("s", days[1], key(1), &big(days[1]), day, second));
+        assert_eq!(cache.usage().0, 3);
         // a day larger than the whole bound is not kept; 0 keeps nothing
-        assert!(!ReportCache::new(10).put("s", day, key(1), &one, day));
-        assert!(!ReportCache::new(0).put("s", day, key(1), &one, day));
+        assert!(!ReportCache::new(10).put("s", day, key(1), &big(day), day, 0));
+        assert!(!ReportCache::new(0).put("s", day, key(1), &big(day), day, 0));
     }
 }
