@@ -32,6 +32,7 @@
 //! `retention.free_text_min_visitors` (`common_free_text`); the
 //! configuration refuses that setting at start.
 
+pub mod history;
 pub mod http;
 pub mod report_cache;
 pub mod rows;
@@ -60,8 +61,8 @@ use crate::store::StoreError;
 
 use super::{
     ConversionQuery, Conversions, Dimension, ExpiryPlan, FilteredAnswer, FilteredQuery,
-    FreeTextExpiry, FreeTextRowFact, FreeTextVetted, PendingAck, Ranked, RollupExpiry, Storage,
-    StorageError, StoredEventFact, Totals, VacuumReport,
+    FreeTextExpiry, FreeTextRowFact, FreeTextVetted, KeptRollups, PendingAck, Ranked,
+    RollupExpiry, Storage, StorageError, StoredEventFact, Totals, VacuumReport,
 };
 
 pub use self::settings::PASSWORD_ENV;
@@ -242,10 +243,15 @@ impl ClickHouseStorage {
     /// Active parts of `day`'s partition on every replica of every shard
     /// (or on the one server), with how many servers were asked.
     fn active_parts(&self, day: NaiveDate) -> Result<(u64, usize), StorageError> {
+        self.active_parts_of(self.layout.events_local(), day)
+    }
+
+    /// Active parts of `day`'s partition of `table` on every server.
+    fn active_parts_of(&self, table: &str, day: NaiveDate) -> Result<(u64, usize), StorageError> {
         let filter = format!(
             "database = {} AND table = '{}' AND partition = {} AND active",
             literal(&self.layout.database),
-            self.layout.events_local(),
+            table,
             day_literal(day)
         );
         if !self.layout.is_cluster() {
@@ -404,7 +410,13 @@ impl ClickHouseStorage {
         if !cached {
             return Ok(replay);
         }
+        let kept = self
+            .stored_rollups(site, first, last)?
+            .into_iter()
+            .map(|(day, rollups)| (day, Arc::new(rollups)))
+            .collect();
         Ok(replay.with_cache(Box::new(ClosedDays {
+            kept,
             report: self.report_cache.begin(),
             cache: self.report_cache.clone(),
             site: site.to_owned(),
@@ -413,6 +425,142 @@ impl ClickHouseStorage {
             today: rows::utc_day(now_ms),
             free_text_from,
         })))
+    }
+
+    /// The roll-ups the sweep stored for `site`'s UTC days `first..=last`
+    /// (the newest complete write of each day, see `history.rs`).
+    fn stored_rollups(
+        &self,
+        site: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<HashMap<NaiveDate, DayRollups>, StorageError> {
+        let answer = self.client.query(
+            &format!(
+                "SELECT day, site, version, rows, kind, hour, dimension, local_day, value, counts \
+                 FROM {} WHERE site = {} AND day >= {} AND day <= {} FORMAT JSONEachRow",
+                self.layout.table("rollups"),
+                literal(site),
+                day_literal(first),
+                day_literal(last)
+            ),
+            &[("output_format_json_quote_64bit_integers", "0")],
+        )?;
+        history::newest_complete(&answer).map_err(|e| StorageError::Internal(e.to_string()))
+    }
+
+    /// Versions of `site`'s stored roll-ups of `day`, each with the rows
+    /// it should have and the rows it has.
+    fn stored_writes(&self, site: &str, day: NaiveDate) -> Result<Vec<(u64, u64, u64)>, StorageError> {
+        let answer = self.query(&format!(
+            "SELECT version, any(rows), count() FROM {} WHERE site = {} AND day = {} \
+             GROUP BY version FORMAT TabSeparated",
+            self.layout.table("rollups"),
+            literal(site),
+            day_literal(day)
+        ))?;
+        answer
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let fields: Vec<&str> = line.split('\t').collect();
+                let [version, want, have] = fields[..] else {
+                    return Err(StorageError::Internal(format!("roll-up write {line:?}")));
+                };
+                Ok((number(version)?, number(want)?, number(have)?))
+            })
+            .collect()
+    }
+
+    /// The sites with raw rows on `day`.
+    fn sites_on(&self, day: NaiveDate) -> Result<Vec<String>, StorageError> {
+        let answer = self.client.query(
+            &format!(
+                "SELECT DISTINCT site FROM {} WHERE day = {} FORMAT JSONEachRow",
+                self.layout.table("events"),
+                day_literal(day)
+            ),
+            &[],
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Site {
+            site: String,
+        }
+        answer
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                serde_json::from_str::<Site>(line)
+                    .map(|s| s.site)
+                    .map_err(|e| StorageError::Internal(format!("site row from ClickHouse: {e}")))
+            })
+            .collect()
+    }
+
+    /// A replay of `site` that reads every day it is asked for, without
+    /// the report cache (the sweep's replay of the days it stores).
+    fn plain_replay(&self, site: &str) -> Replay<'static> {
+        let events = self.layout.table("events");
+        let site_literal = literal(site);
+        let client = self.client.clone();
+        let fetch = move |day: NaiveDate| -> Result<Vec<ReplayEvent>, StoreError> {
+            let day_text = day.format("%Y-%m-%d");
+            let answer = client
+                .query(
+                    &format!(
+                        "SELECT {} FROM {events} WHERE site = {site_literal} AND day = '{day_text}' \
+                         ORDER BY ts_ms, seq FORMAT JSONEachRow",
+                        rows::REPLAY_COLUMNS
+                    ),
+                    &[("output_format_json_quote_64bit_integers", "0")],
+                )
+                .map_err(|e| StoreError::Replay {
+                    transient: e.is_transient(),
+                    message: e.to_string(),
+                })?;
+            answer
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|line| {
+                    rows::parse_replay_row_with_id(line)
+                        .map(|(event, _)| event)
+                        .map_err(|e| StoreError::Replay {
+                            message: format!("event row of {day_text} from ClickHouse: {e}"),
+                            transient: false,
+                        })
+                })
+                .collect()
+        };
+        let tz = self
+            .site_timezones
+            .get(site)
+            .copied()
+            .unwrap_or(chrono_tz::Tz::UTC);
+        Replay::new(tz, self.max_engaged_ms, Box::new(fetch))
+    }
+
+    /// Waits until `site`'s write `version` of `day` reads back whole (a
+    /// replica may still be fetching it), up to the request timeout.
+    fn count_back(&self, site: &str, day: NaiveDate, version: u64, rows: u64) -> Result<(), StorageError> {
+        let sql = format!(
+            "SELECT count() FROM {} WHERE site = {} AND day = {} AND version = {version}",
+            self.layout.table("rollups"),
+            literal(site),
+            day_literal(day)
+        );
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let have = self.count(&sql)?;
+            if have == rows {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StorageError::Unavailable(format!(
+                    "roll-ups of {site} on {day}: {have} of {rows} rows read back"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn audit_insert(&self, id: u64, json: &str) -> Result<(), StorageError> {
@@ -505,13 +653,46 @@ impl Storage for ClickHouseStorage {
         Ok(0)
     }
 
-    fn expire_rollups(
-        &self,
-        _cutoff_ms: i64,
-        _dry_run: bool,
-    ) -> Result<RollupExpiry, StorageError> {
-        // no roll-ups are kept in ClickHouse
-        Ok(RollupExpiry::default())
+    fn expire_rollups(&self, cutoff_ms: i64, dry_run: bool) -> Result<RollupExpiry, StorageError> {
+        // whole UTC days of stored roll-ups, a partition each
+        let before = rows::utc_day(cutoff_ms);
+        let answer = self.query(&format!(
+            "SELECT day, countIf(kind = 0), countIf(kind = 1) FROM {} WHERE day < {} \
+             GROUP BY day ORDER BY day FORMAT TabSeparated",
+            self.layout.table("rollups"),
+            day_literal(before)
+        ))?;
+        let mut expiry = RollupExpiry::default();
+        for line in answer.lines().filter(|l| !l.is_empty()) {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [day, hourly, dims] = fields[..] else {
+                return Err(StorageError::Internal(format!("roll-up day {line:?}")));
+            };
+            let day = NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                .map_err(|_| StorageError::Internal(format!("roll-up day {line:?}")))?;
+            expiry.hourly_rows += number(hourly)?;
+            expiry.dim_rows += number(dims)?;
+            if dry_run {
+                continue;
+            }
+            self.client.query(
+                &format!(
+                    "ALTER TABLE {}{} DROP PARTITION {}",
+                    self.layout.table(self.layout.rollups_local()),
+                    self.layout.on_cluster(),
+                    day_literal(day)
+                ),
+                &[("replication_alter_partitions_sync", "2")],
+            )?;
+            let (parts, servers) = self.active_parts_of(self.layout.rollups_local(), day)?;
+            if parts > 0 {
+                return Err(StorageError::Internal(format!(
+                    "roll-ups of {day}: {parts} parts still active after dropping the partition"
+                )));
+            }
+            tracing::info!(day = %day, servers, "ClickHouse roll-up partition dropped and checked gone");
+        }
+        Ok(expiry)
     }
 
     fn expire_free_text(
@@ -731,9 +912,117 @@ impl Storage for ClickHouseStorage {
 
     fn for_each_free_text_row(
         &self,
-        _visit: &mut dyn FnMut(FreeTextRowFact<'_>),
+        visit: &mut dyn FnMut(FreeTextRowFact<'_>),
     ) -> Result<(), StorageError> {
+        // every stored value of a free-text dimension, checked here by the
+        // same rule the sweep cut them with: one that still carries free
+        // text is reported
+        let answer = self.client.query(
+            &format!(
+                "SELECT site, dimension, local_day, value FROM {} \
+                 WHERE kind = 1 AND dimension IN ({}) FORMAT JSONEachRow",
+                self.layout.table("rollups"),
+                history::free_text_dimension_list()
+            ),
+            &[],
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Value {
+            site: String,
+            dimension: String,
+            local_day: i32,
+            value: String,
+        }
+        for line in answer.lines().filter(|l| !l.is_empty()) {
+            let row: Value = serde_json::from_str(line)
+                .map_err(|e| StorageError::Internal(format!("roll-up row from ClickHouse: {e}")))?;
+            let dimension: Dimension = row
+                .dimension
+                .parse()
+                .map_err(|e| StorageError::Internal(format!("roll-up row from ClickHouse: {e}")))?;
+            if crate::store::rollup::without_free_text(dimension, &row.value).is_some() {
+                visit(FreeTextRowFact {
+                    table: "rollups",
+                    site: &row.site,
+                    dimension,
+                    day: row.local_day,
+                });
+            }
+        }
         Ok(())
+    }
+
+    fn keep_rollups(&self, day: NaiveDate) -> Result<KeptRollups, StorageError> {
+        let mut kept = KeptRollups::default();
+        for site in self.sites_on(day)? {
+            // a complete write stored before (a sweep stopped before the
+            // drop, or another collector's sweep) stands: nothing twice
+            if self
+                .stored_writes(&site, day)?
+                .iter()
+                .any(|(_, want, have)| want == have)
+            {
+                kept.sites_present += 1;
+                continue;
+            }
+            let rollups = self.plain_replay(&site).day_rollups(day)?;
+            let (rollups, cut) = history::cut_free_text(&rollups);
+            let version = {
+                // ordered by time, unique across collectors in practice
+                let mut random = [0u8; 2];
+                getrandom::fill(&mut random).map_err(|e| StorageError::Internal(e.to_string()))?;
+                let ms = u64::try_from(crate::clock::now().timestamp_millis()).unwrap_or(0);
+                ms * 1024 + u64::from(u16::from_le_bytes(random) & 0x3ff)
+            };
+            let rows = history::to_rows(&site, day, version, &rollups);
+            if rows.is_empty() {
+                continue;
+            }
+            let params: &[(&str, &str)] = if self.layout.is_cluster() {
+                &[("insert_distributed_sync", "1")]
+            } else {
+                &[]
+            };
+            self.client.execute(
+                &format!("INSERT INTO {} FORMAT JSONEachRow", self.layout.table("rollups")),
+                history::body(&rows),
+                params,
+            )?;
+            self.count_back(&site, day, version, rows.len() as u64)?;
+            kept.sites_written += 1;
+            kept.rows += rows.len() as u64;
+            kept.free_text_cut += cut;
+        }
+        tracing::info!(
+            day = %day,
+            written = kept.sites_written,
+            present = kept.sites_present,
+            rows = kept.rows,
+            "ClickHouse roll-ups of the day stored and read back"
+        );
+        Ok(kept)
+    }
+
+    fn oldest_rollup_day(&self) -> Result<Option<NaiveDate>, StorageError> {
+        // stored roll-ups, and the raw rows reports replay into roll-ups
+        let answer = self.query(&format!(
+            "SELECT count(), min(hour) FROM {} WHERE kind = 0 FORMAT TabSeparated",
+            self.layout.table("rollups")
+        ))?;
+        let (n, hour) = answer.trim().split_once('\t').unwrap_or(("0", "0"));
+        let stored = (number(n)? > 0)
+            .then(|| hour.parse::<i64>().ok())
+            .flatten()
+            .map(|h| rows::utc_day(h * 3_600_000));
+        let raw = self.oldest_event_ms()?.map(rows::utc_day);
+        Ok(match (stored, raw) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn rollup_tables(&self) -> &'static [&'static str] {
+        &["rollups"]
     }
 
     fn audit_records(&self) -> Result<Vec<(u64, String)>, StorageError> {
@@ -799,6 +1088,9 @@ type SharedFingerprints = Arc<std::sync::Mutex<HashMap<NaiveDate, Fingerprint>>>
 /// ClickHouse's fingerprints of the day and the day before, asked before
 /// the replay started, equal those of the rows it was replayed from.
 struct ClosedDays {
+    /// Roll-ups the sweep stored before deleting raw rows (`history.rs`):
+    /// they answer for their days whatever raw rows are left.
+    kept: HashMap<NaiveDate, Arc<DayRollups>>,
     cache: Arc<ReportCache>,
     /// When this report began (see `ReportCache::begin`).
     report: u64,
@@ -813,6 +1105,9 @@ struct ClosedDays {
 
 impl RollupCache for ClosedDays {
     fn get(&mut self, day: NaiveDate) -> Option<Arc<DayRollups>> {
+        if let Some(kept) = self.kept.get(&day) {
+            return Some(kept.clone());
+        }
         if day >= self.today {
             return None;
         }
@@ -821,7 +1116,7 @@ impl RollupCache for ClosedDays {
     }
 
     fn put(&mut self, day: NaiveDate, rollups: &Arc<DayRollups>) {
-        if day >= self.today {
+        if day >= self.today || self.kept.contains_key(&day) {
             return;
         }
         // keyed by the rows read, which may be newer than the fingerprints
