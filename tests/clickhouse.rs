@@ -1042,6 +1042,445 @@ fn assert_reports_equal(url: &str) {
     assert!(!live.contains("\"visitors\":0"), "{live}");
 }
 
+/// Sweeps the collector behind `server` at its (simulated) clock and
+/// returns the sweep's report.
+fn sweep(server: &common::Server) -> serde_json::Value {
+    let res = client()
+        .post(server.url("/api/v1/sweep"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().unwrap()
+}
+
+/// Reports over days whose raw events the sweep deleted answer on
+/// ClickHouse as on the embedded store, from the roll-ups the sweep kept
+/// (Debian's ClickHouse 18.16).
+#[test]
+fn reports_past_raw_days_equal_the_embedded_stores() {
+    let set = ClickHouseSet::single();
+    assert_history_equal(&set.urls()[0], |sql| set.query(0, sql));
+}
+
+/// The same on a current ClickHouse (chDB).
+#[test]
+fn reports_past_raw_days_on_current_clickhouse_equal_the_embedded_stores() {
+    let Some(chdb) = chdb::Chdb::start() else {
+        return;
+    };
+    assert!(chdb_major(&chdb) >= 24, "not a current ClickHouse");
+    assert_history_equal(&chdb.url(), |sql| chdb.query(sql));
+}
+
+/// Loads the generated events of four days and of the same days a year
+/// earlier into a redb store and into ClickHouse (`sparsam_history`),
+/// starts a collector on each with `retention.raw_days = 2`, sweeps both at
+/// once, and compares every report endpoint over the whole range, swept
+/// days included: summary, time series, every breakdown (the free-text
+/// dimensions day by day too), filters, `compare=previous` and
+/// `compare=year`, goals and funnel. Then both restart with
+/// `raw_days = 1` and sweep again (the day that was the boundary goes,
+/// and the free text of its roll-ups with it) and everything is compared
+/// again. `query` runs SQL on the ClickHouse server.
+fn assert_history_equal(url: &str, query: impl Fn(&str) -> String) {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = |raw_days: u32| {
+        format!(
+            "[retention]\nvacuum_after_sweep = false\nraw_days = {raw_days}\n\
+             sweep_schedule = \"0 0 0 1 1 *\"\n"
+        )
+    };
+    let redb_config = |raw_days| report_config(&dir.path().join("redb"), &retention(raw_days));
+    let ch_config = |raw_days| {
+        report_config(
+            &dir.path().join("ch"),
+            &format!(
+                "[store]\nbackend = \"clickhouse\"\n{}\
+                 [clickhouse]\nurls = [{url:?}]\ndatabase = \"sparsam_history\"\nflush_ms = 50",
+                retention(raw_days)
+            ),
+        )
+    };
+    // reports and retention run on the wall clock
+    let now = chrono::Utc::now();
+    let today = now.date_naive();
+    let today_ms = today
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    const YEAR_MS: i64 = 364 * DAY_MS;
+    let mut events = generated_events(today_ms, now.timestamp_millis());
+    events.extend(generated_events(
+        today_ms - YEAR_MS,
+        now.timestamp_millis() - YEAR_MS,
+    ));
+    events.sort_by_key(|e| e.ts_ms);
+    for config in [redb_config(2), ch_config(2)] {
+        let parsed = sparsam::Config::parse(&config).expect("config");
+        let storage = sparsam::app::open_backend(&parsed).expect("open backend");
+        for chunk in events.chunks(37) {
+            storage
+                .submit(chunk.to_vec())
+                .expect("queued")
+                .blocking_recv()
+                .expect("answer")
+                .expect("stored");
+        }
+        eventually(events.len() as u64, || storage.event_count().unwrap_or(0));
+        storage.close().expect("close");
+    }
+
+    let day = |back: u64| today - chrono::Days::new(back);
+    for raw_days in [2, 1] {
+        let redb_dir = tempfile::tempdir().unwrap();
+        let ch_dir = tempfile::tempdir().unwrap();
+        let mut embedded = common::Server::start_config(redb_dir.path(), &redb_config(raw_days));
+        let mut clickhouse = common::Server::start_config(ch_dir.path(), &ch_config(raw_days));
+        // a start-up sweep (the first time) is over before the one asked for
+        for server in [&embedded, &clickhouse] {
+            eventually(true, || {
+                let audit = report_json(server, "/api/v1/audit");
+                audit["last_sweeps"][0]["outcome"] == "ok"
+            });
+        }
+        // both at once, so both cut at the same time
+        let (want, got) = std::thread::scope(|s| {
+            let a = s.spawn(|| sweep(&embedded));
+            let b = s.spawn(|| sweep(&clickhouse));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let boundary = chrono::DateTime::from_timestamp_millis(
+            got["cutoff_ms"].as_i64().unwrap(),
+        )
+        .unwrap()
+        .date_naive();
+        assert_eq!(boundary, day(u64::from(raw_days)));
+        assert_eq!(want["dry_run"], got["dry_run"]);
+        // the raw events of the swept days are gone from ClickHouse
+        let raw_left = query(&format!(
+            "SELECT count() FROM sparsam_history.events WHERE day < '{boundary}'"
+        ));
+        assert_eq!(raw_left.trim(), "0", "raw_days {raw_days}");
+
+        let range = format!("from={}&to={today}", day(6));
+        let year_ago = format!(
+            "from={}&to={}",
+            day(6) - chrono::Days::new(364),
+            day(0) - chrono::Days::new(364)
+        );
+        let filters = [
+            "",
+            "&filter=device_type%3D%3Dsmartphone",
+            "&filter=page%3D%3Dhttps%3A%2F%2Fexample.org%2Fguide%2Fa",
+        ];
+        let mut paths = Vec::new();
+        for f in filters {
+            for r in [&range, &year_ago] {
+                paths.push(format!("summary?{r}{f}"));
+                paths.push(format!("timeseries?{r}&interval=hour{f}"));
+                paths.push(format!("timeseries?{r}&interval=day{f}"));
+                for dim in sparsam::storage::Dimension::ALL {
+                    paths.push(format!("breakdown/{dim}?{r}&limit=1000{f}"));
+                }
+            }
+            paths.push(format!("summary?from={}&to={}&compare=year{f}", day(5), day(1)));
+            paths.push(format!(
+                "timeseries?from={}&to={}&interval=day&compare=year{f}",
+                day(5),
+                day(1)
+            ));
+            paths.push(format!("summary?from={}&to={}&compare=previous{f}", day(2), day(1)));
+            paths.push(format!("goals?{range}{f}"));
+            paths.push(format!("funnel?{range}{f}"));
+        }
+        for dim in sparsam::storage::Dimension::ALL {
+            paths.push(format!(
+                "breakdown/{dim}?from={}&to={}&limit=1000&compare=year",
+                day(5),
+                day(1)
+            ));
+        }
+        // the free-text dimensions day by day: kept, cut or gone per day
+        for back in 0..7 {
+            for dim in sparsam::store::rollup::FREE_TEXT_DIMS {
+                paths.push(format!(
+                    "breakdown/{dim}?from={}&to={}&limit=1000",
+                    day(back),
+                    day(back)
+                ));
+            }
+        }
+        let mut differences = Vec::new();
+        for path in &paths {
+            let path = format!("/api/v1/sites/demo/{path}");
+            let want = report_answer(&embedded, &path, false);
+            let got = report_answer(&clickhouse, &path, false);
+            assert_eq!(want.0, 200, "{path} on redb: {}", want.1);
+            let parse = |body: &str| {
+                let mut v: Option<serde_json::Value> = serde_json::from_str(body).ok();
+                if let Some(serde_json::Value::Object(o)) = v.as_mut() {
+                    o.remove("as_of");
+                }
+                v
+            };
+            let want_json = parse(&want.1).unwrap();
+            if parse(&got.1).as_ref() != Some(&want_json) {
+                differences.push(format!(
+                    "{path}\n  redb:       {want_json}\n  ClickHouse: {}",
+                    got.1
+                ));
+            }
+        }
+        assert!(
+            differences.is_empty(),
+            "raw_days {raw_days}: {} of {} answers differ:\n{}",
+            differences.len(),
+            paths.len(),
+            differences.join("\n")
+        );
+        // what was compared over the swept days is not empty
+        for r in [format!("from={}&to={}", day(4), day(3)), year_ago.clone()] {
+            let (_, summary) = report_answer(
+                &clickhouse,
+                &format!("/api/v1/sites/demo/summary?{r}"),
+                false,
+            );
+            let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+            assert!(
+                summary["pageviews"].as_u64().unwrap_or(0) > 20,
+                "raw_days {raw_days}, {r}: {summary}"
+            );
+        }
+        let (_, pages) = report_answer(
+            &clickhouse,
+            &format!(
+                "/api/v1/sites/demo/breakdown/page?from={}&to={}",
+                day(4),
+                day(4)
+            ),
+            false,
+        );
+        assert!(pages.contains("https://example.org/"), "{pages}");
+        embedded.stop();
+        clickhouse.stop();
+    }
+    // every swept day's roll-ups are read from one write per site and day
+    let writes = query(
+        "SELECT count() FROM (SELECT site, day, uniqExact(version) AS n \
+         FROM sparsam_history.rollups GROUP BY site, day HAVING n > 1)",
+    );
+    assert_eq!(writes.trim(), "0");
+    let free_text = query(&format!(
+        "SELECT count() FROM sparsam_history.rollups WHERE dimension = 'search_term' \
+         AND local_day < {}",
+        sparsam::store::schema::day_number(day(1))
+    ));
+    assert_eq!(free_text.trim(), "0");
+}
+
+/// A sweep that stops after writing a day's roll-ups and before dropping
+/// the day neither loses nor doubles the day: the step run twice writes
+/// once, and the reports after the drop are those before it.
+#[test]
+fn keeping_a_days_rollups_twice_writes_them_once() {
+    let set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = ClickHouseStorage::open(&options(&set, "", dir.path())).expect("open");
+    let day = rows::utc_day(TODAY_NOON - 5 * DAY_MS);
+    let before = day.pred_opt().unwrap();
+    let noon = TODAY_NOON - 5 * DAY_MS;
+    // a visit across midnight into `day`, and page views on `day`
+    let mut events = vec![
+        stored_pageview(noon - DAY_MS / 2 - 120_000, 7, "https://example.org/late"),
+        stored_pageview(noon - DAY_MS / 2 + 60_000, 7, "https://example.org/after?q=1"),
+    ];
+    events.extend(events_on(noon, 0..20));
+    store(&storage, events);
+    wait_sent(&storage);
+    let (from, to) = (noon - DAY_MS, noon + DAY_MS);
+    let totals = storage.hourly_totals("demo", from, to).unwrap();
+    let browsers = storage
+        .ranked("demo", sparsam::storage::Dimension::Browser, before, day, 100, 0)
+        .unwrap();
+    assert!(!totals.is_empty());
+
+    let free_text_before = sparsam::store::schema::day_number(day) + 1;
+    let first = storage.keep_rollups(day, free_text_before).unwrap();
+    assert_eq!((first.sites_written, first.sites_present), (1, 0));
+    assert!(first.rows > 0 && first.free_text_cut > 0, "{first:?}");
+    // the sweep stopped here; the next one runs the step again
+    let again = storage.keep_rollups(day, free_text_before).unwrap();
+    assert_eq!((again.sites_written, again.sites_present, again.rows), (0, 1, 0));
+    assert_eq!(
+        set.count(
+            0,
+            &format!("SELECT uniqExact(version) FROM sparsam_test.rollups WHERE day = '{day}'")
+        ),
+        1
+    );
+    // stored days answer as the replay did, before and after the drop
+    assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
+    storage.keep_rollups(before, free_text_before).unwrap();
+    storage.drop_day(before).unwrap();
+    storage.drop_day(day).unwrap();
+    assert_eq!(storage.event_count().unwrap(), 0);
+    assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
+    assert_eq!(
+        storage
+            .ranked("demo", sparsam::storage::Dimension::Browser, before, day, 100, 0)
+            .unwrap(),
+        browsers
+    );
+    // the page's query is cut, its path kept
+    let pages = storage
+        .ranked("demo", sparsam::storage::Dimension::Page, day, day, 100, 0)
+        .unwrap();
+    let values: Vec<&str> = pages.rows.iter().map(|(v, _)| v.as_str()).collect();
+    assert!(values.contains(&"https://example.org/after"), "{values:?}");
+    assert!(!values.iter().any(|v| v.contains('?')), "{values:?}");
+}
+
+/// After the sweep no table of the database holds a search term or a
+/// query of a day past `retention.raw_days`, while that day's counts are
+/// still reported (its path kept); the audit names the roll-up table with
+/// no free text and the oldest roll-up day; `retention.rollup_days` drops
+/// the roll-up partitions, checked in `system.parts`.
+#[test]
+fn no_free_text_of_swept_days_is_left_in_any_table() {
+    const MARKER: &str = "zqxmarker";
+    let set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |rollup_days: u32| {
+        collector_config(
+            &dir.path().join("data"),
+            &set.urls(),
+            "",
+            &format!(
+                "vacuum_after_sweep = false\nraw_days = 2\nrollup_days = {rollup_days}\n\
+                 sweep_schedule = \"0 0 0 1 1 *\""
+            ),
+        )
+    };
+    let mut server = common::Server::start_config(dir.path(), &config(30));
+    // the start-up sweep (none ran before) is over before events come
+    eventually(true, || {
+        let audit = report_json(&server, "/api/v1/audit");
+        audit["last_sweeps"][0]["outcome"] == "ok"
+    });
+    let mut o = options(&set, "", &dir.path().join("writer"));
+    o.config.database = "sparsam_http".into();
+    let writer = ClickHouseStorage::open(&o).expect("writer");
+    // reports and retention run on the wall clock
+    let old_noon = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis()
+        - 5 * DAY_MS;
+    let old_day = rows::utc_day(old_noon);
+    let mut events: Vec<Event> = (0..4u64)
+        .map(|n| Event {
+            kind: sparsam::model::EventKind::Search,
+            search_term: format!("{MARKER} {n}"),
+            ..stored_pageview(old_noon + n as i64 * 1000, n, "https://example.org/search")
+        })
+        .collect();
+    events.extend((0..4u64).map(|n| {
+        stored_pageview(
+            old_noon + 10_000 + n as i64,
+            n,
+            &format!("https://example.org/search?q={MARKER}"),
+        )
+    }));
+    store(&writer, events);
+    wait_sent(&writer);
+    let everything = || -> String {
+        let tables = set.query(
+            0,
+            "SELECT name FROM system.tables WHERE database = 'sparsam_http' FORMAT TabSeparated",
+        );
+        tables
+            .lines()
+            .map(|t| set.query(0, &format!("SELECT * FROM sparsam_http.{t} FORMAT TabSeparated")))
+            .collect()
+    };
+    assert!(everything().contains(MARKER), "the marker was never stored");
+
+    let report = sweep(&server);
+    assert_eq!(report["events_deleted"], 8, "{report}");
+    assert!(
+        report["rollups_kept"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(old_day.to_string())),
+        "{report}"
+    );
+    let all = everything();
+    assert!(!all.contains(MARKER), "free text left after the sweep:\n{all}");
+    // the day's counts are still there, its page path without the query
+    let pages = report_json(
+        &server,
+        &format!("/api/v1/sites/demo/breakdown/page?from={old_day}&to={old_day}"),
+    );
+    assert_eq!(
+        pages["rows"][0]["value"],
+        "https://example.org/search",
+        "{pages}\n{}",
+        set.query(0, "SELECT * FROM sparsam_http.rollups FORMAT TabSeparated")
+    );
+    let summary = report_json(
+        &server,
+        &format!("/api/v1/sites/demo/summary?from={old_day}&to={old_day}"),
+    );
+    assert_eq!(summary["pageviews"], 4, "{summary}");
+    let terms = report_json(
+        &server,
+        &format!("/api/v1/sites/demo/breakdown/search_term?from={old_day}&to={old_day}"),
+    );
+    assert_eq!(terms["rows"], serde_json::json!([]), "{terms}");
+    // the audit: the roll-up table checked, nothing of free text in it
+    let audit = report_json(&server, "/api/v1/audit");
+    assert_eq!(audit["oldest_rollup_day"], old_day.to_string(), "{audit}");
+    let table = audit["free_text"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "rollups")
+        .unwrap_or_else(|| panic!("no rollups table in {audit}"))
+        .clone();
+    assert_eq!(table["older_than_allowed"], 0, "{table}");
+    assert_eq!(audit["verification"]["ok"], true, "{audit}");
+    assert_eq!(
+        audit["last_sweeps"][0]["rollups_kept"],
+        report["rollups_kept"],
+        "{audit}"
+    );
+
+    // past retention.rollup_days the day's roll-up partition goes
+    server.stop();
+    let server = common::Server::start_config(dir.path(), &config(3));
+    let report = sweep(&server);
+    assert!(report["rollup_rows_deleted"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        set.count(
+            0,
+            &format!(
+                "SELECT count() FROM system.parts WHERE database = 'sparsam_http' \
+                 AND table = 'rollups' AND partition = '{old_day}' AND active"
+            )
+        ),
+        0
+    );
+    let summary = report_json(
+        &server,
+        &format!("/api/v1/sites/demo/summary?from={old_day}&to={old_day}"),
+    );
+    assert_eq!(summary["pageviews"], 0, "{summary}");
+}
+
 /// Sets the collectors' simulated clock (see `sparsam::clock`), replacing
 /// the file by a rename so it is never read half-written.
 fn set_clock(file: &Path, at: chrono::DateTime<chrono::Utc>) {

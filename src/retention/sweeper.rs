@@ -228,6 +228,7 @@ fn run_steps(
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
     let boundary = schema::utc_day(cutoff);
+    let free_text_before = schema::day_number(boundary);
     // days that end at or before the cutoff go whole
     let days: Vec<_> = store.days()?.into_iter().map(|(day, _)| day).collect();
     let whole: Vec<_> = days.iter().copied().filter(|d| *d < boundary).collect();
@@ -246,7 +247,7 @@ fn run_steps(
             return Err(SweepError::Cancelled);
         }
         let started = Instant::now();
-        let kept = store.keep_rollups(day)?;
+        let kept = store.keep_rollups(day, free_text_before)?;
         if kept.sites_written + kept.sites_present > 0 {
             tracing::info!(day = %day, rows = kept.rows, free_text_cut = kept.free_text_cut, elapsed_ms = started.elapsed().as_millis() as u64, "sweep: roll-ups of the day kept");
             report.rollups_kept.push(day.to_string());

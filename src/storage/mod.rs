@@ -342,10 +342,16 @@ pub trait Storage: Send + Sync {
 
     /// Makes sure the roll-ups of UTC day `day` outlive its raw events:
     /// called by the sweep before it deletes any raw event of `day` or of
-    /// the day before. An engine whose writer keeps roll-ups as it stores
-    /// events (the embedded store) has nothing to do.
-    fn keep_rollups(&self, day: NaiveDate) -> Result<KeptRollups, StorageError> {
-        let _ = day;
+    /// the day before. Free text of site-local days before
+    /// `free_text_before` (days since 1970-01-01) is cut as
+    /// [`Storage::expire_free_text`] cuts it. An engine whose writer keeps
+    /// roll-ups as it stores events (the embedded store) has nothing to do.
+    fn keep_rollups(
+        &self,
+        day: NaiveDate,
+        free_text_before: i32,
+    ) -> Result<KeptRollups, StorageError> {
+        let _ = (day, free_text_before);
         Ok(KeptRollups::default())
     }
 

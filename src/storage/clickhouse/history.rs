@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::replay::DayRollups;
 use crate::store::rollup::{without_free_text, Dimension, FREE_TEXT_DIMS};
+use crate::store::sweep::FreeTextExpiry;
 use crate::store::Totals;
 
 /// The columns of the `rollups` table.
@@ -78,25 +79,25 @@ pub enum HistoryError {
     Row(String),
 }
 
-/// `rollups` without their free text: each value of a free-text
-/// dimension cut to what [`without_free_text`] leaves (counters merged
-/// there) or left out, on every site-local day, as the embedded sweep
-/// does for days past `retention.raw_days`. Returns the roll-ups and how
-/// many value rows lost their free text.
-pub fn cut_free_text(rollups: &DayRollups) -> (DayRollups, u64) {
-    let mut cut = 0;
+/// `rollups` with the free text of the site-local days `expired` says
+/// taken out, as the embedded sweep takes it out of days past
+/// `retention.raw_days`: each value of a free-text dimension cut to what
+/// [`without_free_text`] leaves (counters merged there) or left out.
+/// Returns the roll-ups and what was cut.
+pub fn cut_free_text(
+    rollups: &DayRollups,
+    expired: impl Fn(i32) -> bool,
+) -> (DayRollups, FreeTextExpiry) {
+    let mut cut = FreeTextExpiry::default();
     let mut dims: FxHashMap<(Dimension, i32, String), [i64; 3]> = FxHashMap::default();
     for (dim, local_day, value, counts) in &rollups.dims {
-        let kept = if FREE_TEXT_DIMS.contains(dim) {
-            match without_free_text(*dim, value) {
-                None => value.as_str(),
-                Some(rest) => {
-                    cut += 1;
-                    rest
-                }
+        let kept = match without_free_text(*dim, value) {
+            Some(rest) if FREE_TEXT_DIMS.contains(dim) && expired(*local_day) => {
+                cut.rows_expired += 1;
+                *cut.by_dimension.entry(*dim).or_default() += 1;
+                rest
             }
-        } else {
-            value.as_str()
+            _ => value.as_str(),
         };
         if kept.is_empty() {
             continue;
@@ -121,6 +122,14 @@ pub fn cut_free_text(rollups: &DayRollups) -> (DayRollups, u64) {
         },
         cut,
     )
+}
+
+/// True when some value of a free-text dimension on a site-local day
+/// `expired` says still carries free text.
+pub fn holds_free_text(rollups: &DayRollups, expired: impl Fn(i32) -> bool) -> bool {
+    rollups.dims.iter().any(|(dim, local_day, value, _)| {
+        FREE_TEXT_DIMS.contains(dim) && expired(*local_day) && without_free_text(*dim, value).is_some()
+    })
 }
 
 /// The rows of one write of `site`'s roll-ups of UTC day `day`.
@@ -243,7 +252,7 @@ mod tests {
     use super::*;
 
     fn sample() -> DayRollups {
-        DayRollups {
+        let mut rollups = DayRollups {
             hourly: vec![(490_000, [1, 2, 3, 4, 5, 6, 7, 8, 9])],
             dims: vec![
                 (Dimension::Page, 20_000, "https://a.example/x?q=secret".into(), [2, 1, 0]),
@@ -253,13 +262,20 @@ mod tests {
                 (Dimension::Referrer, 20_000, "news.example".into(), [1, 1, 0]),
                 (Dimension::Referrer, 20_000, "https://news.example/p?id=1".into(), [1, 1, 0]),
             ],
-        }
+        };
+        rollups.dims.sort_unstable();
+        rollups
     }
 
     #[test]
     fn free_text_is_cut_and_merged_as_the_embedded_sweep_does() {
-        let (cut, n) = cut_free_text(&sample());
-        assert_eq!(n, 3);
+        let (kept, none) = cut_free_text(&sample(), |_| false);
+        assert_eq!((kept, none.rows_expired), (sample(), 0));
+        assert!(holds_free_text(&sample(), |_| true));
+        let (cut, n) = cut_free_text(&sample(), |day| day == 20_000);
+        assert!(!holds_free_text(&cut, |_| true));
+        assert_eq!(n.rows_expired, 3);
+        assert_eq!(n.by_dimension[&Dimension::SearchTerm], 1);
         assert_eq!(
             cut.dims,
             vec![
@@ -279,7 +295,7 @@ mod tests {
     #[test]
     fn the_newest_complete_write_is_read() {
         let day = NaiveDate::from_ymd_opt(2025, 1, 2).unwrap();
-        let (cut, _) = cut_free_text(&sample());
+        let (cut, _) = cut_free_text(&sample(), |_| true);
         let old = to_rows("s", day, 1, &sample());
         let new = to_rows("s", day, 2, &cut);
         // a third write cut short: one row missing

@@ -539,6 +539,81 @@ impl ClickHouseStorage {
         Replay::new(tz, self.max_engaged_ms, Box::new(fetch))
     }
 
+    /// Writes `rollups` as `site`'s roll-ups of UTC day `day` (a new
+    /// version) and waits until they read back whole. Returns the rows.
+    fn write_rollups(
+        &self,
+        site: &str,
+        day: NaiveDate,
+        rollups: &DayRollups,
+    ) -> Result<u64, StorageError> {
+        // ordered by time, unique across collectors in practice
+        let mut random = [0u8; 2];
+        getrandom::fill(&mut random).map_err(|e| StorageError::Internal(e.to_string()))?;
+        let ms = u64::try_from(crate::clock::now().timestamp_millis()).unwrap_or(0);
+        let version = ms * 1024 + u64::from(u16::from_le_bytes(random) & 0x3ff);
+        let rows = history::to_rows(site, day, version, rollups);
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let params: &[(&str, &str)] = if self.layout.is_cluster() {
+            &[("insert_distributed_sync", "1")]
+        } else {
+            &[]
+        };
+        self.client.execute(
+            &format!(
+                "INSERT INTO {} FORMAT JSONEachRow",
+                self.layout.table("rollups")
+            ),
+            history::body(&rows),
+            params,
+        )?;
+        self.count_back(site, day, version, rows.len() as u64)?;
+        Ok(rows.len() as u64)
+    }
+
+    /// Calls `visit` for every stored roll-up row (of any write) whose
+    /// value of a free-text dimension still carries free text, among the
+    /// rows `condition` (SQL) selects.
+    fn free_text_rows(
+        &self,
+        condition: &str,
+        visit: &mut dyn FnMut(FreeTextRowFact<'_>),
+    ) -> Result<(), StorageError> {
+        let answer = self.client.query(
+            &format!(
+                "SELECT site, dimension, local_day, value FROM {} \
+                 WHERE kind = 1 AND dimension IN ({}) AND {condition} FORMAT JSONEachRow",
+                self.layout.table("rollups"),
+                history::free_text_dimension_list()
+            ),
+            &[],
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Value {
+            site: String,
+            dimension: String,
+            local_day: i32,
+            value: String,
+        }
+        let bad = |e: String| StorageError::Internal(format!("roll-up row from ClickHouse: {e}"));
+        for line in answer.lines().filter(|l| !l.is_empty()) {
+            let row: Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+            let dimension: Dimension = row.dimension.parse().map_err(|e| bad(format!("{e}")))?;
+            // checked by the very rule the sweep cuts with
+            if crate::store::rollup::without_free_text(dimension, &row.value).is_some() {
+                visit(FreeTextRowFact {
+                    table: "rollups",
+                    site: &row.site,
+                    dimension,
+                    day: row.local_day,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Waits until `site`'s write `version` of `day` reads back whole (a
     /// replica may still be fetching it), up to the request timeout.
     fn count_back(&self, site: &str, day: NaiveDate, version: u64, rows: u64) -> Result<(), StorageError> {
@@ -697,14 +772,70 @@ impl Storage for ClickHouseStorage {
 
     fn expire_free_text(
         &self,
-        _day: i32,
-        _sites: BTreeSet<String>,
+        day: i32,
+        sites: BTreeSet<String>,
         _keep: HashMap<String, HashSet<String>>,
         _vetted: Option<FreeTextVetted>,
-        _dry_run: bool,
+        dry_run: bool,
     ) -> Result<FreeTextExpiry, StorageError> {
-        // free text lives only in raw events, which go whole with their day
-        Ok(FreeTextExpiry::default())
+        // Raw events go whole with their day; what is left is free text of
+        // local day `day` in stored roll-ups written while that day was
+        // still within retention.raw_days. Nothing is kept by visitor
+        // counts: the configuration refuses free_text_min_visitors here.
+        let mut expiry = FreeTextExpiry::default();
+        for site in sites {
+            let answer = self.query(&format!(
+                "SELECT DISTINCT day FROM {} WHERE site = {} AND kind = 1 AND local_day = {day} \
+                 AND dimension IN ({}) FORMAT TabSeparated",
+                self.layout.table("rollups"),
+                literal(&site),
+                history::free_text_dimension_list()
+            ))?;
+            for line in answer.lines().filter(|l| !l.is_empty()) {
+                let stored_day = NaiveDate::parse_from_str(line, "%Y-%m-%d")
+                    .map_err(|_| StorageError::Internal(format!("roll-up day {line:?}")))?;
+                let newest = self
+                    .stored_rollups(&site, stored_day, stored_day)?
+                    .remove(&stored_day)
+                    .unwrap_or_default();
+                let expired = |local_day: i32| local_day == day;
+                let (cut, what) = history::cut_free_text(&newest, expired);
+                expiry.add(&what);
+                if dry_run {
+                    continue;
+                }
+                if what.rows_expired > 0 {
+                    self.write_rollups(&site, stored_day, &cut)?;
+                }
+                // the writes before (with the free text) go; a write left by
+                // a sweep that stopped here goes at the next one
+                let newest_version = self
+                    .stored_writes(&site, stored_day)?
+                    .iter()
+                    .filter(|(_, want, have)| want == have)
+                    .map(|(version, _, _)| *version)
+                    .max();
+                if let Some(version) = newest_version {
+                    let condition = format!(
+                        "site = {} AND day = {} AND version < {version}",
+                        literal(&site),
+                        day_literal(stored_day)
+                    );
+                    let rollups = self.layout.table("rollups");
+                    if self.count(&format!("SELECT count() FROM {rollups} WHERE {condition}"))? > 0 {
+                        self.query(&format!(
+                            "ALTER TABLE {}{} DELETE WHERE {condition}",
+                            self.layout.table(self.layout.rollups_local()),
+                            self.layout.on_cluster()
+                        ))?;
+                        self.wait_for_zero(&format!(
+                            "SELECT count() FROM {rollups} WHERE {condition}"
+                        ))?;
+                    }
+                }
+            }
+        }
+        Ok(expiry)
     }
 
     fn set_free_text_vetted(&self, _vetted: FreeTextVetted) -> Result<(), StorageError> {
@@ -893,11 +1024,15 @@ impl Storage for ClickHouseStorage {
 
     fn free_text_days(
         &self,
-        _from_day: Option<i32>,
-        _before_day: i32,
+        from_day: Option<i32>,
+        before_day: i32,
     ) -> Result<BTreeMap<i32, BTreeSet<String>>, StorageError> {
-        // no roll-ups, hence no roll-up rows holding free text
-        Ok(BTreeMap::new())
+        let mut days: BTreeMap<i32, BTreeSet<String>> = BTreeMap::new();
+        let from = from_day.map_or(String::new(), |d| format!(" AND local_day >= {d}"));
+        self.free_text_rows(&format!("local_day < {before_day}{from}"), &mut |row| {
+            days.entry(row.day).or_default().insert(row.site.to_owned());
+        })?;
+        Ok(days)
     }
 
     fn common_free_text(
@@ -914,45 +1049,14 @@ impl Storage for ClickHouseStorage {
         &self,
         visit: &mut dyn FnMut(FreeTextRowFact<'_>),
     ) -> Result<(), StorageError> {
-        // every stored value of a free-text dimension, checked here by the
-        // same rule the sweep cut them with: one that still carries free
-        // text is reported
-        let answer = self.client.query(
-            &format!(
-                "SELECT site, dimension, local_day, value FROM {} \
-                 WHERE kind = 1 AND dimension IN ({}) FORMAT JSONEachRow",
-                self.layout.table("rollups"),
-                history::free_text_dimension_list()
-            ),
-            &[],
-        )?;
-        #[derive(serde::Deserialize)]
-        struct Value {
-            site: String,
-            dimension: String,
-            local_day: i32,
-            value: String,
-        }
-        for line in answer.lines().filter(|l| !l.is_empty()) {
-            let row: Value = serde_json::from_str(line)
-                .map_err(|e| StorageError::Internal(format!("roll-up row from ClickHouse: {e}")))?;
-            let dimension: Dimension = row
-                .dimension
-                .parse()
-                .map_err(|e| StorageError::Internal(format!("roll-up row from ClickHouse: {e}")))?;
-            if crate::store::rollup::without_free_text(dimension, &row.value).is_some() {
-                visit(FreeTextRowFact {
-                    table: "rollups",
-                    site: &row.site,
-                    dimension,
-                    day: row.local_day,
-                });
-            }
-        }
-        Ok(())
+        self.free_text_rows("1", visit)
     }
 
-    fn keep_rollups(&self, day: NaiveDate) -> Result<KeptRollups, StorageError> {
+    fn keep_rollups(
+        &self,
+        day: NaiveDate,
+        free_text_before: i32,
+    ) -> Result<KeptRollups, StorageError> {
         let mut kept = KeptRollups::default();
         for site in self.sites_on(day)? {
             // a complete write stored before (a sweep stopped before the
@@ -966,32 +1070,15 @@ impl Storage for ClickHouseStorage {
                 continue;
             }
             let rollups = self.plain_replay(&site).day_rollups(day)?;
-            let (rollups, cut) = history::cut_free_text(&rollups);
-            let version = {
-                // ordered by time, unique across collectors in practice
-                let mut random = [0u8; 2];
-                getrandom::fill(&mut random).map_err(|e| StorageError::Internal(e.to_string()))?;
-                let ms = u64::try_from(crate::clock::now().timestamp_millis()).unwrap_or(0);
-                ms * 1024 + u64::from(u16::from_le_bytes(random) & 0x3ff)
-            };
-            let rows = history::to_rows(&site, day, version, &rollups);
-            if rows.is_empty() {
+            let (rollups, cut) =
+                history::cut_free_text(&rollups, |local_day| local_day < free_text_before);
+            let rows = self.write_rollups(&site, day, &rollups)?;
+            if rows == 0 {
                 continue;
             }
-            let params: &[(&str, &str)] = if self.layout.is_cluster() {
-                &[("insert_distributed_sync", "1")]
-            } else {
-                &[]
-            };
-            self.client.execute(
-                &format!("INSERT INTO {} FORMAT JSONEachRow", self.layout.table("rollups")),
-                history::body(&rows),
-                params,
-            )?;
-            self.count_back(&site, day, version, rows.len() as u64)?;
             kept.sites_written += 1;
-            kept.rows += rows.len() as u64;
-            kept.free_text_cut += cut;
+            kept.rows += rows;
+            kept.free_text_cut += cut.rows_expired;
         }
         tracing::info!(
             day = %day,
