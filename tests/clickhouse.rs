@@ -1071,6 +1071,20 @@ fn reports_past_raw_days_on_current_clickhouse_equal_the_embedded_stores() {
     };
     assert!(chdb_major(&chdb) >= 24, "not a current ClickHouse");
     assert_history_equal(&chdb.url(), |sql| chdb.query(sql));
+    // the roll-up statements came to chDB
+    let statements = chdb.statements();
+    for start in [
+        "CREATE TABLE IF NOT EXISTS sparsam_history.rollups (",
+        "INSERT INTO sparsam_history.rollups FORMAT JSONEachRow\n{",
+        "SELECT day, site, version, rows, kind, hour, dimension, local_day, value, counts FROM sparsam_history.rollups WHERE site = 'demo'",
+        "ALTER TABLE sparsam_history.rollups DELETE WHERE ",
+    ] {
+        assert!(
+            statements.iter().any(|s| s.starts_with(start)),
+            "no {start:?} ran on chDB ({} statements)",
+            statements.len()
+        );
+    }
 }
 
 /// Loads the generated events of four days and of the same days a year
