@@ -1296,12 +1296,26 @@ fn assert_history_equal(url: &str, query: impl Fn(&str) -> String) {
 
 /// A sweep that stops after writing a day's roll-ups and before dropping
 /// the day neither loses nor doubles the day: the step run twice writes
-/// once, and the reports after the drop are those before it.
+/// once, and the reports after the drop are those before it (one server).
 #[test]
 fn keeping_a_days_rollups_twice_writes_them_once() {
     let set = ClickHouseSet::single();
+    keep_rollups_twice(&set, "");
+}
+
+/// The same on the cluster (`ReplicatedMergeTree` and `Distributed`, two
+/// shards, one of them replicated), with the later cut of a stored day's
+/// free text and the roll-up partitions' drop checked on every server.
+#[test]
+fn keeping_a_days_rollups_on_a_cluster() {
+    let set = ClickHouseSet::cluster();
+    keep_rollups_twice(&set, CLUSTER);
+}
+
+fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
+    use sparsam::storage::Dimension;
     let dir = tempfile::tempdir().unwrap();
-    let storage = ClickHouseStorage::open(&options(&set, "", dir.path())).expect("open");
+    let storage = ClickHouseStorage::open(&options(set, cluster, dir.path())).expect("open");
     let day = rows::utc_day(TODAY_NOON - 5 * DAY_MS);
     let before = day.pred_opt().unwrap();
     let noon = TODAY_NOON - 5 * DAY_MS;
@@ -1316,44 +1330,94 @@ fn keeping_a_days_rollups_twice_writes_them_once() {
     let (from, to) = (noon - DAY_MS, noon + DAY_MS);
     let totals = storage.hourly_totals("demo", from, to).unwrap();
     let browsers = storage
-        .ranked("demo", sparsam::storage::Dimension::Browser, before, day, 100, 0)
+        .ranked("demo", Dimension::Browser, before, day, 100, 0)
         .unwrap();
+    let pages = storage.ranked("demo", Dimension::Page, day, day, 100, 0).unwrap();
     assert!(!totals.is_empty());
 
-    let free_text_before = sparsam::store::schema::day_number(day) + 1;
-    let first = storage.keep_rollups(day, free_text_before).unwrap();
+    // `day` and the day before are still within raw_days: their free text
+    // stays for now (the visit's exit page moved to the query, dated on
+    // the day before)
+    let day_number = sparsam::store::schema::day_number(day);
+    let first = storage.keep_rollups(day, day_number - 1).unwrap();
     assert_eq!((first.sites_written, first.sites_present), (1, 0));
-    assert!(first.rows > 0 && first.free_text_cut > 0, "{first:?}");
+    assert!(first.rows > 0 && first.free_text_cut == 0, "{first:?}");
     // the sweep stopped here; the next one runs the step again
-    let again = storage.keep_rollups(day, free_text_before).unwrap();
+    let again = storage.keep_rollups(day, day_number - 1).unwrap();
     assert_eq!((again.sites_written, again.sites_present, again.rows), (0, 1, 0));
-    assert_eq!(
+    let versions = || {
         set.count(
             0,
-            &format!("SELECT uniqExact(version) FROM sparsam_test.rollups WHERE day = '{day}'")
-        ),
-        1
-    );
+            &format!("SELECT uniqExact(version) FROM sparsam_test.rollups WHERE day = '{day}'"),
+        )
+    };
+    assert_eq!(versions(), 1);
     // stored days answer as the replay did, before and after the drop
     assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
-    storage.keep_rollups(before, free_text_before).unwrap();
+    storage.keep_rollups(before, day_number - 1).unwrap();
     storage.drop_day(before).unwrap();
     storage.drop_day(day).unwrap();
     assert_eq!(storage.event_count().unwrap(), 0);
     assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
     assert_eq!(
         storage
-            .ranked("demo", sparsam::storage::Dimension::Browser, before, day, 100, 0)
+            .ranked("demo", Dimension::Browser, before, day, 100, 0)
             .unwrap(),
         browsers
     );
-    // the page's query is cut, its path kept
-    let pages = storage
-        .ranked("demo", sparsam::storage::Dimension::Page, day, day, 100, 0)
-        .unwrap();
-    let values: Vec<&str> = pages.rows.iter().map(|(v, _)| v.as_str()).collect();
-    assert!(values.contains(&"https://example.org/after"), "{values:?}");
+    assert_eq!(
+        storage.ranked("demo", Dimension::Page, day, day, 100, 0).unwrap(),
+        pages
+    );
+
+    // a day later `day` is past raw_days: its stored free text is cut,
+    // the write holding it deleted
+    let found = storage.free_text_days(None, day_number + 1).unwrap();
+    let local_days: Vec<i32> = found.keys().copied().collect();
+    assert_eq!(local_days, vec![day_number - 1, day_number], "{found:?}");
+    let mut expired = 0;
+    for (local_day, sites) in found {
+        assert_eq!(sites.into_iter().collect::<Vec<_>>(), vec!["demo".to_string()]);
+        let sites = std::iter::once("demo".to_string()).collect();
+        expired += storage
+            .expire_free_text(local_day, sites, Default::default(), None, false)
+            .unwrap()
+            .rows_expired;
+    }
+    // the page on `day`, the exit page on the day before
+    assert_eq!(expired, 2);
+    assert!(storage.free_text_days(None, day_number + 1).unwrap().is_empty());
+    assert_eq!(versions(), 1);
+    let values: Vec<String> = storage
+        .ranked("demo", Dimension::Page, day, day, 100, 0)
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    assert!(values.contains(&"https://example.org/after".to_string()), "{values:?}");
     assert!(!values.iter().any(|v| v.contains('?')), "{values:?}");
+    assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
+
+    // past rollup_days both days' partitions go, on every server
+    let cutoff = noon + DAY_MS;
+    let counted = storage.expire_rollups(cutoff, true).unwrap();
+    assert!(counted.hourly_rows > 0 && counted.dim_rows > 0, "{counted:?}");
+    assert_eq!(storage.expire_rollups(cutoff, false).unwrap(), counted);
+    for server in 0..set.urls().len() {
+        let table = if cluster.is_empty() { "rollups" } else { "rollups_local" };
+        assert_eq!(
+            set.count(
+                server,
+                &format!(
+                    "SELECT count() FROM system.parts WHERE database = 'sparsam_test' \
+                     AND table = '{table}' AND active"
+                )
+            ),
+            0
+        );
+    }
+    assert!(storage.hourly_totals("demo", from, to).unwrap().is_empty());
 }
 
 /// After the sweep no table of the database holds a search term or a
