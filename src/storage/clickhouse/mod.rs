@@ -7,10 +7,12 @@
 //! (`salts.rs`), so a visitor counts once per day whichever collectors
 //! its hits reach.
 //!
-//! What this backend keeps: raw events only (`schema.rs`), no roll-ups and
-//! no string dictionary; strings live in the rows and go with their day.
-//! Roll-up and dictionary upkeep (free-text expiry, unused values, string
-//! expiry) therefore has nothing to do here and answers so truthfully.
+//! What this backend keeps: raw events (`schema.rs`) for
+//! `retention.raw_days`, and no string dictionary (strings live in the
+//! rows and go with their day). Roll-ups are replayed from raw events when
+//! reports ask; before the sweep deletes raw rows of a day it stores that
+//! day's roll-ups, free text cut, in the `rollups` table (`history.rs`),
+//! which reports read for those days from then on.
 //!
 //! Reports: every read (`hourly_totals`, `ranked`, `filtered`,
 //! `conversions`) streams the site's raw events of the range from
@@ -24,8 +26,9 @@
 //! breakdowns) sum per-day roll-ups, and the collector keeps those of
 //! closed days in memory (`report_cache.rs`) for as long as ClickHouse's
 //! fingerprint of their rows stays the same, so they replay only the
-//! days that changed, plus today. Reports reach back as far as raw events
-//! are kept (`retention.raw_days`), since ClickHouse keeps no roll-ups.
+//! days that changed, plus today. Days the sweep stored roll-ups of
+//! answer from those, so unfiltered reports reach back as far as
+//! `retention.rollup_days`, as on the embedded store.
 //!
 //! Not built (answers [`StorageError::Internal`], so the HTTP layer logs
 //! it and answers 500): the free-text count behind
