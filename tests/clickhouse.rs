@@ -558,11 +558,23 @@ fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
         )
     };
     assert_eq!(report_json(&server, &summary)["pageviews"], 20);
-    assert_eq!(report_json(&server, &pages)["rows"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        report_json(&server, &pages)["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
     // asked again: the closed day comes from the cache
     let before = hits(&server);
     assert_eq!(report_json(&server, &summary)["pageviews"], 20);
-    assert_eq!(report_json(&server, &pages)["rows"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        report_json(&server, &pages)["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
     assert!(hits(&server) > before, "the closed day was not cached");
     let held = metric_value(
         &common::metrics(&server),
@@ -573,7 +585,11 @@ fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
     // a late page view of a new visitor, into the cached day
     store(
         &writer,
-        vec![stored_pageview(noon + 3_600_000, 500, "https://example.org/late")],
+        vec![stored_pageview(
+            noon + 3_600_000,
+            500,
+            "https://example.org/late",
+        )],
     );
     wait_sent(&writer);
     let answer = report_json(&server, &summary);
@@ -1165,11 +1181,9 @@ fn assert_history_equal(url: &str, query: impl Fn(&str) -> String) {
             let b = s.spawn(|| sweep(&clickhouse));
             (a.join().unwrap(), b.join().unwrap())
         });
-        let boundary = chrono::DateTime::from_timestamp_millis(
-            got["cutoff_ms"].as_i64().unwrap(),
-        )
-        .unwrap()
-        .date_naive();
+        let boundary = chrono::DateTime::from_timestamp_millis(got["cutoff_ms"].as_i64().unwrap())
+            .unwrap()
+            .date_naive();
         assert_eq!(boundary, day(u64::from(raw_days)));
         assert_eq!(want["dry_run"], got["dry_run"]);
         // the raw events of the swept days are gone from ClickHouse
@@ -1199,13 +1213,21 @@ fn assert_history_equal(url: &str, query: impl Fn(&str) -> String) {
                     paths.push(format!("breakdown/{dim}?{r}&limit=1000{f}"));
                 }
             }
-            paths.push(format!("summary?from={}&to={}&compare=year{f}", day(5), day(1)));
+            paths.push(format!(
+                "summary?from={}&to={}&compare=year{f}",
+                day(5),
+                day(1)
+            ));
             paths.push(format!(
                 "timeseries?from={}&to={}&interval=day&compare=year{f}",
                 day(5),
                 day(1)
             ));
-            paths.push(format!("summary?from={}&to={}&compare=previous{f}", day(2), day(1)));
+            paths.push(format!(
+                "summary?from={}&to={}&compare=previous{f}",
+                day(2),
+                day(1)
+            ));
             paths.push(format!("goals?{range}{f}"));
             paths.push(format!("funnel?{range}{f}"));
         }
@@ -1322,7 +1344,11 @@ fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
     // a visit across midnight into `day`, and page views on `day`
     let mut events = vec![
         stored_pageview(noon - DAY_MS / 2 - 120_000, 7, "https://example.org/late"),
-        stored_pageview(noon - DAY_MS / 2 + 60_000, 7, "https://example.org/after?q=1"),
+        stored_pageview(
+            noon - DAY_MS / 2 + 60_000,
+            7,
+            "https://example.org/after?q=1",
+        ),
     ];
     events.extend(events_on(noon, 0..20));
     store(&storage, events);
@@ -1332,7 +1358,9 @@ fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
     let browsers = storage
         .ranked("demo", Dimension::Browser, before, day, 100, 0)
         .unwrap();
-    let pages = storage.ranked("demo", Dimension::Page, day, day, 100, 0).unwrap();
+    let pages = storage
+        .ranked("demo", Dimension::Page, day, day, 100, 0)
+        .unwrap();
     assert!(!totals.is_empty());
 
     // `day` and the day before are still within raw_days: their free text
@@ -1344,7 +1372,10 @@ fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
     assert!(first.rows > 0 && first.free_text_cut == 0, "{first:?}");
     // the sweep stopped here; the next one runs the step again
     let again = storage.keep_rollups(day, day_number - 1).unwrap();
-    assert_eq!((again.sites_written, again.sites_present, again.rows), (0, 1, 0));
+    assert_eq!(
+        (again.sites_written, again.sites_present, again.rows),
+        (0, 1, 0)
+    );
     let versions = || {
         set.count(
             0,
@@ -1366,7 +1397,9 @@ fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
         browsers
     );
     assert_eq!(
-        storage.ranked("demo", Dimension::Page, day, day, 100, 0).unwrap(),
+        storage
+            .ranked("demo", Dimension::Page, day, day, 100, 0)
+            .unwrap(),
         pages
     );
 
@@ -1377,7 +1410,10 @@ fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
     assert_eq!(local_days, vec![day_number - 1, day_number], "{found:?}");
     let mut expired = 0;
     for (local_day, sites) in found {
-        assert_eq!(sites.into_iter().collect::<Vec<_>>(), vec!["demo".to_string()]);
+        assert_eq!(
+            sites.into_iter().collect::<Vec<_>>(),
+            vec!["demo".to_string()]
+        );
         let sites = std::iter::once("demo".to_string()).collect();
         expired += storage
             .expire_free_text(local_day, sites, Default::default(), None, false)
@@ -1386,7 +1422,10 @@ fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
     }
     // the page on `day`, the exit page on the day before
     assert_eq!(expired, 2);
-    assert!(storage.free_text_days(None, day_number + 1).unwrap().is_empty());
+    assert!(storage
+        .free_text_days(None, day_number + 1)
+        .unwrap()
+        .is_empty());
     assert_eq!(versions(), 1);
     let values: Vec<String> = storage
         .ranked("demo", Dimension::Page, day, day, 100, 0)
@@ -1395,17 +1434,27 @@ fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
         .into_iter()
         .map(|(v, _)| v)
         .collect();
-    assert!(values.contains(&"https://example.org/after".to_string()), "{values:?}");
+    assert!(
+        values.contains(&"https://example.org/after".to_string()),
+        "{values:?}"
+    );
     assert!(!values.iter().any(|v| v.contains('?')), "{values:?}");
     assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
 
     // past rollup_days both days' partitions go, on every server
     let cutoff = noon + DAY_MS;
     let counted = storage.expire_rollups(cutoff, true).unwrap();
-    assert!(counted.hourly_rows > 0 && counted.dim_rows > 0, "{counted:?}");
+    assert!(
+        counted.hourly_rows > 0 && counted.dim_rows > 0,
+        "{counted:?}"
+    );
     assert_eq!(storage.expire_rollups(cutoff, false).unwrap(), counted);
     for server in 0..set.urls().len() {
-        let table = if cluster.is_empty() { "rollups" } else { "rollups_local" };
+        let table = if cluster.is_empty() {
+            "rollups"
+        } else {
+            "rollups_local"
+        };
         assert_eq!(
             set.count(
                 server,
@@ -1482,7 +1531,12 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
         );
         tables
             .lines()
-            .map(|t| set.query(0, &format!("SELECT * FROM sparsam_http.{t} FORMAT TabSeparated")))
+            .map(|t| {
+                set.query(
+                    0,
+                    &format!("SELECT * FROM sparsam_http.{t} FORMAT TabSeparated"),
+                )
+            })
             .collect()
     };
     assert!(everything().contains(MARKER), "the marker was never stored");
@@ -1497,7 +1551,10 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
         "{report}"
     );
     let all = everything();
-    assert!(!all.contains(MARKER), "free text left after the sweep:\n{all}");
+    assert!(
+        !all.contains(MARKER),
+        "free text left after the sweep:\n{all}"
+    );
     // the day's counts are still there, its page path without the query
     let pages = report_json(
         &server,
@@ -1532,8 +1589,7 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
     assert_eq!(table["older_than_allowed"], 0, "{table}");
     assert_eq!(audit["verification"]["ok"], true, "{audit}");
     assert_eq!(
-        audit["last_sweeps"][0]["rollups_kept"],
-        report["rollups_kept"],
+        audit["last_sweeps"][0]["rollups_kept"], report["rollups_kept"],
         "{audit}"
     );
 
@@ -1541,7 +1597,10 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
     server.stop();
     let server = common::Server::start_config(dir.path(), &config(3));
     let report = sweep(&server);
-    assert!(report["rollup_rows_deleted"].as_u64().unwrap() > 0, "{report}");
+    assert!(
+        report["rollup_rows_deleted"].as_u64().unwrap() > 0,
+        "{report}"
+    );
     assert_eq!(
         set.count(
             0,

@@ -102,9 +102,7 @@ pub fn cut_free_text(
         if kept.is_empty() {
             continue;
         }
-        let x = dims
-            .entry((*dim, *local_day, kept.to_owned()))
-            .or_default();
+        let x = dims.entry((*dim, *local_day, kept.to_owned())).or_default();
         for (x, dx) in x.iter_mut().zip(counts) {
             *x += dx;
         }
@@ -128,7 +126,9 @@ pub fn cut_free_text(
 /// `expired` says still carries free text.
 pub fn holds_free_text(rollups: &DayRollups, expired: impl Fn(i32) -> bool) -> bool {
     rollups.dims.iter().any(|(dim, local_day, value, _)| {
-        FREE_TEXT_DIMS.contains(dim) && expired(*local_day) && without_free_text(*dim, value).is_some()
+        FREE_TEXT_DIMS.contains(dim)
+            && expired(*local_day)
+            && without_free_text(*dim, value).is_some()
     })
 }
 
@@ -214,9 +214,10 @@ fn from_rows(rows: Vec<Row>) -> Result<DayRollups, HistoryError> {
     for row in rows {
         match row.kind {
             HOURLY => {
-                let totals: [i64; Totals::FIELDS] = row.counts.try_into().map_err(|c| {
-                    HistoryError::Row(format!("hourly counts {c:?}"))
-                })?;
+                let totals: [i64; Totals::FIELDS] = row
+                    .counts
+                    .try_into()
+                    .map_err(|c| HistoryError::Row(format!("hourly counts {c:?}")))?;
                 rollups.hourly.push((row.hour, totals));
             }
             DIMENSION => {
@@ -255,12 +256,32 @@ mod tests {
         let mut rollups = DayRollups {
             hourly: vec![(490_000, [1, 2, 3, 4, 5, 6, 7, 8, 9])],
             dims: vec![
-                (Dimension::Page, 20_000, "https://a.example/x?q=secret".into(), [2, 1, 0]),
-                (Dimension::Page, 20_000, "https://a.example/x".into(), [1, 1, 0]),
+                (
+                    Dimension::Page,
+                    20_000,
+                    "https://a.example/x?q=secret".into(),
+                    [2, 1, 0],
+                ),
+                (
+                    Dimension::Page,
+                    20_000,
+                    "https://a.example/x".into(),
+                    [1, 1, 0],
+                ),
                 (Dimension::SearchTerm, 20_000, "my name".into(), [0, 0, 4]),
                 (Dimension::Browser, 20_000, "Firefox".into(), [3, 2, 0]),
-                (Dimension::Referrer, 20_000, "news.example".into(), [1, 1, 0]),
-                (Dimension::Referrer, 20_000, "https://news.example/p?id=1".into(), [1, 1, 0]),
+                (
+                    Dimension::Referrer,
+                    20_000,
+                    "news.example".into(),
+                    [1, 1, 0],
+                ),
+                (
+                    Dimension::Referrer,
+                    20_000,
+                    "https://news.example/p?id=1".into(),
+                    [1, 1, 0],
+                ),
             ],
         };
         rollups.dims.sort_unstable();
@@ -279,8 +300,18 @@ mod tests {
         assert_eq!(
             cut.dims,
             vec![
-                (Dimension::Page, 20_000, "https://a.example/x".into(), [3, 2, 0]),
-                (Dimension::Referrer, 20_000, "news.example".into(), [1, 1, 0]),
+                (
+                    Dimension::Page,
+                    20_000,
+                    "https://a.example/x".into(),
+                    [3, 2, 0]
+                ),
+                (
+                    Dimension::Referrer,
+                    20_000,
+                    "news.example".into(),
+                    [1, 1, 0]
+                ),
                 (Dimension::Browser, 20_000, "Firefox".into(), [3, 2, 0]),
             ]
             .into_iter()

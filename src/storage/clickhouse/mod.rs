@@ -64,8 +64,8 @@ use crate::store::StoreError;
 
 use super::{
     ConversionQuery, Conversions, Dimension, ExpiryPlan, FilteredAnswer, FilteredQuery,
-    FreeTextExpiry, FreeTextRowFact, FreeTextVetted, KeptRollups, PendingAck, Ranked,
-    RollupExpiry, Storage, StorageError, StoredEventFact, Totals, VacuumReport,
+    FreeTextExpiry, FreeTextRowFact, FreeTextVetted, KeptRollups, PendingAck, Ranked, RollupExpiry,
+    Storage, StorageError, StoredEventFact, Totals, VacuumReport,
 };
 
 pub use self::settings::PASSWORD_ENV;
@@ -454,7 +454,11 @@ impl ClickHouseStorage {
 
     /// Versions of `site`'s stored roll-ups of `day`, each with the rows
     /// it should have and the rows it has.
-    fn stored_writes(&self, site: &str, day: NaiveDate) -> Result<Vec<(u64, u64, u64)>, StorageError> {
+    fn stored_writes(
+        &self,
+        site: &str,
+        day: NaiveDate,
+    ) -> Result<Vec<(u64, u64, u64)>, StorageError> {
         let answer = self.query(&format!(
             "SELECT version, any(rows), count() FROM {} WHERE site = {} AND day = {} \
              GROUP BY version FORMAT TabSeparated",
@@ -619,7 +623,13 @@ impl ClickHouseStorage {
 
     /// Waits until `site`'s write `version` of `day` reads back whole (a
     /// replica may still be fetching it), up to the request timeout.
-    fn count_back(&self, site: &str, day: NaiveDate, version: u64, rows: u64) -> Result<(), StorageError> {
+    fn count_back(
+        &self,
+        site: &str,
+        day: NaiveDate,
+        version: u64,
+        rows: u64,
+    ) -> Result<(), StorageError> {
         let sql = format!(
             "SELECT count() FROM {} WHERE site = {} AND day = {} AND version = {version}",
             self.layout.table("rollups"),
@@ -825,7 +835,8 @@ impl Storage for ClickHouseStorage {
                         day_literal(stored_day)
                     );
                     let rollups = self.layout.table("rollups");
-                    if self.count(&format!("SELECT count() FROM {rollups} WHERE {condition}"))? > 0 {
+                    if self.count(&format!("SELECT count() FROM {rollups} WHERE {condition}"))? > 0
+                    {
                         self.query(&format!(
                             "ALTER TABLE {}{} DELETE WHERE {condition}",
                             self.layout.table(self.layout.rollups_local()),
@@ -1218,8 +1229,14 @@ impl RollupCache for ClosedDays {
                 _ => return,
             }
         };
-        self.cache
-            .put(&self.site, day, key, rollups, self.free_text_from, self.report);
+        self.cache.put(
+            &self.site,
+            day,
+            key,
+            rollups,
+            self.free_text_from,
+            self.report,
+        );
     }
 }
 
