@@ -546,9 +546,17 @@ impl ClickHouseStorage {
         Replay::new(tz, self.max_engaged_ms, Box::new(fetch))
     }
 
+    /// True when `site`'s roll-ups of UTC day `day` are stored whole.
+    pub fn has_rollups(&self, site: &str, day: NaiveDate) -> Result<bool, StorageError> {
+        Ok(self
+            .stored_writes(site, day)?
+            .iter()
+            .any(|(_, want, have)| want == have))
+    }
+
     /// Writes `rollups` as `site`'s roll-ups of UTC day `day` (a new
     /// version) and waits until they read back whole. Returns the rows.
-    fn write_rollups(
+    pub fn write_rollups(
         &self,
         site: &str,
         day: NaiveDate,
@@ -1075,11 +1083,7 @@ impl Storage for ClickHouseStorage {
         for site in self.sites_on(day)? {
             // a complete write stored before (a sweep stopped before the
             // drop, or another collector's sweep) stands: nothing twice
-            if self
-                .stored_writes(&site, day)?
-                .iter()
-                .any(|(_, want, have)| want == have)
-            {
+            if self.has_rollups(&site, day)? {
                 kept.sites_present += 1;
                 continue;
             }
