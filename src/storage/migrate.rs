@@ -648,10 +648,11 @@ fn copy_rollups(
         return Ok(());
     };
     let free_text_before = day_number(first_copied);
+    let present = target.stored_site_days(first_copied)?;
     for site in &config.sites {
         let mut day = oldest;
         while day < first_copied {
-            if target.has_rollups(&site.id, day)? {
+            if present.contains(&(site.id.clone(), day)) {
                 report.rollups_present += 1;
             } else {
                 let start = day_start_ms(day);

@@ -546,6 +546,42 @@ impl ClickHouseStorage {
         Replay::new(tz, self.max_engaged_ms, Box::new(fetch))
     }
 
+    /// The (site, UTC day) pairs before `before` whose roll-ups are stored
+    /// whole (one query, for a copy of many days).
+    pub fn stored_site_days(
+        &self,
+        before: NaiveDate,
+    ) -> Result<HashSet<(String, NaiveDate)>, StorageError> {
+        let answer = self.client.query(
+            &format!(
+                "SELECT site, day, any(rows) AS want, count() AS have FROM {} \
+                 WHERE day < {} GROUP BY site, day, version FORMAT JSONEachRow",
+                self.layout.table("rollups"),
+                day_literal(before)
+            ),
+            &[("output_format_json_quote_64bit_integers", "0")],
+        )?;
+        #[derive(serde::Deserialize)]
+        struct Write {
+            site: String,
+            day: String,
+            want: u64,
+            have: u64,
+        }
+        let mut out = HashSet::new();
+        for line in answer.lines().filter(|l| !l.is_empty()) {
+            let w: Write = serde_json::from_str(line).map_err(|e| {
+                StorageError::Internal(format!("roll-up write from ClickHouse: {e}"))
+            })?;
+            if w.want == w.have {
+                let day = NaiveDate::parse_from_str(&w.day, "%Y-%m-%d")
+                    .map_err(|_| StorageError::Internal(format!("roll-up day {:?}", w.day)))?;
+                out.insert((w.site, day));
+            }
+        }
+        Ok(out)
+    }
+
     /// True when `site`'s roll-ups of UTC day `day` are stored whole.
     pub fn has_rollups(&self, site: &str, day: NaiveDate) -> Result<bool, StorageError> {
         Ok(self
