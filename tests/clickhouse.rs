@@ -1540,6 +1540,18 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
             .collect()
     };
     assert!(everything().contains(MARKER), "the marker was never stored");
+    // the files under the servers' directories: the scan does see it
+    let on_disk = || {
+        files_under(set.path())
+            .into_iter()
+            .filter(|(_, bytes)| bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()))
+            .map(|(path, _)| path.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !on_disk().is_empty(),
+        "the scan does not find the stored marker"
+    );
 
     let report = sweep(&server);
     assert_eq!(report["events_deleted"], 8, "{report}");
@@ -1555,6 +1567,12 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
         !all.contains(MARKER),
         "free text left after the sweep:\n{all}"
     );
+    // dropped parts leave the disk after old_parts_lifetime
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !on_disk().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(on_disk(), Vec::<String>::new(), "free text left on disk");
     // the day's counts are still there, its page path without the query
     let pages = report_json(
         &server,
