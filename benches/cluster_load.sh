@@ -103,7 +103,7 @@ path, db, urls, flush_ms = sys.argv[1:]
 text = open(path).read()
 text = text.replace("[store]\n", "[store]\nbackend = \"clickhouse\"\n", 1)
 head, sites = text.split("[[sites]]", 1)
-head += f'[clickhouse]\nurls = {urls}\ndatabase = "{db}"\ncluster = "sparsam"\n\n'
+head += f'[clickhouse]\nurls = {urls}\ndatabase = "{db}"\ncluster = "sparsam"\nflush_ms = {flush_ms}\n\n'
 open(path, "w").write(head + "[[sites]]" + sites)
 PY
 }
