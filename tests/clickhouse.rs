@@ -558,11 +558,23 @@ fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
         )
     };
     assert_eq!(report_json(&server, &summary)["pageviews"], 20);
-    assert_eq!(report_json(&server, &pages)["rows"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        report_json(&server, &pages)["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
     // asked again: the closed day comes from the cache
     let before = hits(&server);
     assert_eq!(report_json(&server, &summary)["pageviews"], 20);
-    assert_eq!(report_json(&server, &pages)["rows"].as_array().unwrap().len(), 20);
+    assert_eq!(
+        report_json(&server, &pages)["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
     assert!(hits(&server) > before, "the closed day was not cached");
     let held = metric_value(
         &common::metrics(&server),
@@ -573,7 +585,11 @@ fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
     // a late page view of a new visitor, into the cached day
     store(
         &writer,
-        vec![stored_pageview(noon + 3_600_000, 500, "https://example.org/late")],
+        vec![stored_pageview(
+            noon + 3_600_000,
+            500,
+            "https://example.org/late",
+        )],
     );
     wait_sent(&writer);
     let answer = report_json(&server, &summary);

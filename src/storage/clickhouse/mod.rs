@@ -833,8 +833,14 @@ impl RollupCache for ClosedDays {
                 _ => return,
             }
         };
-        self.cache
-            .put(&self.site, day, key, rollups, self.free_text_from, self.report);
+        self.cache.put(
+            &self.site,
+            day,
+            key,
+            rollups,
+            self.free_text_from,
+            self.report,
+        );
     }
 }
 
