@@ -33,6 +33,7 @@
 # Usage: benches/cluster_load.sh          (20 s of load per phase, 1 M events queried)
 #        DURATION=10 CONNECTIONS=32 CLUSTER_CONNECTIONS=256 CLUSTER_FLUSH_MS=100 QUERY_EVENTS=1000000 benches/cluster_load.sh
 #        SPARSAM_BENCH_BIN_DIR=/some/release benches/cluster_load.sh   (another build's binaries, unbuilt)
+#        QUERY_EVENTS=0 benches/cluster_load.sh                        (ingest phases only)
 set -euo pipefail
 
 DURATION=${DURATION:-20}
@@ -103,7 +104,7 @@ path, db, urls, flush_ms = sys.argv[1:]
 text = open(path).read()
 text = text.replace("[store]\n", "[store]\nbackend = \"clickhouse\"\n", 1)
 head, sites = text.split("[[sites]]", 1)
-head += f'[clickhouse]\nurls = {urls}\ndatabase = "{db}"\ncluster = "sparsam"\n\n'
+head += f'[clickhouse]\nurls = {urls}\ndatabase = "{db}"\ncluster = "sparsam"\nflush_ms = {flush_ms}\n\n'
 open(path, "w").write(head + "[[sites]]" + sites)
 PY
 }
@@ -245,7 +246,11 @@ printf 'embedded store directory: %d bytes, %.1f bytes per event\n' "$redb_file_
 for p in "${COLLECTOR_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 COLLECTOR_PIDS=()
 
-# ---- 3. the same events on both backends: queries
+# ---- 3. the same events on both backends: queries (QUERY_EVENTS=0: none)
+if [ "$QUERY_EVENTS" = 0 ]; then
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    exit 0
+fi
 echo "== gen-data: $QUERY_EVENTS events over the last 90 days (load $(cut -d' ' -f1-3 /proc/loadavg))"
 gen_start=$(date +%s.%N)
 "$BIN_DIR/gen-data" --data-dir "$WORK/gen" --site load --events "$QUERY_EVENTS" >"$WORK/gen.log" 2>&1 ||

@@ -162,7 +162,9 @@ impl DayRollups {
             + self
                 .dims
                 .iter()
-                .map(|(_, _, v, _)| std::mem::size_of::<(Dimension, i32, String, [i64; 3])>() + v.len())
+                .map(|(_, _, v, _)| {
+                    std::mem::size_of::<(Dimension, i32, String, [i64; 3])>() + v.len()
+                })
                 .sum::<usize>()
     }
 
@@ -326,12 +328,13 @@ impl<'a> Replay<'a> {
         let mut dims: FxHashMap<(Dimension, i32, String), [i64; 3]> = FxHashMap::default();
         for ((group, day, raw), c) in tally.dims {
             // a plugin change's "raw id" is the bit set itself
-            let entry = match group {
-                Group::Plugins => None,
-                _ => Some(dict.entries.get(raw as usize - 1).ok_or_else(|| {
-                    StoreError::Decode(format!("replayed value {raw} unknown"))
-                })?),
-            };
+            let entry =
+                match group {
+                    Group::Plugins => None,
+                    _ => Some(dict.entries.get(raw as usize - 1).ok_or_else(|| {
+                        StoreError::Decode(format!("replayed value {raw} unknown"))
+                    })?),
+                };
             for (dim, value) in expand(group, raw, entry)? {
                 if value.is_empty() {
                     continue;
