@@ -29,6 +29,13 @@ install_wrk() {
 }
 
 build_release() { # binaries...
+    # SPARSAM_BENCH_BIN_DIR: use the binaries there as they are (another
+    # build's, for a before/after comparison in one session)
+    if [ -n "${SPARSAM_BENCH_BIN_DIR:-}" ]; then
+        BIN_DIR=$SPARSAM_BENCH_BIN_DIR
+        echo "using the binaries in $BIN_DIR: $*" >&2
+        return
+    fi
     echo "building release binaries: $*" >&2
     local bins=()
     for b in "$@"; do bins+=(--bin "$b"); done

@@ -1477,6 +1477,7 @@ hostnames = ["localhost"]
             ("clickhouse.batch_rows", "batch_rows = 0"),
             ("clickhouse.flush_ms", "flush_ms = 1"),
             ("clickhouse.spool_max_mb", "spool_max_mb = 0"),
+            ("clickhouse.report_cache_mb", "report_cache_mb = 65537"),
             ("clickhouse.uls", "uls = []"),
         ] {
             let e = err(&format!("{ch}[clickhouse]\n{text}\n{MINIMAL}"));

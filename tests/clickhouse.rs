@@ -56,6 +56,7 @@ fn options_at(urls: Vec<String>, cluster: &str, data: &Path) -> OpenOptions {
         queue_capacity: 1000,
         site_timezones: Default::default(),
         max_engaged_ms: 1_800_000,
+        raw_days: 90,
     }
 }
 
@@ -498,6 +499,178 @@ fn the_collector_ingests_into_clickhouse_and_reports_from_it() {
     assert_eq!(health.status(), 200);
 }
 
+/// A metric's value on a metrics page (summed over its labels).
+fn metric_value(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// GETs a report with the admin token and returns its JSON.
+fn report_json(server: &common::Server, path: &str) -> serde_json::Value {
+    let res = client()
+        .get(server.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().unwrap()
+}
+
+/// A collector keeps a closed day's roll-ups between reports (the second
+/// report of the day is answered from its cache), yet a late event that
+/// another writer puts into that day (a collector replaying its spool, an
+/// import, a migration) shows in the next report: ClickHouse's
+/// fingerprint of the day's rows decides, not the collector's memory.
+#[test]
+fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
+    let set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let config = collector_config(
+        &dir.path().join("data"),
+        &set.urls(),
+        "",
+        "vacuum_after_sweep = false",
+    );
+    let server = common::Server::start_config(dir.path(), &config);
+    // the other writer, on the collector's database
+    let mut o = options(&set, "", &dir.path().join("writer"));
+    o.config.database = "sparsam_http".into();
+    let writer = ClickHouseStorage::open(&o).expect("writer");
+
+    let today = chrono::Utc::now().date_naive();
+    let closed = today - chrono::Days::new(3);
+    let noon = closed
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    store(&writer, events_on(noon, 0..20));
+    wait_sent(&writer);
+
+    let summary = format!("/api/v1/sites/demo/summary?from={closed}&to={closed}");
+    let pages = format!("/api/v1/sites/demo/breakdown/page?from={closed}&to={closed}&limit=100");
+    let hits = |server: &common::Server| {
+        metric_value(
+            &common::metrics(server),
+            "sparsam_clickhouse_report_cache_hits_total",
+        )
+    };
+    assert_eq!(report_json(&server, &summary)["pageviews"], 20);
+    assert_eq!(
+        report_json(&server, &pages)["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    // asked again: the closed day comes from the cache
+    let before = hits(&server);
+    assert_eq!(report_json(&server, &summary)["pageviews"], 20);
+    assert_eq!(
+        report_json(&server, &pages)["rows"]
+            .as_array()
+            .unwrap()
+            .len(),
+        20
+    );
+    assert!(hits(&server) > before, "the closed day was not cached");
+    let held = metric_value(
+        &common::metrics(&server),
+        "sparsam_clickhouse_report_cache_days",
+    );
+    assert!(held >= 1.0, "{held} days held");
+
+    // a late page view of a new visitor, into the cached day
+    store(
+        &writer,
+        vec![stored_pageview(
+            noon + 3_600_000,
+            500,
+            "https://example.org/late",
+        )],
+    );
+    wait_sent(&writer);
+    let answer = report_json(&server, &summary);
+    assert_eq!(answer["pageviews"], 21, "{answer}");
+    assert_eq!(answer["visitors"], 21, "{answer}");
+    let rows = report_json(&server, &pages);
+    assert!(
+        rows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["value"] == "https://example.org/late"),
+        "{rows}"
+    );
+}
+
+/// Free text held in the report cache goes when the embedded store's
+/// roll-ups would lose it: the sweep that drops a day past
+/// `retention.raw_days` takes the day's cached roll-ups (a search term
+/// among them) out of the collector's memory at once, without waiting for
+/// the next report.
+#[test]
+fn the_sweep_takes_cached_free_text_out_of_memory() {
+    let set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock");
+    // 2025-11-30 12:00 UTC: the day before is closed
+    let now = chrono::DateTime::from_timestamp_millis(TODAY_NOON).unwrap();
+    set_clock(&clock, now);
+    let config = collector_config(
+        &dir.path().join("data"),
+        &set.urls(),
+        "",
+        "vacuum_after_sweep = false\nraw_days = 2\nsweep_schedule = \"0 0 0 1 1 *\"",
+    );
+    let server = common::Server::start_config_env(
+        dir.path(),
+        &config,
+        &[(sparsam::clock::SIMULATED_CLOCK_ENV, &clock)],
+    );
+    let mut o = options(&set, "", &dir.path().join("writer"));
+    o.config.database = "sparsam_http".into();
+    let writer = ClickHouseStorage::open(&o).expect("writer");
+    let yesterday_noon = TODAY_NOON - DAY_MS;
+    let searches: Vec<Event> = (0..3u64)
+        .map(|n| Event {
+            kind: sparsam::model::EventKind::Search,
+            search_term: "my own name".into(),
+            ..stored_pageview(yesterday_noon + n as i64, n, "https://example.org/search")
+        })
+        .collect();
+    store(&writer, searches);
+    wait_sent(&writer);
+
+    let terms = "/api/v1/sites/demo/breakdown/search_term?from=2025-11-29&to=2025-11-29";
+    let answer = report_json(&server, terms);
+    assert_eq!(answer["rows"][0]["value"], "my own name", "{answer}");
+    let days_held = |server: &common::Server| {
+        metric_value(
+            &common::metrics(server),
+            "sparsam_clickhouse_report_cache_days",
+        )
+    };
+    assert!(days_held(&server) >= 1.0, "the closed day was not cached");
+
+    // two days and a half later the day is past retention.raw_days
+    set_clock(&clock, now + chrono::Duration::hours(60));
+    let res = client()
+        .post(server.url("/api/v1/sweep"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let report: serde_json::Value = res.json().unwrap();
+    assert_eq!(report["events_deleted"], 3, "{report}");
+    // gone from memory by the sweep itself, before any report asks
+    assert_eq!(days_held(&server), 0.0);
+    let answer = report_json(&server, terms);
+    assert_eq!(answer["rows"], serde_json::json!([]), "{answer}");
+}
+
 /// Site `demo` (Europe/Berlin) with declared events, goals and a funnel,
 /// on the backend named by `store`.
 fn report_config(data: &Path, store: &str) -> String {
@@ -883,6 +1056,592 @@ fn assert_reports_equal(url: &str) {
     assert!(converted >= 2, "{goals}");
     let (_, live) = report_answer(&embedded, "/api/v1/sites/demo/realtime", false);
     assert!(!live.contains("\"visitors\":0"), "{live}");
+}
+
+/// Sweeps the collector behind `server` at its (simulated) clock and
+/// returns the sweep's report.
+fn sweep(server: &common::Server) -> serde_json::Value {
+    let res = client()
+        .post(server.url("/api/v1/sweep"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().unwrap()
+}
+
+/// Reports over days whose raw events the sweep deleted answer on
+/// ClickHouse as on the embedded store, from the roll-ups the sweep kept
+/// (Debian's ClickHouse 18.16).
+#[test]
+fn reports_past_raw_days_equal_the_embedded_stores() {
+    let set = ClickHouseSet::single();
+    assert_history_equal(&set.urls()[0], |sql| set.query(0, sql));
+}
+
+/// The same on a current ClickHouse (chDB).
+#[test]
+fn reports_past_raw_days_on_current_clickhouse_equal_the_embedded_stores() {
+    let Some(chdb) = chdb::Chdb::start() else {
+        return;
+    };
+    assert!(chdb_major(&chdb) >= 24, "not a current ClickHouse");
+    assert_history_equal(&chdb.url(), |sql| chdb.query(sql));
+    // the roll-up statements came to chDB
+    let statements = chdb.statements();
+    for start in [
+        "CREATE TABLE IF NOT EXISTS sparsam_history.rollups (",
+        "INSERT INTO sparsam_history.rollups FORMAT JSONEachRow\n{",
+        "SELECT day, site, version, rows, kind, hour, dimension, local_day, value, counts FROM sparsam_history.rollups WHERE site = 'demo'",
+        "ALTER TABLE sparsam_history.rollups DELETE WHERE ",
+    ] {
+        assert!(
+            statements.iter().any(|s| s.starts_with(start)),
+            "no {start:?} ran on chDB ({} statements)",
+            statements.len()
+        );
+    }
+}
+
+/// Loads the generated events of four days and of the same days a year
+/// earlier into a redb store and into ClickHouse (`sparsam_history`),
+/// starts a collector on each with `retention.raw_days = 2`, sweeps both at
+/// once, and compares every report endpoint over the whole range, swept
+/// days included: summary, time series, every breakdown (the free-text
+/// dimensions day by day too), filters, `compare=previous` and
+/// `compare=year`, goals and funnel. Then both restart with
+/// `raw_days = 1` and sweep again (the day that was the boundary goes,
+/// and the free text of its roll-ups with it) and everything is compared
+/// again. `query` runs SQL on the ClickHouse server.
+fn assert_history_equal(url: &str, query: impl Fn(&str) -> String) {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = |raw_days: u32| {
+        format!(
+            "[retention]\nvacuum_after_sweep = false\nraw_days = {raw_days}\n\
+             sweep_schedule = \"0 0 0 1 1 *\"\n"
+        )
+    };
+    let redb_config = |raw_days| report_config(&dir.path().join("redb"), &retention(raw_days));
+    let ch_config = |raw_days| {
+        report_config(
+            &dir.path().join("ch"),
+            &format!(
+                "[store]\nbackend = \"clickhouse\"\n{}\
+                 [clickhouse]\nurls = [{url:?}]\ndatabase = \"sparsam_history\"\nflush_ms = 50",
+                retention(raw_days)
+            ),
+        )
+    };
+    // reports and retention run on the wall clock
+    let now = chrono::Utc::now();
+    let today = now.date_naive();
+    let today_ms = today
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    const YEAR_MS: i64 = 364 * DAY_MS;
+    let mut events = generated_events(today_ms, now.timestamp_millis());
+    events.extend(generated_events(
+        today_ms - YEAR_MS,
+        now.timestamp_millis() - YEAR_MS,
+    ));
+    events.sort_by_key(|e| e.ts_ms);
+    for config in [redb_config(2), ch_config(2)] {
+        let parsed = sparsam::Config::parse(&config).expect("config");
+        let storage = sparsam::app::open_backend(&parsed).expect("open backend");
+        for chunk in events.chunks(37) {
+            storage
+                .submit(chunk.to_vec())
+                .expect("queued")
+                .blocking_recv()
+                .expect("answer")
+                .expect("stored");
+        }
+        eventually(events.len() as u64, || storage.event_count().unwrap_or(0));
+        storage.close().expect("close");
+    }
+
+    let day = |back: u64| today - chrono::Days::new(back);
+    for raw_days in [2, 1] {
+        let redb_dir = tempfile::tempdir().unwrap();
+        let ch_dir = tempfile::tempdir().unwrap();
+        let mut embedded = common::Server::start_config(redb_dir.path(), &redb_config(raw_days));
+        let mut clickhouse = common::Server::start_config(ch_dir.path(), &ch_config(raw_days));
+        // a start-up sweep (the first time) is over before the one asked for
+        for server in [&embedded, &clickhouse] {
+            eventually(true, || {
+                let audit = report_json(server, "/api/v1/audit");
+                audit["last_sweeps"][0]["outcome"] == "ok"
+            });
+        }
+        // both at once, so both cut at the same time
+        let (want, got) = std::thread::scope(|s| {
+            let a = s.spawn(|| sweep(&embedded));
+            let b = s.spawn(|| sweep(&clickhouse));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let boundary = chrono::DateTime::from_timestamp_millis(got["cutoff_ms"].as_i64().unwrap())
+            .unwrap()
+            .date_naive();
+        assert_eq!(boundary, day(u64::from(raw_days)));
+        assert_eq!(want["dry_run"], got["dry_run"]);
+        // the raw events of the swept days are gone from ClickHouse
+        let raw_left = query(&format!(
+            "SELECT count() FROM sparsam_history.events WHERE day < '{boundary}'"
+        ));
+        assert_eq!(raw_left.trim(), "0", "raw_days {raw_days}");
+
+        let range = format!("from={}&to={today}", day(6));
+        let year_ago = format!(
+            "from={}&to={}",
+            day(6) - chrono::Days::new(364),
+            day(0) - chrono::Days::new(364)
+        );
+        let filters = [
+            "",
+            "&filter=device_type%3D%3Dsmartphone",
+            "&filter=page%3D%3Dhttps%3A%2F%2Fexample.org%2Fguide%2Fa",
+        ];
+        let mut paths = Vec::new();
+        for f in filters {
+            for r in [&range, &year_ago] {
+                paths.push(format!("summary?{r}{f}"));
+                paths.push(format!("timeseries?{r}&interval=hour{f}"));
+                paths.push(format!("timeseries?{r}&interval=day{f}"));
+                for dim in sparsam::storage::Dimension::ALL {
+                    paths.push(format!("breakdown/{dim}?{r}&limit=1000{f}"));
+                }
+            }
+            paths.push(format!(
+                "summary?from={}&to={}&compare=year{f}",
+                day(5),
+                day(1)
+            ));
+            paths.push(format!(
+                "timeseries?from={}&to={}&interval=day&compare=year{f}",
+                day(5),
+                day(1)
+            ));
+            paths.push(format!(
+                "summary?from={}&to={}&compare=previous{f}",
+                day(2),
+                day(1)
+            ));
+            paths.push(format!("goals?{range}{f}"));
+            paths.push(format!("funnel?{range}{f}"));
+        }
+        for dim in sparsam::storage::Dimension::ALL {
+            paths.push(format!(
+                "breakdown/{dim}?from={}&to={}&limit=1000&compare=year",
+                day(5),
+                day(1)
+            ));
+        }
+        // the free-text dimensions day by day: kept, cut or gone per day
+        for back in 0..7 {
+            for dim in sparsam::store::rollup::FREE_TEXT_DIMS {
+                paths.push(format!(
+                    "breakdown/{dim}?from={}&to={}&limit=1000",
+                    day(back),
+                    day(back)
+                ));
+            }
+        }
+        let mut differences = Vec::new();
+        for path in &paths {
+            let path = format!("/api/v1/sites/demo/{path}");
+            let want = report_answer(&embedded, &path, false);
+            let got = report_answer(&clickhouse, &path, false);
+            assert_eq!(want.0, 200, "{path} on redb: {}", want.1);
+            let parse = |body: &str| {
+                let mut v: Option<serde_json::Value> = serde_json::from_str(body).ok();
+                if let Some(serde_json::Value::Object(o)) = v.as_mut() {
+                    o.remove("as_of");
+                }
+                v
+            };
+            let want_json = parse(&want.1).unwrap();
+            if parse(&got.1).as_ref() != Some(&want_json) {
+                differences.push(format!(
+                    "{path}\n  redb:       {want_json}\n  ClickHouse: {}",
+                    got.1
+                ));
+            }
+        }
+        assert!(
+            differences.is_empty(),
+            "raw_days {raw_days}: {} of {} answers differ:\n{}",
+            differences.len(),
+            paths.len(),
+            differences.join("\n")
+        );
+        // what was compared over the swept days is not empty
+        for r in [format!("from={}&to={}", day(4), day(3)), year_ago.clone()] {
+            let (_, summary) = report_answer(
+                &clickhouse,
+                &format!("/api/v1/sites/demo/summary?{r}"),
+                false,
+            );
+            let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+            assert!(
+                summary["pageviews"].as_u64().unwrap_or(0) > 20,
+                "raw_days {raw_days}, {r}: {summary}"
+            );
+        }
+        let (_, pages) = report_answer(
+            &clickhouse,
+            &format!(
+                "/api/v1/sites/demo/breakdown/page?from={}&to={}",
+                day(4),
+                day(4)
+            ),
+            false,
+        );
+        assert!(pages.contains("https://example.org/"), "{pages}");
+        embedded.stop();
+        clickhouse.stop();
+    }
+    // every swept day's roll-ups are read from one write per site and day
+    let writes = query(
+        "SELECT count() FROM (SELECT site, day, uniqExact(version) AS n \
+         FROM sparsam_history.rollups GROUP BY site, day HAVING n > 1)",
+    );
+    assert_eq!(writes.trim(), "0");
+    let free_text = query(&format!(
+        "SELECT count() FROM sparsam_history.rollups WHERE dimension = 'search_term' \
+         AND local_day < {}",
+        sparsam::store::ids::DayNumber::of(day(1)).stored()
+    ));
+    assert_eq!(free_text.trim(), "0");
+}
+
+/// A sweep that stops after writing a day's roll-ups and before dropping
+/// the day neither loses nor doubles the day: the step run twice writes
+/// once, and the reports after the drop are those before it (one server).
+#[test]
+fn keeping_a_days_rollups_twice_writes_them_once() {
+    let set = ClickHouseSet::single();
+    keep_rollups_twice(&set, "");
+}
+
+/// The same on the cluster (`ReplicatedMergeTree` and `Distributed`, two
+/// shards, one of them replicated), with the later cut of a stored day's
+/// free text and the roll-up partitions' drop checked on every server.
+#[test]
+fn keeping_a_days_rollups_on_a_cluster() {
+    let set = ClickHouseSet::cluster();
+    keep_rollups_twice(&set, CLUSTER);
+}
+
+fn keep_rollups_twice(set: &ClickHouseSet, cluster: &str) {
+    use sparsam::storage::Dimension;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = ClickHouseStorage::open(&options(set, cluster, dir.path())).expect("open");
+    let day = rows::utc_day(TODAY_NOON - 5 * DAY_MS);
+    let before = day.pred_opt().unwrap();
+    let noon = TODAY_NOON - 5 * DAY_MS;
+    // a visit across midnight into `day`, and page views on `day`
+    let mut events = vec![
+        stored_pageview(noon - DAY_MS / 2 - 120_000, 7, "https://example.org/late"),
+        stored_pageview(
+            noon - DAY_MS / 2 + 60_000,
+            7,
+            "https://example.org/after?q=1",
+        ),
+    ];
+    events.extend(events_on(noon, 0..20));
+    store(&storage, events);
+    wait_sent(&storage);
+    let (from, to) = (noon - DAY_MS, noon + DAY_MS);
+    let totals = storage.hourly_totals("demo", from, to).unwrap();
+    let browsers = storage
+        .ranked("demo", Dimension::Browser, before, day, 100, 0)
+        .unwrap();
+    let pages = storage
+        .ranked("demo", Dimension::Page, day, day, 100, 0)
+        .unwrap();
+    assert!(!totals.is_empty());
+
+    // `day` and the day before are still within raw_days: their free text
+    // stays for now (the visit's exit page moved to the query, dated on
+    // the day before)
+    let day_number = sparsam::store::ids::DayNumber::of(day).stored();
+    let first = storage.keep_rollups(day, day_number - 1).unwrap();
+    assert_eq!((first.sites_written, first.sites_present), (1, 0));
+    assert!(first.rows > 0 && first.free_text_cut == 0, "{first:?}");
+    // the sweep stopped here; the next one runs the step again
+    let again = storage.keep_rollups(day, day_number - 1).unwrap();
+    assert_eq!(
+        (again.sites_written, again.sites_present, again.rows),
+        (0, 1, 0)
+    );
+    let versions = || {
+        set.count(
+            0,
+            &format!("SELECT uniqExact(version) FROM sparsam_test.rollups WHERE day = '{day}'"),
+        )
+    };
+    assert_eq!(versions(), 1);
+    // stored days answer as the replay did, before and after the drop
+    assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
+    storage.keep_rollups(before, day_number - 1).unwrap();
+    storage.drop_day(before).unwrap();
+    storage.drop_day(day).unwrap();
+    assert_eq!(storage.event_count().unwrap(), 0);
+    assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
+    assert_eq!(
+        storage
+            .ranked("demo", Dimension::Browser, before, day, 100, 0)
+            .unwrap(),
+        browsers
+    );
+    assert_eq!(
+        storage
+            .ranked("demo", Dimension::Page, day, day, 100, 0)
+            .unwrap(),
+        pages
+    );
+
+    // a day later `day` is past raw_days: its stored free text is cut,
+    // the write holding it deleted
+    let found = storage
+        .free_text_days(
+            None,
+            sparsam::store::ids::DayNumber::from_stored(day_number + 1),
+        )
+        .unwrap();
+    let local_days: Vec<i32> = found.keys().map(|d| d.stored()).collect();
+    assert_eq!(local_days, vec![day_number - 1, day_number], "{found:?}");
+    let mut expired = 0;
+    for (local_day, sites) in found {
+        assert_eq!(
+            sites.into_iter().collect::<Vec<_>>(),
+            vec!["demo".to_string()]
+        );
+        let sites = std::iter::once("demo".to_string()).collect();
+        expired += storage
+            .expire_free_text(local_day, sites, Default::default(), None, false)
+            .unwrap()
+            .rows_expired;
+    }
+    // the page on `day`, the exit page on the day before
+    assert_eq!(expired, 2);
+    assert!(storage
+        .free_text_days(
+            None,
+            sparsam::store::ids::DayNumber::from_stored(day_number + 1)
+        )
+        .unwrap()
+        .is_empty());
+    assert_eq!(versions(), 1);
+    let values: Vec<String> = storage
+        .ranked("demo", Dimension::Page, day, day, 100, 0)
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
+    assert!(
+        values.contains(&"https://example.org/after".to_string()),
+        "{values:?}"
+    );
+    assert!(!values.iter().any(|v| v.contains('?')), "{values:?}");
+    assert_eq!(storage.hourly_totals("demo", from, to).unwrap(), totals);
+
+    // past rollup_days both days' partitions go, on every server
+    let cutoff = noon + DAY_MS;
+    let counted = storage.expire_rollups(cutoff, true).unwrap();
+    assert!(
+        counted.hourly_rows > 0 && counted.dim_rows > 0,
+        "{counted:?}"
+    );
+    assert_eq!(storage.expire_rollups(cutoff, false).unwrap(), counted);
+    for server in 0..set.urls().len() {
+        let table = if cluster.is_empty() {
+            "rollups"
+        } else {
+            "rollups_local"
+        };
+        assert_eq!(
+            set.count(
+                server,
+                &format!(
+                    "SELECT count() FROM system.parts WHERE database = 'sparsam_test' \
+                     AND table = '{table}' AND active"
+                )
+            ),
+            0
+        );
+    }
+    assert!(storage.hourly_totals("demo", from, to).unwrap().is_empty());
+}
+
+/// After the sweep no table of the database holds a search term or a
+/// query of a day past `retention.raw_days`, while that day's counts are
+/// still reported (its path kept); the audit names the roll-up table with
+/// no free text and the oldest roll-up day; `retention.rollup_days` drops
+/// the roll-up partitions, checked in `system.parts`.
+#[test]
+fn no_free_text_of_swept_days_is_left_in_any_table() {
+    const MARKER: &str = "zqxmarker";
+    let set = ClickHouseSet::single();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |rollup_days: u32| {
+        collector_config(
+            &dir.path().join("data"),
+            &set.urls(),
+            "",
+            &format!(
+                "vacuum_after_sweep = false\nraw_days = 2\nrollup_days = {rollup_days}\n\
+                 sweep_schedule = \"0 0 0 1 1 *\""
+            ),
+        )
+    };
+    let mut server = common::Server::start_config(dir.path(), &config(30));
+    // the start-up sweep (none ran before) is over before events come
+    eventually(true, || {
+        let audit = report_json(&server, "/api/v1/audit");
+        audit["last_sweeps"][0]["outcome"] == "ok"
+    });
+    let mut o = options(&set, "", &dir.path().join("writer"));
+    o.config.database = "sparsam_http".into();
+    let writer = ClickHouseStorage::open(&o).expect("writer");
+    // reports and retention run on the wall clock
+    let old_noon = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis()
+        - 5 * DAY_MS;
+    let old_day = rows::utc_day(old_noon);
+    let mut events: Vec<Event> = (0..4u64)
+        .map(|n| Event {
+            kind: sparsam::model::EventKind::Search,
+            search_term: format!("{MARKER} {n}"),
+            ..stored_pageview(old_noon + n as i64 * 1000, n, "https://example.org/search")
+        })
+        .collect();
+    events.extend((0..4u64).map(|n| {
+        stored_pageview(
+            old_noon + 10_000 + n as i64,
+            n,
+            &format!("https://example.org/search?q={MARKER}"),
+        )
+    }));
+    store(&writer, events);
+    wait_sent(&writer);
+    let everything = || -> String {
+        let tables = set.query(
+            0,
+            "SELECT name FROM system.tables WHERE database = 'sparsam_http' FORMAT TabSeparated",
+        );
+        tables
+            .lines()
+            .map(|t| {
+                set.query(
+                    0,
+                    &format!("SELECT * FROM sparsam_http.{t} FORMAT TabSeparated"),
+                )
+            })
+            .collect()
+    };
+    assert!(everything().contains(MARKER), "the marker was never stored");
+    // the files under the servers' directories: the scan does see it
+    let on_disk = || {
+        files_under(set.path())
+            .into_iter()
+            .filter(|(_, bytes)| bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()))
+            .map(|(path, _)| path.display().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !on_disk().is_empty(),
+        "the scan does not find the stored marker"
+    );
+
+    let report = sweep(&server);
+    assert_eq!(report["events_deleted"], 8, "{report}");
+    assert!(
+        report["rollups_kept"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(old_day.to_string())),
+        "{report}"
+    );
+    let all = everything();
+    assert!(
+        !all.contains(MARKER),
+        "free text left after the sweep:\n{all}"
+    );
+    // dropped parts leave the disk after old_parts_lifetime
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !on_disk().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(on_disk(), Vec::<String>::new(), "free text left on disk");
+    // the day's counts are still there, its page path without the query
+    let pages = report_json(
+        &server,
+        &format!("/api/v1/sites/demo/breakdown/page?from={old_day}&to={old_day}"),
+    );
+    assert_eq!(
+        pages["rows"][0]["value"],
+        "https://example.org/search",
+        "{pages}\n{}",
+        set.query(0, "SELECT * FROM sparsam_http.rollups FORMAT TabSeparated")
+    );
+    let summary = report_json(
+        &server,
+        &format!("/api/v1/sites/demo/summary?from={old_day}&to={old_day}"),
+    );
+    assert_eq!(summary["pageviews"], 4, "{summary}");
+    let terms = report_json(
+        &server,
+        &format!("/api/v1/sites/demo/breakdown/search_term?from={old_day}&to={old_day}"),
+    );
+    assert_eq!(terms["rows"], serde_json::json!([]), "{terms}");
+    // the audit: the roll-up table checked, nothing of free text in it
+    let audit = report_json(&server, "/api/v1/audit");
+    assert_eq!(audit["oldest_rollup_day"], old_day.to_string(), "{audit}");
+    let table = audit["free_text"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "rollups")
+        .unwrap_or_else(|| panic!("no rollups table in {audit}"))
+        .clone();
+    assert_eq!(table["older_than_allowed"], 0, "{table}");
+    assert_eq!(audit["verification"]["ok"], true, "{audit}");
+    assert_eq!(
+        audit["last_sweeps"][0]["rollups_kept"], report["rollups_kept"],
+        "{audit}"
+    );
+
+    // past retention.rollup_days the day's roll-up partition goes
+    server.stop();
+    let server = common::Server::start_config(dir.path(), &config(3));
+    let report = sweep(&server);
+    assert!(
+        report["rollup_rows_deleted"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert_eq!(
+        set.count(
+            0,
+            &format!(
+                "SELECT count() FROM system.parts WHERE database = 'sparsam_http' \
+                 AND table = 'rollups' AND partition = '{old_day}' AND active"
+            )
+        ),
+        0
+    );
+    let summary = report_json(
+        &server,
+        &format!("/api/v1/sites/demo/summary?from={old_day}&to={old_day}"),
+    );
+    assert_eq!(summary["pageviews"], 0, "{summary}");
 }
 
 /// Sets the collectors' simulated clock (see `sparsam::clock`), replacing
@@ -1498,8 +2257,8 @@ fn reports_on_current_clickhouse_equal_the_embedded_stores() {
             "INSERT INTO sparsam_diff.audit FORMAT JSONEachRow\n{",
         ),
         (
-            "days of a site",
-            "SELECT DISTINCT day FROM sparsam_diff.events WHERE site = 'demo'",
+            "fingerprints of a site's days",
+            "SELECT day, count(), sum(seq), sum(batch) FROM sparsam_diff.events WHERE site = 'demo' AND day >= ",
         ),
         ("a day's events", day_read.as_str()),
     ] {

@@ -3,7 +3,8 @@
 //! events on three days, two sites, an IPv6 visitor and a sweep record is
 //! copied; the copy equals the source row by row; a day ClickHouse already
 //! holds events of is left alone and reported; a day past retention is not
-//! copied; a second run copies nothing twice; a day whose copy was
+//! copied as raw events, its roll-ups are (reports on ClickHouse answer
+//! for it as the embedded store does); a second run copies nothing twice; a day whose copy was
 //! interrupted is dropped and copied again; a finished day collectors
 //! wrote into since is left alone; a progress file of another target, a
 //! running server and an unknown target are refused clearly.
@@ -154,6 +155,7 @@ fn collector_writes(set: &ClickHouseSet, env: &Env, events: Vec<Event>) {
         queue_capacity: 100,
         site_timezones: Default::default(),
         max_engaged_ms: 1_800_000,
+        raw_days: 90,
     })
     .unwrap();
     collector
@@ -227,6 +229,64 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
         "{out}"
     );
     assert_eq!(count(&set, "url = 'https://example.org/expired'"), 0);
+    // its counts are copied as roll-ups: reports on ClickHouse answer for
+    // it as the embedded store does
+    assert!(
+        out.contains("roll-ups of days before the first copied day: 1 site-days copied"),
+        "{out}"
+    );
+    let expired = chrono::NaiveDate::parse_from_str(
+        &day(first_noon() - EXPIRED_DAYS_AGO * DAY_MS),
+        "%Y-%m-%d",
+    )
+    .unwrap();
+    let from = expired
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    let answers = |storage: &dyn Storage| {
+        (
+            storage.hourly_totals("demo", from, from + DAY_MS).unwrap(),
+            storage
+                .ranked(
+                    "demo",
+                    sparsam::storage::Dimension::Page,
+                    expired,
+                    expired,
+                    100,
+                    0,
+                )
+                .unwrap(),
+        )
+    };
+    let embedded = {
+        let source = RedbStorage::open(
+            env.data.join("sparsam.redb"),
+            &StoreOptions::default(),
+            WriterOptions::default(),
+        )
+        .unwrap();
+        let answers = answers(&source);
+        source.close().unwrap();
+        answers
+    };
+    assert_eq!(embedded.1.rows[0].0, "https://example.org/expired");
+    let clickhouse = ClickHouseStorage::open(&OpenOptions {
+        config: ClickHouseConfig {
+            urls: set.urls(),
+            database: DATABASE.into(),
+            ..ClickHouseConfig::default()
+        },
+        data_dir: env.dir.path().join("reader"),
+        queue_capacity: 100,
+        site_timezones: Default::default(),
+        max_engaged_ms: 1_800_000,
+        raw_days: 90,
+    })
+    .unwrap();
+    assert_eq!(answers(&clickhouse), embedded);
+    clickhouse.close().unwrap();
     assert!(
         out.contains("delete it when the collectors run on ClickHouse"),
         "{out}"
@@ -285,6 +345,18 @@ fn migrate_copies_every_day_once_resumes_and_leaves_foreign_days_alone() {
     );
     assert!(out.contains("every day's count matches"), "{out}");
     assert_eq!(count(&set, "1"), 241);
+    // the expired day's roll-ups are not written twice
+    assert!(
+        out.contains("roll-ups of days before the first copied day: 0 site-days copied (0 rows), 1 already there"),
+        "{out}"
+    );
+    assert_eq!(
+        set.count(
+            0,
+            &format!("SELECT uniqExact(version) FROM {DATABASE}.rollups")
+        ),
+        1
+    );
 
     // An interrupted copy of the second day: started, never finished.
     let progress = std::fs::read_to_string(env.progress_file()).unwrap();

@@ -279,7 +279,7 @@ fn the_schema_walker_catches_what_it_should() {
         "events_deleted": 0, "strings_deleted": 0, "rollup_rows_deleted": 0,
         "free_text_before": "2026-11-01", "free_text_rows_expired": 0,
         "free_text_expired_by_dimension": {"page": 2}, "free_text_rows_kept": 0,
-        "vacuumed": false
+        "vacuumed": false, "rollups_kept": ["2026-11-01"], "rollup_rows_written": 0
     });
     let mut errs = vec![];
     validate(&doc, sweep, &report, "$", &mut errs);

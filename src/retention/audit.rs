@@ -69,6 +69,13 @@ pub struct SweepRecord {
     /// Roll-up rows whose free text `retention.free_text_min_visitors` kept.
     #[serde(default)]
     pub free_text_rows_kept: u64,
+    /// UTC days whose roll-ups were written to outlive their raw events
+    /// (ClickHouse), free text cut.
+    #[serde(default)]
+    pub rollups_kept: Vec<String>,
+    /// Rows written for them.
+    #[serde(default)]
+    pub rollup_rows_written: u64,
     pub duration_ms: Option<u64>,
     pub outcome: String,
     pub error: Option<String>,
@@ -281,6 +288,9 @@ pub struct AuditView {
     pub ip_masks: IpMaskView,
     pub cookies: CookieView,
     pub oldest_raw_event: Option<String>,
+    /// The earliest UTC day (`YYYY-MM-DD`) the roll-ups hold counts of:
+    /// how far back unfiltered reports reach.
+    pub oldest_rollup_day: Option<String>,
     pub raw_events: u64,
     pub raw_events_by_age: AgeBuckets,
     pub next_sweep: Option<String>,
@@ -517,8 +527,9 @@ pub fn free_text_view(
         kept_by_rule: 0,
     });
     let mut rollups: BTreeMap<&'static str, (Option<DayNumber>, u64, u64)> = BTreeMap::new();
-    rollups.insert("dims_open", (None, 0, 0));
-    rollups.insert("dims_sealed", (None, 0, 0));
+    for table in store.rollup_tables() {
+        rollups.insert(table, (None, 0, 0));
+    }
     store.for_each_free_text_row(&mut |row| {
         let day = row.day;
         let e = rollups.entry(row.table).or_insert((None, 0, 0));
@@ -632,6 +643,7 @@ pub fn audit_view(
         },
         cookies: CookieView::derive(config),
         oldest_raw_event: store.oldest_event_ms()?.map(iso),
+        oldest_rollup_day: store.oldest_rollup_day()?.map(|d| d.to_string()),
         raw_events: verification.events_checked,
         raw_events_by_age: ages,
         next_sweep,
@@ -703,6 +715,11 @@ pub fn render_text(v: &AuditView) -> String {
         s,
         "oldest:         {}",
         v.oldest_raw_event.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        s,
+        "roll-ups from:  {}",
+        v.oldest_rollup_day.as_deref().unwrap_or("-")
     );
     let a = &v.raw_events_by_age;
     let _ = writeln!(

@@ -85,6 +85,14 @@ pub struct SweepReport {
     /// The store file was rewritten afterwards with live data only
     /// (`retention.vacuum_after_sweep`, on by default).
     pub vacuumed: bool,
+    /// UTC days (`YYYY-MM-DD`) whose roll-ups were written into the
+    /// backend's roll-up table before their raw events (or the day
+    /// before's) went, free text cut (ClickHouse; the embedded store keeps
+    /// roll-ups as it stores events).
+    #[schema(value_type = Vec<chrono::NaiveDate>)]
+    pub rollups_kept: Vec<String>,
+    /// Rows written for them.
+    pub rollup_rows_written: u64,
 }
 
 impl SweepReport {
@@ -181,6 +189,8 @@ pub fn sweep_now(
     record.strings_deleted = report.strings_deleted;
     record.vacuumed = report.vacuumed;
     record.rollup_rows_deleted = report.rollup_rows_deleted;
+    record.rollups_kept = report.rollups_kept.clone();
+    record.rollup_rows_written = report.rollup_rows_written;
     record.free_text_before = Some(report.free_text_before.clone());
     record.free_text_rows_expired = report.free_text_rows_expired;
     record.free_text_expired_by_dimension = report.free_text_expired_by_dimension.clone();
@@ -219,13 +229,32 @@ fn run_steps(
     report: &mut SweepReport,
 ) -> Result<(), SweepError> {
     let boundary = schema::utc_day(cutoff);
+    let free_text_before = DayNumber::of(boundary).stored();
     // days that end at or before the cutoff go whole
-    let whole: Vec<_> = store
-        .days()?
-        .into_iter()
-        .map(|(day, _)| day)
-        .filter(|d| *d < boundary)
-        .collect();
+    let days: Vec<_> = store.days()?.into_iter().map(|(day, _)| day).collect();
+    let whole: Vec<_> = days.iter().copied().filter(|d| *d < boundary).collect();
+    // Roll-ups that must outlive the raw events: every day about to lose
+    // raw events, and the boundary day, whose day before goes now. All of
+    // them before anything is deleted (a day's roll-ups replay the day
+    // before too); a day already stored is not written again, so a sweep
+    // that stopped between these writes and the deletions loses and
+    // doubles nothing.
+    let keep = whole
+        .iter()
+        .copied()
+        .chain(days.iter().copied().filter(|d| *d == boundary));
+    for day in keep {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(SweepError::Cancelled);
+        }
+        let started = Instant::now();
+        let kept = store.keep_rollups(day, free_text_before)?;
+        if kept.sites_written + kept.sites_present > 0 {
+            tracing::info!(day = %day, rows = kept.rows, free_text_cut = kept.free_text_cut, elapsed_ms = started.elapsed().as_millis() as u64, "sweep: roll-ups of the day kept");
+            report.rollups_kept.push(day.to_string());
+            report.rollup_rows_written += kept.rows;
+        }
+    }
     for day in &whole {
         if cancel.load(Ordering::Relaxed) {
             return Err(SweepError::Cancelled);

@@ -22,9 +22,12 @@
 //! spool has it. Addresses travel as stored, truncated again on the way to
 //! their own prefix or the configured masks, whichever keeps fewer bits.
 //!
-//! What is not copied: roll-ups of days whose raw events have already
-//! expired (ClickHouse answers every report from raw events) and the
-//! embedded store's daily salt (the events carry their visitor hashes).
+//! The roll-ups of the days wholly before the cutoff (kept only as counts
+//! in the embedded store) go into ClickHouse's roll-up table
+//! (`clickhouse/history.rs`), one write per site and day, free text cut,
+//! so reports on the cluster reach as far back as the embedded store's.
+//! What is not copied: the embedded store's daily salt (the events carry
+//! their visitor hashes).
 //! The embedded store file itself is left as it was: once the collectors
 //! run on ClickHouse nothing sweeps it any more, so the report says to
 //! delete it.
@@ -123,6 +126,12 @@ pub struct MigrateReport {
     /// Final counts: (embedded store, ClickHouse) per day.
     pub counts: BTreeMap<NaiveDate, (u64, u64)>,
     pub audit_records: usize,
+    /// Days before the first copied one whose roll-ups were written into
+    /// ClickHouse's roll-up table (site and day pairs), those already
+    /// there from an earlier run, and the rows written.
+    pub rollups_copied: usize,
+    pub rollups_present: usize,
+    pub rollup_rows: u64,
     pub progress_file: PathBuf,
 }
 
@@ -194,8 +203,9 @@ impl MigrateReport {
         }
         let _ = writeln!(
             out,
-            "roll-ups are not copied: ClickHouse answers reports from raw events, so days \
-             kept only as counts in the embedded store do not appear there"
+            "roll-ups of days before the first copied day: {} site-days copied ({} rows), {} \
+             already there",
+            self.rollups_copied, self.rollup_rows, self.rollups_present
         );
         let _ = writeln!(out, "progress: {}", self.progress_file.display());
         let _ = writeln!(
@@ -462,6 +472,7 @@ pub fn migrate_to_clickhouse(config: &Config) -> Result<MigrateReport, MigrateEr
     bar.finish_and_clear();
 
     report.audit_records = copy_audit(&source, &target)?;
+    copy_rollups(&source, &target, config, cutoff_ms, &mut report)?;
 
     let after: HashMap<NaiveDate, u64> = target.days()?.into_iter().collect();
     report.counts = source_days
@@ -565,7 +576,10 @@ fn copy_day(
 }
 
 /// Hands a chunk to the writer, waiting while its queue is full, and waits
-/// for the writer to take responsibility for it.
+/// for the writer to take responsibility for it. The chunk is spooled at
+/// once rather than after `clickhouse.flush_ms`: nothing else is coming
+/// while the copy waits for it, so the interval would only make every
+/// chunk wait (it bounded a copy to one chunk per `flush_ms`).
 fn send(target: &ClickHouseStorage, events: Vec<Event>) -> Result<(), MigrateError> {
     let ack = loop {
         match target.submit(events.clone()) {
@@ -574,6 +588,7 @@ fn send(target: &ClickHouseStorage, events: Vec<Event>) -> Result<(), MigrateErr
             Err(e) => return Err(e.into()),
         }
     };
+    target.flush()?;
     ack.blocking_recv()
         .map_err(|_| StorageError::Internal("the ClickHouse writer went away".into()))??;
     Ok(())
@@ -609,6 +624,78 @@ fn copy_audit(source: &RedbStorage, target: &ClickHouseStorage) -> Result<usize,
         target.audit_replace(*id, json)?;
     }
     Ok(records.len())
+}
+
+/// Copies the embedded store's roll-ups of the UTC days wholly before the
+/// retention cutoff (their raw events are not copied) into ClickHouse's
+/// roll-up table, a write per site and day: hourly totals of the day's
+/// hours and each dimension's counters of the site-local day of that date,
+/// free text cut as the sweep cuts it past `retention.raw_days`. So
+/// reports on the cluster reach as far back as the embedded store's. A
+/// (site, day) already written (an earlier run) is skipped.
+fn copy_rollups(
+    source: &RedbStorage,
+    target: &ClickHouseStorage,
+    config: &Config,
+    cutoff_ms: i64,
+    report: &mut MigrateReport,
+) -> Result<(), MigrateError> {
+    use crate::storage::Dimension;
+    use crate::store::ids::DayNumber;
+    use crate::store::replay::DayRollups;
+    use crate::store::schema::utc_day;
+    let first_copied = utc_day(cutoff_ms);
+    let Some(oldest) = source.oldest_rollup_day()? else {
+        return Ok(());
+    };
+    let free_text_before = DayNumber::of(first_copied).stored();
+    let present = target.stored_site_days(first_copied)?;
+    for site in &config.sites {
+        let mut day = oldest;
+        while day < first_copied {
+            if present.contains(&(site.id.clone(), day)) {
+                report.rollups_present += 1;
+            } else {
+                let start = day_start_ms(day);
+                let hourly = source
+                    .hourly_totals(&site.id, start, start + MS_PER_DAY)?
+                    .into_iter()
+                    .map(|(hour, totals)| {
+                        (
+                            hour,
+                            totals
+                                .as_array()
+                                .map(|x| i64::try_from(x).unwrap_or(i64::MAX)),
+                        )
+                    })
+                    .collect();
+                let mut dims = Vec::new();
+                for dim in Dimension::ALL {
+                    let ranked = source.ranked(&site.id, dim, day, day, usize::MAX, 0)?;
+                    for (value, c) in ranked.rows {
+                        let counts = [c.pageviews, c.visits, c.events]
+                            .map(|x| i64::try_from(x).unwrap_or(i64::MAX));
+                        dims.push((dim, DayNumber::of(day).stored(), value, counts));
+                    }
+                }
+                dims.sort_unstable();
+                let rollups = DayRollups { hourly, dims };
+                let (rollups, _) = clickhouse::history::cut_free_text(&rollups, |local_day| {
+                    local_day < free_text_before
+                });
+                let rows = target.write_rollups(&site.id, day, &rollups)?;
+                if rows > 0 {
+                    report.rollups_copied += 1;
+                    report.rollup_rows += rows;
+                }
+            }
+            match day.succ_opt() {
+                Some(next) => day = next,
+                None => break,
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A stored event as the pipeline hands events to a store.

@@ -338,4 +338,45 @@ pub trait Storage: Send + Sync {
 
     /// Replaces audit record `id`, durably.
     fn audit_replace(&self, id: u64, json: &str) -> Result<(), StorageError>;
+
+    // ---- roll-ups that outlive raw events
+
+    /// Makes sure the roll-ups of UTC day `day` outlive its raw events:
+    /// called by the sweep before it deletes any raw event of `day` or of
+    /// the day before. Free text of site-local days before
+    /// `free_text_before` (days since 1970-01-01) is cut as
+    /// [`Storage::expire_free_text`] cuts it. An engine whose writer keeps
+    /// roll-ups as it stores events (the embedded store) has nothing to do.
+    fn keep_rollups(
+        &self,
+        day: NaiveDate,
+        free_text_before: i32,
+    ) -> Result<KeptRollups, StorageError> {
+        let _ = (day, free_text_before);
+        Ok(KeptRollups::default())
+    }
+
+    /// The earliest UTC day the stored roll-ups hold counts of (for the
+    /// audit: how far back reports reach).
+    fn oldest_rollup_day(&self) -> Result<Option<NaiveDate>, StorageError>;
+
+    /// The tables the roll-ups' free text may be stored in (each listed by
+    /// the audit, with none found or with what was found).
+    fn rollup_tables(&self) -> &'static [&'static str] {
+        &["dims_open", "dims_sealed"]
+    }
+}
+
+/// What [`Storage::keep_rollups`] did for one UTC day.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeptRollups {
+    /// Sites whose roll-ups of the day were written now.
+    pub sites_written: u64,
+    /// Sites whose roll-ups of the day were stored already (a sweep that
+    /// stopped before deleting the raw events wrote them).
+    pub sites_present: u64,
+    /// Rows written.
+    pub rows: u64,
+    /// Value rows whose free text was cut before they were written.
+    pub free_text_cut: u64,
 }

@@ -296,6 +296,14 @@ impl Storage for RedbStorage {
             })?)
     }
 
+    fn oldest_rollup_day(&self) -> Result<Option<NaiveDate>, StorageError> {
+        self.writer.fold_held()?;
+        Ok(self
+            .store
+            .oldest_rollup_hour()?
+            .map(|hour| crate::store::schema::utc_day(hour * crate::store::schema::MS_PER_HOUR)))
+    }
+
     fn audit_records(&self) -> Result<Vec<(u64, String)>, StorageError> {
         Ok(self.store.audit_records()?)
     }

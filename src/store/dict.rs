@@ -223,9 +223,15 @@ pub(crate) fn index_new_entries(txn: &WriteTransaction) -> Result<u64, StoreErro
             .max(last.map_or(1, |l| l.saturating_add(1)))
     };
     let recorded_raw = meta.get(META_NEXT_STRING)?.map(|v| v.value());
-    let next_raw = next_after(recorded_raw, strings.last()?.map(|(k, _)| k.value().stored()));
+    let next_raw = next_after(
+        recorded_raw,
+        strings.last()?.map(|(k, _)| k.value().stored()),
+    );
     let recorded_dim = meta.get(META_NEXT_DIM_VALUE)?.map(|v| v.value());
-    let next_dim = next_after(recorded_dim, values.last()?.map(|(k, _)| k.value().stored()));
+    let next_dim = next_after(
+        recorded_dim,
+        values.last()?.map(|(k, _)| k.value().stored()),
+    );
     if recorded_raw != Some(next_raw) {
         meta.insert(META_NEXT_STRING, next_raw)?;
     }

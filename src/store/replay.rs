@@ -14,6 +14,13 @@
 //!   from which hourly totals and ranked breakdowns are summed exactly as
 //!   the roll-up tables hold them.
 //!
+//! Roll-ups are replayed per UTC day ([`DayRollups`]): the changes that
+//! stepping day D's events adds, with the day before's state rebuilt from
+//! that day's own events alone (as the embedded writer rebuilds it after a
+//! restart). So a day's roll-ups depend on the rows of D - 1 and D only,
+//! never on where a report's range starts, and a caller may keep them
+//! ([`RollupCache`]) for as long as those two days' rows do not change.
+//!
 //! So visits, bounces and dwell, filters, goals and funnels mean the same
 //! on both engines by construction rather than by a second implementation
 //! in SQL. A roll-up row can change after its own day (a second page view
@@ -132,6 +139,53 @@ pub(crate) type SharedDict = Arc<Mutex<MemoryDict>>;
 /// time, then the order they were received in).
 pub type FetchDay<'a> = dyn FnMut(NaiveDate) -> Result<Vec<ReplayEvent>, StoreError> + Send + 'a;
 
+/// What one UTC day's events add to the roll-ups, in the terms the
+/// roll-up tables hold them: hourly totals and per-dimension counters of
+/// site-local days, values as strings. Nothing else: no visitor hashes,
+/// no page-view ids, no events. A change can be dated before the day
+/// itself (a bounce that ends after midnight, an exit page that moves).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DayRollups {
+    /// Hour (since the epoch) and the change of its totals, in
+    /// [`Totals`] order; an hour that some event touched is listed even
+    /// when its changes cancel out (the embedded store keeps its row).
+    pub hourly: Vec<(i64, [i64; Totals::FIELDS])>,
+    /// Dimension, site-local day number, value and the change of its
+    /// counters (page views, visits, events); no empty values and no
+    /// changes that cancel out.
+    pub dims: Vec<(Dimension, i32, String, [i64; 3])>,
+}
+
+impl DayRollups {
+    /// Roughly the bytes these roll-ups take in memory.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.hourly.len() * std::mem::size_of::<(i64, [i64; Totals::FIELDS])>()
+            + self
+                .dims
+                .iter()
+                .map(|(_, _, v, _)| {
+                    std::mem::size_of::<(Dimension, i32, String, [i64; 3])>() + v.len()
+                })
+                .sum::<usize>()
+    }
+
+    /// The earliest site-local day (day number) a counter is dated on.
+    pub fn earliest_local_day(&self) -> Option<i32> {
+        self.dims.iter().map(|(_, d, _, _)| *d).min()
+    }
+}
+
+/// Keeps the roll-ups of replayed days between replays. `get` answers
+/// only for a day whose rows (and the day before's) are still the ones
+/// the kept roll-ups were replayed from; deciding that is the cache's job.
+pub trait RollupCache: Send {
+    /// The roll-ups of UTC day `day`, when held for its rows as they are.
+    fn get(&mut self, day: NaiveDate) -> Option<Arc<DayRollups>>;
+    /// The roll-ups of `day` just replayed, from the rows just fetched.
+    fn put(&mut self, day: NaiveDate, rollups: &Arc<DayRollups>);
+}
+
 /// Replays a site's days one after the other.
 pub struct Replay<'a> {
     tz: Tz,
@@ -141,6 +195,10 @@ pub struct Replay<'a> {
     /// The previous replayed day's state (for visits and page views that
     /// run across midnight).
     prev: Option<(NaiveDate, DayState)>,
+    /// The last days fetched, in receipt order: a day's roll-ups step the
+    /// day before too, so each day is read once, not twice.
+    fetched: Vec<(NaiveDate, Arc<Vec<ReplayEvent>>)>,
+    cache: Option<Box<dyn RollupCache + 'a>>,
 }
 
 impl<'a> Replay<'a> {
@@ -153,7 +211,32 @@ impl<'a> Replay<'a> {
             fetch,
             dict: SharedDict::default(),
             prev: None,
+            fetched: Vec::new(),
+            cache: None,
         }
+    }
+
+    /// This replay, taking the roll-ups of days from `cache` when it holds
+    /// them and handing it those it replays.
+    pub fn with_cache(mut self, cache: Box<dyn RollupCache + 'a>) -> Replay<'a> {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The events of UTC day `day`, in the order the writer takes them.
+    fn events(&mut self, day: NaiveDate) -> Result<Arc<Vec<ReplayEvent>>, StoreError> {
+        if let Some((_, events)) = self.fetched.iter().find(|(d, _)| *d == day) {
+            return Ok(events.clone());
+        }
+        let mut events = (self.fetch)(day)?;
+        // the writer takes each batch in time order (a stable sort)
+        events.sort_by_key(|e| e.ts_ms);
+        let events = Arc::new(events);
+        if self.fetched.len() >= 2 {
+            self.fetched.remove(0);
+        }
+        self.fetched.push((day, events.clone()));
+        Ok(events)
     }
 
     /// Steps the events of UTC day `day` through the day state, with the
@@ -162,17 +245,30 @@ impl<'a> Replay<'a> {
     fn day(
         &mut self,
         day: NaiveDate,
-        (from_ms, to_ms): (i64, i64),
+        range: (i64, i64),
         sink: &mut dyn Sink,
     ) -> Result<DayEvents, StoreError> {
-        let mut events = (self.fetch)(day)?;
-        // the writer takes each batch in time order (a stable sort)
-        events.sort_by_key(|e| e.ts_ms);
+        let events = self.events(day)?;
         let prev = self
             .prev
             .take()
             .filter(|(d, _)| d.succ_opt() == Some(day))
             .map(|(_, st)| st);
+        let (state, out) = self.step_day(day, &events, prev.as_ref(), range, sink)?;
+        self.prev = Some((day, state));
+        Ok(out)
+    }
+
+    /// Steps `events` (UTC day `day`'s) through a fresh day state that
+    /// carries over midnight from `prev`.
+    fn step_day(
+        &self,
+        day: NaiveDate,
+        events: &[ReplayEvent],
+        prev: Option<&DayState>,
+        (from_ms, to_ms): (i64, i64),
+        sink: &mut dyn Sink,
+    ) -> Result<(DayState, DayEvents), StoreError> {
         let mut state = DayState::empty();
         let local_days = LocalDays::new(self.tz);
         let local = |ts: i64| local_days.day(ts);
@@ -181,10 +277,10 @@ impl<'a> Replay<'a> {
             ..DayEvents::default()
         };
         let mut dict = self.dict.lock().unwrap_or_else(|p| p.into_inner());
-        for e in &events {
+        for e in events {
             let input = intern_event(&mut dict, e)?;
             let custom = intern_custom(&mut dict, e)?;
-            let step = state.step(prev.as_ref(), &input, &local, self.max_engaged_ms, sink);
+            let step = state.step(prev, &input, &local, self.max_engaged_ms, sink);
             if step.new_visitor {
                 out.visitor_hashes.push(e.visitor);
             }
@@ -198,26 +294,84 @@ impl<'a> Replay<'a> {
             }
         }
         drop(dict);
-        self.prev = Some((day, state));
-        Ok(out)
+        Ok((state, out))
     }
 
-    /// Replays the UTC days from `first` to `last` into `tally`.
+    /// The roll-ups of UTC day `day`: its events stepped after the day
+    /// before's, that day's state rebuilt from its own events alone. From
+    /// the cache when it holds them; otherwise replayed and handed to it.
+    pub fn day_rollups(&mut self, day: NaiveDate) -> Result<Arc<DayRollups>, StoreError> {
+        if let Some(held) = self.cache.as_mut().and_then(|c| c.get(day)) {
+            return Ok(held);
+        }
+        let prev = match day.pred_opt() {
+            Some(before) => {
+                let events = self.events(before)?;
+                Some(self.step_day(before, &events, None, (0, 0), &mut Forget)?.0)
+            }
+            None => None,
+        };
+        let events = self.events(day)?;
+        let mut tally = RollupTally::default();
+        self.step_day(day, &events, prev.as_ref(), (0, 0), &mut tally)?;
+        let rollups = Arc::new(self.resolve(tally)?);
+        if let Some(cache) = self.cache.as_mut() {
+            cache.put(day, &rollups);
+        }
+        Ok(rollups)
+    }
+
+    /// Names the values of a day's roll-up changes, as the writer expands
+    /// them into the roll-up tables (`apply.rs`).
+    fn resolve(&self, tally: RollupTally) -> Result<DayRollups, StoreError> {
+        let mut hourly: Vec<(i64, [i64; Totals::FIELDS])> = tally.hourly.into_iter().collect();
+        hourly.sort_unstable_by_key(|(h, _)| *h);
+        let dict = self.dict.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dims: FxHashMap<(Dimension, i32, String), [i64; 3]> = FxHashMap::default();
+        for ((group, day, raw), c) in tally.dims {
+            // a plugin change's "raw id" is the bit set itself
+            let entry =
+                match group {
+                    Group::Plugins => None,
+                    _ => Some(dict.entries.get(raw as usize - 1).ok_or_else(|| {
+                        StoreError::Decode(format!("replayed value {raw} unknown"))
+                    })?),
+                };
+            for (dim, value) in expand(group, raw, entry)? {
+                if value.is_empty() {
+                    continue;
+                }
+                let x = dims.entry((dim, day.stored(), value)).or_default();
+                for (x, dx) in x.iter_mut().zip(c) {
+                    *x += dx;
+                }
+            }
+        }
+        let mut dims: Vec<(Dimension, i32, String, [i64; 3])> = dims
+            .into_iter()
+            .filter(|(_, c)| *c != [0; 3])
+            .map(|((dim, day, value), c)| (dim, day, value, c))
+            .collect();
+        dims.sort_unstable();
+        Ok(DayRollups { hourly, dims })
+    }
+
+    /// The roll-ups of the UTC days from `first` to `last`.
     fn run_rollups(
         &mut self,
         first: NaiveDate,
         last: NaiveDate,
-        tally: &mut RollupTally,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Arc<DayRollups>>, StoreError> {
+        let mut out = Vec::new();
         let mut day = first;
         while day <= last {
-            self.day(day, (0, 0), tally)?;
-            day = day.succ_opt().unwrap_or(NaiveDate::MAX);
-            if day == NaiveDate::MAX {
-                break;
+            out.push(self.day_rollups(day)?);
+            match day.succ_opt() {
+                Some(next) => day = next,
+                None => break,
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Hourly totals of the hours starting in `[from_ms, to_ms)`, as the
@@ -233,12 +387,21 @@ impl<'a> Replay<'a> {
         }
         let first = schema::utc_day(from_h * schema::MS_PER_HOUR);
         let last = schema::utc_day(to_h * schema::MS_PER_HOUR - 1);
-        let mut tally = RollupTally::default();
-        self.run_rollups(pred(first), succ(last), &mut tally)?;
-        let mut out: Vec<(i64, Totals)> = tally
-            .hourly
+        // a day's changes are dated on it or before it: the day after the
+        // range can still end a bounce that started in it
+        let mut hourly: FxHashMap<i64, [i64; Totals::FIELDS]> = FxHashMap::default();
+        for day in self.run_rollups(first, succ(last))? {
+            for (h, t) in &day.hourly {
+                if (from_h..to_h).contains(h) {
+                    let x = hourly.entry(*h).or_default();
+                    for (x, dx) in x.iter_mut().zip(t) {
+                        *x += dx;
+                    }
+                }
+            }
+        }
+        let mut out: Vec<(i64, Totals)> = hourly
             .into_iter()
-            .filter(|(h, _)| (from_h..to_h).contains(h))
             .map(|(h, t)| {
                 (
                     h,
@@ -265,27 +428,15 @@ impl<'a> Replay<'a> {
             // the UTC days that hold the local days, with a day either side
             let first = pred(pred(from));
             let last = succ(succ(to));
-            let mut tally = RollupTally::default();
-            self.run_rollups(first, last, &mut tally)?;
-            let (a, b) = (DayNumber::of(from), DayNumber::of(to));
-            let dict = self.dict.lock().unwrap_or_else(|p| p.into_inner());
-            for ((group, day, raw), c) in tally.dims {
-                if day < a || day > b {
-                    continue;
-                }
-                // a plugin change's "raw id" is the bit set itself
-                let entry = match group {
-                    Group::Plugins => None,
-                    _ => Some(dict.entries.get(raw as usize - 1).ok_or_else(|| {
-                        StoreError::Decode(format!("replayed value {raw} unknown"))
-                    })?),
-                };
-                for (d, value) in expand(group, raw, entry)? {
-                    if d == dim && !value.is_empty() {
-                        let x = values.entry(value).or_default();
-                        for (x, dx) in x.iter_mut().zip(c) {
-                            *x += dx;
-                        }
+            let (a, b) = (DayNumber::of(from).stored(), DayNumber::of(to).stored());
+            for day in self.run_rollups(first, last)? {
+                for (d, local, value, c) in &day.dims {
+                    if *d != dim || *local < a || *local > b {
+                        continue;
+                    }
+                    let x = values.entry(value.clone()).or_default();
+                    for (x, dx) in x.iter_mut().zip(c) {
+                        *x += dx;
                     }
                 }
             }

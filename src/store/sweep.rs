@@ -760,6 +760,22 @@ impl Store {
         }
         Ok(())
     }
+
+    /// The earliest hour (since the epoch) the hourly roll-ups of any site
+    /// hold (for the audit: how far back reports reach).
+    pub fn oldest_rollup_hour(&self) -> Result<Option<i64>, StoreError> {
+        let txn = self.db()?.begin_read()?;
+        let Some(t) = open_optional(&txn, super::schema::HOURLY)? else {
+            return Ok(None);
+        };
+        let mut oldest: Option<i64> = None;
+        for row in t.iter()? {
+            let (k, _) = row?;
+            let (_, hour) = k.value();
+            oldest = Some(oldest.map_or(hour, |o| o.min(hour)));
+        }
+        Ok(oldest)
+    }
 }
 
 fn write_vetted(txn: &redb::WriteTransaction, v: FreeTextVetted) -> Result<(), StoreError> {

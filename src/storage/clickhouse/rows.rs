@@ -126,7 +126,7 @@ pub const REPLAY_COLUMNS: &str = "ts_ms, kind, visitor, pageview_id, url, title,
     referrer_kind, referrer_name, referrer_url, utm_source, utm_medium, utm_campaign, \
     target, search_term, search_results, engaged_ms, device_type, device_brand, device_model, \
     os, os_version, browser, browser_version, engine, engine_version, plugins, custom, \
-    custom_name, custom_props, revenue_cents";
+    custom_name, custom_props, revenue_cents, seq, batch";
 
 /// One row as `SELECT REPLAY_COLUMNS ... FORMAT JSONEachRow` gives it
 /// (64-bit integers unquoted: `output_format_json_quote_64bit_integers=0`).
@@ -162,9 +162,10 @@ struct StoredRow {
     custom_name: String,
     custom_props: String,
     revenue_cents: i64,
+    seq: u64,
+    batch: u64,
 }
 
-/// Decodes one `JSONEachRow` line of [`REPLAY_COLUMNS`].
 /// What went wrong in a row, without the row's text: serde_json's own
 /// message can quote the value it choked on (a URL, a search term), and
 /// this message ends up in the server's log.
@@ -177,9 +178,27 @@ fn json_failure(e: serde_json::Error) -> String {
     )
 }
 
+/// Decodes one `JSONEachRow` line of [`REPLAY_COLUMNS`].
 pub fn parse_replay_row(line: &str) -> Result<ReplayEvent, String> {
+    parse_replay_row_with_id(line).map(|(event, _)| event)
+}
+
+/// Where a stored row came from: the receiving collector's number (`seq`)
+/// and the insert id (`batch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowId {
+    pub seq: u64,
+    pub batch: u64,
+}
+
+/// Like [`parse_replay_row`], with the row's [`RowId`].
+pub fn parse_replay_row_with_id(line: &str) -> Result<(ReplayEvent, RowId), String> {
     use crate::model::{Campaign, Device, DeviceType, EventKind, Referrer, ReferrerType};
     let r: StoredRow = serde_json::from_str(line).map_err(json_failure)?;
+    let id = RowId {
+        seq: r.seq,
+        batch: r.batch,
+    };
     let kind = EventKind::from_u8(r.kind).ok_or_else(|| format!("event kind {}", r.kind))?;
     let custom = if r.custom == 0 {
         None
@@ -196,7 +215,7 @@ pub fn parse_replay_row(line: &str) -> Result<ReplayEvent, String> {
             revenue_cents: r.revenue_cents,
         })
     };
-    Ok(ReplayEvent {
+    let event = ReplayEvent {
         ts_ms: i64::try_from(r.ts_ms).map_err(|_| format!("ts_ms {}", r.ts_ms))?,
         kind,
         visitor: r.visitor,
@@ -233,7 +252,8 @@ pub fn parse_replay_row(line: &str) -> Result<ReplayEvent, String> {
         },
         plugins: r.plugins,
         custom,
-    })
+    };
+    Ok((event, id))
 }
 
 #[cfg(test)]

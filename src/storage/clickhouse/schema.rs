@@ -18,6 +18,13 @@
 //!   collector (`salts.rs`), partitioned by UTC day so a day's salt goes
 //!   with its partition; replicated like `audit`, so any server answers.
 //!
+//! - `rollups` (version 4): the roll-ups of days whose raw events the
+//!   sweep deleted (`history.rs`), partitioned by the UTC day they were
+//!   replayed from, so `retention.rollup_days` drops whole partitions. On
+//!   a cluster a `Distributed` table over `rollups_local`
+//!   (`ReplicatedMergeTree`), sharded by site, so one write of a site's
+//!   day is one block on one shard.
+//!
 //! Version 2 adds to `events` what goal reports need and the ordering the
 //! report replay reads rows in: `custom` (1 for a custom event), its
 //! `custom_name`, `custom_props` (the declared properties as a JSON array
@@ -31,7 +38,7 @@
 use super::http::{Client, HttpError};
 
 /// The newest schema version this build knows.
-pub const LATEST_VERSION: u32 = 3;
+pub const LATEST_VERSION: u32 = 4;
 
 /// Where the tables are and whether they are replicated.
 #[derive(Clone, Debug)]
@@ -109,6 +116,43 @@ impl Layout {
             "events_local"
         } else {
             "events"
+        }
+    }
+
+    /// The table that holds a server's own part of the stored roll-ups.
+    pub fn rollups_local(&self) -> &'static str {
+        if self.is_cluster() {
+            "rollups_local"
+        } else {
+            "rollups"
+        }
+    }
+
+    /// The roll-ups of days whose raw events are gone (`history.rs`).
+    fn rollup_tables(&self) -> Vec<String> {
+        let db = &self.database;
+        let columns = super::history::COLUMNS;
+        let order = "ORDER BY (site, day, version, kind, dimension, local_day, value, hour)";
+        if self.is_cluster() {
+            vec![
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.rollups_local{on} ({columns}) \
+                     ENGINE = ReplicatedMergeTree('/clickhouse/tables/{{shard}}/{db}/rollups_local', '{{replica}}') \
+                     PARTITION BY day {order}",
+                    on = self.on_cluster()
+                ),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.rollups{on} AS {db}.rollups_local \
+                     ENGINE = Distributed({cluster}, {db}, rollups_local, cityHash64(site))",
+                    on = self.on_cluster(),
+                    cluster = self.cluster
+                ),
+            ]
+        } else {
+            vec![format!(
+                "CREATE TABLE IF NOT EXISTS {db}.rollups ({columns}) \
+                 ENGINE = MergeTree PARTITION BY day {order}"
+            )]
         }
     }
 
@@ -215,6 +259,7 @@ impl Layout {
                 statements
             }
             3 => vec![self.salts_table()],
+            4 => self.rollup_tables(),
             _ => Vec::new(),
         }
     }

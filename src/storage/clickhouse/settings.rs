@@ -10,6 +10,9 @@ use serde::Deserialize;
 /// `clickhouse.password_file` is set.
 pub const PASSWORD_ENV: &str = "SPARSAM_CLICKHOUSE_PASSWORD";
 
+/// Largest `clickhouse.report_cache_mb` (64 GiB): more is a typo.
+pub const MAX_REPORT_CACHE_MB: u64 = 65_536;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
@@ -37,6 +40,9 @@ pub struct ClickHouseConfig {
     pub spool_max_mb: u64,
     /// Seconds one request to ClickHouse may take.
     pub request_timeout_secs: u64,
+    /// Most memory, in MiB, the collector holds closed days' roll-ups in
+    /// for reports (`report_cache.rs`); 0 = keep none, replay every day.
+    pub report_cache_mb: u64,
 }
 
 impl Default for ClickHouseConfig {
@@ -52,6 +58,7 @@ impl Default for ClickHouseConfig {
             spool_dir: PathBuf::new(),
             spool_max_mb: 1024,
             request_timeout_secs: 30,
+            report_cache_mb: 128,
         }
     }
 }
@@ -117,6 +124,12 @@ impl ClickHouseConfig {
         }
         if !(1..=3600).contains(&self.request_timeout_secs) {
             return bad("request_timeout_secs", "must be between 1 and 3600".into());
+        }
+        if self.report_cache_mb > MAX_REPORT_CACHE_MB {
+            return bad(
+                "report_cache_mb",
+                format!("must be at most {MAX_REPORT_CACHE_MB} (0 turns the cache off)"),
+            );
         }
         Ok(())
     }

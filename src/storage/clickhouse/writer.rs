@@ -253,7 +253,13 @@ fn batch_loop(
             Err(RecvTimeoutError::Disconnected) => (true, None, true),
         };
         if flush_now && !acks.is_empty() {
+            // what an acknowledgement waits for, beside the flush interval
+            let started = Instant::now();
+            let n = events.len();
             let outcome = spool_events(std::mem::take(&mut events), spool, settings.batch_rows);
+            metrics::histogram!("sparsam_clickhouse_spool_seconds")
+                .record(started.elapsed().as_secs_f64());
+            metrics::counter!("sparsam_clickhouse_spooled_events_total").increment(n as u64);
             report_backlog(spool);
             if outcome.is_ok() {
                 signal.notify();
@@ -347,7 +353,11 @@ fn send_loop(
         };
         let mut failed = false;
         for batch in &held {
-            match send_batch(client, layout, spool, batch, uncertain.contains(&batch.id)) {
+            let started = Instant::now();
+            let sent = send_batch(client, layout, spool, batch, uncertain.contains(&batch.id));
+            metrics::histogram!("sparsam_clickhouse_insert_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match sent {
                 Ok(()) => {
                     uncertain.remove(&batch.id);
                     if let Err(e) = spool.remove(batch) {
