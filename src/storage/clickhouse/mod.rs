@@ -365,9 +365,7 @@ impl ClickHouseStorage {
         self.report_cache.forget_before(free_text_from);
         let stored = self.fingerprints(site, first, last)?;
         let read: SharedFingerprints = Arc::default();
-        let events = self.layout.table("events");
-        let site_literal = literal(site);
-        let client = self.client.clone();
+        let day_rows = self.day_rows(site);
         let known = stored.clone();
         let read_by_fetch = read.clone();
         let fetch = move |day: NaiveDate| -> Result<Vec<ReplayEvent>, StoreError> {
@@ -375,26 +373,7 @@ impl ClickHouseStorage {
             let mut out = Vec::new();
             // a day outside the range asked about is read, not assumed empty
             if known.contains_key(&day) || day < first || day > last {
-                let day_text = day.format("%Y-%m-%d");
-                let answer = client
-                    .query(
-                        &format!(
-                            "SELECT {} FROM {events} WHERE site = {site_literal} AND day = '{day_text}' \
-                             ORDER BY ts_ms, seq FORMAT JSONEachRow",
-                            rows::REPLAY_COLUMNS
-                        ),
-                        &[("output_format_json_quote_64bit_integers", "0")],
-                    )
-                    .map_err(|e| StoreError::Replay {
-                        transient: e.is_transient(),
-                        message: e.to_string(),
-                    })?;
-                for line in answer.lines().filter(|l| !l.is_empty()) {
-                    let (event, id) =
-                        rows::parse_replay_row_with_id(line).map_err(|e| StoreError::Replay {
-                            message: format!("event row of {day_text} from ClickHouse: {e}"),
-                            transient: false,
-                        })?;
+                for (event, id) in day_rows(day)? {
                     fingerprint.add(id.seq, id.batch);
                     out.push(event);
                 }
@@ -405,12 +384,7 @@ impl ClickHouseStorage {
                 .insert(day, fingerprint);
             Ok(out)
         };
-        let tz = self
-            .site_timezones
-            .get(site)
-            .copied()
-            .unwrap_or(chrono_tz::Tz::UTC);
-        let replay = Replay::new(tz, self.max_engaged_ms, Box::new(fetch));
+        let replay = Replay::new(self.timezone(site), self.max_engaged_ms, Box::new(fetch));
         if !cached {
             return Ok(replay);
         }
@@ -508,10 +482,25 @@ impl ClickHouseStorage {
     /// A replay of `site` that reads every day it is asked for, without
     /// the report cache (the sweep's replay of the days it stores).
     fn plain_replay(&self, site: &str) -> Replay<'static> {
+        let day_rows = self.day_rows(site);
+        let fetch = move |day: NaiveDate| -> Result<Vec<ReplayEvent>, StoreError> {
+            Ok(day_rows(day)?.into_iter().map(|(event, _)| event).collect())
+        };
+        Replay::new(self.timezone(site), self.max_engaged_ms, Box::new(fetch))
+    }
+
+    /// Reads `site`'s raw rows of one UTC day in receipt order (`ts_ms`,
+    /// then the collector's `seq`), each with the ids its fingerprint
+    /// counts: what every replay fetches.
+    fn day_rows(
+        &self,
+        site: &str,
+    ) -> impl Fn(NaiveDate) -> Result<Vec<(ReplayEvent, rows::RowId)>, StoreError> + Send + 'static
+    {
         let events = self.layout.table("events");
         let site_literal = literal(site);
         let client = self.client.clone();
-        let fetch = move |day: NaiveDate| -> Result<Vec<ReplayEvent>, StoreError> {
+        move |day| {
             let day_text = day.format("%Y-%m-%d");
             let answer = client
                 .query(
@@ -530,21 +519,21 @@ impl ClickHouseStorage {
                 .lines()
                 .filter(|l| !l.is_empty())
                 .map(|line| {
-                    rows::parse_replay_row_with_id(line)
-                        .map(|(event, _)| event)
-                        .map_err(|e| StoreError::Replay {
-                            message: format!("event row of {day_text} from ClickHouse: {e}"),
-                            transient: false,
-                        })
+                    rows::parse_replay_row_with_id(line).map_err(|e| StoreError::Replay {
+                        message: format!("event row of {day_text} from ClickHouse: {e}"),
+                        transient: false,
+                    })
                 })
                 .collect()
-        };
-        let tz = self
-            .site_timezones
+        }
+    }
+
+    /// The time zone `site`'s local days are counted in.
+    fn timezone(&self, site: &str) -> chrono_tz::Tz {
+        self.site_timezones
             .get(site)
             .copied()
-            .unwrap_or(chrono_tz::Tz::UTC);
-        Replay::new(tz, self.max_engaged_ms, Box::new(fetch))
+            .unwrap_or(chrono_tz::Tz::UTC)
     }
 
     /// The (site, UTC day) pairs before `before` whose roll-ups are stored
