@@ -30,12 +30,11 @@ use crate::goals::{url_path, Condition};
 use crate::model::EventKind;
 use crate::storage::{ConversionQuery, Conversions, GoalCount};
 use crate::store::replay::DaySource;
-use crate::store::rollup::VISIT_TIMEOUT_MS;
 use crate::store::scan::{
     cols_for, day_workers, days_in_parallel, key_of_core, visit_order, IdCache, Values,
 };
 use crate::store::schema::MS_PER_DAY;
-use crate::store::visits::{self, VisitEvent};
+use crate::store::visits::{self, FollowedVisit, VisitEvent, VisitSlots};
 use crate::store::{Col, Cols, DayEvents, Dimension, RawEvent, Store, StoreError};
 
 /// True for dimensions whose value is the visit's (the same for all its
@@ -374,45 +373,31 @@ struct VisitFollower<'f> {
     goal_words: usize,
     /// End of the queried range: visits still running then are over.
     to_ms: i64,
-    /// The visit each of the current day's visitors has running.
-    slots: Vec<Option<OpenVisit>>,
-    /// Visits still live at the end of the previous day: they go on only
-    /// if the same visitor hash comes back within the timeout.
-    carried: FxHashMap<u64, OpenVisit>,
+    visits: VisitSlots<OpenVisit>,
+}
+
+impl FollowedVisit for OpenVisit {
+    fn core(&self) -> &visits::Visit {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut visits::Visit {
+        &mut self.core
+    }
 }
 
 impl VisitFollower<'_> {
     fn day(&mut self, day: PreparedDay) -> Result<(), StoreError> {
-        self.slots.clear();
-        self.slots.resize_with(day.visitor_hashes.len(), || None);
-        if !self.carried.is_empty() {
-            for (i, h) in day.visitor_hashes.iter().enumerate() {
-                if let Some(v) = self.carried.remove(h) {
-                    self.slots[i] = Some(v);
-                }
-            }
-            for (_, v) in self.carried.drain() {
-                self.counts
-                    .finish(&mut self.values, &self.visit_filters, v)?;
-            }
-        }
+        let (counts, values, filters) = (&mut self.counts, &mut self.values, &self.visit_filters);
+        self.visits
+            .begin_day(&day.visitor_hashes, |v| counts.finish(values, filters, v))?;
         for e in &day.events {
             self.event(&day, e)?;
         }
-        // visits that cannot go on past this day are counted now; the
-        // others wait for the next day
         let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(self.to_ms);
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(v) = slot.take() {
-                if day_end - v.core.last_ts >= VISIT_TIMEOUT_MS {
-                    self.counts
-                        .finish(&mut self.values, &self.visit_filters, v)?;
-                } else {
-                    self.carried.insert(day.visitor_hashes[i], v);
-                }
-            }
-        }
-        Ok(())
+        let (counts, values, filters) = (&mut self.counts, &mut self.values, &self.visit_filters);
+        self.visits.end_day(&day.visitor_hashes, day_end, |v| {
+            counts.finish(values, filters, v)
+        })
     }
 
     /// One event of `day`: moves its visitor's visit on (ending and
@@ -424,10 +409,9 @@ impl VisitFollower<'_> {
             .visitor_hashes
             .get(n)
             .ok_or_else(|| StoreError::Decode("event refers to an unknown visitor".into()))?;
-        let slot = &mut self.slots[n];
-        let mut core = slot.as_ref().map(|v| v.core);
-        let moved = visits::advance(
-            &mut core,
+        let (counts, values, filters) = (&mut self.counts, &mut self.values, &self.visit_filters);
+        let (_, visit) = self.visits.advance(
+            n,
             &VisitEvent {
                 ts_ms: e.ts_ms,
                 kind: e.kind,
@@ -435,27 +419,19 @@ impl VisitFollower<'_> {
                 referrer: e.referrer,
                 campaign: e.campaign,
             },
-        );
-        if moved.ended.is_some() {
-            if let Some(v) = slot.take() {
-                self.counts
-                    .finish(&mut self.values, &self.visit_filters, v)?;
-            }
-        }
-        if moved.started {
-            *slot = core.map(|core| OpenVisit {
+            |core| OpenVisit {
                 core,
                 visitor,
                 passes: false,
                 step: 0,
                 goals: Vec::new(),
                 revenue: Vec::new(),
-            });
-        }
-        let (Some(v), Some(core)) = (slot.as_mut(), core) else {
+            },
+            |v| counts.finish(values, filters, v),
+        )?;
+        let Some(v) = visit else {
             return Ok(());
         };
-        v.core = core;
         v.passes |= e.passes;
         if usize::from(v.step) < self.funnel_steps && e.steps & (1 << v.step) != 0 {
             v.step += 1;
@@ -472,10 +448,9 @@ impl VisitFollower<'_> {
 
     /// Counts the visits still running at the end of the range.
     fn finish(mut self) -> Result<Counts, StoreError> {
-        for (_, v) in self.carried.drain() {
-            self.counts
-                .finish(&mut self.values, &self.visit_filters, v)?;
-        }
+        let (counts, values, filters) = (&mut self.counts, &mut self.values, &self.visit_filters);
+        self.visits
+            .finish_all(|v| counts.finish(values, filters, v))?;
         Ok(self.counts)
     }
 }
@@ -504,8 +479,7 @@ fn count(query: &ConversionQuery<'_>, mut days: Days<'_>) -> Result<Conversions,
         funnel_steps: steps.len(),
         goal_words,
         to_ms: query.to_ms,
-        slots: Vec::new(),
-        carried: FxHashMap::default(),
+        visits: VisitSlots::default(),
     };
     let judge = |resolver| DayJudge {
         values: Values::new(resolver, query.filters),
@@ -555,6 +529,7 @@ mod tests {
     use crate::goals::{CustomEvent, Funnel, Goal, PathPattern};
     use crate::model::{Device, DeviceType, Event, Referrer, ReferrerType};
     use crate::report::filter::Filter;
+    use crate::store::rollup::VISIT_TIMEOUT_MS;
     use crate::store::schema::MS_PER_HOUR;
     use crate::store::{test_event, StoreOptions, Writer, WriterOptions};
     use std::collections::BTreeMap;

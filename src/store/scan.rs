@@ -31,9 +31,8 @@ use crate::storage::{Counting, FilteredAnswer, FilteredQuery};
 use crate::store::replay::DaySource;
 use crate::store::rollup::{
     campaign_values, device_values, referrer_values, CAMPAIGN_DIMS, DEVICE_DIMS, REFERRER_DIMS,
-    VISIT_TIMEOUT_MS,
 };
-use crate::store::visits::{self, Dwell, VisitEvent};
+use crate::store::visits::{self, Dwell, FollowedVisit, VisitEvent, VisitSlots};
 use crate::store::{Col, Cols, Counters, Dimension, RawEvent, Resolver, Store, StoreError, Totals};
 
 use crate::store::schema::{MS_PER_DAY, MS_PER_HOUR};
@@ -435,8 +434,7 @@ pub(crate) fn filtered_from(
         hold_all: filters.iter().any(|f| f.dim == Dimension::ExitPage),
         hold_until_entry: filters.iter().any(|f| f.dim == Dimension::EntryPage),
         to_ms,
-        slots: Vec::new(),
-        carried: FxHashMap::default(),
+        visits: VisitSlots::default(),
         day_index: 0,
     };
     let mut failure: Option<StoreError> = None;
@@ -483,29 +481,24 @@ struct ScanFollower<'f> {
     hold_until_entry: bool,
     /// End of the queried range: visits still running then are over.
     to_ms: i64,
-    /// The visit each of the current day's visitors has running.
-    slots: Vec<Option<Visit>>,
-    /// Visits still live at the end of the previous day (they go on only
-    /// if the same visitor hash comes back within the timeout, which the
-    /// daily salt makes rare).
-    carried: FxHashMap<u64, Visit>,
+    visits: VisitSlots<Visit>,
     day_index: u32,
+}
+
+impl FollowedVisit for Visit {
+    fn core(&self) -> &visits::Visit {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut visits::Visit {
+        &mut self.core
+    }
 }
 
 impl ScanFollower<'_> {
     fn day(&mut self, day: &crate::store::DayEvents) -> Result<(), StoreError> {
-        self.slots.clear();
-        self.slots.resize_with(day.visitor_hashes.len(), || None);
-        if !self.carried.is_empty() {
-            for (i, h) in day.visitor_hashes.iter().enumerate() {
-                if let Some(v) = self.carried.remove(h) {
-                    self.slots[i] = Some(v);
-                }
-            }
-            for (_, v) in self.carried.drain() {
-                self.tally.finish_visit(&mut self.values, v)?;
-            }
-        }
+        let (tally, values) = (&mut self.tally, &mut self.values);
+        self.visits
+            .begin_day(&day.visitor_hashes, |v| tally.finish_visit(values, v))?;
         self.tally
             .visitors_seen
             .push(vec![false; day.visitor_hashes.len()]);
@@ -522,18 +515,11 @@ impl ScanFollower<'_> {
         for i in (0..day.events.len()).map(|i| order.as_ref().map_or(i, |o| o[i])) {
             self.event(day, day.events[i])?;
         }
-        // visits that cannot go on past this day are counted now; the
-        // others wait for the next day
         let day_end = (crate::store::schema::day_start_ms(day.day) + MS_PER_DAY).min(self.to_ms);
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if let Some(v) = slot.take() {
-                if day_end - v.core.last_ts >= VISIT_TIMEOUT_MS {
-                    self.tally.finish_visit(&mut self.values, v)?;
-                } else {
-                    self.carried.insert(day.visitor_hashes[i], v);
-                }
-            }
-        }
+        let (tally, values) = (&mut self.tally, &mut self.values);
+        self.visits.end_day(&day.visitor_hashes, day_end, |v| {
+            tally.finish_visit(values, v)
+        })?;
         self.day_index += 1;
         Ok(())
     }
@@ -557,10 +543,9 @@ impl ScanFollower<'_> {
             visitor,
             pageview,
         };
-        let slot = &mut self.slots[n];
-        let mut core = slot.as_ref().map(|v| v.core);
-        let moved = visits::advance(
-            &mut core,
+        let (tally, values) = (&mut self.tally, &mut self.values);
+        let (moved, visit) = self.visits.advance(
+            n,
             &VisitEvent {
                 ts_ms: raw.ts_ms,
                 kind: raw.kind,
@@ -568,24 +553,17 @@ impl ScanFollower<'_> {
                 referrer: raw.referrer,
                 campaign: raw.campaign,
             },
-        );
-        if moved.ended.is_some() {
-            if let Some(v) = slot.take() {
-                self.tally.finish_visit(&mut self.values, v)?;
-            }
-        }
-        if moved.started {
-            *slot = core.map(|core| Visit {
+            |core| Visit {
                 core,
                 counted: false,
                 entry_pending: false,
                 held: Vec::new(),
-            });
-        }
-        let (Some(v), Some(core)) = (slot.as_mut(), core) else {
+            },
+            |v| tally.finish_visit(values, v),
+        )?;
+        let Some(v) = visit else {
             return self.tally.event(&mut self.values, &e, None);
         };
-        v.core = core;
         if moved.pageview_number == 1 {
             // the entry page is known now
             if v.entry_pending {
@@ -613,9 +591,8 @@ impl ScanFollower<'_> {
     /// Finishes the visits still running at the end of the range and
     /// gives the answer.
     fn finish(mut self) -> Result<FilteredAnswer, StoreError> {
-        for (_, v) in self.carried.drain() {
-            self.tally.finish_visit(&mut self.values, v)?;
-        }
+        let (tally, values) = (&mut self.tally, &mut self.values);
+        self.visits.finish_all(|v| tally.finish_visit(values, v))?;
         self.tally.finish(&mut self.values)
     }
 }

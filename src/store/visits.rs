@@ -18,7 +18,10 @@
 //! (the shape of a search engine feeding several outputs: one engine, and
 //! each caller is the sink for what it needs).
 
+use rustc_hash::FxHashMap;
+
 use super::ids::StringId;
+use super::StoreError;
 use crate::model::EventKind;
 
 use super::rollup::VISIT_TIMEOUT_MS;
@@ -104,6 +107,119 @@ pub(crate) fn advance(visit: &mut Option<Visit>, e: &VisitEvent) -> VisitStep {
         }
     }
     step
+}
+
+/// A visit a scan follows: the engine's [`Visit`] and whatever the scan
+/// counts along with it.
+pub(crate) trait FollowedVisit {
+    fn core(&self) -> &Visit;
+    fn core_mut(&mut self) -> &mut Visit;
+}
+
+/// Every visitor's running visit while a scan reads days in order: the
+/// current day's visits by visitor number, and the visits still live at
+/// the end of the previous day (they go on only if the same visitor hash
+/// comes back within the timeout, which the daily salt makes rare). The
+/// goal counts and the filtered scan both follow visits with it; each
+/// passes `finish` for what it does with a visit that is over.
+pub(crate) struct VisitSlots<V> {
+    slots: Vec<Option<V>>,
+    carried: FxHashMap<u64, V>,
+}
+
+impl<V> Default for VisitSlots<V> {
+    fn default() -> Self {
+        VisitSlots {
+            slots: Vec::new(),
+            carried: FxHashMap::default(),
+        }
+    }
+}
+
+impl<V: FollowedVisit> VisitSlots<V> {
+    /// Starts a day whose visitors are `hashes` (by number): carried
+    /// visits whose visitor is back go on, the others are over.
+    pub(crate) fn begin_day(
+        &mut self,
+        hashes: &[u64],
+        mut finish: impl FnMut(V) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.slots.clear();
+        self.slots.resize_with(hashes.len(), || None);
+        if !self.carried.is_empty() {
+            for (i, h) in hashes.iter().enumerate() {
+                if let Some(v) = self.carried.remove(h) {
+                    self.slots[i] = Some(v);
+                }
+            }
+            for (_, v) in self.carried.drain() {
+                finish(v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves visitor `n`'s visit on by `e`: a visit that timed out goes
+    /// to `finish`, a new one is made by `start`. Returns what the event
+    /// did and the visit it belongs to (none for a ping outside a visit).
+    pub(crate) fn advance(
+        &mut self,
+        n: usize,
+        e: &VisitEvent,
+        start: impl FnOnce(Visit) -> V,
+        finish: impl FnOnce(V) -> Result<(), StoreError>,
+    ) -> Result<(VisitStep, Option<&mut V>), StoreError> {
+        let slot = &mut self.slots[n];
+        let mut core = slot.as_ref().map(|v| *v.core());
+        let moved = advance(&mut core, e);
+        if moved.ended.is_some() {
+            if let Some(v) = slot.take() {
+                finish(v)?;
+            }
+        }
+        if moved.started {
+            *slot = core.map(start);
+        }
+        let visit = match (slot.as_mut(), core) {
+            (Some(v), Some(core)) => {
+                *v.core_mut() = core;
+                Some(v)
+            }
+            _ => None,
+        };
+        Ok((moved, visit))
+    }
+
+    /// Ends the day: visits that cannot go on past `day_end` go to
+    /// `finish`, the others wait for the next day.
+    pub(crate) fn end_day(
+        &mut self,
+        hashes: &[u64],
+        day_end: i64,
+        mut finish: impl FnMut(V) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if let Some(v) = slot.take() {
+                if day_end - v.core().last_ts >= VISIT_TIMEOUT_MS {
+                    finish(v)?;
+                } else {
+                    self.carried.insert(hashes[i], v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The visits still running at the end of the range, all over now.
+    pub(crate) fn finish_all(
+        &mut self,
+        mut finish: impl FnMut(V) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for (_, v) in self.carried.drain() {
+            finish(v)?;
+        }
+        Ok(())
+    }
 }
 
 /// Dwell of one page view: the largest engaged time reported for it.
