@@ -156,7 +156,22 @@ pub struct DayRollups {
     pub dims: Vec<(Dimension, i32, String, [i64; 3])>,
 }
 
+/// Counter changes summed by (dimension, site-local day, value).
+pub type DimSums = FxHashMap<(Dimension, i32, String), [i64; 3]>;
+
 impl DayRollups {
+    /// Roll-ups from hourly totals and summed dimension changes: changes
+    /// that cancel out are left out, the rest sorted.
+    pub fn from_sums(hourly: Vec<(i64, [i64; Totals::FIELDS])>, sums: DimSums) -> DayRollups {
+        let mut dims: Vec<(Dimension, i32, String, [i64; 3])> = sums
+            .into_iter()
+            .filter(|(_, c)| *c != [0; 3])
+            .map(|((dim, day, value), c)| (dim, day, value, c))
+            .collect();
+        dims.sort_unstable();
+        DayRollups { hourly, dims }
+    }
+
     /// Roughly the bytes these roll-ups take in memory.
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Self>()
@@ -327,7 +342,7 @@ impl<'a> Replay<'a> {
         let mut hourly: Vec<(i64, [i64; Totals::FIELDS])> = tally.hourly.into_iter().collect();
         hourly.sort_unstable_by_key(|(h, _)| *h);
         let dict = self.dict.lock().unwrap_or_else(|p| p.into_inner());
-        let mut dims: FxHashMap<(Dimension, i32, String), [i64; 3]> = FxHashMap::default();
+        let mut dims = DimSums::default();
         for ((group, day, raw), c) in tally.dims {
             // a plugin change's "raw id" is the bit set itself
             let entry =
@@ -347,13 +362,7 @@ impl<'a> Replay<'a> {
                 }
             }
         }
-        let mut dims: Vec<(Dimension, i32, String, [i64; 3])> = dims
-            .into_iter()
-            .filter(|(_, c)| *c != [0; 3])
-            .map(|((dim, day, value), c)| (dim, day, value, c))
-            .collect();
-        dims.sort_unstable();
-        Ok(DayRollups { hourly, dims })
+        Ok(DayRollups::from_sums(hourly, dims))
     }
 
     /// The roll-ups of the UTC days from `first` to `last`.

@@ -31,10 +31,9 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use crate::store::replay::DayRollups;
+use crate::store::replay::{DayRollups, DimSums};
 use crate::store::rollup::{without_free_text, Dimension, FREE_TEXT_DIMS};
 use crate::store::sweep::FreeTextExpiry;
 use crate::store::Totals;
@@ -89,7 +88,7 @@ pub fn cut_free_text(
     expired: impl Fn(i32) -> bool,
 ) -> (DayRollups, FreeTextExpiry) {
     let mut cut = FreeTextExpiry::default();
-    let mut dims: FxHashMap<(Dimension, i32, String), [i64; 3]> = FxHashMap::default();
+    let mut dims = DimSums::default();
     for (dim, local_day, value, counts) in &rollups.dims {
         let kept = match without_free_text(*dim, value) {
             Some(rest) if FREE_TEXT_DIMS.contains(dim) && expired(*local_day) => {
@@ -107,19 +106,7 @@ pub fn cut_free_text(
             *x += dx;
         }
     }
-    let mut dims: Vec<(Dimension, i32, String, [i64; 3])> = dims
-        .into_iter()
-        .filter(|(_, c)| *c != [0; 3])
-        .map(|((dim, day, value), c)| (dim, day, value, c))
-        .collect();
-    dims.sort_unstable();
-    (
-        DayRollups {
-            hourly: rollups.hourly.clone(),
-            dims,
-        },
-        cut,
-    )
+    (DayRollups::from_sums(rollups.hourly.clone(), dims), cut)
 }
 
 /// True when some value of a free-text dimension on a site-local day
