@@ -507,15 +507,21 @@ fn metric_value(page: &str, name: &str) -> f64 {
         .sum()
 }
 
-/// GETs a report with the admin token and returns its JSON.
-fn report_json(server: &common::Server, path: &str) -> serde_json::Value {
-    let res = client()
-        .get(server.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    res.json().unwrap()
+/// Stores `events` through the backend `config` names (in batches of 37,
+/// as collectors' batches come) and closes it once all are counted.
+fn store_through_backend(config: &str, events: &[sparsam::model::Event]) {
+    let parsed = sparsam::Config::parse(config).expect("config");
+    let storage = sparsam::app::open_backend(&parsed).expect("open backend");
+    for chunk in events.chunks(37) {
+        storage
+            .submit(chunk.to_vec())
+            .expect("queued")
+            .blocking_recv()
+            .expect("answer")
+            .expect("stored");
+    }
+    eventually(events.len() as u64, || storage.event_count().unwrap_or(0));
+    storage.close().expect("close");
 }
 
 /// A collector keeps a closed day's roll-ups between reports (the second
@@ -557,9 +563,9 @@ fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
             "sparsam_clickhouse_report_cache_hits_total",
         )
     };
-    assert_eq!(report_json(&server, &summary)["pageviews"], 20);
+    assert_eq!(common::admin_json(&server, &summary)["pageviews"], 20);
     assert_eq!(
-        report_json(&server, &pages)["rows"]
+        common::admin_json(&server, &pages)["rows"]
             .as_array()
             .unwrap()
             .len(),
@@ -567,9 +573,9 @@ fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
     );
     // asked again: the closed day comes from the cache
     let before = hits(&server);
-    assert_eq!(report_json(&server, &summary)["pageviews"], 20);
+    assert_eq!(common::admin_json(&server, &summary)["pageviews"], 20);
     assert_eq!(
-        report_json(&server, &pages)["rows"]
+        common::admin_json(&server, &pages)["rows"]
             .as_array()
             .unwrap()
             .len(),
@@ -592,10 +598,10 @@ fn a_late_event_into_a_cached_closed_day_changes_the_answer() {
         )],
     );
     wait_sent(&writer);
-    let answer = report_json(&server, &summary);
+    let answer = common::admin_json(&server, &summary);
     assert_eq!(answer["pageviews"], 21, "{answer}");
     assert_eq!(answer["visitors"], 21, "{answer}");
-    let rows = report_json(&server, &pages);
+    let rows = common::admin_json(&server, &pages);
     assert!(
         rows["rows"]
             .as_array()
@@ -645,7 +651,7 @@ fn the_sweep_takes_cached_free_text_out_of_memory() {
     wait_sent(&writer);
 
     let terms = "/api/v1/sites/demo/breakdown/search_term?from=2025-11-29&to=2025-11-29";
-    let answer = report_json(&server, terms);
+    let answer = common::admin_json(&server, terms);
     assert_eq!(answer["rows"][0]["value"], "my own name", "{answer}");
     let days_held = |server: &common::Server| {
         metric_value(
@@ -667,7 +673,7 @@ fn the_sweep_takes_cached_free_text_out_of_memory() {
     assert_eq!(report["events_deleted"], 3, "{report}");
     // gone from memory by the sweep itself, before any report asks
     assert_eq!(days_held(&server), 0.0);
-    let answer = report_json(&server, terms);
+    let answer = common::admin_json(&server, terms);
     assert_eq!(answer["rows"], serde_json::json!([]), "{answer}");
 }
 
@@ -931,18 +937,7 @@ fn assert_reports_equal(url: &str) {
     let events = generated_events(today_ms, now.timestamp_millis());
     assert!(events.len() > 150, "{} events", events.len());
     for config in [&redb_config, &ch_config] {
-        let parsed = sparsam::Config::parse(config).expect("config");
-        let storage = sparsam::app::open_backend(&parsed).expect("open backend");
-        for chunk in events.chunks(37) {
-            storage
-                .submit(chunk.to_vec())
-                .expect("queued")
-                .blocking_recv()
-                .expect("answer")
-                .expect("stored");
-        }
-        eventually(events.len() as u64, || storage.event_count().unwrap_or(0));
-        storage.close().expect("close");
+        store_through_backend(config, &events);
     }
 
     let redb_dir = tempfile::tempdir().unwrap();
@@ -1148,18 +1143,7 @@ fn assert_history_equal(url: &str, query: impl Fn(&str) -> String) {
     ));
     events.sort_by_key(|e| e.ts_ms);
     for config in [redb_config(2), ch_config(2)] {
-        let parsed = sparsam::Config::parse(&config).expect("config");
-        let storage = sparsam::app::open_backend(&parsed).expect("open backend");
-        for chunk in events.chunks(37) {
-            storage
-                .submit(chunk.to_vec())
-                .expect("queued")
-                .blocking_recv()
-                .expect("answer")
-                .expect("stored");
-        }
-        eventually(events.len() as u64, || storage.event_count().unwrap_or(0));
-        storage.close().expect("close");
+        store_through_backend(&config, &events);
     }
 
     let day = |back: u64| today - chrono::Days::new(back);
@@ -1171,7 +1155,7 @@ fn assert_history_equal(url: &str, query: impl Fn(&str) -> String) {
         // a start-up sweep (the first time) is over before the one asked for
         for server in [&embedded, &clickhouse] {
             eventually(true, || {
-                let audit = report_json(server, "/api/v1/audit");
+                let audit = common::admin_json(server, "/api/v1/audit");
                 audit["last_sweeps"][0]["outcome"] == "ok"
             });
         }
@@ -1501,7 +1485,7 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
     let mut server = common::Server::start_config(dir.path(), &config(30));
     // the start-up sweep (none ran before) is over before events come
     eventually(true, || {
-        let audit = report_json(&server, "/api/v1/audit");
+        let audit = common::admin_json(&server, "/api/v1/audit");
         audit["last_sweeps"][0]["outcome"] == "ok"
     });
     let mut o = options(&set, "", &dir.path().join("writer"));
@@ -1582,7 +1566,7 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
     }
     assert_eq!(on_disk(), Vec::<String>::new(), "free text left on disk");
     // the day's counts are still there, its page path without the query
-    let pages = report_json(
+    let pages = common::admin_json(
         &server,
         &format!("/api/v1/sites/demo/breakdown/page?from={old_day}&to={old_day}"),
     );
@@ -1592,18 +1576,18 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
         "{pages}\n{}",
         set.query(0, "SELECT * FROM sparsam_http.rollups FORMAT TabSeparated")
     );
-    let summary = report_json(
+    let summary = common::admin_json(
         &server,
         &format!("/api/v1/sites/demo/summary?from={old_day}&to={old_day}"),
     );
     assert_eq!(summary["pageviews"], 4, "{summary}");
-    let terms = report_json(
+    let terms = common::admin_json(
         &server,
         &format!("/api/v1/sites/demo/breakdown/search_term?from={old_day}&to={old_day}"),
     );
     assert_eq!(terms["rows"], serde_json::json!([]), "{terms}");
     // the audit: the roll-up table checked, nothing of free text in it
-    let audit = report_json(&server, "/api/v1/audit");
+    let audit = common::admin_json(&server, "/api/v1/audit");
     assert_eq!(audit["oldest_rollup_day"], old_day.to_string(), "{audit}");
     let table = audit["free_text"]["tables"]
         .as_array()
@@ -1637,7 +1621,7 @@ fn no_free_text_of_swept_days_is_left_in_any_table() {
         ),
         0
     );
-    let summary = report_json(
+    let summary = common::admin_json(
         &server,
         &format!("/api/v1/sites/demo/summary?from={old_day}&to={old_day}"),
     );

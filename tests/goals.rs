@@ -72,16 +72,6 @@ fn post(server: &Server, body: &str, ua: &str) -> u16 {
         .as_u16()
 }
 
-fn report(server: &Server, path: &str) -> serde_json::Value {
-    let res = client()
-        .get(server.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    res.json().unwrap()
-}
-
 #[test]
 fn custom_events_from_every_protocol_keep_only_what_is_declared() {
     let (_dir, mut server) = start();
@@ -279,7 +269,7 @@ fn seed_visits(server: &Server) {
 fn goals_and_funnels_count_visits_with_filters() {
     let (_dir, server) = start();
     seed_visits(&server);
-    let goals = report(&server, "/api/v1/sites/demo/goals?period=today");
+    let goals = common::admin_json(&server, "/api/v1/sites/demo/goals?period=today");
     assert_eq!(goals["visits"], 5, "{goals}");
     let rows = goals["rows"].as_array().unwrap();
     let row = |name: &str| rows.iter().find(|r| r["goal"] == name).unwrap().clone();
@@ -293,7 +283,7 @@ fn goals_and_funnels_count_visits_with_filters() {
 
     // with a filter: the two Firefox visits only
     let filter = enc("browser==Firefox");
-    let goals = report(
+    let goals = common::admin_json(
         &server,
         &format!("/api/v1/sites/demo/goals?period=today&filter={filter}"),
     );
@@ -305,7 +295,7 @@ fn goals_and_funnels_count_visits_with_filters() {
     assert_eq!(row("Read the guide")["conversions"], 1);
 
     let name = enc("Sign-up flow");
-    let funnel = report(
+    let funnel = common::admin_json(
         &server,
         &format!("/api/v1/sites/demo/funnel?period=today&name={name}"),
     );
@@ -333,7 +323,7 @@ fn goals_and_funnels_count_visits_with_filters() {
     assert_eq!(funnel["entered"], 3);
     assert_eq!(funnel["completed"], 1);
 
-    let funnel = report(
+    let funnel = common::admin_json(
         &server,
         &format!(
             "/api/v1/sites/demo/funnel?period=today&name={name}&filter={}",

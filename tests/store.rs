@@ -56,6 +56,22 @@ fn ev(site: &str, ts_ms: i64, kind: EventKind, visitor: u64, url: &str) -> Event
     }
 }
 
+/// `n` page views of site "s" from the start of `day0()`, `step_ms`
+/// apart, by 300 visitors over 40 pages, each its own page view.
+fn busy_day(n: usize, step_ms: i64) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            pv(
+                "s",
+                day0() + i as i64 * step_ms,
+                (i % 300) as u64,
+                &format!("/p{}", i % 40),
+                i as u64 + 1,
+            )
+        })
+        .collect()
+}
+
 fn pv(site: &str, ts: i64, visitor: u64, url: &str, pvid: u64) -> Event {
     let mut e = ev(site, ts, EventKind::PageView, visitor, url);
     e.pageview_id = pvid;
@@ -866,17 +882,7 @@ fn restarts_in_the_middle_of_blocks_lose_and_miscount_nothing() {
 fn a_busy_day_spans_many_blocks() {
     let f = open();
     let n = sparsam::store::codec::BLOCK_MAX_EVENTS * 2 + 77;
-    let events: Vec<Event> = (0..n)
-        .map(|i| {
-            pv(
-                "s",
-                day0() + i as i64 * 10,
-                (i % 300) as u64,
-                &format!("/p{}", i % 40),
-                i as u64 + 1,
-            )
-        })
-        .collect();
+    let events: Vec<Event> = busy_day(n, 10);
     write_in_batches(&f.writer, &events, 500);
     let (blocks, _, _) = f.store.snapshot().unwrap().block_stats().unwrap();
     assert!(blocks >= 3, "{blocks} blocks");
@@ -1448,17 +1454,7 @@ fn a_version_3_store_is_continued_in_tail_pieces() {
     use sparsam::store::codec::{decode_block, BlockBuilder, BlockPlace, Cols, BLOCK_MAX_EVENTS};
     let f = open();
     let n = BLOCK_MAX_EVENTS + 500;
-    let events: Vec<Event> = (0..n + 700)
-        .map(|i| {
-            pv(
-                "s",
-                day0() + i as i64 * 1000,
-                (i % 300) as u64,
-                &format!("/p{}", i % 40),
-                i as u64 + 1,
-            )
-        })
-        .collect();
+    let events: Vec<Event> = busy_day(n + 700, 1000);
     write_in_batches(&f.writer, &events[..n], 100);
     f.writer.shutdown_blocking().unwrap();
     let summary = |store: &Store| store.summary("s", day0(), day0() + DAY).unwrap();

@@ -218,15 +218,24 @@ pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// `GET /api/v1/sites/{site}/summary` for today (site time) as JSON.
-pub fn summary(server: &Server, site: &str) -> serde_json::Value {
+/// A GET with the admin token that must answer 200; its JSON.
+pub fn admin_json(server: &Server, path: &str) -> serde_json::Value {
     let res = client()
-        .get(server.url(&format!("/api/v1/sites/{site}/summary?period=today")))
+        .get(server.url(path))
         .bearer_auth(ADMIN_TOKEN)
         .send()
-        .expect("summary");
-    assert_eq!(res.status(), 200, "summary status");
-    res.json().expect("summary json")
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert_eq!(res.status(), 200, "{path}");
+    res.json()
+        .unwrap_or_else(|e| panic!("{path}: not JSON: {e}"))
+}
+
+/// `GET /api/v1/sites/{site}/summary` for today (site time) as JSON.
+pub fn summary(server: &Server, site: &str) -> serde_json::Value {
+    admin_json(
+        server,
+        &format!("/api/v1/sites/{site}/summary?period=today"),
+    )
 }
 
 pub fn pageviews(server: &Server, site: &str) -> i64 {
