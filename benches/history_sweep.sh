@@ -34,14 +34,7 @@ trap history_cleanup EXIT
 
 build_release sparsam gen-data
 
-echo "== starting the test cluster (tests/clickhouse.rs bench_cluster_host)" >&2
-(cd "$ROOT" && SPARSAM_BENCH_CLUSTER_FILE=$CLUSTER_FILE \
-    cargo test -q --test clickhouse -- --ignored --exact bench_cluster_host >"$WORK/cluster.log" 2>&1) &
-HOST_PID=$!
-for _ in $(seq 1 600); do [ -f "$CLUSTER_FILE" ] && break; sleep 0.5; done
-[ -f "$CLUSTER_FILE" ] || { cat "$WORK/cluster.log" >&2; exit 1; }
-mapfile -t CH_URLS <"$CLUSTER_FILE"
-echo "cluster: ${CH_URLS[*]}" >&2
+start_test_cluster
 ch() { # sql: runs sql on the first server
     curl -sf --data-binary "$1" "${CH_URLS[0]}"
 }

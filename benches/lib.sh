@@ -176,3 +176,17 @@ discarded_events() {
     curl -sf -H "Authorization: Bearer $ADMIN_TOKEN" "$URL/metrics" |
         awk '/^sparsam_store_discarded_events_total / { n = $2 } END { printf "%d\n", n }'
 }
+
+# Starts the ClickHouse + ZooKeeper test cluster of tests/clickhouse.rs
+# (bench_cluster_host) in the background; it runs until $CLUSTER_FILE is
+# removed. Sets HOST_PID and CH_URLS (the servers' HTTP addresses).
+start_test_cluster() {
+    echo "== starting the test cluster (tests/clickhouse.rs bench_cluster_host)" >&2
+    (cd "$ROOT" && SPARSAM_BENCH_CLUSTER_FILE=$CLUSTER_FILE \
+        cargo test -q --test clickhouse -- --ignored --exact bench_cluster_host >"$WORK/cluster.log" 2>&1) &
+    HOST_PID=$!
+    for _ in $(seq 1 600); do [ -f "$CLUSTER_FILE" ] && break; sleep 0.5; done
+    [ -f "$CLUSTER_FILE" ] || { cat "$WORK/cluster.log" >&2; exit 1; }
+    mapfile -t CH_URLS <"$CLUSTER_FILE"
+    echo "cluster: ${CH_URLS[*]}" >&2
+}
