@@ -691,7 +691,7 @@ impl WriterState {
                 // only the events this batch added, as a piece of the
                 // block still filling (a block number too large for a
                 // piece's key is written whole, as blocks were before)
-                let first_index = u32::try_from(st.tail_stored).unwrap_or(u32::MAX);
+                let first_index = u32::try_from(st.tail_stored()).unwrap_or(u32::MAX);
                 let t = tables.open(key.1)?;
                 match BlockPlace::piece_key(st.tail_no, first_index) {
                     Some(piece) => {

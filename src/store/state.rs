@@ -183,11 +183,9 @@ pub(crate) struct DayState {
     /// Block new events go to (all of its events), and its number.
     pub tail: BlockBuilder,
     pub tail_no: u32,
-    /// Events at the start of the tail that are stored (as a whole block
-    /// under `tail_no`, and in the pieces of `tail_pieces`).
-    pub tail_stored: usize,
     /// The tail's events not stored yet: the next tail piece
-    /// ([`super::codec::TAIL_PIECE`]).
+    /// ([`super::codec::TAIL_PIECE`]). The ones before them are stored
+    /// (see [`DayState::tail_stored`]).
     pub fresh: BlockBuilder,
     /// Index of the first event of each stored piece of the tail, so the
     /// pieces can be deleted once the block is written whole.
@@ -208,7 +206,6 @@ impl DayState {
             pageviews: Vec::new(),
             tail: BlockBuilder::new(0, 0),
             tail_no: 0,
-            tail_stored: 0,
             fresh: BlockBuilder::new(0, 0),
             tail_pieces: Vec::new(),
             added: 0,
@@ -493,9 +490,7 @@ impl DayState {
                 st.tail_no = no.checked_add(1).ok_or_else(|| {
                     StoreError::Decode(format!("site {site:?} has too many blocks in one day"))
                 })?;
-                st.tail_stored = 0;
             } else {
-                st.tail_stored = tail.len();
                 st.tail = tail;
                 st.tail_no = no;
                 st.tail_pieces = pieces;
@@ -526,7 +521,6 @@ impl DayState {
             self.fresh = BlockBuilder::new(visitors, pageviews);
             let no = self.tail_no;
             self.tail_no = self.tail_no.saturating_add(1);
-            self.tail_stored = 0;
             Some(FullBlock {
                 no,
                 block: full,
@@ -537,13 +531,19 @@ impl DayState {
         }
     }
 
+    /// Events at the start of the tail that are stored (as a whole block
+    /// under `tail_no`, and in the pieces of `tail_pieces`): all but the
+    /// fresh ones.
+    pub(crate) fn tail_stored(&self) -> usize {
+        self.tail.len() - self.fresh.len()
+    }
+
     /// Marks the events of [`DayState::fresh`] stored (as a piece starting
     /// at `piece`, or with the tail written whole when `None`).
     pub(crate) fn fresh_stored(&mut self, piece: Option<u32>) {
         if let Some(first_index) = piece {
             self.tail_pieces.push(first_index);
         }
-        self.tail_stored = self.tail.len();
         self.fresh = BlockBuilder::new(self.tail.next_visitor(), self.tail.next_pageview());
     }
 }
