@@ -1,8 +1,9 @@
-//! The visit engine: how one visitor's events make visits. Both places
-//! that count visits run it: the writer, which turns each step into
+//! The visit engine: how one visitor's events make visits. Every place
+//! that counts visits runs it: the writer, which turns each step into
 //! roll-up changes as events arrive (`super::state`), and the filtered
-//! scan, which counts the visits of matching events from raw events
-//! (`super::scan`). So a visit, its entry and exit page, whether it
+//! scan and the goal counts, which count visits from raw events
+//! (`super::scan`, `super::conversions`; both follow visits across days
+//! with [`VisitSlots`]). So a visit, its entry and exit page, whether it
 //! bounced, and how long its pages were read are defined here once.
 //!
 //! The rules: a visit is a visitor's run of events with gaps shorter than
