@@ -22,7 +22,7 @@ use crate::enrich::referrer::{campaign_from_params, classify_stripped, truncate}
 use crate::enrich::search::search_term;
 use crate::model::{Event, EventKind};
 use crate::privacy::visitor::{pageview_hash, utc_day, DaySalts, SaltError};
-use crate::privacy::{scrub_identifiers, strip_url, visitor_hash, AnonIp, SaltKeeper};
+use crate::privacy::{scrub_identifiers, strip_url, visitor_hash, AnonIp, CleanUrl, SaltKeeper};
 
 /// What the HTTP layer learned about the request itself.
 #[derive(Clone, Debug)]
@@ -118,33 +118,7 @@ impl Pipeline {
     ) -> Result<Processed, PipelineError> {
         let site = config.site(&hit.site).ok_or(Reject::UnknownSite)?;
         let max = config.server.max_field_bytes.as_u64() as usize;
-        check_len("url", &hit.url, max)?;
-        check_len("user agent", &meta.user_agent, max)?;
-        for (field, value) in [
-            ("ref", &hit.referrer),
-            ("title", &hit.title),
-            ("target", &hit.target),
-            ("search", &hit.search),
-            ("ua", &hit.user_agent),
-        ] {
-            if let Some(v) = value {
-                check_len(field, v, max)?;
-            }
-        }
-        if let Some(pv) = &hit.pageview_id {
-            check_len("pv", pv, MAX_PAGEVIEW_ID)?;
-        }
-        let max_engaged = config.server.max_engaged_seconds;
-        if hit
-            .engaged_ms
-            .is_some_and(|ms| u64::from(ms) > u64::from(max_engaged) * 1000)
-        {
-            return Err(Reject::Invalid {
-                field: "engaged_ms",
-                why: format!("more than {max_engaged} seconds of engaged time for one page view"),
-            }
-            .into());
-        }
+        check_sizes(config, &hit, meta, max)?;
 
         let page = strip_url(&hit.url, |p| site.is_kept_param(p)).map_err(|e| Reject::Invalid {
             field: "url",
@@ -153,23 +127,9 @@ impl Pipeline {
         if !site.allows_host(&page.host) {
             return Err(Reject::HostNotAllowed.into());
         }
-        // The referrer is parsed once: its host is checked against the
-        // spam list here and the stripped URL classified below.
-        let referrer_url = hit
-            .referrer
-            .as_deref()
-            .filter(|raw| !raw.trim().is_empty())
-            .map(|raw| (raw, strip_url(raw, |_| false)));
-        let spam = match &referrer_url {
-            Some((_, Ok(clean))) => config.referrer_spam.is_spam_host(&clean.host),
-            // no http(s) URL the parser takes (some spam hosts are not
-            // valid IDNA): the spam check reads its host by hand
-            Some((raw, Err(_))) => config.referrer_spam.is_spam(raw),
-            None => false,
-        };
-        if spam {
+        let Some(referrer_url) = referrer_unless_spam(config, hit.referrer.as_deref()) else {
             return Ok(Processed::ReferrerSpam);
-        }
+        };
 
         let user_agent = hit.user_agent.as_deref().unwrap_or(&meta.user_agent);
         // Hints sent in the body win per field; the headers' fill the gaps.
@@ -197,11 +157,7 @@ impl Pipeline {
         })?;
 
         let campaign = campaign_from_params(&page.params, 200);
-        let referrer = classify_stripped(
-            referrer_url.and_then(|(_, clean)| clean.ok()),
-            |h| site.allows_host(h),
-            &campaign,
-        );
+        let referrer = classify_stripped(referrer_url, |h| site.allows_host(h), &campaign);
         // Kept URL values are scrubbed by `strip_url`; an explicit term and
         // the title get the same treatment here.
         let term = match hit.search.as_deref().map(str::trim) {
@@ -248,20 +204,71 @@ impl Pipeline {
             anon_ip: meta.anon_ip,
             custom,
         };
-        let mut events = Vec::with_capacity(2);
-        let search_page = kind == EventKind::PageView && term.is_some();
-        if search_page {
+        with_search(event, term.is_some()).map(Processed::Events)
+    }
+}
+
+/// Refuses a hit with a field longer than the server accepts, or with more
+/// engaged time than one page view can have, before anything reads it.
+fn check_sizes(config: &Config, hit: &Hit, meta: &RequestMeta, max: usize) -> Result<(), Reject> {
+    check_len("url", &hit.url, max)?;
+    check_len("user agent", &meta.user_agent, max)?;
+    for (field, value) in [
+        ("ref", &hit.referrer),
+        ("title", &hit.title),
+        ("target", &hit.target),
+        ("search", &hit.search),
+        ("ua", &hit.user_agent),
+    ] {
+        if let Some(v) = value {
+            check_len(field, v, max)?;
+        }
+    }
+    if let Some(pv) = &hit.pageview_id {
+        check_len("pv", pv, MAX_PAGEVIEW_ID)?;
+    }
+    let max_engaged = config.server.max_engaged_seconds;
+    if hit
+        .engaged_ms
+        .is_some_and(|ms| u64::from(ms) > u64::from(max_engaged) * 1000)
+    {
+        return Err(Reject::Invalid {
+            field: "engaged_ms",
+            why: format!("more than {max_engaged} seconds of engaged time for one page view"),
+        });
+    }
+    Ok(())
+}
+
+/// The referrer, stripped, when it is a URL the parser takes; `None` when
+/// it is on the referrer-spam list, so the hit stops here. It is parsed
+/// once: its host is checked against the spam list here and the stripped
+/// URL classified afterwards.
+fn referrer_unless_spam(config: &Config, raw: Option<&str>) -> Option<Option<CleanUrl>> {
+    let Some(raw) = raw.filter(|raw| !raw.trim().is_empty()) else {
+        return Some(None);
+    };
+    let stripped = strip_url(raw, |_| false);
+    let spam = match &stripped {
+        Ok(clean) => config.referrer_spam.is_spam_host(&clean.host),
+        // no http(s) URL the parser takes (some spam hosts are not valid
+        // IDNA): the spam check reads its host by hand
+        Err(_) => config.referrer_spam.is_spam(raw),
+    };
+    (!spam).then(|| stripped.ok())
+}
+
+/// The events a hit stores: a page view with a search term (a search
+/// results page) is also a search; a search without a term is refused.
+fn with_search(event: Event, has_term: bool) -> Result<Vec<Event>, PipelineError> {
+    match event.kind {
+        EventKind::PageView if has_term => {
             let mut search = event.clone();
             search.kind = EventKind::Search;
-            events.push(event);
-            events.push(search);
-        } else {
-            if kind == EventKind::Search && term.is_none() {
-                return Err(Reject::Missing("search").into());
-            }
-            events.push(event);
+            Ok(vec![event, search])
         }
-        Ok(Processed::Events(events))
+        EventKind::Search if !has_term => Err(Reject::Missing("search").into()),
+        _ => Ok(vec![event]),
     }
 }
 
