@@ -34,12 +34,16 @@
 #        DURATION=10 CONNECTIONS=32 CLUSTER_CONNECTIONS=256 CLUSTER_FLUSH_MS=100 QUERY_EVENTS=1000000 benches/cluster_load.sh
 #        SPARSAM_BENCH_BIN_DIR=/some/release benches/cluster_load.sh   (another build's binaries, unbuilt)
 #        QUERY_EVENTS=0 benches/cluster_load.sh                        (ingest phases only)
+#        QUERY_EVENTS=10000000 REPORT_CACHE_MB=512 benches/cluster_load.sh  (10 M events, a cache that holds them)
 set -euo pipefail
 
 DURATION=${DURATION:-20}
 CLUSTER_CONNECTIONS=${CLUSTER_CONNECTIONS:-256}
 CLUSTER_FLUSH_MS=${CLUSTER_FLUSH_MS:-100}
 QUERY_EVENTS=${QUERY_EVENTS:-1000000}
+# the ClickHouse collectors' report cache (clickhouse.report_cache_mb):
+# about 40 MiB per million events over 90 days holds every closed day
+REPORT_CACHE_MB=${REPORT_CACHE_MB:-128}
 # shellcheck source=benches/lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -91,13 +95,13 @@ urls_toml() { # first-index
 cluster_config() { # data_dir database first-url-index [flush_ms]
     write_config "$1" "$(printf '[retention]\nvacuum_after_sweep = false\n')"
     # [store] and [clickhouse] go before [[sites]]: rewrite the file
-    python3 - "$WORK/sparsam.toml" "$2" "$(urls_toml "$3")" "${4:-1000}" <<'PY'
+    python3 - "$WORK/sparsam.toml" "$2" "$(urls_toml "$3")" "${4:-1000}" "$REPORT_CACHE_MB" <<'PY'
 import sys
-path, db, urls, flush_ms = sys.argv[1:]
+path, db, urls, flush_ms, cache_mb = sys.argv[1:]
 text = open(path).read()
 text = text.replace("[store]\n", "[store]\nbackend = \"clickhouse\"\n", 1)
 head, sites = text.split("[[sites]]", 1)
-head += f'[clickhouse]\nurls = {urls}\ndatabase = "{db}"\ncluster = "sparsam"\nflush_ms = {flush_ms}\n\n'
+head += f'[clickhouse]\nurls = {urls}\ndatabase = "{db}"\ncluster = "sparsam"\nflush_ms = {flush_ms}\nreport_cache_mb = {cache_mb}\n\n'
 open(path, "w").write(head + "[[sites]]" + sites)
 PY
 }
